@@ -1,0 +1,303 @@
+"""The `knowmix` command: a thin layer over the core library.
+
+Every subcommand parses arguments, calls one library function and prints its result. User
+mistakes arrive as ``KnowMixError`` and are printed as one line (``knowmix: error: ...``) with
+a non-zero exit code; only bugs show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from . import __version__
+from .errors import KnowMixError, SettingsError
+from .jobs import CancelToken, Progress
+
+
+# -- output helpers -----------------------------------------------------------------------------
+
+def _fmt_seconds(s: Optional[float]) -> str:
+    if s is None:
+        return "--:--"
+    s = int(round(s))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{sec:02d}s"
+
+
+class ProgressPrinter:
+    """A one-line progress bar on a terminal; periodic plain lines when output is a file or pipe."""
+
+    def __init__(self, label: str, stream=None) -> None:
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._last = 0.0
+        self._last_done = -1
+
+    def __call__(self, p: Progress) -> None:
+        now = time.monotonic()
+        if self.tty:
+            if now - self._last < 0.1 and p.done != p.total:
+                return
+            width = 24
+            filled = int(width * p.done / p.total) if p.total else width
+            bar = "#" * filled + "." * (width - filled)
+            rate = f"{p.rate:.2f} {p.unit}/s" if p.rate else "measuring"
+            line = f"\r{self.label} [{bar}] {p.done}/{p.total} {rate} ETA {_fmt_seconds(p.eta_s)}  {p.message[:40]:<40}"
+            self.stream.write(line)
+            self.stream.flush()
+        elif p.done != self._last_done and (now - self._last > 15 or p.done == p.total):
+            rate = f"{p.rate:.2f} {p.unit}/s" if p.rate else "rate not yet measured"
+            self.stream.write(f"{self.label}: {p.done}/{p.total} {p.unit}, {rate}, ETA {_fmt_seconds(p.eta_s)}\n")
+            self.stream.flush()
+            self._last_done = p.done
+        else:
+            return
+        self._last = now
+
+    def finish(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _status(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class _CtrlC:
+    """First Ctrl-C asks the job to stop after the current batch; a second one stops at once."""
+
+    def __init__(self, token: CancelToken) -> None:
+        self.token = token
+        self._old = None
+
+    def __enter__(self) -> "_CtrlC":
+        def handler(signum, frame):
+            if self.token.cancelled:
+                raise KeyboardInterrupt
+            self.token.cancel()
+            _status("\nStopping after the current batch (press Ctrl-C again to stop now; finished work is saved) ...")
+
+        try:
+            self._old = signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not in the main thread
+            self._old = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+# -- subcommands --------------------------------------------------------------------------------
+
+def _default_project(data: Path) -> Path:
+    return Path.cwd() / f"{data.stem}.knowmix"
+
+
+def _probe_settings(args: argparse.Namespace):
+    from .probe import preset
+
+    return preset(
+        args.preset, n_sets=args.sets, shots=args.shots, samples_per_set=args.samples, temperature=args.temperature,
+        top_k=args.top_k, max_tokens=args.max_tokens, seed=args.seed, schedule=args.schedule,
+    )
+
+
+def _load_data(path: str, args: argparse.Namespace, role: str = "data"):
+    from .datasets import load_dataset, parse_mapping
+
+    mapping = parse_mapping(args.map) if getattr(args, "map", None) and role == "data" else None
+    ds = load_dataset(path, mapping=mapping, skip_invalid=getattr(args, "skip_invalid", False))
+    _status(ds.summary_line())
+    return ds
+
+
+def _run_probe(project_path: Path, ds, pool, model: str, settings, *, backend: str = "auto", allow_pickle: bool = False) -> int:
+    from .probe import run_probe
+    from .store import Project
+    from .summary import breakdown
+
+    with Project(project_path) as project:
+        dataset_id = project.add_dataset(ds, role="train")
+        pool_id = project.add_dataset(pool, role="pool") if pool is not None else None
+        _status(f"Project: {project_path}")
+        _status(f"Budget: {settings.describe()}")
+        token = CancelToken()
+        bar = ProgressPrinter("Probing")
+        with _CtrlC(token):
+            try:
+                outcome = run_probe(
+                    project, dataset_id=dataset_id, pool_dataset_id=pool_id, model_spec=model, settings=settings,
+                    backend_name=backend, allow_pickle=allow_pickle, progress=bar, cancel=token, on_status=_status,
+                )
+            finally:
+                bar.finish()
+        result = breakdown(project, outcome.run_id)
+        for group, note in sorted(outcome.notes.items()):
+            _status(f"Note: {note}.")
+        if outcome.status == "cancelled":
+            _status(
+                f"Cancelled: {outcome.n_done} of {outcome.n_total} questions are probed and saved. "
+                "Run the same command again to resume."
+            )
+            print(result.to_table())
+            return 130
+        if outcome.status == "already finished":
+            _status(f"This probe was already finished in {project_path}; showing its results.")
+        print(result.headline())
+        print(result.to_table())
+        took = f" in {_fmt_seconds(outcome.seconds)}" if outcome.seconds else ""
+        print(f"Probed {outcome.n_done} questions{took} ({outcome.n_done - outcome.resumed_from} in this session).")
+        return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    settings = _probe_settings(args)
+    ds = _load_data(args.data, args)
+    if args.limit:
+        from .datasets import take_balanced
+
+        ds = take_balanced(ds, args.limit)
+        _status(f"Probing {len(ds.examples)} of the questions (--limit), spread evenly over the groups.")
+    pool = _load_data(args.pool, args, role="pool") if args.pool else None
+    project = Path(args.project) if args.project else _default_project(Path(args.data))
+    return _run_probe(project, ds, pool, args.model, settings, backend=args.backend, allow_pickle=args.allow_pickle)
+
+
+def _find_project(arg: Optional[str]) -> Path:
+    from .errors import ProjectError
+
+    if arg:
+        return Path(arg)
+    found = sorted(Path.cwd().glob("*.knowmix"), key=lambda p: p.stat().st_mtime, reverse=True)
+    if not found:
+        raise ProjectError("No project given and no *.knowmix file in this folder. Pass --project FILE.")
+    if len(found) > 1:
+        _status(f"Using the most recent project here: {found[0].name} (pass --project to choose another).")
+    return found[0]
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from .store import Project
+    from .summary import breakdown
+
+    with Project(_find_project(args.project), create=False) as project:
+        result = breakdown(project, args.run)
+        if args.json:
+            print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        else:
+            print(result.headline())
+            print(result.to_table())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .datasets import load_dataset, take_balanced
+    from .paths import app_home, sample_dataset, sample_pool
+    from .probe import preset
+
+    settings = preset(args.preset)
+    data = sample_dataset()
+    ds = take_balanced(load_dataset(data), args.questions)
+    pool = load_dataset(sample_pool())
+    project = Path(args.project) if args.project else app_home() / "demo.knowmix"
+    _status(
+        f"KnowMix demo: probing {len(ds.examples)} EntityQuestions questions ({len(ds.groups())} relations) with the "
+        f"built-in model; exemplars come from {pool.path and Path(pool.path).name}."
+    )
+    return _run_probe(project, ds, pool, "default", settings)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """Show what `--model default` is and whether it loads."""
+    from .models import default_model_path, resolve_model
+
+    ref = resolve_model(args.model, allow_pickle=args.allow_pickle)
+    print(f"{ref.display_name}: {ref.kind} at {ref.path} ({ref.size_bytes / 1024**2:.0f} MiB)")
+    if args.model == "default":
+        print(f"built-in model file: {default_model_path()}")
+    return 0
+
+
+# -- parser -------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="knowmix",
+        description="Find which fine-tuning examples a local LLM already knows (SliCK categories) before you fine-tune.",
+    )
+    parser.add_argument("--version", action="version", version=f"KnowMix {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("probe", help="probe a dataset with a model and print the category breakdown")
+    p.add_argument("--model", default="default", help="'default' (built-in SmolLM2-135M-Instruct), a .gguf file or a Hugging Face folder")
+    p.add_argument("--data", required=True, help="dataset file: JSONL, JSON, CSV, TSV or Parquet")
+    p.add_argument("--pool", help="exemplar pool file (default: the dataset itself, without the question's own row)")
+    p.add_argument("--project", help="project file to write (default: <data name>.knowmix in this folder)")
+    p.add_argument("--backend", default="auto", help="auto (default), llama.cpp or torch")
+    p.add_argument("--map", help="column mapping, e.g. question=prompt,answer=output,group=topic")
+    p.add_argument("--skip-invalid", action="store_true", help="skip rows with problems instead of stopping")
+    p.add_argument("--limit", type=int, help="probe only N questions, spread evenly over the groups")
+    p.add_argument("--allow-pickle", action="store_true", help="allow PyTorch pickle weights (.bin/.pt): only for files you trust")
+    _add_budget(p)
+    p.set_defaults(func=cmd_probe)
+
+    s = sub.add_parser("summary", help="print the category breakdown of a probe, overall and per group")
+    s.add_argument("--project", help="project file (default: the newest *.knowmix here)")
+    s.add_argument("--run", type=int, help="probe run number (default: the latest)")
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    s.set_defaults(func=cmd_summary)
+
+    d = sub.add_parser("demo", help="probe sample EntityQuestions questions with the built-in model")
+    d.add_argument("--questions", type=int, default=60, help="how many sample questions to probe (default 60)")
+    d.add_argument("--preset", default="paper", help="paper (default), quick or smoke")
+    d.add_argument("--project", help="project file (default: demo.knowmix in KnowMix's data folder)")
+    d.set_defaults(func=cmd_demo)
+
+    m = sub.add_parser("model", help="check a model file or folder and show what it is")
+    m.add_argument("--model", default="default")
+    m.add_argument("--allow-pickle", action="store_true")
+    m.set_defaults(func=cmd_models)
+    return parser
+
+
+def _add_budget(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("probe budget (defaults: the paper's)")
+    g.add_argument("--preset", default="paper", help="paper (10 sets, 16 samples; default), quick or smoke (cheaper, labelled as such)")
+    g.add_argument("--sets", type=int, help="exemplar sets per question")
+    g.add_argument("--shots", type=int, help="exemplars per prompt")
+    g.add_argument("--samples", type=int, help="sampled answers per exemplar set")
+    g.add_argument("--temperature", type=float, help="sampling temperature")
+    g.add_argument("--top-k", type=int, help="top-k for sampling")
+    g.add_argument("--max-tokens", type=int, help="longest answer, in tokens")
+    g.add_argument("--seed", type=int, help="seed for exemplar sets and samples")
+    g.add_argument("--schedule", choices=["lazy", "full"], help="lazy (default) skips samples that cannot change a category; full measures P(T>0) exactly")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except KnowMixError as exc:
+        print(f"knowmix: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("\nknowmix: stopped. Finished work is saved; run the same command again to resume.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

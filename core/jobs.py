@@ -1,0 +1,72 @@
+"""Progress events and cancellation shared by every long job (probe, train, export).
+
+Jobs are plain functions that take a ``progress`` callback and a ``CancelToken``. The CLI turns
+the events into a progress bar; the GUI job runner forwards them to the UI thread. Keeping the
+event a small frozen dataclass means it can cross threads and processes (as JSON) unchanged.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Optional
+
+from .errors import Cancelled
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int
+    total: int
+    rate: float  # units per second, smoothed; 0.0 until measurable
+    eta_s: Optional[float]  # seconds left, None until measurable
+    message: str = ""
+    unit: str = "examples"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def no_progress(_: Progress) -> None:
+    """Default callback for callers that do not show progress."""
+
+
+class CancelToken:
+    """Thread-safe flag checked by jobs between batches."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def raise_if_cancelled(self, what: str = "The job") -> None:
+        if self._event.is_set():
+            raise Cancelled(f"{what} was cancelled; finished work is saved and can be resumed.")
+
+
+class RateMeter:
+    """Rate and ETA over the work done in *this* session (resumed work does not inflate the rate)."""
+
+    def __init__(self, total: int, already_done: int = 0, unit: str = "examples") -> None:
+        self.total = total
+        self.start_done = already_done
+        self.done = already_done
+        self.unit = unit
+        self._t0 = time.monotonic()
+
+    def update(self, done: int, message: str = "") -> Progress:
+        self.done = done
+        elapsed = time.monotonic() - self._t0
+        fresh = done - self.start_done
+        rate = fresh / elapsed if elapsed > 0 and fresh > 0 else 0.0
+        eta = (self.total - done) / rate if rate > 0 else None
+        return Progress(done=done, total=self.total, rate=rate, eta_s=eta, message=message, unit=self.unit)

@@ -1,0 +1,84 @@
+"""When is a model's answer correct? Exact match after normalisation, against any alias.
+
+The paper scores exact match; like SQuAD-style evaluation we first fold case and
+compatibility forms (NFKC), delete punctuation (so "U.S." matches "US"), drop the articles a/an/the and runs of spaces, so that
+"The Beatles." matches "Beatles". Only the first line of the answer counts: the probe stops
+generation at a newline, and anything after it is not the model's answer.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from typing import Iterable
+
+_PUNCT = set(string.punctuation) | {"“", "”", "‘", "’", "«", "»", "–", "—", "…", "·"}
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_SPACES = re.compile(r"\s+")
+
+
+def normalize_answer(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text or "")
+    text = text.split("\n", 1)[0].casefold()
+    text = "".join(ch for ch in text if ch not in _PUNCT)
+    text = _ARTICLES.sub(" ", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def is_correct(answer: str, aliases: Iterable[str]) -> bool:
+    got = normalize_answer(answer)
+    if not got:
+        return False
+    return any(got == normalize_answer(alias) for alias in aliases)
+
+
+class AnswerMatcher:
+    """``is_correct`` with the aliases normalised once, for the probe's hot loop."""
+
+    def __init__(self, aliases: Iterable[str]) -> None:
+        self.targets = frozenset(n for n in (normalize_answer(a) for a in aliases) if n)
+
+    def __call__(self, answer: str) -> bool:
+        got = normalize_answer(answer)
+        return bool(got) and got in self.targets
+
+
+_ARTICLE_PREFIXES = frozenset({"a", "an", "t", "th", "the"})
+
+
+def _words(text: str) -> tuple[list[str], bool]:
+    """Words of ``text`` after case, NFKC and punctuation folding; and whether the last is complete."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = "".join(ch for ch in text if ch not in _PUNCT)
+    complete = not text or text[-1].isspace()
+    return text.split(), complete
+
+
+class PrefixPruner:
+    """Tells when an answer still being generated can no longer be correct.
+
+    Used to stop sampling an answer early: the probe only needs to know whether a sample is
+    correct, and once its first words differ from every alias no continuation can make it an
+    exact match. The test is conservative: a partial last word that could still grow into an
+    article (which normalisation drops) or into the alias's next word keeps the answer alive.
+    """
+
+    def __init__(self, aliases: Iterable[str]) -> None:
+        self.targets = [w for w in (normalize_answer(a).split() for a in aliases) if w]
+
+    def __call__(self, partial: str) -> bool:
+        """True when no continuation of ``partial`` can match an alias (so generation may stop)."""
+        if "\n" in partial:
+            return False  # the answer is complete; the caller scores it
+        words, last_complete = _words(partial)
+        tail = None if last_complete or not words else words.pop()
+        words = [w for w in words if w not in ("a", "an", "the")]
+        for target in self.targets:
+            if len(words) > len(target) or target[: len(words)] != words:
+                continue
+            if tail is None or tail in _ARTICLE_PREFIXES:
+                return False
+            if len(words) < len(target) and target[len(words)].startswith(tail):
+                return False
+        return True

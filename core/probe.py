@@ -1,0 +1,406 @@
+"""The SliCK probe: which examples does the model already know?
+
+For every question, the model answers N_ex random few-shot prompts (exemplars drawn once per
+group from a pool), once greedily and several times at T=0.5 with top-k 40. P(T=0) is the
+share of correct greedy answers, P(T>0) the share of correct samples, and the category follows
+Gekhman et al. 2024 (see DESIGN.md):
+
+    HighlyKnown  P(T=0) = 1            MaybeKnown  0 < P(T=0) < 1
+    WeaklyKnown  P(T=0) = 0, P(T>0) > 0  Unknown    P(T=0) = 0, P(T>0) = 0
+
+The *lazy* schedule (the default) asks the model only for what can still change the category:
+no samples once a greedy answer is correct, no more samples once one sample is correct. Each
+sample is seeded by (example, exemplar set, sample index), so the lazy schedule gives exactly
+the categories of the full one; only P(T>0) is then not measured to the end (stored as NULL).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Callable, Iterable, Optional, Sequence
+
+from .backends.base import Backend, GenRequest
+from .datasets import Example
+from .errors import Cancelled, SettingsError
+from .jobs import CancelToken, ProgressCallback, RateMeter, no_progress
+from .matching import AnswerMatcher, PrefixPruner
+
+CATEGORIES = ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")
+PROMPT_FORMAT = "qa-v1"  # four "Q: <q>\nA: <a>" pairs separated by a blank line, then "Q: <q>\nA:"
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """What the probe asks of the model. Defaults are the paper's budget."""
+
+    n_sets: int = 10  # exemplar sets per question (N_ex)
+    shots: int = 4
+    samples_per_set: int = 16
+    temperature: float = 0.5
+    top_k: int = 40
+    max_tokens: int = 24
+    seed: int = 0
+    schedule: str = "lazy"  # "lazy" | "full"
+    preset: str = "paper"
+    chunk_size: int = 16  # examples per batch written to the project; does not change results
+
+    def validate(self) -> None:
+        problems = []
+        if self.n_sets < 1:
+            problems.append(f"exemplar sets must be at least 1 (got {self.n_sets})")
+        if self.shots < 0:
+            problems.append(f"shots must be 0 or more (got {self.shots})")
+        if self.samples_per_set < 0:
+            problems.append(f"samples per set must be 0 or more (got {self.samples_per_set})")
+        if self.temperature <= 0 and self.samples_per_set:
+            problems.append("sampling needs a temperature above 0")
+        if self.top_k < 0:
+            problems.append(f"top-k must be 0 (off) or more (got {self.top_k})")
+        if self.max_tokens < 1:
+            problems.append(f"max tokens must be at least 1 (got {self.max_tokens})")
+        if self.schedule not in ("lazy", "full"):
+            problems.append(f"schedule must be 'lazy' or 'full' (got {self.schedule!r})")
+        if self.chunk_size < 1:
+            problems.append(f"batch size must be at least 1 (got {self.chunk_size})")
+        if problems:
+            raise SettingsError("Probe settings: " + "; ".join(problems) + ".")
+
+    @property
+    def is_paper_budget(self) -> bool:
+        """At least the paper's budget: 10 sets of 4 shots, 16 samples per set at T=0.5, top-k 40."""
+        return (
+            self.n_sets >= 10 and self.shots == 4 and self.samples_per_set >= 16
+            and self.temperature == 0.5 and self.top_k == 40
+        )
+
+    def identity(self) -> str:
+        """The settings that change results, as canonical JSON (chunk size does not)."""
+        data = asdict(self)
+        data.pop("chunk_size")
+        data["prompt_format"] = PROMPT_FORMAT
+        return json.dumps(data, sort_keys=True)
+
+    def describe(self) -> str:
+        budget = (
+            f"{self.n_sets} exemplar sets x {self.shots} shots, 1 greedy + {self.samples_per_set} samples per set "
+            f"at T={self.temperature:g}, top-k {self.top_k}"
+        )
+        if self.is_paper_budget:
+            return f"{self.preset} preset: the paper's full budget ({budget})"
+        return (
+            f"{self.preset} preset: CHEAPER than the paper ({budget}; the paper uses 10 sets and 16 samples). "
+            "With fewer exemplar sets the Unknown category is less reliable."
+        )
+
+
+PRESETS: dict[str, ProbeSettings] = {
+    "paper": ProbeSettings(),
+    "quick": ProbeSettings(n_sets=4, samples_per_set=8, preset="quick"),
+    "smoke": ProbeSettings(n_sets=2, samples_per_set=2, preset="smoke"),
+}
+
+
+def preset(name: str, **overrides: object) -> ProbeSettings:
+    try:
+        base = PRESETS[name]
+    except KeyError:
+        raise SettingsError(f"Unknown probe preset '{name}'. Choose one of: {', '.join(PRESETS)}.") from None
+    settings = replace(base, **{k: v for k, v in overrides.items() if v is not None})
+    if overrides and any(v is not None for v in overrides.values()) and settings != base:
+        settings = replace(settings, preset=f"{name}+custom")
+    settings.validate()
+    return settings
+
+
+def categorize(greedy_correct: int, greedy_total: int, sampled_correct: int) -> str:
+    if greedy_total and greedy_correct == greedy_total:
+        return "HighlyKnown"
+    if greedy_correct > 0:
+        return "MaybeKnown"
+    if sampled_correct > 0:
+        return "WeaklyKnown"
+    return "Unknown"
+
+
+def sample_seed(base_seed: int, example_id: str, set_idx: int, sample_idx: int) -> int:
+    digest = hashlib.sha256(f"{base_seed}|{example_id}|{set_idx}|{sample_idx}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def build_prompt(exemplars: Sequence[Example], question: str) -> str:
+    shots = "".join(f"Q: {ex.question}\nA: {ex.answers[0]}\n\n" for ex in exemplars)
+    return f"{shots}Q: {question}\nA:"
+
+
+def draw_exemplar_sets(pool: Sequence[Example], groups: Iterable[str], settings: ProbeSettings) -> tuple[dict[str, list[list[str]]], dict[str, str]]:
+    """Draw each group's exemplar sets once, with a seed, from the pool's questions of that group.
+
+    Each set holds ``shots + 1`` ids: the last is a spare that replaces a question's own row
+    when the pool is the dataset itself. A group with too few pool questions borrows from the
+    whole pool, and the returned note says so.
+    """
+    need = settings.shots + 1
+    by_group: dict[str, list[Example]] = {}
+    for ex in pool:
+        by_group.setdefault(ex.group, []).append(ex)
+    if settings.shots and len(pool) < need:
+        raise SettingsError(
+            f"The exemplar pool has only {len(pool)} usable questions; {settings.shots}-shot prompts need at least {need}. "
+            "Add questions to the pool file or use a larger dataset."
+        )
+    sets: dict[str, list[list[str]]] = {}
+    notes: dict[str, str] = {}
+    for group in sorted(set(groups)):
+        candidates = by_group.get(group, [])
+        if len(candidates) < need:
+            notes[group] = (
+                f"the pool has {len(candidates)} questions of group '{group}' (fewer than {need}); "
+                "its exemplars are drawn from all groups"
+            )
+            candidates = list(pool)
+        rng = random.Random(f"{settings.seed}|exemplars|{group}")
+        sets[group] = [[ex.id for ex in rng.sample(candidates, need)] if settings.shots else [] for _ in range(settings.n_sets)]
+    return sets, notes
+
+
+@dataclass
+class _Work:
+    """One example's state while a batch is in flight."""
+
+    example: Example
+    matcher: AnswerMatcher
+    pruner: PrefixPruner
+    prompts: list[str]
+    exemplar_ids: list[list[str]]
+    greedy: list[str] = field(default_factory=list)
+    greedy_ok: int = 0
+    samples: list[list[str]] = field(default_factory=list)
+    sampled_ok: int = 0
+    sampled_n: int = 0
+    complete_sampling: bool = True
+    seconds: float = 0.0
+
+    def result(self, run_id: int, settings: ProbeSettings) -> dict:
+        n_g = len(self.greedy)
+        category = categorize(self.greedy_ok, n_g, self.sampled_ok)
+        full_samples = settings.n_sets * settings.samples_per_set
+        measured = self.sampled_n == full_samples and full_samples > 0
+        return {
+            "run_id": run_id,
+            "example_id": self.example.id,
+            "group_name": self.example.group,
+            "category": category,
+            "p_greedy": self.greedy_ok / n_g if n_g else 0.0,
+            "p_sampled": (self.sampled_ok / self.sampled_n) if measured else None,
+            "greedy_correct": self.greedy_ok,
+            "greedy_total": n_g,
+            "sampled_correct": self.sampled_ok,
+            "sampled_total": self.sampled_n,
+            "greedy_answers": json.dumps(self.greedy, ensure_ascii=False),
+            "sampled_answers": json.dumps(self.samples, ensure_ascii=False),
+            "exemplar_ids": json.dumps(self.exemplar_ids),
+            "seconds": self.seconds,
+        }
+
+
+def _prepare(example: Example, group_sets: list[list[str]], pool_by_id: dict[str, Example], shots: int) -> _Work:
+    prompts, used = [], []
+    for ids in group_sets:
+        chosen = [i for i in ids[:shots] if i != example.id]
+        if len(chosen) < shots and len(ids) > shots and ids[shots] != example.id:
+            chosen.append(ids[shots])
+        exemplars = [pool_by_id[i] for i in chosen]
+        prompts.append(build_prompt(exemplars, example.question))
+        used.append(chosen)
+    return _Work(example=example, matcher=AnswerMatcher(example.answers), pruner=PrefixPruner(example.answers), prompts=prompts, exemplar_ids=used)
+
+
+def probe_batch(backend: Backend, works: list[_Work], settings: ProbeSettings, cancel: CancelToken, on_step: Callable[[str], None] = lambda _m: None) -> None:
+    """Fill greedy and sampled answers for a batch, set-major so that prompts share their prefix."""
+    t0 = time.monotonic()
+    for k in range(settings.n_sets):
+        cancel.raise_if_cancelled("The probe")
+        reqs = [GenRequest(w.prompts[k], max_tokens=settings.max_tokens) for w in works]
+        for w, answers in zip(works, backend.generate(reqs)):
+            w.greedy.append(answers[0])
+            w.greedy_ok += w.matcher(answers[0])
+        on_step(f"greedy answers, exemplar set {k + 1}/{settings.n_sets}")
+    for w in works:
+        w.samples = [[] for _ in range(settings.n_sets)]
+    if settings.samples_per_set:
+        for k in range(settings.n_sets):
+            if settings.schedule == "full":
+                pending = works
+            else:  # only examples whose category is still open: no correct greedy, no correct sample yet
+                pending = [w for w in works if w.greedy_ok == 0 and w.sampled_ok == 0]
+            if not pending:
+                break
+            cancel.raise_if_cancelled("The probe")
+            reqs = [
+                GenRequest(
+                    w.prompts[k], n=settings.samples_per_set, temperature=settings.temperature, top_k=settings.top_k,
+                    seeds=tuple(sample_seed(settings.seed, w.example.id, k, j) for j in range(settings.samples_per_set)),
+                    max_tokens=settings.max_tokens, prune=w.pruner,
+                )
+                for w in pending
+            ]
+            for w, answers in zip(pending, backend.generate(reqs)):
+                w.samples[k] = answers
+                w.sampled_n += len(answers)
+                w.sampled_ok += sum(w.matcher(a) for a in answers)
+            on_step(f"samples, exemplar set {k + 1}/{settings.n_sets}")
+    per_example = (time.monotonic() - t0) / max(1, len(works))
+    for w in works:
+        w.seconds = per_example
+
+
+def probe_examples(
+    backend: Backend,
+    examples: Sequence[Example],
+    pool: Sequence[Example],
+    settings: ProbeSettings,
+    exemplar_sets: dict[str, list[list[str]]],
+    *,
+    run_id: int = 0,
+    on_results: Callable[[list[dict]], None] = lambda _rows: None,
+    progress: ProgressCallback = no_progress,
+    cancel: Optional[CancelToken] = None,
+    already_done: int = 0,
+    total: Optional[int] = None,
+) -> list[dict]:
+    """Probe ``examples`` batch by batch; ``on_results`` gets each finished batch (to save it)."""
+    settings.validate()
+    cancel = cancel or CancelToken()
+    pool_by_id = {ex.id: ex for ex in pool}
+    ordered = sorted(examples, key=lambda ex: ex.group)  # stable: file order within a group
+    total = total if total is not None else already_done + len(ordered)
+    meter = RateMeter(total, already_done)
+    done = already_done
+    progress(meter.update(done, "starting"))
+    out: list[dict] = []
+    i = 0
+    while i < len(ordered):
+        group = ordered[i].group
+        batch = [ordered[i]]
+        i += 1
+        while i < len(ordered) and len(batch) < settings.chunk_size and ordered[i].group == group:
+            batch.append(ordered[i])
+            i += 1
+        works = [_prepare(ex, exemplar_sets[ex.group], pool_by_id, settings.shots) for ex in batch]
+        probe_batch(backend, works, settings, cancel, lambda m: progress(meter.update(done, f"{group}: {m}")))
+        rows = [w.result(run_id, settings) for w in works]
+        on_results(rows)
+        out.extend(rows)
+        done += len(rows)
+        progress(meter.update(done, f"{group}: batch saved"))
+    return out
+
+
+# -- the job: a probe tied to a project ------------------------------------------------------------
+
+@dataclass
+class ProbeOutcome:
+    run_id: int
+    status: str  # "finished" | "cancelled" | "already finished"
+    n_total: int
+    n_done: int
+    resumed_from: int
+    seconds: float
+    settings: ProbeSettings
+    model_name: str
+    notes: dict[str, str]
+
+
+def run_probe(
+    project,
+    *,
+    dataset_id: int,
+    pool_dataset_id: Optional[int],
+    model_spec: str,
+    settings: ProbeSettings,
+    backend_name: str = "auto",
+    allow_pickle: bool = False,
+    backend: Optional[Backend] = None,
+    progress: ProgressCallback = no_progress,
+    cancel: Optional[CancelToken] = None,
+    on_status: Callable[[str], None] = lambda _m: None,
+) -> ProbeOutcome:
+    """Start, or resume, the probe of a stored dataset with a model; results go to ``project``.
+
+    A run is identified by (dataset content, pool content, model fingerprint, settings): the same
+    command after a crash, a kill or a cancel continues that run and skips finished examples.
+    """
+    from .backends import backend_for, load_backend
+    from .models import model_fingerprint, resolve_model
+
+    settings.validate()
+    cancel = cancel or CancelToken()
+    examples = project.examples(dataset_id)
+    pool = project.examples(pool_dataset_id) if pool_dataset_id is not None else examples
+    if backend is not None:
+        fingerprint, model_name, model_path, bname = backend.info.fingerprint, backend.info.name, backend.info.path, backend.name
+    else:
+        ref = resolve_model(model_spec, allow_pickle=allow_pickle)
+        on_status(f"Checking {ref.display_name} ...")
+        fingerprint = model_fingerprint(ref)
+        model_name, model_path, bname = ref.display_name, str(ref.path), backend_for(ref, backend_name)
+    ident = settings.identity()
+    run = project.find_probe_run(dataset_id=dataset_id, pool_dataset_id=pool_dataset_id, model_fingerprint=fingerprint, settings=ident)
+    if run is None:
+        groups = {ex.group for ex in examples}
+        sets, notes = draw_exemplar_sets(pool, groups, settings)
+        run_id = project.create_probe_run(
+            dataset_id=dataset_id, pool_dataset_id=pool_dataset_id, model_spec=str(model_spec), model_name=model_name,
+            model_path=model_path, model_fingerprint=fingerprint, backend=bname, preset=settings.preset,
+            settings=ident, n_total=len(examples),
+        )
+        project.save_exemplar_sets(run_id, sets, notes)
+    else:
+        run_id = run["id"]
+        sets, notes = project.exemplar_sets(run_id)
+    done_ids = project.done_example_ids(run_id)
+    todo = [ex for ex in examples if ex.id not in done_ids]
+    resumed_from = len(done_ids)
+    prior_seconds = float((run or {}).get("seconds") or 0.0)
+    if not todo:
+        if (run or {}).get("status") != "finished":
+            project.update_probe_run(run_id, status="finished", n_done=len(done_ids), finished_at=time.time())
+        return ProbeOutcome(run_id, "already finished", len(examples), len(done_ids), resumed_from, prior_seconds, settings, model_name, notes)
+    if resumed_from:
+        on_status(f"Resuming probe run {run_id}: {resumed_from} of {len(examples)} examples already done.")
+    own_backend = backend is None
+    if own_backend:
+        on_status(f"Loading {model_name} ({bname}) ...")
+        backend = load_backend(ref, bname, allow_pickle=allow_pickle, **({"fingerprint": fingerprint} if bname == "llama.cpp" else {}))
+    project.update_probe_run(run_id, status="running", note="")
+    t0 = time.monotonic()
+    state = {"done": resumed_from}
+
+    def save(rows: list[dict]) -> None:
+        state["done"] += len(rows)
+        project.save_probe_results(run_id, rows, n_done=state["done"], seconds=prior_seconds + time.monotonic() - t0)
+
+    try:
+        probe_examples(
+            backend, todo, pool, settings, sets, run_id=run_id, on_results=save, progress=progress, cancel=cancel,
+            already_done=resumed_from, total=len(examples),
+        )
+    except Cancelled:
+        project.update_probe_run(run_id, status="cancelled")
+        return ProbeOutcome(run_id, "cancelled", len(examples), state["done"], resumed_from, prior_seconds + time.monotonic() - t0, settings, model_name, notes)
+    except BaseException as exc:
+        try:
+            project.update_probe_run(run_id, status="failed", note=str(exc)[:500])
+        except Exception:
+            pass
+        raise
+    finally:
+        if own_backend and backend is not None:
+            backend.close()
+    seconds = prior_seconds + time.monotonic() - t0
+    project.update_probe_run(run_id, status="finished", finished_at=time.time(), seconds=seconds, n_done=state["done"])
+    return ProbeOutcome(run_id, "finished", len(examples), state["done"], resumed_from, seconds, settings, model_name, notes)

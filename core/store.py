@@ -1,0 +1,372 @@
+"""The project file: one SQLite database per project, written through sqlite-utils.
+
+Everything a user produces (datasets, probe results, plans, training runs, metrics) lives in one
+file they can copy or mail. WAL mode and small transactions mean a killed process loses at most
+the batch it was writing, and every job can resume from what is already here. The schema is
+versioned with ``PRAGMA user_version`` and upgraded by the ordered ``MIGRATIONS``; a file from a
+newer KnowMix is refused with a message instead of being half-understood.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional
+
+import sqlite_utils
+
+from .errors import ProjectError
+
+SCHEMA_VERSION = 1
+PROJECT_SUFFIX = ".knowmix"
+
+
+def _now() -> float:
+    return time.time()
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose ``with conn:`` does not commit inside one of our transactions.
+
+    sqlite-utils wraps its writes in ``with db.conn:``, which commits; inside
+    ``Project.transaction()`` that would split one batch into several commits and break the
+    promise that a kill loses a whole batch or nothing.
+    """
+
+    outer_depth = 0
+
+    def __exit__(self, exc_type, exc, tb):  # type: ignore[override]
+        if self.outer_depth:
+            return False
+        return super().__exit__(exc_type, exc, tb)
+
+
+def _migrate_1(db: sqlite_utils.Database) -> None:
+    db["meta"].create({"key": str, "value": str}, pk="key")
+    db["datasets"].create(
+        {
+            "id": int, "name": str, "path": str, "role": str, "format": str, "shape": str, "mapping": str,
+            "file_sha256": str, "content_sha256": str, "n_examples": int, "n_duplicates": int,
+            "n_skipped": int, "created_at": float,
+        },
+        pk="id",
+    )
+    db["examples"].create(
+        {
+            "dataset_id": int, "example_id": str, "idx": int, "line": int, "question": str,
+            "answers": str, "group_name": str, "raw": str,
+        },
+        pk=("dataset_id", "example_id"),
+        foreign_keys=[("dataset_id", "datasets", "id")],
+    )
+    db["probe_runs"].create(
+        {
+            "id": int, "dataset_id": int, "pool_dataset_id": int, "model_spec": str, "model_name": str,
+            "model_path": str, "model_fingerprint": str, "backend": str, "preset": str, "settings": str,
+            "status": str, "n_total": int, "n_done": int, "created_at": float, "updated_at": float,
+            "finished_at": float, "seconds": float, "note": str,
+        },
+        pk="id",
+        foreign_keys=[("dataset_id", "datasets", "id")],
+    )
+    db["exemplar_sets"].create(
+        {"run_id": int, "group_name": str, "set_idx": int, "example_ids": str, "note": str},
+        pk=("run_id", "group_name", "set_idx"),
+        foreign_keys=[("run_id", "probe_runs", "id")],
+    )
+    db["probe_results"].create(
+        {
+            "run_id": int, "example_id": str, "group_name": str, "category": str,
+            "p_greedy": float, "p_sampled": float,
+            "greedy_correct": int, "greedy_total": int, "sampled_correct": int, "sampled_total": int,
+            "greedy_answers": str, "sampled_answers": str, "exemplar_ids": str, "seconds": float,
+        },
+        pk=("run_id", "example_id"),
+        foreign_keys=[("run_id", "probe_runs", "id")],
+    )
+    db["probe_results"].create_index(["run_id", "category"])
+    # Room for the plan-and-train work: plans, training runs and their metrics.
+    db["plans"].create(
+        {"id": int, "probe_run_id": int, "name": str, "settings": str, "summary": str, "created_at": float},
+        pk="id",
+        foreign_keys=[("probe_run_id", "probe_runs", "id")],
+    )
+    db["plan_examples"].create(
+        {"plan_id": int, "example_id": str, "split": str, "category": str, "reason": str},
+        pk=("plan_id", "example_id"),
+        foreign_keys=[("plan_id", "plans", "id")],
+    )
+    db["train_runs"].create(
+        {
+            "id": int, "plan_id": int, "status": str, "settings": str, "folder": str, "created_at": float,
+            "updated_at": float, "best_epoch": float, "best_step": int, "best_dev_em": float, "note": str,
+        },
+        pk="id",
+        foreign_keys=[("plan_id", "plans", "id")],
+    )
+    db["metrics"].create(
+        {"run_id": int, "step": int, "epoch": float, "name": str, "value": float, "at": float},
+        foreign_keys=[("run_id", "train_runs", "id")],
+    )
+    db["metrics"].create_index(["run_id", "name", "step"])
+
+
+MIGRATIONS = [_migrate_1]  # MIGRATIONS[i] upgrades a file from version i to i + 1
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+class Project:
+    """An open project file. Use as a context manager, or call ``close()``."""
+
+    def __init__(self, path: str | os.PathLike, *, create: bool = True) -> None:
+        self.path = Path(path).expanduser()
+        if self.path.is_dir():
+            raise ProjectError(f"{self.path} is a folder; a project is a single file (for example my-project{PROJECT_SUFFIX}).")
+        exists = self.path.exists()
+        if not exists and not create:
+            raise ProjectError(f"No project at {self.path}. Check the path, or create one with --project {self.path}.")
+        if not exists:
+            parent = self.path.parent
+            if not parent.exists():
+                try:
+                    parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise ProjectError(f"Cannot create the folder {parent} for the project: {exc.strerror or exc}.") from None
+            if not os.access(parent, os.W_OK):
+                raise ProjectError(f"Cannot create a project in {parent}: the folder is read-only. Pick a folder you can write to.")
+        elif exists and self.path.stat().st_size:
+            with open(self.path, "rb") as fh:
+                if fh.read(16) != b"SQLite format 3\x00":
+                    raise ProjectError(f"{self.path} is not a KnowMix project (it is not an SQLite file). Pick a {PROJECT_SUFFIX} file.")
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=10.0, isolation_level=None, check_same_thread=False, factory=_Connection)
+            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute("PRAGMA foreign_keys = ON")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.DatabaseError as exc:
+            raise ProjectError(f"{self.path} cannot be opened as a KnowMix project: {exc}.") from None
+        self.db = sqlite_utils.Database(conn)
+        self.journal_mode = mode
+        self._upgrade()
+
+    # -- schema ------------------------------------------------------------------------------------
+    def _upgrade(self) -> None:
+        try:
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise ProjectError(f"{self.path} is damaged or not a KnowMix project: {exc}.") from None
+        if version > SCHEMA_VERSION:
+            raise ProjectError(
+                f"{self.path} was written by a newer KnowMix (project format {version}; this version reads up to "
+                f"{SCHEMA_VERSION}). Update KnowMix to open it."
+            )
+        if version == 0 and self.db.table_names() and "meta" not in self.db.table_names():
+            raise ProjectError(f"{self.path} is an SQLite file but not a KnowMix project. Pick a {PROJECT_SUFFIX} file.")
+        while version < SCHEMA_VERSION:
+            with self.transaction():
+                MIGRATIONS[version](self.db)
+                version += 1
+                self.db.execute(f"PRAGMA user_version = {version}")
+                from . import __version__
+
+                self.db["meta"].upsert({"key": "written_by", "value": f"KnowMix {__version__}"}, pk="key")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One short write transaction; on any error nothing of it is kept."""
+        conn = self.db.conn
+        if conn.outer_depth:  # nested: the outer transaction commits
+            yield
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise self._write_error(exc) from None
+        conn.outer_depth = 1
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            conn.outer_depth = 0
+            conn.execute("ROLLBACK")
+            raise self._write_error(exc) from None
+        except BaseException:
+            conn.outer_depth = 0
+            conn.execute("ROLLBACK")
+            raise
+        conn.outer_depth = 0
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise self._write_error(exc) from None
+
+    def _write_error(self, exc: sqlite3.OperationalError) -> ProjectError:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return ProjectError(f"{self.path} is busy: another KnowMix window or command is writing to it. Wait for it to finish, or close it.")
+        if "readonly" in text or "read-only" in text:
+            return ProjectError(f"{self.path} is read-only. Copy the project to a folder you can write to.")
+        if "disk is full" in text or "full" in text:
+            return ProjectError(f"The disk holding {self.path} is full. Free some space; the work saved so far is kept.")
+        return ProjectError(f"Cannot write to {self.path}: {text}.")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        try:
+            self.db.conn.close()
+        except sqlite3.Error:
+            pass
+
+    def __enter__(self) -> "Project":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- datasets ----------------------------------------------------------------------------------
+    def add_dataset(self, ds: Any, role: str = "train") -> int:
+        """Store a loaded ``Dataset`` (once: the same content and role returns the existing id)."""
+        existing = self.db.execute(
+            "SELECT id FROM datasets WHERE content_sha256 = ? AND role = ? ORDER BY id LIMIT 1", [ds.content_sha256, role]
+        ).fetchone()
+        if existing:
+            return int(existing[0])
+        with self.transaction():
+            dataset_id = self.db["datasets"].insert(
+                {
+                    "name": Path(ds.path).name, "path": str(Path(ds.path).resolve()), "role": role,
+                    "format": ds.format, "shape": ds.shape, "mapping": json.dumps(ds.mapping),
+                    "file_sha256": ds.file_sha256, "content_sha256": ds.content_sha256,
+                    "n_examples": len(ds.examples), "n_duplicates": len(ds.duplicates),
+                    "n_skipped": len(ds.problems), "created_at": _now(),
+                }
+            ).last_pk
+            self.db["examples"].insert_all(
+                (
+                    {
+                        "dataset_id": dataset_id, "example_id": ex.id, "idx": i, "line": ex.line,
+                        "question": ex.question, "answers": json.dumps(list(ex.answers), ensure_ascii=False),
+                        "group_name": ex.group, "raw": json.dumps(ex.raw, ensure_ascii=False, default=str),
+                    }
+                    for i, ex in enumerate(ds.examples)
+                ),
+                batch_size=2000,
+            )
+        return int(dataset_id)
+
+    def dataset(self, dataset_id: int) -> dict:
+        try:
+            return dict(self.db["datasets"].get(dataset_id))
+        except sqlite_utils.db.NotFoundError:
+            raise ProjectError(f"The project has no dataset number {dataset_id}.") from None
+
+    def datasets(self) -> list[dict]:
+        return list(self.db["datasets"].rows_where(order_by="id"))
+
+    def examples(self, dataset_id: int) -> list:
+        """The dataset's examples as ``core.datasets.Example`` objects, in file order."""
+        from .datasets import Example
+
+        rows = self.db.execute(
+            "SELECT example_id, question, answers, group_name, line, raw FROM examples WHERE dataset_id = ? ORDER BY idx",
+            [dataset_id],
+        ).fetchall()
+        return [
+            Example(id=r[0], question=r[1], answers=tuple(json.loads(r[2])), group=r[3], line=r[4], raw=json.loads(r[5]))
+            for r in rows
+        ]
+
+    # -- probe runs --------------------------------------------------------------------------------
+    def find_probe_run(self, *, dataset_id: int, pool_dataset_id: Optional[int], model_fingerprint: str, settings: str) -> Optional[dict]:
+        rows = list(
+            self.db["probe_runs"].rows_where(
+                "dataset_id = ? AND pool_dataset_id IS ? AND model_fingerprint = ? AND settings = ?",
+                [dataset_id, pool_dataset_id, model_fingerprint, settings],
+                order_by="id desc",
+                limit=1,
+            )
+        )
+        return rows[0] if rows else None
+
+    def create_probe_run(self, **fields: Any) -> int:
+        now = _now()
+        fields.setdefault("status", "running")
+        fields.setdefault("n_done", 0)
+        fields.setdefault("seconds", 0.0)
+        with self.transaction():
+            return int(self.db["probe_runs"].insert({**fields, "created_at": now, "updated_at": now}).last_pk)
+
+    def update_probe_run(self, run_id: int, **fields: Any) -> None:
+        with self.transaction():
+            self.db["probe_runs"].update(run_id, {**fields, "updated_at": _now()})
+
+    def probe_run(self, run_id: Optional[int] = None) -> dict:
+        """One run, or the latest when ``run_id`` is None."""
+        if run_id is None:
+            rows = list(self.db["probe_runs"].rows_where(order_by="id desc", limit=1))
+            if not rows:
+                raise ProjectError(f"{self.path} has no probe yet. Run `knowmix probe` first.")
+            return rows[0]
+        try:
+            return dict(self.db["probe_runs"].get(run_id))
+        except sqlite_utils.db.NotFoundError:
+            raise ProjectError(f"{self.path} has no probe run number {run_id}.") from None
+
+    def probe_runs(self) -> list[dict]:
+        return list(self.db["probe_runs"].rows_where(order_by="id"))
+
+    def save_exemplar_sets(self, run_id: int, sets: dict[str, list[list[str]]], notes: dict[str, str]) -> None:
+        with self.transaction():
+            self.db["exemplar_sets"].insert_all(
+                (
+                    {"run_id": run_id, "group_name": g, "set_idx": k, "example_ids": json.dumps(ids), "note": notes.get(g, "")}
+                    for g, group_sets in sets.items()
+                    for k, ids in enumerate(group_sets)
+                ),
+                replace=True,
+            )
+
+    def exemplar_sets(self, run_id: int) -> tuple[dict[str, list[list[str]]], dict[str, str]]:
+        sets: dict[str, list[list[str]]] = {}
+        notes: dict[str, str] = {}
+        for row in self.db.execute(
+            "SELECT group_name, example_ids, note FROM exemplar_sets WHERE run_id = ? ORDER BY group_name, set_idx", [run_id]
+        ).fetchall():
+            sets.setdefault(row[0], []).append(json.loads(row[1]))
+            if row[2]:
+                notes[row[0]] = row[2]
+        return sets, notes
+
+    def done_example_ids(self, run_id: int) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT example_id FROM probe_results WHERE run_id = ?", [run_id]).fetchall()}
+
+    def save_probe_results(self, run_id: int, rows: Iterable[dict], *, n_done: int, seconds: float) -> None:
+        """Write one batch of finished examples and the run's counters in a single transaction."""
+        with self.transaction():
+            self.db["probe_results"].insert_all(rows, replace=True)
+            self.db["probe_runs"].update(run_id, {"n_done": n_done, "seconds": seconds, "updated_at": _now()})
+
+    def probe_results(self, run_id: int) -> Iterator[dict]:
+        cursor = self.db.execute("SELECT * FROM probe_results WHERE run_id = ? ORDER BY rowid", [run_id])
+        cols = [c[0] for c in cursor.description]
+        for row in cursor:
+            yield dict(zip(cols, row))
+
+    def category_counts(self, run_id: int) -> dict[str, dict[str, int]]:
+        """{group: {category: count}} for a run, read straight from SQL so it is fast on 100k rows."""
+        out: dict[str, dict[str, int]] = {}
+        for group, cat, n in self.db.execute(
+            "SELECT group_name, category, COUNT(*) FROM probe_results WHERE run_id = ? GROUP BY group_name, category",
+            [run_id],
+        ).fetchall():
+            out.setdefault(group, {})[cat] = n
+        return out

@@ -1,0 +1,78 @@
+"""The category breakdown of a probe run, overall and per group, as a table or JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Optional
+
+from .probe import CATEGORIES, ProbeSettings
+
+
+@dataclass
+class Breakdown:
+    run: dict
+    overall: dict[str, int]
+    groups: dict[str, dict[str, int]]
+    settings: ProbeSettings
+
+    @property
+    def total(self) -> int:
+        return sum(self.overall.values())
+
+    def to_dict(self) -> dict:
+        def shares(counts: dict[str, int]) -> dict[str, float]:
+            n = sum(counts.values())
+            return {c: (counts.get(c, 0) / n if n else 0.0) for c in CATEGORIES}
+
+        return {
+            "run_id": self.run["id"],
+            "status": self.run["status"],
+            "model": self.run["model_name"],
+            "model_fingerprint": self.run["model_fingerprint"],
+            "backend": self.run["backend"],
+            "settings": json.loads(self.run["settings"]),
+            "budget": self.settings.describe(),
+            "paper_budget": self.settings.is_paper_budget,
+            "probed": self.total,
+            "of": self.run["n_total"],
+            "overall": {"counts": {c: self.overall.get(c, 0) for c in CATEGORIES}, "shares": shares(self.overall)},
+            "groups": {
+                g: {"counts": {c: counts.get(c, 0) for c in CATEGORIES}, "shares": shares(counts)}
+                for g, counts in sorted(self.groups.items())
+            },
+        }
+
+    def to_table(self) -> str:
+        head = f"{'group':<16}" + "".join(f"{c:>13}" for c in CATEGORIES) + f"{'total':>8}"
+        lines = [head, "-" * len(head)]
+
+        def row(name: str, counts: dict[str, int]) -> str:
+            n = sum(counts.values())
+            cells = "".join(f"{counts.get(c, 0):>6} {100 * counts.get(c, 0) / n if n else 0:>5.1f}%" for c in CATEGORIES)
+            return f"{name[:16]:<16}{cells}{n:>8}"
+
+        for g, counts in sorted(self.groups.items()):
+            lines.append(row(g, counts))
+        if len(self.groups) > 1:
+            lines.append("-" * len(head))
+        lines.append(row("all", self.overall))
+        return "\n".join(lines)
+
+    def headline(self) -> str:
+        status = self.run["status"]
+        done = f"{self.total} of {self.run['n_total']} questions probed" if self.total < self.run["n_total"] else f"{self.total} questions probed"
+        return f"Probe run {self.run['id']} ({status}): {done} with {self.run['model_name']} via {self.run['backend']}. {self.settings.describe()}"
+
+
+def breakdown(project, run_id: Optional[int] = None) -> Breakdown:
+    run = project.probe_run(run_id)
+    groups = project.category_counts(run["id"])
+    overall: dict[str, int] = {}
+    for counts in groups.values():
+        for c, n in counts.items():
+            overall[c] = overall.get(c, 0) + n
+    data = json.loads(run["settings"])
+    data.pop("prompt_format", None)
+    settings = ProbeSettings(**data)
+    return Breakdown(run=run, overall=overall, groups=groups, settings=settings)
