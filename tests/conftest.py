@@ -1,0 +1,39 @@
+"""Shared fixtures for the core tests.
+
+Every test runs with ``KNOWMIX_HOME`` pointed at its own temp folder, so nothing a test does
+(the demo project, logs, settings) lands in the real ``~/.knowmix``. Subprocesses started by a
+test inherit the variable through ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.datasets import Example, load_dataset
+from core.paths import sample_dataset
+
+
+@pytest.fixture(autouse=True)
+def knowmix_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path_factory.mktemp("knowmix_home")
+    monkeypatch.setenv("KNOWMIX_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def _sample_dataset():
+    return load_dataset(sample_dataset())
+
+
+@pytest.fixture
+def sample_dataset_loaded(_sample_dataset):
+    """The bundled EntityQuestions sample as a ``core.datasets.Dataset``."""
+    return _sample_dataset
+
+
+@pytest.fixture
+def sample_examples(_sample_dataset) -> list[Example]:
+    """The bundled EntityQuestions sample's examples, in file order."""
+    return list(_sample_dataset.examples)

@@ -1,0 +1,83 @@
+"""The llama.cpp backend on the built-in model: answers, seeds, prefix reuse, pruning."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.backends import load_backend
+from core.backends.base import GenRequest
+from core.matching import PrefixPruner
+
+PREFIX = (
+    "Q: What is the capital of France?\nA: Paris\n\nQ: What is the capital of Italy?\nA: Rome\n\n"
+    "Q: What is the capital of Spain?\nA: Madrid\n\nQ: What is the capital of Japan?\nA: Tokyo\n\n"
+)
+QUESTIONS = ["What is the capital of Germany?", "Where was Wolfgang Amadeus Mozart born?", "Who is Barack Obama married to?"]
+
+
+@pytest.fixture(scope="module")
+def backend():
+    b = load_backend("default")
+    yield b
+    b.close()
+
+
+def sampled(prompt: str, seeds=tuple(range(8)), **kw) -> GenRequest:
+    return GenRequest(prompt, n=len(seeds), temperature=0.5, top_k=40, seeds=tuple(seeds), **kw)
+
+
+def test_loads_the_built_in_model_and_answers_greedily(backend):
+    assert backend.name == "llama.cpp"
+    assert backend.info.name == "SmolLM2-135M-Instruct" and backend.info.dtype == "Q4_1"
+    assert len(backend.info.fingerprint) == 64
+    answers = backend.generate([GenRequest(PREFIX + "Q: What is the capital of Germany?\nA:")])
+    assert answers == [["Berlin"]]
+
+
+def test_answers_stop_at_a_newline_and_respect_max_tokens(backend):
+    out = backend.generate([GenRequest(PREFIX + f"Q: {q}\nA:", max_tokens=3) for q in QUESTIONS])
+    for (answer,) in out:
+        assert "\n" not in answer and len(answer) < 40
+    long = backend.generate([GenRequest("Write a long story about a dragon:", max_tokens=5, stop=())])[0][0]
+    assert 0 < len(long.split()) <= 6
+
+
+def test_a_seed_gives_the_same_answer_whatever_else_is_asked_or_cached(backend):
+    prompts = [PREFIX + f"Q: {q}\nA:" for q in QUESTIONS]
+    together = backend.generate([sampled(p) for p in prompts])
+    backend.reset_cache()
+    alone_reversed = [backend.generate([sampled(p)])[0] for p in reversed(prompts)][::-1]
+    assert together == alone_reversed
+    backend.reset_cache()
+    subset = backend.generate([sampled(prompts[1], seeds=(5, 2))])[0]
+    assert subset == [together[1][5], together[1][2]]
+    greedy = backend.generate([GenRequest(p) for p in prompts])
+    assert greedy == backend.generate([GenRequest(p) for p in prompts])
+
+
+def test_shared_prefix_and_answer_trie_save_model_work(backend):
+    backend.reset_cache()
+    backend.stats.reset()
+    backend.generate([GenRequest(PREFIX + "Q: What is the capital of Germany?\nA:")])
+    first = backend.stats.tokens_evaluated
+    backend.stats.reset()
+    backend.generate([GenRequest(PREFIX + "Q: What is the capital of Austria?\nA:")])
+    assert backend.stats.tokens_evaluated < first / 3  # only the new question and answer were evaluated
+    backend.stats.reset()
+    backend.generate([sampled(PREFIX + "Q: What is the capital of Austria?\nA:", seeds=tuple(range(16)))])
+    assert backend.stats.answers == 16
+    assert backend.stats.forward_calls < 16  # samples reuse the greedy path's cached tokens
+
+
+def test_pruned_samples_are_marked_and_never_hide_a_correct_answer(backend):
+    prompt = PREFIX + "Q: Where was Wolfgang Amadeus Mozart born?\nA:"
+    seeds = tuple(range(16))
+    backend.reset_cache()
+    plain = backend.generate([sampled(prompt, seeds)])[0]
+    backend.reset_cache()
+    pruned = backend.generate([sampled(prompt, seeds, prune=PrefixPruner(["Salzburg"]))])[0]
+    for full, short in zip(plain, pruned):
+        if short.endswith("…"):
+            assert full.startswith(short[:-1].strip()) and full != "Salzburg"
+        else:
+            assert short == full

@@ -1,0 +1,252 @@
+"""The SliCK probe on a scripted backend: categories, schedules, resume and cancel."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from core.datasets import Example, content_fingerprint
+from core.errors import SettingsError
+from core.jobs import CancelToken
+from core.matching import AnswerMatcher, PrefixPruner, is_correct, normalize_answer
+from core.probe import (
+    CATEGORIES, ProbeSettings, build_prompt, categorize, draw_exemplar_sets, preset, probe_examples, run_probe,
+)
+from core.store import Project
+from core.summary import breakdown
+from tests.scripted import ScriptedBackend
+
+
+def make_examples(n: int, groups: int = 3, seed: int = 0) -> tuple[list[Example], dict]:
+    rng = random.Random(seed)
+    examples, knowledge = [], {}
+    profiles = [(1.0, 0.0), (0.0, 0.0), (0.0, 0.05), (0.5, 0.5), (0.0, 0.01), (0.2, 0.0), (0.95, 0.3)]
+    for i in range(n):
+        q = f"Question number {i}?"
+        gold = f"Answer {i}"
+        group = f"G{i % groups}"
+        knowledge[q] = (gold, *profiles[rng.randrange(len(profiles))])
+        examples.append(Example(id=f"ex{i:04d}", question=q, answers=(gold, f"alias {i}"), group=group, line=i + 1, raw={}))
+    return examples, knowledge
+
+
+class FakeDataset:
+    """What ``Project.add_dataset`` reads from a loaded dataset."""
+
+    def __init__(self, examples, path="data.jsonl"):
+        self.examples = examples
+        self.path = path
+        self.format = "jsonl"
+        self.shape = "question-answer"
+        self.mapping = {"question": "question", "answer": "answers"}
+        self.file_sha256 = "0" * 64
+        self.content_sha256 = content_fingerprint(examples)
+        self.duplicates = []
+        self.problems = []
+
+
+def test_categories_follow_the_paper_rules():
+    assert categorize(10, 10, 0) == "HighlyKnown"
+    assert categorize(3, 10, 0) == "MaybeKnown"
+    assert categorize(9, 10, 160) == "MaybeKnown"
+    assert categorize(0, 10, 1) == "WeaklyKnown"
+    assert categorize(0, 10, 0) == "Unknown"
+
+
+def test_prompt_is_four_qa_pairs_then_the_question():
+    ex = [Example(id=str(i), question=f"q{i}", answers=(f"a{i}", "x"), group="g", line=i, raw={}) for i in range(4)]
+    assert build_prompt(ex, "Who?") == "Q: q0\nA: a0\n\nQ: q1\nA: a1\n\nQ: q2\nA: a2\n\nQ: q3\nA: a3\n\nQ: Who?\nA:"
+
+
+def test_answer_matching_normalises_and_accepts_aliases():
+    assert is_correct("The Beatles.", ["Beatles"])
+    assert is_correct("  paris ", ["London", "Paris"])
+    assert is_correct("U.S.", ["US"])
+    assert not is_correct("Paris, France", ["Paris"])
+    assert not is_correct("", ["Paris"])
+    assert normalize_answer("An  Apple\nmore text") == "apple"
+
+
+def test_pruner_never_stops_an_answer_that_could_still_be_correct():
+    rng = random.Random(1)
+    aliases = ["The Beatles", "Jean-Paul Sartre", "U.S.", "São Paulo", "New York City"]
+    pruner = PrefixPruner(aliases)
+    matcher = AnswerMatcher(aliases)
+    pieces = ["The", " ", "Beat", "les", "Jean", "-", "Paul", " Sar", "tre", "U", ".", "S", "São", " Paulo", "New", " York",
+              " City", ",", " the", " a", "x", "Paris", "  "]
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 6)))
+        if matcher(text):  # a correct answer's every prefix must stay alive
+            for cut in range(len(text) + 1):
+                assert not pruner(text[:cut]), (text, text[:cut])
+    assert pruner("London")
+    assert not pruner("The Bea")
+    assert not pruner("")
+
+
+def test_exemplar_sets_are_drawn_once_per_group_with_a_seed():
+    examples, _ = make_examples(40)
+    settings = ProbeSettings()
+    a, notes = draw_exemplar_sets(examples, {e.group for e in examples}, settings)
+    b, _ = draw_exemplar_sets(examples, {e.group for e in examples}, settings)
+    assert a == b and not notes
+    group_of = {e.id: e.group for e in examples}
+    for group, sets in a.items():
+        assert len(sets) == settings.n_sets
+        for ids in sets:
+            assert len(ids) == settings.shots + 1 and len(set(ids)) == len(ids)
+            assert all(group_of[i] == group for i in ids)
+    c, _ = draw_exemplar_sets(examples, {e.group for e in examples}, ProbeSettings(seed=7))
+    assert c != a
+
+
+def test_a_question_never_sees_itself_as_an_exemplar():
+    examples, knowledge = make_examples(12, groups=1)
+    backend = ScriptedBackend(knowledge)
+    sets, _ = draw_exemplar_sets(examples, {"G0"}, ProbeSettings(n_sets=10))
+    rows = probe_examples(backend, examples, examples, ProbeSettings(n_sets=10), sets)
+    for row in rows:
+        used = json.loads(row["exemplar_ids"])
+        assert len(used) == 10
+        assert all(len(ids) == 4 and row["example_id"] not in ids for ids in used)
+    for req in backend.calls:
+        question = req.prompt.rsplit("Q: ", 1)[1]
+        assert req.prompt.count(question) == 1
+
+
+def test_small_groups_borrow_exemplars_and_say_so():
+    examples, _ = make_examples(12, groups=1)
+    lonely = Example(id="lonely", question="Alone?", answers=("yes",), group="rare", line=99, raw={})
+    sets, notes = draw_exemplar_sets(examples + [lonely], {"G0", "rare"}, ProbeSettings())
+    assert "rare" in notes and "all groups" in notes["rare"]
+    with pytest.raises(SettingsError, match="at least 5"):
+        draw_exemplar_sets(examples[:3], {"G0"}, ProbeSettings())
+
+
+def test_lazy_schedule_gives_exactly_the_full_schedules_categories_with_fewer_calls():
+    examples, knowledge = make_examples(90)
+    sets, _ = draw_exemplar_sets(examples, {e.group for e in examples}, ProbeSettings())
+    lazy_backend, full_backend = ScriptedBackend(knowledge), ScriptedBackend(knowledge)
+    lazy = probe_examples(lazy_backend, examples, examples, ProbeSettings(schedule="lazy"), sets)
+    full = probe_examples(full_backend, examples, examples, ProbeSettings(schedule="full"), sets)
+    lazy_cats = {r["example_id"]: r["category"] for r in lazy}
+    full_cats = {r["example_id"]: r["category"] for r in full}
+    assert lazy_cats == full_cats
+    assert set(lazy_cats.values()) == set(CATEGORIES)  # the scripted data exercises every category
+    assert lazy_backend.stats.answers < full_backend.stats.answers / 2
+    for lz, fl in zip(sorted(lazy, key=lambda r: r["example_id"]), sorted(full, key=lambda r: r["example_id"])):
+        assert lz["greedy_answers"] == fl["greedy_answers"] and lz["p_greedy"] == fl["p_greedy"]
+        assert fl["sampled_total"] == 160 and fl["p_sampled"] is not None
+        if lz["category"] in ("HighlyKnown", "MaybeKnown"):
+            assert lz["sampled_total"] == 0  # a correct greedy answer means no samples are needed
+        if lz["category"] == "Unknown":
+            assert lz["sampled_total"] == 160 and lz["p_sampled"] == 0.0
+        if lz["category"] == "WeaklyKnown":  # stopped at the first exemplar set with a correct sample
+            assert 0 < lz["sampled_correct"] and lz["sampled_total"] <= 160
+
+
+def test_batch_size_and_order_do_not_change_results():
+    examples, knowledge = make_examples(30)
+    sets, _ = draw_exemplar_sets(examples, {e.group for e in examples}, ProbeSettings())
+    a = probe_examples(ScriptedBackend(knowledge), examples, examples, ProbeSettings(chunk_size=1), sets)
+    b = probe_examples(ScriptedBackend(knowledge), list(reversed(examples)), examples, ProbeSettings(chunk_size=7), sets)
+    key = lambda rows: {r["example_id"]: (r["category"], r["greedy_answers"], r["sampled_answers"]) for r in rows}
+    assert key(a) == key(b)
+
+
+def test_every_sample_has_its_own_seed_per_example_set_and_index():
+    examples, knowledge = make_examples(6, groups=1)
+    backend = ScriptedBackend({q: (g, 0.0, 0.0) for q, (g, _p, _s) in knowledge.items()})
+    sets, _ = draw_exemplar_sets(examples, {"G0"}, ProbeSettings())
+    probe_examples(backend, examples, examples, ProbeSettings(), sets)
+    seeds = [s for req in backend.calls if not req.greedy for s in req.seeds]
+    assert len(seeds) == 6 * 10 * 16 == len(set(seeds))
+    sampled = [req for req in backend.calls if not req.greedy]
+    assert all(req.temperature == 0.5 and req.top_k == 40 and req.n == 16 for req in sampled)
+
+
+def test_cheaper_presets_say_so():
+    assert ProbeSettings().is_paper_budget
+    assert "paper's full budget" in ProbeSettings().describe()
+    quick = preset("quick")
+    assert not quick.is_paper_budget
+    assert "CHEAPER than the paper" in quick.describe() and "Unknown" in quick.describe()
+    assert not preset("paper", n_sets=5).is_paper_budget
+    with pytest.raises(SettingsError, match="Unknown probe preset"):
+        preset("turbo")
+    with pytest.raises(SettingsError, match="exemplar sets"):
+        preset("paper", n_sets=0)
+
+
+def _project_with(tmp_path, examples):
+    project = Project(tmp_path / "p.knowmix")
+    dataset_id = project.add_dataset(FakeDataset(examples))
+    return project, dataset_id
+
+
+def test_run_probe_saves_results_and_resumes_without_redoing_work(tmp_path):
+    examples, knowledge = make_examples(40)
+    project, dataset_id = _project_with(tmp_path, examples)
+    settings = ProbeSettings(chunk_size=5)
+
+    token = CancelToken()
+    saved = []
+
+    def progress(p):
+        if p.message.endswith("batch saved"):
+            saved.append(p.done)
+            if len(saved) == 3:
+                token.cancel()
+
+    first = run_probe(project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted", settings=settings,
+                      backend=ScriptedBackend(knowledge), progress=progress, cancel=token)
+    assert first.status == "cancelled" and first.n_done == saved[-1] == 14  # batches of 5, 5, 4 (group G0 has 14)
+    assert project.probe_run(first.run_id)["status"] == "cancelled"
+    before = {r["example_id"]: r for r in project.probe_results(first.run_id)}
+    assert len(before) == 14
+
+    backend = ScriptedBackend(knowledge)
+    second = run_probe(project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted", settings=settings,
+                       backend=backend)
+    assert second.run_id == first.run_id and second.status == "finished" and second.resumed_from == 14
+    asked = {req.prompt.rsplit("Q: ", 1)[1].rsplit("\nA:", 1)[0] for req in backend.calls}
+    assert not asked & {next(e.question for e in examples if e.id == i) for i in before}
+    after = {r["example_id"]: r for r in project.probe_results(first.run_id)}
+    assert len(after) == 40 and all(after[i] == before[i] for i in before)
+
+    uninterrupted = probe_examples(ScriptedBackend(knowledge), examples, examples, settings, project.exemplar_sets(first.run_id)[0])
+    assert {r["example_id"]: r["category"] for r in uninterrupted} == {i: r["category"] for i, r in after.items()}
+
+    third = run_probe(project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted", settings=settings,
+                      backend=ScriptedBackend(knowledge))
+    assert third.status == "already finished" and third.run_id == first.run_id
+
+    b = breakdown(project)
+    assert b.total == 40 and sum(b.to_dict()["overall"]["counts"].values()) == 40
+    assert set(b.groups) == {"G0", "G1", "G2"}
+    assert "HighlyKnown" in b.to_table() and "all" in b.to_table()
+    project.close()
+
+
+def test_other_settings_or_model_make_a_new_run(tmp_path):
+    examples, knowledge = make_examples(10)
+    project, dataset_id = _project_with(tmp_path, examples)
+    a = run_probe(project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="s", settings=preset("smoke"),
+                  backend=ScriptedBackend(knowledge))
+    b = run_probe(project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="s", settings=preset("smoke", seed=3),
+                  backend=ScriptedBackend(knowledge))
+    assert a.run_id != b.run_id and len(project.probe_runs()) == 2
+    project.close()
+
+
+def test_progress_reports_rate_and_eta(tmp_path):
+    examples, knowledge = make_examples(12)
+    events = []
+    sets, _ = draw_exemplar_sets(examples, {e.group for e in examples}, ProbeSettings())
+    probe_examples(ScriptedBackend(knowledge), examples, examples, ProbeSettings(chunk_size=4), sets, progress=events.append)
+    assert events[0].done == 0 and events[-1].done == events[-1].total == 12
+    done = [e.done for e in events]
+    assert done == sorted(done)
+    assert any(e.rate > 0 and e.eta_s is not None for e in events)
