@@ -84,7 +84,7 @@ class _CtrlC:
             if self.token.cancelled:
                 raise KeyboardInterrupt
             self.token.cancel()
-            _status("\nStopping after the current batch (press Ctrl-C again to stop now; finished work is saved) ...")
+            _status("\nStopping (press Ctrl-C again to stop at once). Finished batches are saved; the batch in progress is redone on resume ...")
 
         try:
             self._old = signal.signal(signal.SIGINT, handler)
@@ -121,7 +121,8 @@ def _load_data(path: str, args: argparse.Namespace, role: str = "data"):
     return ds
 
 
-def _run_probe(project_path: Path, ds, pool, model: str, settings, *, backend: str = "auto", allow_pickle: bool = False) -> int:
+def _run_probe(project_path: Path, ds, pool, model: str, settings, *, backend: str = "auto", allow_pickle: bool = False,
+               threads: Optional[int] = None) -> int:
     from .probe import run_probe
     from .store import Project
     from .summary import breakdown
@@ -138,6 +139,7 @@ def _run_probe(project_path: Path, ds, pool, model: str, settings, *, backend: s
                 outcome = run_probe(
                     project, dataset_id=dataset_id, pool_dataset_id=pool_id, model_spec=model, settings=settings,
                     backend_name=backend, allow_pickle=allow_pickle, progress=bar, cancel=token, on_status=_status,
+                    backend_options={"n_threads": threads} if threads else None,
                 )
             finally:
                 bar.finish()
@@ -161,16 +163,20 @@ def _run_probe(project_path: Path, ds, pool, model: str, settings, *, backend: s
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
+    from .models import resolve_model
+
     settings = _probe_settings(args)
+    resolve_model(args.model, allow_pickle=args.allow_pickle)  # a bad model is reported before anything is written
     ds = _load_data(args.data, args)
-    if args.limit:
+    if args.limit is not None:  # --limit 0 is an error, not "no limit"
         from .datasets import take_balanced
 
         ds = take_balanced(ds, args.limit)
         _status(f"Probing {len(ds.examples)} of the questions (--limit), spread evenly over the groups.")
     pool = _load_data(args.pool, args, role="pool") if args.pool else None
     project = Path(args.project) if args.project else _default_project(Path(args.data))
-    return _run_probe(project, ds, pool, args.model, settings, backend=args.backend, allow_pickle=args.allow_pickle)
+    return _run_probe(project, ds, pool, args.model, settings, backend=args.backend, allow_pickle=args.allow_pickle,
+                      threads=args.threads)
 
 
 def _find_project(arg: Optional[str]) -> Path:
@@ -217,6 +223,69 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _run_probe(project, ds, pool, "default", settings)
 
 
+def _parse_shares(text: Optional[str]) -> Optional[dict[str, float]]:
+    if not text:
+        return None
+    shares: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            shares[name.strip()] = float(value)
+        except ValueError:
+            raise SettingsError(
+                f"--shares: cannot read '{part}'. Write CATEGORY=SHARE pairs, e.g. HighlyKnown=1,MaybeKnown=1,WeaklyKnown=0.5,Unknown=0."
+            ) from None
+    return shares
+
+
+def _memory_lines(project, plan) -> list[str]:
+    """The memory a default LoRA run on the probe's model needs, against this machine's free memory."""
+    from .errors import ModelError
+    from .models import model_shape, resolve_model
+    from .plan import check_memory_fits, estimate_memory
+
+    run = project.probe_run(plan.probe_run_id)
+    try:
+        ref = resolve_model(run["model_path"] if run["model_spec"] != "default" else "default")
+    except ModelError as exc:
+        return [f"Memory estimate skipped: {exc}"]
+    shape = model_shape(ref)
+    est = estimate_memory(shape.n_params, n_layers=shape.n_layers, hidden=shape.hidden, vocab_size=shape.vocab_size)
+    lines = [f"Memory for a LoRA run on {ref.display_name}: {est.describe()}"]
+    warning = check_memory_fits(est, "cpu")
+    if warning:
+        lines.append(f"WARNING: {warning}")
+    return lines
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .plan import PlanSettings, build_plan, export_plan, save_plan
+    from .store import Project
+
+    settings = PlanSettings(
+        mix=args.mix, weakly_known_cap=args.weakly_known_cap, shares=_parse_shares(args.shares),
+        dev_fraction=args.dev_fraction, dev_max=args.dev_max, seed=args.seed,
+    )
+    settings.validate()
+    with Project(_find_project(args.project), create=False) as project:
+        plan = build_plan(project, args.run, settings)
+        plan_id = save_plan(project, plan, name=args.name or "")
+        if args.json:
+            print(json.dumps(plan.to_dict(), indent=2, ensure_ascii=False))
+        else:
+            print(f"Plan {plan_id} (from probe run {plan.probe_run_id}), saved in {project.path}")
+            print(plan.explain())
+            for line in _memory_lines(project, plan):
+                print(line)
+        if args.export:
+            paths = export_plan(plan, args.export, dataset_row=project.dataset(plan.dataset_id))
+            for label, path in paths.items():
+                _status(f"exported {label}: {path}")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     """Show what `--model default` is and whether it loads."""
     from .models import default_model_path, resolve_model
@@ -248,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-invalid", action="store_true", help="skip rows with problems instead of stopping")
     p.add_argument("--limit", type=int, help="probe only N questions, spread evenly over the groups")
     p.add_argument("--allow-pickle", action="store_true", help="allow PyTorch pickle weights (.bin/.pt): only for files you trust")
+    p.add_argument("--threads", type=int, help="CPU threads for llama.cpp (default: all cores; fewer helps on a busy machine)")
     _add_budget(p)
     p.set_defaults(func=cmd_probe)
 
@@ -262,6 +332,21 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--preset", default="paper", help="paper (default), quick or smoke")
     d.add_argument("--project", help="project file (default: demo.knowmix in KnowMix's data folder)")
     d.set_defaults(func=cmd_demo)
+
+    pl = sub.add_parser("plan", help="turn a finished probe into a training plan: the mix and the dev split")
+    pl.add_argument("--project", help="project file (default: the newest *.knowmix here)")
+    pl.add_argument("--run", type=int, help="probe run number (default: the latest)")
+    pl.add_argument("--mix", default="recommended", choices=["recommended", "idk", "natural", "custom"],
+                    help="recommended (default: keep HighlyKnown and MaybeKnown, drop Unknown), idk (relabel Unknown as \"I don't know\"), natural (keep all) or custom (--shares)")
+    pl.add_argument("--weakly-known-cap", type=int, default=0, help="most WeaklyKnown examples to keep (default 0)")
+    pl.add_argument("--shares", help="custom mix: share kept per category, e.g. HighlyKnown=1,MaybeKnown=1,WeaklyKnown=0.5,Unknown=0")
+    pl.add_argument("--dev-fraction", type=float, default=0.10, help="share held out for the dev split (default 0.10)")
+    pl.add_argument("--dev-max", type=int, default=500, help="largest dev split (default 500)")
+    pl.add_argument("--seed", type=int, default=0)
+    pl.add_argument("--name", help="a name for the plan")
+    pl.add_argument("--export", metavar="DIR", help="also write the planned train/dev sets (input's own shape and plain question/answer JSONL)")
+    pl.add_argument("--json", action="store_true", help="print the plan as JSON")
+    pl.set_defaults(func=cmd_plan)
 
     m = sub.add_parser("model", help="check a model file or folder and show what it is")
     m.add_argument("--model", default="default")

@@ -335,3 +335,48 @@ def check_memory(ref: ModelRef, need_bytes: int, device: str = "cpu") -> None:
             f"{ref.display_name} needs about {need_bytes / gib:.1f} GiB of {where} but only {free / gib:.1f} GiB is free. "
             "Close other programs, or pick a smaller or more quantised model."
         )
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """Sizes read from a model's header or config, for memory estimates before anything loads."""
+
+    n_params: int
+    n_layers: Optional[int]
+    hidden: Optional[int]
+    vocab_size: Optional[int]
+
+
+def model_shape(ref: ModelRef) -> ModelShape:
+    """Parameter count and sizes of a llama-like model, from GGUF metadata or config.json.
+
+    Exact for llama-style blocks (attention with grouped KV heads and a gated MLP); for other
+    architectures it is an estimate, which is all a memory warning needs.
+    """
+    if ref.kind == "gguf":
+        meta = ref.metadata
+        arch = meta.get("general.architecture", "llama")
+        get = lambda key: meta.get(f"{arch}.{key}")  # noqa: E731
+        hidden, layers, ff = get("embedding_length"), get("block_count"), get("feed_forward_length")
+        heads, kv_heads = get("attention.head_count"), get("attention.head_count_kv")
+        vocab = meta.get(f"{arch}.vocab_size")
+        if vocab is None:
+            tokens = str(meta.get("tokenizer.ggml.tokens", ""))
+            vocab = int(tokens.split()[-1].rstrip(">")) if tokens.startswith("<array of") else None
+    else:
+        try:
+            cfg = json.loads((ref.path / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            cfg = {}
+        cfg = cfg.get("text_config", cfg)
+        hidden, layers = cfg.get("hidden_size"), cfg.get("num_hidden_layers")
+        ff, heads = cfg.get("intermediate_size"), cfg.get("num_attention_heads")
+        kv_heads, vocab = cfg.get("num_key_value_heads", heads), cfg.get("vocab_size")
+    if isinstance(hidden, int) and isinstance(layers, int):
+        kv_width = hidden * kv_heads // heads if isinstance(heads, int) and isinstance(kv_heads, int) and heads else hidden
+        ff = ff if isinstance(ff, int) else 4 * hidden
+        per_layer = 2 * hidden * hidden + 2 * hidden * kv_width + 3 * hidden * ff
+        n_params = layers * per_layer + (vocab or 32000) * hidden
+        return ModelShape(n_params=int(n_params), n_layers=layers, hidden=hidden, vocab_size=vocab)
+    bytes_per_param = 2.0 if ref.kind == "hf" else 0.6
+    return ModelShape(n_params=max(1, int(ref.size_bytes / bytes_per_param)), n_layers=None, hidden=None, vocab_size=None)

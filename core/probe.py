@@ -328,6 +328,7 @@ def run_probe(
     progress: ProgressCallback = no_progress,
     cancel: Optional[CancelToken] = None,
     on_status: Callable[[str], None] = lambda _m: None,
+    backend_options: Optional[dict] = None,
 ) -> ProbeOutcome:
     """Start, or resume, the probe of a stored dataset with a model; results go to ``project``.
 
@@ -375,7 +376,12 @@ def run_probe(
     own_backend = backend is None
     if own_backend:
         on_status(f"Loading {model_name} ({bname}) ...")
-        backend = load_backend(ref, bname, allow_pickle=allow_pickle, **({"fingerprint": fingerprint} if bname == "llama.cpp" else {}))
+        options = dict(backend_options or {})
+        if bname == "llama.cpp":
+            options["fingerprint"] = fingerprint
+        else:
+            options.pop("n_threads", None)
+        backend = load_backend(ref, bname, allow_pickle=allow_pickle, **options)
     project.update_probe_run(run_id, status="running", note="")
     t0 = time.monotonic()
     state = {"done": resumed_from}

@@ -89,30 +89,50 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
         foreign_keys=[("run_id", "probe_runs", "id")],
     )
     db["probe_results"].create_index(["run_id", "category"])
-    # Room for the plan-and-train work: plans, training runs and their metrics.
+    # Plans (core/plan.py): which probed examples train, which form the dev split, and why.
+    # ``plan_examples`` copies question, answers, group and the training target so a plan stays
+    # readable (and trainable) on its own; the original record is joined from ``examples``.
     db["plans"].create(
-        {"id": int, "probe_run_id": int, "name": str, "settings": str, "summary": str, "created_at": float},
+        {
+            "id": int, "probe_run_id": int, "dataset_id": int, "name": str, "mix": str, "settings": str,
+            "counts": str, "summary": str, "n_train": int, "n_dev": int, "n_dropped": int, "created_at": float,
+        },
         pk="id",
         foreign_keys=[("probe_run_id", "probe_runs", "id")],
     )
     db["plan_examples"].create(
-        {"plan_id": int, "example_id": str, "split": str, "category": str, "reason": str},
+        {
+            "plan_id": int, "example_id": str, "idx": int, "split": str, "category": str, "group_name": str,
+            "question": str, "answers": str, "target": str, "reason": str,
+        },
         pk=("plan_id", "example_id"),
         foreign_keys=[("plan_id", "plans", "id")],
     )
+    db["plan_examples"].create_index(["plan_id", "split"])
+    # Training runs (core/train/): one row per LoRA fine-tune. ``plan_snapshot`` freezes the exact
+    # train/dev items the run uses (JSON), so a resume sees the same data even if the plan changes.
+    # ``step``/``epoch`` are the last checkpoint's; best_* the evaluation with the best dev exact
+    # match (the EARLY_STOP point), ``fit_at_best`` its train-fit share per category (JSON).
     db["train_runs"].create(
         {
-            "id": int, "plan_id": int, "status": str, "settings": str, "folder": str, "created_at": float,
-            "updated_at": float, "best_epoch": float, "best_step": int, "best_dev_em": float, "note": str,
+            "id": int, "plan_id": int, "status": str, "stop_reason": str, "settings": str, "model_spec": str,
+            "model_name": str, "model_path": str, "model_fingerprint": str, "folder": str, "n_train": int,
+            "n_dev": int, "steps_per_epoch": int, "total_steps": int, "step": int, "epoch": float,
+            "created_at": float, "updated_at": float, "started_at": float, "finished_at": float, "seconds": float,
+            "best_epoch": float, "best_step": int, "best_dev_em": float, "fit_at_best": str, "final_epoch": float,
+            "final_step": int, "adapter_dir": str, "merged_dir": str, "plan_snapshot": str, "worker_pid": int,
+            "error": str, "note": str,
         },
         pk="id",
         foreign_keys=[("plan_id", "plans", "id")],
     )
+    # One value per (run, name, step): loss, lr, tokens_per_s per optimizer step; dev_em, fit/<category>
+    # and the like per evaluation. A resumed run rewrites the steps after its checkpoint in place.
     db["metrics"].create(
-        {"run_id": int, "step": int, "epoch": float, "name": str, "value": float, "at": float},
+        {"run_id": int, "name": str, "step": int, "epoch": float, "value": float, "at": float},
+        pk=("run_id", "name", "step"),
         foreign_keys=[("run_id", "train_runs", "id")],
     )
-    db["metrics"].create_index(["run_id", "name", "step"])
 
 
 MIGRATIONS = [_migrate_1]  # MIGRATIONS[i] upgrades a file from version i to i + 1
@@ -152,7 +172,11 @@ class Project:
             raise ProjectError(f"{self.path} cannot be opened as a KnowMix project: {exc}.") from None
         self.db = sqlite_utils.Database(conn)
         self.journal_mode = mode
-        self._upgrade()
+        try:
+            self._upgrade()
+        except BaseException:
+            conn.close()  # a refused file must not stay open (and locked, on Windows)
+            raise
 
     # -- schema ------------------------------------------------------------------------------------
     def _upgrade(self) -> None:

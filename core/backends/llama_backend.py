@@ -39,7 +39,7 @@ class LlamaCppBackend(Backend):
         ctx_train = int(ref.metadata.get(f"{ref.metadata.get('general.architecture', 'llama')}.context_length", 0) or 0)
         n_ctx = n_ctx or (min(ctx_train, DEFAULT_N_CTX) if ctx_train else DEFAULT_N_CTX)
         check_memory(ref, int(ref.size_bytes * 1.1) + 64 * 1024 * 1024)
-        threads = n_threads or max(1, os.cpu_count() or 1)
+        threads = n_threads or int(os.environ.get("KNOWMIX_THREADS") or 0) or max(1, os.cpu_count() or 1)
         try:
             self.llm = llama_cpp.Llama(
                 model_path=str(ref.path), n_ctx=n_ctx, n_batch=512, n_threads=threads, n_threads_batch=threads,

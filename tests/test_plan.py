@@ -1,0 +1,446 @@
+"""The plan: mixes, the stratified dev split, group shares, words, store, export and memory."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+
+import pytest
+
+from core import models
+from core.datasets import Example, content_fingerprint, load_dataset
+from core.errors import ProjectError, SettingsError
+from core.plan import (
+    IDK_ANSWER, MIXES, Plan, PlanSettings, build_plan, check_memory_fits, estimate_memory, export_plan, load_plan,
+    save_plan,
+)
+from core.probe import CATEGORIES, ProbeSettings, run_probe
+from core.store import Project
+from tests.scripted import ScriptedBackend
+
+
+class FakeDataset:
+    """What ``Project.add_dataset`` reads from a loaded dataset."""
+
+    def __init__(self, examples, path="data.jsonl"):
+        self.examples = examples
+        self.path = path
+        self.format = "jsonl"
+        self.shape = "question-answer"
+        self.mapping = {"question": "question", "answer": "answers", "group": "relation"}
+        self.file_sha256 = "0" * 64
+        self.content_sha256 = content_fingerprint(examples)
+        self.duplicates = []
+        self.problems = []
+
+
+def seeded_project(tmp_path, spec: dict[tuple[str, str], int], *, status="finished", done=None,
+                   probe_settings=ProbeSettings(), seed=0):
+    """A project whose (finished) probe run gives exactly ``spec[(category, group)]`` examples, in shuffled file order.
+
+    Probe rows are written straight to the store, so a test can ask for thousands of examples with
+    exact category counts in milliseconds.
+    """
+    cats: dict[str, str] = {}
+    examples = []
+    for (cat, group), n in spec.items():
+        for i in range(n):
+            ex_id = f"{cat[:2]}-{group}-{i:05d}"
+            q = f"{cat} question {i} of {group}?"
+            a = f"answer {cat} {group} {i}"
+            examples.append(Example(ex_id, q, (a, f"alias {i}"), group, 0,
+                                    {"question": q, "answers": [a, f"alias {i}"], "relation": group}))
+            cats[ex_id] = cat
+    random.Random(seed).shuffle(examples)
+    project = Project(tmp_path / "p.knowmix")
+    dataset_id = project.add_dataset(FakeDataset(examples))
+    run_id = project.create_probe_run(
+        dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted", model_name="scripted", model_path="",
+        model_fingerprint="f", backend="scripted", preset=probe_settings.preset, settings=probe_settings.identity(),
+        n_total=len(examples),
+    )
+    rows = [
+        {"run_id": run_id, "example_id": ex.id, "group_name": ex.group, "category": cats[ex.id], "p_greedy": 0.0,
+         "p_sampled": 0.0, "greedy_correct": 0, "greedy_total": 10, "sampled_correct": 0, "sampled_total": 0,
+         "greedy_answers": "[]", "sampled_answers": "[]", "exemplar_ids": "[]", "seconds": 0.0}
+        for ex in examples[: done if done is not None else len(examples)]
+    ]
+    project.save_probe_results(run_id, rows, n_done=len(rows), seconds=0.0)
+    project.update_probe_run(run_id, status=status)
+    return project, run_id, examples
+
+
+BALANCED = {(c, g): n for c, n in zip(CATEGORIES, (120, 90, 60, 150)) for g in ("G0", "G1", "G2")}
+
+
+def by_cat(items):
+    return Counter(e.category for e in items)
+
+
+def test_settings_are_checked_in_plain_words():
+    PlanSettings().validate()
+    for mix in MIXES:
+        PlanSettings(mix=mix, shares={"WeaklyKnown": 0.5} if mix == "custom" else None).validate()
+    bad = [
+        (PlanSettings(mix="best"), "mix must be one of"),
+        (PlanSettings(weakly_known_cap=-1), "WeaklyKnown cap"),
+        (PlanSettings(mix="custom"), "needs a share per category"),
+        (PlanSettings(mix="custom", shares={"Known": 1}), "not a category"),
+        (PlanSettings(mix="custom", shares={"Unknown": 1.5}), "from 0 to 1"),
+        (PlanSettings(shares={"Unknown": 1}), "only used by the custom mix"),
+        (PlanSettings(dev_fraction=0), "dev fraction"),
+        (PlanSettings(dev_fraction=0.8), "dev fraction"),
+        (PlanSettings(dev_max=2), "at least 4"),
+    ]
+    for settings, words in bad:
+        with pytest.raises(SettingsError, match=words):
+            settings.validate()
+
+
+def test_recommended_mix_keeps_known_drops_unknown_and_caps_weakly_known(tmp_path):
+    project, run_id, examples = seeded_project(tmp_path, BALANCED)
+    plan = build_plan(project)
+    assert plan.probe_run_id == run_id and plan.settings == PlanSettings()
+    dev_ids = {e.example_id for e in plan.dev()}
+    for e in plan.examples:
+        if e.split == "dev":
+            continue
+        if e.category in ("HighlyKnown", "MaybeKnown"):
+            assert e.split == "train" and e.target == e.answers[0]
+        else:
+            assert e.split == "dropped"
+    assert by_cat(plan.train())["WeaklyKnown"] == 0 and by_cat(plan.train())["Unknown"] == 0
+    assert any("dropped: Unknown" in e.reason for e in plan.dropped())
+    assert all(e.reason.startswith("kept: the model") for e in plan.train())
+    # The cap: exactly N WeaklyKnown examples, or all there are.
+    capped = build_plan(project, settings=PlanSettings(weakly_known_cap=25))
+    assert by_cat(capped.train())["WeaklyKnown"] == 25
+    assert {e.example_id for e in capped.dev()} == dev_ids  # the dev split does not depend on the mix
+    everything = build_plan(project, settings=PlanSettings(weakly_known_cap=10_000))
+    assert by_cat(everything.train())["WeaklyKnown"] == 180 - by_cat(everything.dev())["WeaklyKnown"]
+    assert len(plan.examples) == len(examples)
+    project.close()
+
+
+def test_idk_mix_relabels_unknown_answers_and_keeps_them(tmp_path):
+    project, _, _ = seeded_project(tmp_path, BALANCED)
+    plan = build_plan(project, settings=PlanSettings(mix="idk"))
+    unknown_train = [e for e in plan.train() if e.category == "Unknown"]
+    assert len(unknown_train) == 450 - by_cat(plan.dev())["Unknown"]
+    assert all(e.target == IDK_ANSWER and e.relabelled for e in unknown_train)
+    assert all(e.target == e.answers[0] for e in plan.examples if e.category != "Unknown" or e.split == "dev")
+    assert by_cat(plan.train())["WeaklyKnown"] == 0
+    assert plan.counts()["relabelled"] == len(unknown_train)
+    project.close()
+
+
+def test_natural_mix_keeps_everything_outside_dev(tmp_path):
+    project, _, examples = seeded_project(tmp_path, BALANCED)
+    plan = build_plan(project, settings=PlanSettings(mix="natural", weakly_known_cap=3))
+    assert not plan.dropped()
+    assert len(plan.train()) + len(plan.dev()) == len(examples)
+    assert all(e.target == e.answers[0] for e in plan.train())
+    project.close()
+
+
+def test_custom_shares_keep_that_share_of_each_category(tmp_path):
+    project, _, _ = seeded_project(tmp_path, BALANCED)
+    shares = {"HighlyKnown": 1, "MaybeKnown": 0.5, "WeaklyKnown": 0.25, "Unknown": 0}
+    plan = build_plan(project, settings=PlanSettings(mix="custom", shares=shares))
+    dev, train = by_cat(plan.dev()), by_cat(plan.train())
+    total = {c: 3 * n for c, n in zip(CATEGORIES, (120, 90, 60, 150))}
+    for cat, share in shares.items():
+        assert train[cat] == int(share * (total[cat] - dev[cat]) + 0.5)
+    # A category the shares leave out follows the recommended mix.
+    partial = build_plan(project, settings=PlanSettings(mix="custom", shares={"WeaklyKnown": 1}))
+    t = by_cat(partial.train())
+    assert t["Unknown"] == 0 and t["WeaklyKnown"] == total["WeaklyKnown"] - by_cat(partial.dev())["WeaklyKnown"]
+    assert t["HighlyKnown"] == total["HighlyKnown"] - by_cat(partial.dev())["HighlyKnown"]
+    project.close()
+
+
+def test_dev_split_is_stratified_by_category_and_group_and_has_every_category(tmp_path):
+    spec = {("HighlyKnown", "G0"): 400, ("HighlyKnown", "G1"): 100, ("MaybeKnown", "G0"): 50, ("MaybeKnown", "G1"): 250,
+            ("WeaklyKnown", "G0"): 30, ("WeaklyKnown", "G1"): 9, ("Unknown", "G0"): 200, ("Unknown", "G1"): 600}
+    project, _, examples = seeded_project(tmp_path, spec)
+    n = len(examples)  # 1639
+    plan = build_plan(project)
+    dev = plan.dev()
+    assert len(dev) == int(0.1 * n) and len(dev) <= 0.1 * n and len(dev) <= 500
+    strata = Counter((e.category, e.group) for e in dev)
+    for key, size in spec.items():
+        assert abs(strata[key] - 0.1 * size) <= 1, key
+    assert set(by_cat(dev)) == set(CATEGORIES)
+    # Shares in dev follow the data's shares (the natural distribution), within 1 percentage point.
+    shares_all = plan.counts()["before"]["shares"]
+    shares_dev = plan.counts()["dev"]["shares"]
+    assert all(abs(shares_all[c] - shares_dev[c]) < 0.01 for c in CATEGORIES)
+    assert not {e.example_id for e in dev} & {e.example_id for e in plan.train()}
+    assert all(e.reason.startswith("held out for dev") for e in dev)
+    project.close()
+
+
+def test_dev_split_is_capped_and_scaled_down_proportionally(tmp_path):
+    spec = {("HighlyKnown", "G0"): 3000, ("MaybeKnown", "G0"): 1500, ("WeaklyKnown", "G1"): 400,
+            ("Unknown", "G1"): 1100, ("Unknown", "G0"): 3}
+    project, _, examples = seeded_project(tmp_path, spec)
+    plan = build_plan(project)
+    dev = plan.dev()
+    assert len(dev) == 500 < 0.1 * len(examples)
+    strata = Counter((e.category, e.group) for e in dev)
+    for key, size in spec.items():
+        assert abs(strata[key] - 500 * size / len(examples)) <= 1, key
+    small = build_plan(project, settings=PlanSettings(dev_fraction=0.05, dev_max=100))
+    assert len(small.dev()) == 100 and set(by_cat(small.dev())) == set(CATEGORIES)
+    project.close()
+
+
+def test_every_category_with_two_examples_reaches_dev_without_breaking_the_limits(tmp_path):
+    spec = {("HighlyKnown", "G0"): 150, ("MaybeKnown", "G0"): 40, ("WeaklyKnown", "G0"): 1, ("WeaklyKnown", "G1"): 1,
+            ("Unknown", "G1"): 1}
+    project, _, examples = seeded_project(tmp_path, spec)
+    plan = build_plan(project)
+    dev = by_cat(plan.dev())
+    assert dev["WeaklyKnown"] == 1 and dev["HighlyKnown"] and dev["MaybeKnown"]
+    assert len(plan.dev()) == int(0.1 * len(examples))
+    assert not dev["Unknown"]  # a category of one cannot be in dev and train: the plan says so
+    assert any("Unknown has only 1 probed question" in w for w in plan.warnings())
+    assert "too few for a dev example" in plan.explain()
+    project.close()
+
+
+def test_on_tiny_data_every_category_still_gets_one_dev_example(tmp_path):
+    project, _, _ = seeded_project(tmp_path, {(c, "G0"): 5 for c in CATEGORIES})
+    plan = build_plan(project, settings=PlanSettings(mix="natural"))
+    assert by_cat(plan.dev()) == {c: 1 for c in CATEGORIES}  # 4 > 10% of 20: the categories come first
+    assert by_cat(plan.train()) == {c: 4 for c in CATEGORIES}
+    project.close()
+
+
+def test_plan_is_deterministic_for_a_seed(tmp_path):
+    project, _, _ = seeded_project(tmp_path, BALANCED)
+    settings = PlanSettings(weakly_known_cap=20)
+    a, b = build_plan(project, settings=settings), build_plan(project, settings=settings)
+    assert [(e.example_id, e.split, e.target) for e in a.examples] == [(e.example_id, e.split, e.target) for e in b.examples]
+    c = build_plan(project, settings=PlanSettings(weakly_known_cap=20, seed=1))
+    assert {e.example_id for e in c.dev()} != {e.example_id for e in a.dev()}
+    assert len(c.dev()) == len(a.dev())
+    project.close()
+
+
+def test_partial_keep_preserves_each_groups_share_not_file_order(tmp_path):
+    spec = {("HighlyKnown", "G0"): 100, ("WeaklyKnown", "G0"): 600, ("WeaklyKnown", "G1"): 300, ("WeaklyKnown", "G2"): 100}
+    project, _, examples = seeded_project(tmp_path, spec)
+    plan = build_plan(project, settings=PlanSettings(weakly_known_cap=90))
+    pool = Counter(e.group for e in plan.examples if e.category == "WeaklyKnown" and e.split != "dev")
+    kept = Counter(e.group for e in plan.train() if e.category == "WeaklyKnown")
+    assert sum(kept.values()) == 90
+    for g, n in pool.items():
+        assert abs(kept[g] - 90 * n / sum(pool.values())) <= 1, g
+    # Not the first 90 in file order: the kept examples are spread over the file.
+    weak_order = [e.id for e in examples if e.id.startswith("We-")]  # file order
+    positions = sorted(weak_order.index(e.example_id) for e in plan.train() if e.category == "WeaklyKnown")
+    assert positions[-1] > 300
+    custom = build_plan(project, settings=PlanSettings(mix="custom", shares={"WeaklyKnown": 0.1}))
+    kept = Counter(e.group for e in custom.train() if e.category == "WeaklyKnown")
+    for g, n in pool.items():
+        assert abs(kept[g] - 0.1 * n) <= 1, g
+    project.close()
+
+
+def test_explain_gives_counts_shares_reasons_and_the_papers_numbers(tmp_path):
+    project, _, _ = seeded_project(tmp_path, BALANCED)
+    plan = build_plan(project)
+    text = plan.explain()
+    c = plan.counts()
+    assert f"Before: {c['before']['total']} probed questions" in text
+    assert f"Training set: {c['train']['total']} questions" in text
+    assert f"Dropped: {c['dropped']['total']} questions" in text
+    assert "28.6%" in text and "35.7%" in text  # shares before: HighlyKnown 360 and Unknown 450 of 1260
+    assert "36.9 + 7.3" in text and "8.3" in text and "R^2 0.86" in text
+    for number in ("40.5/40.0", "43.6/43.2", "39.2/35.4", "37.5/25.8", "43.5/41.8", "60.1", "69.9", "EARLY_STOP"):
+        assert number in text, number
+    assert "hallucinate" in text and "cap of 0" in text
+    assert "61.8" not in text  # the IDK result belongs to the IDK mix
+    assert "Warnings" not in text  # paper budget, every category in dev
+    idk = build_plan(project, settings=PlanSettings(mix="idk")).explain()
+    assert "43.0 to 61.8" in idk and IDK_ANSWER in idk
+    natural = build_plan(project, settings=PlanSettings(mix="natural")).explain()
+    assert "43.5 with early stopping but fell to 41.8" in natural and "Dropped: nothing" in natural
+    custom = build_plan(project, settings=PlanSettings(mix="custom", shares={"MaybeKnown": 0.5, "Unknown": 0.2})).explain()
+    assert "MaybeKnown 50%" in custom and "60.1" in custom and "keeps" in custom and "Unknown examples" in custom
+    data = plan.to_dict()
+    assert data["counts"]["train"]["total"] == len(plan.train()) and data["paper_budget"] is True
+    assert json.loads(json.dumps(plan.to_dict(include_examples=True)))["examples"][0]["split"] in ("train", "dev", "dropped")
+    project.close()
+
+
+def test_explain_warns_about_a_cheaper_probe(tmp_path):
+    project, _, _ = seeded_project(tmp_path, BALANCED, probe_settings=ProbeSettings(n_sets=2, samples_per_set=2, preset="smoke"))
+    text = build_plan(project).explain()
+    assert "Warnings" in text and "CHEAPER than the paper" in text and "Re-probe with the paper preset" in text and "Unknown category is less reliable" in text
+    project.close()
+
+
+def test_plan_on_an_unfinished_probe_says_how_far_it_got(tmp_path):
+    project, run_id, _ = seeded_project(tmp_path, {("HighlyKnown", "G0"): 30, ("Unknown", "G0"): 10}, status="cancelled", done=14)
+    with pytest.raises(ProjectError, match=r"not finished: 14 of 40 questions probed.*Resume the probe"):
+        build_plan(project)
+    project.close()
+    empty = Project(tmp_path / "empty.knowmix")
+    with pytest.raises(ProjectError, match="no probe yet"):
+        build_plan(empty)
+    with pytest.raises(ProjectError, match="no plan yet"):
+        load_plan(empty)
+    empty.close()
+
+
+def test_a_mix_that_keeps_nothing_and_an_empty_dev_split_are_refused(tmp_path):
+    (tmp_path / "a").mkdir()
+    project, _, _ = seeded_project(tmp_path / "a", {("Unknown", "G0"): 40, ("WeaklyKnown", "G0"): 10})
+    with pytest.raises(SettingsError, match="the plan has no training examples"):
+        build_plan(project)
+    assert build_plan(project, settings=PlanSettings(mix="idk")).train()
+    project.close()
+    (tmp_path / "b").mkdir()
+    tiny, _, _ = seeded_project(tmp_path / "b", {("HighlyKnown", "G0"): 1, ("MaybeKnown", "G0"): 1, ("Unknown", "G0"): 1})
+    with pytest.raises(SettingsError, match="dev split is empty"):
+        build_plan(tiny, settings=PlanSettings(mix="natural"))
+    tiny.close()
+    (tmp_path / "c").mkdir()
+    two, _, _ = seeded_project(tmp_path / "c", {("HighlyKnown", "G0"): 2, ("MaybeKnown", "G0"): 1})
+    plan = build_plan(two)
+    assert len(plan.dev()) == 1 and plan.dev()[0].category == "HighlyKnown" and plan.train()
+    two.close()
+
+
+def test_save_and_load_round_trip(tmp_path):
+    project, run_id, _ = seeded_project(tmp_path, BALANCED)
+    plan = build_plan(project, settings=PlanSettings(mix="idk", weakly_known_cap=7, seed=3))
+    plan_id = save_plan(project, plan, name="first try")
+    assert plan.id == plan_id and plan.name == "first try"
+    other = save_plan(project, build_plan(project))
+    loaded = load_plan(project, plan_id)
+    assert isinstance(loaded, Plan) and loaded.id == plan_id and loaded.name == "first try"
+    assert loaded.settings == plan.settings and loaded.probe_run_id == run_id and loaded.dataset_id == plan.dataset_id
+    assert loaded.examples == plan.examples  # ids, questions, answers, groups, splits, targets, reasons and raw records
+    assert loaded.counts() == plan.counts() and loaded.explain() == plan.explain()
+    assert load_plan(project).id == other
+    row = project.db.execute("SELECT n_train, n_dev, summary FROM plans WHERE id = ?", [plan_id]).fetchone()
+    assert row[0] == len(plan.train()) and row[1] == len(plan.dev()) and "61.8" in row[2]
+    with pytest.raises(ProjectError, match="no plan number 99"):
+        load_plan(project, 99)
+    project.close()
+    reopened = Project(tmp_path / "p.knowmix", create=False)
+    assert load_plan(reopened, plan_id).examples == plan.examples
+    reopened.close()
+
+
+# -- export in the input's own shape -------------------------------------------------------------------
+
+def _records(shape: str, n: int) -> list[dict]:
+    out = []
+    for i in range(n):
+        q, a, g = f"What is fact number {i}?", f"Fact {i}", f"R{i % 2}"
+        if shape == "question-answer":
+            out.append({"question": q, "answers": [a, f"fact-{i}"], "relation": g})
+        elif shape == "question-answer-str":
+            out.append({"question": q, "answer": a, "relation": g})
+        elif shape == "alpaca":
+            out.append({"instruction": q, "input": "", "output": a, "topic": g})
+        elif shape == "prompt-completion":
+            out.append({"prompt": q, "completion": " " + a, "group": g})
+        elif shape == "openai-messages":
+            out.append({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": q},
+                                     {"role": "assistant", "content": a}], "group": g})
+        elif shape == "sharegpt":
+            out.append({"conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}], "group": g})
+        elif shape == "custom":
+            out.append({"query": q, "gold": a, "topic": g, "extra": i})
+    return out
+
+
+@pytest.mark.parametrize("shape", ["question-answer", "question-answer-str", "alpaca", "prompt-completion",
+                                   "openai-messages", "sharegpt", "custom"])
+def test_export_writes_the_inputs_own_shape_with_planned_targets(tmp_path, shape):
+    src = tmp_path / "data.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in _records(shape, 60)), encoding="utf-8")
+    mapping = {"question": "query", "answer": "gold", "group": "topic"} if shape == "custom" else None
+    ds = load_dataset(src, mapping=mapping)
+    want_shape = "question-answer" if shape == "question-answer-str" else shape
+    assert ds.shape == want_shape
+    # i % 3 == 0: always right (HighlyKnown); 1: never (Unknown); 2: half the time.
+    knowledge = {ex.question: (ex.answers[0], [1.0, 0.0, 0.5][i % 3], 0.0) for i, ex in enumerate(ds.examples)}
+    project = Project(tmp_path / "p.knowmix")
+    dataset_id = project.add_dataset(ds)
+    run_probe(project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted",
+              settings=ProbeSettings(n_sets=3, samples_per_set=2, chunk_size=32), backend=ScriptedBackend(knowledge))
+    plan = build_plan(project, settings=PlanSettings(mix="idk", dev_fraction=0.2))
+    assert any(e.relabelled for e in plan.train())
+    paths = export_plan(plan, tmp_path / "out", dataset_row=project.dataset(dataset_id))
+    assert set(paths) == {"train", "dev", "train_qa", "dev_qa", "plan"}
+
+    back = load_dataset(paths["train"], mapping=mapping)
+    assert back.shape == want_shape and len(back.examples) == len(plan.train())
+    targets = {e.example_id: e.target for e in plan.train()}
+    assert {ex.id: ex.answers[0] for ex in back.examples} == targets
+    for ex, original in zip(back.examples, plan.train()):  # every other field as it was
+        assert ex.question == original.question and ex.group == original.group
+        if not original.relabelled:
+            assert ex.raw == original.raw
+    raw_lines = [json.loads(line) for line in paths["train"].read_text(encoding="utf-8").splitlines()]
+    relabelled = [r for r, e in zip(raw_lines, plan.train()) if e.relabelled]
+    if shape == "question-answer":
+        assert all(r["answers"] == [IDK_ANSWER] for r in relabelled)
+    if shape == "question-answer-str":
+        assert all(r["answer"] == IDK_ANSWER for r in relabelled)
+    if shape == "prompt-completion":
+        assert all(r["completion"] == " " + IDK_ANSWER for r in relabelled)  # the leading space is kept
+    if shape == "openai-messages":
+        assert all(r["messages"][0] == {"role": "system", "content": "Be brief."} for r in relabelled)
+    if shape == "custom":
+        assert all(r["gold"] == IDK_ANSWER and "extra" in r for r in relabelled)
+
+    dev = load_dataset(paths["dev"], mapping=mapping)
+    assert dev.shape == want_shape and {ex.id for ex in dev.examples} == {e.example_id for e in plan.dev()}
+    assert all(ex.answers == e.answers for ex, e in zip(dev.examples, plan.dev()))  # dev keeps the gold answers
+    qa = load_dataset(paths["train_qa"])
+    assert qa.shape == "question-answer"
+    assert [(ex.question, ex.answers[0]) for ex in qa.examples] == [(e.question, e.target) for e in plan.train()]
+    assert set(json.loads(paths["train_qa"].read_text().splitlines()[0])) == {"question", "answer"}
+    assert len(load_dataset(paths["dev_qa"]).examples) == len(plan.dev())
+    summary = json.loads(paths["plan"].read_text(encoding="utf-8"))
+    assert summary["counts"]["train"]["total"] == len(plan.train()) and "61.8" in summary["explain"]
+    project.close()
+
+
+# -- memory ----------------------------------------------------------------------------------------------
+
+def test_memory_estimate_grows_with_rank_batch_and_length():
+    base = estimate_memory(135_000_000, n_layers=30, hidden=576, vocab_size=49152)
+    assert base.total == base.weights_bytes + base.lora_bytes + base.activation_bytes + base.overhead_bytes
+    assert base.weights_bytes == 135_000_000 * 4
+    assert estimate_memory(135_000_000, lora_rank=64).lora_bytes > estimate_memory(135_000_000, lora_rank=16).lora_bytes
+    assert estimate_memory(135_000_000, batch_size=32).total > estimate_memory(135_000_000, batch_size=8).total
+    assert estimate_memory(135_000_000, seq_len=512).total > estimate_memory(135_000_000, seq_len=64).total
+    assert estimate_memory(135_000_000, dtype="bfloat16").total < estimate_memory(135_000_000).total
+    big = estimate_memory(7_000_000_000)
+    assert 20 * 1024**3 < big.total < 60 * 1024**3  # 7B in fp32: 28 GB of weights and then some
+    assert "GiB" in big.describe() and "rank 16" in big.describe() and "7.0B parameters" in big.describe()
+    with pytest.raises(SettingsError, match="unknown dtype"):
+        estimate_memory(1000, dtype="float8")
+    with pytest.raises(SettingsError, match="batch size"):
+        estimate_memory(1000, batch_size=0)
+
+
+def test_memory_warning_when_the_run_does_not_fit(monkeypatch):
+    est = estimate_memory(135_000_000)
+    monkeypatch.setattr(models, "available_memory", lambda device="cpu": est.total // 2)
+    warning = check_memory_fits(est)
+    assert warning and "RAM" in warning and "Lower the batch size" in warning
+    assert "GPU memory" in check_memory_fits(est, "cuda")
+    monkeypatch.setattr(models, "available_memory", lambda device="cpu": est.total * 2)
+    assert check_memory_fits(est) is None
+    monkeypatch.setattr(models, "available_memory", lambda device="cpu": None)
+    assert check_memory_fits(est) is None
