@@ -207,20 +207,42 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """Probe -> plan -> a short LoRA run -> summary, on sample data and the built-in model."""
     from .datasets import load_dataset, take_balanced
     from .paths import app_home, sample_dataset, sample_pool
+    from .plan import PlanSettings, build_plan, save_plan
     from .probe import preset
+    from .store import Project
 
     settings = preset(args.preset)
-    data = sample_dataset()
-    ds = take_balanced(load_dataset(data), args.questions)
+    ds = take_balanced(load_dataset(sample_dataset()), args.questions)
     pool = load_dataset(sample_pool())
     project = Path(args.project) if args.project else app_home() / "demo.knowmix"
     _status(
         f"KnowMix demo: probing {len(ds.examples)} EntityQuestions questions ({len(ds.groups())} relations) with the "
-        f"built-in model; exemplars come from {pool.path and Path(pool.path).name}."
+        f"built-in model; exemplars come from {Path(pool.path).name}."
     )
-    return _run_probe(project, ds, pool, "default", settings)
+    code = _run_probe(project, ds, pool, "default", settings)
+    if code != 0 or args.no_train:
+        return code
+    print("\n== Plan: the recommended mix ==")
+    with Project(project) as store:
+        try:
+            plan = build_plan(store, None, PlanSettings())
+        except SettingsError as exc:
+            print(f"No training run: {exc} Probe more questions (--questions) to get a plan to train.")
+            return 0
+        plan_id = save_plan(store, plan, name="demo")
+        counts = plan.counts()
+        print(f"Plan {plan_id}: {counts['train']['total']} questions to train on, {counts['dev']['total']} held out for dev, "
+              f"{counts['dropped']['total']} dropped (Unknown, and WeaklyKnown over the cap of 0). "
+              f"`knowmix plan --project {project}` prints the full reasoning.")
+    print("\n== A short LoRA run on the built-in model ==")
+    from .train.settings import TrainSettings
+
+    train = TrainSettings(epochs=args.epochs, patience=1)
+    _run_training(project, plan_id, train)
+    return 0
 
 
 def _parse_shares(text: Optional[str]) -> Optional[dict[str, float]]:
@@ -286,6 +308,88 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_settings(args: argparse.Namespace):
+    from .train.settings import TrainSettings
+
+    overrides = {
+        "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "grad_accum": args.grad_accum,
+        "lora_r": args.rank, "lora_alpha": args.alpha, "stopping": args.stopping, "patience": args.patience,
+        "threads": args.threads, "device": args.device, "prompt_format": args.prompt_format, "seed": args.seed,
+        "max_seq_len": args.max_seq_len,
+    }
+    settings = TrainSettings(**{k: v for k, v in overrides.items() if v is not None}, merge=bool(args.merge))
+    settings.validate()
+    return settings
+
+
+class _EvalPrinter:
+    """Prints one line per evaluation under the progress bar: the curves of the paper's Figure 1."""
+
+    def __init__(self, bar: ProgressPrinter) -> None:
+        self.bar = bar
+
+    def __call__(self, event: dict) -> None:
+        kind = event.get("event")
+        if kind == "eval":
+            fit = ", ".join(f"{c} {100 * v:.0f}%" for c, v in (event.get("fit") or {}).items())
+            best = " (best so far)" if event.get("best") else ""
+            self.bar.finish()
+            _status(f"epoch {event.get('epoch', 0):.2f} step {event.get('step')}: dev exact match "
+                    f"{100 * event.get('dev_em', 0):.1f}%{best}; train fit {fit}")
+        elif kind == "start":
+            self.bar.finish()
+            _status(f"Training on {event.get('device')} ({event.get('dtype')}): {event.get('n_train')} examples, "
+                    f"{event.get('n_dev')} dev, {event.get('total_steps')} steps, "
+                    f"{event.get('trainable_params')} trainable parameters")
+
+
+def _print_outcome(out) -> None:
+    if out.status == "cancelled":
+        _status(f"Cancelled. Resume with: knowmix resume --run {out.run_id}")
+    where = "best dev exact match" if out.stop_reason != "max_epochs" else "trained to the end; best dev exact match"
+    if out.best_step is not None:
+        fit = ", ".join(f"{c} {100 * v:.0f}%" for c, v in (out.fit_at_best or {}).items())
+        print(f"Stopping point ({where}): epoch {out.best_epoch:g}, step {out.best_step}, dev exact match "
+              f"{100 * (out.best_dev_em or 0):.1f}%; train fit there: {fit}")
+    if out.adapter_dir:
+        print(f"Adapter: {out.adapter_dir}  (load with PeftModel.from_pretrained)")
+    if out.merged_dir:
+        print(f"Merged model: {out.merged_dir}")
+    print(f"Run folder: {out.run_dir}  ({_fmt_seconds(out.seconds)})")
+
+
+def _run_training(project_path: Path, plan_id: Optional[int], settings, *, resume_run: Optional[int] = None, model: Optional[str] = None):
+    from .train.runner import resume_training, start_training
+
+    token = CancelToken()
+    bar = ProgressPrinter("Training")
+    bar.label = "Training"
+    with _CtrlC(token):
+        try:
+            if resume_run is not None:
+                out = resume_training(project_path, resume_run, progress=bar, on_event=_EvalPrinter(bar), cancel=token)
+            else:
+                out = start_training(project_path, plan_id, settings, progress=bar, on_event=_EvalPrinter(bar),
+                                     cancel=token, model=model)
+        finally:
+            bar.finish()
+    _print_outcome(out)
+    return out
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    settings = _train_settings(args)
+    project = _find_project(args.project)
+    out = _run_training(project, args.plan, settings, model=args.model)
+    return 130 if out.status == "cancelled" else 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    project = _find_project(args.project)
+    out = _run_training(project, None, None, resume_run=args.run)
+    return 130 if out.status == "cancelled" else 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     """Show what `--model default` is and whether it loads."""
     from .models import default_model_path, resolve_model
@@ -327,8 +431,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.set_defaults(func=cmd_summary)
 
-    d = sub.add_parser("demo", help="probe sample EntityQuestions questions with the built-in model")
-    d.add_argument("--questions", type=int, default=60, help="how many sample questions to probe (default 60)")
+    d = sub.add_parser("demo", help="probe sample questions with the built-in model, plan the mix and run a short LoRA fine-tune")
+    d.add_argument("--questions", type=int, default=48, help="how many sample questions to probe (default 48, 4 per relation)")
+    d.add_argument("--epochs", type=int, default=3, help="epochs of the short LoRA run (default 3)")
+    d.add_argument("--no-train", action="store_true", help="stop after the probe")
     d.add_argument("--preset", default="paper", help="paper (default), quick or smoke")
     d.add_argument("--project", help="project file (default: demo.knowmix in KnowMix's data folder)")
     d.set_defaults(func=cmd_demo)
@@ -347,6 +453,31 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--export", metavar="DIR", help="also write the planned train/dev sets (input's own shape and plain question/answer JSONL)")
     pl.add_argument("--json", action="store_true", help="print the plan as JSON")
     pl.set_defaults(func=cmd_plan)
+
+    t = sub.add_parser("train", help="run a LoRA fine-tune of a plan in a child process, stopping at the best dev score")
+    t.add_argument("--project", help="project file (default: the newest *.knowmix here)")
+    t.add_argument("--plan", type=int, help="plan number (default: the latest)")
+    t.add_argument("--model", help="model to fine-tune (default: the one the probe used)")
+    t.add_argument("--epochs", type=int, help="most epochs (default 10)")
+    t.add_argument("--lr", type=float, help="learning rate (default 2e-4)")
+    t.add_argument("--batch-size", type=int, help="examples per step (default 8)")
+    t.add_argument("--grad-accum", type=int, help="steps to accumulate gradients over (default 1)")
+    t.add_argument("--rank", type=int, help="LoRA rank (default 16)")
+    t.add_argument("--alpha", type=float, help="LoRA alpha (default 32)")
+    t.add_argument("--stopping", choices=["early_stop", "convergence"], help="early_stop (default: best dev exact match) or convergence (all epochs)")
+    t.add_argument("--patience", type=int, help="evaluations without improvement before stopping (default 2)")
+    t.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
+    t.add_argument("--device", help="auto (default), cpu, cuda or mps")
+    t.add_argument("--prompt-format", choices=["qa", "chat"], help="qa (default: the probe's Q:/A: format) or chat (the model's chat template)")
+    t.add_argument("--max-seq-len", type=int, help="longest training example in tokens (default 128)")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--merge", action="store_true", help="also save the model with the adapter merged in (safetensors)")
+    t.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("resume", help="continue a killed or cancelled training run from its last checkpoint")
+    r.add_argument("--project", help="project file (default: the newest *.knowmix here)")
+    r.add_argument("--run", type=int, required=True, help="training run number")
+    r.set_defaults(func=cmd_resume)
 
     m = sub.add_parser("model", help="check a model file or folder and show what it is")
     m.add_argument("--model", default="default")

@@ -285,7 +285,7 @@ def test_probe_with_the_built_in_model_then_summary_then_rerun(tmp_path: Path, m
 
 def test_demo_probes_sample_questions_into_knowmix_home(knowmix_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["demo", "--questions", "12", "--preset", "smoke"]) == 0
+    assert main(["demo", "--questions", "12", "--preset", "smoke", "--no-train"]) == 0
     captured = capsys.readouterr()
     assert "probing 12 EntityQuestions questions" in captured.err
     assert "Probed 12 questions" in captured.out
@@ -379,3 +379,15 @@ def test_ctrl_c_stops_saves_and_says_how_to_resume(tmp_path: Path) -> None:
     finally:
         conn.close()
     assert "Unknown" in out.read_text()  # the partial table is still shown
+
+
+@pytest.mark.slow
+def test_demo_goes_from_probe_to_plan_to_a_trained_adapter(knowmix_home: Path, capsys) -> None:
+    assert main(["demo", "--questions", "24", "--preset", "quick", "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "Probed 24 questions" in out
+    assert "== Plan: the recommended mix ==" in out
+    if "No training run" not in out:  # a plan needs a few known questions; the sample has them at this size
+        assert "Stopping point" in out and "Adapter:" in out
+        adapter = Path(out.split("Adapter: ", 1)[1].split()[0])
+        assert (adapter / "adapter_config.json").is_file()

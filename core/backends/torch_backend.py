@@ -411,10 +411,39 @@ class TorchBackend(Backend):
             raise SettingsError(f"batch size must be at least 1, not {batch_size}.")
         self.ref = ref
         started = time.perf_counter()
-        self.model, self.tokenizer, self.device, self.dtype = load_hf_model(
-            ref, device, dtype, for_training=False, allow_pickle=allow_pickle
-        )
+        model, tokenizer, device, dtype = load_hf_model(ref, device, dtype, for_training=False, allow_pickle=allow_pickle)
         self.load_seconds = time.perf_counter() - started
+        self._attach(model, tokenizer, device, dtype, batch_size)
+
+    @classmethod
+    def from_model(
+        cls,
+        model: Any,
+        tokenizer: Any,
+        device: str,
+        dtype: str,
+        *,
+        batch_size: Optional[int] = None,
+        ref: Optional[ModelRef] = None,
+    ) -> "TorchBackend":
+        """Decode with a model that is already loaded (e.g. one being fine-tuned) instead of loading ``ref``.
+
+        A peft model may be passed as is: its base model (with the adapter layers injected) is
+        what runs. The caller keeps ownership; ``close()`` only drops this backend's reference,
+        and the model's train/eval mode is the caller's business.
+        """
+        if batch_size is not None and batch_size < 1:
+            raise SettingsError(f"batch size must be at least 1, not {batch_size}.")
+        self = cls.__new__(cls)
+        Backend.__init__(self)
+        self.ref = ref
+        self.load_seconds = 0.0
+        get_base = getattr(model, "get_base_model", None)
+        self._attach(get_base() if callable(get_base) else model, tokenizer, device, dtype, batch_size)
+        return self
+
+    def _attach(self, model: Any, tokenizer: Any, device: str, dtype: str, batch_size: Optional[int]) -> None:
+        self.model, self.tokenizer, self.device, self.dtype = model, tokenizer, device, dtype
         self.batch_size = batch_size or (64 if self.device.startswith("cuda") else 16)
 
         import torch
@@ -431,13 +460,14 @@ class TorchBackend(Backend):
         self._pad = int(pad)
         self._context = getattr(config, "max_position_embeddings", None)
         architectures = getattr(config, "architectures", None) or [type(self.model).__name__]
+        ref = self.ref
         self.info = ModelInfo(
-            name=ref.display_name,
-            path=str(ref.path),
+            name=ref.display_name if ref is not None else str(getattr(config, "_name_or_path", "") or type(self.model).__name__),
+            path=str(ref.path) if ref is not None else "",
             backend=self.name,
             device=describe_device(self.device),
-            fingerprint=model_fingerprint(ref),
-            file_size=ref.size_bytes,
+            fingerprint=model_fingerprint(ref) if ref is not None else "",
+            file_size=ref.size_bytes if ref is not None else 0,
             context_length=self._context,
             n_params=sum(p.numel() for p in self.model.parameters()),
             architecture=str(architectures[0]),

@@ -1,0 +1,186 @@
+"""What a training run reads: train and dev items, their prompts, and their tokenised form.
+
+The run works on its own small ``TrainItem`` type, read (duck-typed) from a plan, so training
+does not depend on how plans are stored. The items are frozen into the run (``plan.json`` and the
+run's row) when it is created, so a resume always sees the same data in the same order.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Optional, Sequence
+
+from ..errors import SettingsError
+from ..matching import AnswerMatcher, normalize_answer
+
+CATEGORY_ORDER = ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")
+
+
+@dataclass(frozen=True)
+class TrainItem:
+    example_id: str
+    question: str
+    target: str  # what the model is trained to answer
+    answers: tuple[str, ...]  # the gold aliases (dev exact match is scored against these)
+    category: str
+    group: str
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["answers"] = list(self.answers)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainItem":
+        return cls(
+            example_id=str(d["example_id"]), question=str(d["question"]), target=str(d["target"]),
+            answers=tuple(str(a) for a in d.get("answers") or ()), category=str(d.get("category") or ""),
+            group=str(d.get("group") or ""),
+        )
+
+
+def _item(x: Any) -> TrainItem:
+    answers = tuple(getattr(x, "answers", ()) or ())
+    target = getattr(x, "target", None)
+    if target is None or str(target).strip() == "":
+        target = answers[0] if answers else ""
+    return TrainItem(
+        example_id=str(getattr(x, "example_id")), question=str(getattr(x, "question")), target=str(target),
+        answers=tuple(str(a) for a in answers), category=str(getattr(x, "category", "") or ""),
+        group=str(getattr(x, "group", "") or ""),
+    )
+
+
+def items_from_plan(plan: Any) -> tuple[list[TrainItem], list[TrainItem]]:
+    """``(train, dev)`` items of a plan: anything with ``train()`` and ``dev()`` returning plan examples."""
+    return [_item(x) for x in plan.train()], [_item(x) for x in plan.dev()]
+
+
+def check_items(train: Sequence[TrainItem], dev: Sequence[TrainItem]) -> None:
+    """Refuse data a run cannot use, before any model is loaded."""
+    if not train:
+        raise SettingsError("The plan has no training examples. Make a plan that keeps some examples for training.")
+    if not dev:
+        raise SettingsError(
+            "The plan's dev split is empty, so there is nothing to pick the stopping point with. Make a plan with a "
+            "dev split (a few percent of the examples, at least a few dozen)."
+        )
+    empty = [it.example_id for it in train if not it.question.strip() or not it.target.strip()]
+    if empty:
+        raise SettingsError(f"{len(empty)} training example(s) have an empty question or answer, e.g. {empty[0]}.")
+    no_gold = [it.example_id for it in dev if not any(a.strip() for a in it.answers) and not it.target.strip()]
+    if no_gold:
+        raise SettingsError(f"{len(no_gold)} dev example(s) have no answer to score against, e.g. {no_gold[0]}.")
+    seen: set[str] = set()
+    for it in list(train) + list(dev):
+        if it.example_id in seen:
+            raise SettingsError(f"Example {it.example_id} is in the plan twice (train and dev must not overlap).")
+        seen.add(it.example_id)
+
+
+def dev_matcher(item: TrainItem) -> AnswerMatcher:
+    return AnswerMatcher(item.answers or (item.target,))
+
+
+def fit_matcher(item: TrainItem) -> AnswerMatcher:
+    """Fitted = the model now gives the training target (any gold alias counts when the target is one of them)."""
+    aliases = {normalize_answer(a) for a in item.answers}
+    if normalize_answer(item.target) in aliases:
+        return AnswerMatcher((item.target,) + item.answers)
+    return AnswerMatcher((item.target,))
+
+
+def ordered_categories(cats: Iterable[str]) -> list[str]:
+    cats = set(cats)
+    return [c for c in CATEGORY_ORDER if c in cats] + sorted(c for c in cats if c not in CATEGORY_ORDER)
+
+
+def fit_sample(train: Sequence[TrainItem], per_category: int, seed: int) -> dict[str, list[TrainItem]]:
+    """A fixed sample of up to ``per_category`` training items of each category (same seed, same sample)."""
+    by_cat: dict[str, list[TrainItem]] = {}
+    for it in train:
+        by_cat.setdefault(it.category or "uncategorised", []).append(it)
+    out: dict[str, list[TrainItem]] = {}
+    for cat in ordered_categories(by_cat):
+        items = sorted(by_cat[cat], key=lambda it: it.example_id)
+        random.Random(f"fit:{seed}:{cat}").shuffle(items)
+        if per_category:
+            out[cat] = items[:per_category]
+    return out
+
+
+# ------------------------------------------------------------------------ prompts and tokens
+
+
+def qa_prompt(question: str) -> str:
+    """The probe's zero-shot prompt; the trained text is this plus " {target}\\n"."""
+    return f"Q: {question}\nA:"
+
+
+class PromptFormat:
+    """Builds prompts and (prompt, answer) token ids for one tokenizer and one format."""
+
+    def __init__(self, tokenizer: Any, kind: str = "qa") -> None:
+        self.tok = tokenizer
+        self.kind = kind
+        if kind == "chat" and not getattr(tokenizer, "chat_template", None):
+            raise SettingsError(
+                "The model has no chat template, so it cannot be trained in chat format. Use the qa prompt format."
+            )
+
+    def prompt(self, question: str) -> str:
+        if self.kind == "chat":
+            return self.tok.apply_chat_template(
+                [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
+            )
+        return qa_prompt(question)
+
+    def answer_text(self, question: str, target: str) -> str:
+        """What follows the prompt in the training text."""
+        if self.kind == "chat":
+            prompt = self.prompt(question)
+            full = self.tok.apply_chat_template(
+                [{"role": "user", "content": question}, {"role": "assistant", "content": target}], tokenize=False
+            )
+            if full.startswith(prompt):
+                rest = full[len(prompt):]
+                return rest if "\n" in rest or not rest else rest + "\n"
+            return f"{target}{self.tok.eos_token or ''}\n"
+        return f" {target}\n"
+
+    def encode(self, question: str, target: str, max_len: int) -> tuple[list[int], int]:
+        """Token ids of prompt + answer and how many of them are the prompt (masked out of the loss).
+
+        The prompt is encoded exactly as the evaluation encodes it, so training and greedy
+        decoding see the same prompt tokens. Too-long examples lose the start of the prompt.
+        """
+        prompt = self.prompt(question)
+        answer = self.answer_text(question, target)
+        p_ids = [int(t) for t in self.tok(prompt)["input_ids"]]
+        full = [int(t) for t in self.tok(prompt + answer)["input_ids"]]
+        if full[: len(p_ids)] == p_ids and len(full) > len(p_ids):
+            ids, n_prompt = full, len(p_ids)
+        else:  # the tokenizer merged across the boundary: keep the prompt's own tokens
+            a_ids = [int(t) for t in self.tok(answer, add_special_tokens=False)["input_ids"]]
+            ids, n_prompt = p_ids + a_ids, len(p_ids)
+        if len(ids) > max_len:
+            n_answer = len(ids) - n_prompt
+            if n_answer >= max_len:
+                ids, n_prompt = ids[n_prompt:n_prompt + max_len], 0
+            else:
+                cut = len(ids) - max_len
+                ids, n_prompt = ids[cut:], n_prompt - cut
+        return ids, n_prompt
+
+
+def encode_items(fmt: PromptFormat, items: Sequence[TrainItem], max_len: int) -> list[tuple[list[int], int]]:
+    return [fmt.encode(it.question, it.target, max_len) for it in items]
+
+
+def items_to_json(train: Sequence[TrainItem], dev: Sequence[TrainItem], extra: Optional[dict] = None) -> dict:
+    return {**(extra or {}), "train": [it.to_dict() for it in train], "dev": [it.to_dict() for it in dev]}
+
+
+def items_from_json(data: dict) -> tuple[list[TrainItem], list[TrainItem]]:
+    return [TrainItem.from_dict(d) for d in data.get("train", [])], [TrainItem.from_dict(d) for d in data.get("dev", [])]

@@ -1,0 +1,408 @@
+"""The parent side of training: create a run, start its worker process, follow it, report the outcome.
+
+The training itself runs in a child process (``core.train.worker``), so a crash, an out-of-memory
+kill or a cancel never takes the caller (CLI or GUI) down, and GPU memory is returned when it
+ends. The child writes its progress into the project itself; the parent turns the child's
+JSON-lines events into ``Progress`` events and ``on_event`` callbacks, forwards a cancel as
+SIGTERM, and turns an unexpected end into a ``TrainingCrashed`` error that says how to resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from .. import errors as _errors
+from ..errors import KnowMixError, SettingsError
+from ..jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
+from .data import TrainItem, check_items, items_from_plan
+from .settings import TrainSettings
+
+EventCallback = Callable[[dict], None]
+CANCEL_GRACE_S = 600.0  # after a cancel, how long the worker may take to finish its step and save
+
+
+class TrainingCrashed(KnowMixError):
+    """The worker process ended without finishing (killed, out of memory, crashed); the run can be resumed."""
+
+    def __init__(self, message: str, run_id: int, returncode: Optional[int]) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.returncode = returncode
+
+
+class TrainingFailed(KnowMixError):
+    """The worker stopped on an unexpected error (a bug); ``child_traceback`` holds its traceback."""
+
+    def __init__(self, message: str, run_id: int, child_traceback: str = "") -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.child_traceback = child_traceback
+
+
+@dataclass
+class TrainOutcome:
+    run_id: int
+    status: str  # "done" | "cancelled"
+    stop_reason: Optional[str]  # "early_stop" | "max_epochs" | "cancelled"
+    best_epoch: Optional[float]
+    best_step: Optional[int]
+    best_dev_em: Optional[float]
+    fit_at_best: dict  # {category: share of the fixed train sample answered correctly}, at the best step
+    adapter_dir: Optional[str]  # the run's result (best adapter for early stop, final one for convergence)
+    run_dir: str
+    history: list[dict] = field(default_factory=list)  # every evaluation: step, epoch, dev_em, fit {...}
+    final_step: Optional[int] = None
+    final_epoch: Optional[float] = None
+    merged_dir: Optional[str] = None
+    seconds: float = 0.0
+
+
+# ------------------------------------------------------------------------------ creating a run
+
+
+def _plan_model(project: Any, plan: Any, plan_id: Optional[int]) -> Optional[str]:
+    """The model the plan's probe used: its spec ("default") or its path."""
+    probe_run_id = getattr(plan, "probe_run_id", None)
+    if probe_run_id is None and plan_id is not None:
+        row = project.db.execute("SELECT probe_run_id FROM plans WHERE id = ?", [plan_id]).fetchone()
+        probe_run_id = row[0] if row else None
+    if probe_run_id is None:
+        return None
+    probe = project.probe_run(probe_run_id)
+    spec = (probe.get("model_spec") or "").strip()
+    if spec.lower() == "default":
+        return "default"
+    return probe.get("model_path") or spec or None
+
+
+def prepare_run(
+    project_path: str | os.PathLike,
+    plan_id: Optional[int],
+    settings: TrainSettings,
+    *,
+    train: Optional[Sequence[TrainItem]] = None,
+    dev: Optional[Sequence[TrainItem]] = None,
+    model: Optional[str] = None,
+) -> int:
+    """Check everything that can be checked without loading the model, then create the run; returns its id.
+
+    The items come from the plan (``core.plan.load_plan``), or are given as ``train``/``dev``.
+    The model is ``model``, else ``settings.model``, else the model the plan's probe used.
+    """
+    from ..models import model_fingerprint, resolve_model
+    from ..store import Project
+    from .runs import create_run
+
+    settings.validate()
+    with Project(project_path, create=False) as project:
+        plan = None
+        if train is None or dev is None:
+            from ..plan import load_plan  # the plan module is only needed when training from a plan
+
+            plan = load_plan(project, plan_id)
+            train, dev = items_from_plan(plan)
+            plan_id = getattr(plan, "id", plan_id)
+        train, dev = list(train), list(dev)
+        check_items(train, dev)
+        spec = model or settings.model or _plan_model(project, plan, plan_id)
+        if not spec:
+            raise SettingsError("No model to train: the plan does not say which model was probed. Pick one with --model.")
+        ref = resolve_model(spec, allow_pickle=settings.allow_pickle)
+        if ref.kind not in ("hf", "gguf"):
+            raise SettingsError(f"{ref.path} cannot be trained: training needs a Hugging Face folder or a GGUF file.")
+        run_id, _folder = create_run(
+            project, plan_id=plan_id, settings=settings, train=train, dev=dev, model_spec=str(spec),
+            model_name=ref.display_name, model_path=str(ref.path), model_fingerprint=model_fingerprint(ref),
+            plan_info={"name": getattr(plan, "name", None)} if plan is not None else None,
+        )
+    return run_id
+
+
+def start_training(
+    project_path: str | os.PathLike,
+    plan_id: Optional[int],
+    settings: TrainSettings,
+    *,
+    progress: ProgressCallback = no_progress,
+    on_event: Optional[EventCallback] = None,
+    cancel: Optional[CancelToken] = None,
+    train: Optional[Sequence[TrainItem]] = None,
+    dev: Optional[Sequence[TrainItem]] = None,
+    model: Optional[str] = None,
+) -> TrainOutcome:
+    """Create a training run for a plan and run it in a worker process; see ``prepare_run`` and ``run_worker``."""
+    run_id = prepare_run(project_path, plan_id, settings, train=train, dev=dev, model=model)
+    return run_worker(project_path, run_id, resume=False, progress=progress, on_event=on_event, cancel=cancel)
+
+
+def resume_training(
+    project_path: str | os.PathLike,
+    run_id: int,
+    *,
+    progress: ProgressCallback = no_progress,
+    on_event: Optional[EventCallback] = None,
+    cancel: Optional[CancelToken] = None,
+) -> TrainOutcome:
+    """Continue a cancelled, failed or killed run from its last checkpoint, with the same data order."""
+    from ..models import model_fingerprint, resolve_model
+    from ..store import Project
+    from .runs import DONE, RUNNING, get_run, run_settings
+
+    with Project(project_path, create=False) as project:
+        row = get_run(project, run_id)
+        if row["status"] == DONE:
+            raise SettingsError(f"Training run {run_id} has already finished; its adapter is in {row['adapter_dir']}.")
+        if row["status"] == RUNNING and _alive(row.get("worker_pid")):
+            raise SettingsError(f"Training run {run_id} is still running (process {row['worker_pid']}). Wait for it, or cancel it first.")
+        settings = run_settings(row)
+        ref = resolve_model(row["model_path"] or row["model_spec"], allow_pickle=settings.allow_pickle)
+        if row.get("model_fingerprint") and model_fingerprint(ref) != row["model_fingerprint"]:
+            raise SettingsError(
+                f"The model file {ref.path} has changed since run {run_id} started, so the run cannot be resumed. "
+                "Start a new run."
+            )
+    return run_worker(project_path, run_id, resume=True, progress=progress, on_event=on_event, cancel=cancel)
+
+
+def _alive(pid: Any) -> bool:
+    if not pid:
+        return False
+    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
+        try:
+            import psutil
+
+            return bool(psutil.pid_exists(int(pid)))
+        except Exception:  # noqa: BLE001
+            return False
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------------ following the worker
+
+
+def worker_command(project_path: str | os.PathLike, run_id: int, resume: bool) -> list[str]:
+    cmd = [sys.executable, "-m", "core.train.worker", "--project", str(Path(project_path).resolve()), "--run-id", str(run_id)]
+    if resume:
+        cmd.append("--resume")
+    return cmd
+
+
+def _worker_env() -> dict[str, str]:
+    """The child must import this very ``core`` package, installed or not."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env["PYTHONIOENCODING"] = "utf-8"
+    return env
+
+
+def _reader(stream: Any, q: "queue.Queue[Optional[str]]") -> None:
+    try:
+        for line in iter(stream.readline, ""):
+            q.put(line)
+    except (OSError, ValueError):
+        pass
+    finally:
+        q.put(None)
+
+
+def _describe_exit(code: Optional[int]) -> str:
+    if code is None:
+        return "did not exit"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        extra = " (often the system running out of memory)" if -code == getattr(signal, "SIGKILL", 9) else ""
+        return f"was killed by {name}{extra}"
+    return f"ended with exit code {code}"
+
+
+def _log_tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(l.strip() for l in text[-lines:] if l.strip())[:500]
+
+
+def run_worker(
+    project_path: str | os.PathLike,
+    run_id: int,
+    *,
+    resume: bool = False,
+    progress: ProgressCallback = no_progress,
+    on_event: Optional[EventCallback] = None,
+    cancel: Optional[CancelToken] = None,
+) -> TrainOutcome:
+    """Start the worker for a created run and follow it to the end; raise a ``KnowMixError`` if it fails."""
+    from ..store import Project
+    from .runs import CANCELLED, CRASHED, CREATED, RUNNING, get_run, update_run
+
+    cancel = cancel or CancelToken()
+    with Project(project_path, create=False) as project:
+        row = get_run(project, run_id)
+    run_dir = Path(row["folder"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = run_dir / "worker.log"
+    # Its own session / process group: a Ctrl-C in the terminal reaches only the parent, which forwards
+    # it as one SIGTERM (a second Ctrl-C, forwarded as a second SIGTERM, stops the worker at once).
+    detach: dict[str, Any] = (
+        {"start_new_session": True} if os.name == "posix"
+        else {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
+    )
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            worker_command(project_path, run_id, resume), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=log, env=_worker_env(), text=True, encoding="utf-8", bufsize=1, **detach,
+        )
+    q: "queue.Queue[Optional[str]]" = queue.Queue()
+    threading.Thread(target=_reader, args=(proc.stdout, q), name=f"knowmix-train-{run_id}", daemon=True).start()
+
+    meter: Optional[RateMeter] = None
+    done: Optional[dict] = None
+    error: Optional[dict] = None
+    cancel_sent_at: Optional[float] = None
+    epoch_info = ""
+    try:
+        while True:
+            if cancel.cancelled and cancel_sent_at is None:
+                cancel_sent_at = time.monotonic()
+                _send_cancel(proc)
+                progress(Progress(meter.done if meter else 0, meter.total if meter else 0, 0.0, None,
+                                  "Stopping after the current step ...", "steps"))
+            if cancel_sent_at is not None and time.monotonic() - cancel_sent_at > CANCEL_GRACE_S and proc.poll() is None:
+                proc.kill()
+            try:
+                line = q.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # not an event (should not happen: the worker keeps stdout for events)
+            if not isinstance(event, dict) or "event" not in event:
+                continue
+            kind = event["event"]
+            if kind == "start":
+                meter = RateMeter(int(event["total_steps"]), already_done=int(event["start_step"]), unit="steps")
+                progress(meter.update(int(event["start_step"]), "Training started" if not event.get("resumed")
+                                      else f"Resumed at step {event['start_step']}"))
+            elif kind == "step" and meter is not None:
+                epoch_info = f"epoch {event['epoch']:.2f}"
+                progress(meter.update(int(event["step"]), f"{epoch_info}, loss {event['loss']:.3f}"))
+            elif kind == "eval" and meter is not None:
+                fit = ", ".join(f"{c} {v:.0%}" for c, v in (event.get("fit") or {}).items())
+                progress(meter.update(int(event["step"]), f"dev EM {event['dev_em']:.1%} (best {event['best_dev_em']:.1%})"
+                                      + (f"; fit {fit}" if fit else "")))
+            elif kind == "done":
+                done = event
+            elif kind == "error":
+                error = event
+            if on_event is not None:
+                on_event(event)
+        returncode = proc.wait()
+    except BaseException:
+        # The caller is going away (e.g. a second Ctrl-C): ask the worker to stop cleanly, then make sure it does.
+        if proc.poll() is None:
+            _send_cancel(proc)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        raise
+    finally:
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+
+    if error is not None:
+        message = error.get("message") or "Training failed."
+        if error.get("kind") == "user":
+            cls = getattr(_errors, str(error.get("error_type")), None)
+            if not (isinstance(cls, type) and issubclass(cls, KnowMixError)) or cls is KnowMixError:
+                cls = KnowMixError
+            raise cls(message)
+        raise TrainingFailed(
+            f"Training run {run_id} stopped on an unexpected error: {message}. The details are in {log_path}; the run "
+            f"can be resumed with `knowmix resume --run {run_id}` once the cause is fixed.",
+            run_id, error.get("traceback") or "",
+        )
+    if done is None and cancel_sent_at is not None and returncode is not None and returncode < 0:
+        # Cancelled while the worker was still starting (before it could catch the signal): nothing ran.
+        with Project(project_path, create=False) as project:
+            if get_run(project, run_id)["status"] in (RUNNING, CREATED):
+                update_run(project, run_id, status=CANCELLED, stop_reason="cancelled", worker_pid=None)
+        return outcome(project_path, run_id)
+    if done is None:
+        with Project(project_path, create=False) as project:
+            row = get_run(project, run_id)
+            if row["status"] == RUNNING:
+                update_run(project, run_id, status=CRASHED, worker_pid=None,
+                           error=f"The training process {_describe_exit(returncode)}.")
+        step = row.get("step") or 0
+        where = f"its last checkpoint (step {step})" if step else "the start (no checkpoint was saved yet)"
+        tail = _log_tail(log_path) if returncode and returncode > 0 else ""
+        raise TrainingCrashed(
+            f"The training process of run {run_id} {_describe_exit(returncode)} before finishing"
+            + (f" ({tail})" if tail else "")
+            + f". Nothing is lost up to {where}: continue it with `knowmix resume --run {run_id}`.",
+            run_id, returncode,
+        )
+    return outcome(project_path, run_id)
+
+
+def _send_cancel(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    if os.name == "posix":
+        try:
+            proc.send_signal(signal.SIGTERM)
+            return
+        except OSError:
+            pass
+    try:  # Windows: SIGTERM would kill the child outright, so ask through its stdin
+        assert proc.stdin is not None
+        proc.stdin.write("cancel\n")
+        proc.stdin.flush()
+    except (OSError, ValueError, AssertionError):
+        pass
+
+
+def outcome(project_path: str | os.PathLike, run_id: int) -> TrainOutcome:
+    """A run's outcome as recorded in the project (any status)."""
+    from ..store import Project
+    from .runs import eval_history, get_run
+
+    with Project(project_path, create=False) as project:
+        row = get_run(project, run_id)
+        history = eval_history(project, run_id)
+    return TrainOutcome(
+        run_id=run_id, status=row["status"], stop_reason=row.get("stop_reason"), best_epoch=row.get("best_epoch"),
+        best_step=row.get("best_step"), best_dev_em=row.get("best_dev_em"),
+        fit_at_best=json.loads(row["fit_at_best"]) if row.get("fit_at_best") else {},
+        adapter_dir=row.get("adapter_dir"), run_dir=row["folder"], history=history,
+        final_step=row.get("final_step"), final_epoch=row.get("final_epoch"), merged_dir=row.get("merged_dir"),
+        seconds=float(row.get("seconds") or 0.0),
+    )
