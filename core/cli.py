@@ -166,7 +166,6 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from .models import resolve_model
 
     settings = _probe_settings(args)
-    resolve_model(args.model, allow_pickle=args.allow_pickle)  # a bad model is reported before anything is written
     ds = _load_data(args.data, args)
     if args.limit is not None:  # --limit 0 is an error, not "no limit"
         from .datasets import take_balanced
@@ -174,6 +173,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         ds = take_balanced(ds, args.limit)
         _status(f"Probing {len(ds.examples)} of the questions (--limit), spread evenly over the groups.")
     pool = _load_data(args.pool, args, role="pool") if args.pool else None
+    resolve_model(args.model, allow_pickle=args.allow_pickle)  # a bad model is reported before anything is written
     project = Path(args.project) if args.project else _default_project(Path(args.data))
     return _run_probe(project, ds, pool, args.model, settings, backend=args.backend, allow_pickle=args.allow_pickle,
                       threads=args.threads)
