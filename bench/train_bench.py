@@ -153,6 +153,11 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=1, help="alternate the two sides this many times; the best of each counts")
     ap.add_argument("--json", default=None, help="also write the numbers to this file")
     args = ap.parse_args()
+    try:
+        import accelerate  # noqa: F401  (transformers' Trainer needs it; KnowMix itself does not)
+    except ImportError:
+        print("The Trainer baseline needs accelerate: .venv/bin/pip install accelerate  (or pip install -e '.[bench]')")
+        return 2
 
     import torch
 
