@@ -37,3 +37,23 @@ def sample_dataset_loaded(_sample_dataset):
 def sample_examples(_sample_dataset) -> list[Example]:
     """The bundled EntityQuestions sample's examples, in file order."""
     return list(_sample_dataset.examples)
+
+
+@pytest.fixture(scope="module")
+def one_cpu_thread():
+    """torch on one thread for a module: on a shared 2-core box, threads waiting on each other make
+    every op take milliseconds. Restored after the module."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    """A tiny random Llama with its own tokenizer, saved as a Hugging Face folder."""
+    from tests.tiny_models import make_tiny_llama
+
+    return make_tiny_llama(tmp_path_factory.mktemp("tiny") / "tiny-llama")

@@ -11,6 +11,7 @@ import hashlib
 from typing import Sequence
 
 from core.backends.base import Backend, GenRequest, ModelInfo
+from core.datasets import content_fingerprint
 
 
 def _unit(*parts: object) -> float:
@@ -50,3 +51,18 @@ class ScriptedBackend(Backend):
             self.stats.answers += len(answers)
             out.append(answers)
         return out
+
+
+class FakeDataset:
+    """What ``Project.add_dataset`` reads from a loaded dataset."""
+
+    def __init__(self, examples, path="data.jsonl"):
+        self.examples = examples
+        self.path = path
+        self.format = "jsonl"
+        self.shape = "question-answer"
+        self.mapping = {"question": "question", "answer": "answers", "group": "relation"}
+        self.file_sha256 = "0" * 64
+        self.content_sha256 = content_fingerprint(examples)
+        self.duplicates = []
+        self.problems = []

@@ -17,22 +17,7 @@ from core.plan import (
 )
 from core.probe import CATEGORIES, ProbeSettings, run_probe
 from core.store import Project
-from tests.scripted import ScriptedBackend
-
-
-class FakeDataset:
-    """What ``Project.add_dataset`` reads from a loaded dataset."""
-
-    def __init__(self, examples, path="data.jsonl"):
-        self.examples = examples
-        self.path = path
-        self.format = "jsonl"
-        self.shape = "question-answer"
-        self.mapping = {"question": "question", "answer": "answers", "group": "relation"}
-        self.file_sha256 = "0" * 64
-        self.content_sha256 = content_fingerprint(examples)
-        self.duplicates = []
-        self.problems = []
+from tests.scripted import FakeDataset, ScriptedBackend
 
 
 def seeded_project(tmp_path, spec: dict[tuple[str, str], int], *, status="finished", done=None,

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from core.datasets import Example, content_fingerprint
+from core.datasets import Example
 from core.errors import SettingsError
 from core.jobs import CancelToken
 from core.matching import AnswerMatcher, PrefixPruner, is_correct, normalize_answer
@@ -16,7 +16,7 @@ from core.probe import (
 )
 from core.store import Project
 from core.summary import breakdown
-from tests.scripted import ScriptedBackend
+from tests.scripted import FakeDataset, ScriptedBackend
 
 
 def make_examples(n: int, groups: int = 3, seed: int = 0) -> tuple[list[Example], dict]:
@@ -30,21 +30,6 @@ def make_examples(n: int, groups: int = 3, seed: int = 0) -> tuple[list[Example]
         knowledge[q] = (gold, *profiles[rng.randrange(len(profiles))])
         examples.append(Example(id=f"ex{i:04d}", question=q, answers=(gold, f"alias {i}"), group=group, line=i + 1, raw={}))
     return examples, knowledge
-
-
-class FakeDataset:
-    """What ``Project.add_dataset`` reads from a loaded dataset."""
-
-    def __init__(self, examples, path="data.jsonl"):
-        self.examples = examples
-        self.path = path
-        self.format = "jsonl"
-        self.shape = "question-answer"
-        self.mapping = {"question": "question", "answer": "answers"}
-        self.file_sha256 = "0" * 64
-        self.content_sha256 = content_fingerprint(examples)
-        self.duplicates = []
-        self.problems = []
 
 
 def test_categories_follow_the_paper_rules():

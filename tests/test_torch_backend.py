@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
+
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
@@ -32,23 +34,6 @@ PROMPTS = [
     "Q: Who wrote it?\nA:",
     "Q: In what year was the company founded?\nA: 1984\n\nQ: Where is Cairo located?\nA:",
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_cpu_thread():
-    """Tiny matrices gain nothing from threads, and on a busy machine OpenMP threads waiting for
-    each other make every op take milliseconds. Restored after this module."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory) -> Path:
-    return make_tiny_llama(tmp_path_factory.mktemp("tiny") / "tiny-llama")
 
 
 @pytest.fixture(scope="module")

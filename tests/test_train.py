@@ -32,22 +32,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tiny_models import _WORDS, make_tiny_llama, make_tiny_tokenizer  # noqa: E402
 
 CATS = ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")
-pytestmark = pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_cpu_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory) -> Path:
-    return make_tiny_llama(tmp_path_factory.mktemp("tiny") / "tiny-llama")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning"),
+    pytest.mark.usefixtures("one_cpu_thread"),
+]
 
 
 @pytest.fixture(scope="module")
