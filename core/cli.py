@@ -315,7 +315,7 @@ def _train_settings(args: argparse.Namespace):
         "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "grad_accum": args.grad_accum,
         "lora_r": args.rank, "lora_alpha": args.alpha, "stopping": args.stopping, "patience": args.patience,
         "threads": args.threads, "device": args.device, "prompt_format": args.prompt_format, "seed": args.seed,
-        "max_seq_len": args.max_seq_len,
+        "max_seq_len": args.max_seq_len, "fit_sample_per_category": args.fit_sample, "eval_every_steps": args.eval_every,
     }
     settings = TrainSettings(**{k: v for k, v in overrides.items() if v is not None}, merge=bool(args.merge))
     settings.validate()
@@ -470,6 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", help="auto (default), cpu, cuda or mps")
     t.add_argument("--prompt-format", choices=["qa", "chat"], help="qa (default: the probe's Q:/A: format) or chat (the model's chat template)")
     t.add_argument("--max-seq-len", type=int, help="longest training example in tokens (default 128)")
+    t.add_argument("--fit-sample", type=int, help="training examples per category whose fit is measured at each evaluation (default 200)")
+    t.add_argument("--eval-every", type=int, help="evaluate every N steps instead of every epoch")
     t.add_argument("--seed", type=int)
     t.add_argument("--merge", action="store_true", help="also save the model with the adapter merged in (safetensors)")
     t.set_defaults(func=cmd_train)
