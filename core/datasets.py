@@ -808,6 +808,8 @@ def _answer_values(value: Any, col: str, split_cells: bool) -> tuple[str, ...]:
         else:
             raise _RowProblem(col, "the answer is an object without a 'text' or 'value' field, expected text or a list of texts")
     if isinstance(value, str) and split_cells:
+        if not value.strip():
+            raise _RowProblem(col, "the answer is empty")
         value = _split_cell(value.strip())
     if isinstance(value, (list, tuple)):
         if not value:

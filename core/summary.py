@@ -52,9 +52,9 @@ class Breakdown:
             cells = "".join(f"{counts.get(c, 0):>6} {100 * counts.get(c, 0) / n if n else 0:>5.1f}%" for c in CATEGORIES)
             return f"{name[:16]:<16}{cells}{n:>8}"
 
-        for g, counts in sorted(self.groups.items()):
-            lines.append(row(g, counts))
-        if len(self.groups) > 1:
+        if len(self.groups) > 1:  # one group is the whole dataset: the "all" row says it
+            for g, counts in sorted(self.groups.items()):
+                lines.append(row(g, counts))
             lines.append("-" * len(head))
         lines.append(row("all", self.overall))
         return "\n".join(lines)

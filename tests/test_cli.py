@@ -351,7 +351,7 @@ def test_project_opens_fine_right_after_a_kill(tmp_path: Path) -> None:
     summary = run_cli("summary", "--project", str(project), cwd=tmp_path, timeout=60)
     assert summary.returncode == 0, summary.stderr
     assert "of 12 questions probed" in summary.stdout
-    assert "(running)" in summary.stdout  # honest: the run did not finish
+    assert "(running; not finished: run the same probe command again to resume)" in summary.stdout  # honest
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT")
