@@ -235,3 +235,14 @@ def test_progress_reports_rate_and_eta(tmp_path):
     done = [e.done for e in events]
     assert done == sorted(done)
     assert any(e.rate > 0 and e.eta_s is not None for e in events)
+
+
+def test_a_dataset_without_groups_prints_one_row(tmp_path):
+    examples, knowledge = make_examples(8, groups=1)
+    examples = [Example(id=e.id, question=e.question, answers=e.answers, group="all", line=e.line, raw={}) for e in examples]
+    project, dataset_id = _project_with(tmp_path, examples)
+    run_probe(project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="s", settings=preset("smoke"),
+              backend=ScriptedBackend(knowledge))
+    table = breakdown(project).to_table()
+    assert [line.split()[0] for line in table.splitlines()[2:]] == ["all"]
+    project.close()
