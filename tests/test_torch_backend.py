@@ -172,6 +172,19 @@ def test_stop_strings_cut_the_answer(backend):
         assert s == f[:cut].strip()
 
 
+def test_pruned_answers_stop_early_and_are_marked(backend):
+    seeds = range(20)
+    free = backend.generate([_sampled(PROMPTS[0], seeds, temperature=1.5, top_k=0, max_tokens=12)])[0]
+    pruned = backend.generate([_sampled(PROMPTS[0], seeds, temperature=1.5, top_k=0, max_tokens=12,
+                                        prune=lambda text: len(text.strip()) >= 3)])[0]
+    assert any(p.endswith("…") for p in pruned), "the test needs answers longer than the pruning point"
+    for f, p in zip(free, pruned):
+        if p.endswith("…"):
+            assert f.startswith(p[:-1]) and len(p[:-1]) >= 3
+        else:
+            assert p == f
+
+
 def test_newline_stop_is_the_default(backend):
     answers = backend.generate([_sampled(PROMPTS[1], range(30), temperature=1.5, top_k=0)])[0]
     assert not any("\n" in a for a in answers)

@@ -31,6 +31,7 @@ import numpy as np
 from ..errors import ModelError, SettingsError
 from ..models import PICKLE_SUFFIXES, ModelRef, _pickle_message, check_memory, model_fingerprint
 from .base import Backend, GenRequest, ModelInfo
+from .decode import PRUNED
 from .sampling import candidates_needed, choose_token, sample_rng
 
 GIB = 1024**3
@@ -388,6 +389,7 @@ class _Row:
     rng: Any  # random.Random, or None for greedy
     max_tokens: int
     stop: tuple[str, ...]
+    prune: Any = None  # GenRequest.prune: stop once the answer can no longer matter
     tokens: list[int] = field(default_factory=list)
     text: Optional[str] = None
 
@@ -587,6 +589,7 @@ class TorchBackend(Backend):
                 rows.append(_Row(
                     request=i, answer=j, prompt=encoded[r.prompt], temperature=float(r.temperature), top_k=r.top_k,
                     rng=None if r.greedy else sample_rng(r.seeds[j]), max_tokens=r.max_tokens, stop=tuple(r.stop),
+                    prune=r.prune,
                 ))
         torch = self._torch
         with torch.inference_mode():
@@ -638,6 +641,9 @@ class TorchBackend(Backend):
                 cut = _first_stop(text, row.stop)
                 if cut is not None:
                     row.text = text[:cut]
+                    continue
+                if row.prune is not None and row.prune(text):
+                    row.text = text.strip() + PRUNED
                     continue
                 if len(row.tokens) >= row.max_tokens:
                     row.text = text
