@@ -336,6 +336,9 @@ class _EvalPrinter:
             self.bar.finish()
             _status(f"epoch {event.get('epoch', 0):.2f} step {event.get('step')}: dev exact match "
                     f"{100 * event.get('dev_em', 0):.1f}%{best}; train fit {fit}")
+        elif kind == "resume":
+            self.bar.finish()
+            _status(f"Resuming training run {event.get('run_id')} from step {event.get('from_step')} (its last checkpoint).")
         elif kind == "start":
             self.bar.finish()
             _status(f"Training on {event.get('device')} ({event.get('dtype')}): {event.get('n_train')} examples, "
@@ -515,6 +518,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("\nknowmix: stopped. Finished work is saved; run the same command again to resume.", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like: not an error for the user
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
