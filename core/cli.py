@@ -123,10 +123,11 @@ def _load_data(path: str, args: argparse.Namespace, role: str = "data"):
 
 def _run_probe(project_path: Path, ds, pool, model: str, settings, *, backend: str = "auto", allow_pickle: bool = False,
                threads: Optional[int] = None) -> int:
-    from .probe import run_probe
+    from .probe import check_pool_size, run_probe
     from .store import Project
     from .summary import breakdown
 
+    check_pool_size(len((pool if pool is not None else ds).examples), settings)
     with Project(project_path) as project:
         dataset_id = project.add_dataset(ds, role="train")
         pool_id = project.add_dataset(pool, role="pool") if pool is not None else None

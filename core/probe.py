@@ -136,6 +136,17 @@ def build_prompt(exemplars: Sequence[Example], question: str) -> str:
     return f"{shots}Q: {question}\nA:"
 
 
+def check_pool_size(n: int, settings: ProbeSettings) -> None:
+    """Refuse a pool too small for the prompts, before any work is written."""
+    need = settings.shots + 1
+    if settings.shots and n < need:
+        noun = "question" if n == 1 else "questions"
+        raise SettingsError(
+            f"The exemplar pool has only {n} usable {noun}; {settings.shots}-shot prompts need at least {need}. "
+            "Add questions to the pool file (--pool) or use a larger dataset."
+        )
+
+
 def draw_exemplar_sets(pool: Sequence[Example], groups: Iterable[str], settings: ProbeSettings) -> tuple[dict[str, list[list[str]]], dict[str, str]]:
     """Draw each group's exemplar sets once, with a seed, from the pool's questions of that group.
 
@@ -147,11 +158,7 @@ def draw_exemplar_sets(pool: Sequence[Example], groups: Iterable[str], settings:
     by_group: dict[str, list[Example]] = {}
     for ex in pool:
         by_group.setdefault(ex.group, []).append(ex)
-    if settings.shots and len(pool) < need:
-        raise SettingsError(
-            f"The exemplar pool has only {len(pool)} usable questions; {settings.shots}-shot prompts need at least {need}. "
-            "Add questions to the pool file or use a larger dataset."
-        )
+    check_pool_size(len(pool), settings)
     sets: dict[str, list[list[str]]] = {}
     notes: dict[str, str] = {}
     for group in sorted(set(groups)):
