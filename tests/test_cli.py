@@ -391,3 +391,11 @@ def test_demo_goes_from_probe_to_plan_to_a_trained_adapter(knowmix_home: Path, c
         assert "Stopping point" in out and "Adapter:" in out
         adapter = Path(out.split("Adapter: ", 1)[1].split()[0])
         assert (adapter / "adapter_config.json").is_file()
+
+
+def test_a_dataset_too_small_for_four_shot_prompts_is_refused_before_anything_is_written(tmp_path: Path, capsys) -> None:
+    data = _write(tmp_path / "one.jsonl", b'{"question": "Who?", "answer": "Me"}\n')
+    project = tmp_path / "one.knowmix"
+    code = main(["probe", "--data", str(data), "--project", str(project)])
+    assert_one_clear_error(code, capsys.readouterr().err, "only 1 usable question", "--pool")
+    assert not project.exists()
