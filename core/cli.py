@@ -75,8 +75,9 @@ def _status(message: str) -> None:
 class _CtrlC:
     """First Ctrl-C asks the job to stop after the current batch; a second one stops at once."""
 
-    def __init__(self, token: CancelToken) -> None:
+    def __init__(self, token: CancelToken, what: str = "Finished batches are saved; the batch in progress is redone on resume") -> None:
         self.token = token
+        self.what = what
         self._old = None
 
     def __enter__(self) -> "_CtrlC":
@@ -84,7 +85,7 @@ class _CtrlC:
             if self.token.cancelled:
                 raise KeyboardInterrupt
             self.token.cancel()
-            _status("\nStopping (press Ctrl-C again to stop at once). Finished batches are saved; the batch in progress is redone on resume ...")
+            _status(f"\nStopping (press Ctrl-C again to stop at once). {self.what} ...")
 
         try:
             self._old = signal.signal(signal.SIGINT, handler)
@@ -367,8 +368,7 @@ def _run_training(project_path: Path, plan_id: Optional[int], settings, *, resum
 
     token = CancelToken()
     bar = ProgressPrinter("Training")
-    bar.label = "Training"
-    with _CtrlC(token):
+    with _CtrlC(token, "Training stops after the current step, saves a checkpoint and keeps the best adapter"):
         try:
             if resume_run is not None:
                 out = resume_training(project_path, resume_run, progress=bar, on_event=_EvalPrinter(bar), cancel=token)
