@@ -175,7 +175,10 @@ def cmd_probe(args: argparse.Namespace) -> int:
         ds = take_balanced(ds, args.limit)
         _status(f"Probing {len(ds.examples)} of the questions (--limit), spread evenly over the groups.")
     pool = _load_data(args.pool, args, role="pool") if args.pool else None
-    resolve_model(args.model, allow_pickle=args.allow_pickle)  # a bad model is reported before anything is written
+    from .backends import backend_for
+
+    # A bad model or backend is reported before anything is written.
+    backend_for(resolve_model(args.model, allow_pickle=args.allow_pickle), args.backend)
     project = Path(args.project) if args.project else _default_project(Path(args.data))
     return _run_probe(project, ds, pool, args.model, settings, backend=args.backend, allow_pickle=args.allow_pickle,
                       threads=args.threads)
