@@ -188,7 +188,6 @@ class _Work:
     samples: list[list[str]] = field(default_factory=list)
     sampled_ok: int = 0
     sampled_n: int = 0
-    complete_sampling: bool = True
     seconds: float = 0.0
 
     def result(self, run_id: int, settings: ProbeSettings) -> dict:

@@ -7,8 +7,6 @@ module that is imported by ``load_backend`` the first time that backend is asked
 from __future__ import annotations
 
 import importlib
-from typing import Optional
-
 from ..errors import ModelError, SettingsError
 from ..models import ModelRef, resolve_model
 from .base import Backend, GenRequest, GenStats, ModelInfo
@@ -47,4 +45,4 @@ def load_backend(model: str | ModelRef, backend: str = "auto", *, allow_pickle: 
     return cls(ref, **options)
 
 
-__all__ = ["BACKENDS", "Backend", "GenRequest", "GenStats", "ModelInfo", "backend_for", "load_backend", "Optional"]
+__all__ = ["BACKENDS", "Backend", "GenRequest", "GenStats", "ModelInfo", "backend_for", "load_backend"]
