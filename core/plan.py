@@ -67,6 +67,7 @@ __all__ = [
     "load_plan",
     "estimate_memory",
     "check_memory_fits",
+    "plan_memory",
     "export_plan",
 ]
 
@@ -861,6 +862,23 @@ def check_memory_fits(estimate: MemoryEstimate, device: str = "cpu") -> Optional
         f"This run needs about {_size(estimate.total)} of {where} but only {_size(free)} is free. Lower the batch "
         "size or the sequence length, train in 16-bit, lower the LoRA rank, or close other programs."
     )
+
+
+def plan_memory(project, plan: Plan, device: str = "cpu", *, lora_rank: int = 16, batch_size: int = 8) -> tuple[Optional[MemoryEstimate], Optional[str], str]:
+    """The memory a default LoRA run on the plan's probed model needs, against the device's free
+    memory now: (estimate or None, warning or None, model name or why there is no estimate)."""
+    from .errors import ModelError
+    from .models import model_shape, resolve_model
+
+    run = project.probe_run(plan.probe_run_id)
+    try:
+        ref = resolve_model(run["model_path"] if run["model_spec"] != "default" else "default")
+    except ModelError as exc:
+        return None, None, f"Memory estimate skipped: {exc}"
+    shape = model_shape(ref)
+    est = estimate_memory(shape.n_params, n_layers=shape.n_layers, hidden=shape.hidden, vocab_size=shape.vocab_size,
+                          lora_rank=lora_rank, batch_size=batch_size)
+    return est, check_memory_fits(est, device), ref.display_name
 
 
 # --------------------------------------------------------------------------- export

@@ -1,33 +1,50 @@
-"""The desktop app's entry point.
-
-The full point-and-click flow (project, model, dataset, probe, breakdown, plan, train, export)
-is the desktop-app issue; until it lands this window says what the command line offers.
-"""
+"""The desktop app's entry point: ``knowmix`` with no arguments, or ``python -m gui``."""
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Optional, Sequence
 
-from .qt import QtCore, QtWidgets
+from .errors import install_excepthook, setup_logging
+from .qt import QtCore, QtGui, QtWidgets
 
 
-def build_window() -> QtWidgets.QMainWindow:
-    window = QtWidgets.QMainWindow()
-    window.setWindowTitle("KnowMix")
-    label = QtWidgets.QLabel(
-        "<h2>KnowMix</h2><p>The desktop app is not built yet. Use the command line:</p>"
-        "<pre>knowmix demo\nknowmix probe --model default --data FILE\nknowmix summary</pre>"
-    )
-    label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
-    label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
-    window.setCentralWidget(label)
-    window.resize(640, 360)
-    return window
+def no_display_message() -> Optional[str]:
+    """Qt aborts the process without a display; say so in words before it gets the chance."""
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
+    ):
+        return ("No display found, so the KnowMix window cannot open. On a server, use the command line "
+                "(knowmix --help, e.g. knowmix demo) or run the app under a desktop session.")
+    return None
+
+
+def make_app(argv: Optional[Sequence[str]] = None) -> QtWidgets.QApplication:
+    app = QtWidgets.QApplication.instance()
+    if app is None:
+        QtGui.QGuiApplication.setHighDpiScaleFactorRoundingPolicy(QtCore.Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+        app = QtWidgets.QApplication(list(argv or sys.argv[:1]))
+    app.setApplicationName("KnowMix")
+    app.setOrganizationName("KnowMix")
+    app.setStyle("Fusion")  # Fusion follows the system's light or dark scheme on every platform
+    return app  # type: ignore[return-value]
+
+
+def build_window():
+    from .window import MainWindow
+
+    return MainWindow()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(list(argv or sys.argv))
+    message = no_display_message()
+    if message:
+        print(f"knowmix: error: {message}", file=sys.stderr)
+        return 2
+    setup_logging()
+    app = make_app(argv)
     window = build_window()
+    install_excepthook(lambda: window)
     window.show()
     return app.exec()

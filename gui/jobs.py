@@ -1,0 +1,208 @@
+"""The GUI's one job runner: every slow thing (model load, dataset load, probe, training) runs here.
+
+A job is a plain function ``fn(job)`` that runs on a worker thread and talks back through
+``job.progress`` / ``job.event`` / ``job.status``. The callbacks a page passes (``on_done``,
+``on_error``, ``on_progress`` ...) always run on the UI thread: the worker emits Qt signals on the
+``Job`` object, which lives in the UI thread, so Qt queues them. Progress is throttled to ten
+updates a second so a fast loop cannot flood the event queue and stall the window.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from typing import Any, Callable, Optional
+
+from core.jobs import CancelToken, Progress
+
+from .qt import QtCore, Signal, Slot
+
+PROGRESS_INTERVAL_S = 0.1
+
+
+class Job(QtCore.QObject):
+    """One background job. ``cancel`` is the token the core function checks between batches."""
+
+    _progress = Signal(object)
+    _event = Signal(object)
+    _status = Signal(str)
+    _finished = Signal(bool, object, str)  # ok, result or exception, traceback text
+
+    def __init__(self, name: str, fn: Callable[["Job"], Any], *, exclusive: bool, parent: QtCore.QObject) -> None:
+        super().__init__(parent)
+        self.name = name
+        self.fn = fn
+        self.exclusive = exclusive
+        self.cancel = CancelToken()
+        self.started_at = time.monotonic()
+        self.last_progress: Optional[Progress] = None
+        self.status_text = ""
+        self.done = False
+        self._thread: Optional[threading.Thread] = None
+        self._last_emit = 0.0
+        self._pending: Optional[Progress] = None
+        self._lock = threading.Lock()
+        self.callbacks: dict[str, Optional[Callable]] = {}
+        self._progress.connect(self._on_progress)
+        self._event.connect(self._on_event)
+        self._status.connect(self._on_status)
+        self._finished.connect(self._on_finished)
+
+    # -- called on the worker thread ------------------------------------------------------------
+    def progress(self, p: Progress) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last_emit < PROGRESS_INTERVAL_S and p.done != p.total:
+                self._pending = p
+                return
+            self._pending = None
+            self._last_emit = now
+        self._progress.emit(p)
+
+    def event(self, data: dict) -> None:
+        self._event.emit(data)
+
+    def status(self, message: str) -> None:
+        self._status.emit(message)
+
+    def _run(self) -> None:
+        try:
+            result = self.fn(self)
+        except BaseException as exc:  # noqa: BLE001 - every failure goes to the UI, never lost
+            self._flush()
+            self._finished.emit(False, exc, traceback.format_exc())
+            return
+        self._flush()
+        self._finished.emit(True, result, "")
+
+    def _flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            self._progress.emit(pending)
+
+    # -- UI thread --------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"knowmix-{self.name}", daemon=True)
+        self._thread.start()
+
+    def request_cancel(self) -> None:
+        self.cancel.cancel()
+
+    @property
+    def running(self) -> bool:
+        return not self.done
+
+    @Slot(object)
+    def _on_progress(self, p: Progress) -> None:
+        self.last_progress = p
+        cb = self.callbacks.get("progress")
+        if cb:
+            cb(p)
+
+    @Slot(object)
+    def _on_event(self, data: dict) -> None:
+        cb = self.callbacks.get("event")
+        if cb:
+            cb(data)
+
+    @Slot(str)
+    def _on_status(self, message: str) -> None:
+        self.status_text = message
+        cb = self.callbacks.get("status")
+        if cb:
+            cb(message)
+
+    @Slot(bool, object, str)
+    def _on_finished(self, ok: bool, value: object, tb: str) -> None:
+        self.done = True
+        runner = self.parent()
+        try:
+            if ok:
+                cb = self.callbacks.get("done")
+                if cb:
+                    cb(value)
+            else:
+                cb = self.callbacks.get("error")
+                if cb:
+                    cb(value, tb)
+        finally:
+            cb = self.callbacks.get("finally")
+            if cb:
+                cb()
+            if isinstance(runner, JobRunner):
+                runner._finished(self)
+
+
+class JobRunner(QtCore.QObject):
+    """Starts jobs, knows which are running, cancels them all when the window closes."""
+
+    changed = Signal()  # a job started or ended: pages re-check which buttons are enabled
+
+    def __init__(self, on_error: Callable[[BaseException, str], None], parent: Optional[QtCore.QObject] = None) -> None:
+        super().__init__(parent)
+        self._default_error = on_error
+        self._jobs: list[Job] = []
+
+    def start(
+        self,
+        name: str,
+        fn: Callable[[Job], Any],
+        *,
+        on_done: Optional[Callable[[Any], None]] = None,
+        on_error: Optional[Callable[[BaseException, str], None]] = None,
+        on_progress: Optional[Callable[[Progress], None]] = None,
+        on_event: Optional[Callable[[dict], None]] = None,
+        on_status: Optional[Callable[[str], None]] = None,
+        on_finally: Optional[Callable[[], None]] = None,
+        exclusive: bool = True,
+    ) -> Job:
+        """Run ``fn(job)`` on a worker thread. Exclusive jobs (model work) never overlap each other:
+        on a laptop two of them would only slow each other down and double the memory."""
+        if exclusive and self.busy:
+            raise RuntimeError(f"'{self.current().name}' is still running")  # pages disable their buttons first
+        job = Job(name, fn, exclusive=exclusive, parent=self)
+        job.callbacks = {
+            "done": on_done, "error": on_error or self._default_error, "progress": on_progress,
+            "event": on_event, "status": on_status, "finally": on_finally,
+        }
+        self._jobs.append(job)
+        job.start()
+        self.changed.emit()
+        return job
+
+    def _finished(self, job: Job) -> None:
+        if job in self._jobs:
+            self._jobs.remove(job)
+        job.deleteLater()
+        self.changed.emit()
+
+    @property
+    def busy(self) -> bool:
+        return any(j.exclusive for j in self._jobs)
+
+    def current(self) -> Optional[Job]:
+        for j in self._jobs:
+            if j.exclusive:
+                return j
+        return self._jobs[0] if self._jobs else None
+
+    def active(self) -> list[Job]:
+        return list(self._jobs)
+
+    def is_running(self, name: str) -> bool:
+        return any(j.name == name for j in self._jobs)
+
+    def cancel_all(self) -> None:
+        for j in self._jobs:
+            j.request_cancel()
+
+    def wait_all(self, timeout_s: float = 60.0) -> bool:
+        """Process events until every job has ended (their callbacks run); False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        app = QtCore.QCoreApplication.instance()
+        while self._jobs and time.monotonic() < deadline:
+            app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
+            time.sleep(0.01)
+        return not self._jobs

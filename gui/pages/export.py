@@ -1,0 +1,231 @@
+"""Step 8: take the results away: the adapter folder, the planned dataset in the input's own shape,
+and a self-contained HTML report a teammate can open offline."""
+
+from __future__ import annotations
+
+import html
+import shutil
+from pathlib import Path
+from typing import Optional
+
+from ..qt import Qt, QtCore, QtGui, QtWidgets
+from .base import BLOCKED, DONE, READY, InlineMessage, Page
+
+
+def open_path(path: str | Path) -> None:
+    QtGui.QDesktopServices.openUrl(QtCore.QUrl.fromLocalFile(str(path)))
+
+
+class ExportPage(Page):
+    title = "Export"
+    key = "export"
+
+    def __init__(self, ctx, parent=None) -> None:
+        super().__init__(ctx, parent)
+        self.report_path: Optional[Path] = None
+        self.export_paths: dict[str, Path] = {}
+        self.adapter_dir: Optional[str] = None
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.addWidget(self.heading("Export", "Everything you need to use the result elsewhere or to show it to a teammate."))
+        self.message = InlineMessage()
+        lay.addWidget(self.message)
+
+        box = QtWidgets.QGroupBox("1. The LoRA adapter")
+        v = QtWidgets.QVBoxLayout(box)
+        self.adapter_label = QtWidgets.QLabel("")
+        self.adapter_label.setObjectName("adapterLabel")
+        self.adapter_label.setWordWrap(True)
+        self.adapter_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        v.addWidget(self.adapter_label)
+        row = QtWidgets.QHBoxLayout()
+        self.open_adapter = QtWidgets.QPushButton("Open the adapter folder")
+        self.open_adapter.clicked.connect(lambda: self.adapter_dir and open_path(self.adapter_dir))
+        self.copy_adapter = QtWidgets.QPushButton("Copy the adapter to…")
+        self.copy_adapter.setObjectName("copyAdapter")
+        self.copy_adapter.clicked.connect(self._copy_adapter_dialog)
+        row.addWidget(self.open_adapter)
+        row.addWidget(self.copy_adapter)
+        row.addStretch(1)
+        v.addLayout(row)
+        lay.addWidget(box)
+
+        box = QtWidgets.QGroupBox("2. The planned dataset")
+        v = QtWidgets.QVBoxLayout(box)
+        self.plan_label = QtWidgets.QLabel("")
+        self.plan_label.setWordWrap(True)
+        self.plan_label.setObjectName("planExportLabel")
+        self.plan_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        v.addWidget(self.plan_label)
+        row = QtWidgets.QHBoxLayout()
+        self.export_plan_button = QtWidgets.QPushButton("Export the planned dataset to…")
+        self.export_plan_button.setObjectName("exportPlan")
+        self.export_plan_button.clicked.connect(self._export_plan_dialog)
+        row.addWidget(self.export_plan_button)
+        row.addStretch(1)
+        v.addLayout(row)
+        lay.addWidget(box)
+
+        box = QtWidgets.QGroupBox("3. The HTML report")
+        v = QtWidgets.QVBoxLayout(box)
+        self.report_label = QtWidgets.QLabel(
+            "One HTML file with the breakdown charts, the plan, the training curves, the settings and the fingerprints "
+            "of the model and the data. It needs no network and no KnowMix to open.")
+        self.report_label.setWordWrap(True)
+        self.report_label.setObjectName("reportLabel")
+        self.report_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        v.addWidget(self.report_label)
+        row = QtWidgets.QHBoxLayout()
+        self.report_button = QtWidgets.QPushButton("Save the HTML report…")
+        self.report_button.setObjectName("saveReport")
+        self.report_button.clicked.connect(self._report_dialog)
+        self.open_report = QtWidgets.QPushButton("Open it in the browser")
+        self.open_report.clicked.connect(lambda: self.report_path and open_path(self.report_path))
+        row.addWidget(self.report_button)
+        row.addWidget(self.open_report)
+        row.addStretch(1)
+        v.addLayout(row)
+        lay.addWidget(box)
+        lay.addStretch(1)
+
+    # -- navigator -----------------------------------------------------------------------------------
+    def watched_fields(self):
+        return ("project_path", "probe_run_id", "plan_id", "train_run_id")
+
+    def step_state(self):
+        if self.ctx.probe_run_id is None:
+            return BLOCKED, "Probe first"
+        if self.report_path is not None:
+            return DONE, f"Report: {self.report_path}"
+        return READY, "Export the adapter, the dataset and the report"
+
+    def primary_action(self) -> None:
+        if self.report_button.isEnabled():
+            self._report_dialog()
+
+    # -- view ---------------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        from core.train.runs import get_run
+
+        self.adapter_dir = None
+        text = "No training run yet: train in step 7 to get an adapter."
+        if self.ctx.train_run_id is not None and self.ctx.project_path is not None:
+            with self.ctx.project() as p:
+                run = get_run(p, self.ctx.train_run_id)
+            if run.get("adapter_dir") and Path(run["adapter_dir"]).is_dir():
+                self.adapter_dir = run["adapter_dir"]
+                best = (f" (stopping point: epoch {run['best_epoch']:g}, dev exact match {100 * run['best_dev_em']:.1f}%)"
+                        if run.get("best_epoch") is not None and run.get("best_dev_em") is not None else "")
+                text = (f"Training run {run['id']} ({run['status']}){best}:<br><code>{html.escape(self.adapter_dir)}</code><br>"
+                        "Load it with <code>PeftModel.from_pretrained(base_model, folder)</code>.")
+            else:
+                text = f"Training run {run['id']} is {run['status']} and has no adapter yet."
+        self.adapter_label.setText(text)
+        if self.ctx.plan_id is None:
+            self.plan_label.setText("No plan yet: make one in step 6.")
+        else:
+            self.plan_label.setText(
+                f"Plan {self.ctx.plan_id}: train.jsonl and dev.jsonl keep your records' own fields (the answer replaced "
+                "where the plan relabelled it), train_qa.jsonl and dev_qa.jsonl are plain question/answer rows, and "
+                "plan.json explains the mix. Ready for Axolotl, LLaMA-Factory or Unsloth."
+                + self._listing(self.export_paths))
+        if self.report_path is not None:
+            self.report_label.setText(f"Saved: <code>{html.escape(str(self.report_path))}</code>")
+
+    @staticmethod
+    def _listing(paths: dict[str, Path]) -> str:
+        if not paths:
+            return ""
+        return "<br>Written: " + ", ".join(f"<code>{html.escape(str(p))}</code>" for p in paths.values())
+
+    def update_actions(self) -> None:
+        busy = self.ctx.runner.busy
+        self.open_adapter.setEnabled(self.adapter_dir is not None)
+        self.copy_adapter.setEnabled(self.adapter_dir is not None and not busy)
+        self.export_plan_button.setEnabled(self.ctx.plan_id is not None)
+        self.report_button.setEnabled(self.ctx.probe_run_id is not None)
+        self.open_report.setEnabled(self.report_path is not None and self.report_path.exists())
+
+    def _start_folder(self) -> str:
+        return str(self.ctx.project_path.parent) if self.ctx.project_path else str(Path.home())
+
+    # -- actions ------------------------------------------------------------------------------------------
+    def _copy_adapter_dialog(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Copy the adapter into", self._start_folder())
+        if folder:
+            self.copy_adapter_to(Path(folder) / f"{self.ctx.project_path.stem}-adapter-run{self.ctx.train_run_id}")
+
+    def copy_adapter_to(self, dest: Path) -> None:
+        src = self.adapter_dir
+
+        def job(_j):
+            from core.errors import ProjectError
+
+            if dest.exists():
+                raise ProjectError(f"{dest} already exists. Choose another folder, or remove it first.")
+            tmp = dest.with_name(dest.name + ".partial")
+            shutil.rmtree(tmp, ignore_errors=True)
+            try:
+                shutil.copytree(src, tmp)
+                tmp.rename(dest)
+            except OSError as exc:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise ProjectError(f"Cannot copy the adapter to {dest}: {exc.strerror or exc}.") from None
+            return dest
+
+        self.ctx.runner.start("Copying the adapter", job, exclusive=False, on_error=self._failed,
+                              on_done=lambda d: self.message.show_message(f"Adapter copied to {d}.", "ok"))
+
+    def _export_plan_dialog(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Export the planned dataset into", self._start_folder())
+        if folder:
+            self.export_plan_to(Path(folder) / f"{self.ctx.project_path.stem}-plan{self.ctx.plan_id}")
+
+    def export_plan_to(self, folder: Path) -> None:
+        path, plan_id = self.ctx.project_path, self.ctx.plan_id
+
+        def job(_j):
+            from core.plan import export_plan, load_plan
+            from core.store import Project
+
+            with Project(path, create=False) as p:
+                plan = load_plan(p, plan_id)
+                return export_plan(plan, folder, dataset_row=p.dataset(plan.dataset_id))
+
+        self.ctx.runner.start("Exporting the plan", job, exclusive=False, on_error=self._failed, on_done=self._exported)
+
+    def _exported(self, paths: dict) -> None:
+        self.export_paths = paths
+        self.message.show_message(f"Planned dataset written to {Path(paths['train']).parent}.", "ok")
+        self.refresh()
+
+    def _report_dialog(self) -> None:
+        start = str(Path(self._start_folder()) / f"{self.ctx.project_path.stem}-report.html")
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save the HTML report", start, "HTML (*.html)")
+        if path:
+            self.save_report(Path(path))
+
+    def save_report(self, out: Path) -> None:
+        path = self.ctx.project_path
+        ids = dict(probe_run_id=self.ctx.probe_run_id, plan_id=self.ctx.plan_id, train_run_id=self.ctx.train_run_id)
+
+        def job(_j):
+            from core.report import write_report
+
+            return write_report(path, out, **ids)
+
+        self.ctx.runner.start("Writing the report", job, exclusive=False, on_error=self._failed, on_done=self._reported)
+
+    def _reported(self, out: Path) -> None:
+        self.report_path = Path(out)
+        self.message.show_message(f"Report saved: {out}. Open it in any browser, no network needed.", "ok")
+        self.refresh()
+        self.update_actions()
+        self.state_changed.emit()
+
+    def _failed(self, exc: BaseException, tb: str) -> None:
+        from ..errors import is_user_error
+
+        if is_user_error(exc):
+            self.message.show_message(str(exc), "error")
+        else:
+            self.ctx.show_error(exc, tb)

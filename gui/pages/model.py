@@ -1,0 +1,294 @@
+"""Step 2: pick the model (built-in, a GGUF file or a Hugging Face folder) and the backend, see what
+this machine has, and load the model off the UI thread so the probe can reuse it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+from ..qt import Qt, QtWidgets
+from .base import DONE, READY, InlineMessage, Page, ProgressRow
+
+BACKENDS = [("auto", "Automatic (GGUF → llama.cpp, folder → torch)"), ("llama.cpp", "llama.cpp (CPU)"),
+            ("torch", "torch (GPU, or CPU)")]
+DEVICES = [("auto", "Automatic (GPU if there is one)"), ("cuda", "GPU (CUDA)"), ("cpu", "CPU")]
+
+
+def detect_hardware(_job: Any = None) -> dict:
+    """CPU, RAM and GPU. torch is imported only if it is installed, and only on a worker thread."""
+    import importlib.util
+    import platform
+
+    info: dict = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count() or 1}
+    try:
+        import psutil
+
+        vm = psutil.virtual_memory()
+        info["ram_total"], info["ram_free"] = vm.total, vm.available
+    except Exception:  # noqa: BLE001 - a missing number is shown as unknown
+        pass
+    info["torch"] = importlib.util.find_spec("torch") is not None
+    info["gpus"] = []
+    if info["torch"]:
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                for i in range(torch.cuda.device_count()):
+                    props = torch.cuda.get_device_properties(i)
+                    info["gpus"].append({"name": props.name, "memory": int(props.total_memory)})
+            elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+                info["gpus"].append({"name": "Apple GPU (MPS)", "memory": None})
+        except Exception as exc:  # noqa: BLE001
+            info["gpu_error"] = str(exc)
+    return info
+
+
+def describe_hardware(info: dict) -> str:
+    gib = 1024**3
+    parts = [f"CPU: {info.get('cores', '?')} cores"]
+    if info.get("ram_total"):
+        parts.append(f"RAM: {info['ram_total'] / gib:.1f} GiB ({info['ram_free'] / gib:.1f} GiB free)")
+    gpus = info.get("gpus") or []
+    if gpus:
+        parts.append("GPU: " + "; ".join(
+            f"{g['name']}" + (f" ({g['memory'] / gib:.0f} GiB)" if g.get("memory") else "") for g in gpus))
+    elif not info.get("torch"):
+        parts.append("GPU: not usable (this edition has no torch)")
+    else:
+        parts.append("GPU: none found — the torch backend will use the CPU")
+    return " · ".join(parts)
+
+
+def load_model(spec: str, backend: str, device: str, n_threads: Optional[int] = None):
+    """Resolve, check and load; returns the backend. Runs on a worker thread."""
+    from core.backends import backend_for, load_backend
+    from core.models import model_fingerprint, resolve_model
+
+    ref = resolve_model(spec)
+    name = backend_for(ref, backend)
+    options: dict = {}
+    if name == "llama.cpp":
+        options["fingerprint"] = model_fingerprint(ref)
+        if n_threads:
+            options["n_threads"] = n_threads
+    else:
+        options["device"] = device
+    return load_backend(ref, name, **options)
+
+
+def describe_model(info: Any) -> str:
+    mib = 1024**2
+    rows = [("Name", info.name), ("Backend", f"{info.backend} on {info.device}"), ("File", info.path),
+            ("Size", f"{info.file_size / mib:,.0f} MiB")]
+    if info.n_params:
+        rows.append(("Parameters", f"{info.n_params / 1e6:,.0f} M"))
+    if info.context_length:
+        rows.append(("Context length", f"{info.context_length:,} tokens"))
+    if info.architecture:
+        rows.append(("Architecture", info.architecture))
+    if info.dtype:
+        rows.append(("Weights", info.dtype))
+    rows.append(("Fingerprint", info.fingerprint[:24] + "…"))
+    return "<table>" + "".join(f"<tr><td><b>{k}</b>&nbsp;&nbsp;</td><td>{_esc(v)}</td></tr>" for k, v in rows) + "</table>"
+
+
+def _esc(text: Any) -> str:
+    import html
+
+    return html.escape(str(text))
+
+
+class ModelPage(Page):
+    title = "Model"
+    key = "model"
+
+    def __init__(self, ctx, parent=None) -> None:
+        super().__init__(ctx, parent)
+        self.hardware: Optional[dict] = None
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.addWidget(self.heading(
+            "Model", "The model whose knowledge is probed. Everything stays on this computer: models are read from "
+                     "disk, never downloaded."))
+        self.hw_label = QtWidgets.QLabel("Looking at this machine …")
+        self.hw_label.setObjectName("hardwareLabel")
+        self.hw_label.setWordWrap(True)
+        lay.addWidget(self.hw_label)
+
+        box = QtWidgets.QGroupBox("Which model")
+        form = QtWidgets.QGridLayout(box)
+        self.rb_default = QtWidgets.QRadioButton("Built-in: SmolLM2-135M-Instruct (GGUF, 93 MB)")
+        self.rb_gguf = QtWidgets.QRadioButton("A GGUF file")
+        self.rb_hf = QtWidgets.QRadioButton("A Hugging Face model folder (config.json + safetensors)")
+        self.path_edit = QtWidgets.QLineEdit()
+        self.path_edit.setObjectName("modelPath")
+        self.path_edit.setPlaceholderText("Path to a .gguf file or a model folder")
+        self.browse = QtWidgets.QPushButton("Browse…")
+        self.browse.clicked.connect(self._browse)
+        form.addWidget(self.rb_default, 0, 0, 1, 3)
+        form.addWidget(self.rb_gguf, 1, 0, 1, 3)
+        form.addWidget(self.rb_hf, 2, 0, 1, 3)
+        form.addWidget(QtWidgets.QLabel("Path:"), 3, 0)
+        form.addWidget(self.path_edit, 3, 1)
+        form.addWidget(self.browse, 3, 2)
+        form.addWidget(QtWidgets.QLabel("Backend:"), 4, 0)
+        self.backend_combo = QtWidgets.QComboBox()
+        for value, label in BACKENDS:
+            self.backend_combo.addItem(label, value)
+        form.addWidget(self.backend_combo, 4, 1, 1, 2)
+        form.addWidget(QtWidgets.QLabel("Device (torch):"), 5, 0)
+        self.device_combo = QtWidgets.QComboBox()
+        for value, label in DEVICES:
+            self.device_combo.addItem(label, value)
+        form.addWidget(self.device_combo, 5, 1, 1, 2)
+        lay.addWidget(box)
+        for rb in (self.rb_default, self.rb_gguf, self.rb_hf):
+            rb.toggled.connect(self._choice_changed)
+        self.path_edit.editingFinished.connect(self._choice_changed)
+        self.backend_combo.currentIndexChanged.connect(self._choice_changed)
+        self.device_combo.currentIndexChanged.connect(self._choice_changed)
+
+        row = QtWidgets.QHBoxLayout()
+        self.load_button = QtWidgets.QPushButton("Check and load the model")
+        self.load_button.setObjectName("loadModel")
+        self.load_button.clicked.connect(self.load)
+        self.unload_button = QtWidgets.QPushButton("Unload")
+        self.unload_button.clicked.connect(self.ctx.release_model)
+        row.addWidget(self.load_button)
+        row.addWidget(self.unload_button)
+        row.addStretch(1)
+        lay.addLayout(row)
+        self.progress = ProgressRow()
+        self.progress.hide()
+        lay.addWidget(self.progress)
+        self.message = InlineMessage()
+        lay.addWidget(self.message)
+        self.info_label = QtWidgets.QLabel("")
+        self.info_label.setObjectName("modelInfo")
+        self.info_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.info_label)
+        lay.addStretch(1)
+        self._detecting = False
+        self._syncing = False
+        self._set_from_spec(ctx.model_spec)
+
+    # -- navigator ------------------------------------------------------------------------------
+    def watched_fields(self):
+        return ("model_spec", "backend", "model_info", "backend_name", "device")
+
+    def step_state(self):
+        if self.ctx.model_info is not None:
+            return DONE, f"Loaded: {self.ctx.model_info.name}"
+        return READY, f"Model: {self.ctx.model_spec} (loads when you probe, or now with “Check and load”)"
+
+    def primary_action(self) -> None:
+        if self.load_button.isEnabled():
+            self.load()
+
+    # -- choice -----------------------------------------------------------------------------------
+    def _set_from_spec(self, spec: str) -> None:
+        """Show the context's choice without treating it as a new choice by the user."""
+        self._syncing = True
+        try:
+            self._apply_spec(spec)
+        finally:
+            self._syncing = False
+        self.path_edit.setEnabled(not self.rb_default.isChecked())
+        self.browse.setEnabled(not self.rb_default.isChecked())
+        self.device_combo.setEnabled(self.backend_combo.currentData() != "llama.cpp")
+
+    def _apply_spec(self, spec: str) -> None:
+        if spec == "default":
+            self.rb_default.setChecked(True)
+        else:
+            (self.rb_hf if Path(spec).is_dir() else self.rb_gguf).setChecked(True)
+            self.path_edit.setText(spec)
+        self.backend_combo.setCurrentIndex(max(0, self.backend_combo.findData(self.ctx.backend_name)))
+        self.device_combo.setCurrentIndex(max(0, self.device_combo.findData(self.ctx.device)))
+
+    def chosen_spec(self) -> str:
+        if self.rb_default.isChecked():
+            return "default"
+        return self.path_edit.text().strip()
+
+    def _browse(self) -> None:
+        start = self.path_edit.text() or str(Path.home())
+        if self.rb_hf.isChecked():
+            path = QtWidgets.QFileDialog.getExistingDirectory(self, "Choose a model folder", start)
+        else:
+            path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Choose a GGUF file", start, "GGUF models (*.gguf);;All files (*)")
+        if path:
+            self.path_edit.setText(path)
+            if not self.rb_hf.isChecked():
+                self.rb_gguf.setChecked(True)
+            self._choice_changed()
+
+    def _choice_changed(self) -> None:
+        if self._syncing:
+            return
+        custom = not self.rb_default.isChecked()
+        self.path_edit.setEnabled(custom)
+        self.browse.setEnabled(custom)
+        spec = self.chosen_spec()
+        backend = self.backend_combo.currentData()
+        device = self.device_combo.currentData()
+        self.device_combo.setEnabled(backend != "llama.cpp")
+        changed = (spec, backend, device) != (self.ctx.model_spec, self.ctx.backend_name, self.ctx.device)
+        if changed and spec:
+            if self.ctx.backend is not None:
+                self.ctx.release_model()  # a loaded model that is no longer the chosen one would mislead the probe
+            self.ctx.set(model_spec=spec, backend_name=backend, device=device)
+            self.message.clear_message()
+
+    # -- jobs -------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        if self.chosen_spec() != self.ctx.model_spec:
+            self._set_from_spec(self.ctx.model_spec)
+        if self.hardware is None and not self._detecting:
+            self._detecting = True
+            self.ctx.runner.start("Detecting hardware", detect_hardware, on_done=self._hardware, exclusive=False,
+                                  on_error=lambda exc, tb: self.hw_label.setText(f"Could not look at this machine: {exc}"))
+        info = self.ctx.model_info
+        if info is not None:
+            self.info_label.setText(describe_model(info))
+        else:
+            self.info_label.setText("No model loaded yet. The probe loads it when it starts; load it now to check it first.")
+
+    def _hardware(self, info: dict) -> None:
+        self.hardware = info
+        self.hw_label.setText(describe_hardware(info))
+
+    def load(self) -> None:
+        spec = self.chosen_spec()
+        if not spec:
+            self.message.show_message("Choose a GGUF file or a model folder first (Browse…), or the built-in model.", "error")
+            return
+        self._choice_changed()
+        self.ctx.release_model()
+        self.message.clear_message()
+        self.progress.show()
+        self.progress.set_busy(f"Checking and loading {spec} …")
+        backend, device = self.ctx.backend_name, self.ctx.device
+        self.ctx.runner.start(
+            "Loading the model", lambda job: load_model(spec, backend, device),
+            on_done=self._loaded, on_error=self._failed, on_finally=lambda: self.progress.hide(),
+        )
+
+    def _loaded(self, backend) -> None:
+        self.ctx.set(backend=backend, model_info=backend.info)
+        self.message.show_message(f"{backend.info.name} is loaded and ready to probe.", "ok")
+        self.refresh()
+
+    def _failed(self, exc: BaseException, tb: str) -> None:
+        from ..errors import is_user_error
+
+        if is_user_error(exc):
+            self.message.show_message(str(exc), "error")  # a wrong file is said where the user picked it
+        else:
+            self.ctx.show_error(exc, tb)
+
+    def update_actions(self) -> None:
+        busy = self.ctx.runner.busy
+        self.load_button.setEnabled(not busy)
+        self.unload_button.setEnabled(not busy and self.ctx.backend is not None)

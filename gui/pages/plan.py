@@ -1,0 +1,241 @@
+"""Step 6: the training plan. The recommended mix by default, with every option of the plan; the
+counts and shares before and after; the paper's evidence in plain words; and the memory a LoRA run
+will need against what this machine has free."""
+
+from __future__ import annotations
+
+import html
+from typing import Optional
+
+from ..qt import Qt, QtWidgets
+from .base import BLOCKED, DONE, READY, InlineMessage, Page
+
+MIX_CHOICES = [
+    ("recommended", "Recommended: keep what the model knows, drop Unknown"),
+    ("idk", "“I don't know”: relabel Unknown answers as “I don't know”"),
+    ("natural", "Natural: everything, as in the data"),
+    ("custom", "Custom: a share per category"),
+]
+
+
+def counts_table(counts: dict) -> str:
+    from core.probe import CATEGORIES
+
+    def cell(part: str, cat: str) -> str:
+        p = counts[part]
+        n = p["counts"].get(cat, 0)
+        return f"<td align='right'>{n}</td><td align='right' style='color:gray'>{100 * p['shares'].get(cat, 0):.0f}%</td>"
+
+    head = ("<tr><th align='left'>Category</th><th colspan=2>Probed (before)</th><th colspan=2>Train (after)</th>"
+            "<th colspan=2>Dev</th><th colspan=2>Dropped</th></tr>")
+    rows = [f"<tr><td>{c}</td>" + "".join(cell(part, c) for part in ("before", "train", "dev", "dropped")) + "</tr>"
+            for c in CATEGORIES]
+    total = "<tr><td><b>Total</b></td>" + "".join(
+        f"<td align='right'><b>{counts[part]['total']}</b></td><td></td>" for part in ("before", "train", "dev", "dropped")) + "</tr>"
+    return f"<table cellspacing=0 cellpadding=3>{head}{''.join(rows)}{total}</table>"
+
+
+class PlanPage(Page):
+    title = "Plan"
+    key = "plan"
+
+    def __init__(self, ctx, parent=None) -> None:
+        super().__init__(ctx, parent)
+        self.plan = None
+        outer = QtWidgets.QVBoxLayout(self)
+        outer.addWidget(self.heading(
+            "Plan", "Which probed questions to train on, which to hold out for the dev split that picks the stopping "
+                    "point, and why: the defaults follow Gekhman et al. 2024."))
+        split = QtWidgets.QHBoxLayout()
+        outer.addLayout(split, 1)
+        box = QtWidgets.QGroupBox("Options")
+        form = QtWidgets.QFormLayout(box)
+        self.mix = QtWidgets.QComboBox()
+        self.mix.setObjectName("mixCombo")
+        for value, label in MIX_CHOICES:
+            self.mix.addItem(label, value)
+        self.mix.currentIndexChanged.connect(self._mix_changed)
+        form.addRow("Mix:", self.mix)
+        self.cap = QtWidgets.QSpinBox()
+        self.cap.setRange(0, 10_000_000)
+        self.cap.setToolTip("How many WeaklyKnown examples may stay in the training set (the paper: none).")
+        form.addRow("WeaklyKnown cap:", self.cap)
+        from core.probe import CATEGORIES
+
+        self.shares: dict[str, QtWidgets.QDoubleSpinBox] = {}
+        defaults = {"HighlyKnown": 1.0, "MaybeKnown": 1.0, "WeaklyKnown": 0.0, "Unknown": 0.0}
+        for cat in CATEGORIES:
+            spin = QtWidgets.QDoubleSpinBox()
+            spin.setRange(0.0, 1.0)
+            spin.setSingleStep(0.1)
+            spin.setValue(defaults[cat])
+            self.shares[cat] = spin
+            form.addRow(f"Share of {cat}:", spin)
+        self.dev_fraction = QtWidgets.QDoubleSpinBox()
+        self.dev_fraction.setRange(0.01, 0.5)
+        self.dev_fraction.setSingleStep(0.05)
+        self.dev_fraction.setValue(0.10)
+        form.addRow("Dev split (fraction):", self.dev_fraction)
+        self.dev_max = QtWidgets.QSpinBox()
+        self.dev_max.setRange(4, 1_000_000)
+        self.dev_max.setValue(500)
+        form.addRow("Dev split (at most):", self.dev_max)
+        self.seed = QtWidgets.QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        form.addRow("Seed:", self.seed)
+        self.build_button = QtWidgets.QPushButton("Make the plan")
+        self.build_button.setObjectName("buildPlan")
+        self.build_button.clicked.connect(self.build)
+        form.addRow(self.build_button)
+        box.setMaximumWidth(380)
+        split.addWidget(box, 0)
+
+        right = QtWidgets.QVBoxLayout()
+        self.message = InlineMessage()
+        right.addWidget(self.message)
+        self.counts = QtWidgets.QLabel("")
+        self.counts.setObjectName("planCounts")
+        self.counts.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        right.addWidget(self.counts)
+        self.memory = QtWidgets.QLabel("")
+        self.memory.setObjectName("planMemory")
+        self.memory.setWordWrap(True)
+        right.addWidget(self.memory)
+        self.explain = QtWidgets.QPlainTextEdit()
+        self.explain.setObjectName("planExplain")
+        self.explain.setReadOnly(True)
+        right.addWidget(self.explain, 1)
+        self.next_button = QtWidgets.QPushButton("Next: train →")
+        self.next_button.clicked.connect(lambda: self.ctx.window.go("train") if self.ctx.window else None)
+        right.addWidget(self.next_button, 0, Qt.AlignmentFlag.AlignRight)
+        split.addLayout(right, 1)
+        self._mix_changed()
+
+    # -- navigator ---------------------------------------------------------------------------------
+    def watched_fields(self):
+        return ("project_path", "probe_run_id", "plan_id")
+
+    def step_state(self):
+        if self.ctx.probe_run_id is None:
+            return BLOCKED, "Probe first"
+        if self.ctx.plan_id is not None:
+            return DONE, f"Plan {self.ctx.plan_id}"
+        return READY, "Make the training plan"
+
+    def primary_action(self) -> None:
+        if self.build_button.isEnabled():
+            self.build()
+
+    def _mix_changed(self) -> None:
+        mix = self.mix.currentData()
+        self.cap.setEnabled(mix in ("recommended", "idk"))
+        for spin in self.shares.values():
+            spin.setEnabled(mix == "custom")
+
+    def settings(self):
+        from core.plan import PlanSettings
+
+        mix = self.mix.currentData()
+        return PlanSettings(
+            mix=mix, weakly_known_cap=self.cap.value(),
+            shares={c: round(s.value(), 4) for c, s in self.shares.items()} if mix == "custom" else None,
+            dev_fraction=round(self.dev_fraction.value(), 4), dev_max=self.dev_max.value(), seed=self.seed.value(),
+        )
+
+    # -- view ------------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        from core.plan import load_plan
+
+        self.plan = None
+        if self.ctx.probe_run_id is None:
+            self.message.show_message("Probe the dataset first (step 4): the plan is made from the probe's categories.", "info")
+            self.counts.setText("")
+            self.memory.setText("")
+            self.explain.setPlainText("")
+            return
+        self.message.clear_message()
+        if self.ctx.plan_id is None:
+            self.counts.setText("No plan yet. The options on the left start at the paper's recommendation; click "
+                                "“Make the plan”.")
+            self.memory.setText("")
+            self.explain.setPlainText("")
+            return
+        with self.ctx.project() as p:
+            plan = load_plan(p, self.ctx.plan_id)
+            if plan.probe_run_id != self.ctx.probe_run_id:
+                self.counts.setText("The last plan was made from another probe run; make a new one for this probe.")
+                self.explain.setPlainText("")
+                self.memory.setText("")
+                return
+            self.show_plan(p, plan)
+
+    def show_plan(self, project, plan) -> None:
+        from core.plan import plan_memory
+
+        self.plan = plan
+        s = plan.settings
+        self.mix.setCurrentIndex(max(0, self.mix.findData(s.mix)))
+        self.cap.setValue(s.weakly_known_cap)
+        c = plan.counts()
+        relabel = f" ({c['relabelled']} Unknown answers relabelled “I don't know”)" if c["relabelled"] else ""
+        self.counts.setText(
+            f"<b>Plan {plan.id}</b>: <b>{c['train']['total']}</b> questions to train on{relabel}, "
+            f"<b>{c['dev']['total']}</b> held out for dev, <b>{c['dropped']['total']}</b> dropped.<br>"
+            + counts_table(c))
+        warnings = plan.warnings()
+        if warnings:
+            self.message.show_message("<br>".join(html.escape(w) for w in warnings), "warning")
+            self.message.setTextFormat(Qt.TextFormat.RichText)
+        device = "cpu"
+        est, warning, name = plan_memory(project, plan, device)
+        if est is None:
+            self.memory.setText(html.escape(name))
+        else:
+            from core.models import available_memory
+
+            free = available_memory(device)
+            free_text = f"; {free / 1024**3:.1f} GiB of RAM is free now" if free else ""
+            verdict = (f"<span style='color:#b00020'><b>Too much:</b> {html.escape(warning)}</span>" if warning
+                       else "<span style='color:#2e7d32'><b>Fits.</b></span>")
+            self.memory.setText(f"<b>Memory</b> for a LoRA run on {html.escape(name)}: about "
+                                f"{est.total / 1024**3:.1f} GiB{free_text}. {verdict}<br>"
+                                f"<span style='color:gray'>{html.escape(est.describe())}</span>")
+        self.explain.setPlainText(plan.explain())
+
+    def update_actions(self) -> None:
+        self.build_button.setEnabled(self.ctx.probe_run_id is not None and not self.ctx.runner.busy)
+        self.next_button.setEnabled(self.ctx.plan_id is not None)
+
+    # -- building ------------------------------------------------------------------------------------
+    def build(self) -> None:
+        try:
+            settings = self.settings()
+            settings.validate()
+        except Exception as exc:  # noqa: BLE001
+            self.message.show_message(str(exc), "error")
+            return
+        path, run_id = self.ctx.project_path, self.ctx.probe_run_id
+
+        def job(_j):
+            from core.plan import build_plan, save_plan
+            from core.store import Project
+
+            with Project(path, create=False) as p:
+                plan = build_plan(p, run_id, settings)
+                return save_plan(p, plan)
+
+        self.ctx.runner.start("Making the plan", job, on_done=self._built, on_error=self._failed, exclusive=False)
+        self.build_button.setEnabled(False)
+
+    def _built(self, plan_id: int) -> None:
+        self.ctx.set(plan_id=plan_id, train_run_id=None)
+        self.refresh_now()
+
+    def _failed(self, exc: BaseException, tb: str) -> None:
+        from ..errors import is_user_error
+
+        self.update_actions()
+        if is_user_error(exc):
+            self.message.show_message(str(exc), "error")
+        else:
+            self.ctx.show_error(exc, tb)
