@@ -408,6 +408,17 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the project's offline HTML report (probe, breakdown, plan, training) and print its path."""
+    from .report import default_report_path, write_report
+
+    project = _find_project(args.project)
+    out = Path(args.out) if args.out else default_report_path(project)
+    path = write_report(project, out, probe_run_id=args.run, plan_id=args.plan, train_run_id=args.train_run)
+    print(path)
+    return 0
+
+
 # -- parser -------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -487,6 +498,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--project", help="project file (default: the newest *.knowmix here)")
     r.add_argument("--run", type=int, required=True, help="training run number")
     r.set_defaults(func=cmd_resume)
+
+    rp = sub.add_parser("report", help="write an offline HTML report of the probe, plan and training run")
+    rp.add_argument("--project", help="project file (default: the newest *.knowmix here)")
+    rp.add_argument("--run", type=int, help="probe run number (default: the latest, or the plan's)")
+    rp.add_argument("--plan", type=int, help="plan number (default: the latest plan of the probe run)")
+    rp.add_argument("--train-run", type=int, help="training run number (default: the latest run of the plan)")
+    rp.add_argument("--out", metavar="FILE", help="HTML file to write (default: <project name>-report.html next to the project)")
+    rp.set_defaults(func=cmd_report)
 
     m = sub.add_parser("model", help="check a model file or folder and show what it is")
     m.add_argument("--model", default="default")
