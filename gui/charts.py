@@ -1,0 +1,365 @@
+"""Reusable charts (pyqtgraph): the SliCK category bars and a histogram of P(T=0).
+
+Both widgets are built once and then only *updated*: ``set_rows`` / ``set_values`` change the data
+of existing graphics items (``BarGraphItem.setOpts``, a pool of text items), so the probe page can
+call them several times a second while a probe runs without rebuilding a plot. Colours follow the
+HTML report (``CATEGORY_COLORS``); background and text follow the widget's palette, so the charts
+look right in light and dark themes.
+"""
+
+from __future__ import annotations
+
+import math
+from html import escape as html_escape
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+
+from core.probe import CATEGORIES
+
+from .qt import Qt, QtCore, QtGui, QtWidgets, pg
+
+try:  # one definition for the app and the HTML report, where the report module defines it
+    from core.report import CATEGORY_COLORS  # type: ignore[attr-defined]
+except Exception:  # noqa: BLE001 - the report module is optional here
+    CATEGORY_COLORS = {"HighlyKnown": "#2e7d32", "MaybeKnown": "#9ccc65", "WeaklyKnown": "#ffb300", "Unknown": "#c62828"}
+
+# Text drawn on a bar segment: dark on the light colours, white on the dark ones.
+_ON_COLOR = {"HighlyKnown": "#ffffff", "MaybeKnown": "#1b2a0e", "WeaklyKnown": "#2b1d00", "Unknown": "#ffffff"}
+LABEL_MAX_PX = 240
+X_MAX = 1.04  # longer row labels are elided (the tooltip has them in full)
+
+
+def _palette_colors(widget: QtWidgets.QWidget) -> tuple[QtGui.QColor, QtGui.QColor]:
+    pal = widget.palette()
+    return pal.color(QtGui.QPalette.ColorRole.Base), pal.color(QtGui.QPalette.ColorRole.Text)
+
+
+def _style_axis(axis: pg.AxisItem, fg: QtGui.QColor, font: QtGui.QFont) -> None:
+    axis.setPen(pg.mkPen(fg))
+    axis.setTextPen(pg.mkPen(fg))
+    axis.setTickFont(font)
+
+
+def legend_row(parent: Optional[QtWidgets.QWidget] = None) -> QtWidgets.QWidget:
+    """A row of coloured squares with the category names, in CATEGORIES order."""
+    box = QtWidgets.QWidget(parent)
+    box.setObjectName("categoryLegend")
+    lay = QtWidgets.QHBoxLayout(box)
+    lay.setContentsMargins(0, 0, 0, 0)
+    lay.setSpacing(12)
+    size = max(10, box.fontMetrics().height() - 4)
+    for cat in CATEGORIES:
+        item = QtWidgets.QWidget()
+        il = QtWidgets.QHBoxLayout(item)
+        il.setContentsMargins(0, 0, 0, 0)
+        il.setSpacing(4)
+        swatch = QtWidgets.QLabel()
+        swatch.setFixedSize(size, size)
+        swatch.setStyleSheet(f"background:{CATEGORY_COLORS[cat]}; border:1px solid rgba(0,0,0,60); border-radius:2px;")
+        il.addWidget(swatch)
+        il.addWidget(QtWidgets.QLabel(cat))
+        lay.addWidget(item)
+    lay.addStretch(1)
+    return box
+
+
+class _ChartBase(QtWidgets.QWidget):
+    """A PlotWidget with no mouse pan/zoom, styled from the palette (and restyled when it changes)."""
+
+    def __init__(self, parent: Optional[QtWidgets.QWidget] = None) -> None:
+        super().__init__(parent)
+        self.plot = pg.PlotWidget()
+        self.plot.setAccessibleName("chart")
+        self.item: pg.PlotItem = self.plot.getPlotItem()
+        self.item.setMouseEnabled(False, False)
+        self.item.hideButtons()
+        self.item.setMenuEnabled(False)
+        self.item.vb.setMenuEnabled(False)
+        self.plot.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.plot.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
+        self._fg = QtGui.QColor("black")
+
+    def _apply_palette(self) -> None:
+        bg, fg = _palette_colors(self)
+        self._fg = fg
+        self.plot.setBackground(bg)
+        font = QtGui.QFont(self.font())
+        for name in ("left", "bottom", "right", "top"):
+            _style_axis(self.item.getAxis(name), fg, font)
+
+    def changeEvent(self, event: QtCore.QEvent) -> None:  # noqa: N802 - Qt API
+        super().changeEvent(event)
+        if event.type() in (QtCore.QEvent.Type.PaletteChange, QtCore.QEvent.Type.FontChange):
+            self._apply_palette()
+            self._restyle()
+
+    def _restyle(self) -> None:
+        """Re-apply data-dependent styling after a palette or font change."""
+
+    def _mouse_moved(self, pos: QtCore.QPointF) -> None:
+        if not self.item.vb.sceneBoundingRect().contains(pos):
+            self.plot.setToolTip("")
+            return
+        p = self.item.vb.mapSceneToView(pos)
+        text = self._tooltip_at(p.x(), p.y())
+        if text != self.plot.toolTip():
+            self.plot.setToolTip(text)
+            if text:
+                QtWidgets.QToolTip.showText(QtGui.QCursor.pos(), text, self.plot)
+            else:
+                QtWidgets.QToolTip.hideText()
+
+    def _tooltip_at(self, x: float, y: float) -> str:
+        return ""
+
+
+class CategoryBars(_ChartBase):
+    """Horizontal 100%-stacked bars, one row per label, in CATEGORIES order from left to right.
+
+    ``set_rows([(label, {category: count}), ...])`` may be called often: the four bar items and the
+    text items are reused. Each segment shows its count when it is wide enough, the right axis
+    shows each row's total, and hovering a row shows counts and shares in a tooltip. The widget's
+    minimum height grows with the number of rows (put it in a scroll area for many groups).
+    """
+
+    def __init__(self, parent: Optional[QtWidgets.QWidget] = None, *, show_legend: bool = True,
+                 show_totals: bool = True, empty_text: str = "No results yet") -> None:
+        super().__init__(parent)
+        self.setObjectName("categoryBars")
+        self.rows: list[tuple[str, dict[str, int]]] = []
+        self._shares = np.zeros((0, len(CATEGORIES)))
+        self._counts = np.zeros((0, len(CATEGORIES)), dtype=np.int64)
+        self._show_totals = show_totals
+        self._empty_text = empty_text
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(4)
+        self.legend: Optional[QtWidgets.QWidget] = None
+        if show_legend:
+            self.legend = legend_row()
+            lay.addWidget(self.legend)
+        lay.addWidget(self.plot, 1)
+
+        self.item.invertY(True)
+        self.item.setXRange(0, X_MAX, padding=0)  # a little room right of 100% for its axis label
+        self.item.showAxis("right", show_totals)
+        bottom = self.item.getAxis("bottom")
+        bottom.setTicks([[(v, f"{int(v * 100)}%") for v in (0, 0.25, 0.5, 0.75, 1.0)], []])
+        bottom.setStyle(hideOverlappingLabels=False)  # keep "0%" and "100%" at the ends
+        self.bars: dict[str, pg.BarGraphItem] = {}
+        for cat in CATEGORIES:
+            bar = pg.BarGraphItem(x0=[], y=[], width=[], height=0.72, brush=pg.mkBrush(CATEGORY_COLORS[cat]),
+                                  pen=pg.mkPen(None), name=cat)
+            self.item.addItem(bar)
+            self.bars[cat] = bar
+        self._texts: list[pg.TextItem] = []
+        self._empty = pg.TextItem("", anchor=(0.5, 0.5))
+        self.item.addItem(self._empty)
+        self.item.vb.sigResized.connect(self._place_texts)
+        self._apply_palette()
+        self.set_rows([])
+
+    # -- public ----------------------------------------------------------------------------------
+    def set_rows(self, rows: Sequence[tuple[str, dict[str, int]]]) -> None:
+        rows = [(str(label), dict(counts or {})) for label, counts in rows]
+        same_labels = [r[0] for r in rows] == [r[0] for r in self.rows]
+        self.rows = rows
+        n = len(rows)
+        counts = np.array([[max(0, int(c.get(cat, 0) or 0)) for cat in CATEGORIES] for _, c in rows], dtype=np.int64)
+        counts = counts.reshape(n, len(CATEGORIES))
+        totals = counts.sum(axis=1)
+        shares = np.divide(counts, totals[:, None], out=np.zeros(counts.shape, dtype=float), where=totals[:, None] > 0)
+        self._counts, self._shares = counts, shares
+        left = np.zeros(n)
+        ys = np.arange(n, dtype=float)
+        for j, cat in enumerate(CATEGORIES):
+            self.bars[cat].setOpts(x0=left.copy(), y=ys, width=shares[:, j].copy(), height=0.72)
+            left += shares[:, j]
+        if not same_labels:
+            self._set_labels()
+        if self._show_totals:
+            self.item.getAxis("right").setTicks([[(i, f"n={int(t)}") for i, t in enumerate(totals)], []])
+        self.item.setYRange(-0.5, max(n, 1) - 0.5, padding=0)
+        self._empty.setText("" if n and totals.sum() else self._empty_text, color=self._fg)
+        self._empty.setPos(0.5, (max(n, 1) - 1) / 2)
+        self._place_texts()
+        self._update_height()
+
+    def row_height(self) -> int:
+        return max(22, self.fontMetrics().height() + 10)
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _set_labels(self) -> None:
+        fm = QtGui.QFontMetrics(self.font())
+        labels = [fm.elidedText(label, Qt.TextElideMode.ElideMiddle, LABEL_MAX_PX) for label, _ in self.rows]
+        left = self.item.getAxis("left")
+        left.setTicks([[(i, lab) for i, lab in enumerate(labels)], []])
+        width = max([fm.horizontalAdvance(lab) for lab in labels] + [fm.horizontalAdvance("All")]) + 16
+        left.setWidth(width)
+        if self._show_totals:
+            right = self.item.getAxis("right")
+            right.setWidth(fm.horizontalAdvance("n=000000") + 12)
+
+    def _update_height(self) -> None:
+        n = max(1, len(self.rows))
+        legend = (self.legend.sizeHint().height() + 4) if self.legend is not None else 0
+        axis = self.fontMetrics().height() + 22
+        h = legend + axis + n * self.row_height() + 12
+        if self.minimumHeight() != h:
+            self.setMinimumHeight(h)
+            self.updateGeometry()
+
+    def sizeHint(self) -> QtCore.QSize:  # noqa: N802 - Qt API
+        return QtCore.QSize(480, self.minimumHeight())
+
+    def _place_texts(self, *_args: object) -> None:
+        """Counts inside the segments that are wide enough for them; the rest stay hidden."""
+        n = len(self.rows)
+        needed = n * len(CATEGORIES)
+        while len(self._texts) < needed:
+            t = pg.TextItem("", anchor=(0.5, 0.5))
+            t.setFont(QtGui.QFont(self.font()))
+            self.item.addItem(t)
+            self._texts.append(t)
+        px = max(1.0, self.item.vb.width()) / X_MAX
+        fm = QtGui.QFontMetrics(self.font())
+        k = 0
+        for i in range(n):
+            left = 0.0
+            for j, cat in enumerate(CATEGORIES):
+                share = float(self._shares[i, j])
+                count = int(self._counts[i, j])
+                t = self._texts[k]
+                k += 1
+                text = str(count)
+                if count and share * px >= fm.horizontalAdvance(text) + 8:
+                    t.setText(text, color=_ON_COLOR[cat])
+                    t.setPos(left + share / 2, i)
+                    t.setVisible(True)
+                else:
+                    t.setVisible(False)
+                left += share
+        for t in self._texts[k:]:
+            t.setVisible(False)
+
+    def _restyle(self) -> None:
+        for t in self._texts:
+            t.setFont(QtGui.QFont(self.font()))
+        self._set_labels()
+        self.set_rows(self.rows)
+
+    def _tooltip_at(self, x: float, y: float) -> str:
+        i = int(math.floor(y + 0.5))
+        if not (0 <= i < len(self.rows)):
+            return ""
+        return self.row_tooltip(i)
+
+    def row_tooltip(self, i: int) -> str:
+        label, _ = self.rows[i]
+        total = int(self._counts[i].sum())
+        lines = [f"{label}: {total} examples"]
+        for j, cat in enumerate(CATEGORIES):
+            lines.append(f"{cat}: {int(self._counts[i, j])} ({100 * self._shares[i, j]:.1f}%)")
+        return "\n".join(lines)
+
+
+class Histogram(_ChartBase):
+    """A bar histogram (of P(T=0)): ``set_values(values, bins=10, range=(0, 1), title=...)``.
+
+    The bar item and the count labels are reused between calls. None and NaN values are skipped.
+    """
+
+    def __init__(self, parent: Optional[QtWidgets.QWidget] = None, *, x_label: str = "P(T=0)",
+                 y_label: str = "examples", color: Optional[str] = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("histogram")
+        self.counts = np.zeros(0, dtype=np.int64)
+        self.edges = np.zeros(1)
+        self.title = ""
+        self._color = color
+        self._x_label, self._y_label = x_label, y_label
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.plot)
+        self.bar = pg.BarGraphItem(x0=[], width=[], height=[], y0=0)
+        self.item.addItem(self.bar)
+        self._texts: list[pg.TextItem] = []
+        self.setMinimumHeight(200)
+        self._apply_palette()
+        self._restyle()
+
+    def _bar_color(self) -> QtGui.QColor:
+        if self._color:
+            return QtGui.QColor(self._color)
+        return self.palette().color(QtGui.QPalette.ColorRole.Highlight)
+
+    def _restyle(self) -> None:
+        fg = self._fg
+        self.item.setLabel("bottom", self._x_label, **{"color": fg.name()})
+        self.item.setLabel("left", self._y_label, **{"color": fg.name()})
+        self.item.getAxis("bottom").label.setFont(QtGui.QFont(self.font()))
+        self.item.getAxis("left").label.setFont(QtGui.QFont(self.font()))
+        self._set_title()
+        color = self._bar_color()
+        self.bar.setOpts(brush=pg.mkBrush(color), pen=pg.mkPen(color.darker(130)))
+        for t in self._texts:
+            t.setFont(QtGui.QFont(self.font()))
+        self._place_texts()
+
+    def _set_title(self) -> None:
+        """The title, elided to the widget's width (a long title would widen the plot past its edge)."""
+        fm = QtGui.QFontMetrics(self.font())
+        text = fm.elidedText(self.title, Qt.TextElideMode.ElideRight, max(60, self.width() - 24)) if self.title else ""
+        self.item.setTitle(html_escape(text) or None, color=self._fg.name(), size=f"{max(8, self.font().pointSize())}pt")
+        self.plot.setToolTip(self.title)
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        if self.title:
+            self._set_title()
+
+    def set_values(self, values: Iterable[Optional[float]], bins: int = 10, range: tuple[float, float] = (0.0, 1.0),  # noqa: A002
+                   title: Optional[str] = None) -> None:
+        arr = np.asarray([np.nan if v is None else v for v in values] if not isinstance(values, np.ndarray) else values,
+                         dtype=float)
+        arr = arr[np.isfinite(arr)]
+        counts, edges = np.histogram(arr, bins=max(1, int(bins)), range=range)
+        self.counts, self.edges = counts, edges
+        if title is not None and title != self.title:
+            self.title = title
+            self._set_title()
+        widths = np.diff(edges)
+        self.bar.setOpts(x0=edges[:-1] + widths * 0.06, width=widths * 0.88, height=counts.astype(float), y0=0)
+        top = max(1, int(counts.max()) if counts.size else 1)
+        self.item.setXRange(edges[0], edges[-1], padding=0.02)
+        self.item.setYRange(0, top * 1.18, padding=0)
+        self._place_texts()
+
+    def _place_texts(self) -> None:
+        n = len(self.counts)
+        while len(self._texts) < n:
+            t = pg.TextItem("", anchor=(0.5, 1.0))
+            t.setFont(QtGui.QFont(self.font()))
+            self.item.addItem(t)
+            self._texts.append(t)
+        widths = np.diff(self.edges)
+        for i, t in enumerate(self._texts):
+            if i < n and self.counts[i] > 0:
+                t.setText(str(int(self.counts[i])), color=self._fg)
+                t.setPos(float(self.edges[i] + widths[i] / 2), float(self.counts[i]))
+                t.setVisible(True)
+            else:
+                t.setVisible(False)
+
+    def _tooltip_at(self, x: float, y: float) -> str:
+        if not len(self.counts):
+            return ""
+        i = int(np.searchsorted(self.edges, x, side="right")) - 1
+        if not (0 <= i < len(self.counts)):
+            return ""
+        return f"{self._x_label} {self.edges[i]:.2f}–{self.edges[i + 1]:.2f}: {int(self.counts[i])} {self._y_label}"
+
+
+__all__ = ["CATEGORY_COLORS", "CategoryBars", "Histogram", "legend_row"]

@@ -1,0 +1,696 @@
+"""Step 5, Breakdown: what the probe found, overall and per group, and every example with its answers.
+
+The counts come straight from SQL (``core.summary.breakdown``), so the headline, the count table
+and the bars appear at once. The example table can hold 100k rows: a background job reads them
+into plain lists and numpy arrays, and ``ExampleModel`` filters and sorts an index array itself
+(no per-row Python callbacks as a QSortFilterProxyModel would make). Selecting an example reads
+its answers per exemplar set from the project and shows which were correct.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from core.matching import AnswerMatcher
+from core.probe import CATEGORIES
+
+from ..charts import CATEGORY_COLORS, CategoryBars, Histogram
+from ..qt import Qt, QtCore, QtGui, QtWidgets
+from .base import BLOCKED, DONE, READY, InlineMessage, Page
+
+ALL_CATEGORIES = "All categories"
+ALL_GROUPS = "All groups"
+DASH = "—"
+SEARCH_DEBOUNCE_MS = 200
+OK_COLOR, BAD_COLOR = "#2e7d32", "#c62828"
+
+
+# -- data --------------------------------------------------------------------------------------------
+@dataclass
+class ExampleData:
+    """One probe run's examples as columns (index i is one example, in file order)."""
+
+    run_id: int
+    ids: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    questions: list[str] = field(default_factory=list)
+    answers: list[str] = field(default_factory=list)
+    p_greedy: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    p_sampled: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    haystack: list[str] = field(default_factory=list)  # casefolded question + answers, for the search box
+    group_names: list[str] = field(default_factory=list)  # sorted
+    cat_code: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
+    group_code: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    ranks: dict[int, np.ndarray] = field(default_factory=dict)  # column -> sort key
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _rank(keys: list[Any]) -> np.ndarray:
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    rank = np.empty(len(keys), dtype=np.int64)
+    rank[np.asarray(order, dtype=np.int64)] = np.arange(len(keys), dtype=np.int64)
+    return rank
+
+
+def load_example_data(path: str | Path, run_id: int) -> ExampleData:
+    """Read a run's examples with its own connection (runs on a worker thread)."""
+    from core.store import Project
+
+    with Project(path, create=False) as project:
+        run = project.probe_run(run_id)
+        rows = project.db.execute(
+            "SELECT r.example_id, r.group_name, r.category, e.question, e.answers, r.p_greedy, r.p_sampled "
+            "FROM probe_results r LEFT JOIN examples e ON e.dataset_id = ? AND e.example_id = r.example_id "
+            "WHERE r.run_id = ? ORDER BY e.idx, r.rowid",
+            [run["dataset_id"], run_id],
+        ).fetchall()
+    d = ExampleData(run_id=run_id)
+    if not rows:
+        return d
+    ids, groups, cats, questions, answers_raw, pg, ps = (list(c) for c in zip(*rows))
+    d.ids = [str(i) for i in ids]
+    d.groups = [g if g is not None else "" for g in groups]
+    d.categories = [c or "" for c in cats]
+    d.questions = [q or "" for q in questions]
+    answers: list[str] = []
+    for a in answers_raw:
+        try:
+            answers.append("; ".join(str(x) for x in json.loads(a))) if a else answers.append("")
+        except (ValueError, TypeError):
+            answers.append(str(a))
+    d.answers = answers
+    d.p_greedy = np.array([np.nan if v is None else v for v in pg], dtype=float)
+    d.p_sampled = np.array([np.nan if v is None else v for v in ps], dtype=float)
+    d.haystack = [f"{q}\x00{a}".casefold() for q, a in zip(d.questions, answers)]
+    d.group_names = sorted(set(d.groups))
+    gpos = {g: i for i, g in enumerate(d.group_names)}
+    cpos = {c: i for i, c in enumerate(CATEGORIES)}
+    d.group_code = np.fromiter((gpos[g] for g in d.groups), dtype=np.int32, count=len(d.groups))
+    d.cat_code = np.fromiter((cpos.get(c, len(CATEGORIES)) for c in d.categories), dtype=np.int8, count=len(d.categories))
+    d.ranks = {
+        0: _rank(d.ids),
+        1: d.group_code.astype(np.int64),
+        2: d.cat_code.astype(np.int64),
+        3: _rank([q.casefold() for q in d.questions]),
+        4: _rank([a.casefold() for a in answers]),
+        5: d.p_greedy,
+        6: d.p_sampled,
+    }
+    return d
+
+
+def fmt_p(v: float) -> str:
+    return DASH if v is None or v != v else f"{v:.2f}"
+
+
+# -- table model -------------------------------------------------------------------------------------
+class ExampleModel(QtCore.QAbstractTableModel):
+    """The examples of one run, filtered and sorted through an index array (fast on 100k rows)."""
+
+    COLUMNS = ("id", "group", "category", "question", "answers", "P(T=0)", "P(T>0)")
+    COL_P_GREEDY, COL_P_SAMPLED = 5, 6
+    filtered = QtCore.Signal()  # the visible rows changed (filter, sort or new data)
+
+    def __init__(self, parent: Optional[QtCore.QObject] = None) -> None:
+        super().__init__(parent)
+        self.data_ = ExampleData(run_id=0)
+        self.view = np.zeros(0, dtype=np.int64)  # visible row -> example index
+        self._order = np.zeros(0, dtype=np.int64)  # all examples in the current sort order
+        self.sort_column = -1
+        self.sort_order = Qt.SortOrder.AscendingOrder
+        self.category: Optional[str] = None
+        self.group: Optional[str] = None
+        self.text = ""
+        self._swatches = {c: QtGui.QColor(CATEGORY_COLORS[c]) for c in CATEGORIES}
+        self._right = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+    # -- public --------------------------------------------------------------------------------
+    def set_data(self, data: ExampleData) -> None:
+        self.data_ = data
+        self._order = self._sorted_order()
+        self._rebuild()
+
+    def set_filters(self, category: Optional[str] = None, group: Optional[str] = None, text: str = "") -> None:
+        self.category, self.group, self.text = category or None, group or None, text.strip()
+        self._rebuild()
+
+    @property
+    def total(self) -> int:
+        return len(self.data_)
+
+    def example_index(self, row: int) -> int:
+        return int(self.view[row])
+
+    def example_id(self, row: int) -> str:
+        return self.data_.ids[int(self.view[row])]
+
+    def row_of(self, example_id: str) -> int:
+        try:
+            i = self.data_.ids.index(example_id)
+        except ValueError:
+            return -1
+        hits = np.nonzero(self.view == i)[0]
+        return int(hits[0]) if hits.size else -1
+
+    def column_values(self, column: int) -> list[str]:
+        """What the visible rows show in ``column`` (for tests and copying)."""
+        return [self._text(int(i), column) for i in self.view]
+
+    # -- filtering and sorting -----------------------------------------------------------------
+    def _sorted_order(self) -> np.ndarray:
+        n = len(self.data_)
+        if self.sort_column < 0 or self.sort_column not in self.data_.ranks or not n:
+            return np.arange(n, dtype=np.int64)
+        key = self.data_.ranks[self.sort_column]
+        if self.sort_order == Qt.SortOrder.DescendingOrder:
+            key = -key  # NaN (not measured) stays last either way
+        return np.argsort(key, kind="stable").astype(np.int64)
+
+    def _rebuild(self) -> None:
+        d = self.data_
+        self.beginResetModel()
+        order = self._order
+        if len(order) != len(d):
+            order = self._order = np.arange(len(d), dtype=np.int64)
+        mask = None
+        if self.category:
+            code = CATEGORIES.index(self.category) if self.category in CATEGORIES else -1
+            mask = d.cat_code == code
+        if self.group:
+            try:
+                gm = d.group_code == d.group_names.index(self.group)
+            except ValueError:
+                gm = np.zeros(len(d), dtype=bool)
+            mask = gm if mask is None else (mask & gm)
+        view = order if mask is None else order[mask[order]]
+        if self.text:
+            needle = self.text.casefold()
+            hay = d.haystack
+            view = np.fromiter((i for i in view.tolist() if needle in hay[i]), dtype=np.int64)
+        self.view = view
+        self.endResetModel()
+        self.filtered.emit()
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:  # noqa: D401 - Qt API
+        self.sort_column, self.sort_order = column, order
+        self._order = self._sorted_order()
+        self._rebuild()
+
+    # -- Qt model API --------------------------------------------------------------------------
+    def rowCount(self, parent: QtCore.QModelIndex = QtCore.QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else len(self.view)
+
+    def columnCount(self, parent: QtCore.QModelIndex = QtCore.QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal:
+            if role == Qt.ItemDataRole.DisplayRole:
+                return self.COLUMNS[section]
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return {
+                    5: "P(T=0): share of correct greedy answers over the exemplar sets",
+                    6: "P(T>0): share of correct sampled answers; — when the lazy schedule stopped sampling early",
+                }.get(section)
+        elif role == Qt.ItemDataRole.DisplayRole:
+            return str(section + 1)
+        return None
+
+    def _text(self, i: int, col: int) -> str:
+        d = self.data_
+        if col == 0:
+            return d.ids[i]
+        if col == 1:
+            return d.groups[i]
+        if col == 2:
+            return d.categories[i]
+        if col == 3:
+            return d.questions[i]
+        if col == 4:
+            return d.answers[i]
+        if col == 5:
+            return fmt_p(float(d.p_greedy[i]))
+        return fmt_p(float(d.p_sampled[i]))
+
+    def data(self, index: QtCore.QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        row, col = index.row(), index.column()
+        if row >= len(self.view):
+            return None
+        i = int(self.view[row])
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._text(i, col)
+        if role == Qt.ItemDataRole.ToolTipRole and col in (3, 4):
+            return self._text(i, col)
+        if role == Qt.ItemDataRole.DecorationRole and col == 2:
+            return self._swatches.get(self.data_.categories[i])
+        if role == Qt.ItemDataRole.TextAlignmentRole and col >= 5:
+            return self._right
+        if role == Qt.ItemDataRole.UserRole:
+            return self.data_.ids[i]
+        return None
+
+
+# -- the page ------------------------------------------------------------------------------------------
+class BreakdownPage(Page):
+    title = "Breakdown"
+    key = "breakdown"
+
+    def __init__(self, ctx, parent: Optional[QtWidgets.QWidget] = None) -> None:
+        super().__init__(ctx, parent)
+        self.breakdown: Any = None  # the core.summary.Breakdown shown
+        self._generation = 0
+        self._load_job: Any = None
+        self._reload_pending = False
+        self._selected_id: Optional[str] = None
+        self.last_load_seconds: Optional[float] = None
+
+        root = QtWidgets.QVBoxLayout(self)
+        root.addWidget(self.heading(
+            "Breakdown",
+            "Which training examples the model already knows (SliCK categories, from the Probe step), overall and per "
+            "group. Select an example to see the model's answers for each exemplar set.",
+        ))
+        self.message = InlineMessage()
+        self.message.setObjectName("breakdownMessage")
+        root.addWidget(self.message)
+        self.headline = QtWidgets.QLabel("")
+        self.headline.setObjectName("breakdownHeadline")
+        self.headline.setWordWrap(True)
+        self.headline.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        root.addWidget(self.headline)
+
+        self.body = QtWidgets.QSplitter(Qt.Orientation.Vertical)
+        self.body.setObjectName("breakdownSplitter")
+        self.body.setChildrenCollapsible(False)
+        root.addWidget(self.body, 1)
+
+        # top: counts, bars, histogram
+        top = QtWidgets.QSplitter(Qt.Orientation.Horizontal)
+        top.setObjectName("chartSplitter")
+        top.setChildrenCollapsible(False)
+        self.top_split = top
+        self._sized_top = False
+        self.count_table = QtWidgets.QTableWidget(0, len(CATEGORIES) + 2)
+        self.count_table.setObjectName("countTable")
+        self.count_table.setHorizontalHeaderLabels(["group", *CATEGORIES, "total"])
+        self.count_table.verticalHeader().hide()
+        self.count_table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.count_table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.NoSelection)
+        self.count_table.setAlternatingRowColors(True)
+        self.count_table.setToolTip("Examples per category: count (share of the row)")
+        top.addWidget(self.count_table)
+
+        bars_box = QtWidgets.QWidget()
+        bars_lay = QtWidgets.QVBoxLayout(bars_box)
+        bars_lay.setContentsMargins(0, 0, 0, 0)
+        self.overall_bars = CategoryBars(show_legend=True)
+        self.overall_bars.setObjectName("overallBars")
+        bars_lay.addWidget(self.overall_bars)
+        self.group_bars = CategoryBars(show_legend=False)
+        self.group_bars.setObjectName("groupBars")
+        self.group_scroll = QtWidgets.QScrollArea()
+        self.group_scroll.setWidget(self.group_bars)
+        self.group_scroll.setWidgetResizable(True)
+        self.group_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.group_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        bars_lay.addWidget(self.group_scroll, 1)
+        top.addWidget(bars_box)
+
+        self.histogram = Histogram()
+        self.histogram.setObjectName("pGreedyHistogram")
+        self.histogram.setMinimumWidth(240)
+        top.addWidget(self.histogram)
+        top.setStretchFactor(1, 1)
+        self.body.addWidget(top)
+
+        # bottom: filters, example table, detail pane
+        bottom = QtWidgets.QWidget()
+        bot_lay = QtWidgets.QVBoxLayout(bottom)
+        bot_lay.setContentsMargins(0, 4, 0, 0)
+        filters = QtWidgets.QHBoxLayout()
+        self.category_combo = QtWidgets.QComboBox()
+        self.category_combo.setObjectName("categoryFilter")
+        self.category_combo.addItems([ALL_CATEGORIES, *CATEGORIES])
+        self.category_combo.setAccessibleName("Filter by category")
+        self.group_combo = QtWidgets.QComboBox()
+        self.group_combo.setObjectName("groupFilter")
+        self.group_combo.addItem(ALL_GROUPS)
+        self.group_combo.setAccessibleName("Filter by group")
+        self.group_combo.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.search = QtWidgets.QLineEdit()
+        self.search.setObjectName("exampleSearch")
+        self.search.setPlaceholderText("Search questions and answers")
+        self.search.setClearButtonEnabled(True)
+        self.search.setAccessibleName("Search questions and answers")
+        self.count_label = QtWidgets.QLabel("")
+        self.count_label.setObjectName("exampleCount")
+        filters.addWidget(QtWidgets.QLabel("Examples:"))
+        filters.addWidget(self.category_combo)
+        filters.addWidget(self.group_combo)
+        filters.addWidget(self.search, 1)
+        filters.addWidget(self.count_label)
+        bot_lay.addLayout(filters)
+
+        split = QtWidgets.QSplitter(Qt.Orientation.Horizontal)
+        self.example_split = split
+        split.setObjectName("exampleSplitter")
+        split.setChildrenCollapsible(False)
+        self.model = ExampleModel(self)
+        self.table = QtWidgets.QTableView()
+        self.table.setObjectName("exampleTable")
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        vh = self.table.verticalHeader()
+        vh.hide()
+        vh.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Fixed)  # never measures 100k rows
+        vh.setDefaultSectionSize(self.fontMetrics().height() + 8)
+        hh = self.table.horizontalHeader()
+        hh.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Interactive)
+        hh.setStretchLastSection(False)
+        hh.setHighlightSections(False)
+        fm = self.fontMetrics()
+        for col, sample in enumerate(("0123456789abcd", "P1234", "HighlyKnown ", "", "answer; alias", "P(T=0) ", "P(T>0) ")):
+            if sample:
+                self.table.setColumnWidth(col, fm.horizontalAdvance(sample) + 28)
+        hh.setSectionResizeMode(3, QtWidgets.QHeaderView.ResizeMode.Stretch)
+        hh.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        self.table.setSortingEnabled(True)
+        split.addWidget(self.table)
+
+        self.detail = QtWidgets.QTextBrowser()
+        self.detail.setObjectName("exampleDetail")
+        self.detail.setOpenLinks(False)
+        self.detail.setPlaceholderText("Select an example to see its answers for each exemplar set.")
+        split.addWidget(self.detail)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        bot_lay.addWidget(split, 1)
+        self.body.addWidget(bottom)
+        self.body.setStretchFactor(0, 4)
+        self.body.setStretchFactor(1, 5)
+
+        self._search_timer = QtCore.QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(SEARCH_DEBOUNCE_MS)
+        self._search_timer.timeout.connect(self.apply_filters)
+        self.search.textChanged.connect(lambda _t: self._search_timer.start())
+        self.category_combo.currentIndexChanged.connect(lambda _i: self.apply_filters())
+        self.group_combo.currentIndexChanged.connect(lambda _i: self.apply_filters())
+        self.model.filtered.connect(self._after_filter)
+        self.table.selectionModel().currentRowChanged.connect(self._current_changed)
+        self._show_empty(self._no_run_text())
+
+    # -- Page API -----------------------------------------------------------------------------------
+    def watched_fields(self) -> tuple[str, ...]:
+        return ("project_path", "probe_run_id")
+
+    def step_state(self) -> tuple[str, str]:
+        if self.ctx.project_path is None:
+            return BLOCKED, "Open a project first."
+        run_id = self.ctx.probe_run_id
+        if run_id is None:
+            return BLOCKED, "Probe a dataset first (Probe step)."
+        try:
+            with self.ctx.project() as p:
+                has = p.db.execute("SELECT 1 FROM probe_results WHERE run_id = ? LIMIT 1", [run_id]).fetchone()
+        except Exception:  # noqa: BLE001 - the navigator only needs a state
+            return BLOCKED, "The project cannot be read."
+        if has:
+            return DONE, f"Probe run {run_id} has results."
+        return READY, f"Probe run {run_id} has no results yet."
+
+    def refresh(self) -> None:
+        self._generation += 1
+        run_id = self.ctx.probe_run_id
+        if self.ctx.project_path is None or run_id is None:
+            self._show_empty(self._no_run_text())
+            return
+        from core.summary import breakdown
+
+        with self.ctx.project() as p:
+            b = breakdown(p, run_id)
+        self.breakdown = b
+        self.message.clear_message()
+        self.body.show()
+        self.headline.setText(b.headline())
+        self._fill_counts(b)
+        self.overall_bars.set_rows([("All", b.overall)])
+        self.group_bars.set_rows([(g, b.groups[g]) for g in sorted(b.groups)])
+        if not b.total:
+            self.message.show_message("This probe run has no results yet. Start or resume it in the Probe step.", "info")
+        self._start_load(self.ctx.project_path, run_id)
+
+    def reload(self) -> None:
+        """Re-read the breakdown and the examples (the probe page calls this when a probe ends)."""
+        self.refresh_now()
+
+    # -- loading ------------------------------------------------------------------------------------------
+    def _no_run_text(self) -> str:
+        if self.ctx.project_path is None:
+            return "No project is open. Open or create one in the Project step, then probe a dataset in the Probe step."
+        return "No probe results yet. Run a probe in the Probe step; its breakdown appears here."
+
+    def _show_empty(self, text: str) -> None:
+        self.breakdown = None
+        self.message.show_message(text, "info")
+        self.headline.setText("")
+        self.count_table.setRowCount(0)
+        self.overall_bars.set_rows([])
+        self.group_bars.set_rows([])
+        self.histogram.set_values([])
+        self.model.set_data(ExampleData(run_id=0))
+        self.detail.clear()
+        self.body.hide()
+
+    def _start_load(self, path: Path, run_id: int) -> None:
+        if self._load_job is not None and self._load_job.running:
+            self._reload_pending = True  # one load at a time; the newest request runs when it ends
+            return
+        gen = self._generation
+        self.count_label.setText("Loading examples…")
+        t0 = QtCore.QElapsedTimer()
+        t0.start()
+
+        def done(data: ExampleData) -> None:
+            if gen != self._generation:
+                return
+            self.last_load_seconds = t0.elapsed() / 1000
+            self._set_examples(data)
+
+        def finished() -> None:
+            self._load_job = None
+            if self._reload_pending:
+                self._reload_pending = False
+                if self.ctx.project_path is not None and self.ctx.probe_run_id is not None:
+                    self._start_load(self.ctx.project_path, self.ctx.probe_run_id)
+
+        self._load_job = self.ctx.runner.start(
+            "Load examples", lambda job: load_example_data(path, run_id), on_done=done, on_finally=finished, exclusive=False,
+        )
+
+    @property
+    def loading(self) -> bool:
+        return self._load_job is not None or self._reload_pending
+
+    def _set_examples(self, data: ExampleData) -> None:
+        keep = self.group_combo.currentText()
+        self.group_combo.blockSignals(True)
+        self.group_combo.clear()
+        self.group_combo.addItems([ALL_GROUPS, *data.group_names])
+        self.group_combo.setCurrentIndex(max(0, self.group_combo.findText(keep)))
+        self.group_combo.blockSignals(False)
+        self.model.sort_column = self.table.horizontalHeader().sortIndicatorSection()
+        self.model.sort_order = self.table.horizontalHeader().sortIndicatorOrder()
+        self.model.category, self.model.group, self.model.text = self._filter_values()
+        self.model.set_data(data)
+        n_sets = self.breakdown.settings.n_sets if self.breakdown is not None else 10
+        half = 0.5 / max(1, n_sets)
+        self.histogram.set_values(data.p_greedy, bins=n_sets + 1, range=(-half, 1 + half),
+                                  title=f"P(T=0) of {len(data)} examples")
+
+    # -- filters ------------------------------------------------------------------------------------------
+    def _filter_values(self) -> tuple[Optional[str], Optional[str], str]:
+        cat = self.category_combo.currentText()
+        group = self.group_combo.currentText()
+        return (None if cat == ALL_CATEGORIES else cat, None if group == ALL_GROUPS else group, self.search.text())
+
+    def apply_filters(self) -> None:
+        self._search_timer.stop()
+        self.model.set_filters(*self._filter_values())
+
+    def _after_filter(self) -> None:
+        shown, total = self.model.rowCount(), self.model.total
+        self.count_label.setText(f"{shown} of {total} examples")
+        if self._selected_id is not None:
+            row = self.model.row_of(self._selected_id)
+            if row >= 0:
+                self.table.selectionModel().blockSignals(True)
+                self.table.selectRow(row)
+                self.table.selectionModel().blockSignals(False)
+                self.table.viewport().update()
+                self.table.scrollTo(self.model.index(row, 0))
+
+    # -- counts ---------------------------------------------------------------------------------------------
+    def _fill_counts(self, b: Any) -> None:
+        rows = [("All", b.overall)]
+        if len(b.groups) > 1:
+            rows += [(g, b.groups[g]) for g in sorted(b.groups)]
+        t = self.count_table
+        t.setRowCount(len(rows))
+        bold = QtGui.QFont(t.font())
+        bold.setBold(True)
+        right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+        for r, (name, counts) in enumerate(rows):
+            total = sum(counts.values())
+            cells = [name] + [
+                f"{counts.get(c, 0)} ({100 * counts.get(c, 0) / total if total else 0:.1f}%)" for c in CATEGORIES
+            ] + [str(total)]
+            for col, text in enumerate(cells):
+                item = QtWidgets.QTableWidgetItem(text)
+                if col:
+                    item.setTextAlignment(right)
+                if r == 0:
+                    item.setFont(bold)
+                t.setItem(r, col, item)
+        t.resizeColumnsToContents()
+        t.resizeRowsToContents()
+        self._size_top()
+
+    def _size_top(self) -> None:
+        """Give the count table the width of its columns (no horizontal scroll bar), the histogram
+        a fixed share and the bars the rest; once, so a user's own splitter sizes stay."""
+        m = self.layout().contentsMargins()
+        total = self.width() - m.left() - m.right() - 2 * self.top_split.handleWidth()
+        if self._sized_top or total < 600:
+            return
+        t = self.count_table
+        table_w = sum(t.columnWidth(c) for c in range(t.columnCount())) + 2 * t.frameWidth()
+        table_w += t.verticalScrollBar().sizeHint().width() + 2
+        hist_w = max(260, int(total * 0.24))
+        table_w = min(table_w, max(200, total - hist_w - 360))
+        self.top_split.setSizes([table_w, total - table_w - hist_w, hist_w])
+        detail_w = max(320, int(total * 0.36))
+        self.example_split.setSizes([total - detail_w, detail_w])
+        self._sized_top = True
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        if not self._sized_top and self.count_table.rowCount():
+            QtCore.QTimer.singleShot(0, self._size_top)
+
+    def count_cell(self, group: str, category: str) -> str:
+        """The text the count table shows for ``group`` ("All" for the whole run) and a category or "total"."""
+        col = 1 + CATEGORIES.index(category) if category in CATEGORIES else len(CATEGORIES) + 1
+        for r in range(self.count_table.rowCount()):
+            if self.count_table.item(r, 0).text() == group:
+                return self.count_table.item(r, col).text()
+        raise KeyError(group)
+
+    # -- detail -----------------------------------------------------------------------------------------------
+    def _current_changed(self, current: QtCore.QModelIndex, _previous: QtCore.QModelIndex) -> None:
+        if not current.isValid():
+            return
+        self.show_example(self.model.example_id(current.row()))
+
+    def show_example(self, example_id: str) -> None:
+        self._selected_id = example_id
+        run_id = self.ctx.probe_run_id
+        if run_id is None:
+            return
+        try:
+            with self.ctx.project() as p:
+                self.detail.setHtml(example_html(p, run_id, example_id, self.palette()))
+        except Exception as exc:  # noqa: BLE001 - a damaged row must not break the table
+            self.detail.setPlainText(f"Cannot show example {example_id}: {exc}")
+
+
+def _answers_html(answers: list[str], matcher: AnswerMatcher) -> str:
+    """Distinct answers in order with ✓/✗ and a count when repeated."""
+    counts = Counter(answers)
+    seen: list[str] = []
+    for a in answers:
+        if a not in seen:
+            seen.append(a)
+    parts = []
+    for a in seen:
+        ok = matcher(a)
+        mark = f'<span style="color:{OK_COLOR if ok else BAD_COLOR}">{"✓" if ok else "✗"}</span>'
+        times = f" ×{counts[a]}" if counts[a] > 1 else ""
+        parts.append(f"<span style='white-space:nowrap'>{mark}&nbsp;{html.escape(a.strip()) or '<i>(empty)</i>'}{times}</span>")
+    return " · ".join(parts)
+
+
+def example_html(project: Any, run_id: int, example_id: str, palette: Optional[QtGui.QPalette] = None) -> str:
+    """The detail pane: question, accepted answers, category, and each exemplar set's answers."""
+    run = project.probe_run(run_id)
+    row = project.db.execute(
+        "SELECT r.category, r.p_greedy, r.p_sampled, r.greedy_correct, r.greedy_total, r.sampled_correct, r.sampled_total, "
+        "r.greedy_answers, r.sampled_answers, r.exemplar_ids, e.question, e.answers, r.group_name "
+        "FROM probe_results r LEFT JOIN examples e ON e.dataset_id = ? AND e.example_id = r.example_id "
+        "WHERE r.run_id = ? AND r.example_id = ?",
+        [run["dataset_id"], run_id, example_id],
+    ).fetchone()
+    if row is None:
+        return f"<p>Example {html.escape(example_id)} has no probe result in run {run_id}.</p>"
+    (cat, p_g, p_s, g_ok, g_n, s_ok, s_n, greedy_json, sampled_json, exemplars_json, question, answers_json, group) = row
+    aliases = json.loads(answers_json) if answers_json else []
+    greedy = json.loads(greedy_json or "[]")
+    sampled = json.loads(sampled_json or "[]")
+    exemplars = json.loads(exemplars_json or "[]")
+    matcher = AnswerMatcher(aliases)
+    muted = palette.color(QtGui.QPalette.ColorRole.PlaceholderText).name() if palette is not None else "#777777"
+    color = CATEGORY_COLORS.get(cat, "#888888")
+    if s_n:
+        p_s_text = f"{fmt_p(p_s)} ({s_ok}/{s_n} samples correct" + (", sampling stopped early)" if p_s is None else ")")
+    else:
+        p_s_text = f"{DASH} (not sampled: a correct greedy answer already settles the category)"
+    out = [
+        f"<h3 style='margin-bottom:4px'>{html.escape(question or '')}</h3>",
+        f"<p style='color:{muted}; margin-top:0'>id {html.escape(example_id)} · group {html.escape(group or '')}</p>",
+        f"<p><b>Accepted answers:</b> {html.escape('; '.join(map(str, aliases))) or DASH}</p>",
+        f"<p><b>Category:</b> <span style='color:{color}; font-size:large'>■</span> <b>{html.escape(cat or '')}</b>"
+        f"<br>P(T=0) {fmt_p(p_g)} ({g_ok}/{g_n} greedy answers correct)<br>P(T&gt;0) {html.escape(p_s_text)}</p>",
+        "<table cellspacing='0' cellpadding='4' border='1' style='border-collapse:collapse; border-color:#888888'>",
+        "<tr><th align='left'>set</th><th align='left'>greedy answer</th><th align='left'>sampled answers</th></tr>",
+    ]
+    n = max(len(greedy), len(sampled), len(exemplars))
+    for k in range(n):
+        g = greedy[k] if k < len(greedy) else None
+        if g is None:
+            g_html = DASH
+        else:
+            ok = matcher(g)
+            g_html = (f'<span style="color:{OK_COLOR if ok else BAD_COLOR}">{"✓" if ok else "✗"}</span>&nbsp;'
+                      f"{html.escape(g.strip()) or '<i>(empty)</i>'}")
+        samples = sampled[k] if k < len(sampled) else []
+        if samples:
+            n_ok = sum(matcher(a) for a in samples)
+            s_html = f"<b>{n_ok}/{len(samples)}</b> correct: " + _answers_html(samples, matcher)
+        else:
+            s_html = f"<span style='color:{muted}'>not sampled</span>"
+        ids = exemplars[k] if k < len(exemplars) else []
+        ids_html = (f"<br><span style='color:{muted}; font-size:small'>exemplars: {html.escape(', '.join(map(str, ids)))}</span>"
+                    if ids else "")
+        out.append(f"<tr><td>{k + 1}</td><td>{g_html}{ids_html}</td><td>{s_html}</td></tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+__all__ = ["BreakdownPage", "ExampleModel", "ExampleData", "load_example_data", "example_html"]
