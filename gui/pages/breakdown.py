@@ -386,9 +386,10 @@ class BreakdownPage(Page):
         hh.setStretchLastSection(False)
         hh.setHighlightSections(False)
         fm = self.fontMetrics()
-        for col, sample in enumerate(("0123456789abcd", "P1234", "HighlyKnown ", "", "answer; alias", "P(T=0) ", "P(T>0) ")):
+        for col, sample in enumerate(("0123456789abcd", "P1234", "WeaklyKnown", "", "answer; alias", "P(T=0) ", "P(T>0) ")):
             if sample:
-                self.table.setColumnWidth(col, fm.horizontalAdvance(sample) + 28)
+                icon = self.table.iconSize().width() + 10 if col == 2 else 0  # the category's colour swatch
+                self.table.setColumnWidth(col, fm.horizontalAdvance(sample) + 28 + icon)
         hh.setSectionResizeMode(3, QtWidgets.QHeaderView.ResizeMode.Stretch)
         hh.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         self.table.setSortingEnabled(True)
