@@ -269,19 +269,12 @@ def _parse_shares(text: Optional[str]) -> Optional[dict[str, float]]:
 
 def _memory_lines(project, plan) -> list[str]:
     """The memory a default LoRA run on the probe's model needs, against this machine's free memory."""
-    from .errors import ModelError
-    from .models import model_shape, resolve_model
-    from .plan import check_memory_fits, estimate_memory
+    from .plan import plan_memory
 
-    run = project.probe_run(plan.probe_run_id)
-    try:
-        ref = resolve_model(run["model_path"] if run["model_spec"] != "default" else "default")
-    except ModelError as exc:
-        return [f"Memory estimate skipped: {exc}"]
-    shape = model_shape(ref)
-    est = estimate_memory(shape.n_params, n_layers=shape.n_layers, hidden=shape.hidden, vocab_size=shape.vocab_size)
-    lines = [f"Memory for a LoRA run on {ref.display_name}: {est.describe()}"]
-    warning = check_memory_fits(est, "cpu")
+    est, warning, name = plan_memory(project, plan, "cpu")
+    if est is None:
+        return [name]
+    lines = [f"Memory for a LoRA run on {name}: {est.describe()}"]
     if warning:
         lines.append(f"WARNING: {warning}")
     return lines
@@ -424,7 +417,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="knowmix",
-        description="Find which fine-tuning examples a local LLM already knows (SliCK categories) before you fine-tune.",
+        description="Find which fine-tuning examples a local LLM already knows (SliCK categories) before you fine-tune. Run knowmix with no command to open the desktop app.",
     )
     parser.add_argument("--version", action="version", version=f"KnowMix {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -1,7 +1,7 @@
 """The GUI's one job runner: every slow thing (model load, dataset load, probe, training) runs here.
 
 A job is a plain function ``fn(job)`` that runs on a worker thread and talks back through
-``job.progress`` / ``job.event`` / ``job.status``. The callbacks a page passes (``on_done``,
+``job.progress`` / ``job.send_event`` / ``job.status``. The callbacks a page passes (``on_done``,
 ``on_error``, ``on_progress`` ...) always run on the UI thread: the worker emits Qt signals on the
 ``Job`` object, which lives in the UI thread, so Qt queues them. Progress is throttled to ten
 updates a second so a fast loop cannot flood the event queue and stall the window.
@@ -60,7 +60,7 @@ class Job(QtCore.QObject):
             self._last_emit = now
         self._progress.emit(p)
 
-    def event(self, data: dict) -> None:
+    def send_event(self, data: dict) -> None:
         self._event.emit(data)
 
     def status(self, message: str) -> None:

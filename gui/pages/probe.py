@@ -289,7 +289,7 @@ class ProbePage(Page):
             if backend is None:
                 j.status(f"Loading the model ({spec}) …")
                 backend = load_model(spec, backend_name, device)
-                j.event({"loaded": backend})
+                j.send_event({"loaded": backend})
             with Project(path, create=False) as p:
                 run = run_probe(p, dataset_id=dataset_id, pool_dataset_id=pool_id, model_spec=spec, settings=settings,
                                 backend=backend, progress=j.progress, cancel=j.cancel, on_status=j.status)

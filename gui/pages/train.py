@@ -838,7 +838,7 @@ class TrainPage(Page):
         def work(job):
             from core.train.runner import start_training
 
-            return start_training(project_path, plan_id, settings, progress=job.progress, on_event=job.event,
+            return start_training(project_path, plan_id, settings, progress=job.progress, on_event=job.send_event,
                                   cancel=job.cancel, model=model)
 
         self._begin("start")
@@ -866,7 +866,7 @@ class TrainPage(Page):
         def work(job):
             from core.train.runner import resume_training
 
-            return resume_training(project_path, run_id, progress=job.progress, on_event=job.event, cancel=job.cancel)
+            return resume_training(project_path, run_id, progress=job.progress, on_event=job.send_event, cancel=job.cancel)
 
         self._run_job(f"Training (run {run_id})", work)
 

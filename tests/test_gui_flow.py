@@ -1,0 +1,135 @@
+"""The whole app as a user drives it, offscreen: sample data in, built-in model, probe, breakdown,
+plan, a short training run on a tiny model, and the exports. Assertions are on what the user sees:
+labels, counts, enabled buttons and files written."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from core.paths import sample_dataset, sample_pool  # noqa: E402
+from core.probe import CATEGORIES  # noqa: E402
+
+QUESTIONS = 24  # two per relation
+
+
+@pytest.fixture
+def window(qtbot):
+    from gui.window import MainWindow
+
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.resize(1200, 800)
+    win.show()
+    yield win
+    win.ctx.runner.cancel_all()
+    win.ctx.runner.wait_all(60)
+    win.ctx.release_model()
+
+
+def wait_idle(qtbot, win, timeout_s: float) -> None:
+    qtbot.waitUntil(lambda: not win.ctx.runner.active(), timeout=int(timeout_s * 1000))
+
+
+def new_project(win, path: Path) -> None:
+    assert win.by_key["project"].open_path(path, create=True)
+    assert win.windowTitle() == f"KnowMix — {path.name}"
+
+
+def add_sample(qtbot, win, n: int) -> None:
+    win.go("dataset")
+    page = win.by_key["dataset"]
+    page.open_file(str(sample_dataset()))
+    qtbot.waitUntil(lambda: page.preview is not None, timeout=20_000)
+    assert "detected shape <b>question-answer</b>" in page.file_label.text()
+    assert page.map_combos["question"].currentText() == "question"
+    assert page.map_combos["group"].currentText() == "relation"
+    assert page.table.rowCount() == 20
+    page.limit_check.setChecked(True)
+    page.limit_spin.setValue(n)
+    page.pool_edit.setText(str(sample_pool()))
+    assert page.use_button.isEnabled()
+    page.use_button.click()
+    wait_idle(qtbot, win, 60)
+    assert page.message.kind == "ok", page.message.text()
+    assert f"{n} questions" in page.current.text()
+    assert win.step_states()["dataset"] == "done"
+
+
+def test_first_start_offers_the_sample_and_blocks_later_steps(window):
+    page = window.by_key["project"]
+    assert page.try_button.isEnabled()
+    assert "Try it with the built-in model" in page.try_button.text()
+    states = window.step_states()
+    assert states["dataset"] == states["probe"] == states["plan"] == "blocked"
+    assert "New here?" in page.summary.text()
+
+
+def test_sample_project_opens_ready_to_probe(qtbot, window, knowmix_home):
+    window.by_key["project"].try_button.click()
+    assert window.current_page().key == "probe"
+    probe = window.by_key["probe"]
+    assert "Probing <b>48</b> questions" in probe.what.text()
+    assert "SmolLM2-135M-Instruct" in probe.what.text()
+    assert probe.start_button.isEnabled()
+    assert "model calls" in probe.estimate_label.text()
+    assert window.ctx.recent_projects()[0].endswith("sample.knowmix")
+
+
+def test_whole_flow_probe_breakdown_plan_export(qtbot, window, tmp_path):
+    project = tmp_path / "flow.knowmix"
+    new_project(window, project)
+    add_sample(qtbot, window, QUESTIONS)
+
+    window.go("probe")
+    probe = window.by_key["probe"]
+    probe.preset_combo.setCurrentIndex(probe.preset_combo.findData("smoke"))
+    assert "Cheaper than the paper" in probe.estimate_label.text()
+    assert probe.start_button.text() == "Start probe"
+    probe.start_button.click()
+    assert not probe.start_button.isEnabled() and probe.cancel_button.isEnabled()
+    wait_idle(qtbot, window, 300)
+    assert probe.message.kind == "ok", probe.message.text()
+    assert f"{QUESTIONS} questions probed" in probe.message.text()
+    assert window.step_states()["probe"] == "done"
+    counts = dict(part.split(": ") for part in probe.live_counts.text().split("  ·  "))
+    assert sum(int(counts[c]) for c in CATEGORIES) == QUESTIONS == int(counts["probed"])
+    assert window.ctx.model_info is not None and window.ctx.model_info.name == "SmolLM2-135M-Instruct"
+
+    from core.store import Project
+    from core.summary import breakdown
+
+    with Project(project, create=False) as p:
+        bd = breakdown(p, window.ctx.probe_run_id)
+    assert bd.total == QUESTIONS
+
+    window.go("plan")
+    plan = window.by_key["plan"]
+    plan.mix.setCurrentIndex(plan.mix.findData("natural"))
+    plan.build_button.click()
+    qtbot.waitUntil(lambda: window.ctx.plan_id is not None, timeout=30_000)
+    text = plan.counts.text()
+    assert f"Plan {window.ctx.plan_id}" in text and "held out for dev" in text
+    assert "Memory" in plan.memory.text()
+    assert "natural mix" in plan.explain.toPlainText()
+    assert window.step_states()["plan"] == "done"
+
+    window.go("export")
+    export = window.by_key["export"]
+    assert export.report_button.isEnabled() and export.export_plan_button.isEnabled()
+    out = tmp_path / "out"
+    export.export_plan_to(out / "plan")
+    wait_idle(qtbot, window, 30)
+    rows = [json.loads(line) for line in (out / "plan" / "train.jsonl").read_text().splitlines()]
+    assert rows and {"question", "answers"} <= set(rows[0])
+    export.save_report(out / "report.html")
+    wait_idle(qtbot, window, 30)
+    html = (out / "report.html").read_text()
+    assert "SmolLM2-135M-Instruct" in html and "<svg" in html
+    assert window.step_states()["export"] == "done"
+    assert export.open_report.isEnabled()
