@@ -81,7 +81,7 @@ def test_sample_project_opens_ready_to_probe(qtbot, window, knowmix_home):
     assert window.ctx.recent_projects()[0].endswith("sample.knowmix")
 
 
-def test_whole_flow_probe_breakdown_plan_export(qtbot, window, tmp_path):
+def test_whole_flow_probe_breakdown_plan_train_export(qtbot, window, tmp_path, tiny_folder):
     project = tmp_path / "flow.knowmix"
     new_project(window, project)
     add_sample(qtbot, window, QUESTIONS)
@@ -119,10 +119,33 @@ def test_whole_flow_probe_breakdown_plan_export(qtbot, window, tmp_path):
     assert "natural mix" in plan.explain.toPlainText()
     assert window.step_states()["plan"] == "done"
 
+    window.go("train")
+    train = window.by_key["train"]
+    assert train.start_button.isEnabled()
+    assert "SmolLM2-135M-Instruct" in train.model_note.text()  # the probed model is the default to train
+    train.model_edit.setText(str(tiny_folder))  # a tiny model keeps the test short
+    train.epochs.setValue(2)
+    train.threads.setValue(1)
+    train.device.setCurrentIndex(train.device.findData("cpu"))
+    train.start_button.click()
+    assert window.ctx.backend is None  # the probe's model is unloaded to free memory for training
+    qtbot.waitUntil(lambda: not train.training, timeout=300_000)
+    assert train.message.kind == "ok", train.message.text()
+    assert "finished" in train.outcome_label.text() and "Stopping point" in train.outcome_label.text()
+    assert train.em_plot.points("dev_em") == 2
+    assert window.step_states()["train"] == "done"
+
     window.go("export")
     export = window.by_key["export"]
-    assert export.report_button.isEnabled() and export.export_plan_button.isEnabled()
+    assert "stopping point: epoch" in export.adapter_label.text()
+    assert "PeftModel.from_pretrained" in export.adapter_label.text()
+    assert export.copy_adapter.isEnabled()
     out = tmp_path / "out"
+    export.copy_adapter_to(out / "adapter")
+    wait_idle(qtbot, window, 30)
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    assert (out / "adapter" / "adapter_config.json").is_file()
+    assert export.report_button.isEnabled() and export.export_plan_button.isEnabled()
     export.export_plan_to(out / "plan")
     wait_idle(qtbot, window, 30)
     rows = [json.loads(line) for line in (out / "plan" / "train.jsonl").read_text().splitlines()]
@@ -131,5 +154,7 @@ def test_whole_flow_probe_breakdown_plan_export(qtbot, window, tmp_path):
     wait_idle(qtbot, window, 30)
     html = (out / "report.html").read_text()
     assert "SmolLM2-135M-Instruct" in html and "<svg" in html
+    assert "stopping point" in html.lower() and "tiny-llama" in html
     assert window.step_states()["export"] == "done"
     assert export.open_report.isEnabled()
+    assert all(state == "done" for state in window.step_states().values()), window.step_states()

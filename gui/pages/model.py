@@ -175,11 +175,13 @@ class ModelPage(Page):
 
     # -- navigator ------------------------------------------------------------------------------
     def watched_fields(self):
-        return ("model_spec", "backend", "model_info", "backend_name", "device")
+        return ("model_spec", "backend", "model_info", "backend_name", "device", "probe_run_id")
 
     def step_state(self):
         if self.ctx.model_info is not None:
             return DONE, f"Loaded: {self.ctx.model_info.name}"
+        if self.ctx.probe_run_id is not None:
+            return DONE, f"Model: {self.ctx.model_spec} (used by the probe; it loads again when needed)"
         return READY, f"Model: {self.ctx.model_spec} (loads when you probe, or now with “Check and load”)"
 
     def primary_action(self) -> None:
