@@ -1,5 +1,6 @@
-# Two entry points for a fresh machine: `make run` (set up, then the demo on the built-in model)
-# and `make test` (set up, then the whole test suite). Both create .venv on first use.
+# Two entry points for a fresh machine: `make run` (set up, then open the desktop app, whose first
+# screen runs the built-in model on the sample data in one click) and `make test` (set up, then the
+# whole test suite). Both create .venv on first use. `make demo` is the same job on the command line.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -9,7 +10,7 @@ STAMP  := $(VENV)/.knowmix-installed
 # unpinned torch would pull several GB of CUDA wheels. Elsewhere the user's normal torch is used.
 TORCH_SPEC ?= $(shell ls /opt/wheels/torch-2.13.0* >/dev/null 2>&1 && echo "torch==2.13.0" || echo "torch")
 
-.PHONY: run test setup clean
+.PHONY: run demo test setup screenshots clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,10 +23,17 @@ $(STAMP): pyproject.toml Makefile
 setup: $(STAMP)
 
 run: $(STAMP)
+	$(BIN)/knowmix
+
+demo: $(STAMP)
 	$(BIN)/knowmix demo
 
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider
+
+# A PNG of every step, driven with real data (the built-in model, the sample, a short LoRA run).
+screenshots: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m gui.screenshots docs/screenshots
 
 clean:
 	rm -rf $(VENV) build *.egg-info

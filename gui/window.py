@@ -41,6 +41,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.nav.setMinimumWidth(170)
         self.nav.setMaximumWidth(260)
         self.nav.setSpacing(2)
+        self.nav.setStyleSheet("QListWidget#stepNavigator { font-size: 11pt; padding: 4px; }"
+                               "QListWidget#stepNavigator::item { padding: 6px 4px; }")
         self.nav.setAccessibleName("Steps")
         self.stack = QtWidgets.QStackedWidget()
         for i, page in enumerate(self.pages):

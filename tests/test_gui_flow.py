@@ -158,3 +158,19 @@ def test_whole_flow_probe_breakdown_plan_train_export(qtbot, window, tmp_path, t
     assert window.step_states()["export"] == "done"
     assert export.open_report.isEnabled()
     assert all(state == "done" for state in window.step_states().values()), window.step_states()
+
+
+def test_bare_knowmix_opens_the_app_or_says_why_not(tmp_path):
+    """`knowmix` with no arguments is the app; on a machine without a display it says what to use."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    proc = subprocess.run([sys.executable, "-m", "gui.entry"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "No display found" in proc.stderr and "knowmix demo" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "gui.entry", "--version"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.startswith("KnowMix ")

@@ -92,6 +92,8 @@ class DatasetPage(Page):
         self.table.setObjectName("previewTable")
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setWordWrap(False)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         lay.addWidget(self.table, 2)
 
         opts = QtWidgets.QHBoxLayout()

@@ -11,9 +11,9 @@ from ..qt import Qt, QtWidgets
 from .base import BLOCKED, DONE, READY, InlineMessage, Page
 
 MIX_CHOICES = [
-    ("recommended", "Recommended: keep what the model knows, drop Unknown"),
-    ("idk", "“I don't know”: relabel Unknown answers as “I don't know”"),
-    ("natural", "Natural: everything, as in the data"),
+    ("recommended", "Recommended: drop Unknown"),
+    ("idk", "“I don't know” for Unknown"),
+    ("natural", "Natural: keep everything"),
     ("custom", "Custom: a share per category"),
 ]
 
@@ -55,6 +55,9 @@ class PlanPage(Page):
         for value, label in MIX_CHOICES:
             self.mix.addItem(label, value)
         self.mix.currentIndexChanged.connect(self._mix_changed)
+        self.mix.setToolTip("Recommended: keep what the model knows (HighlyKnown, MaybeKnown), drop Unknown.\n"
+                            "“I don't know”: keep Unknown questions but train the answer “I don't know”.\n"
+                            "Natural: train on everything, as in the data.\nCustom: choose a share per category.")
         form.addRow("Mix:", self.mix)
         self.cap = QtWidgets.QSpinBox()
         self.cap.setRange(0, 10_000_000)
@@ -87,7 +90,7 @@ class PlanPage(Page):
         self.build_button.setObjectName("buildPlan")
         self.build_button.clicked.connect(self.build)
         form.addRow(self.build_button)
-        box.setMaximumWidth(380)
+        box.setMaximumWidth(460)
         split.addWidget(box, 0)
 
         right = QtWidgets.QVBoxLayout()
@@ -104,6 +107,10 @@ class PlanPage(Page):
         self.explain = QtWidgets.QPlainTextEdit()
         self.explain.setObjectName("planExplain")
         self.explain.setReadOnly(True)
+        from ..qt import QtGui
+
+        # the explanation lines up its numbers in columns, as the CLI prints it
+        self.explain.setFont(QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont))
         right.addWidget(self.explain, 1)
         self.next_button = QtWidgets.QPushButton("Next: train →")
         self.next_button.clicked.connect(lambda: self.ctx.window.go("train") if self.ctx.window else None)
@@ -120,7 +127,16 @@ class PlanPage(Page):
             return BLOCKED, "Probe first"
         if self.ctx.plan_id is not None:
             return DONE, f"Plan {self.ctx.plan_id}"
+        if self._probe_status() != "finished":
+            return BLOCKED, "The probe is not finished yet"
         return READY, "Make the training plan"
+
+    def _probe_status(self) -> str:
+        try:
+            with self.ctx.project() as p:
+                return p.probe_run(self.ctx.probe_run_id)["status"]
+        except Exception:  # noqa: BLE001 - the navigator must not fail on a damaged file
+            return ""
 
     def primary_action(self) -> None:
         if self.build_button.isEnabled():
