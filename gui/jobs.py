@@ -28,6 +28,7 @@ class Job(QtCore.QObject):
     _event = Signal(object)
     _status = Signal(str)
     _finished = Signal(bool, object, str)  # ok, result or exception, traceback text
+    _held = Signal()  # a progress update was held back by the throttle: deliver it a little later
 
     def __init__(self, name: str, fn: Callable[["Job"], Any], *, exclusive: bool, parent: QtCore.QObject) -> None:
         super().__init__(parent)
@@ -42,8 +43,15 @@ class Job(QtCore.QObject):
         self._thread: Optional[threading.Thread] = None
         self._last_emit = 0.0
         self._pending: Optional[Progress] = None
+        self._held_signalled = False
         self._lock = threading.Lock()
         self.callbacks: dict[str, Optional[Callable]] = {}
+        # Without this a burst of updates followed by a long step would leave the window showing
+        # where the job was before the burst ended, until the step is over.
+        self._held_timer = QtCore.QTimer(self)
+        self._held_timer.setSingleShot(True)
+        self._held_timer.timeout.connect(self._deliver_held)
+        self._held.connect(self._on_held)
         self._progress.connect(self._on_progress)
         self._event.connect(self._on_event)
         self._status.connect(self._on_status)
@@ -53,12 +61,17 @@ class Job(QtCore.QObject):
     def progress(self, p: Progress) -> None:
         now = time.monotonic()
         with self._lock:
-            if now - self._last_emit < PROGRESS_INTERVAL_S and p.done != p.total:
+            held = now - self._last_emit < PROGRESS_INTERVAL_S and p.done != p.total
+            if held:
                 self._pending = p
-                return
-            self._pending = None
-            self._last_emit = now
-        self._progress.emit(p)
+                first_held, self._held_signalled = not self._held_signalled, True
+            else:
+                self._pending = None
+                self._last_emit = now
+        if not held:
+            self._progress.emit(p)
+        elif first_held:
+            self._held.emit()
 
     def send_event(self, data: dict) -> None:
         self._event.emit(data)
@@ -93,6 +106,22 @@ class Job(QtCore.QObject):
     @property
     def running(self) -> bool:
         return not self.done
+
+    @Slot()
+    def _on_held(self) -> None:
+        if not self._held_timer.isActive():
+            wait_s = PROGRESS_INTERVAL_S - (time.monotonic() - self._last_emit)
+            self._held_timer.start(max(0, int(wait_s * 1000) + 1))
+
+    @Slot()
+    def _deliver_held(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, None
+            self._held_signalled = False
+            if pending is not None:
+                self._last_emit = time.monotonic()
+        if pending is not None and not self.done:
+            self._on_progress(pending)
 
     @Slot(object)
     def _on_progress(self, p: Progress) -> None:
