@@ -111,3 +111,20 @@ def test_static_check_catches_a_qt_import() -> None:
                 "def f():\n    import gui\n", "import importlib\nimportlib.import_module('PySide6.QtGui')"):
         assert _imported_roots(ast.parse(src)) & {"PySide6", "gui"}, src
     assert not _imported_roots(ast.parse("from .gui_helpers import x\nimport guidance")) & {"PySide6", "gui"}
+
+
+def test_only_gui_qt_imports_qt_or_pyqtgraph() -> None:
+    """Every Qt name in the app comes from ``gui/qt.py`` (one place pins the binding and pyqtgraph's
+    choice of it); the app's pages never import torch at module level either."""
+    for path in sorted((REPO / "gui").rglob("*.py")):
+        roots = _imported_roots(ast.parse(path.read_text(encoding="utf-8")))
+        if path.name != "qt.py":
+            assert not roots & {"PySide6", "PyQt5", "PyQt6", "PySide2", "pyqtgraph"}, path
+    code = (
+        "import sys\n"
+        "import gui.window, gui.pages.train, gui.pages.breakdown\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'peft', 'llama_cpp') if m in sys.modules))\n"
+    )
+    proc = run_python(code, env={"QT_QPA_PLATFORM": "offscreen"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]", proc.stdout

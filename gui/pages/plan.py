@@ -202,7 +202,9 @@ class PlanPage(Page):
         if warnings:
             self.message.show_message("<br>".join(html.escape(w) for w in warnings), "warning")
             self.message.setTextFormat(Qt.TextFormat.RichText)
-        device = "cpu"
+        # Against the GPU when the model was loaded on one (training uses it then), else RAM.
+        info = self.ctx.model_info
+        device = "cuda" if info is not None and str(info.device).startswith("cuda") else "cpu"
         est, warning, name = plan_memory(project, plan, device)
         if est is None:
             self.memory.setText(html.escape(name))
@@ -210,7 +212,8 @@ class PlanPage(Page):
             from core.models import available_memory
 
             free = available_memory(device)
-            free_text = f"; {free / 1024**3:.1f} GiB of RAM is free now" if free else ""
+            where = "GPU memory" if device == "cuda" else "RAM"
+            free_text = f"; {free / 1024**3:.1f} GiB of {where} is free now" if free else ""
             verdict = (f"<span style='color:#b00020'><b>Too much:</b> {html.escape(warning)}</span>" if warning
                        else "<span style='color:#2e7d32'><b>Fits.</b></span>")
             self.memory.setText(f"<b>Memory</b> for a LoRA run on {html.escape(name)}: about "
