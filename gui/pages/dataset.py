@@ -227,7 +227,7 @@ class DatasetPage(Page):
         path = self.path
         self.ctx.runner.start(
             "Reading the file", lambda job: read_preview(path, 20, mapping=mapping or None),
-            on_done=self._show_preview, on_error=self._preview_failed, exclusive=False,
+            on_done=lambda pv: self._show_preview(pv, mapping), on_error=self._preview_failed, exclusive=False,
         )
 
     def _preview_failed(self, exc: BaseException, tb: str) -> None:
@@ -240,7 +240,7 @@ class DatasetPage(Page):
             self.ctx.show_error(exc, tb)
         self.update_actions()
 
-    def _show_preview(self, pv) -> None:
+    def _show_preview(self, pv, requested: Optional[dict] = None) -> None:
         self.preview = pv
         self.file_label.setText(
             f"<b>{html.escape(Path(pv.path).name)}</b>: {pv.format.upper()}, "
@@ -250,7 +250,10 @@ class DatasetPage(Page):
         for role, combo in self.map_combos.items():
             combo.clear()
             combo.addItems([NONE] + [str(c) for c in pv.columns])
-            combo.setCurrentText(pv.mapping.get(role, NONE))
+            # While the mapping is incomplete the preview has none: keep what the user picked so far,
+            # or choosing the answer column would undo the question column chosen just before.
+            kept = (requested or {}).get(role)
+            combo.setCurrentText(pv.mapping.get(role) or (kept if kept in map(str, pv.columns) else NONE))
         if pv.message:
             self.message.show_message(pv.message.replace("--map", "the Columns boxes above, or --map"), "warning")
         else:
@@ -322,7 +325,7 @@ class DatasetPage(Page):
             return
         self.ctx.set(dataset_id=result["dataset_id"], pool_id=result["pool_id"], probe_run_id=None, plan_id=None,
                      train_run_id=None)
-        self.message.show_message(ds.summary_line() + " Added to the project; next, probe it (step 4).", "ok")
+        self.message.show_message(ds.summary_line().rstrip(".") + ". Added to the project; next, probe it (step 4).", "ok")
         self.refresh()
 
     def _add_failed(self, exc: BaseException, tb: str) -> None:
