@@ -238,7 +238,7 @@ def test_exclusive_jobs_never_overlap_and_cancel_reaches_the_job(qtbot, ctx):
 # -- 3. closing the window while a probe runs --------------------------------------------------------------
 
 
-def test_closing_during_a_probe_asks_then_cancels_and_keeps_finished_batches(qtbot, window, tmp_path, monkeypatch):
+def test_closing_during_a_probe_asks_then_cancels_and_keeps_finished_batches(qtbot, window, tmp_path, monkeypatch, knowmix_home):
     from core.store import Project
     from gui.context import open_settings
     from gui.qt import QtWidgets
@@ -279,6 +279,8 @@ def test_closing_during_a_probe_asks_then_cancels_and_keeps_finished_batches(qtb
     assert run["status"] == "cancelled"
     assert 2 <= run["n_done"] < 24 and saved == run["n_done"]  # finished batches are kept, whole
     assert took < 30, f"stopping took {took:.1f} s"
+    ini = (knowmix_home / "settings.ini").read_text(encoding="utf-8")
+    assert "[window]" in ini and "geometry=" in ini
     settings = open_settings()
     assert settings.value("window/geometry") is not None and settings.value("window/splitter") is not None
 
