@@ -579,7 +579,7 @@ class BreakdownPage(Page):
         a fixed share and the bars the rest; once, so a user's own splitter sizes stay."""
         m = self.layout().contentsMargins()
         total = self.width() - m.left() - m.right() - 2 * self.top_split.handleWidth()
-        if self._sized_top or total < 600:
+        if self._sized_top or total < 600 or not self.isVisible():  # a hidden page's width is not the real one
             return
         t = self.count_table
         table_w = sum(t.columnWidth(c) for c in range(t.columnCount())) + 2 * t.frameWidth()
@@ -590,6 +590,11 @@ class BreakdownPage(Page):
         detail_w = max(320, int(total * 0.36))
         self.example_split.setSizes([total - detail_w, detail_w])
         self._sized_top = True
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:  # noqa: N802 - Qt API
+        super().showEvent(event)
+        if not self._sized_top and self.count_table.rowCount():
+            QtCore.QTimer.singleShot(0, self._size_top)
 
     def resizeEvent(self, event: QtGui.QResizeEvent) -> None:  # noqa: N802 - Qt API
         super().resizeEvent(event)
