@@ -57,3 +57,20 @@ def tiny_folder(tmp_path_factory):
     from tests.tiny_models import make_tiny_llama
 
     return make_tiny_llama(tmp_path_factory.mktemp("tiny") / "tiny-llama")
+
+
+@pytest.fixture
+def window(qtbot, monkeypatch):
+    """The app's main window, shown offscreen; any job still running is cancelled afterwards.
+    (Qt is imported here, not at the top, so core tests run without PySide6.)"""
+    from gui.window import MainWindow
+
+    monkeypatch.setenv("KNOWMIX_THREADS", "1")  # a shared 2-core machine: leave a core to the UI thread
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.resize(1200, 800)
+    win.show()
+    yield win
+    win.ctx.runner.cancel_all()
+    win.ctx.runner.wait_all(60)
+    win.ctx.release_model()

@@ -22,21 +22,6 @@ from core.paths import sample_dataset, sample_pool  # noqa: E402
 
 
 @pytest.fixture
-def window(qtbot, monkeypatch):
-    from gui.window import MainWindow
-
-    monkeypatch.setenv("KNOWMIX_THREADS", "1")  # a shared 2-core machine: leave a core to the UI thread
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
-    yield win
-    win.ctx.runner.cancel_all()
-    win.ctx.runner.wait_all(60)
-    win.ctx.release_model()
-
-
-@pytest.fixture
 def app_log():
     """The app's file log in this test's KNOWMIX_HOME (the handler is process-wide, so it is set up
     here and removed afterwards)."""

@@ -18,20 +18,6 @@ from core.probe import CATEGORIES  # noqa: E402
 QUESTIONS = 24  # two per relation
 
 
-@pytest.fixture
-def window(qtbot):
-    from gui.window import MainWindow
-
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
-    yield win
-    win.ctx.runner.cancel_all()
-    win.ctx.runner.wait_all(60)
-    win.ctx.release_model()
-
-
 def wait_idle(qtbot, win, timeout_s: float) -> None:
     qtbot.waitUntil(lambda: not win.ctx.runner.active(), timeout=int(timeout_s * 1000))
 

@@ -50,21 +50,6 @@ def summary(gaps: list[float]) -> tuple[float, float]:
     return ordered[-1], ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
-@pytest.fixture
-def window(qtbot, monkeypatch):
-    from gui.window import MainWindow
-
-    monkeypatch.setenv("KNOWMIX_THREADS", "1")  # one core for llama.cpp, one left for the UI thread
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
-    yield win
-    win.ctx.runner.cancel_all()
-    win.ctx.runner.wait_all(60)
-    win.ctx.release_model()
-
-
 def test_ui_thread_stall_while_probing_stays_under_200ms(qtbot, window, tmp_path):
     assert window.by_key["project"].open_path(tmp_path / "stall.knowmix", create=True)
     window.go("dataset")

@@ -51,6 +51,17 @@ class Page(QtWidgets.QWidget):
     def primary_action(self) -> None:
         """What Ctrl+Return does on this page."""
 
+    def report_error(self, exc: BaseException, tb: str = "") -> None:
+        """A job's failure: a user mistake (a ``KnowMixError``) is said inline, where the user is
+        looking; anything else is a bug and gets the dialog with details and the log entry."""
+        from ..errors import is_user_error
+
+        message = getattr(self, "message", None)
+        if isinstance(message, InlineMessage) and is_user_error(exc):
+            message.show_message(str(exc), "error")
+        else:
+            self.ctx.show_error(exc, tb)
+
     def watched_fields(self) -> tuple[str, ...]:
         """Context fields whose change makes this page stale."""
         return ("project_path",)

@@ -231,13 +231,8 @@ class DatasetPage(Page):
         )
 
     def _preview_failed(self, exc: BaseException, tb: str) -> None:
-        from ..errors import is_user_error
-
         self.file_label.setText("")
-        if is_user_error(exc):
-            self.message.show_message(str(exc), "error")
-        else:
-            self.ctx.show_error(exc, tb)
+        self.report_error(exc, tb)
         self.update_actions()
 
     def _show_preview(self, pv, requested: Optional[dict] = None) -> None:
@@ -303,7 +298,7 @@ class DatasetPage(Page):
                 pool_id = p.add_dataset(pool, role="pool") if pool is not None else None
             return {"added": True, "dataset": ds, "dataset_id": dataset_id, "pool_id": pool_id}
 
-        self.ctx.runner.start("Adding the dataset", job, on_done=self._added, on_error=self._add_failed,
+        self.ctx.runner.start("Adding the dataset", job, on_done=self._added, on_error=self.report_error,
                               on_finally=self.progress.hide, on_status=self.progress.set_busy)
 
     def _list_problems(self, ds) -> None:
@@ -327,11 +322,3 @@ class DatasetPage(Page):
                      train_run_id=None)
         self.message.show_message(ds.summary_line().rstrip(".") + ". Added to the project; next, probe it (step 4).", "ok")
         self.refresh()
-
-    def _add_failed(self, exc: BaseException, tb: str) -> None:
-        from ..errors import is_user_error
-
-        if is_user_error(exc):
-            self.message.show_message(str(exc), "error")
-        else:
-            self.ctx.show_error(exc, tb)

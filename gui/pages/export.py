@@ -172,7 +172,7 @@ class ExportPage(Page):
                 raise ProjectError(f"Cannot copy the adapter to {dest}: {exc.strerror or exc}.") from None
             return dest
 
-        self.ctx.runner.start("Copying the adapter", job, exclusive=False, on_error=self._failed,
+        self.ctx.runner.start("Copying the adapter", job, exclusive=False, on_error=self.report_error,
                               on_done=lambda d: self.message.show_message(f"Adapter copied to {d}.", "ok"))
 
     def _export_plan_dialog(self) -> None:
@@ -191,7 +191,7 @@ class ExportPage(Page):
                 plan = load_plan(p, plan_id)
                 return export_plan(plan, folder, dataset_row=p.dataset(plan.dataset_id))
 
-        self.ctx.runner.start("Exporting the plan", job, exclusive=False, on_error=self._failed, on_done=self._exported)
+        self.ctx.runner.start("Exporting the plan", job, exclusive=False, on_error=self.report_error, on_done=self._exported)
 
     def _exported(self, paths: dict) -> None:
         self.export_paths = paths
@@ -213,7 +213,7 @@ class ExportPage(Page):
 
             return write_report(path, out, **ids)
 
-        self.ctx.runner.start("Writing the report", job, exclusive=False, on_error=self._failed, on_done=self._reported)
+        self.ctx.runner.start("Writing the report", job, exclusive=False, on_error=self.report_error, on_done=self._reported)
 
     def _reported(self, out: Path) -> None:
         self.report_path = Path(out)
@@ -221,11 +221,3 @@ class ExportPage(Page):
         self.refresh()
         self.update_actions()
         self.state_changed.emit()
-
-    def _failed(self, exc: BaseException, tb: str) -> None:
-        from ..errors import is_user_error
-
-        if is_user_error(exc):
-            self.message.show_message(str(exc), "error")
-        else:
-            self.ctx.show_error(exc, tb)

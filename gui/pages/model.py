@@ -274,21 +274,13 @@ class ModelPage(Page):
         backend, device = self.ctx.backend_name, self.ctx.device
         self.ctx.runner.start(
             "Loading the model", lambda job: load_model(spec, backend, device),
-            on_done=self._loaded, on_error=self._failed, on_finally=lambda: self.progress.hide(),
+            on_done=self._loaded, on_error=self.report_error, on_finally=lambda: self.progress.hide(),
         )
 
     def _loaded(self, backend) -> None:
         self.ctx.set(backend=backend, model_info=backend.info)
         self.message.show_message(f"{backend.info.name} is loaded and ready to probe.", "ok")
         self.refresh()
-
-    def _failed(self, exc: BaseException, tb: str) -> None:
-        from ..errors import is_user_error
-
-        if is_user_error(exc):
-            self.message.show_message(str(exc), "error")  # a wrong file is said where the user picked it
-        else:
-            self.ctx.show_error(exc, tb)
 
     def update_actions(self) -> None:
         busy = self.ctx.runner.busy

@@ -251,10 +251,5 @@ class PlanPage(Page):
         self.refresh_now()
 
     def _failed(self, exc: BaseException, tb: str) -> None:
-        from ..errors import is_user_error
-
         self.update_actions()
-        if is_user_error(exc):
-            self.message.show_message(str(exc), "error")
-        else:
-            self.ctx.show_error(exc, tb)
+        self.report_error(exc, tb)

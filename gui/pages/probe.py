@@ -359,13 +359,8 @@ class ProbePage(Page):
             self._show_run(p.probe_run(run_id))
 
     def _failed(self, exc: BaseException, tb: str) -> None:
-        from ..errors import is_user_error
-
         self.progress.detail.setText("Stopped by an error; finished questions are saved.")
-        if is_user_error(exc):
-            self.message.show_message(str(exc), "error")
-        else:
-            self.ctx.show_error(exc, tb)
+        self.report_error(exc, tb)
 
     def _finished(self) -> None:
         self.job = None
