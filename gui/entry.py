@@ -1,4 +1,5 @@
-"""The ``knowmix`` command: no arguments open the desktop app, anything else goes to the CLI.
+"""The ``knowmix`` command: no arguments open the desktop app, ``--self-check`` proves the app works
+here (offscreen), anything else goes to the CLI.
 
 It lives in ``gui`` because ``core`` may never import Qt; this module imports neither Qt nor the
 CLI until it knows which one is wanted, so ``knowmix probe`` starts as fast as before.
@@ -12,6 +13,10 @@ from typing import Optional, Sequence
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args == ["--self-check"]:
+        from .selfcheck import run
+
+        return run()
     if args:
         from core.cli import main as cli_main
 
