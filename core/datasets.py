@@ -636,6 +636,8 @@ def _parse(data: bytes, fmt: str, name: str) -> tuple[list[_Item], list[str], st
                 pass
             else:
                 items, actual = _read_json(text_data, offset0, name)
+    if not items:  # e.g. a .jsonl file holding just "[]"
+        raise DatasetError(f"{name} holds no records. Choose a file with rows.")
     return items, _columns_of(items), actual
 
 
