@@ -412,6 +412,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Print the environment for a bug report; exits 0 even when something is missing (problems are listed)."""
+    from .doctor import collect, format_text
+
+    info = collect(gpu=not args.no_gpu)
+    if args.json:
+        print(json.dumps(info, indent=2, ensure_ascii=False))
+    else:
+        print(format_text(info))
+    return 0
+
+
 # -- parser -------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -504,6 +516,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--model", default="default")
     m.add_argument("--allow-pickle", action="store_true")
     m.set_defaults(func=cmd_models)
+
+    dr = sub.add_parser("doctor", help="print the environment (versions, devices, model, data folder, offline mode) for a bug report")
+    dr.add_argument("--json", action="store_true", help="print JSON instead of text")
+    dr.add_argument("--no-gpu", action="store_true", help="skip the GPU check (it imports torch, which takes a few seconds)")
+    dr.set_defaults(func=cmd_doctor)
     return parser
 
 
