@@ -21,7 +21,7 @@ from core.offline import OFFLINE_SWITCHES
 REPO = Path(__file__).resolve().parents[1]
 CORE = REPO / "core"
 
-CORE_MODULES = ["core", "core.cli", "core.probe", "core.store", "core.datasets", "core.backends", "core.summary", "core.models"]
+CORE_MODULES = ["core", "core.cli", "core.probe", "core.store", "core.datasets", "core.backends", "core.summary", "core.models", "core.doctor"]
 FORBIDDEN = ["PySide6", "gui", "torch", "transformers", "llama_cpp", "peft"]
 
 
