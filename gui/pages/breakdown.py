@@ -386,7 +386,7 @@ class BreakdownPage(Page):
         hh.setStretchLastSection(False)
         hh.setHighlightSections(False)
         fm = self.fontMetrics()
-        for col, sample in enumerate(("0123456789abcd", "P1234", "WeaklyKnown", "", "answer; alias", "P(T=0) ", "P(T>0) ")):
+        for col, sample in enumerate(("01234567", "P1234", "WeaklyKnown", "", "answer; alias", "P(T=0) ", "P(T>0) ")):
             if sample:
                 icon = self.table.iconSize().width() + 10 if col == 2 else 0  # the category's colour swatch
                 self.table.setColumnWidth(col, fm.horizontalAdvance(sample) + 28 + icon)
