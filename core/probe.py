@@ -341,7 +341,7 @@ def run_probe(
     A run is identified by (dataset content, pool content, model fingerprint, settings): the same
     command after a crash, a kill or a cancel continues that run and skips finished examples.
     """
-    from .backends import backend_for, load_backend
+    from .backends import backend_for
     from .models import model_fingerprint, resolve_model
 
     settings.validate()
@@ -356,19 +356,37 @@ def run_probe(
         fingerprint = model_fingerprint(ref)
         model_name, model_path, bname = ref.display_name, str(ref.path), backend_for(ref, backend_name)
     ident = settings.identity()
-    run = project.find_probe_run(dataset_id=dataset_id, pool_dataset_id=pool_dataset_id, model_fingerprint=fingerprint, settings=ident)
-    if run is None:
-        groups = {ex.group for ex in examples}
-        sets, notes = draw_exemplar_sets(pool, groups, settings)
-        run_id = project.create_probe_run(
-            dataset_id=dataset_id, pool_dataset_id=pool_dataset_id, model_spec=str(model_spec), model_name=model_name,
-            model_path=model_path, model_fingerprint=fingerprint, backend=bname, preset=settings.preset,
-            settings=ident, n_total=len(examples),
+    # Find or create the run and claim it in one transaction: a second process probing the same
+    # project then either waits for this to commit and finds the run claimed (a ProjectError that
+    # says the project is in use), or claims a run whose owner was killed and resumes it.
+    with project.transaction():
+        run = project.find_probe_run(dataset_id=dataset_id, pool_dataset_id=pool_dataset_id, model_fingerprint=fingerprint, settings=ident)
+        if run is None:
+            groups = {ex.group for ex in examples}
+            sets, notes = draw_exemplar_sets(pool, groups, settings)
+            run_id = project.create_probe_run(
+                dataset_id=dataset_id, pool_dataset_id=pool_dataset_id, model_spec=str(model_spec), model_name=model_name,
+                model_path=model_path, model_fingerprint=fingerprint, backend=bname, preset=settings.preset,
+                settings=ident, n_total=len(examples),
+            )
+            project.save_exemplar_sets(run_id, sets, notes)
+        else:
+            run_id = run["id"]
+            sets, notes = project.exemplar_sets(run_id)
+        project.claim_probe_run(run_id)
+    try:
+        return _probe_claimed_run(
+            project, run, run_id, sets, notes, examples, pool, settings, model_name, bname, backend, ref if backend is None else None,
+            fingerprint, allow_pickle, backend_options, progress, cancel, on_status,
         )
-        project.save_exemplar_sets(run_id, sets, notes)
-    else:
-        run_id = run["id"]
-        sets, notes = project.exemplar_sets(run_id)
+    finally:
+        project.release_probe_run(run_id)
+
+
+def _probe_claimed_run(project, run, run_id, sets, notes, examples, pool, settings, model_name, bname, backend, ref,
+                       fingerprint, allow_pickle, backend_options, progress, cancel, on_status) -> ProbeOutcome:
+    from .backends import load_backend
+
     done_ids = project.done_example_ids(run_id)
     todo = [ex for ex in examples if ex.id not in done_ids]
     resumed_from = len(done_ids)

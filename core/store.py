@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
+import threading
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
@@ -27,6 +30,41 @@ PROJECT_SUFFIX = ".knowmix"
 
 def _now() -> float:
     return time.time()
+
+
+# Claims on probe runs held by Project objects of this process (see Project.claim_probe_run).
+_LIVE_CLAIMS: set[str] = set()
+_CLAIMS_LOCK = threading.Lock()
+
+
+def pid_alive(pid: Any) -> bool:
+    """Whether a process with this id runs on this computer (never signals it)."""
+    try:
+        pid = int(pid)
+    except (TypeError, ValueError):
+        return False
+    if pid <= 0:
+        return False
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
+        import ctypes
+
+        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return False
+        code = ctypes.c_ulong()
+        ok = kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        kernel32.CloseHandle(handle)
+        return bool(ok) and code.value == 259  # STILL_ACTIVE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        return True
+    except OSError:
+        return False
+    return True
 
 
 class _Connection(sqlite3.Connection):
@@ -135,6 +173,25 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
     )
 
 
+def _parse_claim(value: str) -> Optional[dict]:
+    try:
+        owner = json.loads(value)
+    except ValueError:
+        return None
+    return owner if isinstance(owner, dict) else None
+
+
+def _claim_live(owner: dict, host: str, run_updated_at: float) -> bool:
+    """Whether the process that wrote a claim still works on the run."""
+    if owner.get("host") != host:  # cannot look at another computer's processes: trust recent activity
+        last = max(float(owner.get("at") or 0.0), run_updated_at)
+        return _now() - last < Project.STALE_FOREIGN_CLAIM_S
+    if owner.get("pid") == os.getpid():  # this process: live only while the claiming object holds it
+        with _CLAIMS_LOCK:
+            return owner.get("token") in _LIVE_CLAIMS
+    return pid_alive(owner.get("pid"))
+
+
 MIGRATIONS = [_migrate_1]  # MIGRATIONS[i] upgrades a file from version i to i + 1
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -159,17 +216,38 @@ class Project:
             if not os.access(parent, os.W_OK):
                 raise ProjectError(f"Cannot create a project in {parent}: the folder is read-only. Pick a folder you can write to.")
         elif exists and self.path.stat().st_size:
-            with open(self.path, "rb") as fh:
-                if fh.read(16) != b"SQLite format 3\x00":
-                    raise ProjectError(f"{self.path} is not a KnowMix project (it is not an SQLite file). Pick a {PROJECT_SUFFIX} file.")
+            try:
+                with open(self.path, "rb") as fh:
+                    head = fh.read(16)
+            except OSError as exc:
+                raise ProjectError(
+                    f"Cannot read {self.path}: {exc.strerror or exc}. Check that your user may read the file, or copy it "
+                    "to a folder you own."
+                ) from None
+            if head != b"SQLite format 3\x00":
+                raise ProjectError(f"{self.path} is not a KnowMix project (it is not an SQLite file). Pick a {PROJECT_SUFFIX} file.")
+        # A project whose file or folder cannot be written (a read-only share, a copy from a CD, another
+        # user's file) still opens for reading: summaries and reports work, and the first write says
+        # plainly that the project is read-only (see _write_error) instead of failing here.
+        self.read_only = False
         try:
-            conn = sqlite3.connect(str(self.path), timeout=10.0, isolation_level=None, check_same_thread=False, factory=_Connection)
-            conn.execute("PRAGMA busy_timeout = 10000")
-            conn.execute("PRAGMA foreign_keys = ON")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            conn.execute("PRAGMA synchronous = NORMAL")
+            conn, mode = self._connect(read_only=False)
         except sqlite3.DatabaseError as exc:
-            raise ProjectError(f"{self.path} cannot be opened as a KnowMix project: {exc}.") from None
+            text = str(exc).lower()
+            if not (exists and ("readonly" in text or "read-only" in text or "unable to open" in text)):
+                raise ProjectError(f"{self.path} cannot be opened as a KnowMix project: {exc}.") from None
+            try:
+                try:
+                    conn, mode = self._connect(read_only=True)
+                except sqlite3.DatabaseError:
+                    # A WAL project in a folder nobody may write to has no -shm file to share reads
+                    # through; SQLite then reads it only as an immutable file.
+                    conn, mode = self._connect(read_only=True, immutable=True)
+            except sqlite3.DatabaseError:
+                raise ProjectError(
+                    f"{self.path} is read-only and cannot be opened ({exc}). Copy the project to a folder you can write to."
+                ) from None
+            self.read_only = True
         self.db = sqlite_utils.Database(conn)
         self.journal_mode = mode
         try:
@@ -177,6 +255,28 @@ class Project:
         except BaseException:
             conn.close()  # a refused file must not stay open (and locked, on Windows)
             raise
+
+    def _connect(self, *, read_only: bool, immutable: bool = False) -> tuple[sqlite3.Connection, str]:
+        if read_only:
+            from urllib.parse import quote
+
+            target, uri = f"file:{quote(str(self.path.resolve()))}?mode=ro{'&immutable=1' if immutable else ''}", True
+        else:
+            target, uri = str(self.path), False
+        conn = sqlite3.connect(target, timeout=10.0, isolation_level=None, check_same_thread=False, factory=_Connection, uri=uri)
+        try:
+            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute("PRAGMA foreign_keys = ON")
+            if read_only:
+                mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            else:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                conn.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            conn.close()
+            raise
+        return conn, mode
 
     # -- schema ------------------------------------------------------------------------------------
     def _upgrade(self) -> None:
@@ -344,6 +444,55 @@ class Project:
             return dict(self.db["probe_runs"].get(run_id))
         except sqlite_utils.db.NotFoundError:
             raise ProjectError(f"{self.path} has no probe run number {run_id}.") from None
+
+    # A probe run is worked on by one process at a time: two processes resuming the same run would
+    # probe the same questions twice. The owner is written to ``meta`` (key ``probe_run_owner:<id>``)
+    # in the transaction that finds or creates the run; a claim whose process is gone (killed,
+    # crashed) is stale and is simply taken over, so a kill never leaves a run locked.
+    STALE_FOREIGN_CLAIM_S = 3600.0  # a claim from another computer (a shared folder) expires unused
+
+    def claim_probe_run(self, run_id: int) -> None:
+        """Mark this process as the one probing ``run_id``, or raise ProjectError if another live one is."""
+        key = f"probe_run_owner:{int(run_id)}"
+        token = getattr(self, "_claim_token", None) or uuid.uuid4().hex
+        host = socket.gethostname()
+        with self.transaction():
+            row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+            owner = _parse_claim(row[0]) if row else None
+            if owner and owner.get("token") != token and _claim_live(owner, host, self._run_updated_at(run_id)):
+                since = time.strftime("%H:%M", time.localtime(float(owner.get("at") or 0)))
+                where = f" on {owner.get('host')}" if owner.get("host") != host else ""
+                raise ProjectError(
+                    f"{self.path} is in use: another KnowMix (process {owner.get('pid')}{where}, since {since}) is "
+                    f"running this probe (run {run_id}). Wait for it to finish or stop it, then run the same probe "
+                    "again to resume; or copy the project file to probe a copy."
+                )
+            self.db["meta"].upsert(
+                {"key": key, "value": json.dumps({"pid": os.getpid(), "host": host, "token": token, "at": _now()})}, pk="key"
+            )
+        self._claim_token = token
+        with _CLAIMS_LOCK:
+            _LIVE_CLAIMS.add(token)
+
+    def release_probe_run(self, run_id: int) -> None:
+        """Drop this object's claim on ``run_id`` (no error if it has none or the file is gone)."""
+        token = getattr(self, "_claim_token", None)
+        if not token:
+            return
+        with _CLAIMS_LOCK:
+            _LIVE_CLAIMS.discard(token)
+        key = f"probe_run_owner:{int(run_id)}"
+        try:
+            with self.transaction():
+                row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+                if row and (_parse_claim(row[0]) or {}).get("token") == token:
+                    self.db.execute("DELETE FROM meta WHERE key = ?", [key])
+        except (ProjectError, sqlite3.Error):
+            pass  # a claim left behind is stale (its token is no longer live) and is taken over
+
+    def _run_updated_at(self, run_id: int) -> float:
+        row = self.db.execute("SELECT updated_at FROM probe_runs WHERE id = ?", [run_id]).fetchone()
+        return float(row[0] or 0.0) if row else 0.0
 
     def probe_runs(self) -> list[dict]:
         return list(self.db["probe_runs"].rows_where(order_by="id"))
