@@ -13,6 +13,12 @@ from typing import Optional, Sequence
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:2] == ["-m", "core.train.worker"]:
+        # A packaged (PyInstaller) app has no Python interpreter: sys.executable is this binary, so
+        # core.train.runner's ``[sys.executable, "-m", "core.train.worker", ...]`` arrives here.
+        from core.train.worker import main as worker_main
+
+        return worker_main(args[2:])
     if args == ["--self-check"]:
         from .selfcheck import run
 
