@@ -158,7 +158,7 @@ def test_the_claim_is_released_when_a_probe_finishes_or_fails(tmp_path: Path, ex
 def test_two_probe_processes_on_one_project(tmp_path: Path) -> None:
     """The second `knowmix probe` of the same run is refused while the first works; nothing is corrupted."""
     project = tmp_path / "p.knowmix"
-    args = probe_args(project, 36) + ["--threads", "1"]
+    args = probe_args(project, 24) + ["--threads", "1"]
     first, out, err = start_cli(*args, cwd=tmp_path)
     try:
         wait_for_saved_results(project, first, err, at_least=1)
@@ -176,13 +176,13 @@ def test_two_probe_processes_on_one_project(tmp_path: Path) -> None:
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("SELECT COUNT(*) FROM probe_runs").fetchone()[0] == 1
-        assert conn.execute("SELECT status, n_done, n_total FROM probe_runs").fetchone() == ("finished", 36, 36)
-        assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT example_id) FROM probe_results").fetchone() == (36, 36)
+        assert conn.execute("SELECT status, n_done, n_total FROM probe_runs").fetchone() == ("finished", 24, 24)
+        assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT example_id) FROM probe_results").fetchone() == (24, 24)
         assert conn.execute("SELECT COUNT(*) FROM datasets").fetchone()[0] == 2  # data and pool, once each
     finally:
         conn.close()
     assert claims(project) == {}
-    assert "Probed 36 questions" in out.read_text()
+    assert "Probed 24 questions" in out.read_text()
 
 
 # ----------------------------------------------------------------------------- a read-only project
