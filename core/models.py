@@ -235,7 +235,7 @@ def _check_safetensors(path: Path) -> None:
             continue
         try:
             end = max(end, int(meta["data_offsets"][1]))
-        except (KeyError, TypeError, ValueError, IndexError):
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError):  # OverflowError: an offset of Infinity
             raise bad from None
     if 8 + n + end > size:
         raise bad

@@ -275,8 +275,13 @@ def test_valid_hf_folder_passes(tmp_path: Path) -> None:
         struct.pack("<Q", 10**9) + b"{}",
         b"\x01\x02",
         json.dumps([1, 2]).encode(),
+        *(struct.pack("<Q", len(h)) + h + b"\0" * 8 for h in (
+            b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 1e400]}}',  # was OverflowError
+            b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, Infinity]}}',
+        )),
     ],
-    ids=["random-bytes", "header-not-json", "header-longer-than-file", "shorter-than-8-bytes", "json-list"],
+    ids=["random-bytes", "header-not-json", "header-longer-than-file", "shorter-than-8-bytes", "json-list",
+         "offset-1e400", "offset-infinity"],
 )
 def test_hf_folder_with_garbage_safetensors_is_refused(tmp_path: Path, content: bytes) -> None:
     folder = write_hf_folder(tmp_path / "hf", weights=False)
