@@ -359,12 +359,19 @@ class Project:
     # -- datasets ----------------------------------------------------------------------------------
     def add_dataset(self, ds: Any, role: str = "train") -> int:
         """Store a loaded ``Dataset`` (once: the same content and role returns the existing id)."""
-        existing = self.db.execute(
-            "SELECT id FROM datasets WHERE content_sha256 = ? AND role = ? ORDER BY id LIMIT 1", [ds.content_sha256, role]
-        ).fetchone()
-        if existing:
-            return int(existing[0])
+        def existing() -> Optional[int]:
+            row = self.db.execute(
+                "SELECT id FROM datasets WHERE content_sha256 = ? AND role = ? ORDER BY id LIMIT 1", [ds.content_sha256, role]
+            ).fetchone()
+            return int(row[0]) if row else None
+
+        found = existing()  # the common case needs no write lock (and works on a read-only project)
+        if found is not None:
+            return found
         with self.transaction():
+            found = existing()  # another process may have added it while we waited for the lock
+            if found is not None:
+                return found
             dataset_id = self.db["datasets"].insert(
                 {
                     "name": Path(ds.path).name, "path": str(Path(ds.path).resolve()), "role": role,

@@ -21,6 +21,8 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -152,6 +154,51 @@ def test_the_claim_is_released_when_a_probe_finishes_or_fails(tmp_path: Path, ex
             run_probe(project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted",
                       settings=ProbeSettings(n_sets=1, samples_per_set=0), backend=Broken(knowledge_of(examples)))
         assert claims(path) == {}
+
+
+def test_two_project_objects_probing_at_once_in_two_threads(tmp_path: Path, examples) -> None:
+    """As the app and a second window would: both add the data and start the same probe at the same moment."""
+    path = tmp_path / "p.knowmix"
+    Project(path).close()
+    start = threading.Barrier(2)
+    outcomes: list = []
+    errors: list[BaseException] = []
+
+    class Slow(ScriptedBackend):
+        def generate(self, requests):
+            time.sleep(0.02)
+            return super().generate(requests)
+
+    def worker() -> None:
+        try:
+            with Project(path) as project:
+                start.wait(10)
+                dataset_id = project.add_dataset(FakeDataset(examples))
+                outcomes.append(run_probe(project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted",
+                                          settings=SETTINGS, backend=Slow(knowledge_of(examples))))
+        except BaseException as exc:  # noqa: BLE001 - collected for the asserts below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(outcomes) + len(errors) == 2
+    assert any(o.status == "finished" for o in outcomes)
+    for exc in errors:  # the one that lost the race was told plainly
+        assert isinstance(exc, ProjectError) and "in use" in str(exc), repr(exc)
+    for o in outcomes:
+        assert o.status in ("finished", "already finished")
+    conn = read_only(path)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("SELECT COUNT(*) FROM datasets").fetchone()[0] == 1
+        assert conn.execute("SELECT COUNT(*) FROM probe_runs").fetchone()[0] == 1
+        assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT example_id) FROM probe_results").fetchone() == (24, 24)
+    finally:
+        conn.close()
+    assert claims(path) == {}
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes")
