@@ -37,3 +37,25 @@ screenshots: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Installers (packaging/README.md). Each edition is built in its own venv under packaging/build/,
+# never in .venv; llama.cpp is compiled once for portable CPUs (several minutes on 2 cores).
+# Output: packaging/build/dist/knowmix-<edition>/ and packaging/build/knowmix-<edition>-*.tar.gz
+PACKAGE_PYTHON ?= python3
+
+.PHONY: package package-lite package-full package-test package-clean
+
+package: package-lite package-full
+
+package-lite:
+	$(PACKAGE_PYTHON) packaging/build.py --edition lite
+
+package-full:
+	$(PACKAGE_PYTHON) packaging/build.py --edition full
+
+# Builds the lite edition and runs its --self-check (offscreen): a separate suite, not in `make test`.
+package-test: $(STAMP)
+	KNOWMIX_PACKAGE_TEST=1 $(BIN)/python -m pytest -q -p no:cacheprovider packaging/tests
+
+package-clean:
+	rm -rf packaging/build

