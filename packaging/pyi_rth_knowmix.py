@@ -24,7 +24,16 @@ def _load_ggml_backends() -> None:
     try:
         ggml = ctypes.CDLL(os.path.join(lib, core), mode=getattr(ctypes, "RTLD_GLOBAL", 0))
         ggml.ggml_backend_load_all_from_path.argtypes = [ctypes.c_char_p]
-        ggml.ggml_backend_load_all_from_path(os.fsencode(lib))
+        # quiet while loading ("load_backend: loaded CPU backend from ..." on every start), then
+        # back to ggml's default logger (llama_cpp installs its own when it loads)
+        callback = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+        quiet = callback(lambda level, text, data: None)
+        ggml.ggml_log_set.argtypes = [callback, ctypes.c_void_p]
+        ggml.ggml_log_set(quiet, None)
+        try:
+            ggml.ggml_backend_load_all_from_path(os.fsencode(lib))
+        finally:
+            ggml.ggml_log_set(callback(), None)
     except (OSError, AttributeError) as exc:  # the app still starts; probing will say what is wrong
         print(f"knowmix: could not load llama.cpp's CPU backends: {exc}", file=sys.stderr)
 
