@@ -54,7 +54,9 @@ package-full:
 	$(PACKAGE_PYTHON) packaging/build.py --edition full
 
 # Builds the lite edition and runs its --self-check (offscreen): a separate suite, not in `make test`.
-package-test: $(STAMP)
+# Uses the dev venv's pytest only (it must exist: `make setup`); it never installs into .venv.
+package-test:
+	@test -x $(BIN)/python || { echo "run 'make setup' first (package-test uses .venv's pytest)"; exit 1; }
 	KNOWMIX_PACKAGE_TEST=1 $(BIN)/python -m pytest -q -p no:cacheprovider packaging/tests
 
 package-clean:
