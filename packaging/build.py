@@ -169,6 +169,14 @@ def self_check(app: Path) -> float:
     return time.monotonic() - t0
 
 
+def doctor(app: Path) -> dict:
+    """The built app's ``doctor --json``: versions it carries and whether torch imports (full)."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    out = subprocess.run([app_binary(app), "doctor", "--json"], env=env, cwd=BUILD, capture_output=True, text=True, timeout=600)
+    return json.loads(out.stdout)
+
+
 def archive(edition: str, app: Path, fmt: str) -> Path:
     """Linux: a tarball of the one-folder app, a .desktop file, the icon and a per-user installer.
 
@@ -236,6 +244,14 @@ def main(argv: list[str] | None = None) -> int:
             log(f"ERROR: the lite bundle holds {len(bad)} torch/transformers/peft files, e.g. {bad[:5]}")
             return 1
         log("the lite bundle holds no torch, transformers, peft or accelerate file")
+    info = doctor(app if not MACOS else app / "Contents" / "MacOS")
+    report["packages"] = info.get("packages")
+    if args.edition == "full":
+        gpu = (info.get("devices") or {}).get("gpu") or {}
+        if gpu.get("error") or not (info.get("packages") or {}).get("torch"):
+            log(f"ERROR: torch does not work in the full bundle: {gpu.get('error')}")
+            return 1
+        log("torch imports in the full bundle")
     if sys.platform.startswith("linux") and not args.no_archive:
         t = time.monotonic()
         tarball = archive(args.edition, app, args.archive)
