@@ -242,8 +242,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"Plan {plan_id}: {counts['train']['total']} questions to train on, {counts['dev']['total']} held out for dev, "
               f"{counts['dropped']['total']} dropped (Unknown, and WeaklyKnown over the cap of 0). "
               f"`knowmix plan --project {project}` prints the full reasoning.")
-    print("\n== A short LoRA run on the built-in model ==")
+    from .train.runner import missing_training_packages
     from .train.settings import TrainSettings
+
+    missing = missing_training_packages()
+    if missing:
+        print(f"\nNo training run: this installation has no {', '.join(missing)} (the lite edition). The full "
+              f"edition trains the plan; `knowmix plan --project {project} --export DIR` writes it for other tools.")
+        return 0
+    print("\n== A short LoRA run on the built-in model ==")
 
     train = TrainSettings(epochs=args.epochs, patience=1)
     _run_training(project, plan_id, train)

@@ -485,3 +485,15 @@ def test_embedded_smollm2_trains_one_epoch_and_its_adapter_loads(tmp_path, sampl
     model, _tok, _dev, _dtype = load_hf_model(ref, "cpu")
     PeftModel.from_pretrained(model, result.adapter_dir)
     print(f"\nSmolLM2: load + 5 steps + 1 eval in {trained:.1f}s, total {time.perf_counter() - started:.1f}s")
+
+
+def test_without_torch_training_is_refused_before_a_run_exists(tmp_path, monkeypatch):
+    """The lite edition has no torch/peft: `train` says what the full edition adds, and creates no run."""
+    from core.errors import SettingsError
+    from core.train import runner
+    from core.train.settings import TrainSettings
+
+    monkeypatch.setattr(runner, "missing_training_packages", lambda: ["torch", "peft"])
+    with pytest.raises(SettingsError, match="Training needs torch, peft.*full edition"):
+        runner.prepare_run(tmp_path / "nothing.knowmix", None, TrainSettings())
+    assert not (tmp_path / "nothing.knowmix").exists()

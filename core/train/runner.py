@@ -67,6 +67,37 @@ class TrainOutcome:
     seconds: float = 0.0
 
 
+# ------------------------------------------------------------------------------ what training needs
+
+TRAINING_PACKAGES = ("torch", "transformers", "peft")
+
+
+def missing_training_packages() -> list[str]:
+    """The packages training needs that this installation lacks (the lite edition has none of them).
+    ``find_spec`` looks for a top-level package without importing it."""
+    import importlib.util
+
+    missing = []
+    for name in TRAINING_PACKAGES:
+        try:
+            if importlib.util.find_spec(name) is None:
+                missing.append(name)
+        except (ImportError, ValueError):
+            missing.append(name)
+    return missing
+
+
+def check_training_available() -> None:
+    """Say so before a run is created, rather than let the worker die on an import."""
+    missing = missing_training_packages()
+    if missing:
+        raise SettingsError(
+            f"Training needs {', '.join(missing)}, which this installation does not include (the lite edition "
+            "probes, plans and exports only). Install the full edition of KnowMix to train, or export the plan "
+            "(knowmix plan --export DIR) and train it with another tool."
+        )
+
+
 # ------------------------------------------------------------------------------ creating a run
 
 
@@ -104,6 +135,7 @@ def prepare_run(
     from .runs import create_run
 
     settings.validate()
+    check_training_available()
     with Project(project_path, create=False) as project:
         plan = None
         if train is None or dev is None:
@@ -158,6 +190,7 @@ def resume_training(
     from ..store import Project
     from .runs import DONE, RUNNING, get_run, run_settings
 
+    check_training_available()
     with Project(project_path, create=False) as project:
         row = get_run(project, run_id)
         if row["status"] == DONE:

@@ -11,24 +11,20 @@ looked for in a background job.
 from __future__ import annotations
 
 import html
-import importlib.util
 import json
 import os
 from pathlib import Path
 from typing import Any, Optional
 
+from core.probe import CATEGORIES as CATEGORY_ORDER
+from core.train.runner import missing_training_packages
+
+from ..charts import CATEGORY_COLORS
 from ..qt import Qt, QtCore, QtGui, QtWidgets, pg
 from .base import BLOCKED, DONE, READY, InlineMessage, Page, ProgressRow, fmt_seconds, scrolled
 
-try:  # the shared palette of the category charts, once gui/charts.py exists
-    from ..charts import CATEGORY_COLORS  # type: ignore[attr-defined]
-except Exception:  # noqa: BLE001 - fall back to the same colours
-    CATEGORY_COLORS = {"HighlyKnown": "#2e7d32", "MaybeKnown": "#9ccc65", "WeaklyKnown": "#ffb300", "Unknown": "#c62828"}
-
-CATEGORY_ORDER = ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")
 LOSS_COLOR = "#1e88e5"
 EM_COLOR = "#8e24aa"
-TRAINING_PACKAGES = ("torch", "transformers", "peft")
 RESUMABLE_STATUSES = ("cancelled", "crashed", "failed", "created", "running")  # running/created: only when its process is gone
 REDRAW_MS = 100  # curves are redrawn at most this often, however fast the events come
 
@@ -36,19 +32,6 @@ _GPU_CACHE: Optional[dict] = None  # one look per process: importing torch costs
 
 
 # ---------------------------------------------------------------------------------- helpers (no Qt state)
-
-
-def missing_training_packages() -> list[str]:
-    """The packages training needs that this installation lacks (the lite edition has none of them).
-    ``find_spec`` looks for a top-level package without importing it."""
-    missing = []
-    for name in TRAINING_PACKAGES:
-        try:
-            if importlib.util.find_spec(name) is None:
-                missing.append(name)
-        except (ImportError, ValueError):
-            missing.append(name)
-    return missing
 
 
 def detect_gpu(_job: Any = None) -> dict:
