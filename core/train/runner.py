@@ -187,7 +187,7 @@ def resume_training(
 ) -> TrainOutcome:
     """Continue a cancelled, failed or killed run from its last checkpoint, with the same data order."""
     from ..models import model_fingerprint, resolve_model
-    from ..store import Project
+    from ..store import Project, pid_alive
     from .runs import DONE, RUNNING, get_run, run_settings
 
     check_training_available()
@@ -195,7 +195,7 @@ def resume_training(
         row = get_run(project, run_id)
         if row["status"] == DONE:
             raise SettingsError(f"Training run {run_id} has already finished; its adapter is in {row['adapter_dir']}.")
-        if row["status"] == RUNNING and _alive(row.get("worker_pid")):
+        if row["status"] == RUNNING and pid_alive(row.get("worker_pid")):
             raise SettingsError(f"Training run {run_id} is still running (process {row['worker_pid']}). Wait for it, or cancel it first.")
         settings = run_settings(row)
         ref = resolve_model(row["model_path"] or row["model_spec"], allow_pickle=settings.allow_pickle)
@@ -205,26 +205,6 @@ def resume_training(
                 "Start a new run."
             )
     return run_worker(project_path, run_id, resume=True, progress=progress, on_event=on_event, cancel=cancel)
-
-
-def _alive(pid: Any) -> bool:
-    if not pid:
-        return False
-    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
-        try:
-            import psutil
-
-            return bool(psutil.pid_exists(int(pid)))
-        except Exception:  # noqa: BLE001
-            return False
-    try:
-        os.kill(int(pid), 0)
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-# ------------------------------------------------------------------------------ following the worker
 
 
 def worker_command(project_path: str | os.PathLike, run_id: int, resume: bool) -> list[str]:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from pathlib import Path
 from typing import Any, Optional
 
 from core.probe import CATEGORIES as CATEGORY_ORDER
+from core.store import pid_alive
 from core.train.runner import missing_training_packages
 
 from ..charts import CATEGORY_COLORS
@@ -64,23 +64,6 @@ def describe_gpu(info: dict) -> str:
     if info.get("mps"):
         return "Apple GPU (MPS) found. Automatic trains on it."
     return "No GPU found: training runs on the CPU (fine for small models, slow for large ones)."
-
-
-def pid_alive(pid: Any) -> bool:
-    if not pid:
-        return False
-    if os.name != "posix":  # os.kill(pid, 0) would end the process on Windows
-        try:
-            import psutil
-
-            return bool(psutil.pid_exists(int(pid)))
-        except Exception:  # noqa: BLE001
-            return False
-    try:
-        os.kill(int(pid), 0)
-    except (OSError, ValueError):
-        return False
-    return True
 
 
 def run_is_resumable(row: dict) -> bool:
