@@ -38,3 +38,24 @@ def sample_dataset() -> Path:
 
 def sample_pool() -> Path:
     return resources_dir() / "sample" / "entityquestions_pool.jsonl"
+
+
+def write_text_atomic(path: Path, text: str, *, what: str = "", advice: str) -> None:
+    """Write through a temp file, fsync and rename, so a crash or a full disk leaves the old file
+    (or none), never half of one. ``what`` names the file for the message ("the report to ")."""
+    from .errors import ProjectError
+
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise ProjectError(f"Cannot write {what}{path}: {exc.strerror or exc}. {advice}") from None

@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any, Hashable, Iterable, Mapping, Optional
 
 from .errors import ProjectError, SettingsError
+from .paths import write_text_atomic
 from .probe import CATEGORIES, ProbeSettings
 
 __all__ = [
@@ -928,16 +929,7 @@ def _write_jsonl(path: Path, rows: Iterable[dict]) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise ProjectError(f"Cannot write {path}: {exc.strerror or exc}. Check the folder and the free disk space.") from None
+    write_text_atomic(path, text, advice="Check the folder and the free disk space.")
 
 
 def _record(e: PlanExample, shape: str, mapping: dict) -> dict:

@@ -23,6 +23,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 from . import __version__
 from .errors import ProjectError
+from .paths import write_text_atomic
 from .probe import CATEGORIES
 
 __all__ = ["CATEGORY_COLORS", "build_report", "write_report", "default_report_path"]
@@ -882,18 +883,5 @@ def write_report(project_path: str | os.PathLike, out_path: Optional[str | os.Pa
         text = build_report(project, probe_run_id=probe_run_id, plan_id=plan_id, train_run_id=train_run_id)
     if out.is_dir():
         raise ProjectError(f"{out} is a folder; give a file name for the report, for example {out / 'report.html'}.")
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise ProjectError(f"Cannot write the report to {out}: {exc.strerror or exc}. Pick a folder you can write to.") from None
+    write_text_atomic(out, text, what="the report to ", advice="Pick a folder you can write to.")
     return out
