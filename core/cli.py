@@ -18,18 +18,10 @@ from typing import Optional, Sequence
 from . import __version__
 from .errors import KnowMixError, SettingsError
 from .jobs import CancelToken, Progress
+from .jobs import format_duration as _fmt_seconds
 
 
 # -- output helpers -----------------------------------------------------------------------------
-
-def _fmt_seconds(s: Optional[float]) -> str:
-    if s is None:
-        return "--:--"
-    s = int(round(s))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{sec:02d}s"
-
 
 class ProgressPrinter:
     """A one-line progress bar on a terminal; periodic plain lines when output is a file or pipe."""

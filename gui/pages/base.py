@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from core.jobs import Progress
+from core.jobs import Progress, format_duration
 
 from ..qt import Qt, QtCore, QtWidgets, Signal
 
@@ -13,12 +13,7 @@ DONE, READY, BLOCKED = "done", "ready", "blocked"
 
 
 def fmt_seconds(s: Optional[float]) -> str:
-    if s is None:
-        return "--:--"
-    s = int(round(s))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}h {m:02d}m" if h else f"{m}m {sec:02d}s"
+    return format_duration(s, sep=" ")
 
 
 class Page(QtWidgets.QWidget):
