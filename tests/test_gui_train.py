@@ -18,17 +18,11 @@ pytest.importorskip("peft")
 
 from core.store import Project  # noqa: E402
 from core.train.runs import eval_history, get_run, list_runs, metric_series  # noqa: E402
+from tests.scripted import FakeDataset  # noqa: E402
 
 CATS = ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")
 RUN_TIMEOUT_MS = 120_000
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-class _Data:  # what Project.add_dataset reads
-    def __init__(self, examples):
-        self.examples, self.path, self.format, self.shape = examples, "facts.jsonl", "jsonl", "question-answer"
-        self.mapping, self.file_sha256, self.content_sha256 = {}, "0" * 64, "1" * 64
-        self.duplicates, self.problems = [], []
 
 
 def _facts() -> list[tuple[str, str, str, str]]:
@@ -53,7 +47,7 @@ def make_project(tmp_path: Path, model_folder: Path, *, with_plan: bool = True) 
     examples = [Example(i, q, (a,), "names", n, {}) for n, (i, q, a, _c) in enumerate(facts)]
     path = tmp_path / "p.knowmix"
     with Project(path) as project:
-        ds = project.add_dataset(_Data(examples))
+        ds = project.add_dataset(FakeDataset(examples, path="facts.jsonl"))
         probe = project.create_probe_run(dataset_id=ds, pool_dataset_id=None, model_spec=str(model_folder),
                                          model_name="tiny-llama", model_path=str(model_folder), model_fingerprint="x",
                                          backend="torch", preset="paper", settings="{}", n_total=len(examples))

@@ -180,17 +180,13 @@ def test_a_saved_plan_trains_the_model_its_probe_used(tmp_path, tiny_folder, fac
     from core.train import worker
     from core.train.runner import outcome, prepare_run
 
-    class Data:  # what Project.add_dataset reads
-        def __init__(self, examples):
-            self.examples, self.path, self.format, self.shape = examples, "facts.jsonl", "jsonl", "question-answer"
-            self.mapping, self.file_sha256, self.content_sha256 = {}, "0" * 64, "1" * 64
-            self.duplicates, self.problems = [], []
+    from tests.scripted import FakeDataset
 
     all_items = facts[0] + facts[1]
     examples = [Example(it.example_id, it.question, it.answers, it.group, i, {}) for i, it in enumerate(all_items)]
     project_path = tmp_path / "p.knowmix"
     with Project(project_path) as project:
-        ds = project.add_dataset(Data(examples))
+        ds = project.add_dataset(FakeDataset(examples, path="facts.jsonl"))
         probe = project.create_probe_run(dataset_id=ds, pool_dataset_id=None, model_spec=str(tiny_folder),
                                          model_name="tiny", model_path=str(tiny_folder), model_fingerprint="x",
                                          backend="torch", preset="paper", settings="{}", n_total=len(examples))
