@@ -7,18 +7,21 @@ CLI until it knows which one is wanted, so ``knowmix probe`` starts as fast as b
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Optional, Sequence
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:2] == ["-m", "core.train.worker"]:
+    if len(args) >= 2 and args[0] == "-m":
         # A packaged (PyInstaller) app has no Python interpreter: sys.executable is this binary, so
-        # core.train.runner's ``[sys.executable, "-m", "core.train.worker", ...]`` arrives here.
-        from core.train.worker import main as worker_main
+        # core.processes.child_command's ``[sys.executable, "-m", MODULE, ...]`` arrives here.
+        from core.processes import CHILD_MODULES
 
-        return worker_main(args[2:])
+        if args[1] in CHILD_MODULES:
+            module = importlib.import_module(args[1])
+            return int(module.main(args[2:]) or 0)
     if args == ["--self-check"]:
         from .selfcheck import run
 

@@ -23,6 +23,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from .. import errors as _errors
 from ..errors import KnowMixError, SettingsError
+from ..processes import child_command, child_env, describe_exit
 from ..jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
 from .data import TrainItem, check_items, items_from_plan
 from .settings import TrainSettings
@@ -208,20 +209,10 @@ def resume_training(
 
 
 def worker_command(project_path: str | os.PathLike, run_id: int, resume: bool) -> list[str]:
-    cmd = [sys.executable, "-m", "core.train.worker", "--project", str(Path(project_path).resolve()), "--run-id", str(run_id)]
+    cmd = child_command("core.train.worker", "--project", str(Path(project_path).resolve()), "--run-id", str(run_id))
     if resume:
         cmd.append("--resume")
     return cmd
-
-
-def _worker_env() -> dict[str, str]:
-    """The child must import this very ``core`` package, installed or not."""
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    env["PYTHONIOENCODING"] = "utf-8"
-    return env
 
 
 def _reader(stream: Any, q: "queue.Queue[Optional[str]]") -> None:
@@ -232,19 +223,6 @@ def _reader(stream: Any, q: "queue.Queue[Optional[str]]") -> None:
         pass
     finally:
         q.put(None)
-
-
-def _describe_exit(code: Optional[int]) -> str:
-    if code is None:
-        return "did not exit"
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        extra = " (often the system running out of memory)" if -code == getattr(signal, "SIGKILL", 9) else ""
-        return f"was killed by {name}{extra}"
-    return f"ended with exit code {code}"
 
 
 def _log_tail(path: Path, lines: int = 3) -> str:
@@ -283,7 +261,7 @@ def run_worker(
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             worker_command(project_path, run_id, resume), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=log, env=_worker_env(), text=True, encoding="utf-8", bufsize=1, **detach,
+            stderr=log, env=child_env(), text=True, encoding="utf-8", bufsize=1, **detach,
         )
     q: "queue.Queue[Optional[str]]" = queue.Queue()
     threading.Thread(target=_reader, args=(proc.stdout, q), name=f"knowmix-train-{run_id}", daemon=True).start()
@@ -373,12 +351,12 @@ def run_worker(
             row = get_run(project, run_id)
             if row["status"] == RUNNING:
                 update_run(project, run_id, status=CRASHED, worker_pid=None,
-                           error=f"The training process {_describe_exit(returncode)}.")
+                           error=f"The training process {describe_exit(returncode)}.")
         step = row.get("step") or 0
         where = f"its last checkpoint (step {step})" if step else "the start (no checkpoint was saved yet)"
         tail = _log_tail(log_path) if returncode and returncode > 0 else ""
         raise TrainingCrashed(
-            f"The training process of run {run_id} {_describe_exit(returncode)} before finishing"
+            f"The training process of run {run_id} {describe_exit(returncode)} before finishing"
             + (f" ({tail})" if tail else "")
             + f". Nothing is lost up to {where}: continue it with `knowmix resume --run {run_id}`.",
             run_id, returncode,
