@@ -1,5 +1,7 @@
+"""``python -m gui``: the desktop app, started the way ``knowmix`` starts it (checks first, then Qt)."""
+
 import sys
 
-from .app import main
+from .entry import main
 
-sys.exit(main())
+sys.exit(main([]))

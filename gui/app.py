@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Optional, Sequence
 
@@ -11,13 +10,11 @@ from .qt import QtCore, QtGui, QtWidgets
 
 
 def no_display_message() -> Optional[str]:
-    """Qt aborts the process without a display; say so in words before it gets the chance."""
-    if sys.platform.startswith("linux") and not (
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
-    ):
-        return ("No display found, so the KnowMix window cannot open. On a server, use the command line "
-                "(knowmix --help, e.g. knowmix demo) or run the app under a desktop session.")
-    return None
+    """Qt aborts the process without a display or without the system libraries its platform plugin
+    needs; say so in words before it gets the chance (``gui.platform_check``)."""
+    from .platform_check import startup_problem
+
+    return startup_problem()
 
 
 def make_app(argv: Optional[Sequence[str]] = None) -> QtWidgets.QApplication:

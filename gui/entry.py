@@ -30,6 +30,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from core.cli import main as cli_main
 
         return cli_main(args)
+    # Before Qt is imported: a missing system library makes Qt abort the process (a core dump)
+    # instead of raising, so this is the last moment to say which one, in words.
+    from .platform_check import startup_problem
+
+    problem = startup_problem()
+    if problem:
+        print(f"knowmix: error: {problem}", file=sys.stderr)
+        return 2
     try:
         from .app import main as app_main
     except ImportError as exc:
