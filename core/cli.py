@@ -415,7 +415,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     """Print the environment for a bug report; exits 0 even when something is missing (problems are listed)."""
     from .doctor import collect, format_text
 
-    info = collect(gpu=not args.no_gpu)
+    info = collect(gpu=not args.no_gpu, backends=not args.no_backend_checks)
     if args.json:
         print(json.dumps(info, indent=2, ensure_ascii=False))
     else:
@@ -519,6 +519,8 @@ def build_parser() -> argparse.ArgumentParser:
     dr = sub.add_parser("doctor", help="print the environment (versions, devices, model, data folder, offline mode) for a bug report")
     dr.add_argument("--json", action="store_true", help="print JSON instead of text")
     dr.add_argument("--no-gpu", action="store_true", help="skip the GPU check (it imports torch, which takes a few seconds)")
+    dr.add_argument("--no-backend-checks", action="store_true",
+                    help="skip running llama.cpp and torch for real in child processes (up to a minute on a slow machine)")
     dr.set_defaults(func=cmd_doctor)
     return parser
 

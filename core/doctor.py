@@ -3,9 +3,11 @@
 Everything here is read without importing the heavy libraries: package versions come from the
 installed distributions' metadata (``importlib.metadata``), the built-in model is checked on
 disk. The one exception is the GPU section, which imports torch (only when it is installed)
-to ask for CUDA and MPS devices; any error there is reported as text. Nothing here touches the
-network, and nothing raises: a missing piece is listed as a problem and the command still
-exits 0, because it is a diagnostic.
+to ask for CUDA and MPS devices; any error there is reported as text. The backend checks
+(``core.backend_checks``) go further and make each backend do real work, each in a child process,
+because an installed llama.cpp or torch can still crash on this CPU: how the child ended is
+reported in words, with the fix to try. Nothing here touches the network, and nothing raises: a
+missing piece is listed as a problem and the command still exits 0, because it is a diagnostic.
 """
 
 from __future__ import annotations
@@ -192,11 +194,28 @@ def _offline() -> dict[str, Any]:
     }
 
 
-def collect(*, gpu: bool = True) -> dict[str, Any]:
-    """The whole report as plain data (``--json`` prints it as is)."""
+def _backends(pkgs: dict[str, Optional[str]], model: dict[str, Any]) -> dict[str, Any]:
+    """Each backend doing real work in a child process (``core.backend_checks``)."""
+    from . import backend_checks
+
+    skip = None
+    if pkgs.get("llama_cpp") is None:
+        skip = "llama-cpp-python is not installed"
+    elif not model.get("ok"):
+        skip = "the built-in model cannot be used (see above)"
+    return backend_checks.collect(llama=skip is None, llama_skip_reason=skip,
+                                  torch_installed=pkgs.get("torch") is not None)
+
+
+def collect(*, gpu: bool = True, backends: bool = True) -> dict[str, Any]:
+    """The whole report as plain data (``--json`` prints it as is).
+
+    ``backends`` runs a llama.cpp decode and a torch forward pass in child processes (a few to
+    tens of seconds): a version number cannot tell whether a build crashes on this CPU."""
     from . import __version__
 
     pkgs = packages()
+    model = _model()
     info: dict[str, Any] = {
         "knowmix": __version__,
         "python": {"version": platform.python_version(), "implementation": platform.python_implementation(),
@@ -206,10 +225,11 @@ def collect(*, gpu: bool = True) -> dict[str, Any]:
         "packages": pkgs,
         "devices": {**_cpu_and_memory(),
                     "gpu": _gpu(pkgs.get("torch") is not None) if gpu else {"checked": False, "note": "not checked"}},
-        "model": _model(),
+        "model": model,
         "data_folder": _data_folder(),
         "resources": _resources(),
         "offline": _offline(),
+        "backends": _backends(pkgs, model) if backends else {"checked": False, "note": "not checked (--no-backend-checks)"},
     }
     info["problems"] = problems(info)
     info["notes"] = [f"{name} is not installed: {why}" for name, why in EDITION_NOTES.items() if pkgs.get(name) is None]
@@ -241,6 +261,11 @@ def problems(info: dict[str, Any]) -> list[str]:
         out.append(f"torch is installed but could not be asked for GPUs: {gpu['error']}")
     if info["devices"].get("error"):
         out.append(f"memory could not be read: {info['devices']['error']}")
+    backends = info.get("backends") or {}
+    for name in ("llama.cpp", "torch"):
+        check = backends.get(name) or {}
+        if check.get("ok") is False:
+            out.append(f"the {name} backend does not work here: {check.get('message')}. Fix: {check.get('fix')}.")
     return out
 
 
@@ -296,6 +321,8 @@ def format_text(info: dict[str, Any]) -> str:
     for key, value in off["switches"].items():
         add(f"  {key}={value if value is not None else '(unset)'}")
     add(f"  network: {off['network']}")
+    add("")
+    add(_format_backends(info.get("backends") or {}))
     if info.get("notes"):
         add("")
         for note in info["notes"]:
@@ -306,4 +333,42 @@ def format_text(info: dict[str, Any]) -> str:
             add(f"PROBLEM: {p}")
     else:
         add("No problems found.")
+    return "\n".join(lines)
+
+
+def _format_backends(backends: dict[str, Any]) -> str:
+    if not backends.get("checked"):
+        return f"Backends: {backends.get('note', 'not checked')}"
+    lines = ["Backends (each run for real in a child process; --no-backend-checks skips this):"]
+    for name in ("llama.cpp", "torch"):
+        check = backends.get(name) or {}
+        status = check.get("status", "not checked")
+        if status == "ok":
+            head = "ok"
+            if name == "torch":
+                head += f" (a tiny Llama forward pass on {check.get('device')}, {check.get('seconds')} s)"
+            elif check.get("seconds") is not None:
+                head += f" (a one-token decode of the built-in model, {check.get('seconds')} s)"
+        elif status == "crashed":
+            head = f"CRASHED ({check.get('signal')}): {check.get('message')}"
+        elif status in ("failed", "timed out"):
+            head = f"{status.upper()}: {check.get('message')}"
+        else:
+            head = f"{status}: {check.get('message')}"
+        lines.append(f"  {name}: {head}")
+        if name == "llama.cpp":
+            if check.get("features"):
+                lines.append(f"    CPU features it uses: {' '.join(check['features'])}")
+            if check.get("variant"):
+                lines.append(f"    CPU variant loaded: {check['variant']}")
+            if check.get("build"):
+                built = ", ".join(f"{k}={v}" for k, v in check["build"].items())
+                lines.append(f"    how it was built: {built[:300]}")
+            cpu = check.get("cpu") or {}
+            if cpu.get("cpu_flags"):
+                amx = {True: "granted by the OS", False: "NOT granted by the OS", None: "unknown"}[cpu.get("amx_granted")]
+                lines.append(f"    this CPU: {' '.join(cpu['cpu_flags'])}"
+                             + (f"; AMX {amx}" if cpu.get("amx_advertised") else ""))
+        if check.get("fix"):
+            lines.append(f"    Fix: {check['fix']}.")
     return "\n".join(lines)

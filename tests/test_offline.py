@@ -144,7 +144,7 @@ def test_doctor_prints_versions_model_data_folder_and_offline_mode(capsys, knowm
     from core import __version__
     from core.models import default_model_path
 
-    code, out = _doctor(capsys)
+    code, out = _doctor(capsys, "--no-backend-checks")  # the backends' own test: test_doctor_backends.py
     assert code == 0
     assert f"KnowMix {__version__}" in out
     assert str(default_model_path()) in out and "check: passes" in out
@@ -160,7 +160,7 @@ def test_doctor_prints_versions_model_data_folder_and_offline_mode(capsys, knowm
 
 
 def test_doctor_json_parses(capsys):
-    code, out = _doctor(capsys, "--json", "--no-gpu")
+    code, out = _doctor(capsys, "--json", "--no-gpu", "--no-backend-checks")  # backends: test_doctor_backends.py
     assert code == 0
     info = json.loads(out)
     assert info["packages"]["numpy"] and info["model"]["ok"] is True
@@ -172,11 +172,11 @@ def test_doctor_json_parses(capsys):
 def test_doctor_flags_a_missing_model_and_still_exits_0(capsys, tmp_path, monkeypatch):
     missing = tmp_path / "nowhere" / "model.gguf"
     monkeypatch.setenv("KNOWMIX_DEFAULT_MODEL", str(missing))
-    code, out = _doctor(capsys, "--no-gpu")
+    code, out = _doctor(capsys, "--no-gpu", "--no-backend-checks")
     assert code == 0
     problems = [line for line in out.splitlines() if line.startswith("PROBLEM:")]
     assert problems and str(missing) in problems[0], out
-    code, out = _doctor(capsys, "--json", "--no-gpu")
+    code, out = _doctor(capsys, "--json", "--no-gpu", "--no-backend-checks")
     assert code == 0 and json.loads(out)["model"]["ok"] is False
 
 
