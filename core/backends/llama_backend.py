@@ -33,6 +33,9 @@ class LlamaCppBackend(Backend):
                 f"{ref.path} is a Hugging Face folder; the llama.cpp backend reads GGUF files. Use the torch backend for it."
             )
         try:
+            from ..llama_cpu import ensure_backend_loaded
+
+            ensure_backend_loaded()  # a build with CPU variants: load one that runs here (see llama_cpu.py)
             import llama_cpp
         except ImportError:
             raise ModelError("The llama.cpp backend is not installed (llama-cpp-python). Reinstall KnowMix, or use the torch backend.") from None
