@@ -1,10 +1,10 @@
-"""The project file: one SQLite database per project, written through sqlite-utils.
+"""An open project file: the connection, its transactions, datasets and probe runs.
 
 Everything a user produces (datasets, probe results, plans, training runs, metrics) lives in one
 file they can copy or mail. WAL mode and small transactions mean a killed process loses at most
-the batch it was writing, and every job can resume from what is already here. The schema is
-versioned with ``PRAGMA user_version`` and upgraded by the ordered ``MIGRATIONS``; a file from a
-newer KnowMix is refused with a message instead of being half-understood.
+the batch it was writing, and every job can resume from what is already here. The schema and its
+upgrades live in ``schema.py``; the SQL of plans, training runs and the read-only views of probe
+results lives next to this module (``plans.py``, ``runs.py``, ``results.py``).
 """
 
 from __future__ import annotations
@@ -22,10 +22,8 @@ from typing import Any, Iterable, Iterator, Optional
 
 import sqlite_utils
 
-from .errors import ProjectError
-
-SCHEMA_VERSION = 1
-PROJECT_SUFFIX = ".knowmix"
+from ..errors import ProjectError
+from .schema import MIGRATIONS, PROJECT_SUFFIX, SCHEMA_VERSION
 
 
 def _now() -> float:
@@ -83,96 +81,6 @@ class _Connection(sqlite3.Connection):
         return super().__exit__(exc_type, exc, tb)
 
 
-def _migrate_1(db: sqlite_utils.Database) -> None:
-    db["meta"].create({"key": str, "value": str}, pk="key")
-    db["datasets"].create(
-        {
-            "id": int, "name": str, "path": str, "role": str, "format": str, "shape": str, "mapping": str,
-            "file_sha256": str, "content_sha256": str, "n_examples": int, "n_duplicates": int,
-            "n_skipped": int, "created_at": float,
-        },
-        pk="id",
-    )
-    db["examples"].create(
-        {
-            "dataset_id": int, "example_id": str, "idx": int, "line": int, "question": str,
-            "answers": str, "group_name": str, "raw": str,
-        },
-        pk=("dataset_id", "example_id"),
-        foreign_keys=[("dataset_id", "datasets", "id")],
-    )
-    db["probe_runs"].create(
-        {
-            "id": int, "dataset_id": int, "pool_dataset_id": int, "model_spec": str, "model_name": str,
-            "model_path": str, "model_fingerprint": str, "backend": str, "preset": str, "settings": str,
-            "status": str, "n_total": int, "n_done": int, "created_at": float, "updated_at": float,
-            "finished_at": float, "seconds": float, "note": str,
-        },
-        pk="id",
-        foreign_keys=[("dataset_id", "datasets", "id")],
-    )
-    db["exemplar_sets"].create(
-        {"run_id": int, "group_name": str, "set_idx": int, "example_ids": str, "note": str},
-        pk=("run_id", "group_name", "set_idx"),
-        foreign_keys=[("run_id", "probe_runs", "id")],
-    )
-    db["probe_results"].create(
-        {
-            "run_id": int, "example_id": str, "group_name": str, "category": str,
-            "p_greedy": float, "p_sampled": float,
-            "greedy_correct": int, "greedy_total": int, "sampled_correct": int, "sampled_total": int,
-            "greedy_answers": str, "sampled_answers": str, "exemplar_ids": str, "seconds": float,
-        },
-        pk=("run_id", "example_id"),
-        foreign_keys=[("run_id", "probe_runs", "id")],
-    )
-    db["probe_results"].create_index(["run_id", "category"])
-    # Plans (core/plan.py): which probed examples train, which form the dev split, and why.
-    # ``plan_examples`` copies question, answers, group and the training target so a plan stays
-    # readable (and trainable) on its own; the original record is joined from ``examples``.
-    db["plans"].create(
-        {
-            "id": int, "probe_run_id": int, "dataset_id": int, "name": str, "mix": str, "settings": str,
-            "counts": str, "summary": str, "n_train": int, "n_dev": int, "n_dropped": int, "created_at": float,
-        },
-        pk="id",
-        foreign_keys=[("probe_run_id", "probe_runs", "id")],
-    )
-    db["plan_examples"].create(
-        {
-            "plan_id": int, "example_id": str, "idx": int, "split": str, "category": str, "group_name": str,
-            "question": str, "answers": str, "target": str, "reason": str,
-        },
-        pk=("plan_id", "example_id"),
-        foreign_keys=[("plan_id", "plans", "id")],
-    )
-    db["plan_examples"].create_index(["plan_id", "split"])
-    # Training runs (core/train/): one row per LoRA fine-tune. ``plan_snapshot`` freezes the exact
-    # train/dev items the run uses (JSON), so a resume sees the same data even if the plan changes.
-    # ``step``/``epoch`` are the last checkpoint's; best_* the evaluation with the best dev exact
-    # match (the EARLY_STOP point), ``fit_at_best`` its train-fit share per category (JSON).
-    db["train_runs"].create(
-        {
-            "id": int, "plan_id": int, "status": str, "stop_reason": str, "settings": str, "model_spec": str,
-            "model_name": str, "model_path": str, "model_fingerprint": str, "folder": str, "n_train": int,
-            "n_dev": int, "steps_per_epoch": int, "total_steps": int, "step": int, "epoch": float,
-            "created_at": float, "updated_at": float, "started_at": float, "finished_at": float, "seconds": float,
-            "best_epoch": float, "best_step": int, "best_dev_em": float, "fit_at_best": str, "final_epoch": float,
-            "final_step": int, "adapter_dir": str, "merged_dir": str, "plan_snapshot": str, "worker_pid": int,
-            "error": str, "note": str,
-        },
-        pk="id",
-        foreign_keys=[("plan_id", "plans", "id")],
-    )
-    # One value per (run, name, step): loss, lr, tokens_per_s per optimizer step; dev_em, fit/<category>
-    # and the like per evaluation. A resumed run rewrites the steps after its checkpoint in place.
-    db["metrics"].create(
-        {"run_id": int, "name": str, "step": int, "epoch": float, "value": float, "at": float},
-        pk=("run_id", "name", "step"),
-        foreign_keys=[("run_id", "train_runs", "id")],
-    )
-
-
 def _parse_claim(value: str) -> Optional[dict]:
     try:
         owner = json.loads(value)
@@ -190,10 +98,6 @@ def _claim_live(owner: dict, host: str, run_updated_at: float) -> bool:
         with _CLAIMS_LOCK:
             return owner.get("token") in _LIVE_CLAIMS
     return pid_alive(owner.get("pid"))
-
-
-MIGRATIONS = [_migrate_1]  # MIGRATIONS[i] upgrades a file from version i to i + 1
-assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
 class Project:
@@ -296,7 +200,7 @@ class Project:
                 MIGRATIONS[version](self.db)
                 version += 1
                 self.db.execute(f"PRAGMA user_version = {version}")
-                from . import __version__
+                from .. import __version__
 
                 self.db["meta"].upsert({"key": "written_by", "value": f"KnowMix {__version__}"}, pk="key")
 
@@ -405,7 +309,7 @@ class Project:
 
     def examples(self, dataset_id: int) -> list:
         """The dataset's examples as ``core.datasets.Example`` objects, in file order."""
-        from .datasets import Example
+        from ..datasets import Example
 
         rows = self.db.execute(
             "SELECT example_id, question, answers, group_name, line, raw FROM examples WHERE dataset_id = ? ORDER BY idx",
@@ -415,6 +319,11 @@ class Project:
             Example(id=r[0], question=r[1], answers=tuple(json.loads(r[2])), group=r[3], line=r[4], raw=json.loads(r[5]))
             for r in rows
         ]
+
+    def group_count(self, dataset_id: int) -> int:
+        """How many distinct groups the dataset's examples fall into (counted in SQL: fast on 100k rows)."""
+        row = self.db.execute("SELECT COUNT(DISTINCT group_name) FROM examples WHERE dataset_id = ?", [dataset_id]).fetchone()
+        return int(row[0] or 0)
 
     # -- probe runs --------------------------------------------------------------------------------
     def find_probe_run(self, *, dataset_id: int, pool_dataset_id: Optional[int], model_fingerprint: str, settings: str) -> Optional[dict]:

@@ -1,0 +1,21 @@
+"""The project file: one SQLite database per project, and the only code that speaks SQL to it.
+
+Everything a user produces (datasets, probe results, plans, training runs, metrics) lives in one
+file they can copy or mail. Every SQL statement of KnowMix is in this package, so the file
+format has one owner and the rest of the code asks questions in its own words:
+
+``schema``    the tables, ``SCHEMA_VERSION`` and the ``MIGRATIONS`` that upgrade older files;
+``project``   ``Project``: opening (read-only too), transactions, datasets, examples, probe runs
+              and their claims, probe results as the probe writes them;
+``results``   read-only views of probe results (the breakdown table, one example, P(T=0) bins);
+``plans``     plans and their examples;
+``runs``      training runs and their metrics.
+
+Only this package imports ``sqlite3`` and ``sqlite_utils``.
+"""
+
+from . import plans, results, runs
+from .project import Project, pid_alive
+from .schema import MIGRATIONS, PROJECT_SUFFIX, SCHEMA_VERSION
+
+__all__ = ["MIGRATIONS", "PROJECT_SUFFIX", "SCHEMA_VERSION", "Project", "pid_alive", "plans", "results", "runs"]

@@ -1,0 +1,72 @@
+"""Read-only views of a probe run's results, for the plan, the breakdown page and the report.
+
+The probe writes results through ``Project.save_probe_results``; everything here only reads. The
+views are computed in SQL (joins with ``examples``, counts per bin) so they stay fast on runs of
+100k questions and never load a whole run into Python to throw most of it away.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .project import Project
+
+# The columns ``example_rows`` returns, in order.
+EXAMPLE_COLUMNS = ("example_id", "group_name", "category", "question", "answers", "p_greedy", "p_sampled")
+# The columns ``example_detail`` returns.
+DETAIL_COLUMNS = (
+    "category", "p_greedy", "p_sampled", "greedy_correct", "greedy_total", "sampled_correct", "sampled_total",
+    "greedy_answers", "sampled_answers", "exemplar_ids", "question", "answers", "group_name",
+)
+
+
+def categories(project: "Project", run_id: int) -> dict[str, tuple[str, str]]:
+    """``{example_id: (category, group)}`` of every result of the run."""
+    rows = project.db.execute(
+        "SELECT example_id, category, group_name FROM probe_results WHERE run_id = ?", [run_id]
+    ).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def has_results(project: "Project", run_id: int) -> bool:
+    """Whether the run has at least one result (cheap: stops at the first row)."""
+    return project.db.execute("SELECT 1 FROM probe_results WHERE run_id = ? LIMIT 1", [run_id]).fetchone() is not None
+
+
+def example_rows(project: "Project", run_id: int, dataset_id: int) -> list[tuple[Any, ...]]:
+    """Every result with its question and answers (JSON), in the dataset's file order; see ``EXAMPLE_COLUMNS``."""
+    return project.db.execute(
+        "SELECT r.example_id, r.group_name, r.category, e.question, e.answers, r.p_greedy, r.p_sampled "
+        "FROM probe_results r LEFT JOIN examples e ON e.dataset_id = ? AND e.example_id = r.example_id "
+        "WHERE r.run_id = ? ORDER BY e.idx, r.rowid",
+        [dataset_id, run_id],
+    ).fetchall()
+
+
+def example_detail(project: "Project", run_id: int, dataset_id: int, example_id: str) -> Optional[dict]:
+    """One result with every answer the model gave and its question; None when the run has no such result."""
+    row = project.db.execute(
+        "SELECT r.category, r.p_greedy, r.p_sampled, r.greedy_correct, r.greedy_total, r.sampled_correct, "
+        "r.sampled_total, r.greedy_answers, r.sampled_answers, r.exemplar_ids, e.question, e.answers, r.group_name "
+        "FROM probe_results r LEFT JOIN examples e ON e.dataset_id = ? AND e.example_id = r.example_id "
+        "WHERE r.run_id = ? AND r.example_id = ?",
+        [dataset_id, run_id, example_id],
+    ).fetchone()
+    return dict(zip(DETAIL_COLUMNS, row)) if row is not None else None
+
+
+def p_greedy_bins(project: "Project", run_id: int, n_bins: int = 10) -> tuple[list[int], int]:
+    """Counts of P(T=0) in ``n_bins`` equal bins over [0, 1] (the last one closed), and how many are NULL."""
+    bins = [0] * n_bins
+    rows = project.db.execute(
+        "SELECT MIN(?, MAX(0, CAST(p_greedy * ? + 1e-9 AS INTEGER))) AS b, COUNT(*) FROM probe_results "
+        "WHERE run_id = ? AND p_greedy IS NOT NULL GROUP BY b",
+        [n_bins - 1, n_bins, run_id],
+    ).fetchall()
+    for b, n in rows:
+        bins[int(b)] += int(n)
+    null = project.db.execute(
+        "SELECT COUNT(*) FROM probe_results WHERE run_id = ? AND p_greedy IS NULL", [run_id]
+    ).fetchone()[0]
+    return bins, int(null)

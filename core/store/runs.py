@@ -1,0 +1,83 @@
+"""Training runs in the project file: the ``train_runs`` and ``metrics`` tables.
+
+``core.train.runs`` decides what a run is (its folder, its outcome); this module only stores
+and finds it. Every write is one short transaction through ``Project.transaction()``, so the
+worker, writing while it trains, never holds the file long enough to block a reader.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .project import Project
+
+# The metrics an evaluation writes (``eval_metric_rows``): dev exact match and the train fit.
+EVAL_METRICS_SQL = "(name = 'dev_em' OR name LIKE 'fit/%' OR name = 'fit_all')"
+
+
+def insert_run(project: "Project", row: dict, folder: Callable[[int], str]) -> int:
+    """Insert a run's row and set its ``folder`` (which needs the new id) in one transaction."""
+    with project.transaction():
+        run_id = int(project.db["train_runs"].insert(row).last_pk)
+        project.db["train_runs"].update(run_id, {"folder": folder(run_id)})
+    return run_id
+
+
+def run_row(project: "Project", run_id: int) -> Optional[dict]:
+    """One run's row, or None."""
+    cursor = project.db.execute("SELECT * FROM train_runs WHERE id = ?", [run_id])
+    row = cursor.fetchone()
+    return dict(zip([c[0] for c in cursor.description], row)) if row is not None else None
+
+
+def run_rows(project: "Project") -> list[dict]:
+    """Every run's row, oldest first."""
+    cursor = project.db.execute("SELECT * FROM train_runs ORDER BY id")
+    cols = [c[0] for c in cursor.description]
+    return [dict(zip(cols, r)) for r in cursor.fetchall()]
+
+
+def count_runs(project: "Project") -> int:
+    return int(project.db.execute("SELECT COUNT(*) FROM train_runs").fetchone()[0])
+
+
+def latest_run_id(project: "Project", plan_id: int) -> Optional[int]:
+    """The newest run trained on a plan, or None."""
+    row = project.db.execute("SELECT id FROM train_runs WHERE plan_id = ? ORDER BY id DESC LIMIT 1", [plan_id]).fetchone()
+    return int(row[0]) if row else None
+
+
+def update_run(project: "Project", run_id: int, fields: dict[str, Any]) -> None:
+    """Change some columns of a run (and its ``updated_at``)."""
+    with project.transaction():
+        project.db["train_runs"].update(run_id, {**fields, "updated_at": time.time()})
+
+
+def insert_metrics(project: "Project", run_id: int, rows: Iterable[dict]) -> None:
+    """Write metric values (``name``, ``step``, ``epoch``, ``value``, ``at``); a value already there is replaced."""
+    rows = list(rows)
+    if not rows:
+        return
+    with project.transaction():
+        project.db["metrics"].insert_all(({"run_id": run_id, **r} for r in rows), pk=("run_id", "name", "step"), replace=True)
+
+
+def delete_metrics_after(project: "Project", run_id: int, step: int) -> None:
+    with project.transaction():
+        project.db.execute("DELETE FROM metrics WHERE run_id = ? AND step > ?", [run_id, step])
+
+
+def metric_rows(project: "Project", run_id: int, name: str) -> list[tuple[Any, Any, Any]]:
+    """``(step, epoch, value)`` of one metric, by step."""
+    return project.db.execute(
+        "SELECT step, epoch, value FROM metrics WHERE run_id = ? AND name = ? ORDER BY step", [run_id, name]
+    ).fetchall()
+
+
+def eval_metric_rows(project: "Project", run_id: int) -> list[tuple[Any, Any, str, Any]]:
+    """``(step, epoch, name, value)`` of every evaluation metric, by step."""
+    return project.db.execute(
+        f"SELECT step, epoch, name, value FROM metrics WHERE run_id = ? AND {EVAL_METRICS_SQL} ORDER BY step", [run_id]
+    ).fetchall()

@@ -1,0 +1,110 @@
+"""The project file's schema and its migrations.
+
+The schema is versioned with ``PRAGMA user_version`` and upgraded by the ordered ``MIGRATIONS``
+(``MIGRATIONS[i]`` upgrades a file from version i to i + 1); a file from a newer KnowMix is
+refused by ``Project`` instead of being half-understood. A new column or table is a new
+migration here, never an edit of an old one: projects written by earlier versions must open.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import sqlite_utils
+
+SCHEMA_VERSION = 1
+PROJECT_SUFFIX = ".knowmix"
+
+
+def _migrate_1(db: sqlite_utils.Database) -> None:
+    db["meta"].create({"key": str, "value": str}, pk="key")
+    db["datasets"].create(
+        {
+            "id": int, "name": str, "path": str, "role": str, "format": str, "shape": str, "mapping": str,
+            "file_sha256": str, "content_sha256": str, "n_examples": int, "n_duplicates": int,
+            "n_skipped": int, "created_at": float,
+        },
+        pk="id",
+    )
+    db["examples"].create(
+        {
+            "dataset_id": int, "example_id": str, "idx": int, "line": int, "question": str,
+            "answers": str, "group_name": str, "raw": str,
+        },
+        pk=("dataset_id", "example_id"),
+        foreign_keys=[("dataset_id", "datasets", "id")],
+    )
+    db["probe_runs"].create(
+        {
+            "id": int, "dataset_id": int, "pool_dataset_id": int, "model_spec": str, "model_name": str,
+            "model_path": str, "model_fingerprint": str, "backend": str, "preset": str, "settings": str,
+            "status": str, "n_total": int, "n_done": int, "created_at": float, "updated_at": float,
+            "finished_at": float, "seconds": float, "note": str,
+        },
+        pk="id",
+        foreign_keys=[("dataset_id", "datasets", "id")],
+    )
+    db["exemplar_sets"].create(
+        {"run_id": int, "group_name": str, "set_idx": int, "example_ids": str, "note": str},
+        pk=("run_id", "group_name", "set_idx"),
+        foreign_keys=[("run_id", "probe_runs", "id")],
+    )
+    db["probe_results"].create(
+        {
+            "run_id": int, "example_id": str, "group_name": str, "category": str,
+            "p_greedy": float, "p_sampled": float,
+            "greedy_correct": int, "greedy_total": int, "sampled_correct": int, "sampled_total": int,
+            "greedy_answers": str, "sampled_answers": str, "exemplar_ids": str, "seconds": float,
+        },
+        pk=("run_id", "example_id"),
+        foreign_keys=[("run_id", "probe_runs", "id")],
+    )
+    db["probe_results"].create_index(["run_id", "category"])
+    # Plans (core/plan.py): which probed examples train, which form the dev split, and why.
+    # ``plan_examples`` copies question, answers, group and the training target so a plan stays
+    # readable (and trainable) on its own; the original record is joined from ``examples``.
+    db["plans"].create(
+        {
+            "id": int, "probe_run_id": int, "dataset_id": int, "name": str, "mix": str, "settings": str,
+            "counts": str, "summary": str, "n_train": int, "n_dev": int, "n_dropped": int, "created_at": float,
+        },
+        pk="id",
+        foreign_keys=[("probe_run_id", "probe_runs", "id")],
+    )
+    db["plan_examples"].create(
+        {
+            "plan_id": int, "example_id": str, "idx": int, "split": str, "category": str, "group_name": str,
+            "question": str, "answers": str, "target": str, "reason": str,
+        },
+        pk=("plan_id", "example_id"),
+        foreign_keys=[("plan_id", "plans", "id")],
+    )
+    db["plan_examples"].create_index(["plan_id", "split"])
+    # Training runs (core/train/): one row per LoRA fine-tune. ``plan_snapshot`` freezes the exact
+    # train/dev items the run uses (JSON), so a resume sees the same data even if the plan changes.
+    # ``step``/``epoch`` are the last checkpoint's; best_* the evaluation with the best dev exact
+    # match (the EARLY_STOP point), ``fit_at_best`` its train-fit share per category (JSON).
+    db["train_runs"].create(
+        {
+            "id": int, "plan_id": int, "status": str, "stop_reason": str, "settings": str, "model_spec": str,
+            "model_name": str, "model_path": str, "model_fingerprint": str, "folder": str, "n_train": int,
+            "n_dev": int, "steps_per_epoch": int, "total_steps": int, "step": int, "epoch": float,
+            "created_at": float, "updated_at": float, "started_at": float, "finished_at": float, "seconds": float,
+            "best_epoch": float, "best_step": int, "best_dev_em": float, "fit_at_best": str, "final_epoch": float,
+            "final_step": int, "adapter_dir": str, "merged_dir": str, "plan_snapshot": str, "worker_pid": int,
+            "error": str, "note": str,
+        },
+        pk="id",
+        foreign_keys=[("plan_id", "plans", "id")],
+    )
+    # One value per (run, name, step): loss, lr, tokens_per_s per optimizer step; dev_em, fit/<category>
+    # and the like per evaluation. A resumed run rewrites the steps after its checkpoint in place.
+    db["metrics"].create(
+        {"run_id": int, "name": str, "step": int, "epoch": float, "value": float, "at": float},
+        pk=("run_id", "name", "step"),
+        foreign_keys=[("run_id", "train_runs", "id")],
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1]
+assert len(MIGRATIONS) == SCHEMA_VERSION
