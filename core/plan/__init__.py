@@ -1,0 +1,69 @@
+"""The plan: from a finished probe, which examples train, which form the dev split, and why.
+
+Gekhman et al. 2024 found that fine-tuning examples the model does not already know (SliCK
+``Unknown``) are fitted slowly and, once fitted, make the model hallucinate more, while
+``MaybeKnown`` examples are needed for the best accuracy. A plan turns a probe's categories into
+a training set that follows that evidence, plus a dev split for early stopping, and says in plain
+words what it kept, what it dropped and why.
+
+Modules, one idea each
+    ``settings``     ``PlanSettings``: the mix, the WeaklyKnown cap or shares, the dev split's size
+    ``mixes``        what each mix keeps of each category, spread over the groups
+    ``splits``       the stratified dev split
+    ``sampling``     seeded, order-free apportioning and sampling (used by both)
+    ``types``        ``Plan`` and ``PlanExample``, and the counts before and after
+    ``build``        ``build_plan``: a finished probe run into a plan
+    ``explain``      the plan in words, with the paper's numbers, and its warnings
+    ``persistence``  saving and loading plans (``core.store.plans``); which model a plan's probe used
+    ``export``       the splits as JSON Lines for other trainers (``core.writeback`` keeps the user's shape)
+
+The memory estimate of a training run lives with training (``core.train.memory``) and is
+re-exported here for the callers that import it from the plan.
+"""
+
+from __future__ import annotations
+
+from ..train.memory import MemoryEstimate, check_memory_fits, estimate_memory, plan_memory
+from .build import build_plan
+from .explain import CATEGORY_MEANING, EVIDENCE, PAPER
+from .export import export_plan
+from .mixes import IDK_ANSWER, MIX_LABELS, MIXES
+from .persistence import (
+    count_plans,
+    latest_plan_id,
+    list_plans,
+    load_plan,
+    plan_model,
+    plan_row,
+    probe_model_spec,
+    save_plan,
+)
+from .settings import PlanSettings
+from .types import SPLITS, Plan, PlanExample
+
+__all__ = [
+    "MIXES",
+    "IDK_ANSWER",
+    "MIX_LABELS",
+    "SPLITS",
+    "CATEGORY_MEANING",
+    "EVIDENCE",
+    "PAPER",
+    "PlanSettings",
+    "PlanExample",
+    "Plan",
+    "MemoryEstimate",
+    "build_plan",
+    "save_plan",
+    "load_plan",
+    "plan_row",
+    "list_plans",
+    "count_plans",
+    "latest_plan_id",
+    "plan_model",
+    "probe_model_spec",
+    "estimate_memory",
+    "check_memory_fits",
+    "plan_memory",
+    "export_plan",
+]

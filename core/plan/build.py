@@ -1,0 +1,91 @@
+"""Building a plan from a finished probe run: the dev split first, then the mix over the rest."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from typing import Any, Optional
+
+from ..errors import ProjectError, SettingsError
+from ..probe import CATEGORIES, ProbeSettings
+from ..store import results as _results
+from .mixes import apply_mix
+from .settings import PlanSettings
+from .splits import hold_out_dev
+from .types import Plan, PlanExample
+
+
+def build_plan(project: Any, probe_run_id: Optional[int] = None, settings: PlanSettings = PlanSettings()) -> Plan:
+    """Build (not save) a plan from a finished probe run; the latest run when ``probe_run_id`` is None.
+
+    Raises ``ProjectError`` when there is no probe, the run is not finished (with how far it got)
+    or it has no questions, and ``SettingsError`` for bad settings, a mix that leaves no training
+    example, or a dev split that would be empty (no category with 2 examples and a fraction
+    that rounds to none).
+    """
+    settings.validate()
+    run, results = _finished_run(project, probe_run_id)
+    items = _probed_examples(project, run, results)
+    hold_out_dev(items, settings)  # 1. the dev split, from all probed examples (the natural distribution)
+    apply_mix(items, settings)  # 2. the mix, over what is left
+    if not any(e.split == "train" for e in items):
+        raise SettingsError(
+            "Nothing to train on: the plan has no training examples. The "
+            f"{settings.mix} mix keeps none of the {sum(1 for e in items if e.split != 'dev')} questions outside the dev "
+            "split (probed: " + ", ".join(f"{c} {sum(1 for e in items if e.category == c)}" for c in CATEGORIES) + "). "
+            "Choose the idk or natural mix, raise the WeaklyKnown cap or the custom shares, or probe more questions."
+        )
+    return Plan(
+        id=None, probe_run_id=int(run["id"]), settings=settings, examples=items, dataset_id=int(run["dataset_id"]),
+        model_name=str(run.get("model_name") or ""), probe_settings=probe_settings_of(run),
+    )
+
+
+def probe_settings_of(run: dict) -> Optional[ProbeSettings]:
+    """The probe run's settings, or None when they no longer parse (a plan still reads without them)."""
+    try:
+        data = json.loads(run.get("settings") or "{}")
+    except ValueError:
+        return None
+    names = {f.name for f in fields(ProbeSettings)}
+    try:
+        return ProbeSettings(**{k: v for k, v in data.items() if k in names})
+    except TypeError:
+        return None
+
+
+def _finished_run(project: Any, probe_run_id: Optional[int]) -> tuple[dict, dict[str, tuple[str, str]]]:
+    """The probe run and ``{example_id: (category, group)}``; ``ProjectError`` unless it finished with questions."""
+    run = project.probe_run(probe_run_id)
+    results = _results.categories(project, int(run["id"]))
+    n_total = int(run.get("n_total") or 0)
+    if n_total == 0 and not results:
+        raise ProjectError(f"Probe run {run['id']} has no questions, so there is nothing to plan. Probe a dataset with questions first.")
+    if run.get("status") != "finished" or len(results) < n_total:
+        state = {"cancelled": "was cancelled", "failed": "failed", "running": "is still running or was interrupted"}.get(
+            str(run.get("status")), f"is {run.get('status')}"
+        )
+        raise ProjectError(
+            f"Probe run {run['id']} is not finished: {len(results)} of {n_total} questions probed (the run {state}). "
+            "Resume the probe (run the same probe again; finished questions are kept) and plan when it is done."
+        )
+    return run, results
+
+
+def _probed_examples(project: Any, run: dict, results: dict[str, tuple[str, str]]) -> list[PlanExample]:
+    """The dataset's examples that have a result, in file order, not yet placed in a split."""
+    items: list[PlanExample] = []
+    for ex in project.examples(run["dataset_id"]):
+        res = results.get(ex.id)
+        if res is None:  # not probed (the dataset row changed?): it cannot be placed in a category
+            continue
+        items.append(PlanExample(
+            example_id=ex.id, question=ex.question, answers=tuple(ex.answers), group=ex.group, category=res[0],
+            split="", target=ex.answers[0] if ex.answers else "", reason="", raw=ex.raw,
+        ))
+    if not items:
+        raise ProjectError(
+            f"Probe run {run['id']} has results, but none matches a question of its dataset; the project may be "
+            "damaged. Probe the dataset again."
+        )
+    return items

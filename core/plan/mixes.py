@@ -1,0 +1,96 @@
+"""The mixes: how many of each category's examples (outside the dev split) a plan trains on.
+
+Gekhman et al. 2024 found that examples the model does not know (SliCK ``Unknown``) are fitted
+slowly and, once fitted, make it hallucinate more, while ``MaybeKnown`` examples are needed for
+the best accuracy. The mixes follow that evidence (``PlanSettings.mix``):
+
+``recommended``  keep HighlyKnown and MaybeKnown, drop Unknown, keep WeaklyKnown only up to
+                 ``weakly_known_cap`` examples (default 0).
+``idk``          as recommended, but Unknown examples stay in with the answer "I don't know"
+                 (the paper's IDK variant).
+``natural``      keep everything (the data's own mix; ``weakly_known_cap`` is not used).
+``custom``       keep ``shares[category]`` (0..1) of each category's examples; a category the
+                 shares leave out follows the recommended mix.
+
+When a mix keeps only part of a category (a WeaklyKnown cap, a custom share), the kept examples
+are shared out over the groups in proportion to the group sizes (largest remainder) and sampled
+with the seed within each group, so no group is favoured by file order, as the paper sampled
+per relation.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable
+
+from ..probe import CATEGORIES
+from .sampling import apportion, round_half_up, sample
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .settings import PlanSettings
+    from .types import PlanExample
+
+MIXES = ("recommended", "idk", "natural", "custom")
+IDK_ANSWER = "I don't know"
+MIX_LABELS = {
+    "recommended": "recommended mix (keep what the model knows, drop Unknown)",
+    "idk": "\"I don't know\" mix (Unknown answers relabelled \"I don't know\")",
+    "natural": "natural mix (everything, as in the data)",
+    "custom": "custom mix (your share per category)",
+}
+# What the recommended mix keeps of each category; the custom mix falls back to it.
+RECOMMENDED_SHARES = {"HighlyKnown": 1.0, "MaybeKnown": 1.0, "WeaklyKnown": 0.0, "Unknown": 0.0}
+
+
+def mix_rule(settings: "PlanSettings", cat: str, n_cat: int) -> tuple[int, str, str]:
+    """How many of a category's (non-dev) examples the mix keeps, and the words for kept and dropped."""
+    mix = settings.mix
+    if mix == "natural":
+        return n_cat, f"kept: natural mix ({cat})", f"dropped: {cat}"
+    if mix == "custom":
+        share = settings.share_of(cat)
+        return (
+            round_half_up(share * n_cat),
+            f"kept: within your share of {share:.0%} for {cat}",
+            f"dropped: {cat} — outside your share of {share:.0%}",
+        )
+    if cat == "HighlyKnown":
+        return n_cat, "kept: the model knows it (HighlyKnown)", "dropped: HighlyKnown"
+    if cat == "MaybeKnown":
+        return n_cat, "kept: the model sometimes knows it (MaybeKnown); the paper found these needed", "dropped: MaybeKnown"
+    if cat == "WeaklyKnown":
+        cap = settings.weakly_known_cap
+        return (
+            min(cap, n_cat),
+            f"kept: WeaklyKnown, within your cap of {cap}",
+            f"dropped: WeaklyKnown — over your cap of {cap}; the model knows it only when sampling",
+        )
+    if mix == "idk":
+        return n_cat, f"kept, answer relabelled \"{IDK_ANSWER}\": Unknown — new to the model", "dropped: Unknown"
+    return 0, "kept: Unknown", "dropped: Unknown — new to the model; fitting it makes the model hallucinate more"
+
+
+def apply_mix(items: Iterable["PlanExample"], settings: "PlanSettings") -> None:
+    """Mark every example outside the dev split ``train`` or ``dropped`` (with its reason), in place."""
+    pool: dict[str, dict[str, list["PlanExample"]]] = {c: {} for c in CATEGORIES}
+    for e in items:
+        if e.split != "dev":
+            pool.setdefault(e.category, {}).setdefault(e.group, []).append(e)
+    for cat, by_group in pool.items():
+        n_cat = sum(len(v) for v in by_group.values())
+        if n_cat:
+            _apply_rule(settings, cat, by_group, mix_rule(settings, cat, n_cat))
+
+
+def _apply_rule(settings: "PlanSettings", cat: str, by_group: dict[str, list["PlanExample"]],
+                rule: tuple[int, str, str]) -> None:
+    keep, kept_reason, drop_reason = rule
+    group_quota = apportion({g: len(v) for g, v in by_group.items()}, keep, settings.seed)
+    for group, members in by_group.items():
+        chosen = {id(e) for e in sample(members, group_quota[group], settings.seed, f"keep|{cat}|{group}")}
+        for e in members:
+            if id(e) in chosen:
+                e.split, e.reason = "train", kept_reason
+                if settings.mix == "idk" and cat == "Unknown":
+                    e.target = IDK_ANSWER
+            else:
+                e.split, e.reason = "dropped", drop_reason

@@ -1,0 +1,61 @@
+"""Seeded, order-free sampling shared by the dev split and the mixes.
+
+A plan must not depend on the order of the user's file: the same data in another order, with the
+same seed, gives the same plan. So shares are apportioned by size with ties broken by a seeded
+hash (never by position), and samples are drawn with a generator seeded by the seed and a key
+naming what is sampled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from typing import Any, Hashable, Mapping, Sequence, TypeVar
+
+T = TypeVar("T")
+
+
+def tiebreak(seed: int, key: Hashable) -> int:
+    """A seeded pseudo-random rank for ``key``: breaks ties the same way for the same seed, whatever the order."""
+    return int.from_bytes(hashlib.sha256(f"{seed}|{key!r}".encode()).digest()[:8], "little")
+
+
+def apportion(sizes: Mapping[Any, int], k: int, seed: int) -> dict[Any, int]:
+    """Share ``k`` items over buckets in proportion to their sizes (largest remainder).
+
+    Ties in the remainder go to the larger bucket, then to a seeded hash, never to file order.
+    Every quota is at most its bucket's size.
+    """
+    total = sum(sizes.values())
+    if k <= 0 or total <= 0:
+        return {b: 0 for b in sizes}
+    k = min(k, total)
+    quotas: dict[Any, int] = {}
+    rema: list[tuple[float, int, int, Any]] = []
+    for b, n in sizes.items():
+        exact = k * n / total
+        q = int(math.floor(exact))
+        quotas[b] = q
+        rema.append((exact - q, n, tiebreak(seed, b), b))
+    left = k - sum(quotas.values())
+    rema.sort(key=lambda r: (-r[0], -r[1], r[2]))
+    for _frac, n, _h, b in rema:
+        if left <= 0:
+            break
+        if quotas[b] < n:
+            quotas[b] += 1
+            left -= 1
+    return quotas
+
+
+def round_half_up(x: float) -> int:
+    """Round half up (Python's round() rounds half to even, which surprises people reading counts)."""
+    return int(math.floor(x + 0.5))
+
+
+def sample(items: Sequence[T], k: int, seed: int, key: str) -> list[T]:
+    """A seeded random choice of ``k`` of ``items`` (deterministic for a seed and key)."""
+    if k >= len(items):
+        return list(items)
+    return random.Random(f"{seed}|{key}").sample(list(items), k)

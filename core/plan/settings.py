@@ -1,0 +1,78 @@
+"""What a plan is made with: the mix, the WeaklyKnown cap or custom shares, the dev split's size, the seed.
+
+The defaults follow the paper: the recommended mix with no WeaklyKnown examples, and a dev split
+of 10% of the probed questions, at most 500.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping, Optional
+
+from ..errors import SettingsError
+from ..probe import CATEGORIES
+from .mixes import MIXES, RECOMMENDED_SHARES
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """How to turn a probe into a training mix and a dev split. Defaults follow the paper."""
+
+    mix: str = "recommended"
+    weakly_known_cap: int = 0  # max WeaklyKnown examples in the training set (recommended/idk mixes)
+    shares: Optional[dict[str, float]] = None  # custom mix: share (0..1) of each category's examples to keep
+    dev_fraction: float = 0.10
+    dev_max: int = 500
+    seed: int = 0
+
+    def validate(self) -> None:
+        """Raise ``SettingsError`` naming every setting that is out of range or contradicts another."""
+        problems: list[str] = []
+        if self.mix not in MIXES:
+            problems.append(f"the mix must be one of {', '.join(MIXES)} (got {self.mix!r})")
+        if not is_int(self.weakly_known_cap) or self.weakly_known_cap < 0:
+            problems.append(f"the WeaklyKnown cap must be a whole number, 0 or more (got {self.weakly_known_cap!r})")
+        if self.mix == "custom":
+            if not self.shares:
+                problems.append(
+                    "the custom mix needs a share per category, e.g. HighlyKnown=1, MaybeKnown=1, WeaklyKnown=0.5, Unknown=0"
+                )
+            else:
+                for cat, share in self.shares.items():
+                    if cat not in CATEGORIES:
+                        problems.append(f"'{cat}' is not a category (categories: {', '.join(CATEGORIES)})")
+                    elif isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1 or math.isnan(share):
+                        problems.append(f"the share of {cat} must be a number from 0 to 1 (got {share!r})")
+        elif self.shares:
+            problems.append(f"shares per category are only used by the custom mix (the mix is {self.mix!r}); choose mix 'custom' or leave the shares out")
+        if isinstance(self.dev_fraction, bool) or not isinstance(self.dev_fraction, (int, float)) or not 0 < self.dev_fraction <= 0.5:
+            problems.append(f"the dev fraction must be above 0 and at most 0.5 (got {self.dev_fraction!r})")
+        if not is_int(self.dev_max) or self.dev_max < len(CATEGORIES):
+            problems.append(
+                f"the dev split's maximum size must be at least {len(CATEGORIES)}, so every category can have a dev example "
+                f"(got {self.dev_max!r})"
+            )
+        if not is_int(self.seed):
+            problems.append(f"the seed must be a whole number (got {self.seed!r})")
+        if problems:
+            raise SettingsError("Plan settings: " + "; ".join(problems) + ".")
+
+    def share_of(self, category: str) -> float:
+        """The custom mix's share for a category (a category left out follows the recommended mix)."""
+        if self.shares and category in self.shares:
+            return float(self.shares[category])
+        return RECOMMENDED_SHARES[category]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "PlanSettings":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def is_int(value: Any) -> bool:
+    """A whole number, and not a bool (``True`` is an int to Python, never to a user)."""
+    return isinstance(value, int) and not isinstance(value, bool)
