@@ -34,7 +34,8 @@ from typing import Any, Callable, Optional, Sequence
 from ..errors import KnowMixError, SettingsError
 from ..models import ModelRef
 from .data import PromptFormat, TrainItem, check_items, dev_matcher, encode_items, fit_matcher, fit_sample
-from .settings import CONVERGENCE, EARLY_STOP, TrainSettings, resolve_target_modules
+from .runs import keeps_final_adapter
+from .settings import EARLY_STOP, TrainSettings, resolve_target_modules
 
 Emit = Callable[[dict], None]
 CHECKPOINT_VERSION = 1
@@ -553,7 +554,7 @@ class _Trainer:
             last = self.history[-1] if self.history and self.history[-1]["step"] == self.step else None
             self._save_adapter(final_dir, self._adapter_info(last, "final"))
             result.final_adapter_dir = str(final_dir)
-            if s.stopping == CONVERGENCE:
+            if keeps_final_adapter(s.stopping, status):  # the rule lives in runs.py: the report and the app ask it too
                 result.adapter_dir = result.final_adapter_dir
             else:
                 result.adapter_dir = result.best_adapter_dir

@@ -66,6 +66,9 @@ class TrainOutcome:
     final_epoch: Optional[float] = None
     merged_dir: Optional[str] = None
     seconds: float = 0.0
+    # Where the run stopped, by the one rule in ``core.train.runs.stopping_point``: the best evaluation,
+    # or the last step of a finished convergence run. Show this, not ``best_*``, as "the stopping point".
+    stopping_point: Optional[dict] = None  # a core.train.runs.StoppingPoint
 
 
 # ------------------------------------------------------------------------------ what training needs
@@ -102,21 +105,6 @@ def check_training_available() -> None:
 # ------------------------------------------------------------------------------ creating a run
 
 
-def _plan_model(project: Any, plan: Any, plan_id: Optional[int]) -> Optional[str]:
-    """The model the plan's probe used: its spec ("default") or its path."""
-    probe_run_id = getattr(plan, "probe_run_id", None)
-    if probe_run_id is None and plan_id is not None:
-        row = project.db.execute("SELECT probe_run_id FROM plans WHERE id = ?", [plan_id]).fetchone()
-        probe_run_id = row[0] if row else None
-    if probe_run_id is None:
-        return None
-    probe = project.probe_run(probe_run_id)
-    spec = (probe.get("model_spec") or "").strip()
-    if spec.lower() == "default":
-        return "default"
-    return probe.get("model_path") or spec or None
-
-
 def prepare_run(
     project_path: str | os.PathLike,
     plan_id: Optional[int],
@@ -132,6 +120,7 @@ def prepare_run(
     The model is ``model``, else ``settings.model``, else the model the plan's probe used.
     """
     from ..models import model_fingerprint, resolve_model
+    from ..plan import load_plan, plan_model
     from ..store import Project
     from .runs import create_run
 
@@ -140,14 +129,12 @@ def prepare_run(
     with Project(project_path, create=False) as project:
         plan = None
         if train is None or dev is None:
-            from ..plan import load_plan  # the plan module is only needed when training from a plan
-
             plan = load_plan(project, plan_id)
             train, dev = items_from_plan(plan)
             plan_id = getattr(plan, "id", plan_id)
         train, dev = list(train), list(dev)
         check_items(train, dev)
-        spec = model or settings.model or _plan_model(project, plan, plan_id)
+        spec = model or settings.model or plan_model(project, plan_id)
         if not spec:
             raise SettingsError("No model to train: the plan does not say which model was probed. Pick one with --model.")
         ref = resolve_model(spec, allow_pickle=settings.allow_pickle)
@@ -188,15 +175,15 @@ def resume_training(
 ) -> TrainOutcome:
     """Continue a cancelled, failed or killed run from its last checkpoint, with the same data order."""
     from ..models import model_fingerprint, resolve_model
-    from ..store import Project, pid_alive
-    from .runs import DONE, RUNNING, get_run, run_settings
+    from ..store import Project
+    from .runs import DONE, get_run, is_resumable, run_settings
 
     check_training_available()
     with Project(project_path, create=False) as project:
         row = get_run(project, run_id)
         if row["status"] == DONE:
             raise SettingsError(f"Training run {run_id} has already finished; its adapter is in {row['adapter_dir']}.")
-        if row["status"] == RUNNING and pid_alive(row.get("worker_pid")):
+        if not is_resumable(row):
             raise SettingsError(f"Training run {run_id} is still running (process {row['worker_pid']}). Wait for it, or cancel it first.")
         settings = run_settings(row)
         ref = resolve_model(row["model_path"] or row["model_spec"], allow_pickle=settings.allow_pickle)
@@ -384,11 +371,12 @@ def _send_cancel(proc: subprocess.Popen) -> None:
 def outcome(project_path: str | os.PathLike, run_id: int) -> TrainOutcome:
     """A run's outcome as recorded in the project (any status)."""
     from ..store import Project
-    from .runs import eval_history, get_run
+    from .runs import eval_history, get_run, stopping_point
 
     with Project(project_path, create=False) as project:
         row = get_run(project, run_id)
         history = eval_history(project, run_id)
+    point = stopping_point(row, history)
     return TrainOutcome(
         run_id=run_id, status=row["status"], stop_reason=row.get("stop_reason"), best_epoch=row.get("best_epoch"),
         best_step=row.get("best_step"), best_dev_em=row.get("best_dev_em"),
@@ -396,4 +384,5 @@ def outcome(project_path: str | os.PathLike, run_id: int) -> TrainOutcome:
         adapter_dir=row.get("adapter_dir"), run_dir=row["folder"], history=history,
         final_step=row.get("final_step"), final_epoch=row.get("final_epoch"), merged_dir=row.get("merged_dir"),
         seconds=float(row.get("seconds") or 0.0),
+        stopping_point=dict(point) if point is not None else None,
     )

@@ -1,7 +1,15 @@
-"""Training runs in the project store and on disk: rows of ``train_runs`` and ``metrics``, run folders.
+"""A training run: its statuses, its folder, its rows in the project, and its outcome.
 
-Kept here (not in ``core/store.py``) so the training code owns its tables' reads and writes; every
-write is one short transaction through ``Project.transaction()``.
+This module is the one home of the rules about a run's result that the training loop, the
+worker, the report, the Train page and the CLI all need:
+
+- which statuses can be resumed (``RESUMABLE``, ``is_resumable``);
+- which adapter a run keeps (``keeps_final_adapter``): the best dev evaluation's for EARLY_STOP
+  runs (and any run that did not finish), the last step's for a CONVERGENCE run that finished;
+- where it stopped (``stopping_point``): the evaluation whose adapter is kept.
+
+The SQL of ``train_runs`` and ``metrics`` is in ``core.store.runs``; the functions here add the
+run folder and turn rows into the shapes the callers use.
 
 Run folder: ``<project folder>/<project stem>-runs/run-<id>/`` holding ``adapter/``,
 ``final-adapter/``, ``merged/`` (optional), ``checkpoints/last/``, ``metrics.jsonl`` (every event
@@ -14,14 +22,16 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, TypedDict
 
 from ..errors import ProjectError
+from ..store import runs as _store
 from .data import TrainItem, items_from_json, items_to_json
-from .settings import TrainSettings
+from .settings import CONVERGENCE, EARLY_STOP, STOPPING_RULES, TrainSettings
 
 # Run status values.
 CREATED, RUNNING, DONE, CANCELLED, FAILED, CRASHED = "created", "running", "done", "cancelled", "failed", "crashed"
+# Statuses a run can be resumed from; CREATED and RUNNING only once its worker process is gone (``is_resumable``).
 RESUMABLE = (CREATED, RUNNING, CANCELLED, FAILED, CRASHED)
 
 
@@ -51,15 +61,13 @@ def create_run(
     now = time.time()
     snapshot = items_to_json(train, dev, {"plan_id": plan_id, **(plan_info or {})})
     snapshot_text = json.dumps(snapshot, ensure_ascii=False)
-    with project.transaction():
-        run_id = int(project.db["train_runs"].insert({
-            "plan_id": plan_id, "status": CREATED, "settings": settings.to_json(), "model_spec": model_spec,
-            "model_name": model_name, "model_path": model_path, "model_fingerprint": model_fingerprint,
-            "n_train": len(train), "n_dev": len(dev), "step": 0, "epoch": 0.0, "created_at": now, "updated_at": now,
-            "seconds": 0.0, "plan_snapshot": snapshot_text,
-        }).last_pk)
-        folder = run_folder(project.path, run_id)
-        project.db["train_runs"].update(run_id, {"folder": str(folder)})
+    run_id = _store.insert_run(project, {
+        "plan_id": plan_id, "status": CREATED, "settings": settings.to_json(), "model_spec": model_spec,
+        "model_name": model_name, "model_path": model_path, "model_fingerprint": model_fingerprint,
+        "n_train": len(train), "n_dev": len(dev), "step": 0, "epoch": 0.0, "created_at": now, "updated_at": now,
+        "seconds": 0.0, "plan_snapshot": snapshot_text,
+    }, folder=lambda new_id: str(run_folder(project.path, new_id)))
+    folder = run_folder(project.path, run_id)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "plan.json").write_text(json.dumps(snapshot, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -70,22 +78,28 @@ def create_run(
 
 
 def get_run(project: Any, run_id: int) -> dict:
-    row = project.db.execute("SELECT * FROM train_runs WHERE id = ?", [run_id]).fetchone()
+    """A run's row; ``ProjectError`` when the project has no such run."""
+    row = _store.run_row(project, run_id)
     if row is None:
         raise ProjectError(f"{project.path} has no training run number {run_id}.")
-    cols = [c[0] for c in project.db.execute("SELECT * FROM train_runs LIMIT 0").description]
-    return dict(zip(cols, row))
+    return row
 
 
 def list_runs(project: Any) -> list[dict]:
-    cursor = project.db.execute("SELECT * FROM train_runs ORDER BY id")
-    cols = [c[0] for c in cursor.description]
-    return [dict(zip(cols, r)) for r in cursor.fetchall()]
+    return _store.run_rows(project)
+
+
+def latest_run_id(project: Any, plan_id: int) -> Optional[int]:
+    """The newest run trained on a plan, or None."""
+    return _store.latest_run_id(project, plan_id)
+
+
+def count_runs(project: Any) -> int:
+    return _store.count_runs(project)
 
 
 def update_run(project: Any, run_id: int, **fields: Any) -> None:
-    with project.transaction():
-        project.db["train_runs"].update(run_id, {**fields, "updated_at": time.time()})
+    _store.update_run(project, run_id, fields)
 
 
 def run_items(row: dict) -> tuple[list[TrainItem], list[TrainItem]]:
@@ -98,41 +112,102 @@ def run_settings(row: dict) -> TrainSettings:
 
 
 def write_metrics(project: Any, run_id: int, rows: Iterable[dict]) -> None:
-    rows = list(rows)
-    if not rows:
-        return
-    with project.transaction():
-        project.db["metrics"].insert_all(
-            ({"run_id": run_id, **r} for r in rows), pk=("run_id", "name", "step"), replace=True
-        )
+    _store.insert_metrics(project, run_id, rows)
 
 
 def delete_metrics_after(project: Any, run_id: int, step: int) -> None:
     """A resumed run redoes the steps after its checkpoint: forget what the killed session logged for them."""
-    with project.transaction():
-        project.db.execute("DELETE FROM metrics WHERE run_id = ? AND step > ?", [run_id, step])
+    _store.delete_metrics_after(project, run_id, step)
 
 
 def metric_series(project: Any, run_id: int, name: str) -> list[tuple[int, float, float]]:
     """``[(step, epoch, value), ...]`` of one metric, by step."""
     return [
         (int(r[0]), float(r[1]), float(r[2]))
-        for r in project.db.execute(
-            "SELECT step, epoch, value FROM metrics WHERE run_id = ? AND name = ? ORDER BY step", [run_id, name]
-        ).fetchall()
+        for r in _store.metric_rows(project, run_id, name)
     ]
 
 
 def eval_history(project: Any, run_id: int) -> list[dict]:
     """Every evaluation of a run: ``{"step", "epoch", "dev_em", "fit": {category: share}, ...}`` by step."""
     out: dict[int, dict] = {}
-    for step, epoch, name, value in project.db.execute(
-        "SELECT step, epoch, name, value FROM metrics WHERE run_id = ? AND (name = 'dev_em' OR name LIKE 'fit/%' "
-        "OR name = 'fit_all') ORDER BY step", [run_id]
-    ).fetchall():
+    for step, epoch, name, value in _store.eval_metric_rows(project, run_id):
         rec = out.setdefault(int(step), {"step": int(step), "epoch": float(epoch), "fit": {}})
         if name.startswith("fit/"):
             rec["fit"][name[4:]] = value
         else:
             rec[name] = value
     return [out[k] for k in sorted(out)]
+
+
+# ------------------------------------------------------------------------------ a run's outcome
+
+
+class StoppingPoint(TypedDict):
+    """Where a run stopped: the evaluation whose adapter the run keeps."""
+
+    step: int
+    epoch: Optional[float]
+    dev_em: Optional[float]
+    fit: dict  # {category: share of the fixed train sample answered correctly} at that step
+    why: str  # in words, e.g. "the best dev exact match"
+    final: bool  # True: the last step (a finished convergence run); False: the best dev evaluation
+
+
+def stopping_rule(row: dict) -> str:
+    """The run's stopping rule, from its stored settings (EARLY_STOP when they do not say or cannot be read)."""
+    try:
+        rule = json.loads(row.get("settings") or "{}").get("stopping")
+    except (ValueError, AttributeError):
+        return EARLY_STOP
+    return rule if rule in STOPPING_RULES else EARLY_STOP
+
+
+def keeps_final_adapter(stopping: str, status: str) -> bool:
+    """Whether a run keeps its last step's adapter instead of its best dev evaluation's.
+
+    Only a CONVERGENCE run that finished does: the paper's convergence setting measures the model
+    after every epoch. A convergence run that was cancelled or crashed never reached its last
+    step, so like an EARLY_STOP run it keeps the best adapter so far."""
+    return stopping == CONVERGENCE and status == DONE
+
+
+def stopping_point(row: dict, history: list[dict]) -> Optional[StoppingPoint]:
+    """Where the run stopped (the adapter it keeps), or None before its first evaluation.
+
+    ``row`` is the run's ``train_runs`` row, ``history`` its ``eval_history``; the final step of a
+    convergence run takes its dev exact match and fit from the evaluation at that step, if any."""
+    if keeps_final_adapter(stopping_rule(row), str(row.get("status"))) and row.get("final_step"):
+        step = int(row["final_step"])
+        rec = next((h for h in history if h["step"] == step), None) or {}
+        return StoppingPoint(step=step, epoch=row.get("final_epoch"), dev_em=rec.get("dev_em"), fit=rec.get("fit") or {},
+                             why="the last step (trained to convergence)", final=True)
+    if row.get("best_step") is None:
+        return None
+    return StoppingPoint(step=int(row["best_step"]), epoch=row.get("best_epoch"), dev_em=row.get("best_dev_em"),
+                         fit=_json_dict(row.get("fit_at_best")), why="the best dev exact match", final=False)
+
+
+def is_resumable(row: dict) -> bool:
+    """Whether ``knowmix resume`` (or Resume on the Train page) can continue the run now.
+
+    A run marked CREATED or RUNNING is resumable only when its worker process is gone (killed,
+    crashed, the app closed): two workers on one run would write the same steps."""
+    from ..store import pid_alive
+
+    status = row.get("status")
+    if status not in RESUMABLE:
+        return False
+    if status in (RUNNING, CREATED):
+        return not pid_alive(row.get("worker_pid"))
+    return True
+
+
+def _json_dict(text: Any) -> dict:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
