@@ -1,0 +1,218 @@
+"""The training page's words: what a run did, where it stopped, what its checkpoint holds, what the
+GPU look found and what each worker event means, as text and HTML, with no Qt state.
+
+Kept apart from the page so the rules of what to say are readable (and testable) without a window:
+the page only decides where the text goes.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+from core.probe import CATEGORIES as CATEGORY_ORDER
+from core.store import pid_alive
+
+from .base import fmt_seconds
+
+RESUMABLE_STATUSES = ("cancelled", "crashed", "failed", "created", "running")  # running/created: only when its process is gone
+
+_GPU_CACHE: Optional[dict] = None  # one look per process: importing torch costs seconds
+
+
+def detect_gpu(_job: Any = None) -> dict:
+    """What torch can train on here. Runs on a worker thread (it imports torch); cached per process."""
+    global _GPU_CACHE
+    if _GPU_CACHE is not None:
+        return _GPU_CACHE
+    info: dict = {"cuda": [], "mps": False, "error": None}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            for i in range(torch.cuda.device_count()):
+                props = torch.cuda.get_device_properties(i)
+                info["cuda"].append({"name": props.name, "memory": int(props.total_memory)})
+        mps = getattr(torch.backends, "mps", None)
+        info["mps"] = bool(mps is not None and mps.is_available())
+    except Exception as exc:  # noqa: BLE001 - shown as "could not check"
+        info["error"] = f"{type(exc).__name__}: {exc}"
+    _GPU_CACHE = info
+    return info
+
+
+def cached_gpu() -> Optional[dict]:
+    """What ``detect_gpu`` found in this process, or None before it ran (then it needs a worker)."""
+    return _GPU_CACHE
+
+
+def describe_gpu(info: dict) -> str:
+    """One sentence on where "Automatic" will train, so a slow CPU run is no surprise."""
+    if info.get("error"):
+        return f"Could not check for a GPU ({info['error']}); training will try the CPU."
+    if info.get("cuda"):
+        gpus = "; ".join(f"{g['name']} ({g['memory'] / 1024**3:.0f} GiB)" for g in info["cuda"])
+        return f"GPU found: {gpus}. Automatic trains on it."
+    if info.get("mps"):
+        return "Apple GPU (MPS) found. Automatic trains on it."
+    return "No GPU found: training runs on the CPU (fine for small models, slow for large ones)."
+
+
+def run_is_resumable(row: dict) -> bool:
+    """Whether Resume may continue the run: stopped, or "running" with its worker process gone."""
+    status = row.get("status")
+    if status not in RESUMABLE_STATUSES:
+        return False
+    if status in ("running", "created"):
+        return not pid_alive(row.get("worker_pid"))  # its worker is gone (killed, crashed, the app closed)
+    return True
+
+
+def pct(x: Optional[float]) -> str:
+    """A share as a percentage, or a dash before there is one."""
+    return "—" if x is None else f"{x:.1%}"
+
+
+def fit_text(fit: Optional[dict]) -> str:
+    """Train fit per category, in the paper's category order (then any others, sorted)."""
+    if not fit:
+        return ""
+    cats = [c for c in CATEGORY_ORDER if c in fit] + sorted(c for c in fit if c not in CATEGORY_ORDER)
+    return " · ".join(f"{c} {fit[c]:.0%}" for c in cats)
+
+
+def run_label(row: dict) -> str:
+    """The run's line in the runs list; says when a "running" run's process is gone."""
+    best = f"dev EM best {pct(row.get('best_dev_em'))}" if row.get("best_dev_em") is not None else "no evaluation yet"
+    status = row.get("status") or "?"
+    if status in ("running", "created") and not pid_alive(row.get("worker_pid")) and row.get("worker_pid"):
+        status += " (process gone)"
+    return f"Run {row['id']} — {status} — {best}"
+
+
+def stopping_rule(row: dict) -> str:
+    """The run's stopping rule from its saved settings; old or broken settings mean early stop."""
+    try:
+        return str(json.loads(row.get("settings") or "{}").get("stopping") or "early_stop")
+    except ValueError:
+        return "early_stop"
+
+
+def stopping_point(row: dict, history: list[dict]) -> Optional[dict]:
+    """``{"step", "epoch", "dev_em", "fit", "why"}`` of the adapter the run keeps, or None before any evaluation.
+
+    Early stop (and a cancelled run) keeps the best evaluation's adapter; convergence keeps the last step's."""
+    if stopping_rule(row) == "convergence" and row.get("status") == "done" and row.get("final_step"):
+        step = int(row["final_step"])
+        rec = next((h for h in history if h["step"] == step), None)
+        return {"step": step, "epoch": row.get("final_epoch"), "dev_em": rec.get("dev_em") if rec else None,
+                "fit": (rec or {}).get("fit") or {}, "why": "the last step (trained to convergence)"}
+    if row.get("best_step") is None:
+        return None
+    fit = {}
+    if row.get("fit_at_best"):
+        try:
+            fit = json.loads(row["fit_at_best"]) or {}
+        except ValueError:
+            fit = {}
+    return {"step": int(row["best_step"]), "epoch": row.get("best_epoch"), "dev_em": row.get("best_dev_em"),
+            "fit": fit, "why": "the best dev exact match"}
+
+
+def describe_outcome(row: dict, history: list[dict]) -> str:
+    """What a run ended with, in words (HTML)."""
+    status = row.get("status")
+    point = stopping_point(row, history)
+    esc = html.escape
+    lines = []
+    if status == "done":
+        reason = {"early_stop": "stopped early: the dev exact match stopped improving",
+                  "max_epochs": f"trained all {row.get('final_epoch') or '?'} epochs"}.get(row.get("stop_reason") or "", "")
+        lines.append(f"<b>Run {row['id']} finished</b>" + (f" ({esc(reason)}, in {fmt_seconds(row.get('seconds'))})." if reason else "."))
+    elif status == "cancelled":
+        lines.append(f"<b>Run {row['id']} was cancelled at step {row.get('step') or 0}.</b> Its last checkpoint and its best "
+                     "adapter so far are kept: Resume continues from the checkpoint.")
+    else:
+        lines.append(f"<b>Run {row['id']}: {esc(str(status))}.</b>"
+                     + (f" {esc(str(row['error']))}" if row.get("error") else ""))
+    if point is not None:
+        epoch = f"epoch {point['epoch']:.2f}, " if isinstance(point.get("epoch"), (int, float)) else ""
+        lines.append(f"Stopping point: {epoch}step {point['step']} ({esc(point['why'])}); dev exact match {pct(point['dev_em'])}.")
+        if point.get("fit"):
+            lines.append(f"Train fit at the stopping point: {esc(fit_text(point['fit']))}.")
+    elif status != "done":
+        lines.append("No evaluation yet, so no stopping point and no adapter.")
+    if row.get("adapter_dir"):
+        lines.append(f"Adapter: <code>{esc(str(row['adapter_dir']))}</code>")
+    if row.get("merged_dir"):
+        lines.append(f"Merged model: <code>{esc(str(row['merged_dir']))}</code>")
+    return "<br>".join(lines)
+
+
+def describe_checkpoint(row: dict) -> str:
+    """What the run folder holds (checkpoint, adapter, error), checked on disk, as HTML."""
+    folder = Path(row.get("folder") or "")
+    last = folder / "checkpoints" / "last"
+    has_ckpt = (last / "state.json").is_file() or (folder / "checkpoints" / "last.old" / "state.json").is_file()
+    step, epoch = row.get("step") or 0, row.get("epoch") or 0.0
+    esc = html.escape
+    parts = [f"<b>{esc(run_label(row))}</b> · model {esc(str(row.get('model_name') or row.get('model_spec') or '?'))} · "
+             f"{row.get('n_train') or 0} training / {row.get('n_dev') or 0} dev examples"]
+    if has_ckpt:
+        parts.append(f"Last checkpoint: step {step} (epoch {float(epoch):.2f}) — <code>checkpoints/last</code> is in the run folder.")
+    else:
+        parts.append("No checkpoint in the run folder" + (" (removed?)" if step else " yet") + ".")
+    adapter = row.get("adapter_dir")
+    if adapter:
+        which = "final adapter (last step)" if Path(adapter).name == "final-adapter" else "best adapter"
+        exists = "" if Path(adapter).is_dir() else " — <i>missing on disk</i>"
+        parts.append(f"Adapter ({which}): <code>{esc(str(adapter))}</code>{exists}")
+    else:
+        parts.append("No adapter yet (one is saved at the first evaluation).")
+    if row.get("error") and row.get("status") in ("failed", "crashed"):
+        parts.append(f"Error: {esc(str(row['error']))}")
+    return "<br>".join(parts)
+
+
+def event_text(event: dict) -> str:
+    """The status line for one worker event (see ``core.train.worker``); "" for events that only draw."""
+    kind = event.get("event")
+    if kind == "resume":
+        step = int(event.get("from_step") or 0)
+        return f"Resuming from the checkpoint at step {step} …" if event.get("checkpoint") else "No checkpoint: starting over …"
+    if kind == "start":
+        return _start_text(event)
+    if kind == "eval":
+        fit = fit_text(event.get("fit"))
+        return (f"Epoch {float(event['epoch']):.2f} (step {event['step']}): dev exact match {pct(event['dev_em'])} "
+                f"(best {pct(event.get('best_dev_em'))} at step {event.get('best_step')})"
+                + (f"; train fit {fit}" if fit else "") + ".")
+    if kind == "restored":
+        return f"Kept the best adapter, from step {event.get('step')}."
+    if kind == "merged":
+        return f"Merged model saved in {event.get('path')}."
+    if kind == "done":
+        if event.get("status") == "cancelled":
+            return f"Cancelled at step {event.get('final_step')}; the checkpoint and the best adapter are kept."
+        return f"Finished at step {event.get('final_step')} in {fmt_seconds(event.get('seconds'))}."
+    if kind == "error":
+        return f"Stopped on an error: {event.get('message')}"
+    return ""
+
+
+def _start_text(event: dict) -> str:
+    """Device, precision, threads and the size of the run, so a user sees at once what runs where."""
+    n = event.get("threads")
+    threads = f", {n} CPU thread{'' if n == 1 else 's'}" if str(event.get("device", "")).startswith("cpu") else ""
+    return (f"Training on {event.get('device')} ({event.get('dtype')}{threads}): {event.get('n_train')} examples, "
+            f"{event.get('n_dev')} dev examples, {event.get('total_steps')} steps "
+            f"({event.get('steps_per_epoch')} per epoch × {event.get('epochs')} epochs)"
+            + (f", from step {event['start_step']}" if event.get("resumed") else "") + ".")
+
+
+def checkpoint_html(run_id: Any, event: dict) -> str:
+    """The runs box while training: where the last checkpoint is (the run is not in the list yet)."""
+    return (f"<b>Run {run_id} — training</b><br>Last checkpoint: step {event['step']} (epoch {float(event['epoch']):.2f}) "
+            f"— <code>checkpoints/last</code> is in the run folder.")
