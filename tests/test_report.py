@@ -88,6 +88,27 @@ def add_train_run(project: Project, plan, *, metrics: bool = True, best_step: in
     return run_id
 
 
+def add_convergence_run(project: Project, plan, *, status: str = "done") -> int:
+    """A run trained to convergence (4 epochs, best dev exact match at epoch 2), recorded as the worker does:
+    a finished run keeps the final adapter; a cancelled one never reached it and keeps the best so far."""
+    train, dev = items_from_plan(plan)
+    run_id, folder = create_run(
+        project, plan_id=plan.id, settings=TrainSettings(epochs=4, stopping="convergence"), train=train, dev=dev,
+        model_spec="scripted", model_name="tiny-model", model_path="", model_fingerprint="fp-123",
+    )
+    rows = [{"name": "loss", "step": s, "epoch": s / 10, "value": 3.0 / s, "at": 0.0} for s in range(1, 41)]
+    for e, dev_em in enumerate((0.25, 0.5, 0.45, 0.4), start=1):
+        rows.append({"name": "dev_em", "step": 10 * e, "epoch": e, "value": dev_em, "at": 0.0})
+        rows += [{"name": f"fit/{cat}", "step": 10 * e, "epoch": e, "value": e / 4, "at": 0.0} for cat in CATEGORIES]
+    write_metrics(project, run_id, rows)
+    done = status == "done"
+    update_run(project, run_id, status=status, stop_reason="max_epochs" if done else "cancelled", best_step=20, best_epoch=2.0,
+               best_dev_em=0.5, fit_at_best=json.dumps({c: 0.5 for c in CATEGORIES}), final_step=40 if done else None,
+               final_epoch=4.0 if done else None, adapter_dir=str(folder / ("final-adapter" if done else "adapter")),
+               seconds=75.0, step=40 if done else 30, epoch=4.0 if done else 3.0, total_steps=40)
+    return run_id
+
+
 BALANCED = {(c, g): n for g in ("G0", "G1") for c, n in zip(CATEGORIES, (12, 9, 6, 15))}  # 42 per group
 
 
@@ -188,7 +209,7 @@ def test_full_report_of_a_scripted_probe_plan_and_training_run(tmp_path: Path) -
     assert "team.knowmix" in text and f"KnowMix {__version__}" in text and "Generated offline by KnowMix" in text
     # probe: model, backend, fingerprint, dataset identity, budget, status
     probe = section(text, "probe")
-    for fragment in ("scripted-v1", "facts.jsonl", ds["file_sha256"], ds["content_sha256"], "the paper&#x27;s full budget",
+    for fragment in ("scripted-v1", "facts.jsonl", ds["file_sha256"], ds["content_sha256"], "the paper&#39;s full budget",
                      "finished", "48 of 48", "n_sets"):
         assert fragment in probe, fragment
     assert "Not the paper" not in probe
@@ -208,7 +229,7 @@ def test_full_report_of_a_scripted_probe_plan_and_training_run(tmp_path: Path) -
     # plan: name, mix, counts, explanation
     plan_html = section(text, "plan")
     assert "first mix" in plan_html and "natural mix" in plan_html and '<pre class="explain">' in plan_html
-    assert "Why this mix" in plan_html and "&quot;I don&#x27;t know&quot;" not in plan_html  # natural mix: nothing relabelled
+    assert "Why this mix" in plan_html and "&#34;I don&#39;t know&#34;" not in plan_html  # natural mix: nothing relabelled
     assert f"<td class=\"n\">{plan.counts()['train']['total']}</td>" in plan_html
     # training: status, stop reason, best point and the three charts with the stopping line
     training = section(text, "training")
@@ -257,8 +278,8 @@ def test_group_names_and_user_text_are_escaped(tmp_path: Path) -> None:
         save_plan(project, plan, name="<b>bold</b> plan")
         text = build_report(project)
     assert "<script" not in text and "<b>bold" not in text
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text
-    assert "A&amp;B &quot;quoted&quot;" in text and "&lt;b&gt;bold&lt;/b&gt; plan" in text
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in text
+    assert "A&amp;B &#34;quoted&#34;" in text and "&lt;b&gt;bold&lt;/b&gt; plan" in text
     parse(text)
 
 
@@ -326,7 +347,7 @@ def test_plan_without_training_run_and_training_run_without_metrics(tmp_path: Pa
         assert f"No training run for plan {plan_id} yet: knowmix train --plan {plan_id}" in section(text, "training")
         plan_html = section(text, "plan")
         c = plan.counts()
-        assert f"({c['relabelled']} Unknown relabelled &quot;I don&#x27;t know&quot;)" in plan_html
+        assert f"({c['relabelled']} Unknown relabelled &#34;I don&#39;t know&#34;)" in plan_html
         assert "Before and after" in plan_html and len(svgs(plan_html)) == 1
 
         run_id = add_train_run(project, plan, metrics=False)
@@ -430,3 +451,46 @@ def test_hundreds_of_groups_chart_the_largest_and_list_all(tmp_path: Path) -> No
     assert "<title>g7: 2 questions</title>" in groups_svg  # the largest group is kept
     assert breakdown.count("<tr><td>g") == 120
     assert breakdown.index("<tr><td>g2</td>") < breakdown.index("<tr><td>g10</td>")  # natural order
+
+
+# ----------------------------------------------------------------------------- the stopping point
+
+
+def _kv(html: str, key: str) -> str:
+    return re.search(rf"<tr><th>{re.escape(key)}</th><td>(.*?)</td></tr>", html).group(1)
+
+
+def test_a_convergence_run_stops_at_its_final_epoch_and_keeps_the_final_adapter(tmp_path: Path) -> None:
+    project, _ = seeded_project(tmp_path / "p.knowmix", BALANCED)
+    with project:
+        plan = build_plan(project, None, PlanSettings())
+        save_plan(project, plan)
+        run_id = add_convergence_run(project, plan)
+        training = section(build_report(project, train_run_id=run_id), "training")
+    # the final epoch (4, step 40, dev exact match 40%), not the best evaluation (epoch 2, step 20, 50%)
+    assert _kv(training, "Stopping point") == "epoch 4, step 40, dev exact match 40.0% (the last step (trained to convergence))"
+    assert _kv(training, "Best dev evaluation").startswith("epoch 2, step 20, dev exact match 50.0% (not kept")
+    assert _kv(training, "Train fit at the stopping point") == ", ".join(f"{c} 100%" for c in CATEGORIES)
+    assert _kv(training, "Adapter").endswith("final-adapter (from the last step)")
+    assert "convergence); the adapter of the last step is kept" in _kv(training, "Stop reason")
+    # the dashed line on every chart is at the last step
+    lines = re.findall(r'<line x1="([^"]*)"[^>]*class="best"><title>([^<]*)</title>', training)
+    assert len(lines) == 3 and len({x for x, _t in lines}) == 1
+    assert all(t.startswith("Stopping point: step 40 (epoch 4), the last step") for _x, t in lines)
+    assert "keeps the adapter of its last step (dashed line)" in training
+
+
+def test_an_early_stop_run_and_a_cancelled_convergence_run_stop_at_the_best_evaluation(tmp_path: Path) -> None:
+    project, _ = seeded_project(tmp_path / "p.knowmix", BALANCED)
+    with project:
+        plan = build_plan(project, None, PlanSettings())
+        save_plan(project, plan)
+        early = add_train_run(project, plan)
+        cancelled = add_convergence_run(project, plan, status="cancelled")
+        reports = {run_id: section(build_report(project, train_run_id=run_id), "training") for run_id in (early, cancelled)}
+    for run_id, training in reports.items():
+        assert _kv(training, "Stopping point") == "epoch 2, step 20, dev exact match 50.0% (the best dev exact match)", run_id
+        assert _kv(training, "Adapter").endswith("/adapter (from the best evaluation)")
+        assert "Best dev evaluation" not in training
+        lines = re.findall(r'class="best"><title>([^<]*)</title>', training)
+        assert lines == ["Stopping point: step 20 (epoch 2), best dev exact match 50.0%"] * 3

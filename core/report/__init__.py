@@ -1,0 +1,25 @@
+"""A self-contained HTML report of a project: probe, category breakdown, plan and training run.
+
+The report is one file a teammate can open in any browser with no network: no scripts, no
+external stylesheets or fonts, and every chart is inline SVG. Sections that need a step not done
+yet (a plan, a training run) are replaced by one sentence saying what is missing and which step
+produces it.
+
+Modules
+    ``data``       what the report shows, read from the project through the store (no SQL here)
+    ``views``      each section's words, table rows and charts
+    ``charts``     the charts as geometry (bars, lines, ticks); ``CATEGORY_COLORS``
+    ``templates``  the jinja2 templates (strings: no data files to ship)
+    ``render``     jinja2 with autoescape: every value is escaped by jinja2, none by hand
+    ``build``      ``build_report``, ``write_report``, ``default_report_path``
+
+``CATEGORY_COLORS`` is the one palette of the SliCK categories; the GUI imports it so its charts
+match the report's.
+"""
+
+from __future__ import annotations
+
+from .build import build_report, default_report_path, write_report
+from .charts import CATEGORY_COLORS
+
+__all__ = ["CATEGORY_COLORS", "build_report", "write_report", "default_report_path"]

@@ -1,0 +1,370 @@
+"""What each section of the report says: the gathered data (``data.py``) turned into words, table
+rows and charts, ready for the templates.
+
+Values here are plain text; the templates escape them. The one rule about a training run's
+result (where it stopped, which adapter it keeps) comes from ``core.train.runs``, so the report
+says what the training loop did: a finished convergence run stopped at its last step.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from ..probe import CATEGORIES
+from . import charts
+from .charts import CATEGORY_COLORS, pct
+from .data import ProbeData
+
+MAX_GROUP_BARS = 80  # more groups than this: the chart shows the largest, the table lists all
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One value of a key-value table: text, shown as code, or after the red "Not the paper's budget." flag."""
+
+    text: str
+    code: bool = False
+    not_paper_budget: bool = False
+
+
+Row = tuple[str, Cell]
+
+
+def kv(key: str, value: Any, *, code: bool = False, not_paper_budget: bool = False) -> Row:
+    return key, Cell("" if value is None else str(value), code=code, not_paper_budget=not_paper_budget)
+
+
+# --------------------------------------------------------------------------- small formats
+
+
+def when(ts: Optional[float]) -> str:
+    if not ts:
+        return "-"
+    try:
+        return _dt.datetime.fromtimestamp(float(ts)).strftime("%Y-%m-%d %H:%M")
+    except (OverflowError, OSError, ValueError, TypeError):
+        return "-"
+
+
+def duration(s: Optional[float]) -> str:
+    """Seconds in words for a reader ("3 min 05 s"), not the terminal's compact "3m05s"."""
+    if s is None:
+        return "-"
+    try:
+        s = int(round(float(s)))
+    except (TypeError, ValueError):
+        return "-"
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    if h:
+        return f"{h} h {m:02d} min"
+    if m:
+        return f"{m} min {sec:02d} s"
+    return f"{sec} s"
+
+
+def natural(name: str) -> list:
+    """Sort key that puts g2 before g10."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t.lower()) for t in re.split(r"(\d+)", name) if t] + [(2, 0, name)]
+
+
+def settings_view(text: Any) -> dict:
+    """Stored settings (JSON) as ``{"rows": [(key, shown)] or None, "text": raw text or None}``."""
+    data = text
+    if isinstance(text, str):
+        try:
+            data = json.loads(text) if text else None
+        except ValueError:
+            data = text
+    if data is None:
+        return {"rows": None, "text": None}
+    if not isinstance(data, dict):
+        return {"rows": None, "text": str(text)}
+    rows = [(key, v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)) for key, v in sorted(data.items())]
+    return {"rows": rows, "text": None}
+
+
+def legend(categories: Any = CATEGORIES) -> list[tuple[str, str]]:
+    return [(c, CATEGORY_COLORS[c]) for c in categories]
+
+
+# --------------------------------------------------------------------------- probe
+
+
+_UNFINISHED = {
+    "running": "is still running, or was stopped before it finished",
+    "cancelled": "was cancelled",
+    "failed": "failed",
+    "finished": "is marked finished but has fewer results than questions",
+}
+
+
+def probe_view(probe: ProbeData) -> dict:
+    run = probe.run
+    rows = [
+        kv("Probe run", run.get("id")),
+        kv("Model", run.get("model_name") or run.get("model_spec") or "-"),
+        kv("Model path", run.get("model_path") or "-"),
+        kv("Backend", run.get("backend") or "-"),
+        kv("Model fingerprint", run.get("model_fingerprint") or "-", code=True),
+    ]
+    rows += _dataset_rows(probe) + [_budget_row(probe.settings)]
+    rows += [
+        kv("Status", probe.status),
+        kv("Questions probed", f"{probe.n_probed} of {probe.n_total}"),
+        kv("Time", duration(run.get("seconds"))),
+        kv("Started", when(run.get("created_at"))),
+        kv("Finished", when(run.get("finished_at"))),
+    ]
+    if run.get("note"):
+        rows.append(kv("Note", run.get("note")))
+    return {"unfinished": probe.unfinished, "n_probed": probe.n_probed, "n_total": probe.n_total,
+            "why_unfinished": _UNFINISHED.get(probe.status, f"is {probe.status}"), "rows": rows,
+            "settings": settings_view(run.get("settings"))}
+
+
+def _dataset_rows(probe: ProbeData) -> list[Row]:
+    ds, pool = probe.dataset, probe.pool
+    if ds is not None:
+        rows = [
+            kv("Dataset", f"{ds.get('name')} ({ds.get('n_examples')} questions)"),
+            kv("Dataset path", ds.get("path") or "-"),
+            kv("Dataset file sha256", ds.get("file_sha256") or "-", code=True),
+            kv("Dataset content sha256", ds.get("content_sha256") or "-", code=True),
+        ]
+    else:
+        rows = [kv("Dataset", f"dataset {probe.run.get('dataset_id')} (not found in the project)")]
+    if pool is not None:
+        rows += [
+            kv("Exemplar pool", f"{pool.get('name')} ({pool.get('n_examples')} questions) at {pool.get('path')}"),
+            kv("Pool content sha256", pool.get("content_sha256") or "-", code=True),
+        ]
+    else:
+        rows.append(kv("Exemplar pool", "the dataset itself (a question never sees itself as an exemplar)"))
+    return rows
+
+
+def _budget_row(settings: Any) -> Row:
+    if settings is None:
+        return kv("Budget", "unknown: the stored settings could not be read")
+    return kv("Budget", settings.describe(), not_paper_budget=not settings.is_paper_budget)
+
+
+# --------------------------------------------------------------------------- breakdown
+
+
+def _count_row(name: str, counts: dict[str, int]) -> dict:
+    n = sum(counts.get(c, 0) for c in CATEGORIES)
+    return {"name": name, "total": n, "cells": [(counts.get(c, 0), pct(counts.get(c, 0) / n if n else 0.0)) for c in CATEGORIES]}
+
+
+def breakdown_view(probe: ProbeData) -> dict:
+    ordered = sorted(probe.groups.items(), key=lambda kv_: natural(str(kv_[0])))
+    shown = ordered
+    if len(ordered) > MAX_GROUP_BARS:
+        shown = sorted(ordered, key=lambda kv_: (-sum(kv_[1].values()), natural(str(kv_[0]))))[:MAX_GROUP_BARS]
+        shown.sort(key=lambda kv_: natural(str(kv_[0])))
+    bins = probe.p_greedy_bins
+    return {
+        "total": probe.n_probed, "n_groups": len(ordered), "legend": legend(), "categories": CATEGORIES,
+        "overall_chart": charts.stacked_bar(probe.overall),
+        "rows": [_count_row(str(g), counts) for g, counts in ordered] if len(ordered) > 1 else [],
+        "all": _count_row("all", probe.overall), "n_charted": len(shown),
+        "group_chart": charts.group_bars([(str(g), counts) for g, counts in shown]),
+        "histogram": charts.histogram(bins) if sum(bins) else None, "p_missing": probe.p_greedy_missing,
+    }
+
+
+def no_plan_text(probe: ProbeData) -> str:
+    """Why there is no plan section, and which step makes one."""
+    run_id = probe.run["id"]
+    if probe.unfinished:
+        why = (f"the probe is not finished ({probe.n_probed} of {probe.n_total} questions probed). Resume the "
+               "probe, then make a plan with knowmix plan (or the Plan page in the app).")
+    else:
+        why = "make one from this probe with knowmix plan (or the Plan page in the app)."
+    return f"No plan for probe run {run_id} yet: {why}"
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def plan_view(plan: Any, note: str) -> dict:
+    from ..plan import MIX_LABELS
+
+    c = plan.counts()
+    relabelled = f" ({c['relabelled']} Unknown relabelled \"I don't know\")" if c["relabelled"] else ""
+    rows = [
+        kv("Plan", f"{plan.id}: {plan.name}" if plan.name else plan.id),
+        kv("Mix", MIX_LABELS.get(plan.settings.mix, plan.settings.mix)),
+        kv("From probe run", plan.probe_run_id),
+        kv("Created", when(plan.created_at)),
+        kv("Training set", f"{c['train']['total']} questions{relabelled}"),
+        kv("Dev split", f"{c['dev']['total']} questions"),
+        kv("Dropped", f"{c['dropped']['total']} questions"),
+    ]
+    parts = [("All probed", c["before"]), ("Dev split", c["dev"]), ("Training set", c["train"]), ("Dropped", c["dropped"])]
+    return {
+        "note": note, "rows": rows, "settings": settings_view(plan.settings.to_dict()), "legend": legend(),
+        "chart": charts.group_bars([(label, p["counts"]) for label, p in parts], row_height=22),
+        "parts": parts, "categories": CATEGORIES, "warnings": plan.warnings(), "explain": plan.explain(),
+    }
+
+
+def no_training_text(plan: Any) -> str:
+    if plan is not None:
+        return f"No training run for plan {plan.id} yet: knowmix train --plan {plan.id} (or the Train page in the app) runs one."
+    return "No training run yet: training needs a plan first (knowmix plan, then knowmix train)."
+
+
+# --------------------------------------------------------------------------- training
+
+
+LOSS_COLOR, DEV_COLOR = "#37474f", "#1565c0"
+MAX_LINE_POINTS = 400  # longer series are averaged into this many points
+
+
+def _stop_words(reason: Any, final: bool) -> str:
+    """The run's stop reason in words; "max_epochs" depends on the rule, since it decides the adapter kept."""
+    if reason == "max_epochs":
+        if final:
+            return "trained every epoch (convergence); the adapter of the last step is kept"
+        return "trained every epoch (dev exact match never stopped improving for long); the best dev evaluation is kept"
+    return {
+        "early_stop": "stopped early: dev exact match stopped improving (the paper's EARLY_STOP)",
+        "cancelled": "cancelled by the user; the best adapter so far is kept",
+    }.get(str(reason), str(reason)) if reason else "-"
+
+
+def _point_text(point: Optional[dict]) -> str:
+    if point is None:
+        return "none yet"
+    epoch = f"epoch {float(point['epoch']):g}, " if point.get("epoch") is not None else ""
+    return f"{epoch}step {point['step']}, dev exact match {pct(point.get('dev_em'))} ({point['why']})"
+
+
+def _fit_text(fit: Any) -> str:
+    if not isinstance(fit, dict) or not fit:
+        return "-"
+    cats = [c for c in CATEGORIES if c in fit] + [c for c in fit if c not in CATEGORIES]
+    return ", ".join(f"{cat} {pct(fit[cat], 0)}" for cat in cats)
+
+
+def _stopping_rows(row: dict, point: Optional[dict]) -> list[Row]:
+    rows = [kv("Stopping point", _point_text(point))]
+    best_step = row.get("best_step")
+    if point is not None and point["final"] and best_step is not None and int(best_step) != point["step"]:
+        best = {"step": int(best_step), "epoch": row.get("best_epoch"), "dev_em": row.get("best_dev_em"),
+                "why": "not kept: a convergence run keeps its last step"}
+        rows.append(kv("Best dev evaluation", _point_text(best)))
+    rows.append(kv("Train fit at the stopping point", _fit_text(point["fit"] if point else None)))
+    which = "" if point is None else " (from the last step)" if point["final"] else " (from the best evaluation)"
+    rows.append(kv("Adapter", f"{row['adapter_dir']}{which}" if row.get("adapter_dir") else "-"))
+    return rows
+
+
+def _training_rows(row: dict, point: Optional[dict]) -> list[Row]:
+    final = bool(point and point["final"])
+    rows = [
+        kv("Training run", row["id"]),
+        kv("Plan", row.get("plan_id") if row.get("plan_id") is not None else "none (items given directly)"),
+        kv("Model", row.get("model_name") or row.get("model_spec") or "-"),
+        kv("Model path", row.get("model_path") or "-"),
+        kv("Status", row.get("status") or "unknown"),
+        kv("Stop reason", _stop_words(row.get("stop_reason"), final)),
+        kv("Examples", f"{row.get('n_train') or 0} train, {row.get('n_dev') or 0} dev"),
+        kv("Progress", f"step {row.get('step') or 0} of {row.get('total_steps') or '?'}, epoch {float(row.get('epoch') or 0):g}"),
+    ]
+    rows += _stopping_rows(row, point)
+    if row.get("merged_dir"):
+        rows.append(kv("Merged model", row.get("merged_dir")))
+    rows += [kv("Run folder", row.get("folder") or "-"), kv("Time", duration(row.get("seconds"))),
+             kv("Started", when(row.get("started_at") or row.get("created_at"))), kv("Finished", when(row.get("finished_at")))]
+    if row.get("error"):
+        rows.append(kv("Error", row.get("error")))
+    return rows
+
+
+def _stopping_line(point: Optional[dict]) -> Optional[tuple[float, str]]:
+    """The dashed line on every training chart: where the run stopped, with its tooltip."""
+    if point is None:
+        return None
+    tip = f"Stopping point: step {point['step']}"
+    if point.get("epoch") is not None:
+        tip += f" (epoch {float(point['epoch']):g})"
+    if point["final"]:
+        tip += ", the last step (trained to convergence)"
+        if point.get("dev_em") is not None:
+            tip += f"; dev exact match {pct(point['dev_em'])}"
+    elif point.get("dev_em") is not None:
+        tip += f", best dev exact match {pct(point['dev_em'])}"
+    return float(point["step"]), tip
+
+
+def _eval_series(history: list[dict]) -> tuple[list, dict[str, list], list]:
+    """Dev exact match, train fit per category and overall, as ``(step, value)`` points (finite values only)."""
+    def finite(v: Any) -> bool:
+        return isinstance(v, (int, float)) and math.isfinite(v)
+
+    dev: list[tuple[float, float]] = []
+    fit: dict[str, list[tuple[float, float]]] = {}
+    fit_all: list[tuple[float, float]] = []
+    for rec in history:
+        step = float(rec["step"])
+        if finite(rec.get("dev_em")):
+            dev.append((step, float(rec["dev_em"])))
+        for cat, share in (rec.get("fit") or {}).items():
+            if finite(share):
+                fit.setdefault(cat, []).append((step, float(share)))
+        if finite(rec.get("fit_all")):
+            fit_all.append((step, float(rec["fit_all"])))
+    return dev, fit, fit_all
+
+
+def _loss_chart(loss: list[tuple[float, float]], best: Optional[tuple[float, str]]) -> tuple[Optional[charts.Chart], int]:
+    if not loss:
+        return None, 1
+    pts, size = charts.downsample(loss, MAX_LINE_POINTS)
+    title = (f"training loss over {len(loss)} steps: {loss[0][1]:.4g} at step {int(loss[0][0])}, "
+             f"{loss[-1][1]:.4g} at step {int(loss[-1][0])}")
+    series = [{"name": "training loss", "color": LOSS_COLOR, "points": pts, "title": title}]
+    return charts.line_chart(series, y_label="loss", best=best), size
+
+
+def _fit_chart(fit: dict[str, list], fit_all: list, best: Optional[tuple[float, str]]) -> tuple[Optional[charts.Chart], list]:
+    if not fit:
+        return None, []
+    cats = [c for c in CATEGORIES if c in fit] + sorted(c for c in fit if c not in CATEGORIES)
+    series = [{"name": f"{c} fitted", "color": CATEGORY_COLORS.get(c, charts.NEUTRAL), "points": fit[c], "markers": True}
+              for c in cats]
+    if fit_all:
+        series.append({"name": "all categories fitted", "color": "#757575", "points": fit_all, "dash": True})
+    chart = charts.line_chart(series, y_label="share of training examples fitted", percent=True, y_range=(0.0, 1.0), best=best)
+    return chart, legend([c for c in cats if c in CATEGORY_COLORS])
+
+
+def training_view(training: Any) -> dict:
+    point = training.point
+    best = _stopping_line(point)
+    dev, fit, fit_all = _eval_series(training.history)
+    loss_chart, bucket = _loss_chart(training.loss, best)
+    fit_chart, fit_legend = _fit_chart(fit, fit_all, best)
+    dev_chart = None
+    if dev:
+        series = [{"name": "dev exact match", "color": DEV_COLOR, "points": dev, "markers": True}]
+        dev_chart = charts.line_chart(series, y_label="dev exact match", percent=True, y_range=(0.0, 1.0), best=best)
+    final = bool(point and point["final"])
+    return {
+        "note": training.note, "rows": _training_rows(training.row, point),
+        "settings": settings_view(training.row.get("settings")),
+        "has_metrics": bool(training.loss or training.history),
+        "loss_chart": loss_chart, "loss_bucket": bucket, "dev_chart": dev_chart, "fit_chart": fit_chart, "fit_legend": fit_legend,
+        "point_words": "the last step: a convergence run keeps its final adapter" if final else "best dev exact match",
+        "kept_words": ("this run trained to convergence and keeps the adapter of its last step" if final
+                       else "training keeps the adapter of the best one"),
+    }
