@@ -2,8 +2,8 @@
 
 The counts come straight from SQL (``core.summary.breakdown``), so the headline, the count table
 and the bars appear at once. The example table can hold 100k rows: a background job reads them
-into plain lists and numpy arrays, and ``ExampleModel`` filters and sorts an index array itself
-(no per-row Python callbacks as a QSortFilterProxyModel would make). Selecting an example reads
+into plain lists and numpy arrays, and ``ExampleModel`` (``gui.example_table``) filters and sorts an
+index array itself (no per-row Python callbacks as a QSortFilterProxyModel would make). Selecting an example reads
 its answers per exemplar set from the project and shows which were correct.
 """
 
@@ -12,262 +12,42 @@ from __future__ import annotations
 import html
 import json
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
-
-import numpy as np
 
 from core.matching import AnswerMatcher
 from core.probe import CATEGORIES
 
 from ..charts import CATEGORY_COLORS, CategoryBars, Histogram
+from ..example_table import DASH, ExampleData, ExampleModel, fmt_p
 from ..qt import Qt, QtCore, QtGui, QtWidgets
 from .base import BLOCKED, DONE, READY, InlineMessage, Page
 
 ALL_CATEGORIES = "All categories"
 ALL_GROUPS = "All groups"
-DASH = "—"
 SEARCH_DEBOUNCE_MS = 200
 OK_COLOR, BAD_COLOR = "#2e7d32", "#c62828"
 
 
 # -- data --------------------------------------------------------------------------------------------
-@dataclass
-class ExampleData:
-    """One probe run's examples as columns (index i is one example, in file order)."""
-
-    run_id: int
-    ids: list[str] = field(default_factory=list)
-    groups: list[str] = field(default_factory=list)
-    categories: list[str] = field(default_factory=list)
-    questions: list[str] = field(default_factory=list)
-    answers: list[str] = field(default_factory=list)
-    p_greedy: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    p_sampled: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    haystack: list[str] = field(default_factory=list)  # casefolded question + answers, for the search box
-    group_names: list[str] = field(default_factory=list)  # sorted
-    cat_code: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
-    group_code: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
-    ranks: dict[int, np.ndarray] = field(default_factory=dict)  # column -> sort key
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-def _rank(keys: list[Any]) -> np.ndarray:
-    order = sorted(range(len(keys)), key=keys.__getitem__)
-    rank = np.empty(len(keys), dtype=np.int64)
-    rank[np.asarray(order, dtype=np.int64)] = np.arange(len(keys), dtype=np.int64)
-    return rank
-
-
 def load_example_data(path: str | Path, run_id: int) -> ExampleData:
     """Read a run's examples with its own connection (runs on a worker thread)."""
-    from core.store import Project
+    from core.store import Project, results
 
     with Project(path, create=False) as project:
         run = project.probe_run(run_id)
-        rows = project.db.execute(
-            "SELECT r.example_id, r.group_name, r.category, e.question, e.answers, r.p_greedy, r.p_sampled "
-            "FROM probe_results r LEFT JOIN examples e ON e.dataset_id = ? AND e.example_id = r.example_id "
-            "WHERE r.run_id = ? ORDER BY e.idx, r.rowid",
-            [run["dataset_id"], run_id],
-        ).fetchall()
-    d = ExampleData(run_id=run_id)
-    if not rows:
-        return d
-    ids, groups, cats, questions, answers_raw, pg, ps = (list(c) for c in zip(*rows))
-    d.ids = [str(i) for i in ids]
-    d.groups = [g if g is not None else "" for g in groups]
-    d.categories = [c or "" for c in cats]
-    d.questions = [q or "" for q in questions]
-    answers: list[str] = []
-    for a in answers_raw:
-        try:
-            answers.append("; ".join(str(x) for x in json.loads(a))) if a else answers.append("")
-        except (ValueError, TypeError):
-            answers.append(str(a))
-    d.answers = answers
-    d.p_greedy = np.array([np.nan if v is None else v for v in pg], dtype=float)
-    d.p_sampled = np.array([np.nan if v is None else v for v in ps], dtype=float)
-    d.haystack = [f"{q}\x00{a}".casefold() for q, a in zip(d.questions, answers)]
-    d.group_names = sorted(set(d.groups))
-    gpos = {g: i for i, g in enumerate(d.group_names)}
-    cpos = {c: i for i, c in enumerate(CATEGORIES)}
-    d.group_code = np.fromiter((gpos[g] for g in d.groups), dtype=np.int32, count=len(d.groups))
-    d.cat_code = np.fromiter((cpos.get(c, len(CATEGORIES)) for c in d.categories), dtype=np.int8, count=len(d.categories))
-    d.ranks = {
-        0: _rank(d.ids),
-        1: d.group_code.astype(np.int64),
-        2: d.cat_code.astype(np.int64),
-        3: _rank([q.casefold() for q in d.questions]),
-        4: _rank([a.casefold() for a in answers]),
-        5: d.p_greedy,
-        6: d.p_sampled,
-    }
-    return d
-
-
-def fmt_p(v: float) -> str:
-    return DASH if v is None or v != v else f"{v:.2f}"
-
-
-# -- table model -------------------------------------------------------------------------------------
-class ExampleModel(QtCore.QAbstractTableModel):
-    """The examples of one run, filtered and sorted through an index array (fast on 100k rows)."""
-
-    COLUMNS = ("id", "group", "category", "question", "answers", "P(T=0)", "P(T>0)")
-    COL_P_GREEDY, COL_P_SAMPLED = 5, 6
-    filtered = QtCore.Signal()  # the visible rows changed (filter, sort or new data)
-
-    def __init__(self, parent: Optional[QtCore.QObject] = None) -> None:
-        super().__init__(parent)
-        self.data_ = ExampleData(run_id=0)
-        self.view = np.zeros(0, dtype=np.int64)  # visible row -> example index
-        self._order = np.zeros(0, dtype=np.int64)  # all examples in the current sort order
-        self.sort_column = -1
-        self.sort_order = Qt.SortOrder.AscendingOrder
-        self.category: Optional[str] = None
-        self.group: Optional[str] = None
-        self.text = ""
-        self._swatches = {c: QtGui.QColor(CATEGORY_COLORS[c]) for c in CATEGORIES}
-        self._right = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-
-    # -- public --------------------------------------------------------------------------------
-    def set_data(self, data: ExampleData) -> None:
-        self.data_ = data
-        self._order = self._sorted_order()
-        self._rebuild()
-
-    def set_filters(self, category: Optional[str] = None, group: Optional[str] = None, text: str = "") -> None:
-        self.category, self.group, self.text = category or None, group or None, text.strip()
-        self._rebuild()
-
-    @property
-    def total(self) -> int:
-        return len(self.data_)
-
-    def example_index(self, row: int) -> int:
-        return int(self.view[row])
-
-    def example_id(self, row: int) -> str:
-        return self.data_.ids[int(self.view[row])]
-
-    def row_of(self, example_id: str) -> int:
-        try:
-            i = self.data_.ids.index(example_id)
-        except ValueError:
-            return -1
-        hits = np.nonzero(self.view == i)[0]
-        return int(hits[0]) if hits.size else -1
-
-    def column_values(self, column: int) -> list[str]:
-        """What the visible rows show in ``column`` (for tests and copying)."""
-        return [self._text(int(i), column) for i in self.view]
-
-    # -- filtering and sorting -----------------------------------------------------------------
-    def _sorted_order(self) -> np.ndarray:
-        n = len(self.data_)
-        if self.sort_column < 0 or self.sort_column not in self.data_.ranks or not n:
-            return np.arange(n, dtype=np.int64)
-        key = self.data_.ranks[self.sort_column]
-        if self.sort_order == Qt.SortOrder.DescendingOrder:
-            key = -key  # NaN (not measured) stays last either way
-        return np.argsort(key, kind="stable").astype(np.int64)
-
-    def _rebuild(self) -> None:
-        d = self.data_
-        self.beginResetModel()
-        order = self._order
-        if len(order) != len(d):
-            order = self._order = np.arange(len(d), dtype=np.int64)
-        mask = None
-        if self.category:
-            code = CATEGORIES.index(self.category) if self.category in CATEGORIES else -1
-            mask = d.cat_code == code
-        if self.group:
-            try:
-                gm = d.group_code == d.group_names.index(self.group)
-            except ValueError:
-                gm = np.zeros(len(d), dtype=bool)
-            mask = gm if mask is None else (mask & gm)
-        view = order if mask is None else order[mask[order]]
-        if self.text:
-            needle = self.text.casefold()
-            hay = d.haystack
-            view = np.fromiter((i for i in view.tolist() if needle in hay[i]), dtype=np.int64)
-        self.view = view
-        self.endResetModel()
-        self.filtered.emit()
-
-    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:  # noqa: D401 - Qt API
-        self.sort_column, self.sort_order = column, order
-        self._order = self._sorted_order()
-        self._rebuild()
-
-    # -- Qt model API --------------------------------------------------------------------------
-    def rowCount(self, parent: QtCore.QModelIndex = QtCore.QModelIndex()) -> int:  # noqa: N802, B008
-        return 0 if parent.isValid() else len(self.view)
-
-    def columnCount(self, parent: QtCore.QModelIndex = QtCore.QModelIndex()) -> int:  # noqa: N802, B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
-        if orientation == Qt.Orientation.Horizontal:
-            if role == Qt.ItemDataRole.DisplayRole:
-                return self.COLUMNS[section]
-            if role == Qt.ItemDataRole.ToolTipRole:
-                return {
-                    5: "P(T=0): share of correct greedy answers over the exemplar sets",
-                    6: "P(T>0): share of correct sampled answers; — when the lazy schedule stopped sampling early",
-                }.get(section)
-        elif role == Qt.ItemDataRole.DisplayRole:
-            return str(section + 1)
-        return None
-
-    def _text(self, i: int, col: int) -> str:
-        d = self.data_
-        if col == 0:
-            return d.ids[i]
-        if col == 1:
-            return d.groups[i]
-        if col == 2:
-            return d.categories[i]
-        if col == 3:
-            return d.questions[i]
-        if col == 4:
-            return d.answers[i]
-        if col == 5:
-            return fmt_p(float(d.p_greedy[i]))
-        return fmt_p(float(d.p_sampled[i]))
-
-    def data(self, index: QtCore.QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
-            return None
-        row, col = index.row(), index.column()
-        if row >= len(self.view):
-            return None
-        i = int(self.view[row])
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self._text(i, col)
-        if role == Qt.ItemDataRole.ToolTipRole and col in (3, 4):
-            return self._text(i, col)
-        if role == Qt.ItemDataRole.DecorationRole and col == 2:
-            return self._swatches.get(self.data_.categories[i])
-        if role == Qt.ItemDataRole.TextAlignmentRole and col >= 5:
-            return self._right
-        if role == Qt.ItemDataRole.UserRole:
-            return self.data_.ids[i]
-        return None
+        rows = results.example_rows(project, run_id, run["dataset_id"])
+    return ExampleData.from_rows(run_id, rows)
 
 
 # -- the page ------------------------------------------------------------------------------------------
 class BreakdownPage(Page):
+    """Step 5: the counts and bars at once (SQL), the example table when its background load ends."""
+
     title = "Breakdown"
     key = "breakdown"
 
-    def __init__(self, ctx, parent: Optional[QtWidgets.QWidget] = None) -> None:
+    def __init__(self, ctx: Any, parent: Optional[QtWidgets.QWidget] = None) -> None:
         super().__init__(ctx, parent)
         self.breakdown: Any = None  # the core.summary.Breakdown shown
         self._generation = 0
@@ -275,8 +55,22 @@ class BreakdownPage(Page):
         self._reload_pending = False
         self._selected_id: Optional[str] = None
         self.last_load_seconds: Optional[float] = None
+        self._sized_top = False
 
         root = QtWidgets.QVBoxLayout(self)
+        self._build_header(root)
+        self.body = QtWidgets.QSplitter(Qt.Orientation.Vertical)
+        self.body.setObjectName("breakdownSplitter")
+        self.body.setChildrenCollapsible(False)
+        root.addWidget(self.body, 1)
+        self.body.addWidget(self._build_charts())
+        self.body.addWidget(self._build_examples())
+        self.body.setStretchFactor(0, 4)
+        self.body.setStretchFactor(1, 5)
+        self._connect_filters()
+        self._show_empty(self._no_run_text())
+
+    def _build_header(self, root: QtWidgets.QVBoxLayout) -> None:
         root.addWidget(self.heading(
             "Breakdown",
             "Which training examples the model already knows (SliCK categories, from the Probe step), overall and per "
@@ -291,17 +85,22 @@ class BreakdownPage(Page):
         self.headline.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         root.addWidget(self.headline)
 
-        self.body = QtWidgets.QSplitter(Qt.Orientation.Vertical)
-        self.body.setObjectName("breakdownSplitter")
-        self.body.setChildrenCollapsible(False)
-        root.addWidget(self.body, 1)
-
-        # top: counts, bars, histogram
+    def _build_charts(self) -> QtWidgets.QSplitter:
+        """The top half: the count table, the category bars (overall, then per group) and the histogram."""
         top = QtWidgets.QSplitter(Qt.Orientation.Horizontal)
         top.setObjectName("chartSplitter")
         top.setChildrenCollapsible(False)
         self.top_split = top
-        self._sized_top = False
+        top.addWidget(self._build_count_table())
+        top.addWidget(self._build_bars())
+        self.histogram = Histogram()
+        self.histogram.setObjectName("pGreedyHistogram")
+        self.histogram.setMinimumWidth(240)
+        top.addWidget(self.histogram)
+        top.setStretchFactor(1, 1)
+        return top
+
+    def _build_count_table(self) -> QtWidgets.QTableWidget:
         self.count_table = QtWidgets.QTableWidget(0, len(CATEGORIES) + 2)
         self.count_table.setObjectName("countTable")
         self.count_table.setHorizontalHeaderLabels(["group", *CATEGORIES, "total"])
@@ -310,8 +109,10 @@ class BreakdownPage(Page):
         self.count_table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.NoSelection)
         self.count_table.setAlternatingRowColors(True)
         self.count_table.setToolTip("Examples per category: count (share of the row)")
-        top.addWidget(self.count_table)
+        return self.count_table
 
+    def _build_bars(self) -> QtWidgets.QWidget:
+        """One bar for the whole run with the legend, then one per group in a scroll area (there may be many)."""
         bars_box = QtWidgets.QWidget()
         bars_lay = QtWidgets.QVBoxLayout(bars_box)
         bars_lay.setContentsMargins(0, 0, 0, 0)
@@ -326,19 +127,30 @@ class BreakdownPage(Page):
         self.group_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
         self.group_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         bars_lay.addWidget(self.group_scroll, 1)
-        top.addWidget(bars_box)
+        return bars_box
 
-        self.histogram = Histogram()
-        self.histogram.setObjectName("pGreedyHistogram")
-        self.histogram.setMinimumWidth(240)
-        top.addWidget(self.histogram)
-        top.setStretchFactor(1, 1)
-        self.body.addWidget(top)
-
-        # bottom: filters, example table, detail pane
+    def _build_examples(self) -> QtWidgets.QWidget:
+        """The bottom half: the filters, then the example table beside the selected example's answers."""
         bottom = QtWidgets.QWidget()
         bot_lay = QtWidgets.QVBoxLayout(bottom)
         bot_lay.setContentsMargins(0, 4, 0, 0)
+        bot_lay.addLayout(self._build_filters())
+        split = QtWidgets.QSplitter(Qt.Orientation.Horizontal)
+        self.example_split = split
+        split.setObjectName("exampleSplitter")
+        split.setChildrenCollapsible(False)
+        split.addWidget(self._build_table())
+        self.detail = QtWidgets.QTextBrowser()
+        self.detail.setObjectName("exampleDetail")
+        self.detail.setOpenLinks(False)
+        self.detail.setPlaceholderText("Select an example to see its answers for each exemplar set.")
+        split.addWidget(self.detail)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        bot_lay.addWidget(split, 1)
+        return bottom
+
+    def _build_filters(self) -> QtWidgets.QHBoxLayout:
         filters = QtWidgets.QHBoxLayout()
         self.category_combo = QtWidgets.QComboBox()
         self.category_combo.setObjectName("categoryFilter")
@@ -361,12 +173,9 @@ class BreakdownPage(Page):
         filters.addWidget(self.group_combo)
         filters.addWidget(self.search, 1)
         filters.addWidget(self.count_label)
-        bot_lay.addLayout(filters)
+        return filters
 
-        split = QtWidgets.QSplitter(Qt.Orientation.Horizontal)
-        self.example_split = split
-        split.setObjectName("exampleSplitter")
-        split.setChildrenCollapsible(False)
+    def _build_table(self) -> QtWidgets.QTableView:
         self.model = ExampleModel(self)
         self.table = QtWidgets.QTableView()
         self.table.setObjectName("exampleTable")
@@ -381,6 +190,12 @@ class BreakdownPage(Page):
         vh.hide()
         vh.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Fixed)  # never measures 100k rows
         vh.setDefaultSectionSize(self.fontMetrics().height() + 8)
+        self._size_columns()
+        self.table.setSortingEnabled(True)
+        return self.table
+
+    def _size_columns(self) -> None:
+        """Fixed widths from sample texts (measuring 100k rows would freeze the page); the question stretches."""
         hh = self.table.horizontalHeader()
         hh.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Interactive)
         hh.setStretchLastSection(False)
@@ -392,21 +207,9 @@ class BreakdownPage(Page):
                 self.table.setColumnWidth(col, fm.horizontalAdvance(sample) + 28 + icon)
         hh.setSectionResizeMode(3, QtWidgets.QHeaderView.ResizeMode.Stretch)
         hh.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
-        self.table.setSortingEnabled(True)
-        split.addWidget(self.table)
 
-        self.detail = QtWidgets.QTextBrowser()
-        self.detail.setObjectName("exampleDetail")
-        self.detail.setOpenLinks(False)
-        self.detail.setPlaceholderText("Select an example to see its answers for each exemplar set.")
-        split.addWidget(self.detail)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
-        bot_lay.addWidget(split, 1)
-        self.body.addWidget(bottom)
-        self.body.setStretchFactor(0, 4)
-        self.body.setStretchFactor(1, 5)
-
+    def _connect_filters(self) -> None:
+        """Combos filter at once; the search box waits until typing pauses (``SEARCH_DEBOUNCE_MS``)."""
         self._search_timer = QtCore.QTimer(self)
         self._search_timer.setSingleShot(True)
         self._search_timer.setInterval(SEARCH_DEBOUNCE_MS)
@@ -416,7 +219,6 @@ class BreakdownPage(Page):
         self.group_combo.currentIndexChanged.connect(lambda _i: self.apply_filters())
         self.model.filtered.connect(self._after_filter)
         self.table.selectionModel().currentRowChanged.connect(self._current_changed)
-        self._show_empty(self._no_run_text())
 
     # -- Page API -----------------------------------------------------------------------------------
     def watched_fields(self) -> tuple[str, ...]:
@@ -428,9 +230,11 @@ class BreakdownPage(Page):
         run_id = self.ctx.probe_run_id
         if run_id is None:
             return BLOCKED, "Probe a dataset first (Probe step)."
+        from core.store import results
+
         try:
             with self.ctx.project() as p:
-                has = p.db.execute("SELECT 1 FROM probe_results WHERE run_id = ? LIMIT 1", [run_id]).fetchone()
+                has = results.has_results(p, run_id)  # one row at most: cheap enough for the UI thread
         except Exception:  # noqa: BLE001 - the navigator only needs a state
             return BLOCKED, "The project cannot be read."
         if has:
@@ -645,14 +449,10 @@ def _answers_html(answers: list[str], matcher: AnswerMatcher) -> str:
 
 def example_html(project: Any, run_id: int, example_id: str, palette: Optional[QtGui.QPalette] = None) -> str:
     """The detail pane: question, accepted answers, category, and each exemplar set's answers."""
+    from core.store import results
+
     run = project.probe_run(run_id)
-    row = project.db.execute(
-        "SELECT r.category, r.p_greedy, r.p_sampled, r.greedy_correct, r.greedy_total, r.sampled_correct, r.sampled_total, "
-        "r.greedy_answers, r.sampled_answers, r.exemplar_ids, e.question, e.answers, r.group_name "
-        "FROM probe_results r LEFT JOIN examples e ON e.dataset_id = ? AND e.example_id = r.example_id "
-        "WHERE r.run_id = ? AND r.example_id = ?",
-        [run["dataset_id"], run_id, example_id],
-    ).fetchone()
+    row = results.example_detail(project, run_id, run["dataset_id"], example_id)
     if row is None:
         return f"<p>Example {html.escape(example_id)} has no probe result in run {run_id}.</p>"
     (cat, p_g, p_s, g_ok, g_n, s_ok, s_n, greedy_json, sampled_json, exemplars_json, question, answers_json, group) = row
@@ -679,24 +479,31 @@ def example_html(project: Any, run_id: int, example_id: str, palette: Optional[Q
     n = max(len(greedy), len(sampled), len(exemplars))
     for k in range(n):
         g = greedy[k] if k < len(greedy) else None
-        if g is None:
-            g_html = DASH
-        else:
-            ok = matcher(g)
-            g_html = (f'<span style="color:{OK_COLOR if ok else BAD_COLOR}">{"✓" if ok else "✗"}</span>&nbsp;'
-                      f"{html.escape(g.strip()) or '<i>(empty)</i>'}")
         samples = sampled[k] if k < len(sampled) else []
-        if samples:
-            n_ok = sum(matcher(a) for a in samples)
-            s_html = f"<b>{n_ok}/{len(samples)}</b> correct: " + _answers_html(samples, matcher)
-        else:
-            s_html = f"<span style='color:{muted}'>not sampled</span>"
         ids = exemplars[k] if k < len(exemplars) else []
-        ids_html = (f"<br><span style='color:{muted}; font-size:small'>exemplars: {html.escape(', '.join(map(str, ids)))}</span>"
-                    if ids else "")
-        out.append(f"<tr><td>{k + 1}</td><td>{g_html}{ids_html}</td><td>{s_html}</td></tr>")
+        out.append(_set_row_html(k, g, samples, ids, matcher, muted))
     out.append("</table>")
     return "\n".join(out)
 
 
-__all__ = ["BreakdownPage", "ExampleModel", "ExampleData", "load_example_data", "example_html"]
+def _set_row_html(k: int, greedy: Optional[str], samples: list[str], ids: list[Any], matcher: AnswerMatcher,
+                  muted: str) -> str:
+    """One exemplar set's row: its greedy answer (✓/✗) and exemplar ids, and its sampled answers."""
+    if greedy is None:
+        g_html = DASH
+    else:
+        ok = matcher(greedy)
+        g_html = (f'<span style="color:{OK_COLOR if ok else BAD_COLOR}">{"✓" if ok else "✗"}</span>&nbsp;'
+                  f"{html.escape(greedy.strip()) or '<i>(empty)</i>'}")
+    if samples:
+        n_ok = sum(matcher(a) for a in samples)
+        s_html = f"<b>{n_ok}/{len(samples)}</b> correct: " + _answers_html(samples, matcher)
+    else:
+        s_html = f"<span style='color:{muted}'>not sampled</span>"
+    ids_html = (f"<br><span style='color:{muted}; font-size:small'>exemplars: {html.escape(', '.join(map(str, ids)))}</span>"
+                if ids else "")
+    return f"<tr><td>{k + 1}</td><td>{g_html}{ids_html}</td><td>{s_html}</td></tr>"
+
+
+# ExampleModel, ExampleData and fmt_p live in gui.example_table now; importers of this module keep working.
+__all__ = ["BreakdownPage", "ExampleModel", "ExampleData", "load_example_data", "example_html", "fmt_p", "DASH"]
