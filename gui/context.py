@@ -76,6 +76,7 @@ class AppContext(QtCore.QObject):
     def open_project(self, path: str | Path, *, create: bool = False) -> None:
         """Make ``path`` the current project and pick up where it was left: its latest dataset,
         probe, plan and training run."""
+        from core.plan import list_plans
         from core.store import Project
         from core.train.runs import list_runs
 
@@ -83,7 +84,7 @@ class AppContext(QtCore.QObject):
         with Project(path, create=create) as p:
             datasets = p.datasets()
             runs = p.probe_runs()
-            plans = list(p.db["plans"].rows_where(order_by="id"))
+            plans = list_plans(p)
             trains = list_runs(p)
         train_ds = [d for d in datasets if d["role"] == "train"]
         pools = [d for d in datasets if d["role"] == "pool"]

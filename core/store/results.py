@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 # The columns ``example_rows`` returns, in order.
 EXAMPLE_COLUMNS = ("example_id", "group_name", "category", "question", "answers", "p_greedy", "p_sampled")
-# The columns ``example_detail`` returns.
+# The columns ``example_detail`` returns, in order.
 DETAIL_COLUMNS = (
     "category", "p_greedy", "p_sampled", "greedy_correct", "greedy_total", "sampled_correct", "sampled_total",
     "greedy_answers", "sampled_answers", "exemplar_ids", "question", "answers", "group_name",
@@ -44,8 +44,9 @@ def example_rows(project: "Project", run_id: int, dataset_id: int) -> list[tuple
     ).fetchall()
 
 
-def example_detail(project: "Project", run_id: int, dataset_id: int, example_id: str) -> Optional[dict]:
-    """One result with every answer the model gave and its question; None when the run has no such result."""
+def example_detail(project: "Project", run_id: int, dataset_id: int, example_id: str) -> Optional[tuple[Any, ...]]:
+    """One result with every answer the model gave and its question (``DETAIL_COLUMNS``); None when the run
+    has no such result."""
     row = project.db.execute(
         "SELECT r.category, r.p_greedy, r.p_sampled, r.greedy_correct, r.greedy_total, r.sampled_correct, "
         "r.sampled_total, r.greedy_answers, r.sampled_answers, r.exemplar_ids, e.question, e.answers, r.group_name "
@@ -53,7 +54,7 @@ def example_detail(project: "Project", run_id: int, dataset_id: int, example_id:
         "WHERE r.run_id = ? AND r.example_id = ?",
         [dataset_id, run_id, example_id],
     ).fetchone()
-    return dict(zip(DETAIL_COLUMNS, row)) if row is not None else None
+    return tuple(row) if row is not None else None
 
 
 def p_greedy_bins(project: "Project", run_id: int, n_bins: int = 10) -> tuple[list[int], int]:

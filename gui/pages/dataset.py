@@ -167,7 +167,7 @@ class DatasetPage(Page):
         with self.ctx.project() as p:
             d = p.dataset(self.ctx.dataset_id)
             pool = p.dataset(self.ctx.pool_id) if self.ctx.pool_id else None
-            n_groups = p.db.execute("SELECT COUNT(DISTINCT group_name) FROM examples WHERE dataset_id = ?", [d["id"]]).fetchone()[0]
+            n_groups = p.group_count(d["id"])
         extra = []
         if d.get("n_duplicates"):
             extra.append(f"{d['n_duplicates']} duplicates merged")

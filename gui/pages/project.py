@@ -175,11 +175,14 @@ class ProjectPage(Page):
                 " New here? Click “Try it with the built-in model and sample data”." if first_start else ""))
             self.next_button.hide()
             return
+        from core.plan import count_plans
+        from core.train.runs import count_runs
+
         with self.ctx.project() as p:
             datasets = p.datasets()
             n_probe = len(p.probe_runs())
-            n_plans = p.db["plans"].count
-            n_train = p.db["train_runs"].count
+            n_plans = count_plans(p)
+            n_train = count_runs(p)
         lines = [f"<b>{self.ctx.project_path.name}</b> — {self.ctx.project_path}"]
         for d in datasets:
             role = "exemplar pool" if d["role"] == "pool" else "dataset"

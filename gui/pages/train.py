@@ -234,9 +234,11 @@ class TrainPage(Page):
             self.model_note.setText("Default: the model the plan's probe used (no plan yet).")
             self.model_edit.setPlaceholderText("the model the plan's probe used")
             return
+        from core.store import plans as stored_plans
+
         with self.ctx.project() as p:
-            plan = p.db.execute("SELECT id, name, n_train, n_dev, probe_run_id FROM plans WHERE id = ?",
-                                [self.ctx.plan_id]).fetchone()
+            row = stored_plans.plan_row(p, self.ctx.plan_id)
+            plan = None if row is None else (row["id"], row["name"], row["n_train"], row["n_dev"], row["probe_run_id"])
             probe = None
             if plan is not None and plan[4] is not None:
                 try:
