@@ -1,7 +1,9 @@
 """The torch/transformers backend: Hugging Face folders (safetensors) and GGUF files, on GPU or CPU.
 
 Importing this module is cheap: torch and transformers are imported inside the functions that
-need them, so ``import core`` (and the CLI's ``--help``) never pays for them.
+need them, so ``import core`` (and the CLI's ``--help``) never pays for them. Loading (device,
+dtype, the memory check, ``from_pretrained``) lives in ``torch_loading``; its names are
+re-exported here, where the trainer, the doctor and the benchmarks import them from.
 
 Decoding is our own loop over the model's forward pass rather than ``model.generate``: it gives
 every answer its own seeded random stream and picks tokens with the shared rules in
@@ -14,362 +16,33 @@ KV cache copied to each answer's row; rows that have finished are dropped from t
 
 from __future__ import annotations
 
-import functools
 import gc
 import inspect
-import json
-import math
-import struct
-import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..errors import ModelError, SettingsError
-from ..models import PICKLE_SUFFIXES, ModelRef, _pickle_message, check_memory, model_fingerprint
+from ..errors import SettingsError
+from ..models import ModelRef, model_fingerprint
 from .base import Backend, GenRequest, ModelInfo
 from .decode import PRUNED
 from .sampling import candidates_needed, choose_token, sample_rng
+from .torch_loading import (
+    GIB,
+    describe_device,
+    estimate_params,
+    load_hf_model,
+    memory_needed,
+    resolve_device,
+    resolve_dtype,
+)
 
-GIB = 1024**3
-
-_DTYPE_NAMES = {
-    "auto": "auto",
-    "float32": "float32", "fp32": "float32", "f32": "float32",
-    "float16": "float16", "fp16": "float16", "f16": "float16", "half": "float16",
-    "bfloat16": "bfloat16", "bf16": "bfloat16",
-}
-_DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
-
-# Bits per weight of llama.cpp's file types (general.file_type), to estimate a GGUF's parameter
-# count, and so its dequantised size, from the file size. Mixed files keep some tensors at higher
-# precision, so these slightly overestimate the count: the memory check errs on the safe side.
-_GGUF_FILE_TYPE_BITS = {
-    0: 32.0, 1: 16.0, 2: 4.5, 3: 5.0, 7: 8.5, 8: 5.5, 9: 6.0, 10: 2.6, 11: 3.4, 12: 3.9, 13: 4.3,
-    14: 4.6, 15: 4.9, 16: 5.5, 17: 5.7, 18: 6.6, 19: 2.1, 20: 2.3, 21: 3.1, 22: 3.4, 23: 1.6,
-    24: 1.8, 25: 4.5, 26: 3.4, 27: 2.2, 28: 4.0, 29: 4.5, 30: 5.0, 31: 1.8, 32: 16.0, 33: 4.5,
-    34: 4.5, 35: 4.5, 36: 2.1, 37: 1.7,
-}
-_SAFETENSORS_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
-                      "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
-
-
-# --------------------------------------------------------------------------------------------
-# Device, dtype and memory
-# --------------------------------------------------------------------------------------------
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``auto`` picks CUDA, then Apple's MPS, then the CPU; an explicit choice is checked."""
-    import torch
-
-    choice = (device or "auto").strip().lower()
-    if choice == "auto":
-        if torch.cuda.is_available():
-            return "cuda:0"
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return "mps"
-        return "cpu"
-    if choice == "cpu":
-        return "cpu"
-    if choice.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise SettingsError(
-                f"Device '{device}' asks for an NVIDIA GPU, but torch sees no CUDA GPU here. Use device 'auto' or 'cpu', "
-                "or install a CUDA build of torch."
-            )
-        index = 0
-        if ":" in choice:
-            try:
-                index = int(choice.split(":", 1)[1])
-            except ValueError:
-                raise SettingsError(f"Device '{device}' is not a device name; use cuda, cuda:0, cuda:1, mps or cpu.") from None
-        if not 0 <= index < torch.cuda.device_count():
-            raise SettingsError(
-                f"Device '{device}' does not exist: this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0."
-            )
-        return f"cuda:{index}"
-    if choice == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise SettingsError("Device 'mps' asks for an Apple GPU, but torch cannot use one here. Use 'auto' or 'cpu'.")
-        return "mps"
-    raise SettingsError(f"Device '{device}' is not a device name; use auto, cuda, cuda:0, mps or cpu.")
-
-
-def resolve_dtype(dtype: str, device: str) -> str:
-    """``auto``: bf16 on CUDA where supported, else fp16 on CUDA and MPS; fp32 on the CPU."""
-    import torch
-
-    name = _DTYPE_NAMES.get((dtype or "auto").strip().lower())
-    if name is None:
-        raise SettingsError(f"dtype '{dtype}' is not one KnowMix knows; use auto, float32, float16 or bfloat16.")
-    if name != "auto":
-        return name
-    if device.startswith("cuda"):
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    if device == "mps":
-        return "float16"
-    return "float32"
-
-
-def describe_device(device: str) -> str:
-    """What the UI shows: ``cuda:0 (NVIDIA H100 80GB HBM3, 79 GiB)``, ``mps (Apple GPU)`` or ``cpu``."""
-    if device.startswith("cuda"):
-        import torch
-
-        index = int(device.split(":", 1)[1]) if ":" in device else 0
-        try:
-            props = torch.cuda.get_device_properties(index)
-            return f"cuda:{index} ({props.name}, {props.total_memory / GIB:.0f} GiB)"
-        except Exception:
-            return f"cuda:{index}"
-    if device == "mps":
-        return "mps (Apple GPU)"
-    return device
-
-
-def _safetensors_params(path: Path) -> Optional[int]:
-    """Parameter count from a safetensors header (no tensor data is read)."""
-    try:
-        with open(path, "rb") as fh:
-            (n,) = struct.unpack("<Q", fh.read(8))
-            header = json.loads(fh.read(n))
-    except (OSError, struct.error, ValueError, UnicodeDecodeError):
-        return None
-    total = 0
-    for key, meta in header.items():
-        if key == "__metadata__" or not isinstance(meta, dict):
-            continue
-        total += math.prod(int(d) for d in meta.get("shape", []))
-    return total
-
-
-def estimate_params(ref: ModelRef) -> int:
-    """About how many parameters the model has once loaded (dequantised, for a GGUF)."""
-    if ref.kind == "gguf":
-        bits = _GGUF_FILE_TYPE_BITS.get(ref.metadata.get("general.file_type"), 4.0)
-        return int(ref.size_bytes * 8 / bits)
-    if not ref.uses_pickle:
-        counts = [_safetensors_params(p) for p in sorted(Path(ref.path).glob("*.safetensors"))]
-        if counts and all(c is not None for c in counts):
-            return int(sum(counts))
-    # Pickle (or unreadable headers): assume 16-bit weights, the usual case.
-    return int(ref.size_bytes // 2)
-
-
-def memory_needed(ref: ModelRef, device: str, dtype: str) -> dict[str, int]:
-    """Bytes needed per memory pool to load ``ref``: ``{"cpu": ..., "cuda:0": ...}``.
-
-    The weights at the target dtype plus 15 % and 256 MiB for activations, the KV cache and
-    torch itself. A GGUF is first dequantised to float32 in RAM, so RAM must hold that too.
-    """
-    params = estimate_params(ref)
-    weights = params * _DTYPE_BYTES[dtype]
-    on_device = int(weights * 1.15) + 256 * 1024**2
-    staging = params * 4 if ref.kind == "gguf" else 0
-    if device.startswith("cuda"):
-        need = {device: on_device}
-        if staging:
-            need["cpu"] = staging
-        return need
-    return {"cpu": on_device + staging}
-
-
-# --------------------------------------------------------------------------------------------
-# Loading
-# --------------------------------------------------------------------------------------------
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    line = text.splitlines()[0].strip()
-    return line if len(line) <= 300 else line[:297] + "..."
-
-
-def _model_type(ref: ModelRef) -> str:
-    if ref.kind == "gguf":
-        return str(ref.metadata.get("general.architecture") or "?")
-    t = ref.metadata.get("model_type")
-    if not t:
-        try:
-            t = json.loads((Path(ref.path) / "config.json").read_text(encoding="utf-8")).get("model_type")
-        except (OSError, ValueError):
-            t = None
-    return str(t or "?")
-
-
-def _is_unsupported_architecture(exc: BaseException, model_type: str) -> bool:
-    text = str(exc)
-    markers = (
-        "does not recognize this architecture",
-        "is not supported yet",
-        "Unrecognized configuration class",
-        "Unrecognized model",
-        "should have a `model_type` key",
-    )
-    if any(m in text for m in markers):
-        return True
-    return isinstance(exc, KeyError) and model_type != "?" and model_type in text
-
-
-def _load_error(ref: ModelRef, exc: BaseException, device: str, stage: str = "model") -> ModelError:
-    """Turn whatever transformers raised while loading into a message a user can act on."""
-    import torch
-
-    model_type = _model_type(ref)
-    oom_types: tuple[type, ...] = (MemoryError,)
-    cuda_oom = getattr(getattr(torch, "cuda", None), "OutOfMemoryError", None)
-    if isinstance(cuda_oom, type):
-        oom_types += (cuda_oom,)
-    if isinstance(exc, oom_types) or "out of memory" in str(exc).lower():
-        where = "GPU memory" if device.startswith(("cuda", "mps")) else "RAM"
-        return ModelError(
-            f"Ran out of {where} while loading {ref.display_name} ({ref.path}). Close other programs that use it, "
-            "pick a smaller or more quantised model, or load it on another device (--device cpu uses RAM instead of "
-            "the GPU)."
-        )
-    if _is_unsupported_architecture(exc, model_type):
-        what = "GGUF architecture" if ref.kind == "gguf" else "model type"
-        advice = (
-            "Open this GGUF with the llama.cpp backend instead, or use the model's Hugging Face folder."
-            if ref.kind == "gguf"
-            else "Update transformers if this is a new model family, or pick another model."
-        )
-        return ModelError(
-            f"transformers cannot run {what} '{model_type}' ({ref.path}): {_one_line(exc)} {advice}"
-        )
-    if stage == "tokenizer":
-        hint = (
-            " A Hugging Face model folder needs its tokenizer files (tokenizer.json, or tokenizer.model) next to "
-            "config.json: copy the whole folder." if ref.kind == "hf" else ""
-        )
-        return ModelError(f"Could not load the tokenizer of the model {ref.path}: {_one_line(exc)}{hint}")
-    return ModelError(f"Could not load the model {ref.path}: {_one_line(exc)}")
-
-
-def _dtype_keyword() -> str:
-    """The dtype keyword of the installed transformers: ``dtype`` (4.56+) or ``torch_dtype``."""
-    import transformers
-
-    major_minor = tuple(int(x) for x in transformers.__version__.split(".")[:2] if x.isdigit())
-    return "dtype" if major_minor >= (4, 56) else "torch_dtype"
-
-
-def load_hf_model(
-    ref: ModelRef,
-    device: str = "auto",
-    dtype: str = "auto",
-    for_training: bool = False,
-    *,
-    allow_pickle: bool = False,
-):
-    """Load ``ref`` with transformers: returns ``(model, tokenizer, device, dtype)``.
-
-    ``device`` and ``dtype`` are resolved (``auto``) and returned as plain strings, e.g.
-    ``("cuda:0", "bfloat16")``. The model is in eval mode with gradients off unless
-    ``for_training``. Remote code is never run; only local files are read.
-    """
-    if ref.uses_pickle and not allow_pickle:
-        folder = Path(ref.path) if Path(ref.path).is_dir() else Path(ref.path).parent
-        weights = sorted(p for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
-        raise ModelError(_pickle_message(weights[0] if weights else Path(ref.path)))
-    if ref.kind not in ("hf", "gguf"):
-        raise ModelError(f"{ref.path} is neither a Hugging Face folder nor a GGUF file.")
-
-    try:
-        import torch
-    except ImportError as exc:
-        raise ModelError(
-            f"The torch backend needs PyTorch, which cannot be imported ({_one_line(exc)}). Reinstall KnowMix, "
-            "or use the llama.cpp backend for GGUF files."
-        ) from None
-
-    device = resolve_device(device)
-    dtype = resolve_dtype(dtype, device)
-    for pool, need in memory_needed(ref, device, dtype).items():
-        check_memory(ref, need, pool)
-
-    try:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-    except ImportError as exc:
-        raise ModelError(
-            f"The torch backend needs the transformers package, which cannot be imported ({_one_line(exc)}). "
-            "Reinstall KnowMix, or use the llama.cpp backend for GGUF files."
-        ) from None
-
-    torch_dtype = getattr(torch, dtype)
-    path = Path(ref.path)
-    common: dict[str, Any] = {"local_files_only": True, "trust_remote_code": False}
-    if ref.kind == "gguf":
-        where, common["gguf_file"] = str(path.parent), path.name
-        model_kwargs: dict[str, Any] = {}
-    else:
-        where = str(path)
-        model_kwargs = {"use_safetensors": not ref.uses_pickle}
-    model_kwargs[_dtype_keyword()] = torch_dtype
-    if device.startswith("cuda"):
-        # Load straight onto the GPU (accelerate, a peft dependency) instead of staging a full copy in RAM.
-        model_kwargs["device_map"] = {"": device}
-
-    # No progress bars on the user's terminal: the app reports its own progress. transformers'
-    # GGUF converter calls tqdm unconditionally, so its module's tqdm is swapped for the load.
-    bars_were_on = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    gguf_utils = sys.modules.get("transformers.modeling_gguf_pytorch_utils") if ref.kind == "gguf" else None
-    if ref.kind == "gguf" and gguf_utils is None:
-        try:
-            import transformers.modeling_gguf_pytorch_utils as gguf_utils
-        except ImportError:
-            gguf_utils = None
-    gguf_tqdm = getattr(gguf_utils, "tqdm", None)
-    if gguf_tqdm is not None:
-        gguf_utils.tqdm = functools.partial(gguf_tqdm, disable=True)
-    # transformers rebuilds gguf's tensor-name table for every module of the model (~400 times,
-    # about 6 s for SmolLM2); the table depends only on (architecture, layers), so memoise it
-    # for the duration of the load.
-    gguf_pkg = sys.modules.get("gguf") if ref.kind == "gguf" else None
-    if ref.kind == "gguf" and gguf_pkg is None:
-        try:
-            import gguf as gguf_pkg
-        except ImportError:
-            gguf_pkg = None
-    name_map = getattr(gguf_pkg, "get_tensor_name_map", None)
-    if name_map is not None:
-        gguf_pkg.get_tensor_name_map = functools.lru_cache(maxsize=None)(name_map)
-    stage = "tokenizer"
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(where, **common)
-        stage = "model"
-        model = AutoModelForCausalLM.from_pretrained(where, **common, **model_kwargs)
-        if not device.startswith("cuda"):
-            model = model.to(device)
-    except ModelError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - every load failure becomes a ModelError
-        gc.collect()
-        if device.startswith("cuda"):
-            torch.cuda.empty_cache()
-        raise _load_error(ref, exc, device, stage) from exc
-    finally:
-        if bars_were_on:
-            hf_logging.enable_progress_bar()
-        if gguf_tqdm is not None:
-            gguf_utils.tqdm = gguf_tqdm
-        if name_map is not None:
-            gguf_pkg.get_tensor_name_map = name_map
-
-    if for_training:
-        model.train()
-    else:
-        model.eval()
-        model.requires_grad_(False)
-    return model, tokenizer, device, dtype
+__all__ = [
+    "TorchBackend", "GIB", "describe_device", "estimate_params", "load_hf_model", "memory_needed", "resolve_device",
+    "resolve_dtype",
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -602,28 +275,10 @@ class TorchBackend(Backend):
         return results
 
     def _run_chunk(self, rows: list[_Row]) -> None:
+        """Decode ``rows`` as one batch until each has ended; finished rows leave the batch (and its cache)."""
         torch = self._torch
         dev = self.model.device if hasattr(self.model, "device") else self.device
-
-        # Prefill each distinct prompt once, left-padded.
-        unique: dict[tuple[int, ...], int] = {}
-        row_prompt = [unique.setdefault(r.prompt, len(unique)) for r in rows]
-        prompts = list(unique)
-        width = max(len(p) for p in prompts)
-        input_ids = torch.full((len(prompts), width), self._pad, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for u, p in enumerate(prompts):
-            input_ids[u, width - len(p):] = torch.tensor(p, dtype=torch.long)
-            mask[u, width - len(p):] = 1
-        input_ids, mask = input_ids.to(dev), mask.to(dev)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits, cache = self._forward(input_ids=input_ids, attention_mask=mask, position_ids=positions)
-        self.stats.tokens_evaluated += sum(len(p) for p in prompts)
-
-        if len(prompts) < len(rows) or row_prompt != list(range(len(rows))):
-            index = torch.tensor(row_prompt, dtype=torch.long, device=dev)
-            cache = self._select(cache, index)
-            logits, mask = logits.index_select(0, index), mask.index_select(0, index)
+        logits, cache, mask = self._prefill(rows, dev)
         next_pos = torch.tensor([len(r.prompt) for r in rows], dtype=torch.long, device=dev)
 
         active = list(range(len(rows)))  # rows[active[b]] is batch row b
@@ -632,24 +287,9 @@ class TorchBackend(Backend):
             keep: list[int] = []
             feed: list[int] = []
             for b, (a, tok) in enumerate(zip(active, tokens)):
-                row = rows[a]
-                if tok in self._eos:
-                    row.text = self._decode(row.tokens)
-                    continue
-                row.tokens.append(tok)
-                text = self._decode(row.tokens)
-                cut = _first_stop(text, row.stop)
-                if cut is not None:
-                    row.text = text[:cut]
-                    continue
-                if row.prune is not None and row.prune(text):
-                    row.text = text.strip() + PRUNED
-                    continue
-                if len(row.tokens) >= row.max_tokens:
-                    row.text = text
-                    continue
-                keep.append(b)
-                feed.append(tok)
+                if not self._ended(rows[a], tok):
+                    keep.append(b)
+                    feed.append(tok)
             if not keep:
                 return
             if len(keep) < len(active):
@@ -664,6 +304,51 @@ class TorchBackend(Backend):
             )
             self.stats.tokens_evaluated += len(active)
             next_pos = next_pos + 1
+
+    def _prefill(self, rows: list[_Row], dev: Any) -> tuple[Any, Any, Any]:
+        """Run each distinct prompt once, left-padded, and copy its logits and cache to each of its rows.
+
+        Returns ``(logits, cache, attention mask)`` with one batch row per entry of ``rows``.
+        """
+        torch = self._torch
+        unique: dict[tuple[int, ...], int] = {}
+        row_prompt = [unique.setdefault(r.prompt, len(unique)) for r in rows]
+        prompts = list(unique)
+        width = max(len(p) for p in prompts)
+        input_ids = torch.full((len(prompts), width), self._pad, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for u, p in enumerate(prompts):
+            input_ids[u, width - len(p):] = torch.tensor(p, dtype=torch.long)
+            mask[u, width - len(p):] = 1
+        input_ids, mask = input_ids.to(dev), mask.to(dev)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits, cache = self._forward(input_ids=input_ids, attention_mask=mask, position_ids=positions)
+        self.stats.tokens_evaluated += sum(len(p) for p in prompts)
+        if len(prompts) < len(rows) or row_prompt != list(range(len(rows))):
+            index = torch.tensor(row_prompt, dtype=torch.long, device=dev)
+            cache = self._select(cache, index)
+            logits, mask = logits.index_select(0, index), mask.index_select(0, index)
+        return logits, cache, mask
+
+    def _ended(self, row: _Row, tok: int) -> bool:
+        """Add ``tok`` to ``row``; True (with ``row.text`` set) when the answer ended: EOS, a stop
+        string, its prune rule or its token limit."""
+        if tok in self._eos:
+            row.text = self._decode(row.tokens)
+            return True
+        row.tokens.append(tok)
+        text = self._decode(row.tokens)
+        cut = _first_stop(text, row.stop)
+        if cut is not None:
+            row.text = text[:cut]
+            return True
+        if row.prune is not None and row.prune(text):
+            row.text = text.strip() + PRUNED
+            return True
+        if len(row.tokens) >= row.max_tokens:
+            row.text = text
+            return True
+        return False
 
     # ------------------------------------------------------------------ cleanup
 
