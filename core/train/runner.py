@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, NoReturn, Optional, Sequence
 
 from .. import errors as _errors
 from ..errors import KnowMixError, SettingsError
@@ -231,14 +231,28 @@ def run_worker(
 ) -> TrainOutcome:
     """Start the worker for a created run and follow it to the end; raise a ``KnowMixError`` if it fails."""
     from ..store import Project
-    from .runs import CANCELLED, CRASHED, CREATED, RUNNING, get_run, update_run
+    from .runs import get_run
 
-    cancel = cancel or CancelToken()
     with Project(project_path, create=False) as project:
         row = get_run(project, run_id)
     run_dir = Path(row["folder"])
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "worker.log"
+    follower = _Follower(_start_worker(project_path, run_id, resume, log_path), run_id, progress, on_event,
+                         cancel or CancelToken())
+    returncode = follower.follow()
+    if follower.error is not None:
+        _raise_worker_error(follower.error, run_id, log_path)
+    if follower.done is None:
+        if follower.cancel_sent_at is not None and returncode is not None and returncode < 0:
+            _mark_cancelled_before_start(project_path, run_id)
+        else:
+            _raise_crashed(project_path, run_id, returncode, log_path)
+    return outcome(project_path, run_id)
+
+
+def _start_worker(project_path: str | os.PathLike, run_id: int, resume: bool, log_path: Path) -> subprocess.Popen:
+    """The worker process, its stderr appended to the run's ``worker.log``, its stdout the event stream."""
     # Its own session / process group: a Ctrl-C in the terminal reaches only the parent, which forwards
     # it as one SIGTERM (a second Ctrl-C, forwarded as a second SIGTERM, stops the worker at once).
     detach: dict[str, Any] = (
@@ -246,109 +260,143 @@ def run_worker(
         else {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
     )
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             worker_command(project_path, run_id, resume), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=log, env=child_env(), text=True, encoding="utf-8", bufsize=1, **detach,
         )
-    q: "queue.Queue[Optional[str]]" = queue.Queue()
-    threading.Thread(target=_reader, args=(proc.stdout, q), name=f"knowmix-train-{run_id}", daemon=True).start()
 
-    meter: Optional[RateMeter] = None
-    done: Optional[dict] = None
-    error: Optional[dict] = None
-    cancel_sent_at: Optional[float] = None
-    epoch_info = ""
-    try:
-        while True:
-            if cancel.cancelled and cancel_sent_at is None:
-                cancel_sent_at = time.monotonic()
+
+class _Follower:
+    """Reads the worker's events until its stdout closes: turns them into progress, keeps the last
+    ``done`` or ``error`` event, and forwards a cancel (killing the worker if it does not stop in time)."""
+
+    def __init__(self, proc: subprocess.Popen, run_id: int, progress: ProgressCallback,
+                 on_event: Optional[EventCallback], cancel: CancelToken) -> None:
+        self.proc, self.progress, self.on_event, self.cancel = proc, progress, on_event, cancel
+        self.meter: Optional[RateMeter] = None
+        self.done: Optional[dict] = None
+        self.error: Optional[dict] = None
+        self.cancel_sent_at: Optional[float] = None
+        self.lines: "queue.Queue[Optional[str]]" = queue.Queue()
+        threading.Thread(target=_reader, args=(proc.stdout, self.lines), name=f"knowmix-train-{run_id}", daemon=True).start()
+
+    def follow(self) -> Optional[int]:
+        """Follow the worker to its end; returns its exit status."""
+        proc = self.proc
+        try:
+            while True:
+                self._check_cancel()
+                try:
+                    line = self.lines.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if line is None:
+                    break
+                event = _parse_event(line)
+                if event is not None:
+                    self._handle(event)
+            return proc.wait()
+        except BaseException:
+            # The caller is going away (e.g. a second Ctrl-C): ask the worker to stop cleanly, then make sure it does.
+            if proc.poll() is None:
                 _send_cancel(proc)
-                progress(Progress(meter.done if meter else 0, meter.total if meter else 0, 0.0, None,
-                                  "Stopping after the current step ...", "steps"))
-            if cancel_sent_at is not None and time.monotonic() - cancel_sent_at > CANCEL_GRACE_S and proc.poll() is None:
-                proc.kill()
-            try:
-                line = q.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue  # not an event (should not happen: the worker keeps stdout for events)
-            if not isinstance(event, dict) or "event" not in event:
-                continue
-            kind = event["event"]
-            if kind == "start":
-                meter = RateMeter(int(event["total_steps"]), already_done=int(event["start_step"]), unit="steps")
-                progress(meter.update(int(event["start_step"]), "Training started" if not event.get("resumed")
-                                      else f"Resumed at step {event['start_step']}"))
-            elif kind == "step" and meter is not None:
-                epoch_info = f"epoch {event['epoch']:.2f}"
-                progress(meter.update(int(event["step"]), f"{epoch_info}, loss {event['loss']:.3f}"))
-            elif kind == "eval" and meter is not None:
-                fit = ", ".join(f"{c} {v:.0%}" for c, v in (event.get("fit") or {}).items())
-                progress(meter.update(int(event["step"]), f"dev EM {event['dev_em']:.1%} (best {event['best_dev_em']:.1%})"
-                                      + (f"; fit {fit}" if fit else "")))
-            elif kind == "done":
-                done = event
-            elif kind == "error":
-                error = event
-            if on_event is not None:
-                on_event(event)
-        returncode = proc.wait()
-    except BaseException:
-        # The caller is going away (e.g. a second Ctrl-C): ask the worker to stop cleanly, then make sure it does.
-        if proc.poll() is None:
-            _send_cancel(proc)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        raise
-    finally:
-        for stream in (proc.stdin, proc.stdout):
-            try:
-                if stream is not None:
-                    stream.close()
-            except OSError:
-                pass
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            raise
+        finally:
+            for stream in (proc.stdin, proc.stdout):
+                try:
+                    if stream is not None:
+                        stream.close()
+                except OSError:
+                    pass
 
-    if error is not None:
-        message = error.get("message") or "Training failed."
-        if error.get("kind") == "user":
-            cls = getattr(_errors, str(error.get("error_type")), None)
-            if not (isinstance(cls, type) and issubclass(cls, KnowMixError)) or cls is KnowMixError:
-                cls = KnowMixError
-            raise cls(message)
-        raise TrainingFailed(
-            f"Training run {run_id} stopped on an unexpected error: {message}. The details are in {log_path}; the run "
-            f"can be resumed with `knowmix resume --run {run_id}` once the cause is fixed.",
-            run_id, error.get("traceback") or "",
-        )
-    if done is None and cancel_sent_at is not None and returncode is not None and returncode < 0:
-        # Cancelled while the worker was still starting (before it could catch the signal): nothing ran.
-        with Project(project_path, create=False) as project:
-            if get_run(project, run_id)["status"] in (RUNNING, CREATED):
-                update_run(project, run_id, status=CANCELLED, stop_reason="cancelled", worker_pid=None)
-        return outcome(project_path, run_id)
-    if done is None:
-        with Project(project_path, create=False) as project:
-            row = get_run(project, run_id)
-            if row["status"] == RUNNING:
-                update_run(project, run_id, status=CRASHED, worker_pid=None,
-                           error=f"The training process {describe_exit(returncode)}.")
-        step = row.get("step") or 0
-        where = f"its last checkpoint (step {step})" if step else "the start (no checkpoint was saved yet)"
-        tail = _log_tail(log_path) if returncode and returncode > 0 else ""
-        raise TrainingCrashed(
-            f"The training process of run {run_id} {describe_exit(returncode)} before finishing"
-            + (f" ({tail})" if tail else "")
-            + f". Nothing is lost up to {where}: continue it with `knowmix resume --run {run_id}`.",
-            run_id, returncode,
-        )
-    return outcome(project_path, run_id)
+    def _check_cancel(self) -> None:
+        if self.cancel.cancelled and self.cancel_sent_at is None:
+            self.cancel_sent_at = time.monotonic()
+            _send_cancel(self.proc)
+            meter = self.meter
+            self.progress(Progress(meter.done if meter else 0, meter.total if meter else 0, 0.0, None,
+                                   "Stopping after the current step ...", "steps"))
+        if (self.cancel_sent_at is not None and time.monotonic() - self.cancel_sent_at > CANCEL_GRACE_S
+                and self.proc.poll() is None):
+            self.proc.kill()
+
+    def _handle(self, event: dict) -> None:
+        kind = event["event"]
+        if kind == "start":
+            self.meter = RateMeter(int(event["total_steps"]), already_done=int(event["start_step"]), unit="steps")
+            self.progress(self.meter.update(int(event["start_step"]), "Training started" if not event.get("resumed")
+                                            else f"Resumed at step {event['start_step']}"))
+        elif kind == "step" and self.meter is not None:
+            self.progress(self.meter.update(int(event["step"]), f"epoch {event['epoch']:.2f}, loss {event['loss']:.3f}"))
+        elif kind == "eval" and self.meter is not None:
+            fit = ", ".join(f"{c} {v:.0%}" for c, v in (event.get("fit") or {}).items())
+            self.progress(self.meter.update(int(event["step"]), f"dev EM {event['dev_em']:.1%} (best {event['best_dev_em']:.1%})"
+                                            + (f"; fit {fit}" if fit else "")))
+        elif kind == "done":
+            self.done = event
+        elif kind == "error":
+            self.error = event
+        if self.on_event is not None:
+            self.on_event(event)
+
+
+def _parse_event(line: str) -> Optional[dict]:
+    """One line of the worker's stdout as an event, or None if it is not one (it should always be)."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and "event" in event else None
+
+
+def _raise_worker_error(error: dict, run_id: int, log_path: Path) -> NoReturn:
+    """A user error (bad settings, a missing file) as its own ``KnowMixError`` class; a bug as ``TrainingFailed``."""
+    message = error.get("message") or "Training failed."
+    if error.get("kind") == "user":
+        cls = getattr(_errors, str(error.get("error_type")), None)
+        if not (isinstance(cls, type) and issubclass(cls, KnowMixError)) or cls is KnowMixError:
+            cls = KnowMixError
+        raise cls(message)
+    raise TrainingFailed(
+        f"Training run {run_id} stopped on an unexpected error: {message}. The details are in {log_path}; the run "
+        f"can be resumed with `knowmix resume --run {run_id}` once the cause is fixed.",
+        run_id, error.get("traceback") or "",
+    )
+
+
+def _mark_cancelled_before_start(project_path: str | os.PathLike, run_id: int) -> None:
+    """Cancelled while the worker was still starting (before it could catch the signal): nothing ran."""
+    from ..store import Project
+    from .runs import CANCELLED, CREATED, RUNNING, get_run, update_run
+
+    with Project(project_path, create=False) as project:
+        if get_run(project, run_id)["status"] in (RUNNING, CREATED):
+            update_run(project, run_id, status=CANCELLED, stop_reason="cancelled", worker_pid=None)
+
+
+def _raise_crashed(project_path: str | os.PathLike, run_id: int, returncode: Optional[int], log_path: Path) -> NoReturn:
+    """The worker ended without a ``done`` or ``error`` event: mark the run crashed and say how to resume it."""
+    from ..store import Project
+    from .runs import CRASHED, RUNNING, get_run, update_run
+
+    with Project(project_path, create=False) as project:
+        row = get_run(project, run_id)
+        if row["status"] == RUNNING:
+            update_run(project, run_id, status=CRASHED, worker_pid=None,
+                       error=f"The training process {describe_exit(returncode)}.")
+    step = row.get("step") or 0
+    where = f"its last checkpoint (step {step})" if step else "the start (no checkpoint was saved yet)"
+    tail = _log_tail(log_path) if returncode and returncode > 0 else ""
+    raise TrainingCrashed(
+        f"The training process of run {run_id} {describe_exit(returncode)} before finishing"
+        + (f" ({tail})" if tail else "")
+        + f". Nothing is lost up to {where}: continue it with `knowmix resume --run {run_id}`.",
+        run_id, returncode,
+    )
 
 
 def _send_cancel(proc: subprocess.Popen) -> None:
