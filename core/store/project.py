@@ -105,6 +105,18 @@ class Project:
 
     def __init__(self, path: str | os.PathLike, *, create: bool = True) -> None:
         self.path = Path(path).expanduser()
+        exists = self._check_path(create)
+        conn, mode = self._open(exists)
+        self.db = sqlite_utils.Database(conn)
+        self.journal_mode = mode
+        try:
+            self._upgrade()
+        except BaseException:
+            conn.close()  # a refused file must not stay open (and locked, on Windows)
+            raise
+
+    def _check_path(self, create: bool) -> bool:
+        """Refuse, in words, a path that cannot be a project before SQLite sees it; returns whether it exists."""
         if self.path.is_dir():
             raise ProjectError(f"{self.path} is a folder; a project is a single file (for example my-project{PROJECT_SUFFIX}).")
         exists = self.path.exists()
@@ -119,7 +131,7 @@ class Project:
                     raise ProjectError(f"Cannot create the folder {parent} for the project: {exc.strerror or exc}.") from None
             if not os.access(parent, os.W_OK):
                 raise ProjectError(f"Cannot create a project in {parent}: the folder is read-only. Pick a folder you can write to.")
-        elif exists and self.path.stat().st_size:
+        elif self.path.stat().st_size:
             try:
                 with open(self.path, "rb") as fh:
                     head = fh.read(16)
@@ -130,35 +142,35 @@ class Project:
                 ) from None
             if head != b"SQLite format 3\x00":
                 raise ProjectError(f"{self.path} is not a KnowMix project (it is not an SQLite file). Pick a {PROJECT_SUFFIX} file.")
-        # A project whose file or folder cannot be written (a read-only share, a copy from a CD, another
-        # user's file) still opens for reading: summaries and reports work, and the first write says
-        # plainly that the project is read-only (see _write_error) instead of failing here.
+        return exists
+
+    def _open(self, exists: bool) -> tuple[sqlite3.Connection, str]:
+        """The connection and its journal mode; read-only when the file or its folder cannot be written.
+
+        A project whose file or folder cannot be written (a read-only share, a copy from a CD, another
+        user's file) still opens for reading: summaries and reports work, and the first write says
+        plainly that the project is read-only (see _write_error) instead of failing here."""
         self.read_only = False
         try:
-            conn, mode = self._connect(read_only=False)
+            return self._connect(read_only=False)
         except sqlite3.DatabaseError as exc:
             text = str(exc).lower()
             if not (exists and ("readonly" in text or "read-only" in text or "unable to open" in text)):
                 raise ProjectError(f"{self.path} cannot be opened as a KnowMix project: {exc}.") from None
-            try:
-                try:
-                    conn, mode = self._connect(read_only=True)
-                except sqlite3.DatabaseError:
-                    # A WAL project in a folder nobody may write to has no -shm file to share reads
-                    # through; SQLite then reads it only as an immutable file.
-                    conn, mode = self._connect(read_only=True, immutable=True)
-            except sqlite3.DatabaseError:
-                raise ProjectError(
-                    f"{self.path} is read-only and cannot be opened ({exc}). Copy the project to a folder you can write to."
-                ) from None
-            self.read_only = True
-        self.db = sqlite_utils.Database(conn)
-        self.journal_mode = mode
+            error = exc
         try:
-            self._upgrade()
-        except BaseException:
-            conn.close()  # a refused file must not stay open (and locked, on Windows)
-            raise
+            try:
+                opened = self._connect(read_only=True)
+            except sqlite3.DatabaseError:
+                # A WAL project in a folder nobody may write to has no -shm file to share reads
+                # through; SQLite then reads it only as an immutable file.
+                opened = self._connect(read_only=True, immutable=True)
+        except sqlite3.DatabaseError:
+            raise ProjectError(
+                f"{self.path} is read-only and cannot be opened ({error}). Copy the project to a folder you can write to."
+            ) from None
+        self.read_only = True
+        return opened
 
     def _connect(self, *, read_only: bool, immutable: bool = False) -> tuple[sqlite3.Connection, str]:
         if read_only:

@@ -17,7 +17,15 @@ PROJECT_SUFFIX = ".knowmix"
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
+    """Version 1: every table, in the order they were first created."""
     db["meta"].create({"key": str, "value": str}, pk="key")
+    _create_datasets_1(db)
+    _create_probes_1(db)
+    _create_plans_1(db)
+    _create_training_1(db)
+
+
+def _create_datasets_1(db: sqlite_utils.Database) -> None:
     db["datasets"].create(
         {
             "id": int, "name": str, "path": str, "role": str, "format": str, "shape": str, "mapping": str,
@@ -34,6 +42,9 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
         pk=("dataset_id", "example_id"),
         foreign_keys=[("dataset_id", "datasets", "id")],
     )
+
+
+def _create_probes_1(db: sqlite_utils.Database) -> None:
     db["probe_runs"].create(
         {
             "id": int, "dataset_id": int, "pool_dataset_id": int, "model_spec": str, "model_name": str,
@@ -60,7 +71,10 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
         foreign_keys=[("run_id", "probe_runs", "id")],
     )
     db["probe_results"].create_index(["run_id", "category"])
-    # Plans (core/plan.py): which probed examples train, which form the dev split, and why.
+
+
+def _create_plans_1(db: sqlite_utils.Database) -> None:
+    # Plans (core/plan/): which probed examples train, which form the dev split, and why.
     # ``plan_examples`` copies question, answers, group and the training target so a plan stays
     # readable (and trainable) on its own; the original record is joined from ``examples``.
     db["plans"].create(
@@ -80,6 +94,9 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
         foreign_keys=[("plan_id", "plans", "id")],
     )
     db["plan_examples"].create_index(["plan_id", "split"])
+
+
+def _create_training_1(db: sqlite_utils.Database) -> None:
     # Training runs (core/train/): one row per LoRA fine-tune. ``plan_snapshot`` freezes the exact
     # train/dev items the run uses (JSON), so a resume sees the same data even if the plan changes.
     # ``step``/``epoch`` are the last checkpoint's; best_* the evaluation with the best dev exact
