@@ -104,17 +104,18 @@ class ExportPage(Page):
 
     # -- view ---------------------------------------------------------------------------------------------
     def refresh(self) -> None:
-        from core.train.runs import get_run
+        from core.train.runs import eval_history, get_run, stopping_point
 
         self.adapter_dir = None
         text = "No training run yet: train in step 7 to get an adapter."
         if self.ctx.train_run_id is not None and self.ctx.project_path is not None:
             with self.ctx.project() as p:
                 run = get_run(p, self.ctx.train_run_id)
+                point = stopping_point(run, eval_history(p, self.ctx.train_run_id))  # a convergence run: its last step
             if run.get("adapter_dir") and Path(run["adapter_dir"]).is_dir():
                 self.adapter_dir = run["adapter_dir"]
-                best = (f" (stopping point: epoch {run['best_epoch']:g}, dev exact match {100 * run['best_dev_em']:.1f}%)"
-                        if run.get("best_epoch") is not None and run.get("best_dev_em") is not None else "")
+                best = (f" (stopping point: epoch {point['epoch']:g}, dev exact match {100 * point['dev_em']:.1f}%)"
+                        if point and point.get("epoch") is not None and point.get("dev_em") is not None else "")
                 text = (f"Training run {run['id']} ({run['status']}){best}:<br><code>{html.escape(self.adapter_dir)}</code><br>"
                         "Load it with <code>PeftModel.from_pretrained(base_model, folder)</code>.")
             else:
