@@ -469,7 +469,7 @@ class CurvePlot(pg.PlotWidget):
         self.legend.setLabelTextColor(fg)
         fill = QtGui.QColor(bg)
         fill.setAlpha(210)
-        for sample, label in self.legend.items:  # labels added before a palette change keep their old colour otherwise
+        for _sample, label in self.legend.items:  # labels added before a palette change keep their old colour otherwise
             label.setText(label.text, color=fg.name())
         self.stop_line.setPen(pg.mkPen(fg, width=1.5, style=Qt.PenStyle.DashLine))
         self.stop_line.label.setColor(fg)

@@ -209,7 +209,7 @@ def _row_problem(row: list[str], header: list[str], start: int, end: int, delimi
 def _check_header(header: list[str], name: str, line: int) -> None:
     """Refuse a repeated column name: one of the two columns would be silently lost."""
     seen: set[str] = set()
-    for i, col in enumerate(header, start=1):
+    for col in header:
         if not col:
             continue
         if col in seen:
