@@ -64,9 +64,9 @@ def replace_value(old: Any, target: str) -> Any:
 
 def set_last_assistant(rec: dict, col: str, target: str) -> None:
     """Put ``target`` into the last assistant turn of the chat in ``rec[col]`` (a list, or its JSON text)."""
-    turns = rec.get(col)
+    turns: Any = rec.get(col)
     as_text = isinstance(turns, str)
-    if as_text:  # CSV/Parquet may store the turns as a JSON string
+    if isinstance(turns, str):  # CSV/Parquet may store the turns as a JSON string
         try:
             turns = json.loads(turns)
         except ValueError:

@@ -7,7 +7,7 @@ A plan is built from one finished probe run (``build.build_plan``), saved in the
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from ..probe import CATEGORIES, ProbeSettings
 from .settings import PlanSettings
@@ -112,7 +112,7 @@ class Plan:
     def to_dict(self, *, include_examples: bool = False) -> dict:
         """JSON-ready summary (examples only on request: a plan can hold 100k of them)."""
         ps = self.probe_settings
-        data = {
+        data: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
             "probe_run_id": self.probe_run_id,
