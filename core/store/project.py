@@ -36,33 +36,23 @@ _CLAIMS_LOCK = threading.Lock()
 
 
 def pid_alive(pid: Any) -> bool:
-    """Whether a process with this id runs on this computer (never signals it)."""
+    """Whether a process with this id runs on this computer (never signals it).
+
+    ``psutil.pid_exists`` answers on every OS (on Windows ``os.kill(pid, 0)`` would end the
+    process) and counts another user's live process as alive, so a run claimed by another
+    account is never taken over."""
+    import psutil
+
     try:
         pid = int(pid)
     except (TypeError, ValueError):
         return False
-    if pid <= 0:
+    if pid <= 0:  # psutil says 0 exists (the kernel's idle task): never a process of ours
         return False
-    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
-        import ctypes
-
-        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
-        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-        if not handle:
-            return False
-        code = ctypes.c_ulong()
-        ok = kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
-        kernel32.CloseHandle(handle)
-        return bool(ok) and code.value == 259  # STILL_ACTIVE
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return bool(psutil.pid_exists(pid))
+    except (OSError, OverflowError):  # an id beyond the OS's range
         return False
-    except PermissionError:  # alive, but another user's
-        return True
-    except OSError:
-        return False
-    return True
 
 
 class _Connection(sqlite3.Connection):
