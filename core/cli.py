@@ -17,8 +17,9 @@ from typing import Optional, Sequence
 
 from . import __version__
 from .errors import KnowMixError, SettingsError
+from .formats import format_duration as _fmt_seconds
+from .formats import format_mib, percent
 from .jobs import CancelToken, Progress
-from .jobs import format_duration as _fmt_seconds
 
 
 # -- output helpers -----------------------------------------------------------------------------
@@ -328,11 +329,11 @@ class _EvalPrinter:
     def __call__(self, event: dict) -> None:
         kind = event.get("event")
         if kind == "eval":
-            fit = ", ".join(f"{c} {100 * v:.0f}%" for c, v in (event.get("fit") or {}).items())
+            fit = ", ".join(f"{c} {percent(v, 0)}" for c, v in (event.get("fit") or {}).items())
             best = " (best so far)" if event.get("best") else ""
             self.bar.finish()
             _status(f"epoch {event.get('epoch', 0):.2f} step {event.get('step')}: dev exact match "
-                    f"{100 * event.get('dev_em', 0):.1f}%{best}; train fit {fit}")
+                    f"{percent(event.get('dev_em', 0))}{best}; train fit {fit}")
         elif kind == "resume":
             self.bar.finish()
             _status(f"Resuming training run {event.get('run_id')} from step {event.get('from_step')} (its last checkpoint).")
@@ -348,9 +349,9 @@ def _print_outcome(out) -> None:
         _status(f"Cancelled. Resume with: knowmix resume --run {out.run_id}")
     where = "best dev exact match" if out.stop_reason != "max_epochs" else "trained to the end; best dev exact match"
     if out.best_step is not None:
-        fit = ", ".join(f"{c} {100 * v:.0f}%" for c, v in (out.fit_at_best or {}).items())
+        fit = ", ".join(f"{c} {percent(v, 0)}" for c, v in (out.fit_at_best or {}).items())
         print(f"Stopping point ({where}): epoch {out.best_epoch:g}, step {out.best_step}, dev exact match "
-              f"{100 * (out.best_dev_em or 0):.1f}%; train fit there: {fit}")
+              f"{percent(out.best_dev_em or 0)}; train fit there: {fit}")
     if out.adapter_dir:
         print(f"Adapter: {out.adapter_dir}  (load with PeftModel.from_pretrained)")
     if out.merged_dir:
@@ -394,7 +395,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from .models import default_model_path, resolve_model
 
     ref = resolve_model(args.model, allow_pickle=args.allow_pickle)
-    print(f"{ref.display_name}: {ref.kind} at {ref.path} ({ref.size_bytes / 1024**2:.0f} MiB)")
+    print(f"{ref.display_name}: {ref.kind} at {ref.path} ({format_mib(ref.size_bytes)})")
     if args.model == "default":
         print(f"built-in model file: {default_model_path()}")
     return 0

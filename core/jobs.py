@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Optional
 
 from .errors import Cancelled
+from .formats import format_duration  # noqa: F401  (its home is core.formats; kept here for old importers)
 
 
 @dataclass(frozen=True)
@@ -70,13 +71,3 @@ class RateMeter:
         rate = fresh / elapsed if elapsed > 0 and fresh > 0 else 0.0
         eta = (self.total - done) / rate if rate > 0 else None
         return Progress(done=done, total=self.total, rate=rate, eta_s=eta, message=message, unit=self.unit)
-
-
-def format_duration(s: Optional[float], sep: str = "") -> str:
-    """Seconds as "2m05s" / "1h03m" ("2m 05s" with ``sep=" "``); "--:--" while unknown."""
-    if s is None:
-        return "--:--"
-    s = int(round(s))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}h{sep}{m:02d}m" if h else f"{m}m{sep}{sec:02d}s"

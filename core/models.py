@@ -329,10 +329,11 @@ def check_memory(ref: ModelRef, need_bytes: int, device: str = "cpu") -> None:
     """Refuse to load a model that will not fit, rather than let the OS kill the app."""
     free = available_memory(device)
     if free is not None and need_bytes > free:
-        gib = 1024**3
+        from .formats import format_gib
+
         where = "GPU" if device.startswith("cuda") else "RAM"
         raise ModelError(
-            f"{ref.display_name} needs about {need_bytes / gib:.1f} GiB of {where} but only {free / gib:.1f} GiB is free. "
+            f"{ref.display_name} needs about {format_gib(need_bytes)} of {where} but only {format_gib(free)} is free. "
             "Close other programs, or pick a smaller or more quantised model."
         )
 

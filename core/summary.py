@@ -6,7 +6,9 @@ import json
 from dataclasses import dataclass
 from typing import Optional
 
-from .probe import CATEGORIES, ProbeSettings
+from .categories import CATEGORIES
+from .formats import percent
+from .probe import ProbeSettings
 
 
 @dataclass
@@ -49,7 +51,7 @@ class Breakdown:
 
         def row(name: str, counts: dict[str, int]) -> str:
             n = sum(counts.values())
-            cells = "".join(f"{counts.get(c, 0):>6} {100 * counts.get(c, 0) / n if n else 0:>5.1f}%" for c in CATEGORIES)
+            cells = "".join(f"{counts.get(c, 0):>6} {percent(counts.get(c, 0) / n if n else 0):>6}" for c in CATEGORIES)
             return f"{name[:16]:<16}{cells}{n:>8}"
 
         if len(self.groups) > 1:  # one group is the whole dataset: the "all" row says it

@@ -4,8 +4,8 @@ live curves (``CurvePlot``).
 All of them are built once and then only *updated*: ``set_rows`` / ``set_values`` change the data
 of existing graphics items (``BarGraphItem.setOpts``, a pool of text items), so the probe page can
 call them several times a second while a probe runs without rebuilding a plot; ``CurvePlot`` keeps
-its points in lists and draws them when the page's redraw timer says so. Colours follow the
-HTML report (``CATEGORY_COLORS``); background and text follow the widget's palette, so the charts
+its points in lists and draws them when the page's redraw timer says so. Colours are the
+report's (``core.categories``); background and text follow the widget's palette, so the charts
 look right in light and dark themes.
 """
 
@@ -17,17 +17,12 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from core.probe import CATEGORIES
+from core.categories import CATEGORIES, CATEGORY_COLORS
+from core.categories import TEXT_ON as _ON_COLOR  # text drawn on a bar segment, as in the report
+from core.formats import percent
 
 from .qt import Qt, QtCore, QtGui, QtWidgets, pg
 
-try:  # one definition for the app and the HTML report, where the report module defines it
-    from core.report import CATEGORY_COLORS  # type: ignore[attr-defined]
-except Exception:  # noqa: BLE001 - the report module is optional here
-    CATEGORY_COLORS = {"HighlyKnown": "#2e7d32", "MaybeKnown": "#9ccc65", "WeaklyKnown": "#ffb300", "Unknown": "#c62828"}
-
-# Text drawn on a bar segment: dark on the light colours, white on the dark ones.
-_ON_COLOR = {"HighlyKnown": "#ffffff", "MaybeKnown": "#1b2a0e", "WeaklyKnown": "#2b1d00", "Unknown": "#ffffff"}
 LABEL_MAX_PX = 240
 X_MAX = 1.04  # longer row labels are elided (the tooltip has them in full)
 
@@ -263,7 +258,7 @@ class CategoryBars(_ChartBase):
         total = int(self._counts[i].sum())
         lines = [f"{label}: {total} examples"]
         for j, cat in enumerate(CATEGORIES):
-            lines.append(f"{cat}: {int(self._counts[i, j])} ({100 * self._shares[i, j]:.1f}%)")
+            lines.append(f"{cat}: {int(self._counts[i, j])} ({percent(float(self._shares[i, j]))})")
         return "\n".join(lines)
 
 

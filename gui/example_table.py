@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from core.probe import CATEGORIES
+from core.categories import CATEGORIES
 
 from .charts import CATEGORY_COLORS
 from .qt import Qt, QtCore, QtGui

@@ -7,7 +7,8 @@ from dataclasses import fields
 from typing import Any, Optional
 
 from ..errors import ProjectError, SettingsError
-from ..probe import CATEGORIES, ProbeSettings
+from ..categories import CATEGORIES
+from ..probe import ProbeSettings
 from ..store import results as _results
 from .mixes import apply_mix
 from .settings import PlanSettings

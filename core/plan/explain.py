@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..probe import CATEGORIES
+from ..categories import CATEGORIES
+from ..formats import percent as _pct
 from .mixes import IDK_ANSWER, MIX_LABELS
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -68,10 +69,6 @@ EVIDENCE = {
         "of each category and group, as the paper's dev set did: dev exact match measures what the paper measured."
     ),
 }
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
 
 
 def _questions(n: int) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterable
 
-from ..probe import CATEGORIES
+from ..categories import CATEGORIES
 from .sampling import apportion, round_half_up, sample
 
 if TYPE_CHECKING:  # pragma: no cover - typing only

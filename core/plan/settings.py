@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping, Optional
 
 from ..errors import SettingsError
-from ..probe import CATEGORIES
+from ..categories import CATEGORIES
 from .mixes import MIXES, RECOMMENDED_SHARES
 
 

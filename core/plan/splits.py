@@ -24,7 +24,7 @@ import math
 from typing import TYPE_CHECKING, Sequence
 
 from ..errors import SettingsError
-from ..probe import CATEGORIES
+from ..categories import CATEGORIES
 from .sampling import apportion, sample, tiebreak
 
 if TYPE_CHECKING:  # pragma: no cover - typing only

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from ..probe import CATEGORIES, ProbeSettings
+from ..categories import CATEGORIES
+from ..probe import ProbeSettings
 from .settings import PlanSettings
 
 SPLITS = ("train", "dev", "dropped")

@@ -8,13 +8,13 @@ produces it.
 Modules
     ``data``       what the report shows, read from the project through the store (no SQL here)
     ``views``      each section's words, table rows and charts
-    ``charts``     the charts as geometry (bars, lines, ticks); ``CATEGORY_COLORS``
+    ``charts``     the charts as geometry (bars, lines, ticks)
     ``templates``  the jinja2 templates (strings: no data files to ship)
     ``render``     jinja2 with autoescape: every value is escaped by jinja2, none by hand
     ``build``      ``build_report``, ``write_report``, ``default_report_path``
 
-``CATEGORY_COLORS`` is the one palette of the SliCK categories; the GUI imports it so its charts
-match the report's.
+``CATEGORY_COLORS``, the one palette of the SliCK categories, lives in ``core.categories`` (re-exported
+here for old importers); the GUI imports it from there so its charts match the report's.
 """
 
 from __future__ import annotations

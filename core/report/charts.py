@@ -13,16 +13,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
-from ..probe import CATEGORIES
+from ..categories import CATEGORIES, CATEGORY_COLORS, TEXT_ON  # noqa: F401  (the palette's home; re-exported)
+from ..formats import percent as pct  # the one percentage format ("12.5%", "-" when missing)
 
-CATEGORY_COLORS: dict[str, str] = {
-    "HighlyKnown": "#2e7d32",
-    "MaybeKnown": "#9ccc65",
-    "WeaklyKnown": "#ffb300",
-    "Unknown": "#c62828",
-}
-# Text drawn on top of a category's colour (dark on the light greens and amber).
-TEXT_ON = {"HighlyKnown": "#ffffff", "MaybeKnown": "#1b1b1b", "WeaklyKnown": "#1b1b1b", "Unknown": "#ffffff"}
 NEUTRAL = "#5c6bc0"
 GRID, AXIS, EMPTY = "#e0e0e0", "#424242", "#eeeeee"
 
@@ -99,13 +92,6 @@ class Chart:
 
 
 # --------------------------------------------------------------------------- words and numbers
-
-
-def pct(x: Optional[float], digits: int = 1) -> str:
-    """A share as a percentage; "-" when it is missing or not a finite number."""
-    if x is None or not isinstance(x, (int, float)) or not math.isfinite(x):
-        return "-"
-    return f"{100 * x:.{digits}f}%"
 
 
 def _count_of(n: int, what: str) -> str:

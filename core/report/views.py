@@ -15,7 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from ..probe import CATEGORIES
+from ..categories import CATEGORIES, ordered_categories
+from ..formats import duration_words as duration  # the report's words ("3 min 05 s")
 from . import charts
 from .charts import CATEGORY_COLORS, pct
 from .data import ProbeData
@@ -49,23 +50,6 @@ def when(ts: Optional[float]) -> str:
         return _dt.datetime.fromtimestamp(float(ts)).strftime("%Y-%m-%d %H:%M")
     except (OverflowError, OSError, ValueError, TypeError):
         return "-"
-
-
-def duration(s: Optional[float]) -> str:
-    """Seconds in words for a reader ("3 min 05 s"), not the terminal's compact "3m05s"."""
-    if s is None:
-        return "-"
-    try:
-        s = int(round(float(s)))
-    except (TypeError, ValueError):
-        return "-"
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    if h:
-        return f"{h} h {m:02d} min"
-    if m:
-        return f"{m} min {sec:02d} s"
-    return f"{sec} s"
 
 
 def natural(name: str) -> list:
@@ -251,7 +235,7 @@ def _point_text(point: Optional[dict]) -> str:
 def _fit_text(fit: Any) -> str:
     if not isinstance(fit, dict) or not fit:
         return "-"
-    cats = [c for c in CATEGORIES if c in fit] + [c for c in fit if c not in CATEGORIES]
+    cats = ordered_categories(fit)
     return ", ".join(f"{cat} {pct(fit[cat], 0)}" for cat in cats)
 
 
@@ -339,7 +323,7 @@ def _loss_chart(loss: list[tuple[float, float]], best: Optional[tuple[float, str
 def _fit_chart(fit: dict[str, list], fit_all: list, best: Optional[tuple[float, str]]) -> tuple[Optional[charts.Chart], list]:
     if not fit:
         return None, []
-    cats = [c for c in CATEGORIES if c in fit] + sorted(c for c in fit if c not in CATEGORIES)
+    cats = ordered_categories(fit)
     series = [{"name": f"{c} fitted", "color": CATEGORY_COLORS.get(c, charts.NEUTRAL), "points": fit[c], "markers": True}
               for c in cats]
     if fit_all:

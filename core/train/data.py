@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
+from ..categories import ordered_categories
 from ..errors import SettingsError
 from ..matching import AnswerMatcher, normalize_answer
-
-CATEGORY_ORDER = ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")
 
 
 @dataclass(frozen=True)
@@ -89,11 +88,6 @@ def fit_matcher(item: TrainItem) -> AnswerMatcher:
     if normalize_answer(item.target) in aliases:
         return AnswerMatcher((item.target,) + item.answers)
     return AnswerMatcher((item.target,))
-
-
-def ordered_categories(cats: Iterable[str]) -> list[str]:
-    cats = set(cats)
-    return [c for c in CATEGORY_ORDER if c in cats] + sorted(c for c in cats if c not in CATEGORY_ORDER)
 
 
 def fit_sample(train: Sequence[TrainItem], per_category: int, seed: int) -> dict[str, list[TrainItem]]:

@@ -11,13 +11,12 @@ from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
 from ..errors import SettingsError
+from ..formats import GIB, format_bytes
 
 _DTYPE_BYTES = {
     "float32": 4.0, "fp32": 4.0, "float16": 2.0, "fp16": 2.0, "bfloat16": 2.0, "bf16": 2.0,
     "int8": 1.0, "8bit": 1.0, "int4": 0.5, "nf4": 0.5, "4bit": 0.5,
 }
-_GIB = 1024**3
-_MIB = 1024**2
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,8 @@ class MemoryEstimate:
 
 
 def _size(n: float) -> str:
-    return f"{n / _GIB:.1f} GiB" if n >= _GIB / 10 else f"{n / _MIB:.0f} MiB"
+    """Sizes compared with gigabytes of free memory: 0.5 GiB rather than 512 MiB."""
+    return format_bytes(n, gib_from=GIB / 10)
 
 
 def _count(n: int) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from core.jobs import Progress, format_duration
+from core.formats import format_duration
+from core.jobs import Progress
 
 from ..qt import Qt, QtCore, QtWidgets, Signal
 
@@ -13,6 +14,7 @@ DONE, READY, BLOCKED = "done", "ready", "blocked"
 
 
 def fmt_seconds(s: Optional[float]) -> str:
+    """The app's duration ("2m 05s"): ``core.formats``' with a space, which reads better in a sentence."""
     return format_duration(s, sep=" ")
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from core.matching import AnswerMatcher
-from core.probe import CATEGORIES
+from core.categories import CATEGORIES
+from core.formats import percent
 
 from ..charts import CATEGORY_COLORS, CategoryBars, Histogram
 from ..example_table import DASH, ExampleData, ExampleModel, fmt_p
@@ -365,7 +366,7 @@ class BreakdownPage(Page):
         for r, (name, counts) in enumerate(rows):
             total = sum(counts.values())
             cells = [name] + [
-                f"{counts.get(c, 0)} ({100 * counts.get(c, 0) / total if total else 0:.1f}%)" for c in CATEGORIES
+                f"{counts.get(c, 0)} ({percent(counts.get(c, 0) / total if total else 0)})" for c in CATEGORIES
             ] + [str(total)]
             for col, text in enumerate(cells):
                 item = QtWidgets.QTableWidgetItem(text)

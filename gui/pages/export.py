@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
+from core.formats import percent
+
 from ..qt import Qt, QtCore, QtGui, QtWidgets
 from .base import BLOCKED, DONE, READY, InlineMessage, Page
 
@@ -114,7 +116,7 @@ class ExportPage(Page):
                 point = stopping_point(run, eval_history(p, self.ctx.train_run_id))  # a convergence run: its last step
             if run.get("adapter_dir") and Path(run["adapter_dir"]).is_dir():
                 self.adapter_dir = run["adapter_dir"]
-                best = (f" (stopping point: epoch {point['epoch']:g}, dev exact match {100 * point['dev_em']:.1f}%)"
+                best = (f" (stopping point: epoch {point['epoch']:g}, dev exact match {percent(point['dev_em'])})"
                         if point and point.get("epoch") is not None and point.get("dev_em") is not None else "")
                 text = (f"Training run {run['id']} ({run['status']}){best}:<br><code>{html.escape(self.adapter_dir)}</code><br>"
                         "Load it with <code>PeftModel.from_pretrained(base_model, folder)</code>.")

@@ -19,12 +19,13 @@ MIX_CHOICES = [
 
 
 def counts_table(counts: dict) -> str:
-    from core.probe import CATEGORIES
+    from core.categories import CATEGORIES
+    from core.formats import percent
 
     def cell(part: str, cat: str) -> str:
         p = counts[part]
         n = p["counts"].get(cat, 0)
-        return f"<td align='right'>{n}</td><td align='right' style='color:gray'>{100 * p['shares'].get(cat, 0):.0f}%</td>"
+        return f"<td align='right'>{n}</td><td align='right' style='color:gray'>{percent(p['shares'].get(cat, 0), 0)}</td>"
 
     head = ("<tr><th align='left'>Category</th><th colspan=2>Probed (before)</th><th colspan=2>Train (after)</th>"
             "<th colspan=2>Dev</th><th colspan=2>Dropped</th></tr>")
@@ -63,7 +64,7 @@ class PlanPage(Page):
         self.cap.setRange(0, 10_000_000)
         self.cap.setToolTip("How many WeaklyKnown examples may stay in the training set (the paper: none).")
         form.addRow("WeaklyKnown cap:", self.cap)
-        from core.probe import CATEGORIES
+        from core.categories import CATEGORIES
 
         self.shares: dict[str, QtWidgets.QDoubleSpinBox] = {}
         defaults = {"HighlyKnown": 1.0, "MaybeKnown": 1.0, "WeaklyKnown": 0.0, "Unknown": 0.0}
@@ -209,15 +210,16 @@ class PlanPage(Page):
         if est is None:
             self.memory.setText(html.escape(name))
         else:
+            from core.formats import format_gib
             from core.models import available_memory
 
             free = available_memory(device)
             where = "GPU memory" if device == "cuda" else "RAM"
-            free_text = f"; {free / 1024**3:.1f} GiB of {where} is free now" if free else ""
+            free_text = f"; {format_gib(free)} of {where} is free now" if free else ""
             verdict = (f"<span style='color:#b00020'><b>Too much:</b> {html.escape(warning)}</span>" if warning
                        else "<span style='color:#2e7d32'><b>Fits.</b></span>")
             self.memory.setText(f"<b>Memory</b> for a LoRA run on {html.escape(name)}: about "
-                                f"{est.total / 1024**3:.1f} GiB{free_text}. {verdict}<br>"
+                                f"{format_gib(est.total)}{free_text}. {verdict}<br>"
                                 f"<span style='color:gray'>{html.escape(est.describe())}</span>")
         self.explain.setPlainText(plan.explain())
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-from core.probe import CATEGORIES as CATEGORY_ORDER
+from core.categories import CATEGORIES as CATEGORY_ORDER
 
 from ..charts import CATEGORY_COLORS, CurvePlot
 from ..qt import Qt, QtCore, QtGui, QtWidgets
