@@ -167,7 +167,8 @@ def _torch_forward() -> dict[str, Any]:
     import transformers
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from .backends.torch_backend import resolve_device, resolve_dtype
+    from .backends.torch_backend import resolve_dtype
+    from .devices import resolve_device
 
     device = resolve_device("auto")
     dtype = resolve_dtype("auto", device)

@@ -88,29 +88,23 @@ def _cpu_and_memory() -> dict[str, Any]:
 
 
 def _gpu(torch_installed: bool) -> dict[str, Any]:
-    """CUDA and MPS, from torch; the one place this module imports torch."""
-    if not torch_installed:
-        return {"checked": False, "note": "torch is not installed: no GPU support in this edition"}
-    out: dict[str, Any] = {"checked": True, "cuda": False, "mps": False, "devices": []}
-    try:
-        import torch
+    """CUDA and MPS, from ``core.devices`` (the one GPU detection), with each GPU's free memory now."""
+    from .devices import NO_TORCH_NOTE, detect_devices
 
-        out["torch_cuda_build"] = getattr(torch.version, "cuda", None)
-        out["cuda"] = bool(torch.cuda.is_available())
-        if out["cuda"]:
-            for i in range(torch.cuda.device_count()):
-                dev = {"index": i, "name": torch.cuda.get_device_name(i),
-                       "memory_total": int(torch.cuda.get_device_properties(i).total_memory)}
-                try:
-                    free, _total = torch.cuda.mem_get_info(i)
-                    dev["memory_free"] = int(free)
-                except Exception as exc:  # noqa: BLE001
-                    dev["memory_free_error"] = f"{type(exc).__name__}: {exc}"
-                out["devices"].append(dev)
-        mps = getattr(getattr(torch, "backends", None), "mps", None)
-        out["mps"] = bool(mps is not None and mps.is_available())
-    except Exception as exc:  # noqa: BLE001  (a broken torch install is what a bug report needs to show)
-        out["error"] = f"{type(exc).__name__}: {exc}"
+    if not torch_installed:
+        return {"checked": False, "note": NO_TORCH_NOTE}
+    found = detect_devices(free_memory=True)
+    if found.error:
+        return {"checked": True, "cuda": False, "mps": False, "devices": [], "error": found.error}
+    out: dict[str, Any] = {"checked": True, "cuda": bool(found.cuda), "mps": found.mps, "devices": [],
+                           "torch_cuda_build": found.torch_cuda_build}
+    for gpu in found.cuda:
+        dev: dict[str, Any] = {"index": gpu.index, "name": gpu.name, "memory_total": gpu.memory}
+        if gpu.free is not None:
+            dev["memory_free"] = gpu.free
+        if gpu.free_error:
+            dev["memory_free_error"] = gpu.free_error
+        out["devices"].append(dev)
     return out
 
 

@@ -24,6 +24,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ..devices import describe_device, resolve_device
 from ..errors import SettingsError
 from ..models import ModelRef, model_fingerprint
 from .base import Backend, GenRequest, ModelInfo
@@ -31,11 +32,9 @@ from .decode import PRUNED
 from .sampling import candidates_needed, choose_token, sample_rng
 from .torch_loading import (
     GIB,
-    describe_device,
     estimate_params,
     load_hf_model,
     memory_needed,
-    resolve_device,
     resolve_dtype,
 )
 

@@ -1,5 +1,6 @@
-"""Loading a model into torch: device and dtype resolution, the memory check, and transformers'
-``from_pretrained`` for Hugging Face folders (safetensors) and GGUF files.
+"""Loading a model into torch: dtype resolution, the memory check, and transformers'
+``from_pretrained`` for Hugging Face folders (safetensors) and GGUF files. The device comes from
+``core.devices`` (re-exported here for old importers).
 
 Kept apart from the decoding backend because training loads models the same way (with
 ``for_training``) and never decodes through this module. torch and transformers are imported inside
@@ -20,10 +21,10 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
+from ..devices import describe_device, resolve_device  # noqa: F401  (their home is core.devices; re-exported)
 from ..errors import ModelError, SettingsError
+from ..formats import GIB
 from ..models import PICKLE_SUFFIXES, ModelRef, _pickle_message, check_memory
-
-GIB = 1024**3
 
 _DTYPE_NAMES = {
     "auto": "auto",
@@ -47,47 +48,8 @@ _SAFETENSORS_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 
 
 
 # --------------------------------------------------------------------------------------------
-# Device, dtype and memory
+# dtype and memory (the device: core.devices)
 # --------------------------------------------------------------------------------------------
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``auto`` picks CUDA, then Apple's MPS, then the CPU; an explicit choice is checked."""
-    import torch
-
-    choice = (device or "auto").strip().lower()
-    if choice == "auto":
-        if torch.cuda.is_available():
-            return "cuda:0"
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return "mps"
-        return "cpu"
-    if choice == "cpu":
-        return "cpu"
-    if choice.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise SettingsError(
-                f"Device '{device}' asks for an NVIDIA GPU, but torch sees no CUDA GPU here. Use device 'auto' or 'cpu', "
-                "or install a CUDA build of torch."
-            )
-        index = 0
-        if ":" in choice:
-            try:
-                index = int(choice.split(":", 1)[1])
-            except ValueError:
-                raise SettingsError(f"Device '{device}' is not a device name; use cuda, cuda:0, cuda:1, mps or cpu.") from None
-        if not 0 <= index < torch.cuda.device_count():
-            raise SettingsError(
-                f"Device '{device}' does not exist: this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0."
-            )
-        return f"cuda:{index}"
-    if choice == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise SettingsError("Device 'mps' asks for an Apple GPU, but torch cannot use one here. Use 'auto' or 'cpu'.")
-        return "mps"
-    raise SettingsError(f"Device '{device}' is not a device name; use auto, cuda, cuda:0, mps or cpu.")
 
 
 def resolve_dtype(dtype: str, device: str) -> str:
@@ -104,22 +66,6 @@ def resolve_dtype(dtype: str, device: str) -> str:
     if device == "mps":
         return "float16"
     return "float32"
-
-
-def describe_device(device: str) -> str:
-    """What the UI shows: ``cuda:0 (NVIDIA H100 80GB HBM3, 79 GiB)``, ``mps (Apple GPU)`` or ``cpu``."""
-    if device.startswith("cuda"):
-        import torch
-
-        index = int(device.split(":", 1)[1]) if ":" in device else 0
-        try:
-            props = torch.cuda.get_device_properties(index)
-            return f"cuda:{index} ({props.name}, {props.total_memory / GIB:.0f} GiB)"
-        except Exception:
-            return f"cuda:{index}"
-    if device == "mps":
-        return "mps (Apple GPU)"
-    return device
 
 
 def _safetensors_params(path: Path) -> Optional[int]:

@@ -169,7 +169,8 @@ class _Trainer:
 
     def _load_model(self) -> Any:
         """The base model on the resolved device and dtype, seeded first so the adapter's init repeats."""
-        from ..backends.torch_backend import load_hf_model, resolve_device
+        from ..backends.torch_backend import load_hf_model
+        from ..devices import resolve_device
 
         s = self.s
         device = resolve_device(s.device)

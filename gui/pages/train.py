@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
+from core.devices import Devices
 from core.train.runner import missing_training_packages
 
 from ..charts import CurvePlot
@@ -71,7 +72,7 @@ class TrainPage(Page):
         self._status_base = ""  # the status line without its "checkpoint saved" tail
         self._cancel_requested = False
         self._plan_model: Optional[str] = None
-        self._gpu: Optional[dict] = None
+        self._gpu: Optional[Devices] = None
         self._detecting = False
         self._rows: dict[int, dict] = {}  # this project's runs by id, as last read
         self._rows_project: Optional[Path] = None  # the project they were read from
@@ -379,9 +380,9 @@ class TrainPage(Page):
     def _gpu_finished(self) -> None:
         self._detecting = False
 
-    def _gpu_found(self, info: dict) -> None:
+    def _gpu_found(self, info: Devices) -> None:
         self._gpu = info
-        self.form.show_gpu(describe_gpu(info), bool(info.get("cuda")))
+        self.form.show_gpu(describe_gpu(info), bool(info.cuda))
 
     # -- jobs ---------------------------------------------------------------------------------------
     def start(self) -> None:

@@ -8,79 +8,53 @@ the page only decides where the text goes.
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 from typing import Any, Optional
 
-from core.probe import CATEGORIES as CATEGORY_ORDER
+from core.categories import ordered_categories
+from core.devices import Devices, detect_devices, last_detected
+from core.formats import format_gib, percent
 from core.store import pid_alive
+from core.train.runs import RESUMABLE as RESUMABLE_STATUSES  # noqa: F401  (old name; the rule lives in core.train.runs)
+from core.train.runs import is_resumable as run_is_resumable  # noqa: F401  (old name)
+from core.train.runs import stopping_point, stopping_rule  # noqa: F401  (re-exported for gui.pages.train)
 
 from .base import fmt_seconds
 
-RESUMABLE_STATUSES = ("cancelled", "crashed", "failed", "created", "running")  # running/created: only when its process is gone
 
-_GPU_CACHE: Optional[dict] = None  # one look per process: importing torch costs seconds
-
-
-def detect_gpu(_job: Any = None) -> dict:
-    """What torch can train on here. Runs on a worker thread (it imports torch); cached per process."""
-    global _GPU_CACHE
-    if _GPU_CACHE is not None:
-        return _GPU_CACHE
-    info: dict = {"cuda": [], "mps": False, "error": None}
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            for i in range(torch.cuda.device_count()):
-                props = torch.cuda.get_device_properties(i)
-                info["cuda"].append({"name": props.name, "memory": int(props.total_memory)})
-        mps = getattr(torch.backends, "mps", None)
-        info["mps"] = bool(mps is not None and mps.is_available())
-    except Exception as exc:  # noqa: BLE001 - shown as "could not check"
-        info["error"] = f"{type(exc).__name__}: {exc}"
-    _GPU_CACHE = info
-    return info
+def detect_gpu(_job: Any = None) -> Devices:
+    """What torch can train on here (``core.devices``). Runs on a worker thread: it imports torch;
+    the answer is kept for the process."""
+    return detect_devices()
 
 
-def cached_gpu() -> Optional[dict]:
+def cached_gpu() -> Optional[Devices]:
     """What ``detect_gpu`` found in this process, or None before it ran (then it needs a worker)."""
-    return _GPU_CACHE
+    return last_detected()
 
 
-def describe_gpu(info: dict) -> str:
+def describe_gpu(info: Devices) -> str:
     """One sentence on where "Automatic" will train, so a slow CPU run is no surprise."""
-    if info.get("error"):
-        return f"Could not check for a GPU ({info['error']}); training will try the CPU."
-    if info.get("cuda"):
-        gpus = "; ".join(f"{g['name']} ({g['memory'] / 1024**3:.0f} GiB)" for g in info["cuda"])
+    if info.error:
+        return f"Could not check for a GPU ({info.error}); training will try the CPU."
+    if info.cuda:
+        gpus = "; ".join(f"{g.name} ({format_gib(g.memory, 0)})" for g in info.cuda)
         return f"GPU found: {gpus}. Automatic trains on it."
-    if info.get("mps"):
+    if info.mps:
         return "Apple GPU (MPS) found. Automatic trains on it."
     return "No GPU found: training runs on the CPU (fine for small models, slow for large ones)."
 
 
-def run_is_resumable(row: dict) -> bool:
-    """Whether Resume may continue the run: stopped, or "running" with its worker process gone."""
-    status = row.get("status")
-    if status not in RESUMABLE_STATUSES:
-        return False
-    if status in ("running", "created"):
-        return not pid_alive(row.get("worker_pid"))  # its worker is gone (killed, crashed, the app closed)
-    return True
-
-
 def pct(x: Optional[float]) -> str:
     """A share as a percentage, or a dash before there is one."""
-    return "—" if x is None else f"{x:.1%}"
+    return percent(x, missing="—")
 
 
 def fit_text(fit: Optional[dict]) -> str:
     """Train fit per category, in the paper's category order (then any others, sorted)."""
     if not fit:
         return ""
-    cats = [c for c in CATEGORY_ORDER if c in fit] + sorted(c for c in fit if c not in CATEGORY_ORDER)
-    return " · ".join(f"{c} {fit[c]:.0%}" for c in cats)
+    return " · ".join(f"{c} {percent(fit[c], 0)}" for c in ordered_categories(fit))
 
 
 def run_label(row: dict) -> str:
@@ -90,35 +64,6 @@ def run_label(row: dict) -> str:
     if status in ("running", "created") and not pid_alive(row.get("worker_pid")) and row.get("worker_pid"):
         status += " (process gone)"
     return f"Run {row['id']} — {status} — {best}"
-
-
-def stopping_rule(row: dict) -> str:
-    """The run's stopping rule from its saved settings; old or broken settings mean early stop."""
-    try:
-        return str(json.loads(row.get("settings") or "{}").get("stopping") or "early_stop")
-    except ValueError:
-        return "early_stop"
-
-
-def stopping_point(row: dict, history: list[dict]) -> Optional[dict]:
-    """``{"step", "epoch", "dev_em", "fit", "why"}`` of the adapter the run keeps, or None before any evaluation.
-
-    Early stop (and a cancelled run) keeps the best evaluation's adapter; convergence keeps the last step's."""
-    if stopping_rule(row) == "convergence" and row.get("status") == "done" and row.get("final_step"):
-        step = int(row["final_step"])
-        rec = next((h for h in history if h["step"] == step), None)
-        return {"step": step, "epoch": row.get("final_epoch"), "dev_em": rec.get("dev_em") if rec else None,
-                "fit": (rec or {}).get("fit") or {}, "why": "the last step (trained to convergence)"}
-    if row.get("best_step") is None:
-        return None
-    fit = {}
-    if row.get("fit_at_best"):
-        try:
-            fit = json.loads(row["fit_at_best"]) or {}
-        except ValueError:
-            fit = {}
-    return {"step": int(row["best_step"]), "epoch": row.get("best_epoch"), "dev_em": row.get("best_dev_em"),
-            "fit": fit, "why": "the best dev exact match"}
 
 
 def describe_outcome(row: dict, history: list[dict]) -> str:
