@@ -33,7 +33,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONSTRAINTS = ROOT / "packaging" / "constraints.txt"
-WHEELS = ROOT / "build" / "llama-wheels"
+# Wheels built here, one folder per llama.cpp version and exact flags (the folder name is a hash of
+# both, and cmake-args.txt inside says which): a second clone on this machine reuses the build, and
+# no wheel built with other flags can ever stand in for it, unlike pip's own cache.
+WHEELS = Path(os.environ.get("KNOWMIX_WHEEL_CACHE")
+              or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "knowmix" / "llama-wheels")
 sys.path.insert(0, str(ROOT))
 
 from core import llama_cpu  # noqa: E402  (standard library only; importing core imports no model library)
@@ -63,9 +67,12 @@ def llama_wheel(py: Path, cmake_args: str, version: str) -> Path:
     key = hashlib.sha256(f"{version}|{cmake_args}|{sys.platform}".encode()).hexdigest()[:12]
     folder = WHEELS / key
     found = sorted(folder.glob(f"llama_cpp_python-{version}-*.whl"))
-    if found:
-        say(f"llama.cpp: reusing the wheel built with these flags ({folder.relative_to(ROOT)})")
+    recorded = (folder / "cmake-args.txt").read_text(encoding="utf-8").strip() if (folder / "cmake-args.txt").exists() else ""
+    if found and recorded == cmake_args:
+        say(f"llama.cpp: reusing the wheel built here earlier with exactly these flags ({folder})")
         return found[-1]
+    for stale in found:
+        stale.unlink()
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "cmake-args.txt").write_text(cmake_args + "\n", encoding="utf-8")
     env = dict(os.environ, CMAKE_ARGS=cmake_args, FORCE_CMAKE="1")
