@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Optional, Sequence
 
 from .backends.base import Backend, GenRequest
 from .datasets import Example
-from .errors import Cancelled, SettingsError
+from .errors import Cancelled, ModelCrashed, SettingsError
 from .jobs import CancelToken, ProgressCallback, RateMeter, no_progress
 from .matching import AnswerMatcher, PrefixPruner
 
@@ -288,7 +288,7 @@ def probe_examples(
     done = already_done
     progress(meter.update(done, "starting"))
     out: list[dict] = []
-    i = 0
+    i = n_batch = 0
     while i < len(ordered):
         group = ordered[i].group
         batch = [ordered[i]]
@@ -296,8 +296,13 @@ def probe_examples(
         while i < len(ordered) and len(batch) < settings.chunk_size and ordered[i].group == group:
             batch.append(ordered[i])
             i += 1
+        n_batch += 1
         works = [_prepare(ex, exemplar_sets[ex.group], pool_by_id, settings.shots) for ex in batch]
-        probe_batch(backend, works, settings, cancel, lambda m: progress(meter.update(done, f"{group}: {m}")))
+        try:
+            probe_batch(backend, works, settings, cancel, lambda m: progress(meter.update(done, f"{group}: {m}")))
+        except ModelCrashed as exc:  # say where, in the words of the probe, not of the backend
+            which = f"question {done + 1}" if len(batch) == 1 else f"questions {done + 1}-{done + len(batch)}"
+            raise exc.retold(doing=f"probing group '{group}' (batch {n_batch}, {which} of {total})") from None
         rows = [w.result(run_id, settings) for w in works]
         on_results(rows)
         out.extend(rows)
@@ -335,11 +340,17 @@ def run_probe(
     cancel: Optional[CancelToken] = None,
     on_status: Callable[[str], None] = lambda _m: None,
     backend_options: Optional[dict] = None,
+    isolate: bool = True,
 ) -> ProbeOutcome:
     """Start, or resume, the probe of a stored dataset with a model; results go to ``project``.
 
     A run is identified by (dataset content, pool content, model fingerprint, settings): the same
     command after a crash, a kill or a cancel continues that run and skips finished examples.
+
+    Without ``backend`` the model is loaded here, in a child process unless ``isolate`` is False:
+    a native crash of llama.cpp or torch then ends only the child and arrives as ``ModelCrashed``
+    (the run is marked failed and resumes like after a kill). A ``backend`` passed in is used as
+    it is (the app passes its own process backend; tests and the benchmark an in-process one).
     """
     from .backends import backend_for
     from .models import model_fingerprint, resolve_model
@@ -377,16 +388,35 @@ def run_probe(
     try:
         return _probe_claimed_run(
             project, run, run_id, sets, notes, examples, pool, settings, model_name, bname, backend, ref if backend is None else None,
-            fingerprint, allow_pickle, backend_options, progress, cancel, on_status,
+            fingerprint, allow_pickle, backend_options, progress, cancel, on_status, isolate,
         )
     finally:
         project.release_probe_run(run_id)
 
 
-def _probe_claimed_run(project, run, run_id, sets, notes, examples, pool, settings, model_name, bname, backend, ref,
-                       fingerprint, allow_pickle, backend_options, progress, cancel, on_status) -> ProbeOutcome:
+def _crash_told(exc: ModelCrashed, done: int, total: int) -> ModelCrashed:
+    """The crash as the CLI tells it: what is saved and how to go on (the app re-tells the last part)."""
+    return exc.retold(saved=f"Finished work is saved in the project ({done} of {total} questions).",
+                      resume="Run the same command again to resume.")
+
+
+def _load_own_backend(ref, bname: str, fingerprint: str, allow_pickle: bool, backend_options: Optional[dict], isolate: bool) -> Backend:
     from .backends import load_backend
 
+    options = dict(backend_options or {})
+    if bname == "llama.cpp":
+        options["fingerprint"] = fingerprint
+    else:
+        options.pop("n_threads", None)
+    if isolate:
+        from .backends.process import ProcessBackend
+
+        return ProcessBackend(ref, bname, allow_pickle=allow_pickle, **options)
+    return load_backend(ref, bname, allow_pickle=allow_pickle, **options)
+
+
+def _probe_claimed_run(project, run, run_id, sets, notes, examples, pool, settings, model_name, bname, backend, ref,
+                       fingerprint, allow_pickle, backend_options, progress, cancel, on_status, isolate) -> ProbeOutcome:
     done_ids = project.done_example_ids(run_id)
     todo = [ex for ex in examples if ex.id not in done_ids]
     resumed_from = len(done_ids)
@@ -400,12 +430,10 @@ def _probe_claimed_run(project, run, run_id, sets, notes, examples, pool, settin
     own_backend = backend is None
     if own_backend:
         on_status(f"Loading {model_name} ({bname}) ...")
-        options = dict(backend_options or {})
-        if bname == "llama.cpp":
-            options["fingerprint"] = fingerprint
-        else:
-            options.pop("n_threads", None)
-        backend = load_backend(ref, bname, allow_pickle=allow_pickle, **options)
+        try:
+            backend = _load_own_backend(ref, bname, fingerprint, allow_pickle, backend_options, isolate)
+        except ModelCrashed as exc:
+            raise _crash_told(exc, resumed_from, len(examples)) from None
     project.update_probe_run(run_id, status="running", note="")
     t0 = time.monotonic()
     state = {"done": resumed_from}
@@ -423,10 +451,13 @@ def _probe_claimed_run(project, run, run_id, sets, notes, examples, pool, settin
         project.update_probe_run(run_id, status="cancelled")
         return ProbeOutcome(run_id, "cancelled", len(examples), state["done"], resumed_from, prior_seconds + time.monotonic() - t0, settings, model_name, notes)
     except BaseException as exc:
+        told = _crash_told(exc, state["done"], len(examples)) if isinstance(exc, ModelCrashed) else exc
         try:
-            project.update_probe_run(run_id, status="failed", note=str(exc)[:500])
+            project.update_probe_run(run_id, status="failed", note=str(told)[:500])
         except Exception:
             pass
+        if told is not exc:
+            raise told from None
         raise
     finally:
         if own_backend and backend is not None:

@@ -62,8 +62,12 @@ def describe_hardware(info: dict) -> str:
 
 
 def load_model(spec: str, backend: str, device: str, n_threads: Optional[int] = None):
-    """Resolve, check and load; returns the backend. Runs on a worker thread."""
-    from core.backends import backend_for, load_backend
+    """Resolve, check and load; returns the backend. Runs on a worker thread.
+
+    The model lives in its own process (``ProcessBackend``): a native crash of llama.cpp or torch
+    then ends that process with a ``ModelCrashed`` error shown on the page, never the window."""
+    from core.backends import backend_for
+    from core.backends.process import ProcessBackend
     from core.models import model_fingerprint, resolve_model
 
     ref = resolve_model(spec)
@@ -75,7 +79,16 @@ def load_model(spec: str, backend: str, device: str, n_threads: Optional[int] = 
             options["n_threads"] = n_threads
     else:
         options["device"] = device
-    return load_backend(ref, name, **options)
+    return ProcessBackend(ref, name, **options)
+
+
+def app_wording(exc: BaseException, resume: str = "") -> BaseException:
+    """A ``ModelCrashed`` told for the app (buttons and steps instead of command-line options)."""
+    from core.errors import ModelCrashed
+
+    if isinstance(exc, ModelCrashed):
+        return exc.retold(app=True, resume=resume or exc.resume)
+    return exc
 
 
 def describe_model(info: Any) -> str:
@@ -274,7 +287,8 @@ class ModelPage(Page):
         backend, device = self.ctx.backend_name, self.ctx.device
         self.ctx.runner.start(
             "Loading the model", lambda job: load_model(spec, backend, device),
-            on_done=self._loaded, on_error=self.report_error, on_finally=lambda: self.progress.hide(),
+            on_done=self._loaded, on_error=lambda exc, tb: self.report_error(app_wording(exc), tb),
+            on_finally=lambda: self.progress.hide(),
         )
 
     def _loaded(self, backend) -> None:

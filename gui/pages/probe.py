@@ -274,6 +274,8 @@ class ProbePage(Page):
             return
         ctx = self.ctx
         path, dataset_id, pool_id = ctx.project_path, ctx.dataset_id, ctx.pool_id
+        if ctx.backend is not None and not getattr(ctx.backend, "alive", True):
+            ctx.release_model()  # its process died (a crash, a kill): this probe loads a fresh one
         spec, backend_name, device, backend = ctx.model_spec, ctx.backend_name, ctx.device, ctx.backend
         self.message.clear_message()
         self.progress.set_busy("Starting …")
@@ -359,7 +361,14 @@ class ProbePage(Page):
             self._show_run(p.probe_run(run_id))
 
     def _failed(self, exc: BaseException, tb: str) -> None:
+        from core.errors import ModelCrashed
+
+        from .model import app_wording
+
         self.progress.detail.setText("Stopped by an error; finished questions are saved.")
+        if isinstance(exc, ModelCrashed):
+            self.ctx.release_model()  # the dead process is dropped; Resume loads the model again
+            exc = app_wording(exc, "Press Resume probe to go on from there.")
         self.report_error(exc, tb)
 
     def _finished(self) -> None:
