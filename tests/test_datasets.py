@@ -58,7 +58,7 @@ def error_text(path: Path, **kwargs) -> str:
 
 def test_jsonl_entityquestions(tmp_path: Path) -> None:
     ds = load_dataset(write_jsonl(tmp_path / "eq.jsonl", EQ_ROWS))
-    assert isinstance(ds, Dataset)
+    assert len(ds) == len(EQ_ROWS) == 3
     assert (ds.format, ds.shape) == ("jsonl", "question-answer")
     assert ds.mapping == {"question": "question", "answer": "answers", "group": "relation"}
     assert [e.question for e in ds.examples] == [r["question"] for r in EQ_ROWS]

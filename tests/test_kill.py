@@ -138,10 +138,11 @@ def test_training_worker_killed_twice_at_random_steps_ends_like_an_uninterrupted
     from core.train.loop import train_loop
     from core.train.runner import resume_training, run_worker
     from core.train.runs import get_run, metric_series
+    from core.train.events import Eval, Start, Step
     from tests.test_train import fast_settings, make_run, step_losses
 
     settings = fast_settings(epochs=8, lr=1e-2, stopping="convergence", seed=3)
-    reference: list[dict] = []
+    reference: list = []
     ref_result = train_loop(tmp_path / "reference", resolve_model(tiny_folder), settings, *facts, emit=reference.append)
     total = max(step_losses(reference))
     assert total == 40  # 40 facts, batch 8, 8 epochs; a checkpoint after every epoch (5 steps)
@@ -151,10 +152,10 @@ def test_training_worker_killed_twice_at_random_steps_ends_like_an_uninterrupted
     second = rng.choice([s for s in range(first + 6, total - 2) if s % 5])
     project_path, run_id, folder = make_run(tmp_path, tiny_folder, facts, settings)
 
-    def killer(at_step: int, seen: list[dict]):
-        def on_event(event: dict) -> None:
+    def killer(at_step: int, seen: list):
+        def on_event(event: object) -> None:
             seen.append(event)
-            if event["event"] == "step" and event["step"] == at_step:
+            if isinstance(event, Step) and event.step == at_step:
                 conn = read_only(project_path)  # the worker's pid, as any other process would find it
                 try:
                     pid = conn.execute("SELECT worker_pid FROM train_runs WHERE id = ?", [run_id]).fetchone()[0]
@@ -165,24 +166,25 @@ def test_training_worker_killed_twice_at_random_steps_ends_like_an_uninterrupted
         return on_event
 
     all_losses: dict[int, float] = {}
-    seen1: list[dict] = []
+    seen1: list = []
     with pytest.raises(TrainingCrashed) as err:
         run_worker(project_path, run_id, on_event=killer(first, seen1))
-    assert isinstance(err.value, KnowMixError) and "knowmix resume" in str(err.value)
+    assert err.value.returncode == -signal.SIGKILL and err.value.run_id == run_id
+    assert "SIGKILL" in str(err.value) and "knowmix resume" in str(err.value)
     all_losses.update(step_losses(seen1))
     with Project(project_path, create=False) as project:
         row = get_run(project, run_id)
         assert row["status"] == "crashed" and row["step"] < first  # the steps after the checkpoint are lost
         assert project.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
-    seen2: list[dict] = []
+    seen2: list = []
     with pytest.raises(TrainingCrashed):
         resume_training(project_path, run_id, on_event=killer(second, seen2))
-    start = next(e for e in seen2 if e["event"] == "start")
-    assert start["resumed"] and start["start_step"] == row["step"]
+    start = next(e for e in seen2 if isinstance(e, Start))
+    assert start.resumed and start.start_step == row["step"]
     all_losses.update(step_losses(seen2))
 
-    seen3: list[dict] = []
+    seen3: list = []
     outcome = resume_training(project_path, run_id, on_event=seen3.append)
     assert outcome.status == "done" and outcome.final_step == total
     all_losses.update(step_losses(seen3))
@@ -191,7 +193,7 @@ def test_training_worker_killed_twice_at_random_steps_ends_like_an_uninterrupted
     assert sorted(all_losses) == list(range(1, total + 1))
     for step in range(1, total + 1):  # steps redone after a kill equal the uninterrupted run's too
         assert all_losses[step] == pytest.approx(ref_losses[step], rel=1e-4, abs=1e-6), step
-    ref_history = [(e["step"], e["dev_em"], e["fit"]) for e in reference if e["event"] == "eval"]
+    ref_history = [(e.step, e.dev_em, e.fit) for e in reference if isinstance(e, Eval)]
     assert [(h["step"], h["dev_em"], h["fit"]) for h in outcome.history] == ref_history
     with Project(project_path, create=False) as project:
         assert len(metric_series(project, run_id, "loss")) == total

@@ -26,6 +26,7 @@ from core.models import resolve_model  # noqa: E402
 from core.store import Project  # noqa: E402
 from core.train import TrainingCrashed, TrainItem, TrainSettings, items_from_plan  # noqa: E402
 from core.train.data import PromptFormat, fit_sample  # noqa: E402
+from core.train.events import Checkpoint, Done, Eval, Restored, Start, Step  # noqa: E402
 from core.train.runs import create_run, eval_history, get_run, metric_series  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -81,8 +82,8 @@ def greedy_answers(model, tok, items) -> list[str]:
     return [a[0] for a in be.generate([GenRequest(fmt.prompt(it.question), max_tokens=4) for it in items])]
 
 
-def step_losses(events: list[dict]) -> dict[int, float]:
-    return {e["step"]: e["loss"] for e in events if e["event"] == "step"}
+def step_losses(events: list) -> dict[int, float]:
+    return {e.step: e.loss for e in events if isinstance(e, Step)}
 
 
 # ---------------------------------------------------------------------------------- settings and data
@@ -306,7 +307,7 @@ def test_early_stop_picks_the_best_dev_evaluation_and_restores_it(tmp_path, tiny
         return record
 
     settings = fast_settings(epochs=8, eval_every_steps=2, patience=2, merge=True, lr=1e-2)
-    events: list[dict] = []
+    events: list = []
     result = train_loop(tmp_path / "run", resolve_model(tiny_folder), settings, *facts, emit=events.append, eval_hook=hook)
     assert result.status == "done" and result.stop_reason == "early_stop"
     assert [h["dev_em"] for h in result.history] == [0.2, 0.5, 0.4, 0.45]
@@ -319,7 +320,7 @@ def test_early_stop_picks_the_best_dev_evaluation_and_restores_it(tmp_path, tiny
     best = load_file(str(tmp_path / "run" / "adapter" / "adapter_model.safetensors"))
     last = load_file(str(tmp_path / "run" / "final-adapter" / "adapter_model.safetensors"))
     assert any(not (best[k] == last[k]).all() for k in best), "training went on after the best step"
-    assert [e["step"] for e in events if e["event"] == "restored"] == [4]
+    assert [e.step for e in events if isinstance(e, Restored)] == [4]
 
     # The merged model is the restored best adapter folded into the base weights.
     tok = AutoTokenizer.from_pretrained(str(tiny_folder))
@@ -353,7 +354,7 @@ def test_gradient_accumulation_matches_one_big_batch(tmp_path, tiny_folder, fact
 
     runs = []
     for bs, acc in ((8, 1), (2, 4)):
-        events: list[dict] = []
+        events: list = []
         train_loop(tmp_path / f"run{bs}", resolve_model(tiny_folder),
                    fast_settings(epochs=1, batch_size=bs, grad_accum=acc, lora_dropout=0.0, fit_sample_per_category=0),
                    *facts, emit=events.append)
@@ -387,37 +388,38 @@ def test_killed_run_resumes_from_its_checkpoint_with_the_same_data_order(tmp_pat
     from core.train.runner import resume_training, run_worker
 
     settings = fast_settings(epochs=10, lr=1e-2, stopping="convergence")
-    reference: list[dict] = []
+    reference: list = []
     train_loop(tmp_path / "reference", resolve_model(tiny_folder), settings, *facts, emit=reference.append)
 
     project_path, run_id, folder = make_run(tmp_path, tiny_folder, facts, settings)
-    seen: list[dict] = []
+    seen: list = []
 
     def kill_after_first_checkpoint(event):
         seen.append(event)
-        if event["event"] == "checkpoint" and sum(e["event"] == "checkpoint" for e in seen) == 1:
-            os.kill(seen[0]["pid"], signal.SIGKILL)
+        if isinstance(event, Checkpoint) and sum(isinstance(e, Checkpoint) for e in seen) == 1:
+            os.kill(seen[0].pid, signal.SIGKILL)
 
     with pytest.raises(TrainingCrashed) as err:
         run_worker(project_path, run_id, on_event=kill_after_first_checkpoint)
-    assert isinstance(err.value, KnowMixError)
+    assert err.value.returncode == -signal.SIGKILL and err.value.run_id == run_id
+    assert "SIGKILL" in str(err.value) and "knowmix resume" in str(err.value)
     assert "knowmix resume" in str(err.value) and "SIGKILL" in str(err.value)
-    assert not any(e["event"] == "done" for e in seen)
+    assert not any(isinstance(e, Done) for e in seen)
     with Project(project_path) as project:
         row = get_run(project, run_id)
     assert row["status"] == "crashed" and row["step"] >= 5
     assert f"step {row['step']}" in str(err.value)
 
-    resumed: list[dict] = []
+    resumed: list = []
     outcome = resume_training(project_path, run_id, on_event=resumed.append)
     assert outcome.status == "done" and outcome.final_step == 50
-    start = next(e for e in resumed if e["event"] == "start")
-    assert start["resumed"] and start["start_step"] == row["step"]
+    start = next(e for e in resumed if isinstance(e, Start))
+    assert start.resumed and start.start_step == row["step"]
     ref_losses, new_losses = step_losses(reference), step_losses(resumed)
     assert sorted(new_losses) == list(range(row["step"] + 1, 51))
     for step, loss in new_losses.items():
         assert loss == pytest.approx(ref_losses[step], rel=1e-4, abs=1e-6), step
-    ref_history = [(e["step"], e["dev_em"], e["fit"]) for e in reference if e["event"] == "eval"]
+    ref_history = [(e.step, e.dev_em, e.fit) for e in reference if isinstance(e, Eval)]
     assert [(h["step"], h["dev_em"], h["fit"]) for h in outcome.history] == ref_history
     with Project(project_path) as project:
         assert len(metric_series(project, run_id, "loss")) == 50  # the killed session's extra steps were replaced
@@ -438,7 +440,7 @@ def test_cancel_stops_after_the_step_and_keeps_the_best_adapter(tmp_path, tiny_f
     progress = []
 
     def cancel_at_first_eval(event):
-        if event["event"] == "eval":
+        if isinstance(event, Eval):
             token.cancel()
 
     outcome = run_worker(project_path, run_id, on_event=cancel_at_first_eval, cancel=token, progress=progress.append)
