@@ -3,7 +3,7 @@
 For every question, the model answers N_ex random few-shot prompts (exemplars drawn once per
 group from a pool), once greedily and several times at T=0.5 with top-k 40. P(T=0) is the
 share of correct greedy answers, P(T>0) the share of correct samples, and the category follows
-Gekhman et al. 2024 (see DESIGN.md):
+Gekhman et al. 2024 (see docs/ARCHITECTURE.md):
 
     HighlyKnown  P(T=0) = 1            MaybeKnown  0 < P(T=0) < 1
     WeaklyKnown  P(T=0) = 0, P(T>0) > 0  Unknown    P(T=0) = 0, P(T>0) = 0
