@@ -43,7 +43,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BUILD = HERE / "build"
 DIST = BUILD / "dist"
-WHEELS = BUILD / "wheels"
+# llama.cpp wheels: one folder per version and exact flags, shared with the developer set-up
+# (packaging/setup_venv.py) so a fresh clone on this machine does not compile the 14 CPU variants again;
+# the folder name is a hash of the flags, so no wheel built with other flags can stand in.
+WHEELS = Path(os.environ.get("KNOWMIX_WHEEL_CACHE")
+              or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "knowmix" / "llama-wheels")
 
 CONSTRAINTS = HERE / "constraints.txt"  # the versions the tests passed with (make lock refreshes it)
 COMMON = [
@@ -119,8 +123,12 @@ def llama_wheel(portable_fallback: bool) -> Path:
     key = hashlib.sha256(f"{LLAMA_CPP_VERSION}|{args}|{sys.platform}".encode()).hexdigest()[:12]
     folder = WHEELS / f"{tag}-{key}"
     found = sorted(folder.glob(f"llama_cpp_python-{LLAMA_CPP_VERSION}-*.whl"))
-    if found:
+    recorded = folder / "cmake-args.txt"
+    if found and recorded.exists() and recorded.read_text(encoding="utf-8").strip() == args:
+        log(f"llama-cpp-python {LLAMA_CPP_VERSION} ({tag}): reusing the wheel built with exactly these flags in {folder}")
         return found[-1]
+    for stale in found:
+        stale.unlink()
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "cmake-args.txt").write_text(args + "\n", encoding="utf-8")
     env = dict(os.environ, CMAKE_ARGS=args, FORCE_CMAKE="1")
