@@ -57,12 +57,14 @@ def run_knowmix(ref, settings: TrainSettings, train, dev, workdir: Path) -> dict
 
     losses: list[float] = []
 
-    def emit(e: dict) -> None:
-        if e["event"] == "step":
-            losses.append(e["loss"])
-        elif e["event"] == "start":
-            log(f"  knowmix: {e['total_steps']} steps, fast loss path: {e['fast_loss']}, device {e['device']} {e['dtype']}, "
-                f"{e['threads']} threads")
+    from core.train.events import Start, Step, TrainEvent
+
+    def emit(e: TrainEvent) -> None:
+        if isinstance(e, Step):
+            losses.append(e.loss)
+        elif isinstance(e, Start):
+            log(f"  knowmix: {e.total_steps} steps, fast loss path: {e.fast_loss}, device {e.device} {e.dtype}, "
+                f"{e.threads} threads")
 
     wall0 = time.perf_counter()
     result = train_loop(workdir / "knowmix", ref, settings, train, dev, emit=emit)
@@ -79,7 +81,8 @@ def run_trainer(ref, settings: TrainSettings, train, workdir: Path) -> dict:
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
     from transformers.utils import logging as hf_logging
 
-    from core.backends.torch_backend import load_hf_model, resolve_device
+    from core.backends.torch_backend import load_hf_model
+    from core.devices import resolve_device
     from core.train.loop import training_dtype
     from core.train.settings import resolve_target_modules
 

@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from . import __version__
 from .errors import KnowMixError, SettingsError
@@ -326,22 +326,24 @@ class _EvalPrinter:
     def __init__(self, bar: ProgressPrinter) -> None:
         self.bar = bar
 
-    def __call__(self, event: dict) -> None:
-        kind = event.get("event")
-        if kind == "eval":
-            fit = ", ".join(f"{c} {percent(v, 0)}" for c, v in (event.get("fit") or {}).items())
-            best = " (best so far)" if event.get("best") else ""
+    def __call__(self, event: Any) -> None:
+        """One worker event (``core.train.events``); only evaluations, resumes and the start print."""
+        from .train.events import Eval, Resume, Start
+
+        if isinstance(event, Eval):
+            fit = ", ".join(f"{c} {percent(v, 0)}" for c, v in (event.fit or {}).items())
+            best = " (best so far)" if event.best else ""
             self.bar.finish()
-            _status(f"epoch {event.get('epoch', 0):.2f} step {event.get('step')}: dev exact match "
-                    f"{percent(event.get('dev_em', 0))}{best}; train fit {fit}")
-        elif kind == "resume":
+            _status(f"epoch {event.epoch:.2f} step {event.step}: dev exact match "
+                    f"{percent(event.dev_em)}{best}; train fit {fit}")
+        elif isinstance(event, Resume):
             self.bar.finish()
-            _status(f"Resuming training run {event.get('run_id')} from step {event.get('from_step')} (its last checkpoint).")
-        elif kind == "start":
+            _status(f"Resuming training run {event.run_id} from step {event.from_step} (its last checkpoint).")
+        elif isinstance(event, Start):
             self.bar.finish()
-            _status(f"Training on {event.get('device')} ({event.get('dtype')}): {event.get('n_train')} examples, "
-                    f"{event.get('n_dev')} dev, {event.get('total_steps')} steps, "
-                    f"{event.get('trainable_params')} trainable parameters")
+            _status(f"Training on {event.device} ({event.dtype}): {event.n_train} examples, "
+                    f"{event.n_dev} dev, {event.total_steps} steps, "
+                    f"{event.trainable_params} trainable parameters")
 
 
 def _print_outcome(out) -> None:

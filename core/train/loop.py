@@ -1,8 +1,8 @@
 """The LoRA training loop. It runs inside the worker process, or in-process for tests and benchmarks.
 
 One call of ``train_loop`` loads the model, wraps it with peft, and trains on the run's items,
-reporting everything through ``emit(dict)`` events (the worker turns them into JSON lines and
-database rows). It never prints and never touches the project file itself.
+reporting everything through ``emit`` as typed events (``core.train.events``; the worker turns them
+into JSON lines and database rows). It never prints and never touches the project file itself.
 
 Reproducibility and resume: the data order of epoch ``e`` is a permutation drawn from
 ``torch.Generator().manual_seed(seed + e)``, so it depends on nothing else; a checkpoint holds
@@ -38,6 +38,7 @@ from .checkpoints import (
 )
 from .data import PromptFormat, TrainItem, check_items, encode_items, fit_sample
 from .evaluation import measure
+from .events import Checkpoint, Eval, Merged, Restored, Start, Step, TrainEvent
 from .loss import AnswerLoss
 from .runs import keeps_final_adapter
 from .settings import EARLY_STOP, TrainSettings, resolve_target_modules
@@ -47,7 +48,7 @@ __all__ = [
     "train_loop", "training_dtype",
 ]
 
-Emit = Callable[[dict], None]
+Emit = Callable[[TrainEvent], None]
 
 
 @dataclass
@@ -357,14 +358,14 @@ class _Trainer:
     def _emit_start(self) -> None:
         """The "start" event: what trains where, so the app and the log say it before the first step."""
         s = self.s
-        self.emit({
-            "event": "start", "total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
-            "epochs": s.epochs, "start_step": self.step, "resumed": self.resumed_from is not None,
-            "n_train": len(self.train_items), "n_dev": len(self.dev_items), "device": self.device, "dtype": self.dtype,
-            "threads": self.torch.get_num_threads(), "trainable_params": self.trainable, "params": self.n_params,
-            "target_modules": self.target_modules, "fast_loss": self.fast_loss,
-            "fit_sample": {c: len(v) for c, v in self.fit_items.items()}, "pid": os.getpid(),
-        })
+        self.emit(Start(
+            total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch,
+            epochs=s.epochs, start_step=self.step, resumed=self.resumed_from is not None,
+            n_train=len(self.train_items), n_dev=len(self.dev_items), device=self.device, dtype=self.dtype,
+            threads=self.torch.get_num_threads(), trainable_params=self.trainable, params=self.n_params,
+            target_modules=self.target_modules, fast_loss=self.fast_loss,
+            fit_sample={c: len(v) for c, v in self.fit_items.items()}, pid=os.getpid(),
+        ))
 
     def _one_step(self, indices: list[int]) -> None:
         """One optimizer step, its counters and its "step" event; a non-finite loss ends the run with advice."""
@@ -384,13 +385,11 @@ class _Trainer:
                 f"Training diverged at step {self.step} (the loss is {loss}). Lower the learning rate "
                 f"(now {s.lr:g}) and start a new run."
             )
-        self.emit({
-            "event": "step", "step": self.step, "epoch": self._epoch(),
-            "loss": loss, "lr": lr, "tokens": tokens, "tokens_per_s": tokens / dt if dt > 0 else None,
-        })
+        self.emit(Step(step=self.step, epoch=self._epoch(), loss=loss, lr=lr, tokens=tokens,
+                       tokens_per_s=tokens / dt if dt > 0 else None))
 
     def _emit_checkpoint(self, path: Path) -> None:
-        self.emit({"event": "checkpoint", "step": self.step, "epoch": self._epoch(), "path": str(path)})
+        self.emit(Checkpoint(step=self.step, epoch=self._epoch(), path=str(path)))
 
     def _evaluate_and_checkpoint(self) -> bool:
         """Evaluate, keep the adapter if dev exact match improved, save a checkpoint; True: stop early."""
@@ -405,8 +404,7 @@ class _Trainer:
             self._save_adapter(self.run_dir / "adapter", self._adapter_info(record, "best"))
         else:
             self.bad_evals += 1
-        self.emit({"event": "eval", **record, "bad_evals": self.bad_evals,
-                   "best_step": self.best["step"], "best_dev_em": self.best["dev_em"]})
+        self.emit(Eval.of(record, bad_evals=self.bad_evals, best_step=self.best["step"], best_dev_em=self.best["dev_em"]))
         stop = s.stopping == EARLY_STOP and self.bad_evals >= s.patience and self.step < self.total_steps
         self._emit_checkpoint(self.save_checkpoint())
         return stop
@@ -432,7 +430,7 @@ class _Trainer:
                 result.adapter_dir = result.best_adapter_dir
                 if result.best_adapter_dir and self.best and self.best["step"] != self.step:
                     restore_adapter(self.model, best_dir, self.device)  # the model in memory is now the best one again
-                    self.emit({"event": "restored", "step": self.best["step"], "path": str(best_dir)})
+                    self.emit(Restored(step=self.best["step"], path=str(best_dir)))
             if s.merge and result.adapter_dir:
                 result.merged_dir = self._merge(Path(result.adapter_dir))
         else:
@@ -450,7 +448,7 @@ class _Trainer:
         merged.save_pretrained(str(tmp), safe_serialization=True)
         self.tok.save_pretrained(str(tmp))
         replace_dir(tmp, dest)
-        self.emit({"event": "merged", "path": str(dest)})
+        self.emit(Merged(path=str(dest)))
         return str(dest)
 
     def close(self) -> None:

@@ -2,9 +2,10 @@
 
 The training itself runs in a child process (``core.train.worker``), so a crash, an out-of-memory
 kill or a cancel never takes the caller (CLI or GUI) down, and GPU memory is returned when it
-ends. The child writes its progress into the project itself; the parent turns the child's
-JSON-lines events into ``Progress`` events and ``on_event`` callbacks, forwards a cancel as
-SIGTERM, and turns an unexpected end into a ``TrainingCrashed`` error that says how to resume.
+ends. The child writes its progress into the project itself; the parent decodes the child's
+JSON-lines events into the typed events of ``core.train.events``, turns them into ``Progress``
+events and passes them to ``on_event``, forwards a cancel as SIGTERM, and turns an unexpected end
+into a ``TrainingCrashed`` error that says how to resume.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from .. import errors as _errors
 from ..errors import KnowMixError, SettingsError
 from ..processes import child_command, child_env, describe_exit
 from ..jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
+from ..formats import percent
 from .data import TrainItem, check_items, items_from_plan
+from .events import Done, Eval, Start, Step, TrainEvent, WorkerError, decode
 from .settings import TrainSettings
 
-EventCallback = Callable[[dict], None]
+EventCallback = Callable[[TrainEvent], None]  # gets every event of ``core.train.events``
 CANCEL_GRACE_S = 600.0  # after a cancel, how long the worker may take to finish its step and save
 
 
@@ -273,8 +276,8 @@ class _Follower:
                  on_event: Optional[EventCallback], cancel: CancelToken) -> None:
         self.proc, self.progress, self.on_event, self.cancel = proc, progress, on_event, cancel
         self.meter: Optional[RateMeter] = None
-        self.done: Optional[dict] = None
-        self.error: Optional[dict] = None
+        self.done: Optional[Done] = None
+        self.error: Optional[WorkerError] = None
         self.cancel_sent_at: Optional[float] = None
         self.lines: "queue.Queue[Optional[str]]" = queue.Queue()
         threading.Thread(target=_reader, args=(proc.stdout, self.lines), name=f"knowmix-train-{run_id}", daemon=True).start()
@@ -291,7 +294,7 @@ class _Follower:
                     continue
                 if line is None:
                     break
-                event = _parse_event(line)
+                event = decode(line)
                 if event is not None:
                     self._handle(event)
             return proc.wait()
@@ -323,47 +326,38 @@ class _Follower:
                 and self.proc.poll() is None):
             self.proc.kill()
 
-    def _handle(self, event: dict) -> None:
-        kind = event["event"]
-        if kind == "start":
-            self.meter = RateMeter(int(event["total_steps"]), already_done=int(event["start_step"]), unit="steps")
-            self.progress(self.meter.update(int(event["start_step"]), "Training started" if not event.get("resumed")
-                                            else f"Resumed at step {event['start_step']}"))
-        elif kind == "step" and self.meter is not None:
-            self.progress(self.meter.update(int(event["step"]), f"epoch {event['epoch']:.2f}, loss {event['loss']:.3f}"))
-        elif kind == "eval" and self.meter is not None:
-            fit = ", ".join(f"{c} {v:.0%}" for c, v in (event.get("fit") or {}).items())
-            self.progress(self.meter.update(int(event["step"]), f"dev EM {event['dev_em']:.1%} (best {event['best_dev_em']:.1%})"
+    def _handle(self, event: TrainEvent) -> None:
+        """Progress for the caller's bar; keep the final ``Done`` or ``WorkerError``; pass every event on."""
+        if isinstance(event, Start):
+            self.meter = RateMeter(int(event.total_steps), already_done=int(event.start_step), unit="steps")
+            self.progress(self.meter.update(int(event.start_step), "Training started" if not event.resumed
+                                            else f"Resumed at step {event.start_step}"))
+        elif isinstance(event, Step) and self.meter is not None:
+            self.progress(self.meter.update(int(event.step), f"epoch {event.epoch:.2f}, loss {event.loss:.3f}"))
+        elif isinstance(event, Eval) and self.meter is not None:
+            fit = ", ".join(f"{c} {percent(v, 0)}" for c, v in (event.fit or {}).items())
+            self.progress(self.meter.update(int(event.step), f"dev EM {percent(event.dev_em)} (best {percent(event.best_dev_em)})"
                                             + (f"; fit {fit}" if fit else "")))
-        elif kind == "done":
+        elif isinstance(event, Done):
             self.done = event
-        elif kind == "error":
+        elif isinstance(event, WorkerError):
             self.error = event
         if self.on_event is not None:
             self.on_event(event)
 
 
-def _parse_event(line: str) -> Optional[dict]:
-    """One line of the worker's stdout as an event, or None if it is not one (it should always be)."""
-    try:
-        event = json.loads(line)
-    except ValueError:
-        return None
-    return event if isinstance(event, dict) and "event" in event else None
-
-
-def _raise_worker_error(error: dict, run_id: int, log_path: Path) -> NoReturn:
+def _raise_worker_error(error: WorkerError, run_id: int, log_path: Path) -> NoReturn:
     """A user error (bad settings, a missing file) as its own ``KnowMixError`` class; a bug as ``TrainingFailed``."""
-    message = error.get("message") or "Training failed."
-    if error.get("kind") == "user":
-        cls = getattr(_errors, str(error.get("error_type")), None)
+    message = error.message or "Training failed."
+    if error.kind == "user":
+        cls = getattr(_errors, str(error.error_type), None)
         if not (isinstance(cls, type) and issubclass(cls, KnowMixError)) or cls is KnowMixError:
             cls = KnowMixError
         raise cls(message)
     raise TrainingFailed(
         f"Training run {run_id} stopped on an unexpected error: {message}. The details are in {log_path}; the run "
         f"can be resumed with `knowmix resume --run {run_id}` once the cause is fixed.",
-        run_id, error.get("traceback") or "",
+        run_id, error.traceback or "",
     )
 
 

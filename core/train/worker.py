@@ -7,21 +7,8 @@ in small WAL transactions) and the run folder's ``metrics.jsonl``, so nothing is
 parent dies. Anything else the libraries print goes to stderr (the parent sends it to the run's
 ``worker.log``), never into the event stream.
 
-Events (all carry ``"event"`` and ``"run_id"``)::
-
-    resume      from_step, checkpoint          (first line of a resumed session)
-    start       total_steps, steps_per_epoch, epochs, start_step, resumed, n_train, n_dev, device, dtype,
-                threads, trainable_params, params, target_modules, fit_sample {category: n}, pid
-    step        step, epoch, loss, lr, tokens, tokens_per_s
-    eval        step, epoch, dev_em, dev_correct, dev_total, fit {category: share}, fit_n, fit_all,
-                dev_examples [..5], seconds, best (bool), bad_evals, best_step, best_dev_em
-    checkpoint  step, epoch, path
-    restored    step, path                      (early stop: the best adapter is back in memory)
-    merged      path
-    done        status ("done" | "cancelled"), stop_reason ("early_stop" | "max_epochs" | "cancelled"),
-                best_epoch, best_step, best_dev_em, fit_at_best, final_step, final_epoch, adapter_dir,
-                merged_dir, seconds
-    error       message, kind ("user" | "bug"), error_type, traceback (bugs only)
+The events are the classes of ``core.train.events`` (resume, start, step, eval, checkpoint, restored,
+merged, done, error), each written by its one encoder as a JSON line ``{"event", "run_id", ...}``.
 
 On SIGTERM or SIGINT (or a ``cancel`` line on stdin, for platforms without signals) the worker
 finishes the current step, saves a checkpoint, keeps the best adapter and ends with a ``done``
@@ -41,6 +28,8 @@ import time
 import traceback
 from pathlib import Path
 from typing import Any, Optional, TextIO
+
+from .events import Checkpoint, Done, Eval, Resume, Step, TrainEvent, WorkerError, encode
 
 STEP_FLUSH_S = 2.0  # step metrics are written to the project at most this often (and at every evaluation)
 
@@ -100,9 +89,9 @@ class Recorder:
     def seconds(self) -> float:
         return self.prior_seconds + time.monotonic() - self.t0
 
-    def send(self, event: dict) -> None:
-        event = {"event": event["event"], "run_id": self.run_id, **{k: v for k, v in event.items() if k != "event"}}
-        line = json.dumps(event, default=str, ensure_ascii=False)
+    def send(self, event: TrainEvent) -> None:
+        """One event, naming this run, as a JSON line to the parent and into ``metrics.jsonl``."""
+        line = encode(event.with_run(self.run_id))
         if self.out is not None:
             try:
                 self.out.write(line + "\n")
@@ -115,34 +104,43 @@ class Recorder:
         except OSError:
             pass
 
-    def __call__(self, event: dict) -> None:
+    def __call__(self, event: TrainEvent) -> None:
+        """The loop's ``emit``: record what the project keeps (metrics, the best point), then send."""
+        if isinstance(event, Step):
+            self._record_step(event)
+        elif isinstance(event, Eval):
+            self._record_eval(event)
+        elif isinstance(event, Checkpoint):
+            from .runs import update_run
+
+            self.flush()
+            update_run(self.project, self.run_id, step=event.step, epoch=event.epoch, seconds=self.seconds())
+        self.send(event)
+
+    def _record_step(self, event: Step) -> None:
+        now = time.time()
+        for name in ("loss", "lr", "tokens_per_s"):
+            value = getattr(event, name)
+            if value is not None:
+                self.pending.append({"name": name, "step": event.step, "epoch": event.epoch, "value": float(value), "at": now})
+        if time.monotonic() - self.last_flush >= STEP_FLUSH_S:
+            self.flush()
+
+    def _record_eval(self, event: Eval) -> None:
         from .runs import update_run
 
-        kind = event.get("event")
         now = time.time()
-        if kind == "step":
-            step, epoch = event["step"], event["epoch"]
-            for name in ("loss", "lr", "tokens_per_s"):
-                if event.get(name) is not None:
-                    self.pending.append({"name": name, "step": step, "epoch": epoch, "value": float(event[name]), "at": now})
-            if time.monotonic() - self.last_flush >= STEP_FLUSH_S:
-                self.flush()
-        elif kind == "eval":
-            step, epoch = event["step"], event["epoch"]
-            rows = [{"name": "dev_em", "step": step, "epoch": epoch, "value": float(event["dev_em"]), "at": now}]
-            for cat, share in (event.get("fit") or {}).items():
-                rows.append({"name": f"fit/{cat}", "step": step, "epoch": epoch, "value": float(share), "at": now})
-            if event.get("fit_all") is not None:
-                rows.append({"name": "fit_all", "step": step, "epoch": epoch, "value": float(event["fit_all"]), "at": now})
-            self.pending.extend(rows)
-            self.flush()
-            if event.get("best"):
-                update_run(self.project, self.run_id, best_epoch=epoch, best_step=step, best_dev_em=event["dev_em"],
-                           fit_at_best=json.dumps(event.get("fit") or {}), adapter_dir=str(self.run_dir / "adapter"))
-        elif kind == "checkpoint":
-            self.flush()
-            update_run(self.project, self.run_id, step=event["step"], epoch=event["epoch"], seconds=self.seconds())
-        self.send(event)
+        step, epoch = event.step, event.epoch
+        rows = [{"name": "dev_em", "step": step, "epoch": epoch, "value": float(event.dev_em), "at": now}]
+        for cat, share in (event.fit or {}).items():
+            rows.append({"name": f"fit/{cat}", "step": step, "epoch": epoch, "value": float(share), "at": now})
+        if event.fit_all is not None:
+            rows.append({"name": "fit_all", "step": step, "epoch": epoch, "value": float(event.fit_all), "at": now})
+        self.pending.extend(rows)
+        self.flush()
+        if event.best:
+            update_run(self.project, self.run_id, best_epoch=epoch, best_step=step, best_dev_em=event.dev_em,
+                       fit_at_best=json.dumps(event.fit or {}), adapter_dir=str(self.run_dir / "adapter"))
 
     def flush(self) -> None:
         from .runs import write_metrics
@@ -159,16 +157,15 @@ class Recorder:
             pass
 
 
-def _error_event(exc: BaseException) -> dict:
+def _error_event(exc: BaseException) -> WorkerError:
     from ..errors import KnowMixError
 
     if isinstance(exc, KnowMixError):
-        return {"event": "error", "message": str(exc), "kind": "user", "error_type": type(exc).__name__}
-    return {
-        "event": "error", "kind": "bug", "error_type": type(exc).__name__,
-        "message": f"{type(exc).__name__}: {exc}".strip(),
-        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-    }
+        return WorkerError(message=str(exc), kind="user", error_type=type(exc).__name__)
+    return WorkerError(
+        kind="bug", error_type=type(exc).__name__, message=f"{type(exc).__name__}: {exc}".strip(),
+        traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    )
 
 
 def run(project_path: str, run_id: int, resume: bool, out: Optional[TextIO], should_stop: Any) -> int:
@@ -195,7 +192,7 @@ def run(project_path: str, run_id: int, resume: bool, out: Optional[TextIO], sho
         recorder = Recorder(project, run_id, run_dir, out, prior)
         delete_metrics_after(project, run_id, start_step)
         if resume:
-            recorder.send({"event": "resume", "from_step": start_step, "checkpoint": str(ckpt) if ckpt else None})
+            recorder.send(Resume(from_step=start_step, checkpoint=str(ckpt) if ckpt else None))
         update_run(project, run_id, status=RUNNING, worker_pid=os.getpid(), error=None,
                    started_at=row.get("started_at") or time.time(), finished_at=None)
         ref = resolve_model(row["model_path"] or row["model_spec"], allow_pickle=settings.allow_pickle)
@@ -217,31 +214,31 @@ def run(project_path: str, run_id: int, resume: bool, out: Optional[TextIO], sho
         if result.status == "done":
             final["finished_at"] = time.time()
         update_run(project, run_id, **final)
-        recorder.send({
-            "event": "done", "status": final["status"], "stop_reason": result.stop_reason,
-            "best_epoch": best.get("epoch"), "best_step": best.get("step"), "best_dev_em": best.get("dev_em"),
-            "fit_at_best": best.get("fit"), "final_step": result.final_step, "final_epoch": result.final_epoch,
-            "adapter_dir": result.adapter_dir, "final_adapter_dir": result.final_adapter_dir,
-            "merged_dir": result.merged_dir, "seconds": final["seconds"], "tokens": result.tokens,
-            "train_seconds": result.train_seconds,
-        })
+        recorder.send(Done(
+            status=final["status"], stop_reason=result.stop_reason,
+            best_epoch=best.get("epoch"), best_step=best.get("step"), best_dev_em=best.get("dev_em"),
+            fit_at_best=best.get("fit"), final_step=result.final_step, final_epoch=result.final_epoch,
+            adapter_dir=result.adapter_dir, final_adapter_dir=result.final_adapter_dir,
+            merged_dir=result.merged_dir, seconds=final["seconds"], tokens=result.tokens,
+            train_seconds=result.train_seconds,
+        ))
         return 0
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, then the process ends
         event = _error_event(exc)
-        if event["kind"] == "bug":
-            print(event["traceback"], file=sys.stderr, flush=True)
+        if event.kind == "bug":
+            print(event.traceback, file=sys.stderr, flush=True)
         if project is not None:
             try:
                 if recorder is not None:
                     recorder.flush()
-                update_run(project, run_id, status=FAILED, error=event["message"][:2000], worker_pid=None)
+                update_run(project, run_id, status=FAILED, error=event.message[:2000], worker_pid=None)
             except Exception:  # noqa: BLE001 - the project itself may be the problem
                 pass
         if recorder is not None:
             recorder.send(event)
         elif out is not None:
             try:
-                out.write(json.dumps({**event, "run_id": run_id}) + "\n")
+                out.write(encode(event.with_run(run_id)) + "\n")
                 out.flush()
             except (OSError, ValueError):
                 pass

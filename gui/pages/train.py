@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from core.devices import Devices
+from core.train.events import Checkpoint, Eval, Resume, Step, TrainEvent
 from core.train.runner import missing_training_packages
 
 from ..charts import CurvePlot
@@ -478,33 +479,35 @@ class TrainPage(Page):
             self.message.show_message(str(exc), "error")
         self.update_actions()
 
-    def on_event(self, event: dict) -> None:
-        """One event of the worker (see ``core.train.worker``), on the UI thread."""
-        kind = event.get("event")
-        run_id = event.get("run_id")
-        if run_id is not None and self._live_run_id != run_id:
-            self._live_run_id = int(run_id)
-            self.ctx.set(train_run_id=int(run_id))
-        if kind == "step":
-            self.charts.add_loss(event["step"], float(event["loss"]))
+    def on_event(self, event: TrainEvent) -> None:
+        """One event of the worker (``core.train.events``), on the UI thread."""
+        self._follow_run(event.run_id)
+        if isinstance(event, Step):
+            self.charts.add_loss(event.step, float(event.loss))
             self.charts.schedule_redraw()
             return
-        if kind == "checkpoint":
-            self.status_label.setText(" ".join(t for t in (self._status_base, f"Checkpoint saved at step {event['step']}.") if t))
-            self.checkpoint_label.setText(checkpoint_html(run_id, event))
+        if isinstance(event, Checkpoint):
+            self.status_label.setText(" ".join(t for t in (self._status_base, f"Checkpoint saved at step {event.step}.") if t))
+            self.checkpoint_label.setText(checkpoint_html(event.run_id, event))
             return
-        if kind == "resume":
-            self.charts.truncate(int(event.get("from_step") or 0))
+        if isinstance(event, Resume):
+            self.charts.truncate(int(event.from_step or 0))
             self.charts.schedule_redraw()
-        elif kind == "eval":
-            self.charts.add_eval(int(event["step"]), float(event["dev_em"]), event.get("fit") or {})
-            if self._live_stopping != "convergence":  # convergence keeps the last step: marked at the end
-                self.set_stopping_point(int(event["best_step"]))
+        elif isinstance(event, Eval):
+            self.charts.add_eval(int(event.step), float(event.dev_em), event.fit or {})
+            if self._live_stopping != "convergence" and event.best_step is not None:  # convergence: marked at the end
+                self.set_stopping_point(int(event.best_step))
             self.charts.schedule_redraw()
         text = event_text(event)
         if text:
             self._status_base = text
             self.status_label.setText(text)
+
+    def _follow_run(self, run_id: Optional[int]) -> None:
+        """The first event of a new run names it: the context follows (other pages show this run)."""
+        if run_id is not None and self._live_run_id != run_id:
+            self._live_run_id = int(run_id)
+            self.ctx.set(train_run_id=int(run_id))
 
     def _finished(self, outcome) -> None:
         """The run ended normally (done, or cancelled by the user): show where it stopped."""

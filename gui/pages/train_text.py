@@ -15,6 +15,7 @@ from core.categories import ordered_categories
 from core.devices import Devices, detect_devices, last_detected
 from core.formats import format_gib, percent
 from core.store import pid_alive
+from core.train.events import Checkpoint, Done, Eval, Merged, Restored, Resume, Start, TrainEvent, WorkerError
 from core.train.runs import RESUMABLE as RESUMABLE_STATUSES  # noqa: F401  (old name; the rule lives in core.train.runs)
 from core.train.runs import is_resumable as run_is_resumable  # noqa: F401  (old name)
 from core.train.runs import stopping_point, stopping_rule  # noqa: F401  (re-exported for gui.pages.train)
@@ -121,43 +122,42 @@ def describe_checkpoint(row: dict) -> str:
     return "<br>".join(parts)
 
 
-def event_text(event: dict) -> str:
-    """The status line for one worker event (see ``core.train.worker``); "" for events that only draw."""
-    kind = event.get("event")
-    if kind == "resume":
-        step = int(event.get("from_step") or 0)
-        return f"Resuming from the checkpoint at step {step} …" if event.get("checkpoint") else "No checkpoint: starting over …"
-    if kind == "start":
-        return _start_text(event)
-    if kind == "eval":
-        fit = fit_text(event.get("fit"))
-        return (f"Epoch {float(event['epoch']):.2f} (step {event['step']}): dev exact match {pct(event['dev_em'])} "
-                f"(best {pct(event.get('best_dev_em'))} at step {event.get('best_step')})"
-                + (f"; train fit {fit}" if fit else "") + ".")
-    if kind == "restored":
-        return f"Kept the best adapter, from step {event.get('step')}."
-    if kind == "merged":
-        return f"Merged model saved in {event.get('path')}."
-    if kind == "done":
-        if event.get("status") == "cancelled":
-            return f"Cancelled at step {event.get('final_step')}; the checkpoint and the best adapter are kept."
-        return f"Finished at step {event.get('final_step')} in {fmt_seconds(event.get('seconds'))}."
-    if kind == "error":
-        return f"Stopped on an error: {event.get('message')}"
+def event_text(event: TrainEvent) -> str:
+    """The status line for one worker event (``core.train.events``); "" for events that only draw."""
+    match event:
+        case Resume():
+            return (f"Resuming from the checkpoint at step {int(event.from_step or 0)} …" if event.checkpoint
+                    else "No checkpoint: starting over …")
+        case Start():
+            return _start_text(event)
+        case Eval():
+            fit = fit_text(event.fit)
+            return (f"Epoch {float(event.epoch):.2f} (step {event.step}): dev exact match {pct(event.dev_em)} "
+                    f"(best {pct(event.best_dev_em)} at step {event.best_step})" + (f"; train fit {fit}" if fit else "") + ".")
+        case Restored():
+            return f"Kept the best adapter, from step {event.step}."
+        case Merged():
+            return f"Merged model saved in {event.path}."
+        case Done(status="cancelled"):
+            return f"Cancelled at step {event.final_step}; the checkpoint and the best adapter are kept."
+        case Done():
+            return f"Finished at step {event.final_step} in {fmt_seconds(event.seconds)}."
+        case WorkerError():
+            return f"Stopped on an error: {event.message}"
     return ""
 
 
-def _start_text(event: dict) -> str:
+def _start_text(event: Start) -> str:
     """Device, precision, threads and the size of the run, so a user sees at once what runs where."""
-    n = event.get("threads")
-    threads = f", {n} CPU thread{'' if n == 1 else 's'}" if str(event.get("device", "")).startswith("cpu") else ""
-    return (f"Training on {event.get('device')} ({event.get('dtype')}{threads}): {event.get('n_train')} examples, "
-            f"{event.get('n_dev')} dev examples, {event.get('total_steps')} steps "
-            f"({event.get('steps_per_epoch')} per epoch × {event.get('epochs')} epochs)"
-            + (f", from step {event['start_step']}" if event.get("resumed") else "") + ".")
+    n = event.threads
+    threads = f", {n} CPU thread{'' if n == 1 else 's'}" if str(event.device).startswith("cpu") else ""
+    return (f"Training on {event.device} ({event.dtype}{threads}): {event.n_train} examples, "
+            f"{event.n_dev} dev examples, {event.total_steps} steps "
+            f"({event.steps_per_epoch} per epoch × {event.epochs} epochs)"
+            + (f", from step {event.start_step}" if event.resumed else "") + ".")
 
 
-def checkpoint_html(run_id: Any, event: dict) -> str:
+def checkpoint_html(run_id: Any, event: Checkpoint) -> str:
     """The runs box while training: where the last checkpoint is (the run is not in the list yet)."""
-    return (f"<b>Run {run_id} — training</b><br>Last checkpoint: step {event['step']} (epoch {float(event['epoch']):.2f}) "
+    return (f"<b>Run {run_id} — training</b><br>Last checkpoint: step {event.step} (epoch {float(event.epoch):.2f}) "
             f"— <code>checkpoints/last</code> is in the run folder.")
