@@ -66,10 +66,16 @@ def greedy_class(category: str) -> str:
 # -- KnowMix ----------------------------------------------------------------------------------------
 
 def run_knowmix(ref: ModelRef, examples: Sequence[Example], pool: Sequence[Example], settings: ProbeSettings,
-                sets: dict, threads: int) -> dict:
+                sets: dict, threads: int, isolated: bool = False) -> dict:
+    """``isolated``: the same backend in its own process (``ProcessBackend``), as the CLI and the
+    app run it, so the cost of the process boundary is measured on the same requests."""
     from core.backends.llama_backend import LlamaCppBackend
+    from core.backends.process import ProcessBackend
 
-    backend = LlamaCppBackend(ref, n_ctx=N_CTX, n_threads=threads)
+    if isolated:
+        backend = ProcessBackend(ref, "llama.cpp", n_ctx=N_CTX, n_threads=threads)
+    else:
+        backend = LlamaCppBackend(ref, n_ctx=N_CTX, n_threads=threads)
     try:
         # One untimed call so that first-use costs (weights paged in from the file, buffers
         # allocated) are paid outside the timed region, as on the naive side; then forget it.
@@ -88,7 +94,7 @@ def run_knowmix(ref: ModelRef, examples: Sequence[Example], pool: Sequence[Examp
             "answers": stats.answers,
             "forward_calls": stats.forward_calls,
             "tokens_evaluated": stats.tokens_evaluated,
-            "truncated_prompts": backend.truncated_prompts,
+            "truncated_prompts": getattr(backend, "truncated_prompts", None),
             "rows": {r["example_id"]: r for r in rows},
         }
     finally:
@@ -267,6 +273,14 @@ def report(result: dict) -> str:
         f"budget:   {result['budget']}",
         "both sides use the same exemplar sets and prompts; model load and one warm-up call are not timed",
     ]
+    iso = result.get("isolated")
+    if iso is not None:
+        same = "identical" if iso["same_rows"] else "DIFFERENT"
+        lines.append(
+            f"process isolation: in-process {km['seconds'] / max(1, n):.2f} s/question, model in its own process "
+            f"{iso['seconds'] / max(1, n):.2f} s/question on the same {n} questions: {iso['ratio']:.3f}x the in-process "
+            f"time ({iso['requests']} requests, {iso['tokens_evaluated']} tokens; answers {same})"
+        )
     if nv is None:
         lines.append("naive schedule skipped (--naive-n 0)")
     elif m < n:
@@ -344,6 +358,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--preset", default="paper", choices=sorted(PRESETS), help="probe budget (default: the paper's)")
     ap.add_argument("--model", default="default", help="GGUF model (default: the built-in SmolLM2-135M-Instruct)")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads for both sides (default: all cores)")
+    ap.add_argument("--no-isolated", action="store_true",
+                    help="skip the second KnowMix run with the model in its own process (ProcessBackend)")
     ap.add_argument("--json", dest="json_out", default=None, help="also write every number and answer to this JSON file")
     args = ap.parse_args(argv)
 
@@ -363,6 +379,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log(f"KnowMix probe of {len(examples)} questions ...")
     km = run_knowmix(ref, examples, pool, settings, sets, threads)
     log(f"  KnowMix: {km['seconds']:.1f} s")
+    isolated = None
+    if not args.no_isolated:
+        log(f"KnowMix probe of the same {len(examples)} questions, model in its own process ...")
+        iso = run_knowmix(ref, examples, pool, settings, sets, threads, isolated=True)
+        log(f"  KnowMix, isolated: {iso['seconds']:.1f} s")
+        answers = ("category", "greedy_answers", "sampled_answers")
+        isolated = {
+            "seconds": iso["seconds"], "ratio": iso["seconds"] / km["seconds"],
+            "requests": iso["requests"], "tokens_evaluated": iso["tokens_evaluated"],
+            "same_rows": all(iso["rows"][i][k] == r[k] for i, r in km["rows"].items() for k in answers)
+            and (iso["requests"], iso["tokens_evaluated"]) == (km["requests"], km["tokens_evaluated"]),
+        }
     naive = None
     if m:
         log(f"naive schedule on {m} questions ({settings.n_sets * (1 + settings.samples_per_set)} calls each) ...")
@@ -375,7 +403,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "data": data_path.name, "pool": pool_path.name, "pool_size": len(pool),
         "groups": len({ex.group for ex in examples}), "budget": settings.describe(), "settings": settings.identity(),
         "exemplar_notes": notes, "question_ids": [ex.id for ex in examples],
-        "knowmix": {**km, "rows": list(km["rows"].values())}, "naive": naive, "comparison": comparison,
+        "knowmix": {**km, "rows": list(km["rows"].values())}, "isolated": isolated, "naive": naive,
+        "comparison": comparison,
     }
     if naive is not None:
         km_sq = km["seconds"] / len(examples)
