@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
+from core.formats import format_gib, format_mib
+
 from ..qt import Qt, QtWidgets
 from .base import DONE, READY, InlineMessage, Page, ProgressRow
 
@@ -16,9 +18,11 @@ DEVICES = [("auto", "Automatic (GPU if there is one)"), ("cuda", "GPU (CUDA)"), 
 
 
 def detect_hardware(_job: Any = None) -> dict:
-    """CPU, RAM and GPU. torch is imported only if it is installed, and only on a worker thread."""
-    import importlib.util
+    """CPU, RAM and GPU (``core.devices``: torch is imported only if it is installed). Runs on a
+    worker thread."""
     import platform
+
+    from core.devices import detect_devices
 
     info: dict = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count() or 1}
     try:
@@ -28,32 +32,24 @@ def detect_hardware(_job: Any = None) -> dict:
         info["ram_total"], info["ram_free"] = vm.total, vm.available
     except Exception:  # noqa: BLE001 - a missing number is shown as unknown
         pass
-    info["torch"] = importlib.util.find_spec("torch") is not None
-    info["gpus"] = []
-    if info["torch"]:
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                for i in range(torch.cuda.device_count()):
-                    props = torch.cuda.get_device_properties(i)
-                    info["gpus"].append({"name": props.name, "memory": int(props.total_memory)})
-            elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-                info["gpus"].append({"name": "Apple GPU (MPS)", "memory": None})
-        except Exception as exc:  # noqa: BLE001
-            info["gpu_error"] = str(exc)
+    found = detect_devices()
+    info["torch"] = found.checked
+    info["gpus"] = [{"name": g.name, "memory": g.memory} for g in found.cuda]
+    if not found.cuda and found.mps:
+        info["gpus"].append({"name": "Apple GPU (MPS)", "memory": None})
+    if found.error:
+        info["gpu_error"] = found.error
     return info
 
 
 def describe_hardware(info: dict) -> str:
-    gib = 1024**3
     parts = [f"CPU: {info.get('cores', '?')} cores"]
     if info.get("ram_total"):
-        parts.append(f"RAM: {info['ram_total'] / gib:.1f} GiB ({info['ram_free'] / gib:.1f} GiB free)")
+        parts.append(f"RAM: {format_gib(info['ram_total'])} ({format_gib(info['ram_free'])} free)")
     gpus = info.get("gpus") or []
     if gpus:
         parts.append("GPU: " + "; ".join(
-            f"{g['name']}" + (f" ({g['memory'] / gib:.0f} GiB)" if g.get("memory") else "") for g in gpus))
+            f"{g['name']}" + (f" ({format_gib(g['memory'], 0)})" if g.get("memory") else "") for g in gpus))
     elif not info.get("torch"):
         parts.append("GPU: not usable (this edition has no torch)")
     else:
@@ -92,9 +88,8 @@ def app_wording(exc: BaseException, resume: str = "") -> BaseException:
 
 
 def describe_model(info: Any) -> str:
-    mib = 1024**2
     rows = [("Name", info.name), ("Backend", f"{info.backend} on {info.device}"), ("File", info.path),
-            ("Size", f"{info.file_size / mib:,.0f} MiB")]
+            ("Size", format_mib(info.file_size))]
     if info.n_params:
         rows.append(("Parameters", f"{info.n_params / 1e6:,.0f} M"))
     if info.context_length:
