@@ -408,11 +408,7 @@ def _load_own_backend(ref, bname: str, fingerprint: str, allow_pickle: bool, bac
         options["fingerprint"] = fingerprint
     else:
         options.pop("n_threads", None)
-    if isolate:
-        from .backends.process import ProcessBackend
-
-        return ProcessBackend(ref, bname, allow_pickle=allow_pickle, **options)
-    return load_backend(ref, bname, allow_pickle=allow_pickle, **options)
+    return load_backend(ref, bname, allow_pickle=allow_pickle, isolate=isolate, **options)
 
 
 def _probe_claimed_run(project, run, run_id, sets, notes, examples, pool, settings, model_name, bname, backend, ref,

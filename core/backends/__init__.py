@@ -30,10 +30,19 @@ def backend_for(ref: ModelRef, requested: str = "auto") -> str:
     return name
 
 
-def load_backend(model: str | ModelRef, backend: str = "auto", *, allow_pickle: bool = False, **options: object) -> Backend:
-    """Resolve ``model`` ('default' or a path), pick a backend and load the model."""
+def load_backend(model: str | ModelRef, backend: str = "auto", *, allow_pickle: bool = False, isolate: bool = False,
+                 **options: object) -> Backend:
+    """Resolve ``model`` ('default' or a path), pick a backend and load the model.
+
+    With ``isolate`` the model is loaded in a child process (``process.ProcessBackend``): a native
+    crash of llama.cpp or torch then ends the child and arrives as ``ModelCrashed``. The CLI and
+    the app isolate; tests and the benchmark may load in-process."""
     ref = model if isinstance(model, ModelRef) else resolve_model(model, allow_pickle=allow_pickle)
     name = backend_for(ref, backend)
+    if isolate:
+        from .process import ProcessBackend
+
+        return ProcessBackend(ref, name, allow_pickle=allow_pickle, **options)
     module_name, class_name = BACKENDS[name]
     try:
         module = importlib.import_module(module_name)

@@ -62,8 +62,7 @@ def load_model(spec: str, backend: str, device: str, n_threads: Optional[int] = 
 
     The model lives in its own process (``ProcessBackend``): a native crash of llama.cpp or torch
     then ends that process with a ``ModelCrashed`` error shown on the page, never the window."""
-    from core.backends import backend_for
-    from core.backends.process import ProcessBackend
+    from core.backends import backend_for, load_backend
     from core.models import model_fingerprint, resolve_model
 
     ref = resolve_model(spec)
@@ -75,7 +74,7 @@ def load_model(spec: str, backend: str, device: str, n_threads: Optional[int] = 
             options["n_threads"] = n_threads
     else:
         options["device"] = device
-    return ProcessBackend(ref, name, **options)
+    return load_backend(ref, name, isolate=True, **options)
 
 
 def app_wording(exc: BaseException, resume: str = "") -> BaseException:
