@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from . import __version__
+from .cli_parser import PLAN_OPTIONS, PROBE_OPTIONS, TRAIN_OPTIONS, Command, settings_values
+from .cli_parser import build_parser as _build_parser
 from .errors import KnowMixError, SettingsError
 from .formats import format_duration as _fmt_seconds
 from .formats import format_mib, percent
@@ -100,10 +102,7 @@ def _default_project(data: Path) -> Path:
 def _probe_settings(args: argparse.Namespace):
     from .probe import preset
 
-    return preset(
-        args.preset, n_sets=args.sets, shots=args.shots, samples_per_set=args.samples, temperature=args.temperature,
-        top_k=args.top_k, max_tokens=args.max_tokens, seed=args.seed, schedule=args.schedule,
-    )
+    return preset(args.preset, **settings_values(PROBE_OPTIONS, args))
 
 
 def _load_data(path: str, args: argparse.Namespace, role: str = "data"):
@@ -284,10 +283,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .plan import PlanSettings, build_plan, export_plan, save_plan
     from .store import Project
 
-    settings = PlanSettings(
-        mix=args.mix, weakly_known_cap=args.weakly_known_cap, shares=_parse_shares(args.shares),
-        dev_fraction=args.dev_fraction, dev_max=args.dev_max, seed=args.seed,
-    )
+    settings = PlanSettings(**settings_values(PLAN_OPTIONS, args), shares=_parse_shares(args.shares))
     settings.validate()
     with Project(_find_project(args.project), create=False) as project:
         plan = build_plan(project, args.run, settings)
@@ -309,13 +305,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def _train_settings(args: argparse.Namespace):
     from .train.settings import TrainSettings
 
-    overrides = {
-        "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "grad_accum": args.grad_accum,
-        "lora_r": args.rank, "lora_alpha": args.alpha, "stopping": args.stopping, "patience": args.patience,
-        "threads": args.threads, "device": args.device, "prompt_format": args.prompt_format, "seed": args.seed,
-        "max_seq_len": args.max_seq_len, "fit_sample_per_category": args.fit_sample, "eval_every_steps": args.eval_every,
-    }
-    settings = TrainSettings(**{k: v for k, v in overrides.items() if v is not None}, merge=bool(args.merge))
+    settings = TrainSettings(**settings_values(TRAIN_OPTIONS, args), merge=bool(args.merge))
     settings.validate()
     return settings
 
@@ -428,117 +418,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 # -- parser -------------------------------------------------------------------------------------
 
+COMMANDS: dict[str, Command] = {
+    "probe": cmd_probe, "summary": cmd_summary, "demo": cmd_demo, "plan": cmd_plan, "train": cmd_train,
+    "resume": cmd_resume, "report": cmd_report, "model": cmd_models, "doctor": cmd_doctor,
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="knowmix",
-        description="Find which fine-tuning examples a local LLM already knows (SliCK categories) before you fine-tune. Run knowmix with no command to open the desktop app.",
-    )
-    parser.add_argument("--version", action="version", version=f"KnowMix {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    p = sub.add_parser("probe", help="probe a dataset with a model and print the category breakdown")
-    p.add_argument("--model", default="default", help="'default' (built-in SmolLM2-135M-Instruct), a .gguf file or a Hugging Face folder")
-    p.add_argument("--data", required=True, help="dataset file: JSONL, JSON, CSV, TSV or Parquet")
-    p.add_argument("--pool", help="exemplar pool file (default: the dataset itself, without the question's own row)")
-    p.add_argument("--project", help="project file to write (default: <data name>.knowmix in this folder)")
-    p.add_argument("--backend", default="auto", help="auto (default), llama.cpp or torch")
-    p.add_argument("--map", help="column mapping, e.g. question=prompt,answer=output,group=topic")
-    p.add_argument("--skip-invalid", action="store_true", help="skip rows with problems instead of stopping")
-    p.add_argument("--limit", type=int, help="probe only N questions, spread evenly over the groups")
-    p.add_argument("--allow-pickle", action="store_true", help="allow PyTorch pickle weights (.bin/.pt): only for files you trust")
-    p.add_argument("--threads", type=int, help="CPU threads for llama.cpp (default: all cores; fewer helps on a busy machine)")
-    _add_budget(p)
-    p.set_defaults(func=cmd_probe)
-
-    s = sub.add_parser("summary", help="print the category breakdown of a probe, overall and per group")
-    s.add_argument("--project", help="project file (default: the newest *.knowmix here)")
-    s.add_argument("--run", type=int, help="probe run number (default: the latest)")
-    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    s.set_defaults(func=cmd_summary)
-
-    d = sub.add_parser("demo", help="probe sample questions with the built-in model, plan the mix and run a short LoRA fine-tune")
-    d.add_argument("--questions", type=int, default=48, help="how many sample questions to probe (default 48, 4 per relation)")
-    d.add_argument("--epochs", type=int, default=3, help="epochs of the short LoRA run (default 3)")
-    d.add_argument("--no-train", action="store_true", help="stop after the probe")
-    d.add_argument("--preset", default="paper", help="paper (default), quick or smoke")
-    d.add_argument("--project", help="project file (default: demo.knowmix in KnowMix's data folder)")
-    d.set_defaults(func=cmd_demo)
-
-    pl = sub.add_parser("plan", help="turn a finished probe into a training plan: the mix and the dev split")
-    pl.add_argument("--project", help="project file (default: the newest *.knowmix here)")
-    pl.add_argument("--run", type=int, help="probe run number (default: the latest)")
-    pl.add_argument("--mix", default="recommended", choices=["recommended", "idk", "natural", "custom"],
-                    help="recommended (default: keep HighlyKnown and MaybeKnown, drop Unknown), idk (relabel Unknown as \"I don't know\"), natural (keep all) or custom (--shares)")
-    pl.add_argument("--weakly-known-cap", type=int, default=0, help="most WeaklyKnown examples to keep (default 0)")
-    pl.add_argument("--shares", help="custom mix: share kept per category, e.g. HighlyKnown=1,MaybeKnown=1,WeaklyKnown=0.5,Unknown=0")
-    pl.add_argument("--dev-fraction", type=float, default=0.10, help="share held out for the dev split (default 0.10)")
-    pl.add_argument("--dev-max", type=int, default=500, help="largest dev split (default 500)")
-    pl.add_argument("--seed", type=int, default=0)
-    pl.add_argument("--name", help="a name for the plan")
-    pl.add_argument("--export", metavar="DIR", help="also write the planned train/dev sets (input's own shape and plain question/answer JSONL)")
-    pl.add_argument("--json", action="store_true", help="print the plan as JSON")
-    pl.set_defaults(func=cmd_plan)
-
-    t = sub.add_parser("train", help="run a LoRA fine-tune of a plan in a child process, stopping at the best dev score")
-    t.add_argument("--project", help="project file (default: the newest *.knowmix here)")
-    t.add_argument("--plan", type=int, help="plan number (default: the latest)")
-    t.add_argument("--model", help="model to fine-tune (default: the one the probe used)")
-    t.add_argument("--epochs", type=int, help="most epochs (default 10)")
-    t.add_argument("--lr", type=float, help="learning rate (default 2e-4)")
-    t.add_argument("--batch-size", type=int, help="examples per step (default 8)")
-    t.add_argument("--grad-accum", type=int, help="steps to accumulate gradients over (default 1)")
-    t.add_argument("--rank", type=int, help="LoRA rank (default 16)")
-    t.add_argument("--alpha", type=float, help="LoRA alpha (default 32)")
-    t.add_argument("--stopping", choices=["early_stop", "convergence"], help="early_stop (default: best dev exact match) or convergence (all epochs)")
-    t.add_argument("--patience", type=int, help="evaluations without improvement before stopping (default 2)")
-    t.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
-    t.add_argument("--device", help="auto (default), cpu, cuda or mps")
-    t.add_argument("--prompt-format", choices=["qa", "chat"], help="qa (default: the probe's Q:/A: format) or chat (the model's chat template)")
-    t.add_argument("--max-seq-len", type=int, help="longest training example in tokens (default 128)")
-    t.add_argument("--fit-sample", type=int, help="training examples per category whose fit is measured at each evaluation (default 200)")
-    t.add_argument("--eval-every", type=int, help="evaluate every N steps instead of every epoch")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--merge", action="store_true", help="also save the model with the adapter merged in (safetensors)")
-    t.set_defaults(func=cmd_train)
-
-    r = sub.add_parser("resume", help="continue a killed or cancelled training run from its last checkpoint")
-    r.add_argument("--project", help="project file (default: the newest *.knowmix here)")
-    r.add_argument("--run", type=int, required=True, help="training run number")
-    r.set_defaults(func=cmd_resume)
-
-    rp = sub.add_parser("report", help="write an offline HTML report of the probe, plan and training run")
-    rp.add_argument("--project", help="project file (default: the newest *.knowmix here)")
-    rp.add_argument("--run", type=int, help="probe run number (default: the latest, or the plan's)")
-    rp.add_argument("--plan", type=int, help="plan number (default: the latest plan of the probe run)")
-    rp.add_argument("--train-run", type=int, help="training run number (default: the latest run of the plan)")
-    rp.add_argument("--out", metavar="FILE", help="HTML file to write (default: <project name>-report.html next to the project)")
-    rp.set_defaults(func=cmd_report)
-
-    m = sub.add_parser("model", help="check a model file or folder and show what it is")
-    m.add_argument("--model", default="default")
-    m.add_argument("--allow-pickle", action="store_true")
-    m.set_defaults(func=cmd_models)
-
-    dr = sub.add_parser("doctor", help="print the environment (versions, devices, model, data folder, offline mode) for a bug report")
-    dr.add_argument("--json", action="store_true", help="print JSON instead of text")
-    dr.add_argument("--no-gpu", action="store_true", help="skip the GPU check (it imports torch, which takes a few seconds)")
-    dr.add_argument("--no-backend-checks", action="store_true",
-                    help="skip running llama.cpp and torch for real in child processes (up to a minute on a slow machine)")
-    dr.set_defaults(func=cmd_doctor)
-    return parser
-
-
-def _add_budget(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("probe budget (defaults: the paper's)")
-    g.add_argument("--preset", default="paper", help="paper (10 sets, 16 samples; default), quick or smoke (cheaper, labelled as such)")
-    g.add_argument("--sets", type=int, help="exemplar sets per question")
-    g.add_argument("--shots", type=int, help="exemplars per prompt")
-    g.add_argument("--samples", type=int, help="sampled answers per exemplar set")
-    g.add_argument("--temperature", type=float, help="sampling temperature")
-    g.add_argument("--top-k", type=int, help="top-k for sampling")
-    g.add_argument("--max-tokens", type=int, help="longest answer, in tokens")
-    g.add_argument("--seed", type=int, help="seed for exemplar sets and samples")
-    g.add_argument("--schedule", choices=["lazy", "full"], help="lazy (default) skips samples that cannot change a category; full measures P(T>0) exactly")
+    """The `knowmix` parser (``core.cli_parser``), each subcommand bound to its ``cmd_*`` function."""
+    return _build_parser(COMMANDS, __version__)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
