@@ -20,16 +20,16 @@ import hashlib
 import json
 import random
 import time
-from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Iterable, Optional, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from .backends.base import Backend, GenRequest
+from .categories import CATEGORIES  # noqa: F401  (the order lives in core.categories; re-exported)
 from .datasets import Example
 from .errors import Cancelled, ModelCrashed, SettingsError
 from .jobs import CancelToken, ProgressCallback, RateMeter, no_progress
 from .matching import AnswerMatcher, PrefixPruner
 
-CATEGORIES = ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")
 PROMPT_FORMAT = "qa-v1"  # four "Q: <q>\nA: <a>" pairs separated by a blank line, then "Q: <q>\nA:"
 
 
@@ -76,6 +76,23 @@ class ProbeSettings:
             self.n_sets >= 10 and self.shots == 4 and self.samples_per_set >= 16
             and self.temperature == 0.5 and self.top_k == 40
         )
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "ProbeSettings":
+        """Settings as stored (``identity()``'s JSON, parsed): the one reader for the summary, the
+        plan, the report and the app. Keys it does not know (``prompt_format``) are skipped."""
+        if not isinstance(data, Mapping):
+            raise SettingsError(f"Stored probe settings are not a JSON object (got {type(data).__name__}).")
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    @classmethod
+    def from_json(cls, text: Optional[str]) -> "ProbeSettings":
+        """``from_dict`` of a stored JSON text; ``SettingsError`` when it does not parse."""
+        try:
+            return cls.from_dict(json.loads(text or "{}"))
+        except ValueError as exc:
+            raise SettingsError(f"Stored probe settings cannot be read ({exc}).") from None
 
     def identity(self) -> str:
         """The settings that change results, as canonical JSON (chunk size does not)."""

@@ -76,7 +76,5 @@ def breakdown(project, run_id: Optional[int] = None) -> Breakdown:
     for counts in groups.values():
         for c, n in counts.items():
             overall[c] = overall.get(c, 0) + n
-    data = json.loads(run["settings"])
-    data.pop("prompt_format", None)
-    settings = ProbeSettings(**data)
+    settings = ProbeSettings.from_json(run["settings"])
     return Breakdown(run=run, overall=overall, groups=groups, settings=settings)

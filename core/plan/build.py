@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import fields
 from typing import Any, Optional
 
-from ..errors import ProjectError, SettingsError
 from ..categories import CATEGORIES
+from ..errors import ProjectError, SettingsError
 from ..probe import ProbeSettings
 from ..store import results as _results
 from .mixes import apply_mix
@@ -45,13 +43,8 @@ def build_plan(project: Any, probe_run_id: Optional[int] = None, settings: PlanS
 def probe_settings_of(run: dict) -> Optional[ProbeSettings]:
     """The probe run's settings, or None when they no longer parse (a plan still reads without them)."""
     try:
-        data = json.loads(run.get("settings") or "{}")
-    except ValueError:
-        return None
-    names = {f.name for f in fields(ProbeSettings)}
-    try:
-        return ProbeSettings(**{k: v for k, v in data.items() if k in names})
-    except TypeError:
+        return ProbeSettings.from_json(run.get("settings"))
+    except SettingsError:
         return None
 
 

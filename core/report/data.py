@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from ..errors import ProjectError
+from ..errors import ProjectError, SettingsError
 
 
 @dataclass
@@ -129,7 +129,7 @@ def _breakdown(project: Any, run: dict) -> tuple[dict[str, int], dict[str, dict[
     try:
         b = breakdown(project, run["id"])
         return b.overall, b.groups, b.settings
-    except (TypeError, ValueError):
+    except (SettingsError, TypeError, ValueError):
         groups = project.category_counts(run["id"])
         overall: dict[str, int] = {}
         for counts in groups.values():

@@ -4,13 +4,12 @@ long it will take, start, pause (cancel) and resume; the breakdown fills in as b
 from __future__ import annotations
 
 import html
-import json
 import time
 from typing import Any, Optional
 
 from core.jobs import Progress
 
-from ..qt import Qt, QtWidgets
+from ..qt import QtWidgets
 from .base import BLOCKED, DONE, READY, InlineMessage, Page, ProgressRow, fmt_seconds
 
 # Seconds per question at the paper's budget with the built-in model on one CPU thread of this kind of
@@ -206,14 +205,16 @@ class ProbePage(Page):
 
     def _measured_rate(self) -> Optional[float]:
         """Seconds per question at the paper budget from this project's runs with the same model."""
+        from core.probe import ProbeSettings
+
         if self.ctx.project_path is None:
             return None
         try:
             with self.ctx.project() as p:
                 for run in reversed(p.probe_runs()):
                     if run["model_spec"] == self.ctx.model_spec and run.get("seconds") and run.get("n_done"):
-                        s = json.loads(run["settings"])
-                        budget = s["n_sets"] * (1 + s["samples_per_set"]) / (10 * 17)
+                        s = ProbeSettings.from_json(run["settings"])
+                        budget = s.n_sets * (1 + s.samples_per_set) / (10 * 17)
                         return run["seconds"] / run["n_done"] / max(budget, 1e-6)
         except Exception:  # noqa: BLE001
             return None
@@ -238,7 +239,7 @@ class ProbePage(Page):
             f"once a question is known. Estimated time: about {fmt_seconds(seconds)} ({source}).{warn}")
 
     def _live_refresh(self, run_id: int) -> None:
-        from core.probe import CATEGORIES
+        from core.categories import CATEGORIES
 
         with self.ctx.project() as p:
             groups = p.category_counts(run_id)
