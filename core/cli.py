@@ -23,7 +23,6 @@ from .formats import format_duration as _fmt_seconds
 from .formats import format_mib, percent
 from .jobs import CancelToken, Progress
 
-
 # -- output helpers -----------------------------------------------------------------------------
 
 class ProgressPrinter:

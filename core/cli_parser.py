@@ -19,8 +19,10 @@ Command = Callable[[argparse.Namespace], int]
 
 PROJECT_HELP = "project file (default: the newest *.knowmix here)"
 MODEL_HELP = "'default' (built-in SmolLM2-135M-Instruct), a .gguf file or a Hugging Face folder"
-DESCRIPTION = ("Find which fine-tuning examples a local LLM already knows (SliCK categories) before you fine-tune. "
-               "Run knowmix with no command to open the desktop app.")
+DESCRIPTION = (
+    "Find which fine-tuning examples a local LLM already knows (SliCK categories) before you fine-tune. "
+    "Run knowmix with no command to open the desktop app."
+)
 
 
 def _plain(value: Any) -> str:
@@ -76,16 +78,27 @@ PROBE_OPTIONS = (  # the budget beyond the preset; None keeps the preset's value
     Option("--top-k", "top_k", int, "top-k for sampling"),
     Option("--max-tokens", "max_tokens", int, "longest answer, in tokens"),
     Option("--seed", "seed", int, "seed for exemplar sets and samples"),
-    Option("--schedule", "schedule", None, "{default} (default) skips samples that cannot change a category; full measures "
-           "P(T>0) exactly", choices=("lazy", "full")),
+    Option(
+        "--schedule",
+        "schedule",
+        None,
+        "{default} (default) skips samples that cannot change a category; full measures P(T>0) exactly",
+        choices=("lazy", "full"),
+    ),
 )
 
 PLAN_OPTIONS = (  # parsed with the class's defaults
-    Option("--mix", "mix", None, "{default} (default: keep HighlyKnown and MaybeKnown, drop Unknown), idk (relabel "
-           "Unknown as \"I don't know\"), natural (keep all) or custom (--shares)"),
+    Option(
+        "--mix",
+        "mix",
+        None,
+        "{default} (default: keep HighlyKnown and MaybeKnown, drop Unknown), idk (relabel "
+        'Unknown as "I don\'t know"), natural (keep all) or custom (--shares)',
+    ),
     Option("--weakly-known-cap", "weakly_known_cap", int, "most WeaklyKnown examples to keep (default {default})"),
-    Option("--dev-fraction", "dev_fraction", float, "share held out for the dev split (default {default})",
-           show=lambda v: f"{v:.2f}"),
+    Option(
+        "--dev-fraction", "dev_fraction", float, "share held out for the dev split (default {default})", show=lambda v: f"{v:.2f}"
+    ),
     Option("--dev-max", "dev_max", int, "largest dev split (default {default})"),
     Option("--seed", "seed", int),
 )
@@ -101,11 +114,19 @@ TRAIN_OPTIONS = (  # None: the TrainSettings default
     Option("--patience", "patience", int, "evaluations without improvement before stopping (default {default})"),
     Option("--threads", "threads", int, "CPU threads (default: physical cores)"),
     Option("--device", "device", None, "{default} (default), cpu, cuda or mps"),
-    Option("--prompt-format", "prompt_format", None, "{default} (default: the probe's Q:/A: format) or chat (the model's "
-           "chat template)"),
+    Option(
+        "--prompt-format",
+        "prompt_format",
+        None,
+        "{default} (default: the probe's Q:/A: format) or chat (the model's chat template)",
+    ),
     Option("--max-seq-len", "max_seq_len", int, "longest training example in tokens (default {default})"),
-    Option("--fit-sample", "fit_sample_per_category", int, "training examples per category whose fit is measured at "
-           "each evaluation (default {default})"),
+    Option(
+        "--fit-sample",
+        "fit_sample_per_category",
+        int,
+        "training examples per category whose fit is measured at each evaluation (default {default})",
+    ),
     Option("--eval-every", "eval_every_steps", int, "evaluate every N steps instead of every epoch"),
     Option("--seed", "seed", int),
 )
@@ -161,9 +182,11 @@ def _add_budget(p: argparse.ArgumentParser) -> None:
 
     paper, defaults = PRESETS["paper"], ProbeSettings()
     g = p.add_argument_group("probe budget (defaults: the paper's)")
-    g.add_argument("--preset", default=defaults.preset,
-                   help=f"paper ({paper.n_sets} sets, {paper.samples_per_set} samples; default), quick or smoke "
-                        "(cheaper, labelled as such)")
+    g.add_argument(
+        "--preset",
+        default=defaults.preset,
+        help=f"paper ({paper.n_sets} sets, {paper.samples_per_set} samples; default), quick or smoke (cheaper, labelled as such)",
+    )
     for option in PROBE_OPTIONS:
         option.add(g, defaults)
 
@@ -199,10 +222,15 @@ def _plan(sub: Any) -> argparse.ArgumentParser:
     for option in PLAN_OPTIONS:
         option.add(pl, defaults, with_default=True, choices=MIXES if option.field == "mix" else None)
         if option.field == "weakly_known_cap":  # --shares is read by the command (CATEGORY=SHARE pairs)
-            pl.add_argument("--shares", help="custom mix: share kept per category, e.g. "
-                                             "HighlyKnown=1,MaybeKnown=1,WeaklyKnown=0.5,Unknown=0")
+            pl.add_argument(
+                "--shares", help="custom mix: share kept per category, e.g. HighlyKnown=1,MaybeKnown=1,WeaklyKnown=0.5,Unknown=0"
+            )
     pl.add_argument("--name", help="a name for the plan")
-    pl.add_argument("--export", metavar="DIR", help="also write the planned train/dev sets (input's own shape and plain question/answer JSONL)")
+    pl.add_argument(
+        "--export",
+        metavar="DIR",
+        help="also write the planned train/dev sets (input's own shape and plain question/answer JSONL)",
+    )
     pl.add_argument("--json", action="store_true", help="print the plan as JSON")
     return pl
 
@@ -247,13 +275,27 @@ def _model(sub: Any) -> argparse.ArgumentParser:
 
 
 def _doctor(sub: Any) -> argparse.ArgumentParser:
-    dr = sub.add_parser("doctor", help="print the environment (versions, devices, model, data folder, offline mode) for a bug report")
+    dr = sub.add_parser(
+        "doctor", help="print the environment (versions, devices, model, data folder, offline mode) for a bug report"
+    )
     dr.add_argument("--json", action="store_true", help="print JSON instead of text")
     dr.add_argument("--no-gpu", action="store_true", help="skip the GPU check (it imports torch, which takes a few seconds)")
-    dr.add_argument("--no-backend-checks", action="store_true",
-                    help="skip running llama.cpp and torch for real in child processes (up to a minute on a slow machine)")
+    dr.add_argument(
+        "--no-backend-checks",
+        action="store_true",
+        help="skip running llama.cpp and torch for real in child processes (up to a minute on a slow machine)",
+    )
     return dr
 
 
-__all__ = ["Option", "PROBE_OPTIONS", "PLAN_OPTIONS", "TRAIN_OPTIONS", "settings_values", "add_project", "add_model",
-           "add_allow_pickle", "build_parser"]
+__all__ = [
+    "Option",
+    "PROBE_OPTIONS",
+    "PLAN_OPTIONS",
+    "TRAIN_OPTIONS",
+    "settings_values",
+    "add_project",
+    "add_model",
+    "add_allow_pickle",
+    "build_parser",
+]

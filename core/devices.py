@@ -97,8 +97,12 @@ def _ask_torch(free_memory: bool) -> Devices:
     if torch.cuda.is_available():
         gpus = [_gpu(torch, i, free_memory) for i in range(torch.cuda.device_count())]
     mps = getattr(getattr(torch, "backends", None), "mps", None)
-    return Devices(checked=True, cuda=tuple(gpus), mps=bool(mps is not None and mps.is_available()),
-                   torch_cuda_build=getattr(torch.version, "cuda", None))
+    return Devices(
+        checked=True,
+        cuda=tuple(gpus),
+        mps=bool(mps is not None and mps.is_available()),
+        torch_cuda_build=getattr(torch.version, "cuda", None),
+    )
 
 
 def _gpu(torch: Any, index: int, free_memory: bool) -> Gpu:
@@ -148,9 +152,7 @@ def _resolve_cuda(device: str, choice: str, found: Devices) -> str:
         except ValueError:
             raise SettingsError(f"Device '{device}' is not a device name; use cuda, cuda:0, cuda:1, mps or cpu.") from None
     if not 0 <= index < len(found.cuda):
-        raise SettingsError(
-            f"Device '{device}' does not exist: this machine has {len(found.cuda)} CUDA GPU(s), numbered from 0."
-        )
+        raise SettingsError(f"Device '{device}' does not exist: this machine has {len(found.cuda)} CUDA GPU(s), numbered from 0.")
     return f"cuda:{index}"
 
 
@@ -170,5 +172,13 @@ def describe_device(device: str) -> str:
     return device
 
 
-__all__ = ["Gpu", "Devices", "NO_TORCH_NOTE", "torch_installed", "detect_devices", "last_detected", "resolve_device",
-           "describe_device"]
+__all__ = [
+    "Gpu",
+    "Devices",
+    "NO_TORCH_NOTE",
+    "torch_installed",
+    "detect_devices",
+    "last_detected",
+    "resolve_device",
+    "describe_device",
+]

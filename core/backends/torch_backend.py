@@ -26,12 +26,12 @@ import numpy as np
 
 from ..devices import describe_device, resolve_device
 from ..errors import SettingsError
+from ..formats import GIB
 from ..models import ModelRef, model_fingerprint
 from .base import Backend, GenRequest, ModelInfo
 from .decode import PRUNED
 from .sampling import candidates_needed, choose_token, sample_rng
 from .torch_loading import (
-    GIB,
     estimate_params,
     load_hf_model,
     memory_needed,

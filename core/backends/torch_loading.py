@@ -23,7 +23,6 @@ from typing import Any, Iterator, Optional
 
 from ..devices import describe_device, resolve_device  # noqa: F401  (their home is core.devices; re-exported)
 from ..errors import ModelError, SettingsError
-from ..formats import GIB
 from ..models import PICKLE_SUFFIXES, ModelRef, _pickle_message, check_memory
 
 _DTYPE_NAMES = {

@@ -10,8 +10,8 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping, Optional
 
-from ..errors import SettingsError
 from ..categories import CATEGORIES
+from ..errors import SettingsError
 from .mixes import MIXES, RECOMMENDED_SHARES
 
 

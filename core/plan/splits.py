@@ -23,8 +23,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Sequence
 
-from ..errors import SettingsError
 from ..categories import CATEGORIES
+from ..errors import SettingsError
 from .sampling import apportion, sample, tiebreak
 
 if TYPE_CHECKING:  # pragma: no cover - typing only

@@ -207,5 +207,19 @@ def decode(line: Union[str, Mapping[str, Any]]) -> Optional[TrainEvent]:
         return None
 
 
-__all__ = ["TrainEvent", "Resume", "Start", "Step", "Eval", "Checkpoint", "Restored", "Merged", "Done", "WorkerError",
-           "EVENT_TYPES", "AnyEvent", "encode", "decode"]
+__all__ = [
+    "TrainEvent",
+    "Resume",
+    "Start",
+    "Step",
+    "Eval",
+    "Checkpoint",
+    "Restored",
+    "Merged",
+    "Done",
+    "WorkerError",
+    "EVENT_TYPES",
+    "AnyEvent",
+    "encode",
+    "decode",
+]

@@ -23,9 +23,9 @@ from typing import Any, Callable, NoReturn, Optional, Sequence
 
 from .. import errors as _errors
 from ..errors import KnowMixError, SettingsError
-from ..processes import child_command, child_env, describe_exit
-from ..jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
 from ..formats import percent
+from ..jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
+from ..processes import child_command, child_env, describe_exit
 from .data import TrainItem, check_items, items_from_plan
 from .events import Done, Eval, Start, Step, TrainEvent, WorkerError, decode
 from .settings import TrainSettings

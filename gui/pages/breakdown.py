@@ -15,9 +15,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Optional
 
-from core.matching import AnswerMatcher
 from core.categories import CATEGORIES
 from core.formats import percent
+from core.matching import AnswerMatcher
 
 from ..charts import CATEGORY_COLORS, CategoryBars, Histogram
 from ..example_table import DASH, ExampleData, ExampleModel, fmt_p
