@@ -144,7 +144,7 @@ def _dev(plan: "Plan", c: dict) -> list[str]:
     s, dev, n_all = plan.settings, c["dev"], c["before"]["total"]
     lines = [
         f"Dev split: {_questions(dev['total'])} held out "
-        f"({_pct(dev['total'] / n_all if n_all else 0)} of the data; your limit is {s.dev_fraction:.0%}, at most "
+        f"({_pct(dev['total'] / n_all if n_all else 0)} of the data; your limit is {_pct(s.dev_fraction, 0)}, at most "
         f"{s.dev_max}), stratified by category and group. They are never trained on."
     ]
     for cat in CATEGORIES:
@@ -198,7 +198,7 @@ def _drop_reason(plan: "Plan", cat: str) -> str:
     if s.mix == "recommended" and cat == "Unknown":
         return "new to the model: fitting them makes it hallucinate more."
     if s.mix == "custom":
-        return f"outside your share of {s.share_of(cat):.0%} for {cat}."
+        return f"outside your share of {_pct(s.share_of(cat), 0)} for {cat}."
     return "dropped."
 
 
@@ -226,11 +226,11 @@ def _weak_evidence(cap: int, kept: int) -> str:
 def _custom_evidence(plan: "Plan", c: dict) -> list[str]:
     s = plan.settings
     before, train = c["before"]["counts"], c["train"]["counts"]
-    out = [f"Your shares kept: {', '.join(f'{cat} {s.share_of(cat):.0%}' for cat in CATEGORIES)}."]
+    out = [f"Your shares kept: {', '.join(f'{cat} {_pct(s.share_of(cat), 0)}' for cat in CATEGORIES)}."]
     if s.share_of("Unknown") > 0 and before["Unknown"]:
         out.append(EVIDENCE["filter"] + " You keep Unknown examples, so early stopping matters.")
     if s.share_of("MaybeKnown") < 1 and before["MaybeKnown"]:
         out.append(EVIDENCE["maybe"])
     if s.share_of("WeaklyKnown") > 0 and before["WeaklyKnown"]:
-        out.append(EVIDENCE["weak_capped"].format(cap=f"{s.share_of('WeaklyKnown'):.0%}", kept=train["WeaklyKnown"]))
+        out.append(EVIDENCE["weak_capped"].format(cap=_pct(s.share_of('WeaklyKnown'), 0), kept=train["WeaklyKnown"]))
     return out

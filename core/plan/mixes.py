@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterable
 
 from ..categories import CATEGORIES
+from ..formats import percent
 from .sampling import apportion, round_half_up, sample
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -50,8 +51,8 @@ def mix_rule(settings: "PlanSettings", cat: str, n_cat: int) -> tuple[int, str, 
         share = settings.share_of(cat)
         return (
             round_half_up(share * n_cat),
-            f"kept: within your share of {share:.0%} for {cat}",
-            f"dropped: {cat} — outside your share of {share:.0%}",
+            f"kept: within your share of {percent(share, 0)} for {cat}",
+            f"dropped: {cat} — outside your share of {percent(share, 0)}",
         )
     if cat == "HighlyKnown":
         return n_cat, "kept: the model knows it (HighlyKnown)", "dropped: HighlyKnown"
