@@ -72,7 +72,7 @@ class _CtrlC:
     def __init__(self, token: CancelToken, what: str = "Finished batches are saved; the batch in progress is redone on resume") -> None:
         self.token = token
         self.what = what
-        self._old = None
+        self._old: Any = None  # the SIGINT handler to put back
 
     def __enter__(self) -> "_CtrlC":
         def handler(signum, frame):

@@ -202,24 +202,25 @@ def run(project_path: str, run_id: int, resume: bool, out: Optional[TextIO], sho
                             resume=ckpt is not None, meta=meta)
         recorder.flush()
         best = result.best or {}
+        status, seconds = (DONE if result.status == "done" else CANCELLED), recorder.seconds()
         final = {
-            "status": DONE if result.status == "done" else CANCELLED, "stop_reason": result.stop_reason,
+            "status": status, "stop_reason": result.stop_reason,
             "steps_per_epoch": result.steps_per_epoch, "total_steps": result.total_steps,
             "final_step": result.final_step, "final_epoch": result.final_epoch,
             "best_epoch": best.get("epoch"), "best_step": best.get("step"), "best_dev_em": best.get("dev_em"),
             "fit_at_best": json.dumps(best.get("fit")) if best else None,
-            "adapter_dir": result.adapter_dir, "merged_dir": result.merged_dir, "seconds": recorder.seconds(),
+            "adapter_dir": result.adapter_dir, "merged_dir": result.merged_dir, "seconds": seconds,
             "step": result.final_step, "epoch": result.final_epoch, "worker_pid": None,
         }
         if result.status == "done":
             final["finished_at"] = time.time()
         update_run(project, run_id, **final)
         recorder.send(Done(
-            status=final["status"], stop_reason=result.stop_reason,
+            status=status, stop_reason=result.stop_reason,
             best_epoch=best.get("epoch"), best_step=best.get("step"), best_dev_em=best.get("dev_em"),
             fit_at_best=best.get("fit"), final_step=result.final_step, final_epoch=result.final_epoch,
             adapter_dir=result.adapter_dir, final_adapter_dir=result.final_adapter_dir,
-            merged_dir=result.merged_dir, seconds=final["seconds"], tokens=result.tokens,
+            merged_dir=result.merged_dir, seconds=seconds, tokens=result.tokens,
             train_seconds=result.train_seconds,
         ))
         return 0
