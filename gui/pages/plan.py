@@ -5,7 +5,6 @@ will need against what this machine has free."""
 from __future__ import annotations
 
 import html
-from typing import Optional
 
 from ..qt import Qt, QtWidgets
 from .base import BLOCKED, DONE, READY, InlineMessage, Page
@@ -65,27 +64,31 @@ class PlanPage(Page):
         self.cap.setToolTip("How many WeaklyKnown examples may stay in the training set (the paper: none).")
         form.addRow("WeaklyKnown cap:", self.cap)
         from core.categories import CATEGORIES
+        from core.plan import PlanSettings
+        from core.plan.mixes import RECOMMENDED_SHARES
 
+        defaults = PlanSettings()  # the form starts at the settings class's defaults, the custom shares at the recommended mix
+        self.cap.setValue(defaults.weakly_known_cap)
         self.shares: dict[str, QtWidgets.QDoubleSpinBox] = {}
-        defaults = {"HighlyKnown": 1.0, "MaybeKnown": 1.0, "WeaklyKnown": 0.0, "Unknown": 0.0}
         for cat in CATEGORIES:
             spin = QtWidgets.QDoubleSpinBox()
             spin.setRange(0.0, 1.0)
             spin.setSingleStep(0.1)
-            spin.setValue(defaults[cat])
+            spin.setValue(RECOMMENDED_SHARES[cat])
             self.shares[cat] = spin
             form.addRow(f"Share of {cat}:", spin)
         self.dev_fraction = QtWidgets.QDoubleSpinBox()
         self.dev_fraction.setRange(0.01, 0.5)
         self.dev_fraction.setSingleStep(0.05)
-        self.dev_fraction.setValue(0.10)
+        self.dev_fraction.setValue(defaults.dev_fraction)
         form.addRow("Dev split (fraction):", self.dev_fraction)
         self.dev_max = QtWidgets.QSpinBox()
         self.dev_max.setRange(4, 1_000_000)
-        self.dev_max.setValue(500)
+        self.dev_max.setValue(defaults.dev_max)
         form.addRow("Dev split (at most):", self.dev_max)
         self.seed = QtWidgets.QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
+        self.seed.setValue(defaults.seed)
         form.addRow("Seed:", self.seed)
         self.build_button = QtWidgets.QPushButton("Make the plan")
         self.build_button.setObjectName("buildPlan")
