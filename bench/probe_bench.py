@@ -45,7 +45,15 @@ from core.matching import AnswerMatcher  # noqa: E402
 from core.models import ModelRef, resolve_model  # noqa: E402
 from core.paths import sample_dataset, sample_pool  # noqa: E402
 from core.probe import (  # noqa: E402
-    CATEGORIES, PRESETS, ProbeSettings, _prepare, categorize, draw_exemplar_sets, preset, probe_examples, sample_seed,
+    CATEGORIES,
+    PRESETS,
+    ProbeSettings,
+    _prepare,
+    categorize,
+    draw_exemplar_sets,
+    preset,
+    probe_examples,
+    sample_seed,
 )
 
 TARGET_SPEEDUP = 3.0
@@ -65,8 +73,16 @@ def greedy_class(category: str) -> str:
 
 # -- KnowMix ----------------------------------------------------------------------------------------
 
-def run_knowmix(ref: ModelRef, examples: Sequence[Example], pool: Sequence[Example], settings: ProbeSettings,
-                sets: dict, threads: int, isolated: bool = False) -> dict:
+
+def run_knowmix(
+    ref: ModelRef,
+    examples: Sequence[Example],
+    pool: Sequence[Example],
+    settings: ProbeSettings,
+    sets: dict,
+    threads: int,
+    isolated: bool = False,
+) -> dict:
     """``isolated``: the same backend in its own process (``ProcessBackend``), as the CLI and the
     app run it, so the cost of the process boundary is measured on the same requests."""
     from core.backends.llama_backend import LlamaCppBackend
@@ -103,6 +119,7 @@ def run_knowmix(ref: ModelRef, examples: Sequence[Example], pool: Sequence[Examp
 
 # -- naive ------------------------------------------------------------------------------------------
 
+
 class CountingLlama:
     """A plain ``llama_cpp.Llama`` whose ``eval`` (one llama_decode per call for prompts <= n_batch)
     is counted, so the naive side reports forward calls and tokens the way ``GenStats`` does."""
@@ -111,8 +128,12 @@ class CountingLlama:
         import llama_cpp
 
         self.llm = llama_cpp.Llama(
-            model_path=model_path, n_ctx=N_CTX, n_threads=threads, n_threads_batch=threads,
-            logits_all=False, verbose=False,
+            model_path=model_path,
+            n_ctx=N_CTX,
+            n_threads=threads,
+            n_threads_batch=threads,
+            logits_all=False,
+            verbose=False,
         )
         self.eval_calls = 0
         self.tokens = 0
@@ -131,8 +152,9 @@ class CountingLlama:
         """One completion on a reset context; returns (text, usage, prompt tokens evaluated)."""
         self.llm.reset()  # n_tokens = 0: generate() skips its prefix match and clears the KV cache
         self._evals = []
-        out = self.llm.create_completion(prompt, stop=["\n"], repeat_penalty=1.0, frequency_penalty=0.0,
-                                         presence_penalty=0.0, **kwargs)
+        out = self.llm.create_completion(
+            prompt, stop=["\n"], repeat_penalty=1.0, frequency_penalty=0.0, presence_penalty=0.0, **kwargs
+        )
         usage = out["usage"]
         first = self._evals[0] if self._evals else 0
         if first != usage["prompt_tokens"]:
@@ -149,8 +171,9 @@ class CountingLlama:
             pass
 
 
-def run_naive(ref: ModelRef, examples: Sequence[Example], pool: Sequence[Example], settings: ProbeSettings,
-              sets: dict, threads: int) -> dict:
+def run_naive(
+    ref: ModelRef, examples: Sequence[Example], pool: Sequence[Example], settings: ProbeSettings, sets: dict, threads: int
+) -> dict:
     pool_by_id = {ex.id: ex for ex in pool}
     model = CountingLlama(str(ref.path), threads)
     try:
@@ -173,8 +196,14 @@ def run_naive(ref: ModelRef, examples: Sequence[Example], pool: Sequence[Example
                 for j in range(settings.samples_per_set):
                     seed = sample_seed(settings.seed, ex.id, k, j) % LLAMA_DEFAULT_SEED  # uint32, never "random"
                     text, usage, _ = model.complete(
-                        prompt, max_tokens=settings.max_tokens, temperature=settings.temperature, top_k=settings.top_k,
-                        top_p=1.0, min_p=0.0, typical_p=1.0, seed=seed,
+                        prompt,
+                        max_tokens=settings.max_tokens,
+                        temperature=settings.temperature,
+                        top_k=settings.top_k,
+                        top_p=1.0,
+                        min_p=0.0,
+                        typical_p=1.0,
+                        seed=seed,
                     )
                     calls += 1
                     usage_tokens += usage["prompt_tokens"] + usage["completion_tokens"]
@@ -213,6 +242,7 @@ def run_naive(ref: ModelRef, examples: Sequence[Example], pool: Sequence[Example
 
 # -- report -----------------------------------------------------------------------------------------
 
+
 def _counts(categories: Sequence[str]) -> dict[str, int]:
     return {c: sum(1 for x in categories if x == c) for c in CATEGORIES}
 
@@ -238,11 +268,18 @@ def compare(examples: Sequence[Example], km: dict, naive: Optional[dict]) -> dic
         same_p0 += r["greedy_correct"] == n["greedy_correct"]
         same_cat += r["category"] == n["category"]
         entry = {
-            "id": ex.id, "group": ex.group, "question": ex.question, "answers": list(ex.answers),
-            "knowmix_category": r["category"], "naive_category": n["category"],
-            "knowmix_p_greedy": r["p_greedy"], "naive_p_greedy": n["p_greedy"],
-            "knowmix_p_sampled": r["p_sampled"], "naive_p_sampled": n["p_sampled"],
-            "same_greedy_answers": equal, "greedy_total": len(n["greedy_answers"]),
+            "id": ex.id,
+            "group": ex.group,
+            "question": ex.question,
+            "answers": list(ex.answers),
+            "knowmix_category": r["category"],
+            "naive_category": n["category"],
+            "knowmix_p_greedy": r["p_greedy"],
+            "naive_p_greedy": n["p_greedy"],
+            "knowmix_p_sampled": r["p_sampled"],
+            "naive_p_sampled": n["p_sampled"],
+            "same_greedy_answers": equal,
+            "greedy_total": len(n["greedy_answers"]),
         }
         per_question.append(entry)
         if gk == gn:
@@ -250,9 +287,14 @@ def compare(examples: Sequence[Example], km: dict, naive: Optional[dict]) -> dic
         else:
             disagreements.append({**entry, "knowmix_greedy": km_greedy, "naive_greedy": n["greedy_answers"]})
     out.update(
-        questions_compared=len(subset), greedy_agreement=agree, greedy_disagreements=disagreements,
-        same_greedy_answers=same_greedy, greedy_answers_compared=total_greedy, same_p_greedy=same_p0,
-        same_category=same_cat, per_question=per_question,
+        questions_compared=len(subset),
+        greedy_agreement=agree,
+        greedy_disagreements=disagreements,
+        same_greedy_answers=same_greedy,
+        greedy_answers_compared=total_greedy,
+        same_p_greedy=same_p0,
+        same_category=same_cat,
+        per_question=per_question,
     )
     return out
 
@@ -284,8 +326,10 @@ def report(result: dict) -> str:
     if nv is None:
         lines.append("naive schedule skipped (--naive-n 0)")
     elif m < n:
-        lines.append(f"NOTE: the naive schedule was timed on the first {m} of the {n} questions only (--naive-n {m}); "
-                     "KnowMix on all of them")
+        lines.append(
+            f"NOTE: the naive schedule was timed on the first {m} of the {n} questions only (--naive-n {m}); "
+            "KnowMix on all of them"
+        )
     lines.append("")
     w = 16
     lines.append(f"{'':34}{'KnowMix (lazy)':>{w}}{'naive':>{w}}")
@@ -307,8 +351,10 @@ def report(result: dict) -> str:
     row("  per question", f"{km['tokens_evaluated'] / max(1, n):.0f}", f"{nv['tokens_evaluated'] / m:.0f}" if nv else "-")
     if nv:
         row("  (naive, from usage: prompt+completion)", "", nv["tokens_from_usage"])
-    lines.append("(model calls: KnowMix = generate requests, one per prompt and kind, each answered n times; "
-                 "naive = create_completion calls)")
+    lines.append(
+        "(model calls: KnowMix = generate requests, one per prompt and kind, each answered n times; "
+        "naive = create_completion calls)"
+    )
     lines.append("")
     lines.append(f"{f'categories, KnowMix ({n} questions):':40}{_fmt_counts(cmp_['knowmix_categories'])}")
     if nv:
@@ -318,48 +364,62 @@ def report(result: dict) -> str:
         lines.append(f"{f'categories, naive ({m} questions):':40}{_fmt_counts(cmp_['naive_categories'])}")
         lines.append("")
         ratio = result["speedup"]
-        lines.append(f"speed-up, naive s/question / KnowMix s/question: {ratio:.1f}x "
-                     f"(CPU time: {result['speedup_cpu']:.1f}x)")
+        lines.append(f"speed-up, naive s/question / KnowMix s/question: {ratio:.1f}x (CPU time: {result['speedup_cpu']:.1f}x)")
         if m < n:
-            lines.append(f"speed-up on the same {m} questions (KnowMix: its per-batch time per question): "
-                         f"{result['speedup_same_questions']:.1f}x")
+            lines.append(
+                f"speed-up on the same {m} questions (KnowMix: its per-batch time per question): "
+                f"{result['speedup_same_questions']:.1f}x"
+            )
         a = cmp_["greedy_agreement"]
         q = cmp_["questions_compared"]
         lines.append(
             f"greedy-based categories on {q} questions: agree {sum(a.values())} (both HighlyKnown {a['HighlyKnown']}, "
             f"both MaybeKnown {a['MaybeKnown']}, both P(T=0)=0 {a['P(T=0)=0']}), disagree {len(cmp_['greedy_disagreements'])}"
         )
-        lines.append(f"P(T=0) equal on {cmp_['same_p_greedy']}/{q} questions; identical greedy answers "
-                     f"{cmp_['same_greedy_answers']}/{cmp_['greedy_answers_compared']}; "
-                     f"same 4-way category {cmp_['same_category']}/{q} (WeaklyKnown vs Unknown uses different samplers)")
+        lines.append(
+            f"P(T=0) equal on {cmp_['same_p_greedy']}/{q} questions; identical greedy answers "
+            f"{cmp_['same_greedy_answers']}/{cmp_['greedy_answers_compared']}; "
+            f"same 4-way category {cmp_['same_category']}/{q} (WeaklyKnown vs Unknown uses different samplers)"
+        )
         lines.append("")
         lines.append(f"  {'question':44} {'P0 KnowMix':>10} {'P0 naive':>9} {'P>0 naive':>9}  categories (KnowMix / naive)")
         for e in cmp_["per_question"]:
             qtext = (e["group"] + " " + e["question"])[:44]
-            lines.append(f"  {qtext:44} {e['knowmix_p_greedy']:>10.1f} {e['naive_p_greedy']:>9.1f} "
-                         f"{e['naive_p_sampled']:>9.3f}  {e['knowmix_category']} / {e['naive_category']}")
+            lines.append(
+                f"  {qtext:44} {e['knowmix_p_greedy']:>10.1f} {e['naive_p_greedy']:>9.1f} "
+                f"{e['naive_p_sampled']:>9.3f}  {e['knowmix_category']} / {e['naive_category']}"
+            )
         for d in cmp_["greedy_disagreements"]:
             lines.append(f"  DISAGREE {d['id']} {d['question']!r} gold {d['answers']}")
             lines.append(f"    KnowMix greedy: {d['knowmix_greedy']}")
             lines.append(f"    naive greedy:   {d['naive_greedy']}")
         lines.append("")
-        lines.append(("TARGET MET" if result["target_met"] else "TARGET NOT MET")
-                     + f" (speed-up >= {TARGET_SPEEDUP:g}x and equal greedy-based categories)")
+        lines.append(
+            ("TARGET MET" if result["target_met"] else "TARGET NOT MET")
+            + f" (speed-up >= {TARGET_SPEEDUP:g}x and equal greedy-based categories)"
+        )
     return "\n".join(lines)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=24, help="questions to probe with KnowMix (take_balanced over the groups)")
-    ap.add_argument("--naive-n", type=int, default=None,
-                    help="time the naive schedule on the first M of those questions only (default: all; 0: skip it)")
+    ap.add_argument(
+        "--naive-n",
+        type=int,
+        default=None,
+        help="time the naive schedule on the first M of those questions only (default: all; 0: skip it)",
+    )
     ap.add_argument("--data", default=None, help="dataset file (default: the bundled EntityQuestions sample)")
     ap.add_argument("--pool", default=None, help="exemplar pool file (default: the bundled held-out pool)")
     ap.add_argument("--preset", default="paper", choices=sorted(PRESETS), help="probe budget (default: the paper's)")
     ap.add_argument("--model", default="default", help="GGUF model (default: the built-in SmolLM2-135M-Instruct)")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads for both sides (default: all cores)")
-    ap.add_argument("--no-isolated", action="store_true",
-                    help="skip the second KnowMix run with the model in its own process (ProcessBackend)")
+    ap.add_argument(
+        "--no-isolated",
+        action="store_true",
+        help="skip the second KnowMix run with the model in its own process (ProcessBackend)",
+    )
     ap.add_argument("--json", dest="json_out", default=None, help="also write every number and answer to this JSON file")
     args = ap.parse_args(argv)
 
@@ -386,8 +446,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         log(f"  KnowMix, isolated: {iso['seconds']:.1f} s")
         answers = ("category", "greedy_answers", "sampled_answers")
         isolated = {
-            "seconds": iso["seconds"], "ratio": iso["seconds"] / km["seconds"],
-            "requests": iso["requests"], "tokens_evaluated": iso["tokens_evaluated"],
+            "seconds": iso["seconds"],
+            "ratio": iso["seconds"] / km["seconds"],
+            "requests": iso["requests"],
+            "tokens_evaluated": iso["tokens_evaluated"],
             "same_rows": all(iso["rows"][i][k] == r[k] for i, r in km["rows"].items() for k in answers)
             and (iso["requests"], iso["tokens_evaluated"]) == (km["requests"], km["tokens_evaluated"]),
         }
@@ -398,12 +460,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     comparison = compare(examples, km, naive)
     result: dict = {
-        "model": ref.display_name, "model_file": ref.path.name, "llama_cpp_version": llama_cpp.__version__,
-        "threads": threads, "cpu": f"{platform.machine()}, {os.cpu_count()} cores",
-        "data": data_path.name, "pool": pool_path.name, "pool_size": len(pool),
-        "groups": len({ex.group for ex in examples}), "budget": settings.describe(), "settings": settings.identity(),
-        "exemplar_notes": notes, "question_ids": [ex.id for ex in examples],
-        "knowmix": {**km, "rows": list(km["rows"].values())}, "isolated": isolated, "naive": naive,
+        "model": ref.display_name,
+        "model_file": ref.path.name,
+        "llama_cpp_version": llama_cpp.__version__,
+        "threads": threads,
+        "cpu": f"{platform.machine()}, {os.cpu_count()} cores",
+        "data": data_path.name,
+        "pool": pool_path.name,
+        "pool_size": len(pool),
+        "groups": len({ex.group for ex in examples}),
+        "budget": settings.describe(),
+        "settings": settings.identity(),
+        "exemplar_notes": notes,
+        "question_ids": [ex.id for ex in examples],
+        "knowmix": {**km, "rows": list(km["rows"].values())},
+        "isolated": isolated,
+        "naive": naive,
         "comparison": comparison,
     }
     if naive is not None:

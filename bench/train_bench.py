@@ -63,14 +63,19 @@ def run_knowmix(ref, settings: TrainSettings, train, dev, workdir: Path) -> dict
         if isinstance(e, Step):
             losses.append(e.loss)
         elif isinstance(e, Start):
-            log(f"  knowmix: {e.total_steps} steps, fast loss path: {e.fast_loss}, device {e.device} {e.dtype}, "
-                f"{e.threads} threads")
+            log(
+                f"  knowmix: {e.total_steps} steps, fast loss path: {e.fast_loss}, device {e.device} {e.dtype}, "
+                f"{e.threads} threads"
+            )
 
     wall0 = time.perf_counter()
     result = train_loop(workdir / "knowmix", ref, settings, train, dev, emit=emit)
     return {
-        "tokens": result.tokens, "seconds": result.train_seconds, "steps": result.final_step,
-        "tokens_per_s": result.tokens / result.train_seconds, "final_loss": losses[-1],
+        "tokens": result.tokens,
+        "seconds": result.train_seconds,
+        "steps": result.final_step,
+        "tokens_per_s": result.tokens / result.train_seconds,
+        "final_loss": losses[-1],
         "wall_incl_load_and_eval": time.perf_counter() - wall0,
     }
 
@@ -93,9 +98,14 @@ def run_trainer(ref, settings: TrainSettings, train, workdir: Path) -> dict:
     model, tok, device, dtype = load_hf_model(ref, device, dtype, for_training=True)
     model.requires_grad_(False)
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-    config = LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
-                        target_modules=resolve_target_modules(model, settings.target_modules), bias="none",
-                        task_type="CAUSAL_LM")
+    config = LoraConfig(
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
+        target_modules=resolve_target_modules(model, settings.target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
     model = get_peft_model(model, config)
     base = model.get_base_model()
     if getattr(base, "hf_quantizer", None) is not None:
@@ -122,17 +132,32 @@ def run_trainer(ref, settings: TrainSettings, train, workdir: Path) -> dict:
 
     on_gpu = device.startswith("cuda")
     args = TrainingArguments(
-        output_dir=str(workdir / "trainer"), per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.grad_accum, num_train_epochs=settings.epochs,
-        learning_rate=settings.lr, lr_scheduler_type="linear",
+        output_dir=str(workdir / "trainer"),
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.grad_accum,
+        num_train_epochs=settings.epochs,
+        learning_rate=settings.lr,
+        lr_scheduler_type="linear",
         warmup_steps=math.ceil(settings.warmup_ratio * math.ceil(len(train) / settings.effective_batch) * settings.epochs),
-        weight_decay=settings.weight_decay, max_grad_norm=settings.max_grad_norm or 0.0, seed=settings.seed,
-        logging_steps=1, save_strategy="no", eval_strategy="no", report_to=[], disable_tqdm=True,
-        dataloader_num_workers=0, use_cpu=not on_gpu, bf16=on_gpu and dtype == "bfloat16",
+        weight_decay=settings.weight_decay,
+        max_grad_norm=settings.max_grad_norm or 0.0,
+        seed=settings.seed,
+        logging_steps=1,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        use_cpu=not on_gpu,
+        bf16=on_gpu and dtype == "bfloat16",
         remove_unused_columns=False,
     )
-    trainer = Trainer(model=model, args=args, train_dataset=ListDataset(),
-                      data_collator=DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100))
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=ListDataset(),
+        data_collator=DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100),
+    )
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # it prints every log line; the losses stay in log_history
@@ -140,8 +165,13 @@ def run_trainer(ref, settings: TrainSettings, train, workdir: Path) -> dict:
     seconds = float(out.metrics["train_runtime"])
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     tokens = tokens_per_epoch * settings.epochs
-    return {"tokens": tokens, "seconds": seconds, "steps": trainer.state.global_step,
-            "tokens_per_s": tokens / seconds, "final_loss": losses[-1] if losses else math.nan}
+    return {
+        "tokens": tokens,
+        "seconds": seconds,
+        "steps": trainer.state.global_step,
+        "tokens_per_s": tokens / seconds,
+        "final_loss": losses[-1] if losses else math.nan,
+    }
 
 
 def main() -> int:
@@ -177,12 +207,20 @@ def main() -> int:
             ref = resolve_model(make_tiny_llama(work / "tiny-llama"))
         train, dev = items(args.examples)
         settings = TrainSettings(
-            epochs=args.epochs, batch_size=args.batch_size, grad_accum=args.grad_accum, threads=threads,
-            device=args.device, stopping="convergence", eval_every_steps=10**9, fit_sample_per_category=0,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            grad_accum=args.grad_accum,
+            threads=threads,
+            device=args.device,
+            stopping="convergence",
+            eval_every_steps=10**9,
+            fit_sample_per_category=0,
             max_new_tokens=8,
         )
-        log(f"model {ref.display_name} ({ref.path}); {len(train)} examples x {args.epochs} epochs, batch "
-            f"{args.batch_size}x{args.grad_accum}, LoRA r={settings.lora_r}, {threads} thread(s)")
+        log(
+            f"model {ref.display_name} ({ref.path}); {len(train)} examples x {args.epochs} epochs, batch "
+            f"{args.batch_size}x{args.grad_accum}, LoRA r={settings.lora_r}, {threads} thread(s)"
+        )
         knowmix, trainer = [], []
         for r in range(args.repeats):
             log(f"round {r + 1}: KnowMix loop ...")
@@ -195,14 +233,20 @@ def main() -> int:
     import peft
     import transformers
 
-    print(f"model: {ref.display_name}; {len(train)} examples x {args.epochs} epochs = {k['steps']} steps "
-          f"(batch {args.batch_size}x{args.grad_accum}); device {args.device}; {threads} CPU thread(s); "
-          f"torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}; "
-          f"{platform.processor() or platform.machine()}")
-    print(f"KnowMix loop:         {k['tokens_per_s']:10.1f} tokens/s  ({k['tokens']} tokens in {k['seconds']:.2f} s, "
-          f"{k['steps']} steps, final loss {k['final_loss']:.3f})")
-    print(f"transformers Trainer: {t['tokens_per_s']:10.1f} tokens/s  ({t['tokens']} tokens in {t['seconds']:.2f} s, "
-          f"{t['steps']} steps, final loss {t['final_loss']:.3f})")
+    print(
+        f"model: {ref.display_name}; {len(train)} examples x {args.epochs} epochs = {k['steps']} steps "
+        f"(batch {args.batch_size}x{args.grad_accum}); device {args.device}; {threads} CPU thread(s); "
+        f"torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}; "
+        f"{platform.processor() or platform.machine()}"
+    )
+    print(
+        f"KnowMix loop:         {k['tokens_per_s']:10.1f} tokens/s  ({k['tokens']} tokens in {k['seconds']:.2f} s, "
+        f"{k['steps']} steps, final loss {k['final_loss']:.3f})"
+    )
+    print(
+        f"transformers Trainer: {t['tokens_per_s']:10.1f} tokens/s  ({t['tokens']} tokens in {t['seconds']:.2f} s, "
+        f"{t['steps']} steps, final loss {t['final_loss']:.3f})"
+    )
     print(f"ratio KnowMix / Trainer: {ratio:.2f}x  (target >= 1.00: {'met' if ratio >= 1.0 else 'NOT met'})")
     if args.json:
         Path(args.json).write_text(json.dumps({"knowmix": knowmix, "trainer": trainer, "ratio": ratio}, indent=2))

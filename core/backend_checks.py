@@ -85,12 +85,25 @@ def run_child(cmd: Sequence[str], *, timeout: float, env: Optional[Mapping[str, 
     start = time.monotonic()
     kwargs: dict[str, Any] = {"start_new_session": True} if os.name == "posix" else {}
     try:
-        proc = subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=dict(env) if env is not None else None, text=True, encoding="utf-8",
-                                errors="replace", **kwargs)
+        proc = subprocess.Popen(
+            list(cmd),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(env) if env is not None else None,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            **kwargs,
+        )
     except OSError as exc:
-        return ChildRun(returncode=None, seconds=time.monotonic() - start, stdout="",
-                        stderr=f"could not start {cmd[0]}: {exc}", timed_out=False)
+        return ChildRun(
+            returncode=None,
+            seconds=time.monotonic() - start,
+            stdout="",
+            stderr=f"could not start {cmd[0]}: {exc}",
+            timed_out=False,
+        )
     try:
         out, err = proc.communicate(timeout=timeout)
         return ChildRun(proc.returncode, time.monotonic() - start, out, err)
@@ -119,18 +132,32 @@ def _frozen() -> bool:
 
 def torch_fix() -> str:
     if _frozen():
-        return ("reinstall KnowMix (full edition), or probe with the llama.cpp backend "
-                "(a .gguf model such as the built-in one; --backend llama.cpp)")
-    return ("reinstall torch (.venv/bin/pip install --force-reinstall torch), or probe with the llama.cpp backend "
-            "(a .gguf model such as the built-in one; --backend llama.cpp)")
+        return (
+            "reinstall KnowMix (full edition), or probe with the llama.cpp backend "
+            "(a .gguf model such as the built-in one; --backend llama.cpp)"
+        )
+    return (
+        "reinstall torch (.venv/bin/pip install --force-reinstall torch), or probe with the llama.cpp backend "
+        "(a .gguf model such as the built-in one; --backend llama.cpp)"
+    )
 
 
 def torch_report(run: ChildRun, timeout: float = TORCH_TIMEOUT) -> dict[str, Any]:
     """What the doctor says about a finished torch child: ok, or how it failed and what to do."""
     answer = run.result() or {}
-    out: dict[str, Any] = {"status": "ok", "ok": False, "seconds": round(run.seconds, 2), "device": answer.get("device"),
-                           "dtype": answer.get("dtype"), "torch": answer.get("torch"), "transformers": answer.get("transformers"),
-                           "returncode": run.returncode, "signal": run.signal_name, "message": "", "fix": None}
+    out: dict[str, Any] = {
+        "status": "ok",
+        "ok": False,
+        "seconds": round(run.seconds, 2),
+        "device": answer.get("device"),
+        "dtype": answer.get("dtype"),
+        "torch": answer.get("torch"),
+        "transformers": answer.get("transformers"),
+        "returncode": run.returncode,
+        "signal": run.signal_name,
+        "message": "",
+        "fix": None,
+    }
     if run.ok and answer.get("ok"):
         out["ok"] = True
         out["message"] = f"a tiny Llama forward pass on {answer.get('device')} took {run.seconds:.1f} s"
@@ -152,9 +179,16 @@ def torch_report(run: ChildRun, timeout: float = TORCH_TIMEOUT) -> dict[str, Any
 def torch_check(timeout: float = TORCH_TIMEOUT, *, installed: bool = True) -> dict[str, Any]:
     """A tiny Llama forward pass in a child process (see ``main``)."""
     if not installed:
-        return {"status": "not installed", "ok": None, "seconds": None, "device": None, "returncode": None,
-                "signal": None, "fix": None,
-                "message": "torch is not installed (the lite edition): probing uses llama.cpp, training is not available"}
+        return {
+            "status": "not installed",
+            "ok": None,
+            "seconds": None,
+            "device": None,
+            "returncode": None,
+            "signal": None,
+            "fix": None,
+            "message": "torch is not installed (the lite edition): probing uses llama.cpp, training is not available",
+        }
     run = run_child(child_command("core.backend_checks", "torch"), timeout=timeout, env=child_env())
     return torch_report(run, timeout)
 
@@ -173,8 +207,15 @@ def _torch_forward() -> dict[str, Any]:
     device = resolve_device("auto")
     dtype = resolve_dtype("auto", device)
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    config = LlamaConfig(
+        vocab_size=128,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
     model = LlamaForCausalLM(config).to(device=device, dtype=getattr(torch, dtype)).eval()
     ids = torch.tensor([[1, 5, 9, 17, 33, 65]], device=device)
     with torch.no_grad():
@@ -182,10 +223,20 @@ def _torch_forward() -> dict[str, Any]:
     finite = bool(torch.isfinite(logits.float()).all().item())
     shape = list(logits.shape)
     if shape != [1, ids.shape[1], config.vocab_size] or not finite:
-        return {"ok": False, "device": device, "dtype": dtype,
-                "error": f"the forward pass gave wrong output (shape {shape}, finite {finite})"}
-    return {"ok": True, "device": device, "dtype": dtype, "torch": torch.__version__,
-            "transformers": transformers.__version__, "seconds": round(time.monotonic() - start, 3)}
+        return {
+            "ok": False,
+            "device": device,
+            "dtype": dtype,
+            "error": f"the forward pass gave wrong output (shape {shape}, finite {finite})",
+        }
+    return {
+        "ok": True,
+        "device": device,
+        "dtype": dtype,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "seconds": round(time.monotonic() - start, 3),
+    }
 
 
 # ----------------------------------------------------------------------------------- llama.cpp
@@ -217,9 +268,11 @@ def system_info_features(system_info: Optional[str]) -> list[str]:
 
 def llama_fix() -> str:
     if _frozen():
-        return ("reinstall KnowMix; meanwhile probe with the torch backend (--backend torch, full edition)")
-    return ("rebuild llama.cpp with `make setup` (it picks a build this CPU can run), "
-            "or probe with the torch backend (--backend torch)")
+        return "reinstall KnowMix; meanwhile probe with the torch backend (--backend torch, full edition)"
+    return (
+        "rebuild llama.cpp with `make setup` (it picks a build this CPU can run), "
+        "or probe with the torch backend (--backend torch)"
+    )
 
 
 def llama_check(timeout: float = LLAMA_TIMEOUT) -> dict[str, Any]:
@@ -227,15 +280,35 @@ def llama_check(timeout: float = LLAMA_TIMEOUT) -> dict[str, Any]:
     try:
         from .llama_cpu import decode_check
     except ImportError as exc:
-        return {"status": "not checked", "ok": None, "seconds": None, "returncode": None, "signal": None,
-                "features": [], "system_info": None, "variant": None, "build": {}, "fix": None,
-                "message": f"this KnowMix cannot check llama.cpp ({type(exc).__name__}: {exc})"}
+        return {
+            "status": "not checked",
+            "ok": None,
+            "seconds": None,
+            "returncode": None,
+            "signal": None,
+            "features": [],
+            "system_info": None,
+            "variant": None,
+            "build": {},
+            "fix": None,
+            "message": f"this KnowMix cannot check llama.cpp ({type(exc).__name__}: {exc})",
+        }
     try:
         check = decode_check(timeout=timeout)
     except Exception as exc:  # noqa: BLE001  (the doctor reports, it never fails)
-        return {"status": "failed", "ok": False, "seconds": None, "returncode": None, "signal": None,
-                "features": [], "system_info": None, "variant": None, "build": {}, "fix": llama_fix(),
-                "message": f"the llama.cpp check could not run: {type(exc).__name__}: {exc}"}
+        return {
+            "status": "failed",
+            "ok": False,
+            "seconds": None,
+            "returncode": None,
+            "signal": None,
+            "features": [],
+            "system_info": None,
+            "variant": None,
+            "build": {},
+            "fix": llama_fix(),
+            "message": f"the llama.cpp check could not run: {type(exc).__name__}: {exc}",
+        }
     message = check.message
     if check.ok:
         status = "ok"
@@ -253,11 +326,20 @@ def llama_check(timeout: float = LLAMA_TIMEOUT) -> dict[str, Any]:
         cpu: dict[str, Any] = cpu_features()
     except Exception as exc:  # noqa: BLE001
         cpu = {"error": f"{type(exc).__name__}: {exc}"}
-    return {"status": status, "ok": bool(check.ok), "seconds": round(check.seconds, 2) if check.seconds is not None else None,
-            "returncode": check.returncode, "signal": check.signal_name, "message": message,
-            "features": system_info_features(check.system_info), "system_info": check.system_info,
-            "variant": check.variant, "build": dict(check.build or {}), "cpu": cpu,
-            "fix": None if check.ok else llama_fix()}
+    return {
+        "status": status,
+        "ok": bool(check.ok),
+        "seconds": round(check.seconds, 2) if check.seconds is not None else None,
+        "returncode": check.returncode,
+        "signal": check.signal_name,
+        "message": message,
+        "features": system_info_features(check.system_info),
+        "system_info": check.system_info,
+        "variant": check.variant,
+        "build": dict(check.build or {}),
+        "cpu": cpu,
+        "fix": None if check.ok else llama_fix(),
+    }
 
 
 # ------------------------------------------------------------------------------------- together
@@ -275,9 +357,19 @@ def collect(*, llama: bool = True, torch_installed: bool = True, llama_skip_reas
         threads.append(threading.Thread(target=run_llama, name="knowmix-doctor-llama", daemon=True))
         threads[-1].start()
     else:
-        results["llama.cpp"] = {"status": "not checked", "ok": None, "seconds": None, "returncode": None, "signal": None,
-                                "features": [], "system_info": None, "variant": None, "build": {}, "fix": None,
-                                "message": llama_skip_reason or "not checked"}
+        results["llama.cpp"] = {
+            "status": "not checked",
+            "ok": None,
+            "seconds": None,
+            "returncode": None,
+            "signal": None,
+            "features": [],
+            "system_info": None,
+            "variant": None,
+            "build": {},
+            "fix": None,
+            "message": llama_skip_reason or "not checked",
+        }
     results["torch"] = torch_check(installed=torch_installed)
     for t in threads:
         t.join()

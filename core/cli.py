@@ -25,6 +25,7 @@ from .jobs import CancelToken, Progress
 
 # -- output helpers -----------------------------------------------------------------------------
 
+
 class ProgressPrinter:
     """A one-line progress bar on a terminal; periodic plain lines when output is a file or pipe."""
 
@@ -69,7 +70,9 @@ def _status(message: str) -> None:
 class _CtrlC:
     """First Ctrl-C asks the job to stop after the current batch; a second one stops at once."""
 
-    def __init__(self, token: CancelToken, what: str = "Finished batches are saved; the batch in progress is redone on resume") -> None:
+    def __init__(
+        self, token: CancelToken, what: str = "Finished batches are saved; the batch in progress is redone on resume"
+    ) -> None:
         self.token = token
         self.what = what
         self._old: Any = None  # the SIGINT handler to put back
@@ -94,6 +97,7 @@ class _CtrlC:
 
 # -- subcommands --------------------------------------------------------------------------------
 
+
 def _default_project(data: Path) -> Path:
     return Path.cwd() / f"{data.stem}.knowmix"
 
@@ -113,8 +117,17 @@ def _load_data(path: str, args: argparse.Namespace, role: str = "data"):
     return ds
 
 
-def _run_probe(project_path: Path, ds, pool, model: str, settings, *, backend: str = "auto", allow_pickle: bool = False,
-               threads: Optional[int] = None) -> int:
+def _run_probe(
+    project_path: Path,
+    ds,
+    pool,
+    model: str,
+    settings,
+    *,
+    backend: str = "auto",
+    allow_pickle: bool = False,
+    threads: Optional[int] = None,
+) -> int:
     from .probe import check_pool_size, run_probe
     from .store import Project
     from .summary import breakdown
@@ -130,8 +143,16 @@ def _run_probe(project_path: Path, ds, pool, model: str, settings, *, backend: s
         with _CtrlC(token):
             try:
                 outcome = run_probe(
-                    project, dataset_id=dataset_id, pool_dataset_id=pool_id, model_spec=model, settings=settings,
-                    backend_name=backend, allow_pickle=allow_pickle, progress=bar, cancel=token, on_status=_status,
+                    project,
+                    dataset_id=dataset_id,
+                    pool_dataset_id=pool_id,
+                    model_spec=model,
+                    settings=settings,
+                    backend_name=backend,
+                    allow_pickle=allow_pickle,
+                    progress=bar,
+                    cancel=token,
+                    on_status=_status,
                     backend_options={"n_threads": threads} if threads else None,
                 )
             finally:
@@ -171,8 +192,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
     # A bad model or backend is reported before anything is written.
     backend_for(resolve_model(args.model, allow_pickle=args.allow_pickle), args.backend)
     project = Path(args.project) if args.project else _default_project(Path(args.data))
-    return _run_probe(project, ds, pool, args.model, settings, backend=args.backend, allow_pickle=args.allow_pickle,
-                      threads=args.threads)
+    return _run_probe(
+        project, ds, pool, args.model, settings, backend=args.backend, allow_pickle=args.allow_pickle, threads=args.threads
+    )
 
 
 def _find_project(arg: Optional[str]) -> Path:
@@ -230,16 +252,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return 0
         plan_id = save_plan(store, plan, name="demo")
         counts = plan.counts()
-        print(f"Plan {plan_id}: {counts['train']['total']} questions to train on, {counts['dev']['total']} held out for dev, "
-              f"{counts['dropped']['total']} dropped (Unknown, and WeaklyKnown over the cap of 0). "
-              f"`knowmix plan --project {project}` prints the full reasoning.")
+        print(
+            f"Plan {plan_id}: {counts['train']['total']} questions to train on, {counts['dev']['total']} held out for dev, "
+            f"{counts['dropped']['total']} dropped (Unknown, and WeaklyKnown over the cap of 0). "
+            f"`knowmix plan --project {project}` prints the full reasoning."
+        )
     from .train.runner import missing_training_packages
     from .train.settings import TrainSettings
 
     missing = missing_training_packages()
     if missing:
-        print(f"\nNo training run: this installation has no {', '.join(missing)} (the lite edition). The full "
-              f"edition trains the plan; `knowmix plan --project {project} --export DIR` writes it for other tools.")
+        print(
+            f"\nNo training run: this installation has no {', '.join(missing)} (the lite edition). The full "
+            f"edition trains the plan; `knowmix plan --project {project} --export DIR` writes it for other tools."
+        )
         return 0
     print("\n== A short LoRA run on the built-in model ==")
 
@@ -323,16 +349,17 @@ class _EvalPrinter:
             fit = ", ".join(f"{c} {percent(v, 0)}" for c, v in (event.fit or {}).items())
             best = " (best so far)" if event.best else ""
             self.bar.finish()
-            _status(f"epoch {event.epoch:.2f} step {event.step}: dev exact match "
-                    f"{percent(event.dev_em)}{best}; train fit {fit}")
+            _status(f"epoch {event.epoch:.2f} step {event.step}: dev exact match {percent(event.dev_em)}{best}; train fit {fit}")
         elif isinstance(event, Resume):
             self.bar.finish()
             _status(f"Resuming training run {event.run_id} from step {event.from_step} (its last checkpoint).")
         elif isinstance(event, Start):
             self.bar.finish()
-            _status(f"Training on {event.device} ({event.dtype}): {event.n_train} examples, "
-                    f"{event.n_dev} dev, {event.total_steps} steps, "
-                    f"{event.trainable_params} trainable parameters")
+            _status(
+                f"Training on {event.device} ({event.dtype}): {event.n_train} examples, "
+                f"{event.n_dev} dev, {event.total_steps} steps, "
+                f"{event.trainable_params} trainable parameters"
+            )
 
 
 def _print_outcome(out) -> None:
@@ -341,8 +368,10 @@ def _print_outcome(out) -> None:
     where = "best dev exact match" if out.stop_reason != "max_epochs" else "trained to the end; best dev exact match"
     if out.best_step is not None:
         fit = ", ".join(f"{c} {percent(v, 0)}" for c, v in (out.fit_at_best or {}).items())
-        print(f"Stopping point ({where}): epoch {out.best_epoch:g}, step {out.best_step}, dev exact match "
-              f"{percent(out.best_dev_em or 0)}; train fit there: {fit}")
+        print(
+            f"Stopping point ({where}): epoch {out.best_epoch:g}, step {out.best_step}, dev exact match "
+            f"{percent(out.best_dev_em or 0)}; train fit there: {fit}"
+        )
     if out.adapter_dir:
         print(f"Adapter: {out.adapter_dir}  (load with PeftModel.from_pretrained)")
     if out.merged_dir:
@@ -350,7 +379,9 @@ def _print_outcome(out) -> None:
     print(f"Run folder: {out.run_dir}  ({_fmt_seconds(out.seconds)})")
 
 
-def _run_training(project_path: Path, plan_id: Optional[int], settings, *, resume_run: Optional[int] = None, model: Optional[str] = None):
+def _run_training(
+    project_path: Path, plan_id: Optional[int], settings, *, resume_run: Optional[int] = None, model: Optional[str] = None
+):
     from .train.runner import resume_training, start_training
 
     token = CancelToken()
@@ -360,8 +391,9 @@ def _run_training(project_path: Path, plan_id: Optional[int], settings, *, resum
             if resume_run is not None:
                 out = resume_training(project_path, resume_run, progress=bar, on_event=_EvalPrinter(bar), cancel=token)
             else:
-                out = start_training(project_path, plan_id, settings, progress=bar, on_event=_EvalPrinter(bar),
-                                     cancel=token, model=model)
+                out = start_training(
+                    project_path, plan_id, settings, progress=bar, on_event=_EvalPrinter(bar), cancel=token, model=model
+                )
         finally:
             bar.finish()
     _print_outcome(out)
@@ -418,8 +450,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 # -- parser -------------------------------------------------------------------------------------
 
 COMMANDS: dict[str, Command] = {
-    "probe": cmd_probe, "summary": cmd_summary, "demo": cmd_demo, "plan": cmd_plan, "train": cmd_train,
-    "resume": cmd_resume, "report": cmd_report, "model": cmd_models, "doctor": cmd_doctor,
+    "probe": cmd_probe,
+    "summary": cmd_summary,
+    "demo": cmd_demo,
+    "plan": cmd_plan,
+    "train": cmd_train,
+    "resume": cmd_resume,
+    "report": cmd_report,
+    "model": cmd_models,
+    "doctor": cmd_doctor,
 }
 
 

@@ -74,8 +74,13 @@ def packages() -> dict[str, Optional[str]]:
 
 
 def _cpu_and_memory() -> dict[str, Any]:
-    out: dict[str, Any] = {"cpu_logical": os.cpu_count(), "cpu_physical": None, "ram_total": None, "ram_free": None,
-                           "threads_env": os.environ.get("KNOWMIX_THREADS")}
+    out: dict[str, Any] = {
+        "cpu_logical": os.cpu_count(),
+        "cpu_physical": None,
+        "ram_total": None,
+        "ram_free": None,
+        "threads_env": os.environ.get("KNOWMIX_THREADS"),
+    }
     try:
         import psutil
 
@@ -96,8 +101,13 @@ def _gpu(torch_installed: bool) -> dict[str, Any]:
     found = detect_devices(free_memory=True)
     if found.error:
         return {"checked": True, "cuda": False, "mps": False, "devices": [], "error": found.error}
-    out: dict[str, Any] = {"checked": True, "cuda": bool(found.cuda), "mps": found.mps, "devices": [],
-                           "torch_cuda_build": found.torch_cuda_build}
+    out: dict[str, Any] = {
+        "checked": True,
+        "cuda": bool(found.cuda),
+        "mps": found.mps,
+        "devices": [],
+        "torch_cuda_build": found.torch_cuda_build,
+    }
     for gpu in found.cuda:
         dev: dict[str, Any] = {"index": gpu.index, "name": gpu.name, "memory_total": gpu.memory}
         if gpu.free is not None:
@@ -197,8 +207,7 @@ def _backends(pkgs: dict[str, Optional[str]], model: dict[str, Any]) -> dict[str
         skip = "llama-cpp-python is not installed"
     elif not model.get("ok"):
         skip = "the built-in model cannot be used (see above)"
-    return backend_checks.collect(llama=skip is None, llama_skip_reason=skip,
-                                  torch_installed=pkgs.get("torch") is not None)
+    return backend_checks.collect(llama=skip is None, llama_skip_reason=skip, torch_installed=pkgs.get("torch") is not None)
 
 
 def collect(*, gpu: bool = True, backends: bool = True) -> dict[str, Any]:
@@ -212,13 +221,23 @@ def collect(*, gpu: bool = True, backends: bool = True) -> dict[str, Any]:
     model = _model()
     info: dict[str, Any] = {
         "knowmix": __version__,
-        "python": {"version": platform.python_version(), "implementation": platform.python_implementation(),
-                   "executable": sys.executable, "frozen": bool(getattr(sys, "frozen", False))},
-        "platform": {"system": platform.system(), "release": platform.release(), "machine": platform.machine(),
-                     "platform": platform.platform()},
+        "python": {
+            "version": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+            "frozen": bool(getattr(sys, "frozen", False)),
+        },
+        "platform": {
+            "system": platform.system(),
+            "release": platform.release(),
+            "machine": platform.machine(),
+            "platform": platform.platform(),
+        },
         "packages": pkgs,
-        "devices": {**_cpu_and_memory(),
-                    "gpu": _gpu(pkgs.get("torch") is not None) if gpu else {"checked": False, "note": "not checked"}},
+        "devices": {
+            **_cpu_and_memory(),
+            "gpu": _gpu(pkgs.get("torch") is not None) if gpu else {"checked": False, "note": "not checked"},
+        },
         "model": model,
         "data_folder": _data_folder(),
         "resources": _resources(),
@@ -278,8 +297,10 @@ def format_text(info: dict[str, Any]) -> str:
     add("")
     dev = info["devices"]
     add("Devices:")
-    add(f"  CPU: {dev['cpu_logical']} logical cores, {dev['cpu_physical'] or 'unknown'} physical"
-        + (f" (KNOWMIX_THREADS={dev['threads_env']})" if dev.get("threads_env") else ""))
+    add(
+        f"  CPU: {dev['cpu_logical']} logical cores, {dev['cpu_physical'] or 'unknown'} physical"
+        + (f" (KNOWMIX_THREADS={dev['threads_env']})" if dev.get("threads_env") else "")
+    )
     add(f"  RAM: {_mib(dev['ram_total'])} total, {_mib(dev['ram_free'])} free")
     gpu = dev["gpu"]
     if not gpu.get("checked"):
@@ -287,9 +308,11 @@ def format_text(info: dict[str, Any]) -> str:
     elif gpu.get("error"):
         add(f"  GPU: error asking torch: {gpu['error']}")
     else:
-        add(f"  GPU: CUDA {'available' if gpu['cuda'] else 'not available'}"
+        add(
+            f"  GPU: CUDA {'available' if gpu['cuda'] else 'not available'}"
             + (f" (torch built for CUDA {gpu['torch_cuda_build']})" if gpu.get("torch_cuda_build") else "")
-            + f"; MPS {'available' if gpu['mps'] else 'not available'}")
+            + f"; MPS {'available' if gpu['mps'] else 'not available'}"
+        )
         for d in gpu["devices"]:
             free = f", {_mib(d['memory_free'])} free" if "memory_free" in d else ""
             add(f"    cuda:{d['index']}: {d['name']}, {_mib(d['memory_total'])}{free}")
@@ -303,8 +326,10 @@ def format_text(info: dict[str, Any]) -> str:
     add("")
     data = info["data_folder"]
     add(f"Data folder: {data['path']}")
-    add(f"  {'exists' if data['exists'] else 'not created yet'}, {'writable' if data['writable'] else 'NOT writable'}, "
-        f"{_mib(data['free'])} free on its disk")
+    add(
+        f"  {'exists' if data['exists'] else 'not created yet'}, {'writable' if data['writable'] else 'NOT writable'}, "
+        f"{_mib(data['free'])} free on its disk"
+    )
     res = info["resources"]
     add(f"Resources folder: {res['path']}")
     for name, f in res["samples"].items():
@@ -361,8 +386,9 @@ def _format_backends(backends: dict[str, Any]) -> str:
             cpu = check.get("cpu") or {}
             if cpu.get("cpu_flags"):
                 amx = {True: "granted by the OS", False: "NOT granted by the OS", None: "unknown"}[cpu.get("amx_granted")]
-                lines.append(f"    this CPU: {' '.join(cpu['cpu_flags'])}"
-                             + (f"; AMX {amx}" if cpu.get("amx_advertised") else ""))
+                lines.append(
+                    f"    this CPU: {' '.join(cpu['cpu_flags'])}" + (f"; AMX {amx}" if cpu.get("amx_advertised") else "")
+                )
         if check.get("fix"):
             lines.append(f"    Fix: {check['fix']}.")
     return "\n".join(lines)

@@ -47,8 +47,17 @@ class ModelCrashed(ModelError):
     batch and how much is saved, the app knows which button resumes.
     """
 
-    def __init__(self, exit_text: str = "ended unexpectedly", *, doing: str = "working", backend: str = "",
-                 saved: str = "", resume: str = "", app: bool = False, returncode: "int | None" = None) -> None:
+    def __init__(
+        self,
+        exit_text: str = "ended unexpectedly",
+        *,
+        doing: str = "working",
+        backend: str = "",
+        saved: str = "",
+        resume: str = "",
+        app: bool = False,
+        returncode: "int | None" = None,
+    ) -> None:
         self.exit_text, self.doing, self.backend = exit_text, doing, backend
         self.saved, self.resume, self.app, self.returncode = saved, resume, app, returncode
         super().__init__(self._compose())
@@ -57,7 +66,11 @@ class ModelCrashed(ModelError):
         if self.app:
             other = "another backend in the Model step"
         else:
-            other = "another backend (" + ("--backend llama.cpp with a GGUF file" if self.backend == "torch" else "--backend torch") + ")"
+            other = (
+                "another backend ("
+                + ("--backend llama.cpp with a GGUF file" if self.backend == "torch" else "--backend torch")
+                + ")"
+            )
         parts = [f"The model process {self.exit_text} while {self.doing}."]
         parts += [p for p in (self.saved, self.resume) if p]
         doctor = "run `knowmix doctor`" + (" in a terminal" if self.app else "") + " to check this machine"
@@ -66,8 +79,9 @@ class ModelCrashed(ModelError):
 
     def retold(self, **changes: object) -> "ModelCrashed":
         """The same crash told with more context (``doing``, ``saved``, ``resume``, ``app``)."""
-        fields = dict(doing=self.doing, backend=self.backend, saved=self.saved, resume=self.resume, app=self.app,
-                      returncode=self.returncode)
+        fields = dict(
+            doing=self.doing, backend=self.backend, saved=self.saved, resume=self.resume, app=self.app, returncode=self.returncode
+        )
         fields.update(changes)
         return ModelCrashed(self.exit_text, **fields)  # type: ignore[arg-type]
 

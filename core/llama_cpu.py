@@ -48,19 +48,99 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "piledriver": ("sse4_2", "avx", "f16c", "fma"),
     "haswell": ("sse4_2", "avx", "f16c", "fma", "avx2", "bmi2"),
     "skylakex": ("sse4_2", "avx", "f16c", "fma", "avx2", "bmi2", "avx512f", "avx512cd", "avx512vl", "avx512dq", "avx512bw"),
-    "cannonlake": ("sse4_2", "avx", "f16c", "fma", "avx2", "bmi2", "avx512f", "avx512cd", "avx512vl", "avx512dq", "avx512bw",
-                   "avx512vbmi"),
-    "cascadelake": ("sse4_2", "avx", "f16c", "fma", "avx2", "bmi2", "avx512f", "avx512cd", "avx512vl", "avx512dq", "avx512bw",
-                    "avx512_vnni"),
-    "icelake": ("sse4_2", "avx", "f16c", "fma", "avx2", "bmi2", "avx512f", "avx512cd", "avx512vl", "avx512dq", "avx512bw",
-                "avx512vbmi", "avx512_vnni"),
-    "cooperlake": ("sse4_2", "avx", "f16c", "fma", "avx2", "bmi2", "avx512f", "avx512cd", "avx512vl", "avx512dq", "avx512bw",
-                   "avx512_vnni", "avx512_bf16"),
-    "zen4": ("sse4_2", "avx", "f16c", "fma", "avx2", "bmi2", "avx512f", "avx512cd", "avx512vl", "avx512dq", "avx512bw",
-             "avx512vbmi", "avx512_vnni", "avx512_bf16"),
+    "cannonlake": (
+        "sse4_2",
+        "avx",
+        "f16c",
+        "fma",
+        "avx2",
+        "bmi2",
+        "avx512f",
+        "avx512cd",
+        "avx512vl",
+        "avx512dq",
+        "avx512bw",
+        "avx512vbmi",
+    ),
+    "cascadelake": (
+        "sse4_2",
+        "avx",
+        "f16c",
+        "fma",
+        "avx2",
+        "bmi2",
+        "avx512f",
+        "avx512cd",
+        "avx512vl",
+        "avx512dq",
+        "avx512bw",
+        "avx512_vnni",
+    ),
+    "icelake": (
+        "sse4_2",
+        "avx",
+        "f16c",
+        "fma",
+        "avx2",
+        "bmi2",
+        "avx512f",
+        "avx512cd",
+        "avx512vl",
+        "avx512dq",
+        "avx512bw",
+        "avx512vbmi",
+        "avx512_vnni",
+    ),
+    "cooperlake": (
+        "sse4_2",
+        "avx",
+        "f16c",
+        "fma",
+        "avx2",
+        "bmi2",
+        "avx512f",
+        "avx512cd",
+        "avx512vl",
+        "avx512dq",
+        "avx512bw",
+        "avx512_vnni",
+        "avx512_bf16",
+    ),
+    "zen4": (
+        "sse4_2",
+        "avx",
+        "f16c",
+        "fma",
+        "avx2",
+        "bmi2",
+        "avx512f",
+        "avx512cd",
+        "avx512vl",
+        "avx512dq",
+        "avx512bw",
+        "avx512vbmi",
+        "avx512_vnni",
+        "avx512_bf16",
+    ),
     "alderlake": ("sse4_2", "avx", "f16c", "fma", "avx2", "bmi2", "avx_vnni"),
-    "sapphirerapids": ("sse4_2", "avx", "f16c", "fma", "avx2", "bmi2", "avx512f", "avx512cd", "avx512vl", "avx512dq",
-                       "avx512bw", "avx512vbmi", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8"),
+    "sapphirerapids": (
+        "sse4_2",
+        "avx",
+        "f16c",
+        "fma",
+        "avx2",
+        "bmi2",
+        "avx512f",
+        "avx512cd",
+        "avx512vl",
+        "avx512dq",
+        "avx512bw",
+        "avx512vbmi",
+        "avx512_vnni",
+        "avx512_bf16",
+        "amx_tile",
+        "amx_int8",
+    ),
 }
 
 # The CMake switch of each instruction set for a GGML_NATIVE=OFF build.
@@ -77,8 +157,13 @@ _CMAKE_FLAGS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("GGML_AVX512_VNNI", ("avx512f", "avx512_vnni")),
     ("GGML_AVX512_BF16", ("avx512f", "avx512_bf16")),
 )
-_COMMON_CMAKE = ("-DLLAVA_BUILD=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_TOOLS=OFF",
-                 "-DLLAMA_BUILD_SERVER=OFF")
+_COMMON_CMAKE = (
+    "-DLLAVA_BUILD=OFF",
+    "-DLLAMA_BUILD_TESTS=OFF",
+    "-DLLAMA_BUILD_EXAMPLES=OFF",
+    "-DLLAMA_BUILD_TOOLS=OFF",
+    "-DLLAMA_BUILD_SERVER=OFF",
+)
 _SAFE_SET = ("sse4_2", "avx", "f16c", "fma", "avx2", "bmi2")
 
 
@@ -147,6 +232,7 @@ def best_variant_name(usable: set[str]) -> str:
 
 # -- building (make setup, packaging/build.py) -------------------------------------------------------
 
+
 def build_cmake_args(usable: Optional[set[str]] = None) -> str:
     """CMAKE_ARGS for a llama.cpp tuned to this CPU: GGML_NATIVE=OFF with each instruction set the
     CPU and OS support switched on, and AMX always off (its kernels are what crash)."""
@@ -169,6 +255,7 @@ def safe_cmake_args(usable: Optional[set[str]] = None) -> str:
 
 
 # -- a build with runtime-dispatched CPU variants (the installers) ------------------------------------
+
 
 def llama_lib_dir() -> Optional[Path]:
     """llama_cpp's library folder, found without importing llama_cpp (a packaged app: in _MEIPASS)."""
@@ -195,7 +282,7 @@ def variant_files(lib: Path) -> dict[str, Path]:
     out = {}
     for p in lib.iterdir():
         if p.name.startswith(prefix) and p.name.endswith(ext):
-            out[p.name[len(prefix):-len(ext)]] = p
+            out[p.name[len(prefix) : -len(ext)]] = p
     return out
 
 
@@ -318,6 +405,7 @@ def build_info() -> dict:
 
 # -- the one-token decode, in a child process ---------------------------------------------------------
 
+
 @dataclass
 class DecodeCheck:
     """How a one-token decode of the built-in model went in a child process."""
@@ -343,11 +431,25 @@ def decode_check(timeout: float = 180.0, *, variant: Optional[Path] = None, mode
     cmd = child_command("core.llama_cpu", "--decode-check") + (["--model", model] if model else [])
     t0 = time.monotonic()
     try:
-        proc = subprocess.run(cmd, env=child_env(extra), capture_output=True, text=True, encoding="utf-8",
-                              errors="replace", timeout=timeout, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            cmd,
+            env=child_env(extra),
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
-        return DecodeCheck(False, time.monotonic() - t0, None, None,
-                           f"did not finish a one-token decode within {timeout:.0f} s", variant=str(variant) if variant else None)
+        return DecodeCheck(
+            False,
+            time.monotonic() - t0,
+            None,
+            None,
+            f"did not finish a one-token decode within {timeout:.0f} s",
+            variant=str(variant) if variant else None,
+        )
     seconds = time.monotonic() - t0
     result: dict = {}
     for line in proc.stdout.splitlines()[::-1]:
@@ -358,14 +460,30 @@ def decode_check(timeout: float = 180.0, *, variant: Optional[Path] = None, mode
             except ValueError:
                 continue
     if proc.returncode == 0 and result.get("ok"):
-        return DecodeCheck(True, seconds, 0, None, f"decoded one token in {seconds:.1f} s",
-                           result.get("system_info"), result.get("variant"), build_info())
+        return DecodeCheck(
+            True,
+            seconds,
+            0,
+            None,
+            f"decoded one token in {seconds:.1f} s",
+            result.get("system_info"),
+            result.get("variant"),
+            build_info(),
+        )
     if result.get("error"):
         message = str(result["error"])
     else:
         message = f"{describe_exit(proc.returncode)} during a one-token decode"
-    return DecodeCheck(False, seconds, proc.returncode, signal_name(proc.returncode), message,
-                       result.get("system_info"), str(variant) if variant else result.get("variant"), build_info())
+    return DecodeCheck(
+        False,
+        seconds,
+        proc.returncode,
+        signal_name(proc.returncode),
+        message,
+        result.get("system_info"),
+        str(variant) if variant else result.get("variant"),
+        build_info(),
+    )
 
 
 def _decode_once(model: Optional[str]) -> dict:
@@ -387,8 +505,13 @@ def _decode_once(model: Optional[str]) -> dict:
     tokens = llm.tokenize(b"Q: What is the capital of France?\nA:", add_bos=True)
     llm.eval(tokens)
     token = int(llm.sample(temp=0.0))
-    return {"ok": True, "token": token, "text": llm.detokenize([token]).decode("utf-8", "replace"),
-            "system_info": info, "variant": variant}
+    return {
+        "ok": True,
+        "token": token,
+        "text": llm.detokenize([token]).decode("utf-8", "replace"),
+        "system_info": info,
+        "variant": variant,
+    }
 
 
 def main(argv: Sequence[str]) -> int:

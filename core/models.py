@@ -77,8 +77,14 @@ def resolve_model(spec: str | os.PathLike, *, allow_pickle: bool = False) -> Mod
         if not path.is_file():
             raise ModelError(f"The built-in model file is missing: {path}. Reinstall KnowMix or pick a model with --model PATH.")
         ref = _check_gguf(path)
-        return ModelRef(path=ref.path, kind="gguf", display_name=DEFAULT_MODEL_NAME, size_bytes=ref.size_bytes,
-                        is_default=True, metadata=ref.metadata)
+        return ModelRef(
+            path=ref.path,
+            kind="gguf",
+            display_name=DEFAULT_MODEL_NAME,
+            size_bytes=ref.size_bytes,
+            is_default=True,
+            metadata=ref.metadata,
+        )
     path = Path(spec).expanduser()
     if not path.exists():
         raise ModelError(
@@ -110,14 +116,20 @@ def _read_head(path: Path, n: int) -> bytes:
         with open(path, "rb") as fh:
             return fh.read(n)
     except OSError as exc:
-        raise ModelError(f"Cannot read the model file {path}: {exc.strerror or exc}. Check that it exists and you may read it.") from None
+        raise ModelError(
+            f"Cannot read the model file {path}: {exc.strerror or exc}. Check that it exists and you may read it."
+        ) from None
 
 
 def _check_gguf(path: Path) -> ModelRef:
     head = _read_head(path, 4)
     size = path.stat().st_size
     if head != GGUF_MAGIC:
-        hint = " If it is a Hugging Face model, pick its folder instead." if path.suffix.lower() in {".json", ".safetensors", ".txt"} else ""
+        hint = (
+            " If it is a Hugging Face model, pick its folder instead."
+            if path.suffix.lower() in {".json", ".safetensors", ".txt"}
+            else ""
+        )
         raise ModelError(
             f"{path} is not a model file KnowMix can read: a GGUF file starts with the bytes 'GGUF' and this one does not."
             f"{hint} Pick a .gguf file or a Hugging Face model folder."
@@ -138,11 +150,11 @@ def read_gguf_metadata(path: Path) -> dict:
     """
     size = path.stat().st_size
     truncated = ModelError(
-        f"{path} looks truncated or damaged (its GGUF header or tensor data is cut short). "
-        "Copy or download the file again."
+        f"{path} looks truncated or damaged (its GGUF header or tensor data is cut short). Copy or download the file again."
     )
     try:
         with open(path, "rb") as fh:
+
             def read(n: int) -> bytes:
                 data = fh.read(n)
                 if len(data) != n:
@@ -179,7 +191,9 @@ def read_gguf_metadata(path: Path) -> dict:
             read(4)
             version = scalar("<I")
             if version not in (2, 3):
-                raise ModelError(f"{path} is GGUF version {version}; KnowMix reads versions 2 and 3. Convert it with a current llama.cpp.")
+                raise ModelError(
+                    f"{path} is GGUF version {version}; KnowMix reads versions 2 and 3. Convert it with a current llama.cpp."
+                )
             n_tensors = scalar("<Q")
             n_kv = scalar("<Q")
             if n_tensors > 1 << 20 or n_kv > 1 << 20:
@@ -256,7 +270,9 @@ def _check_hf_folder(folder: Path, *, allow_pickle: bool) -> ModelRef:
     except (ValueError, UnicodeDecodeError, OSError):
         raise ModelError(f"{config} is not valid JSON. Copy or download the model folder again.") from None
     weights = sorted(folder.glob("*.safetensors"))
-    pickles = sorted(p for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES and p.name.startswith(("pytorch_model", "model")))
+    pickles = sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES and p.name.startswith(("pytorch_model", "model"))
+    )
     uses_pickle = False
     if weights:
         for w in weights:
@@ -275,8 +291,14 @@ def _check_hf_folder(folder: Path, *, allow_pickle: bool) -> ModelRef:
         "model_type": cfg.get("model_type"),
         "context_length": cfg.get("max_position_embeddings"),
     }
-    return ModelRef(path=folder, kind="hf", display_name=str(name) if name else folder.name, size_bytes=size,
-                    uses_pickle=uses_pickle, metadata=meta)
+    return ModelRef(
+        path=folder,
+        kind="hf",
+        display_name=str(name) if name else folder.name,
+        size_bytes=size,
+        uses_pickle=uses_pickle,
+        metadata=meta,
+    )
 
 
 def model_fingerprint(ref: ModelRef, full_limit: int = 2 * 1024**3) -> str:
@@ -286,8 +308,14 @@ def model_fingerprint(ref: ModelRef, full_limit: int = 2 * 1024**3) -> str:
     names, sizes and first and last 16 MiB of each file are hashed, and the digest says so
     with a ``sampled:`` prefix, to keep opening a large model fast.
     """
-    files = [ref.path] if ref.path.is_file() else sorted(
-        p for p in ref.path.iterdir() if p.is_file() and (p.suffix in {".safetensors", ".json", ".gguf", ".model"} or p.suffix.lower() in PICKLE_SUFFIXES)
+    files = (
+        [ref.path]
+        if ref.path.is_file()
+        else sorted(
+            p
+            for p in ref.path.iterdir()
+            if p.is_file() and (p.suffix in {".safetensors", ".json", ".gguf", ".model"} or p.suffix.lower() in PICKLE_SUFFIXES)
+        )
     )
     total = sum(p.stat().st_size for p in files)
     digest = hashlib.sha256()

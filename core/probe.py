@@ -73,8 +73,7 @@ class ProbeSettings:
     def is_paper_budget(self) -> bool:
         """At least the paper's budget: 10 sets of 4 shots, 16 samples per set at T=0.5, top-k 40."""
         return (
-            self.n_sets >= 10 and self.shots == 4 and self.samples_per_set >= 16
-            and self.temperature == 0.5 and self.top_k == 40
+            self.n_sets >= 10 and self.shots == 4 and self.samples_per_set >= 16 and self.temperature == 0.5 and self.top_k == 40
         )
 
     @classmethod
@@ -164,7 +163,9 @@ def check_pool_size(n: int, settings: ProbeSettings) -> None:
         )
 
 
-def draw_exemplar_sets(pool: Sequence[Example], groups: Iterable[str], settings: ProbeSettings) -> tuple[dict[str, list[list[str]]], dict[str, str]]:
+def draw_exemplar_sets(
+    pool: Sequence[Example], groups: Iterable[str], settings: ProbeSettings
+) -> tuple[dict[str, list[list[str]]], dict[str, str]]:
     """Draw each group's exemplar sets once, with a seed, from the pool's questions of that group.
 
     Each set holds ``shots + 1`` ids: the last is a spare that replaces a question's own row
@@ -239,10 +240,22 @@ def _prepare(example: Example, group_sets: list[list[str]], pool_by_id: dict[str
         exemplars = [pool_by_id[i] for i in chosen]
         prompts.append(build_prompt(exemplars, example.question))
         used.append(chosen)
-    return _Work(example=example, matcher=AnswerMatcher(example.answers), pruner=PrefixPruner(example.answers), prompts=prompts, exemplar_ids=used)
+    return _Work(
+        example=example,
+        matcher=AnswerMatcher(example.answers),
+        pruner=PrefixPruner(example.answers),
+        prompts=prompts,
+        exemplar_ids=used,
+    )
 
 
-def probe_batch(backend: Backend, works: list[_Work], settings: ProbeSettings, cancel: CancelToken, on_step: Callable[[str], None] = lambda _m: None) -> None:
+def probe_batch(
+    backend: Backend,
+    works: list[_Work],
+    settings: ProbeSettings,
+    cancel: CancelToken,
+    on_step: Callable[[str], None] = lambda _m: None,
+) -> None:
     """Fill greedy and sampled answers for a batch, set-major so that prompts share their prefix."""
     t0 = time.monotonic()
     for k in range(settings.n_sets):
@@ -265,9 +278,13 @@ def probe_batch(backend: Backend, works: list[_Work], settings: ProbeSettings, c
             cancel.raise_if_cancelled("The probe")
             reqs = [
                 GenRequest(
-                    w.prompts[k], n=settings.samples_per_set, temperature=settings.temperature, top_k=settings.top_k,
+                    w.prompts[k],
+                    n=settings.samples_per_set,
+                    temperature=settings.temperature,
+                    top_k=settings.top_k,
                     seeds=tuple(sample_seed(settings.seed, w.example.id, k, j) for j in range(settings.samples_per_set)),
-                    max_tokens=settings.max_tokens, prune=w.pruner,
+                    max_tokens=settings.max_tokens,
+                    prune=w.pruner,
                 )
                 for w in pending
             ]
@@ -316,7 +333,8 @@ def probe_examples(
         n_batch += 1
         works = [_prepare(ex, exemplar_sets[ex.group], pool_by_id, settings.shots) for ex in batch]
         try:
-            probe_batch(backend, works, settings, cancel, lambda m: progress(meter.update(done, f"{group}: {m}")))
+            on_step = lambda m, d=done, g=group: progress(meter.update(d, f"{g}: {m}"))  # bound now, called now
+            probe_batch(backend, works, settings, cancel, on_step)
         except ModelCrashed as exc:  # say where, in the words of the probe, not of the backend
             which = f"question {done + 1}" if len(batch) == 1 else f"questions {done + 1}-{done + len(batch)}"
             raise exc.retold(doing=f"probing group '{group}' (batch {n_batch}, {which} of {total})") from None
@@ -329,6 +347,7 @@ def probe_examples(
 
 
 # -- the job: a probe tied to a project ------------------------------------------------------------
+
 
 @dataclass
 class ProbeOutcome:
@@ -388,14 +407,23 @@ def run_probe(
     # project then either waits for this to commit and finds the run claimed (a ProjectError that
     # says the project is in use), or claims a run whose owner was killed and resumes it.
     with project.transaction():
-        run = project.find_probe_run(dataset_id=dataset_id, pool_dataset_id=pool_dataset_id, model_fingerprint=fingerprint, settings=ident)
+        run = project.find_probe_run(
+            dataset_id=dataset_id, pool_dataset_id=pool_dataset_id, model_fingerprint=fingerprint, settings=ident
+        )
         if run is None:
             groups = {ex.group for ex in examples}
             sets, notes = draw_exemplar_sets(pool, groups, settings)
             run_id = project.create_probe_run(
-                dataset_id=dataset_id, pool_dataset_id=pool_dataset_id, model_spec=str(model_spec), model_name=model_name,
-                model_path=model_path, model_fingerprint=fingerprint, backend=bname, preset=settings.preset,
-                settings=ident, n_total=len(examples),
+                dataset_id=dataset_id,
+                pool_dataset_id=pool_dataset_id,
+                model_spec=str(model_spec),
+                model_name=model_name,
+                model_path=model_path,
+                model_fingerprint=fingerprint,
+                backend=bname,
+                preset=settings.preset,
+                settings=ident,
+                n_total=len(examples),
             )
             project.save_exemplar_sets(run_id, sets, notes)
         else:
@@ -404,8 +432,25 @@ def run_probe(
         project.claim_probe_run(run_id)
     try:
         return _probe_claimed_run(
-            project, run, run_id, sets, notes, examples, pool, settings, model_name, bname, backend, ref if backend is None else None,
-            fingerprint, allow_pickle, backend_options, progress, cancel, on_status, isolate,
+            project,
+            run,
+            run_id,
+            sets,
+            notes,
+            examples,
+            pool,
+            settings,
+            model_name,
+            bname,
+            backend,
+            ref if backend is None else None,
+            fingerprint,
+            allow_pickle,
+            backend_options,
+            progress,
+            cancel,
+            on_status,
+            isolate,
         )
     finally:
         project.release_probe_run(run_id)
@@ -413,11 +458,15 @@ def run_probe(
 
 def _crash_told(exc: ModelCrashed, done: int, total: int) -> ModelCrashed:
     """The crash as the CLI tells it: what is saved and how to go on (the app re-tells the last part)."""
-    return exc.retold(saved=f"Finished work is saved in the project ({done} of {total} questions).",
-                      resume="Run the same command again to resume.")
+    return exc.retold(
+        saved=f"Finished work is saved in the project ({done} of {total} questions).",
+        resume="Run the same command again to resume.",
+    )
 
 
-def _load_own_backend(ref, bname: str, fingerprint: str, allow_pickle: bool, backend_options: Optional[dict], isolate: bool) -> Backend:
+def _load_own_backend(
+    ref, bname: str, fingerprint: str, allow_pickle: bool, backend_options: Optional[dict], isolate: bool
+) -> Backend:
     from .backends import load_backend
 
     options = dict(backend_options or {})
@@ -428,8 +477,27 @@ def _load_own_backend(ref, bname: str, fingerprint: str, allow_pickle: bool, bac
     return load_backend(ref, bname, allow_pickle=allow_pickle, isolate=isolate, **options)
 
 
-def _probe_claimed_run(project, run, run_id, sets, notes, examples, pool, settings, model_name, bname, backend, ref,
-                       fingerprint, allow_pickle, backend_options, progress, cancel, on_status, isolate) -> ProbeOutcome:
+def _probe_claimed_run(
+    project,
+    run,
+    run_id,
+    sets,
+    notes,
+    examples,
+    pool,
+    settings,
+    model_name,
+    bname,
+    backend,
+    ref,
+    fingerprint,
+    allow_pickle,
+    backend_options,
+    progress,
+    cancel,
+    on_status,
+    isolate,
+) -> ProbeOutcome:
     done_ids = project.done_example_ids(run_id)
     todo = [ex for ex in examples if ex.id not in done_ids]
     resumed_from = len(done_ids)
@@ -437,7 +505,9 @@ def _probe_claimed_run(project, run, run_id, sets, notes, examples, pool, settin
     if not todo:
         if (run or {}).get("status") != "finished":
             project.update_probe_run(run_id, status="finished", n_done=len(done_ids), finished_at=time.time())
-        return ProbeOutcome(run_id, "already finished", len(examples), len(done_ids), resumed_from, prior_seconds, settings, model_name, notes)
+        return ProbeOutcome(
+            run_id, "already finished", len(examples), len(done_ids), resumed_from, prior_seconds, settings, model_name, notes
+        )
     if resumed_from:
         on_status(f"Resuming probe run {run_id}: {resumed_from} of {len(examples)} examples already done.")
     own_backend = backend is None
@@ -457,12 +527,31 @@ def _probe_claimed_run(project, run, run_id, sets, notes, examples, pool, settin
 
     try:
         probe_examples(
-            backend, todo, pool, settings, sets, run_id=run_id, on_results=save, progress=progress, cancel=cancel,
-            already_done=resumed_from, total=len(examples),
+            backend,
+            todo,
+            pool,
+            settings,
+            sets,
+            run_id=run_id,
+            on_results=save,
+            progress=progress,
+            cancel=cancel,
+            already_done=resumed_from,
+            total=len(examples),
         )
     except Cancelled:
         project.update_probe_run(run_id, status="cancelled")
-        return ProbeOutcome(run_id, "cancelled", len(examples), state["done"], resumed_from, prior_seconds + time.monotonic() - t0, settings, model_name, notes)
+        return ProbeOutcome(
+            run_id,
+            "cancelled",
+            len(examples),
+            state["done"],
+            resumed_from,
+            prior_seconds + time.monotonic() - t0,
+            settings,
+            model_name,
+            notes,
+        )
     except BaseException as exc:
         told = _crash_told(exc, state["done"], len(examples)) if isinstance(exc, ModelCrashed) else exc
         try:

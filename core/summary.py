@@ -65,7 +65,11 @@ class Breakdown:
         status = self.run["status"]
         if status in ("running", "cancelled", "failed") and self.total < self.run["n_total"]:
             status = f"{status}; not finished: run the same probe command again to resume"
-        done = f"{self.total} of {self.run['n_total']} questions probed" if self.total < self.run["n_total"] else f"{self.total} questions probed"
+        done = (
+            f"{self.total} of {self.run['n_total']} questions probed"
+            if self.total < self.run["n_total"]
+            else f"{self.total} questions probed"
+        )
         return f"Probe run {self.run['id']} ({status}): {done} with {self.run['model_name']} via {self.run['backend']}. {self.settings.describe()}"
 
 

@@ -121,8 +121,14 @@ class CategoryBars(_ChartBase):
     minimum height grows with the number of rows (put it in a scroll area for many groups).
     """
 
-    def __init__(self, parent: Optional[QtWidgets.QWidget] = None, *, show_legend: bool = True,
-                 show_totals: bool = True, empty_text: str = "No results yet") -> None:
+    def __init__(
+        self,
+        parent: Optional[QtWidgets.QWidget] = None,
+        *,
+        show_legend: bool = True,
+        show_totals: bool = True,
+        empty_text: str = "No results yet",
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("categoryBars")
         self.rows: list[tuple[str, dict[str, int]]] = []
@@ -147,8 +153,9 @@ class CategoryBars(_ChartBase):
         bottom.setStyle(hideOverlappingLabels=False)  # keep "0%" and "100%" at the ends
         self.bars: dict[str, pg.BarGraphItem] = {}
         for cat in CATEGORIES:
-            bar = pg.BarGraphItem(x0=[], y=[], width=[], height=0.72, brush=pg.mkBrush(CATEGORY_COLORS[cat]),
-                                  pen=pg.mkPen(None), name=cat)
+            bar = pg.BarGraphItem(
+                x0=[], y=[], width=[], height=0.72, brush=pg.mkBrush(CATEGORY_COLORS[cat]), pen=pg.mkPen(None), name=cat
+            )
             self.item.addItem(bar)
             self.bars[cat] = bar
         self._texts: list[pg.TextItem] = []
@@ -268,8 +275,14 @@ class Histogram(_ChartBase):
     The bar item and the count labels are reused between calls. None and NaN values are skipped.
     """
 
-    def __init__(self, parent: Optional[QtWidgets.QWidget] = None, *, x_label: str = "P(T=0)",
-                 y_label: str = "examples", color: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        parent: Optional[QtWidgets.QWidget] = None,
+        *,
+        x_label: str = "P(T=0)",
+        y_label: str = "examples",
+        color: Optional[str] = None,
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("histogram")
         self.counts = np.zeros(0, dtype=np.int64)
@@ -317,10 +330,16 @@ class Histogram(_ChartBase):
         if self.title:
             self._set_title()
 
-    def set_values(self, values: Iterable[Optional[float]], bins: int = 10, range: tuple[float, float] = (0.0, 1.0),  # noqa: A002
-                   title: Optional[str] = None) -> None:
-        arr = np.asarray([np.nan if v is None else v for v in values] if not isinstance(values, np.ndarray) else values,
-                         dtype=float)
+    def set_values(
+        self,
+        values: Iterable[Optional[float]],
+        bins: int = 10,
+        range: tuple[float, float] = (0.0, 1.0),  # noqa: A002
+        title: Optional[str] = None,
+    ) -> None:
+        arr = np.asarray(
+            [np.nan if v is None else v for v in values] if not isinstance(values, np.ndarray) else values, dtype=float
+        )
         arr = arr[np.isfinite(arr)]
         counts, edges = np.histogram(arr, bins=max(1, int(bins)), range=range)
         self.counts, self.edges = counts, edges
@@ -385,8 +404,9 @@ class CurvePlot(pg.PlotWidget):
         item.layout.addItem(self.legend, 4, 1, alignment=Qt.AlignmentFlag.AlignHCenter)
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.data: dict[str, tuple[list, list]] = {}
-        self.stop_line = pg.InfiniteLine(angle=90, movable=False, label="stopping point",
-                                         labelOpts={"position": 0.95, "anchors": [(0, 0.5), (0, 0.5)]})
+        self.stop_line = pg.InfiniteLine(
+            angle=90, movable=False, label="stopping point", labelOpts={"position": 0.95, "anchors": [(0, 0.5), (0, 0.5)]}
+        )
         self.stop_line.setZValue(-5)
         self.stop_line.hide()
         item.addItem(self.stop_line, ignoreBounds=True)

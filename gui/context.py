@@ -15,8 +15,19 @@ from .jobs import JobRunner
 from .qt import QtCore, QtWidgets, Signal
 
 MAX_RECENT = 8
-STATE_FIELDS = ("project_path", "model_spec", "backend_name", "device", "backend", "model_info", "dataset_id",
-                "pool_id", "probe_run_id", "plan_id", "train_run_id")
+STATE_FIELDS = (
+    "project_path",
+    "model_spec",
+    "backend_name",
+    "device",
+    "backend",
+    "model_info",
+    "dataset_id",
+    "pool_id",
+    "probe_run_id",
+    "plan_id",
+    "train_run_id",
+)
 _SETTING_KEYS = {"model_spec": "model/spec", "backend_name": "model/backend", "device": "model/device"}
 
 

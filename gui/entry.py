@@ -41,8 +41,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         from .app import main as app_main
     except ImportError as exc:
-        print(f"knowmix: error: the desktop app cannot start ({exc}). Reinstall KnowMix, or use the command line: "
-              "knowmix --help", file=sys.stderr)
+        print(
+            f"knowmix: error: the desktop app cannot start ({exc}). Reinstall KnowMix, or use the command line: knowmix --help",
+            file=sys.stderr,
+        )
         return 2
     return app_main()
 

@@ -48,7 +48,9 @@ def is_user_error(exc: BaseException) -> bool:
     return isinstance(exc, KnowMixError)
 
 
-def show_error(parent: Optional[QtWidgets.QWidget], exc: BaseException, tb: str = "", title: str = "KnowMix") -> QtWidgets.QMessageBox:
+def show_error(
+    parent: Optional[QtWidgets.QWidget], exc: BaseException, tb: str = "", title: str = "KnowMix"
+) -> QtWidgets.QMessageBox:
     """Show ``exc`` as a dialog (non-blocking: ``open()``, so tests and running jobs go on)."""
     box = QtWidgets.QMessageBox(parent)
     box.setWindowTitle(title)

@@ -70,8 +70,9 @@ class ExampleData:
         gpos = {g: i for i, g in enumerate(self.group_names)}
         cpos = {c: i for i, c in enumerate(CATEGORIES)}
         self.group_code = np.fromiter((gpos[g] for g in self.groups), dtype=np.int32, count=len(self.groups))
-        self.cat_code = np.fromiter((cpos.get(c, len(CATEGORIES)) for c in self.categories), dtype=np.int8,
-                                    count=len(self.categories))
+        self.cat_code = np.fromiter(
+            (cpos.get(c, len(CATEGORIES)) for c in self.categories), dtype=np.int8, count=len(self.categories)
+        )
         self.ranks = {
             0: _rank(self.ids),
             1: self.group_code.astype(np.int64),

@@ -193,8 +193,12 @@ class JobRunner(QtCore.QObject):
             raise RuntimeError(f"'{self.current().name}' is still running")  # pages disable their buttons first
         job = Job(name, fn, exclusive=exclusive, parent=self)
         job.callbacks = {
-            "done": on_done, "error": on_error or self._default_error, "progress": on_progress,
-            "event": on_event, "status": on_status, "finally": on_finally,
+            "done": on_done,
+            "error": on_error or self._default_error,
+            "progress": on_progress,
+            "event": on_event,
+            "status": on_status,
+            "finally": on_finally,
         }
         self._jobs.append(job)
         job.start()

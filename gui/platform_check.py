@@ -138,8 +138,9 @@ def pyside_dirs() -> list[Path]:
     return [p for p in out if p.is_dir() and not (p in seen or seen.add(p))]
 
 
-def platform_plugins(platform: str, roots: Optional[Sequence[Path]] = None,
-                     env: Optional[Mapping[str, str]] = None) -> list[Path]:
+def platform_plugins(
+    platform: str, roots: Optional[Sequence[Path]] = None, env: Optional[Mapping[str, str]] = None
+) -> list[Path]:
     """The plugin files that provide ``platform`` ('xcb', 'wayland'): first where
     QT_QPA_PLATFORM_PLUGIN_PATH points (Qt looks there first too), then in the PySide6 folders."""
     env_dir = (os.environ if env is None else env).get("QT_QPA_PLATFORM_PLUGIN_PATH")
@@ -173,8 +174,14 @@ def _ldd_missing(path: Path, env: Optional[Mapping[str, str]] = None) -> Optiona
     if not ldd:
         return None
     try:
-        proc = subprocess.run([ldd, str(path)], capture_output=True, text=True, timeout=20,
-                              env=dict(env) if env is not None else None, errors="replace")
+        proc = subprocess.run(
+            [ldd, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            env=dict(env) if env is not None else None,
+            errors="replace",
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     missing = parse_ldd(proc.stdout)
@@ -203,10 +210,10 @@ def elf_dynamic(path: Path) -> Optional[tuple[list[str], list[str]]]:
         return None
     try:
         if bits == 64:
-            phoff, = struct.unpack_from(end + "Q", data, 0x20)
+            (phoff,) = struct.unpack_from(end + "Q", data, 0x20)
             phentsize, phnum = struct.unpack_from(end + "HH", data, 0x36)
         else:
-            phoff, = struct.unpack_from(end + "I", data, 0x1C)
+            (phoff,) = struct.unpack_from(end + "I", data, 0x1C)
             phentsize, phnum = struct.unpack_from(end + "HH", data, 0x2A)
         loads: list[tuple[int, int, int]] = []  # (vaddr, offset, filesz): to turn DT_STRTAB's address into an offset
         dyn: Optional[tuple[int, int]] = None
@@ -244,7 +251,7 @@ def elf_dynamic(path: Path) -> Optional[tuple[list[str], list[str]]]:
 
         def string(at: int) -> str:
             start = strtab + at
-            return data[start:data.index(b"\0", start)].decode("utf-8", "replace")
+            return data[start : data.index(b"\0", start)].decode("utf-8", "replace")
 
         needed = [string(o) for o in needed_off]
         paths = [p for o in path_off for p in string(o).split(":") if p]
@@ -348,29 +355,38 @@ def packages_for(libraries: Iterable[str]) -> tuple[list[str], list[str], list[s
 def missing_libraries_message(libraries: Sequence[str], platform: str = "xcb") -> str:
     """One line: which libraries are missing and the commands that install them."""
     what = {"xcb": "Qt's X11 (xcb) platform plugin", "wayland": "Qt's Wayland platform plugin"}.get(
-        platform, "Qt's platform plugins (xcb, wayland)")
+        platform, "Qt's platform plugins (xcb, wayland)"
+    )
     debian, fedora, unknown, bundled = packages_for(libraries)
     needs = "needs" if platform in ("xcb", "wayland") else "need"
     parts = [f"the desktop app cannot start: {what} {needs} libraries this system lacks: {', '.join(libraries)}."]
     if debian:
-        parts.append(f"Install them with: sudo apt-get install {' '.join(debian)} (Debian/Ubuntu)"
-                     f" or sudo dnf install {' '.join(fedora)} (Fedora), then start knowmix again.")
+        parts.append(
+            f"Install them with: sudo apt-get install {' '.join(debian)} (Debian/Ubuntu)"
+            f" or sudo dnf install {' '.join(fedora)} (Fedora), then start knowmix again."
+        )
     if unknown:
         names = " ".join(unknown)
-        parts.append(f"Find the package that provides {', '.join(unknown)} with: apt-file search {names}"
-                     f" (Debian/Ubuntu) or dnf provides '*/{unknown[0]}' (Fedora).")
+        parts.append(
+            f"Find the package that provides {', '.join(unknown)} with: apt-file search {names}"
+            f" (Debian/Ubuntu) or dnf provides '*/{unknown[0]}' (Fedora)."
+        )
     if bundled:
-        parts.append(f"{', '.join(bundled)} should come with KnowMix itself: reinstall KnowMix"
-                     " (from source: .venv/bin/pip install --force-reinstall PySide6-Essentials).")
+        parts.append(
+            f"{', '.join(bundled)} should come with KnowMix itself: reinstall KnowMix"
+            " (from source: .venv/bin/pip install --force-reinstall PySide6-Essentials)."
+        )
     parts.append("The command line works without them: knowmix --help.")
     return " ".join(parts)
 
 
 def no_display_message() -> str:
-    return ("No display found (neither DISPLAY nor WAYLAND_DISPLAY is set), so the KnowMix window cannot open. "
-            "On a server or over SSH, use the command line: knowmix --help, or knowmix demo (make demo from a "
-            "source checkout) for the whole job on the built-in model; QT_QPA_PLATFORM=offscreen knowmix "
-            "--self-check tests the app without a screen.")
+    return (
+        "No display found (neither DISPLAY nor WAYLAND_DISPLAY is set), so the KnowMix window cannot open. "
+        "On a server or over SSH, use the command line: knowmix --help, or knowmix demo (make demo from a "
+        "source checkout) for the whole job on the built-in model; QT_QPA_PLATFORM=offscreen knowmix "
+        "--self-check tests the app without a screen."
+    )
 
 
 def platforms_to_check(env: Optional[Mapping[str, str]] = None) -> Optional[list[str]]:
@@ -426,9 +442,11 @@ def startup_problem(env: Optional[Mapping[str, str]] = None) -> Optional[str]:
     except Exception:  # noqa: BLE001  (a diagnostic must never be the reason the app does not start)
         return None
     if broken.get("xcb") == ["libqxcb.so"]:
-        return ("the desktop app cannot start: Qt's X11 platform plugin (platforms/libqxcb.so) is missing from this "
-                "installation; reinstall KnowMix (from source: .venv/bin/pip install --force-reinstall PySide6-Essentials). "
-                "The command line works: knowmix --help.")
+        return (
+            "the desktop app cannot start: Qt's X11 platform plugin (platforms/libqxcb.so) is missing from this "
+            "installation; reinstall KnowMix (from source: .venv/bin/pip install --force-reinstall PySide6-Essentials). "
+            "The command line works: knowmix --help."
+        )
     libs: list[str] = []
     for found in broken.values():
         libs += [lib for lib in found if lib not in libs]

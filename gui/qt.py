@@ -8,10 +8,9 @@ import os
 
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
+import pyqtgraph as pg  # noqa: E402
 from PySide6 import QtCore, QtGui, QtWidgets  # noqa: E402
 from PySide6.QtCore import Qt, Signal, Slot  # noqa: E402
-
-import pyqtgraph as pg  # noqa: E402
 
 pg.setConfigOptions(antialias=True, leftButtonPan=False)
 

@@ -68,9 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     win.go("dataset")
     dataset = win.by_key["dataset"]
-    from core.paths import sample_dataset
-
-    from core.paths import sample_pool
+    from core.paths import sample_dataset, sample_pool
 
     dataset.open_file(str(sample_dataset()))
     _wait(app, lambda: dataset.preview is not None, 60, "the preview")

@@ -71,6 +71,8 @@ def run(timeout_s: float = 600.0) -> int:
     except Exception as exc:  # noqa: BLE001 - the self-check reports every failure as one line
         print(f"knowmix self-check: FAILED while {stage}: {exc}", file=sys.stderr)
         return 1
-    print(f"knowmix self-check: OK — built-in model loaded, {QUESTIONS} questions probed, report at {out} "
-          f"({time.monotonic() - t0:.0f} s)")
+    print(
+        f"knowmix self-check: OK — built-in model loaded, {QUESTIONS} questions probed, report at {out} "
+        f"({time.monotonic() - t0:.0f} s)"
+    )
     return 0

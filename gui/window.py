@@ -41,8 +41,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.nav.setMinimumWidth(170)
         self.nav.setMaximumWidth(260)
         self.nav.setSpacing(2)
-        self.nav.setStyleSheet("QListWidget#stepNavigator { font-size: 11pt; padding: 4px; }"
-                               "QListWidget#stepNavigator::item { padding: 6px 4px; }")
+        self.nav.setStyleSheet(
+            "QListWidget#stepNavigator { font-size: 11pt; padding: 4px; }QListWidget#stepNavigator::item { padding: 6px 4px; }"
+        )
         self.nav.setAccessibleName("Steps")
         self.stack = QtWidgets.QStackedWidget()
         for i, page in enumerate(self.pages):
@@ -96,7 +97,9 @@ class MainWindow(QtWidgets.QMainWindow):
             font = item.font()
             font.setBold(state == DONE)
             item.setFont(font)
-            color = self.palette().color(QtGui.QPalette.ColorRole.PlaceholderText if state == BLOCKED else QtGui.QPalette.ColorRole.Text)
+            color = self.palette().color(
+                QtGui.QPalette.ColorRole.PlaceholderText if state == BLOCKED else QtGui.QPalette.ColorRole.Text
+            )
             item.setForeground(color)
 
     def step_states(self) -> dict[str, str]:
@@ -141,7 +144,8 @@ class MainWindow(QtWidgets.QMainWindow):
         from core import __version__
 
         QtWidgets.QMessageBox.about(
-            self, "About KnowMix",
+            self,
+            "About KnowMix",
             f"<b>KnowMix {__version__}</b><p>Finds which fine-tuning examples a local model already knows "
             "(the SliCK categories of Gekhman et al. 2024), plans the training mix and runs a LoRA fine-tune. "
             "Everything runs on this computer; nothing is sent over the network.</p>",
@@ -170,7 +174,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if runner.active():
             names = ", ".join(j.name for j in runner.active())
             answer = QtWidgets.QMessageBox.question(
-                self, "Stop and quit?",
+                self,
+                "Stop and quit?",
                 f"{names} is still running. Stop it and quit?\n\nFinished work is saved: a probe resumes where it "
                 "stopped, and training keeps its last checkpoint and best adapter.",
                 QtWidgets.QMessageBox.StandardButton.Yes | QtWidgets.QMessageBox.StandardButton.No,

@@ -46,15 +46,23 @@ DIST = BUILD / "dist"
 # llama.cpp wheels: one folder per version and exact flags, shared with the developer set-up
 # (packaging/setup_venv.py) so a fresh clone on this machine does not compile the 14 CPU variants again;
 # the folder name is a hash of the flags, so no wheel built with other flags can stand in.
-WHEELS = Path(os.environ.get("KNOWMIX_WHEEL_CACHE")
-              or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "knowmix" / "llama-wheels")
+WHEELS = Path(
+    os.environ.get("KNOWMIX_WHEEL_CACHE")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "knowmix" / "llama-wheels"
+)
 
 CONSTRAINTS = HERE / "constraints.txt"  # the versions the tests passed with (make lock refreshes it)
 COMMON = [
-    "numpy>=1.24", "sqlite-utils>=3.36", "pyarrow>=14", "psutil>=5.9",
-    "PySide6-Essentials>=6.6,<6.12", "pyqtgraph>=0.13",
+    "numpy>=1.24",
+    "sqlite-utils>=3.36",
+    "pyarrow>=14",
+    "psutil>=5.9",
+    "PySide6-Essentials>=6.6,<6.12",
+    "pyqtgraph>=0.13",
     # llama-cpp-python's own dependencies (its wheel is installed with --no-deps)
-    "typing-extensions>=4.5.0", "diskcache>=5.6.1", "jinja2>=2.11.3",
+    "typing-extensions>=4.5.0",
+    "diskcache>=5.6.1",
+    "jinja2>=2.11.3",
 ]
 FULL_EXTRA = ["transformers>=4.46", "peft>=0.13", "gguf>=0.10", "safetensors"]
 # Never in the lite bundle (checked on the output folder, not only excluded from the analysis).
@@ -135,8 +143,22 @@ def llama_wheel(portable_fallback: bool) -> Path:
     env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
     log(f"compiling llama-cpp-python {LLAMA_CPP_VERSION} ({tag}; CMAKE_ARGS={env['CMAKE_ARGS']}); this takes a while")
     t0 = time.monotonic()
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir", "--no-binary", "llama-cpp-python",
-         f"llama-cpp-python=={LLAMA_CPP_VERSION}", "-w", folder], env=env)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-cache-dir",
+            "--no-binary",
+            "llama-cpp-python",
+            f"llama-cpp-python=={LLAMA_CPP_VERSION}",
+            "-w",
+            folder,
+        ],
+        env=env,
+    )
     log(f"llama-cpp-python compiled in {time.monotonic() - t0:.0f} s")
     return sorted(folder.glob(f"llama_cpp_python-{LLAMA_CPP_VERSION}-*.whl"))[-1]
 
@@ -167,8 +189,24 @@ def make_venv(edition: str, wheel: Path) -> Path:
 
 def pyinstaller(edition: str, py: Path) -> Path:
     env = dict(os.environ, KNOWMIX_EDITION=edition)
-    run([py, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
-         "--distpath", DIST, "--workpath", BUILD / f"work-{edition}", HERE / "knowmix.spec"], env=env, cwd=ROOT)
+    run(
+        [
+            py,
+            "-m",
+            "PyInstaller",
+            "--noconfirm",
+            "--clean",
+            "--log-level",
+            "WARN",
+            "--distpath",
+            DIST,
+            "--workpath",
+            BUILD / f"work-{edition}",
+            HERE / "knowmix.spec",
+        ],
+        env=env,
+        cwd=ROOT,
+    )
     return DIST / f"knowmix-{edition}"
 
 
@@ -207,8 +245,14 @@ def llama_check(app: Path) -> dict:
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     env.pop("KNOWMIX_GGML_VARIANT", None)
-    proc = subprocess.run([app_binary(app), "-m", "core.llama_cpu", "--decode-check"], env=env, cwd=BUILD,
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [app_binary(app), "-m", "core.llama_cpu", "--decode-check"],
+        env=env,
+        cwd=BUILD,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
     result = json.loads(lines[-1]) if lines else {}
     result["returncode"] = proc.returncode
@@ -257,8 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--self-check", action="store_true", help="run the built app's --self-check (offscreen)")
     ap.add_argument("--no-archive", action="store_true", help="skip the Linux tarball")
     ap.add_argument("--archive", choices=("xz", "gz"), default="xz", help="Linux tarball compression (default xz)")
-    ap.add_argument("--portable-fallback", action="store_true",
-                    help="one GGML_NATIVE=OFF CPU backend instead of runtime-dispatched variants")
+    ap.add_argument(
+        "--portable-fallback", action="store_true", help="one GGML_NATIVE=OFF CPU backend instead of runtime-dispatched variants"
+    )
     ap.add_argument("--wheel", type=Path, help="use this llama-cpp-python wheel instead of compiling one")
     args = ap.parse_args(argv)
 
@@ -283,8 +328,12 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         log("the lite bundle holds no torch, transformers, peft or accelerate file")
     llama = llama_check(app if not MACOS else app / "Contents" / "MacOS")
-    report["llama_cpu"] = {"ok": llama.get("ok"), "variant": Path(llama["variant"]).name if llama.get("variant") else None,
-                           "system_info": llama.get("system_info"), "returncode": llama["returncode"]}
+    report["llama_cpu"] = {
+        "ok": llama.get("ok"),
+        "variant": Path(llama["variant"]).name if llama.get("variant") else None,
+        "system_info": llama.get("system_info"),
+        "returncode": llama["returncode"],
+    }
     if not llama.get("ok"):
         log(f"ERROR: the bundle's llama.cpp cannot decode here: {llama}")
         return 1

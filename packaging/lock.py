@@ -33,8 +33,22 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
         reqs = [f"{ROOT}[test,bench]", *(f"{k}=={v}" for k, v in HOLD.items()), *EXTRA]
-        subprocess.run([sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--dry-run",
-                        "--ignore-installed", "--report", str(report), *reqs], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "-q",
+                "--dry-run",
+                "--ignore-installed",
+                "--report",
+                str(report),
+                *reqs,
+            ],
+            check=True,
+        )
         data = json.loads(report.read_text(encoding="utf-8"))
     pins = {}
     for item in data["install"]:
@@ -47,7 +61,8 @@ def main() -> int:
     lines = [
         "# Exact versions KnowMix is tested with. Written by `make lock` (packaging/lock.py); used by the set-up",
         "# (packaging/setup_venv.py) and the installers (packaging/build.py) as pip constraints.",
-        "# Upgrading one: make lock, make test, commit. Held back: " + "; ".join(f"{k} {v}" for k, v in {**HOLD, **NO_DEPS}.items()),
+        "# Upgrading one: make lock, make test, commit. Held back: "
+        + "; ".join(f"{k} {v}" for k, v in {**HOLD, **NO_DEPS}.items()),
         "# PySide6 stays below 6.12 (pyproject.toml says why).",
     ]
     lines += [f"{name}=={version}" for name, version in sorted(pins.items())]

@@ -36,8 +36,10 @@ CONSTRAINTS = ROOT / "packaging" / "constraints.txt"
 # Wheels built here, one folder per llama.cpp version and exact flags (the folder name is a hash of
 # both, and cmake-args.txt inside says which): a second clone on this machine reuses the build, and
 # no wheel built with other flags can ever stand in for it, unlike pip's own cache.
-WHEELS = Path(os.environ.get("KNOWMIX_WHEEL_CACHE")
-              or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "knowmix" / "llama-wheels")
+WHEELS = Path(
+    os.environ.get("KNOWMIX_WHEEL_CACHE")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "knowmix" / "llama-wheels"
+)
 sys.path.insert(0, str(ROOT))
 
 from core import llama_cpu  # noqa: E402  (standard library only; importing core imports no model library)
@@ -79,8 +81,25 @@ def llama_wheel(py: Path, cmake_args: str, version: str) -> Path:
     env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
     say(f"llama.cpp: compiling llama-cpp-python {version} (a few minutes) with {cmake_args}")
     t0 = time.monotonic()
-    subprocess.run([str(py), "-m", "pip", "wheel", "--disable-pip-version-check", "-q", "--no-deps", "--no-cache-dir",
-                    "--no-binary", "llama-cpp-python", f"llama-cpp-python=={version}", "-w", str(folder)], check=True, env=env)
+    subprocess.run(
+        [
+            str(py),
+            "-m",
+            "pip",
+            "wheel",
+            "--disable-pip-version-check",
+            "-q",
+            "--no-deps",
+            "--no-cache-dir",
+            "--no-binary",
+            "llama-cpp-python",
+            f"llama-cpp-python=={version}",
+            "-w",
+            str(folder),
+        ],
+        check=True,
+        env=env,
+    )
     say(f"llama.cpp: compiled in {time.monotonic() - t0:.0f} s")
     return sorted(folder.glob(f"llama_cpp_python-{version}-*.whl"))[-1]
 
@@ -90,16 +109,27 @@ def install_llama(py: Path, home: Path, wheel: Path, kind: str, cmake_args: str)
     if not stamp.exists() or stamp.read_text(encoding="utf-8") != str(wheel):
         pip(py, "--no-deps", "--force-reinstall", str(wheel))
         stamp.write_text(str(wheel), encoding="utf-8")
-    lib = Path(subprocess.run([str(py), "-c", "import importlib.util as u; print(u.find_spec('llama_cpp').submodule_search_locations[0])"],
-                              check=True, capture_output=True, text=True).stdout.strip()) / "lib"
+    lib = (
+        Path(
+            subprocess.run(
+                [str(py), "-c", "import importlib.util as u; print(u.find_spec('llama_cpp').submodule_search_locations[0])"],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+        )
+        / "lib"
+    )
     info = {"kind": kind, "cmake_args": cmake_args, "wheel": wheel.name, "cpu": llama_cpu.cpu_features()}
     (lib / llama_cpu.BUILD_INFO_FILE).write_text(json.dumps(info, indent=1), encoding="utf-8")
 
 
 def decode_check(py: Path) -> tuple[bool, str]:
     """A one-token decode of the built-in model with the installed llama.cpp, in a child process."""
-    code = ("import json, core.llama_cpu as l; c = l.decode_check(); "
-            "print(json.dumps({'ok': c.ok, 'message': c.message, 'info': c.system_info}))")
+    code = (
+        "import json, core.llama_cpu as l; c = l.decode_check(); "
+        "print(json.dumps({'ok': c.ok, 'message': c.message, 'info': c.system_info}))"
+    )
     proc = subprocess.run([str(py), "-c", code], cwd=ROOT, capture_output=True, text=True)
     try:
         out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -118,8 +148,11 @@ def setup_llama(py: Path, home: Path) -> None:
     tuned, safe = llama_cpu.build_cmake_args(usable), llama_cpu.safe_cmake_args(usable)
     feats = llama_cpu.cpu_features()
     if feats["amx_advertised"]:
-        say("llama.cpp: this CPU advertises AMX " + ("and the OS grants it" if feats["amx_granted"] else
-            "but the OS does not grant its tile state") + "; AMX is left out of the build")
+        say(
+            "llama.cpp: this CPU advertises AMX "
+            + ("and the OS grants it" if feats["amx_granted"] else "but the OS does not grant its tile state")
+            + "; AMX is left out of the build"
+        )
     builds = [("tuned", tuned)] + ([("safe", safe)] if safe != tuned else [])
     if os.environ.get("KNOWMIX_LLAMA_BUILD") == "safe":
         builds = [("safe", safe)]
@@ -133,8 +166,10 @@ def setup_llama(py: Path, home: Path) -> None:
             return
         if i + 1 < len(builds):
             say(f"llama.cpp: the {kind} build {message}; rebuilding the safe way (GGML_NATIVE=OFF, AVX2)")
-    raise SystemExit(f"[setup] llama.cpp does not run on this machine: {message}. Run '{py} -m core.cli doctor' "
-                     "and report its output; the torch backend (--backend torch) still works.")
+    raise SystemExit(
+        f"[setup] llama.cpp does not run on this machine: {message}. Run '{py} -m core.cli doctor' "
+        "and report its output; the torch backend (--backend torch) still works."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

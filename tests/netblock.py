@@ -23,8 +23,9 @@ class NetworkBlocked(RuntimeError):
     catches OSError to fall back quietly does not swallow it)."""
 
 
-def install(setattr_: Callable[[object, str, object], None] = setattr, attempts: Optional[list] = None,
-            log_path: Optional[str] = None) -> None:
+def install(
+    setattr_: Callable[[object, str, object], None] = setattr, attempts: Optional[list] = None, log_path: Optional[str] = None
+) -> None:
     def refuse(what: str, args: tuple) -> None:
         msg = f"network access attempted in process {os.getpid()}: socket.{what}{args[:3]!r}"
         if attempts is not None:
@@ -51,7 +52,7 @@ def install(setattr_: Callable[[object, str, object], None] = setattr, attempts:
     setattr_(socket, "getaddrinfo", getaddrinfo)
 
 
-SITECUSTOMIZE = '''\
+SITECUSTOMIZE = """\
 import importlib.util as _u, os as _os
 _spec = _u.spec_from_file_location("_knowmix_netblock", {path!r})
 _mod = _u.module_from_spec(_spec)
@@ -60,7 +61,7 @@ _mod.install(log_path=_os.environ.get(_mod.LOG_ENV))
 if _os.environ.get(_mod.ARMED_ENV):
     with open(_os.environ[_mod.ARMED_ENV], "a", encoding="utf-8") as _fh:
         _fh.write(str(_os.getpid()) + "\\n")
-'''
+"""
 
 
 def write_sitecustomize(folder: str | os.PathLike) -> str:

@@ -27,8 +27,9 @@ class ScriptedBackend(Backend):
         super().__init__()
         self.knowledge = knowledge
         self.calls: list[GenRequest] = []
-        self.info = ModelInfo(name="scripted", path="<scripted>", backend=self.name, device="cpu",
-                              fingerprint="scripted-v1", file_size=0)
+        self.info = ModelInfo(
+            name="scripted", path="<scripted>", backend=self.name, device="cpu", fingerprint="scripted-v1", file_size=0
+        )
 
     def _answer(self, prompt: str, seed: int | None) -> str:
         question = prompt.rsplit("Q: ", 1)[1].rsplit("\nA:", 1)[0]

@@ -32,8 +32,9 @@ POOL = sample_pool()
 
 def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "core", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def start_cli(*args: str, cwd: Path) -> tuple[subprocess.Popen, Path, Path]:
@@ -46,8 +47,21 @@ def start_cli(*args: str, cwd: Path) -> tuple[subprocess.Popen, Path, Path]:
 
 
 def probe_args(project: Path, limit: int) -> list[str]:
-    return ["probe", "--model", "default", "--data", str(SAMPLE), "--pool", str(POOL), "--limit", str(limit),
-            "--preset", "smoke", "--project", str(project)]
+    return [
+        "probe",
+        "--model",
+        "default",
+        "--data",
+        str(SAMPLE),
+        "--pool",
+        str(POOL),
+        "--limit",
+        str(limit),
+        "--preset",
+        "smoke",
+        "--project",
+        str(project),
+    ]
 
 
 def read_only(path: Path) -> sqlite3.Connection:
@@ -194,8 +208,21 @@ def test_bad_setting_gives_one_clear_line(extra: list[str], fragments: tuple, tm
 def test_model_that_is_a_text_file_gives_one_clear_line(tmp_path: Path, capsys) -> None:
     model = tmp_path / "model.gguf"
     model.write_text("not a model, just some text\n", encoding="utf-8")
-    code = main(["probe", "--model", str(model), "--data", str(SAMPLE), "--limit", "3", "--preset", "smoke",
-                 "--project", str(tmp_path / "p.knowmix")])
+    code = main(
+        [
+            "probe",
+            "--model",
+            str(model),
+            "--data",
+            str(SAMPLE),
+            "--limit",
+            "3",
+            "--preset",
+            "smoke",
+            "--project",
+            str(tmp_path / "p.knowmix"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert_one_clear_error(code, err, "model.gguf", "not a model file")
@@ -203,8 +230,21 @@ def test_model_that_is_a_text_file_gives_one_clear_line(tmp_path: Path, capsys) 
 
 def test_model_errors_in_a_subprocess_have_no_traceback(tmp_path: Path) -> None:
     (tmp_path / "weights.bin").write_bytes(b"\x80\x02 pickle")
-    proc = run_cli("probe", "--model", str(tmp_path / "weights.bin"), "--data", str(SAMPLE), "--limit", "3",
-                   "--preset", "smoke", "--project", str(tmp_path / "p.knowmix"), cwd=tmp_path, timeout=120)
+    proc = run_cli(
+        "probe",
+        "--model",
+        str(tmp_path / "weights.bin"),
+        "--data",
+        str(SAMPLE),
+        "--limit",
+        "3",
+        "--preset",
+        "smoke",
+        "--project",
+        str(tmp_path / "p.knowmix"),
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.returncode == 2
     line = assert_one_clear_error(proc.returncode, proc.stderr, "weights.bin", "pickle", "--allow-pickle")
     assert line == proc.stderr.strip().splitlines()[-1]
@@ -283,7 +323,9 @@ def test_probe_with_the_built_in_model_then_summary_then_rerun(tmp_path: Path, m
         conn.close()
 
 
-def test_demo_probes_sample_questions_into_knowmix_home(knowmix_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_demo_probes_sample_questions_into_knowmix_home(
+    knowmix_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["demo", "--questions", "12", "--preset", "smoke", "--no-train"]) == 0
     captured = capsys.readouterr()

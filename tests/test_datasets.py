@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from core.datasets import (
-    Dataset,
     Example,
     Problem,
     load_dataset,
@@ -224,15 +223,19 @@ def test_prompt_completion(tmp_path: Path, answer_key: str) -> None:
 
 def test_openai_messages(tmp_path: Path) -> None:
     rows = [
-        {"messages": [
-            {"role": "system", "content": "You are terse."},
-            {"role": "user", "content": "Capital of Spain?"},
-            {"role": "assistant", "content": "Madrid"},
-        ]},
-        {"messages": [
-            {"role": "user", "content": [{"type": "text", "text": "Capital of Peru?"}]},
-            {"role": "assistant", "content": "Lima"},
-        ]},
+        {
+            "messages": [
+                {"role": "system", "content": "You are terse."},
+                {"role": "user", "content": "Capital of Spain?"},
+                {"role": "assistant", "content": "Madrid"},
+            ]
+        },
+        {
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "Capital of Peru?"}]},
+                {"role": "assistant", "content": "Lima"},
+            ]
+        },
     ]
     ds = load_dataset(write_jsonl(tmp_path / "chat.jsonl", rows))
     assert ds.shape == "openai-messages"
@@ -240,11 +243,16 @@ def test_openai_messages(tmp_path: Path) -> None:
 
 
 def test_sharegpt(tmp_path: Path) -> None:
-    rows = [{"id": "c1", "conversations": [
-        {"from": "system", "value": "Be brief."},
-        {"from": "human", "value": "Who wrote Dune?"},
-        {"from": "gpt", "value": "Frank Herbert"},
-    ]}]
+    rows = [
+        {
+            "id": "c1",
+            "conversations": [
+                {"from": "system", "value": "Be brief."},
+                {"from": "human", "value": "Who wrote Dune?"},
+                {"from": "gpt", "value": "Frank Herbert"},
+            ],
+        }
+    ]
     ds = load_dataset(write_jsonl(tmp_path / "sg.json", rows))
     assert ds.shape == "sharegpt"
     assert ds.examples[0].question == "Who wrote Dune?"
@@ -254,8 +262,14 @@ def test_sharegpt(tmp_path: Path) -> None:
 
 def test_multi_turn_conversation_is_a_problem(tmp_path: Path) -> None:
     rows = [
-        {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
-                      {"role": "user", "content": "Capital of Chile?"}, {"role": "assistant", "content": "Santiago"}]},
+        {
+            "messages": [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello"},
+                {"role": "user", "content": "Capital of Chile?"},
+                {"role": "assistant", "content": "Santiago"},
+            ]
+        },
         {"messages": [{"role": "user", "content": "Capital of Peru?"}, {"role": "assistant", "content": "Lima"}]},
     ]
     p = write_jsonl(tmp_path / "chat.jsonl", rows)
@@ -305,11 +319,18 @@ def test_mapping_to_missing_column_lists_columns(tmp_path: Path) -> None:
 
 def test_parse_mapping() -> None:
     assert parse_mapping("question=prompt,answer=output,group=topic") == {
-        "question": "prompt", "answer": "output", "group": "topic"}
+        "question": "prompt",
+        "answer": "output",
+        "group": "topic",
+    }
     assert parse_mapping("answers=gold, input = ctx ") == {"answer": "gold", "input": "ctx"}
     assert parse_mapping("") == {}
-    for bad, needle in [("question", "role=column"), ("colour=red", "Unknown role 'colour'"),
-                        ("question=", "no column"), ("question=a,question=b", "twice")]:
+    for bad, needle in [
+        ("question", "role=column"),
+        ("colour=red", "Unknown role 'colour'"),
+        ("question=", "no column"),
+        ("question=a,question=b", "twice"),
+    ]:
         with pytest.raises(DatasetError, match=needle):
             parse_mapping(bad)
 
@@ -507,7 +528,10 @@ def test_skip_invalid_keeps_and_counts(tmp_path: Path) -> None:
     assert len(ds.examples) == 5
     assert ds.problem_count == 5 and len(ds.problems) == 3
     assert all(isinstance(p, Problem) and p.field == "answers" for p in ds.problems)
-    assert ds.problems[0].describe(tmp_path / "half.jsonl") == "half.jsonl line 2, field 'answers': the answer is empty (an empty list)"
+    assert (
+        ds.problems[0].describe(tmp_path / "half.jsonl")
+        == "half.jsonl line 2, field 'answers': the answer is empty (an empty list)"
+    )
     assert ds.summary_line().endswith("; 5 invalid rows skipped")
 
 
@@ -595,8 +619,16 @@ def test_100k_rows_load_quickly(tmp_path: Path) -> None:
     p = tmp_path / "big.jsonl"
     with p.open("w", encoding="utf-8") as fh:
         for i in range(100_000):
-            fh.write(json.dumps({"question": f"Which country is place number {i} located in?",
-                                 "answers": [f"Country {i % 197}", f"C{i % 197}"], "relation": f"P{i % 12}"}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "question": f"Which country is place number {i} located in?",
+                        "answers": [f"Country {i % 197}", f"C{i % 197}"],
+                        "relation": f"P{i % 12}",
+                    }
+                )
+                + "\n"
+            )
     t0 = time.perf_counter()
     ds = load_dataset(p)
     elapsed = time.perf_counter() - t0

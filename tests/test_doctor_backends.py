@@ -75,8 +75,11 @@ def _python(code: str) -> list[str]:
 def _with_torch(report: dict) -> dict:
     """A full doctor report (no checks run) whose torch check is ``report`` and llama.cpp's passed."""
     info = doctor.collect(gpu=False, backends=False)
-    info["backends"] = {"checked": True, "torch": report,
-                        "llama.cpp": {"status": "ok", "ok": True, "seconds": 1.0, "features": ["AVX2"], "variant": None}}
+    info["backends"] = {
+        "checked": True,
+        "torch": report,
+        "llama.cpp": {"status": "ok", "ok": True, "seconds": 1.0, "features": ["AVX2"], "variant": None},
+    }
     info["problems"] = doctor.problems(info)
     return info
 
@@ -100,8 +103,7 @@ def test_a_child_that_really_segfaults_is_reported_with_its_signal_and_the_fix()
 
 
 def test_a_child_killed_by_sigill_says_illegal_instruction():
-    run = backend_checks.run_child(_python("import os, signal; os.kill(os.getpid(), signal.SIGILL)"), timeout=60,
-                                   env=child_env())
+    run = backend_checks.run_child(_python("import os, signal; os.kill(os.getpid(), signal.SIGILL)"), timeout=60, env=child_env())
     report = backend_checks.torch_report(run)
     assert report["status"] == "crashed" and report["signal"] == "SIGILL"
     assert "illegal instruction" in report["message"]
@@ -128,9 +130,16 @@ def test_a_llama_cpp_crash_names_the_rebuild(monkeypatch):
     _need_llama_cpu()
     from core import llama_cpu
 
-    crashed = llama_cpu.DecodeCheck(False, 0.8, -4, "SIGILL", "was killed by SIGILL during a one-token decode",
-                                    "CPU : SSE3 = 1 | AVX2 = 1 | AMX_INT8 = 1 | AVX512 = 0 |", "libggml-cpu-sapphirerapids.so",
-                                    {"GGML_CPU_ALL_VARIANTS": "ON"})
+    crashed = llama_cpu.DecodeCheck(
+        False,
+        0.8,
+        -4,
+        "SIGILL",
+        "was killed by SIGILL during a one-token decode",
+        "CPU : SSE3 = 1 | AVX2 = 1 | AMX_INT8 = 1 | AVX512 = 0 |",
+        "libggml-cpu-sapphirerapids.so",
+        {"GGML_CPU_ALL_VARIANTS": "ON"},
+    )
     monkeypatch.setattr(llama_cpu, "decode_check", lambda timeout=180.0: crashed)
     report = backend_checks.llama_check()
     assert report["status"] == "crashed" and report["signal"] == "SIGILL"
@@ -140,8 +149,10 @@ def test_a_llama_cpp_crash_names_the_rebuild(monkeypatch):
 
 
 def test_system_info_features_are_the_cpu_sections_instruction_sets():
-    info = ("CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | BMI2 = 1 | AVX512 = 0 | "
-            "LLAMAFILE = 1 | OPENMP = 1 | REPACK = 1 | ")
+    info = (
+        "CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | BMI2 = 1 | AVX512 = 0 | "
+        "LLAMAFILE = 1 | OPENMP = 1 | REPACK = 1 | "
+    )
     assert backend_checks.system_info_features(info) == ["SSE3", "SSSE3", "AVX", "AVX2", "F16C", "FMA", "BMI2"]
     other = "CUDA : ARCHS = 890 | USE_GRAPHS = 1 | PEER_MAX_BATCH_SIZE = 128 | CPU : SSE3 = 1 | AVX = 1 | AVX512 = 0 |"
     assert backend_checks.system_info_features(other) == ["SSE3", "AVX"]
@@ -150,8 +161,14 @@ def test_system_info_features_are_the_cpu_sections_instruction_sets():
 
 def test_the_packaged_app_can_run_the_check_child():
     """A PyInstaller app starts children as ``knowmix -m MODULE``: gui.entry must accept this one."""
-    proc = subprocess.run([sys.executable, "-m", "gui.entry", "-m", "core.backend_checks", "--bogus"], cwd=REPO,
-                          env=child_env(), capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gui.entry", "-m", "core.backend_checks", "--bogus"],
+        cwd=REPO,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "usage: python -m core.backend_checks torch" in proc.stderr
 
 

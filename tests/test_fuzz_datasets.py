@@ -29,19 +29,50 @@ from core.errors import KnowMixError
 
 EXTENSIONS = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt")
 # KNOWMIX_FUZZ_EXAMPLES=5000 runs a deeper search locally; the suite's default stays quick.
-FUZZ = settings(max_examples=int(os.environ.get("KNOWMIX_FUZZ_EXAMPLES") or 120), deadline=None, suppress_health_check=list(HealthCheck), database=None)
+FUZZ = settings(
+    max_examples=int(os.environ.get("KNOWMIX_FUZZ_EXAMPLES") or 120),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+)
 
 # Column names the loader looks for, so that generated records often reach the shape code.
 KNOWN_COLUMNS = (
-    "question", "answers", "answer", "instruction", "input", "output", "prompt", "completion", "response",
-    "messages", "conversations", "relation", "group", "category", "topic", "id", "_id", "uid", "role",
-    "content", "from", "value", "text", "aliases", "Question", " ANSWER ",
+    "question",
+    "answers",
+    "answer",
+    "instruction",
+    "input",
+    "output",
+    "prompt",
+    "completion",
+    "response",
+    "messages",
+    "conversations",
+    "relation",
+    "group",
+    "category",
+    "topic",
+    "id",
+    "_id",
+    "uid",
+    "role",
+    "content",
+    "from",
+    "value",
+    "text",
+    "aliases",
+    "Question",
+    " ANSWER ",
 )
 column_names = st.one_of(st.sampled_from(KNOWN_COLUMNS), st.text(max_size=12))
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(10**30), max_value=10**30),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=40),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40),
     st.sampled_from(["", " ", "Paris|City of Light", '["Paris", "Lutetia"]', "[1, 2", "|", "x" * 5000, "\u0000"]),
 )
 
@@ -148,10 +179,17 @@ def test_arbitrary_bytes(data: bytes, suffix: str, mapping) -> None:
     mapping=mapping_texts,
 )
 @example(values=[[]], suffix=".jsonl", as_array=False, wrap=None, encoding="utf-8", mapping=None)  # was IndexError
-@example(values=[{"question": "q", "answers": {"text": 1}}], suffix=".jsonl", as_array=False, wrap=None,
-         encoding="utf-8", mapping=None)
-@example(values=[{"messages": [{"role": "user", "content": [{"type": "text", "text": 1}]}]}], suffix=".jsonl",
-         as_array=False, wrap=None, encoding="utf-8", mapping=None)
+@example(
+    values=[{"question": "q", "answers": {"text": 1}}], suffix=".jsonl", as_array=False, wrap=None, encoding="utf-8", mapping=None
+)
+@example(
+    values=[{"messages": [{"role": "user", "content": [{"type": "text", "text": 1}]}]}],
+    suffix=".jsonl",
+    as_array=False,
+    wrap=None,
+    encoding="utf-8",
+    mapping=None,
+)
 def test_json_values(values, suffix, as_array, wrap, encoding, mapping) -> None:
     if as_array:
         doc = values if wrap is None else {wrap: values}
@@ -165,8 +203,23 @@ def test_json_values(values, suffix, as_array, wrap, encoding, mapping) -> None:
 
 cells = st.one_of(
     st.text(max_size=30),
-    st.sampled_from(["", "Paris|City of Light", '["Paris", "x"]', '[1, {"a": 2}]', "[", "a\nb", '"', "x" * 20000,
-                     "1987", "NaN", "null", " | ", "\ufeff"]),
+    st.sampled_from(
+        [
+            "",
+            "Paris|City of Light",
+            '["Paris", "x"]',
+            '[1, {"a": 2}]',
+            "[",
+            "a\nb",
+            '"',
+            "x" * 20000,
+            "1987",
+            "NaN",
+            "null",
+            " | ",
+            "\ufeff",
+        ]
+    ),
 )
 
 
@@ -181,8 +234,16 @@ cells = st.one_of(
     suffix=st.sampled_from([".csv", ".tsv", ".txt"]),
     mapping=mapping_texts,
 )
-@example(header=["question", "answer"], rows=[["q", "\ufeff"]], delimiter=",", quoting=csv.QUOTE_MINIMAL,
-         line_end="\n", encoding="utf-8", suffix=".csv", mapping=None)
+@example(
+    header=["question", "answer"],
+    rows=[["q", "\ufeff"]],
+    delimiter=",",
+    quoting=csv.QUOTE_MINIMAL,
+    line_end="\n",
+    encoding="utf-8",
+    suffix=".csv",
+    mapping=None,
+)
 def test_delimited_text(header, rows, delimiter, quoting, line_end, encoding, suffix, mapping) -> None:
     buf = io.StringIO()
     try:
@@ -208,9 +269,16 @@ def test_delimited_text(header, rows, delimiter, quoting, line_end, encoding, su
             st.lists(st.floats(allow_nan=True), min_size=3, max_size=3),
             st.lists(st.lists(st.text(max_size=8), max_size=3), min_size=3, max_size=3),
             st.lists(st.fixed_dictionaries({"text": st.lists(st.text(max_size=8), max_size=2)}), min_size=3, max_size=3),
-            st.lists(st.lists(st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "system", "x"]),
-                                                     "content": st.text(max_size=8)}), max_size=3),
-                     min_size=3, max_size=3),
+            st.lists(
+                st.lists(
+                    st.fixed_dictionaries(
+                        {"role": st.sampled_from(["user", "assistant", "system", "x"]), "content": st.text(max_size=8)}
+                    ),
+                    max_size=3,
+                ),
+                min_size=3,
+                max_size=3,
+            ),
         ),
         max_size=5,
     ),

@@ -17,7 +17,6 @@ from core.errors import KnowMixError  # noqa: E402
 from core.jobs import Progress  # noqa: E402
 from core.paths import sample_dataset, sample_pool  # noqa: E402
 
-
 # -- helpers ------------------------------------------------------------------------------------------
 
 
@@ -103,8 +102,15 @@ def test_job_callbacks_run_on_the_ui_thread(qtbot, ctx):
     def record(name):
         return lambda *a: seen.setdefault(name, (threading.current_thread(), a))
 
-    ctx.runner.start("t", fn, on_done=record("done"), on_progress=record("progress"), on_event=record("event"),
-                     on_status=record("status"), on_finally=record("finally"))
+    ctx.runner.start(
+        "t",
+        fn,
+        on_done=record("done"),
+        on_progress=record("progress"),
+        on_event=record("event"),
+        on_status=record("status"),
+        on_finally=record("finally"),
+    )
     assert ctx.runner.busy and ctx.runner.is_running("t")
     qtbot.waitUntil(lambda: "finally" in seen, timeout=5000)
     assert seen["worker"] is not main
@@ -359,10 +365,13 @@ BAD_JSONL = """{"question": "Who wrote Hamlet?", "answer": "William Shakespeare"
 """
 
 
-@pytest.mark.parametrize("name,text,where,readable", [
-    ("team.csv", BAD_CSV, "team.csv line 4, field 'answer'", 4),  # the row parses; its answer is empty
-    ("team.jsonl", BAD_JSONL, "team.jsonl line 3: invalid JSON", 3),  # the line does not parse at all
-])
+@pytest.mark.parametrize(
+    "name,text,where,readable",
+    [
+        ("team.csv", BAD_CSV, "team.csv line 4, field 'answer'", 4),  # the row parses; its answer is empty
+        ("team.jsonl", BAD_JSONL, "team.jsonl line 3: invalid JSON", 3),  # the line does not parse at all
+    ],
+)
 def test_invalid_rows_are_listed_with_line_numbers_and_can_be_skipped(qtbot, window, tmp_path, name, text, where, readable):
     assert window.by_key["project"].open_path(tmp_path / "ds.knowmix", create=True)
     window.go("dataset")
@@ -392,8 +401,11 @@ def test_unknown_columns_are_mapped_by_hand(qtbot, window, tmp_path):
     assert window.by_key["project"].open_path(tmp_path / "ds.knowmix", create=True)
     window.go("dataset")
     page = window.by_key["dataset"]
-    path = _write(tmp_path / "odd.csv", "prompt_text,gold\nWho wrote Hamlet?,William Shakespeare\n"
-                                        "What is the capital of France?,Paris\nWho painted the Mona Lisa?,Leonardo da Vinci\n")
+    path = _write(
+        tmp_path / "odd.csv",
+        "prompt_text,gold\nWho wrote Hamlet?,William Shakespeare\n"
+        "What is the capital of France?,Paris\nWho painted the Mona Lisa?,Leonardo da Vinci\n",
+    )
     _open(qtbot, page, path)
     assert "shape not detected" in page.file_label.text()
     assert page.message.kind == "warning" and "Columns boxes" in page.message.text()
@@ -429,10 +441,15 @@ def test_alpaca_and_openai_messages_files_are_recognised(qtbot, window, tmp_path
     window.go("dataset")
     page = window.by_key["dataset"]
     alpaca = tmp_path / "alpaca.json"
-    alpaca.write_text(json.dumps([
-        {"instruction": "Who wrote Hamlet?", "input": "", "output": "William Shakespeare"},
-        {"instruction": "What is the capital of France?", "input": "", "output": "Paris"},
-    ]), encoding="utf-8")
+    alpaca.write_text(
+        json.dumps(
+            [
+                {"instruction": "Who wrote Hamlet?", "input": "", "output": "William Shakespeare"},
+                {"instruction": "What is the capital of France?", "input": "", "output": "Paris"},
+            ]
+        ),
+        encoding="utf-8",
+    )
     _open(qtbot, page, alpaca)
     assert "JSON, detected shape <b>alpaca</b>" in page.file_label.text()
     assert page.map_combos["question"].currentText() == "instruction"
@@ -440,10 +457,22 @@ def test_alpaca_and_openai_messages_files_are_recognised(qtbot, window, tmp_path
     assert page.table.rowCount() == 2
 
     chat = tmp_path / "chat.jsonl"
-    chat.write_text("\n".join(json.dumps({"messages": [
-        {"role": "system", "content": "Answer briefly."},
-        {"role": "user", "content": q}, {"role": "assistant", "content": a}]})
-        for q, a in [("Who wrote Hamlet?", "William Shakespeare"), ("Capital of France?", "Paris")]) + "\n", encoding="utf-8")
+    chat.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "messages": [
+                        {"role": "system", "content": "Answer briefly."},
+                        {"role": "user", "content": q},
+                        {"role": "assistant", "content": a},
+                    ]
+                }
+            )
+            for q, a in [("Who wrote Hamlet?", "William Shakespeare"), ("Capital of France?", "Paris")]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     _open(qtbot, page, chat)
     assert "JSONL, detected shape <b>openai-messages</b>" in page.file_label.text()
     assert page.map_combos["question"].currentText() == "messages"

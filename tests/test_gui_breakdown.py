@@ -36,8 +36,9 @@ def make_examples(n: int, groups: int = 3, seed: int = 0) -> tuple[list[Example]
         q = f"Who wrote book number {i}?"
         gold = f"Author {i}"
         knowledge[q] = (gold, *PROFILES[rng.randrange(len(PROFILES))])
-        examples.append(Example(id=f"ex{i:04d}", question=q, answers=(gold, f"alias {i}"), group=f"G{i % groups}",
-                                line=i + 1, raw={}))
+        examples.append(
+            Example(id=f"ex{i:04d}", question=q, answers=(gold, f"alias {i}"), group=f"G{i % groups}", line=i + 1, raw={})
+        )
     return examples, knowledge
 
 
@@ -45,8 +46,14 @@ def probed_project(path, examples, knowledge, settings=None) -> int:
     settings = settings or ProbeSettings(n_sets=4, samples_per_set=4, preset="quick", chunk_size=8)
     with Project(path) as p:
         dataset_id = p.add_dataset(FakeDataset(examples))
-        out = run_probe(p, dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted", settings=settings,
-                        backend=ScriptedBackend(knowledge))
+        out = run_probe(
+            p,
+            dataset_id=dataset_id,
+            pool_dataset_id=None,
+            model_spec="scripted",
+            settings=settings,
+            backend=ScriptedBackend(knowledge),
+        )
     return out.run_id
 
 
@@ -69,8 +76,9 @@ def open_page(qtbot, ctx, path) -> BreakdownPage:
 
 
 def wait_loaded(qtbot, page, timeout=10_000) -> None:
-    qtbot.waitUntil(lambda: not page.loading and page.model.total == (page.breakdown.total if page.breakdown else 0),
-                    timeout=timeout)
+    qtbot.waitUntil(
+        lambda: not page.loading and page.model.total == (page.breakdown.total if page.breakdown else 0), timeout=timeout
+    )
 
 
 @pytest.fixture
@@ -204,9 +212,14 @@ def test_reload_and_a_new_run_refresh_the_page(qtbot, ctx, tmp_path):
     assert page.model.total == 10
     with Project(path) as p:  # a second dataset, probed: as the probe page would, then tell the context
         ds = p.add_dataset(FakeDataset(examples, path="more.jsonl"))
-        second = run_probe(p, dataset_id=ds, pool_dataset_id=None, model_spec="scripted",
-                           settings=ProbeSettings(n_sets=2, samples_per_set=2, preset="smoke"),
-                           backend=ScriptedBackend(knowledge)).run_id
+        second = run_probe(
+            p,
+            dataset_id=ds,
+            pool_dataset_id=None,
+            model_spec="scripted",
+            settings=ProbeSettings(n_sets=2, samples_per_set=2, preset="smoke"),
+            backend=ScriptedBackend(knowledge),
+        ).run_id
     assert second != first
     ctx.set(probe_run_id=second)
     wait_loaded(qtbot, page)
@@ -271,8 +284,10 @@ def _big_project(path, n: int) -> int:
         groups = [f"P{g}" for g in range(12)]
         conn.executemany(
             "INSERT INTO examples (dataset_id, example_id, idx, line, question, answers, group_name, raw) VALUES (1, ?, ?, ?, ?, ?, ?, '{}')",
-            ((f"e{i:06d}", i, i + 1, f"What is the capital of place {i}?", json.dumps([f"City {i}"]), groups[i % 12])
-             for i in range(n)),
+            (
+                (f"e{i:06d}", i, i + 1, f"What is the capital of place {i}?", json.dumps([f"City {i}"]), groups[i % 12])
+                for i in range(n)
+            ),
         )
         conn.execute(
             "INSERT INTO probe_runs (id, dataset_id, model_spec, model_name, model_path, model_fingerprint, backend, preset, "
@@ -286,9 +301,21 @@ def _big_project(path, n: int) -> int:
             for i in range(n):
                 g_ok = rng.choice((0, 0, 3, 10, 10))
                 s_ok = 0 if g_ok else rng.choice((0, 1))
-                cat = ("HighlyKnown" if g_ok == 10 else "MaybeKnown" if g_ok else "WeaklyKnown" if s_ok else "Unknown")
-                yield (f"e{i:06d}", groups[i % 12], cat, g_ok / 10, None if s_ok or g_ok else 0.0, g_ok, 10, s_ok, 160,
-                       greedy, "[]", "[]")
+                cat = "HighlyKnown" if g_ok == 10 else "MaybeKnown" if g_ok else "WeaklyKnown" if s_ok else "Unknown"
+                yield (
+                    f"e{i:06d}",
+                    groups[i % 12],
+                    cat,
+                    g_ok / 10,
+                    None if s_ok or g_ok else 0.0,
+                    g_ok,
+                    10,
+                    s_ok,
+                    160,
+                    greedy,
+                    "[]",
+                    "[]",
+                )
 
         conn.executemany(
             "INSERT INTO probe_results (run_id, example_id, group_name, category, p_greedy, p_sampled, greedy_correct, "
@@ -330,7 +357,9 @@ def test_100k_examples_load_filter_and_sort_fast(qtbot, ctx, tmp_path):
     page.apply_filters()  # what the debounce timer calls
     t_search = time.perf_counter() - t0
     assert page.model.rowCount() == 11  # 9999 and 99990..99999
-    print(f"\n100k rows: build {t_build:.2f}s, open+load {t_open:.2f}s (job {page.last_load_seconds:.2f}s), "
-          f"filter {t_filter * 1000:.0f} ms, two sorts {t_sort * 1000:.0f} ms, search {t_search * 1000:.0f} ms")
+    print(
+        f"\n100k rows: build {t_build:.2f}s, open+load {t_open:.2f}s (job {page.last_load_seconds:.2f}s), "
+        f"filter {t_filter * 1000:.0f} ms, two sorts {t_sort * 1000:.0f} ms, search {t_search * 1000:.0f} ms"
+    )
     assert t_open < 15
     assert t_filter < 3 and t_sort < 3 and t_search < 3

@@ -5,7 +5,6 @@ labels, counts, enabled buttons and files written."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest

@@ -81,12 +81,15 @@ def test_ui_thread_stall_while_probing_stays_under_200ms(qtbot, window, tmp_path
     stall_max, stall_p99 = summary(gaps)
     took = sum(gaps) / 1000
     worst = gaps.index(stall_max)
-    print(f"\nUI-thread stall while probing {QUESTIONS} questions (load included, {took:.1f} s, {len(gaps)} ticks): "
-          f"max {stall_max:.0f} ms (at {sum(gaps[:worst]) / 1000:.1f} s), p99 {stall_p99:.0f} ms; idle baseline: max {base_max:.0f} ms, p99 {base_p99:.0f} ms")
+    print(
+        f"\nUI-thread stall while probing {QUESTIONS} questions (load included, {took:.1f} s, {len(gaps)} ticks): "
+        f"max {stall_max:.0f} ms (at {sum(gaps[:worst]) / 1000:.1f} s), p99 {stall_p99:.0f} ms; idle baseline: max {base_max:.0f} ms, p99 {base_p99:.0f} ms"
+    )
 
     assert probe.message.kind == "ok", probe.message.text()
     assert f"{QUESTIONS} questions probed" in probe.message.text()
     assert window.ctx.model_info is not None  # the model really was loaded inside the measured window
     assert len(gaps) > 50  # the meter really ran all along
     assert stall_max < STALL_LIMIT_MS, (
-        f"the UI thread stalled for {stall_max:.0f} ms (p99 {stall_p99:.0f} ms; idle baseline max {base_max:.0f} ms)")
+        f"the UI thread stalled for {stall_max:.0f} ms (p99 {stall_p99:.0f} ms; idle baseline max {base_max:.0f} ms)"
+    )

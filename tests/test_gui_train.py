@@ -34,8 +34,7 @@ def _facts() -> list[tuple[str, str, str, str]]:
     one = [w for w in words if len(tok(" " + w)["input_ids"]) == 1]
     two = [w for w in words if len(tok(" " + w)["input_ids"]) == 2]
     rng = random.Random(0)
-    return [(f"ex{i:02d}", f"What is the name of {key}?", rng.choice(one), CATS[i % 4])
-            for i, key in enumerate((one + two)[:50])]
+    return [(f"ex{i:02d}", f"What is the name of {key}?", rng.choice(one), CATS[i % 4]) for i, key in enumerate((one + two)[:50])]
 
 
 def make_project(tmp_path: Path, model_folder: Path, *, with_plan: bool = True) -> Path:
@@ -48,14 +47,42 @@ def make_project(tmp_path: Path, model_folder: Path, *, with_plan: bool = True) 
     path = tmp_path / "p.knowmix"
     with Project(path) as project:
         ds = project.add_dataset(FakeDataset(examples, path="facts.jsonl"))
-        probe = project.create_probe_run(dataset_id=ds, pool_dataset_id=None, model_spec=str(model_folder),
-                                         model_name="tiny-llama", model_path=str(model_folder), model_fingerprint="x",
-                                         backend="torch", preset="paper", settings="{}", n_total=len(examples))
-        project.save_probe_results(probe, [
-            {"run_id": probe, "example_id": i, "group_name": "names", "category": c, "p_greedy": 0.0, "p_sampled": 0.0,
-             "greedy_correct": 0, "greedy_total": 10, "sampled_correct": 0, "sampled_total": 0, "greedy_answers": "[]",
-             "sampled_answers": "[]", "exemplar_ids": "[]", "seconds": 0.0}
-            for i, _q, _a, c in facts], n_done=len(facts), seconds=0.0)
+        probe = project.create_probe_run(
+            dataset_id=ds,
+            pool_dataset_id=None,
+            model_spec=str(model_folder),
+            model_name="tiny-llama",
+            model_path=str(model_folder),
+            model_fingerprint="x",
+            backend="torch",
+            preset="paper",
+            settings="{}",
+            n_total=len(examples),
+        )
+        project.save_probe_results(
+            probe,
+            [
+                {
+                    "run_id": probe,
+                    "example_id": i,
+                    "group_name": "names",
+                    "category": c,
+                    "p_greedy": 0.0,
+                    "p_sampled": 0.0,
+                    "greedy_correct": 0,
+                    "greedy_total": 10,
+                    "sampled_correct": 0,
+                    "sampled_total": 0,
+                    "greedy_answers": "[]",
+                    "sampled_answers": "[]",
+                    "exemplar_ids": "[]",
+                    "seconds": 0.0,
+                }
+                for i, _q, _a, c in facts
+            ],
+            n_done=len(facts),
+            seconds=0.0,
+        )
         project.update_probe_run(probe, status="finished")
         if with_plan:
             save_plan(project, build_plan(project, probe, PlanSettings(mix="natural", dev_fraction=0.2)))

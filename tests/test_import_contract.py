@@ -22,6 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 CORE = REPO / "core"
 
 FORBIDDEN = ["PySide6", "gui", "torch", "transformers", "llama_cpp", "peft"]
+
+
 def _core_modules() -> list[str]:
     """Every module of core, found on disk, so a new module is covered without editing this test. Even the
     backends and the training loop import their model library inside functions, when first used."""
@@ -38,8 +40,18 @@ CORE_MODULES = _core_modules()
 
 
 def test_the_contract_covers_plan_train_report_and_the_store() -> None:
-    for name in ("core.plan", "core.train", "core.train.runs", "core.train.runner", "core.report", "core.store",
-                 "core.datasets", "core.cli", "core.llama_cpu", "core.processes"):
+    for name in (
+        "core.plan",
+        "core.train",
+        "core.train.runs",
+        "core.train.runner",
+        "core.report",
+        "core.store",
+        "core.datasets",
+        "core.cli",
+        "core.llama_cpu",
+        "core.processes",
+    ):
         assert name in CORE_MODULES, name
 
 
@@ -48,9 +60,7 @@ def run_python(code: str, env: dict[str, str] | None = None) -> subprocess.Compl
     if env:
         full_env.update(env)
     full_env["PYTHONPATH"] = str(REPO) + (os.pathsep + full_env["PYTHONPATH"] if full_env.get("PYTHONPATH") else "")
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=full_env, capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=full_env, capture_output=True, text=True, timeout=120)
 
 
 def test_importing_core_loads_no_gui_and_no_heavy_model_library() -> None:
@@ -125,8 +135,13 @@ def test_no_core_file_imports_qt_or_gui() -> None:
 
 def test_static_check_catches_a_qt_import() -> None:
     """The checker above is only useful if it would notice the imports it forbids."""
-    for src in ("import PySide6.QtCore", "from PySide6 import QtWidgets", "from gui.main import App",
-                "def f():\n    import gui\n", "import importlib\nimportlib.import_module('PySide6.QtGui')"):
+    for src in (
+        "import PySide6.QtCore",
+        "from PySide6 import QtWidgets",
+        "from gui.main import App",
+        "def f():\n    import gui\n",
+        "import importlib\nimportlib.import_module('PySide6.QtGui')",
+    ):
         assert _imported_roots(ast.parse(src)) & {"PySide6", "gui"}, src
     assert not _imported_roots(ast.parse("from .gui_helpers import x\nimport guidance")) & {"PySide6", "gui"}
 

@@ -35,8 +35,17 @@ from tests.test_cli import probe_args, read_only, run_cli, saved_results, start_
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 
 N_QUESTIONS = 24
-COMPARED = ("group_name", "category", "greedy_correct", "greedy_total", "sampled_correct", "sampled_total",
-            "greedy_answers", "sampled_answers", "exemplar_ids")
+COMPARED = (
+    "group_name",
+    "category",
+    "greedy_correct",
+    "greedy_total",
+    "sampled_correct",
+    "sampled_total",
+    "greedy_answers",
+    "sampled_answers",
+    "exemplar_ids",
+)
 
 
 def result_rows(path: Path) -> dict[str, tuple]:
@@ -132,13 +141,12 @@ def _make_facts():
 def test_training_worker_killed_twice_at_random_steps_ends_like_an_uninterrupted_run(tmp_path, tiny_folder, facts) -> None:
     from safetensors.torch import load_file
 
-    from core.errors import KnowMixError
     from core.models import resolve_model
     from core.train import TrainingCrashed
+    from core.train.events import Eval, Start, Step
     from core.train.loop import train_loop
     from core.train.runner import resume_training, run_worker
     from core.train.runs import get_run, metric_series
-    from core.train.events import Eval, Start, Step
     from tests.test_train import fast_settings, make_run, step_losses
 
     settings = fast_settings(epochs=8, lr=1e-2, stopping="convergence", seed=3)
@@ -163,6 +171,7 @@ def test_training_worker_killed_twice_at_random_steps_ends_like_an_uninterrupted
                     conn.close()
                 assert pid and pid != os.getpid()
                 os.kill(pid, signal.SIGKILL)
+
         return on_event
 
     all_losses: dict[int, float] = {}

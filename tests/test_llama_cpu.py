@@ -16,8 +16,25 @@ from core import llama_cpu
 ROOT = Path(__file__).resolve().parents[1]
 
 # A Sapphire Rapids guest whose CPUID advertises AMX (what broke the set-up and the installers).
-SPR = {"sse4_2", "avx", "f16c", "fma", "avx2", "bmi2", "avx512f", "avx512cd", "avx512vl", "avx512dq", "avx512bw",
-       "avx512vbmi", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16"}
+SPR = {
+    "sse4_2",
+    "avx",
+    "f16c",
+    "fma",
+    "avx2",
+    "bmi2",
+    "avx512f",
+    "avx512cd",
+    "avx512vl",
+    "avx512dq",
+    "avx512bw",
+    "avx512vbmi",
+    "avx512_vnni",
+    "avx512_bf16",
+    "amx_tile",
+    "amx_int8",
+    "amx_bf16",
+}
 
 
 def test_amx_is_never_built_and_avx512_is_when_the_os_grants_it():
@@ -60,15 +77,19 @@ def test_decode_check_decodes_one_token_with_the_built_in_model():
 def _compile_variant(tmp_path: Path, name: str, body: str, link: tuple[str, ...] = ()) -> Path:
     """A real shared library shaped like a ggml CPU variant (score + init), compiled here."""
     src = tmp_path / f"{name}.c"
-    src.write_text("extern void *ggml_backend_cpu_reg(void);\nint ggml_backend_score(void) { return 1; }\n"
-                   "void *ggml_backend_init(void) {" + body + "}\n")
+    src.write_text(
+        "extern void *ggml_backend_cpu_reg(void);\nint ggml_backend_score(void) { return 1; }\n"
+        "void *ggml_backend_init(void) {" + body + "}\n"
+    )
     out = tmp_path / f"libggml-cpu-{name}.so"
     subprocess.run(["cc", "-shared", "-fPIC", "-o", str(out), str(src), *link], check=True)
     return out
 
 
-needs_cc = pytest.mark.skipif(shutil.which("cc") is None or not sys.platform.startswith("linux"),
-                              reason="needs a C compiler on Linux to build a variant that crashes")
+needs_cc = pytest.mark.skipif(
+    shutil.which("cc") is None or not sys.platform.startswith("linux"),
+    reason="needs a C compiler on Linux to build a variant that crashes",
+)
 
 
 @needs_cc
@@ -93,8 +114,9 @@ def test_choose_variant_falls_back_past_a_crashing_variant_and_caches_the_choice
     real = llama_cpu.llama_lib_dir()
     if real is None or not (real / "libggml-cpu.so").exists():
         pytest.skip("this llama.cpp build has no separate libggml-cpu.so to stand in for a variant")
-    fine = _compile_variant(lib, "x64", "return ggml_backend_cpu_reg();",
-                            (f"-L{real}", "-l:libggml-cpu.so", f"-Wl,-rpath,{real}"))
+    fine = _compile_variant(
+        lib, "x64", "return ggml_backend_cpu_reg();", (f"-L{real}", "-l:libggml-cpu.so", f"-Wl,-rpath,{real}")
+    )
     files = llama_cpu.variant_files(lib)
     assert files == {"haswell": crash, "x64": fine}
     if "haswell" not in llama_cpu.candidate_variants(files, llama_cpu.usable_features()):
@@ -109,7 +131,8 @@ def test_choose_variant_falls_back_past_a_crashing_variant_and_caches_the_choice
 
 
 def test_the_module_runs_as_a_child_and_prints_the_cpu_features():
-    out = subprocess.run([sys.executable, "-m", "core.llama_cpu", "--features"], cwd=ROOT, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "core.llama_cpu", "--features"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     data = json.loads(out.stdout)
     assert set(data) >= {"cpu_flags", "amx_advertised", "amx_granted", "usable", "best_variant"}

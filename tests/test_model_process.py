@@ -29,7 +29,13 @@ from core.errors import ModelCrashed, ModelError  # noqa: E402
 from core.matching import PrefixPruner  # noqa: E402
 from core.models import ModelRef, resolve_model  # noqa: E402
 from tests.test_cli import (  # noqa: E402
-    assert_one_clear_error, probe_args, read_only, run_cli, saved_results, start_cli, wait_for_saved_results,
+    assert_one_clear_error,
+    probe_args,
+    read_only,
+    run_cli,
+    saved_results,
+    start_cli,
+    wait_for_saved_results,
 )
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -110,9 +116,17 @@ def test_cli_model_segfault_is_one_line_keeps_the_work_and_the_same_command_resu
             proc.kill()
             proc.wait(30)
     stderr, stdout = err.read_text(), out.read_text()
-    line = assert_one_clear_error(proc.returncode, stderr, "SIGSEGV", "segmentation fault", "probing group",
-                                  "Finished work is saved in the project", "Run the same command again to resume",
-                                  "knowmix doctor", "--backend torch")
+    line = assert_one_clear_error(
+        proc.returncode,
+        stderr,
+        "SIGSEGV",
+        "segmentation fault",
+        "probing group",
+        "Finished work is saved in the project",
+        "Run the same command again to resume",
+        "knowmix doctor",
+        "--backend torch",
+    )
     assert proc.returncode == 2
     assert "Fatal Python error" not in stderr + stdout and "Traceback" not in stdout
     assert wait_gone(child, 5)

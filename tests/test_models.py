@@ -37,8 +37,9 @@ def _gguf_string(text: str) -> bytes:
     return struct.pack("<Q", len(raw)) + raw
 
 
-def write_fake_gguf(path: Path, *, name: str = "tiny-test-model", n_data: int = 64, version: int = 3,
-                    declared_data: int | None = None) -> Path:
+def write_fake_gguf(
+    path: Path, *, name: str = "tiny-test-model", n_data: int = 64, version: int = 3, declared_data: int | None = None
+) -> Path:
     """A minimal, well-formed GGUF: two string keys and one F32 tensor of ``n_data`` bytes.
 
     ``declared_data`` lets a test claim a tensor offset past the end of the file.
@@ -60,8 +61,10 @@ def write_fake_gguf(path: Path, *, name: str = "tiny-test-model", n_data: int = 
 
 
 def write_safetensors(path: Path, n_floats: int = 8) -> Path:
-    header = {"weight": {"dtype": "F32", "shape": [n_floats], "data_offsets": [0, 4 * n_floats]},
-              "__metadata__": {"format": "pt"}}
+    header = {
+        "weight": {"dtype": "F32", "shape": [n_floats], "data_offsets": [0, 4 * n_floats]},
+        "__metadata__": {"format": "pt"},
+    }
     raw = json.dumps(header).encode("utf-8")
     path.write_bytes(struct.pack("<Q", len(raw)) + raw + struct.pack(f"<{n_floats}f", *range(n_floats)))
     return path
@@ -69,9 +72,16 @@ def write_safetensors(path: Path, n_floats: int = 8) -> Path:
 
 def write_hf_folder(folder: Path, *, weights: bool = True) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps({
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "max_position_embeddings": 256,
-    }), encoding="utf-8")
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "architectures": ["LlamaForCausalLM"],
+                "model_type": "llama",
+                "max_position_embeddings": 256,
+            }
+        ),
+        encoding="utf-8",
+    )
     if weights:
         write_safetensors(folder / "model.safetensors")
     return folder
@@ -275,13 +285,23 @@ def test_valid_hf_folder_passes(tmp_path: Path) -> None:
         struct.pack("<Q", 10**9) + b"{}",
         b"\x01\x02",
         json.dumps([1, 2]).encode(),
-        *(struct.pack("<Q", len(h)) + h + b"\0" * 8 for h in (
-            b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 1e400]}}',  # was OverflowError
-            b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, Infinity]}}',
-        )),
+        *(
+            struct.pack("<Q", len(h)) + h + b"\0" * 8
+            for h in (
+                b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 1e400]}}',  # was OverflowError
+                b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, Infinity]}}',
+            )
+        ),
     ],
-    ids=["random-bytes", "header-not-json", "header-longer-than-file", "shorter-than-8-bytes", "json-list",
-         "offset-1e400", "offset-infinity"],
+    ids=[
+        "random-bytes",
+        "header-not-json",
+        "header-longer-than-file",
+        "shorter-than-8-bytes",
+        "json-list",
+        "offset-1e400",
+        "offset-infinity",
+    ],
 )
 def test_hf_folder_with_garbage_safetensors_is_refused(tmp_path: Path, content: bytes) -> None:
     folder = write_hf_folder(tmp_path / "hf", weights=False)

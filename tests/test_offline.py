@@ -79,13 +79,28 @@ def test_probe_plan_train_report_run_with_the_network_blocked(tmp_path, tiny_fol
     with Project(project_path) as project:
         dataset_id = project.add_dataset(ds, role="train")
         pool_id = project.add_dataset(pool, role="pool")
-        probe = run_probe(project, dataset_id=dataset_id, pool_dataset_id=pool_id, model_spec="default",
-                          settings=preset("smoke"), backend_name="llama.cpp", backend_options={"n_threads": 1})
+        probe = run_probe(
+            project,
+            dataset_id=dataset_id,
+            pool_dataset_id=pool_id,
+            model_spec="default",
+            settings=preset("smoke"),
+            backend_name="llama.cpp",
+            backend_options={"n_threads": 1},
+        )
         assert probe.status == "finished" and probe.n_done == 6
         plan_id = save_plan(project, build_plan(project, probe.run_id, PlanSettings(mix="natural", dev_fraction=0.5)))
 
-    settings = TrainSettings(epochs=1, threads=1, batch_size=4, lr=5e-3, warmup_ratio=0.0, fit_sample_per_category=2,
-                             eval_batch_size=8, max_new_tokens=4)
+    settings = TrainSettings(
+        epochs=1,
+        threads=1,
+        batch_size=4,
+        lr=5e-3,
+        warmup_ratio=0.0,
+        fit_sample_per_category=2,
+        eval_batch_size=8,
+        max_new_tokens=4,
+    )
     out = start_training(project_path, plan_id, settings, model=str(tiny_folder))
     assert out.status == "done", out
     assert out.adapter_dir and Path(out.adapter_dir, "adapter_model.safetensors").is_file()
@@ -166,7 +181,16 @@ def test_doctor_json_parses(capsys):
     assert info["packages"]["numpy"] and info["model"]["ok"] is True
     assert info["offline"]["in_force"] is True and info["offline"]["network"] == "not used at run time"
     assert info["data_folder"]["writable"] is True and info["problems"] == []
-    assert set(info["packages"]) >= {"torch", "transformers", "peft", "llama_cpp", "PySide6", "pyqtgraph", "sqlite-utils", "numpy"}
+    assert set(info["packages"]) >= {
+        "torch",
+        "transformers",
+        "peft",
+        "llama_cpp",
+        "PySide6",
+        "pyqtgraph",
+        "sqlite-utils",
+        "numpy",
+    }
 
 
 def test_doctor_flags_a_missing_model_and_still_exits_0(capsys, tmp_path, monkeypatch):

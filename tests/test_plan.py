@@ -9,10 +9,18 @@ from collections import Counter
 import pytest
 
 from core import models
-from core.datasets import Example, content_fingerprint, load_dataset
+from core.datasets import Example, load_dataset
 from core.errors import ProjectError, SettingsError
 from core.plan import (
-    IDK_ANSWER, MIXES, Plan, PlanSettings, build_plan, check_memory_fits, estimate_memory, export_plan, load_plan,
+    IDK_ANSWER,
+    MIXES,
+    Plan,
+    PlanSettings,
+    build_plan,
+    check_memory_fits,
+    estimate_memory,
+    export_plan,
+    load_plan,
     save_plan,
 )
 from core.probe import CATEGORIES, ProbeSettings, run_probe
@@ -20,8 +28,9 @@ from core.store import Project
 from tests.scripted import FakeDataset, ScriptedBackend
 
 
-def seeded_project(tmp_path, spec: dict[tuple[str, str], int], *, status="finished", done=None,
-                   probe_settings=ProbeSettings(), seed=0):
+def seeded_project(
+    tmp_path, spec: dict[tuple[str, str], int], *, status="finished", done=None, probe_settings=ProbeSettings(), seed=0
+):
     """A project whose (finished) probe run gives exactly ``spec[(category, group)]`` examples, in shuffled file order.
 
     Probe rows are written straight to the store, so a test can ask for thousands of examples with
@@ -34,21 +43,42 @@ def seeded_project(tmp_path, spec: dict[tuple[str, str], int], *, status="finish
             ex_id = f"{cat[:2]}-{group}-{i:05d}"
             q = f"{cat} question {i} of {group}?"
             a = f"answer {cat} {group} {i}"
-            examples.append(Example(ex_id, q, (a, f"alias {i}"), group, 0,
-                                    {"question": q, "answers": [a, f"alias {i}"], "relation": group}))
+            examples.append(
+                Example(ex_id, q, (a, f"alias {i}"), group, 0, {"question": q, "answers": [a, f"alias {i}"], "relation": group})
+            )
             cats[ex_id] = cat
     random.Random(seed).shuffle(examples)
     project = Project(tmp_path / "p.knowmix")
     dataset_id = project.add_dataset(FakeDataset(examples))
     run_id = project.create_probe_run(
-        dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted", model_name="scripted", model_path="",
-        model_fingerprint="f", backend="scripted", preset=probe_settings.preset, settings=probe_settings.identity(),
+        dataset_id=dataset_id,
+        pool_dataset_id=None,
+        model_spec="scripted",
+        model_name="scripted",
+        model_path="",
+        model_fingerprint="f",
+        backend="scripted",
+        preset=probe_settings.preset,
+        settings=probe_settings.identity(),
         n_total=len(examples),
     )
     rows = [
-        {"run_id": run_id, "example_id": ex.id, "group_name": ex.group, "category": cats[ex.id], "p_greedy": 0.0,
-         "p_sampled": 0.0, "greedy_correct": 0, "greedy_total": 10, "sampled_correct": 0, "sampled_total": 0,
-         "greedy_answers": "[]", "sampled_answers": "[]", "exemplar_ids": "[]", "seconds": 0.0}
+        {
+            "run_id": run_id,
+            "example_id": ex.id,
+            "group_name": ex.group,
+            "category": cats[ex.id],
+            "p_greedy": 0.0,
+            "p_sampled": 0.0,
+            "greedy_correct": 0,
+            "greedy_total": 10,
+            "sampled_correct": 0,
+            "sampled_total": 0,
+            "greedy_answers": "[]",
+            "sampled_answers": "[]",
+            "exemplar_ids": "[]",
+            "seconds": 0.0,
+        }
         for ex in examples[: done if done is not None else len(examples)]
     ]
     project.save_probe_results(run_id, rows, n_done=len(rows), seconds=0.0)
@@ -146,8 +176,16 @@ def test_custom_shares_keep_that_share_of_each_category(tmp_path):
 
 
 def test_dev_split_is_stratified_by_category_and_group_and_has_every_category(tmp_path):
-    spec = {("HighlyKnown", "G0"): 400, ("HighlyKnown", "G1"): 100, ("MaybeKnown", "G0"): 50, ("MaybeKnown", "G1"): 250,
-            ("WeaklyKnown", "G0"): 30, ("WeaklyKnown", "G1"): 9, ("Unknown", "G0"): 200, ("Unknown", "G1"): 600}
+    spec = {
+        ("HighlyKnown", "G0"): 400,
+        ("HighlyKnown", "G1"): 100,
+        ("MaybeKnown", "G0"): 50,
+        ("MaybeKnown", "G1"): 250,
+        ("WeaklyKnown", "G0"): 30,
+        ("WeaklyKnown", "G1"): 9,
+        ("Unknown", "G0"): 200,
+        ("Unknown", "G1"): 600,
+    }
     project, _, examples = seeded_project(tmp_path, spec)
     n = len(examples)  # 1639
     plan = build_plan(project)
@@ -167,8 +205,13 @@ def test_dev_split_is_stratified_by_category_and_group_and_has_every_category(tm
 
 
 def test_dev_split_is_capped_and_scaled_down_proportionally(tmp_path):
-    spec = {("HighlyKnown", "G0"): 3000, ("MaybeKnown", "G0"): 1500, ("WeaklyKnown", "G1"): 400,
-            ("Unknown", "G1"): 1100, ("Unknown", "G0"): 3}
+    spec = {
+        ("HighlyKnown", "G0"): 3000,
+        ("MaybeKnown", "G0"): 1500,
+        ("WeaklyKnown", "G1"): 400,
+        ("Unknown", "G1"): 1100,
+        ("Unknown", "G0"): 3,
+    }
     project, _, examples = seeded_project(tmp_path, spec)
     plan = build_plan(project)
     dev = plan.dev()
@@ -182,8 +225,13 @@ def test_dev_split_is_capped_and_scaled_down_proportionally(tmp_path):
 
 
 def test_every_category_with_two_examples_reaches_dev_without_breaking_the_limits(tmp_path):
-    spec = {("HighlyKnown", "G0"): 150, ("MaybeKnown", "G0"): 40, ("WeaklyKnown", "G0"): 1, ("WeaklyKnown", "G1"): 1,
-            ("Unknown", "G1"): 1}
+    spec = {
+        ("HighlyKnown", "G0"): 150,
+        ("MaybeKnown", "G0"): 40,
+        ("WeaklyKnown", "G0"): 1,
+        ("WeaklyKnown", "G1"): 1,
+        ("Unknown", "G1"): 1,
+    }
     project, _, examples = seeded_project(tmp_path, spec)
     plan = build_plan(project)
     dev = by_cat(plan.dev())
@@ -264,7 +312,12 @@ def test_explain_gives_counts_shares_reasons_and_the_papers_numbers(tmp_path):
 def test_explain_warns_about_a_cheaper_probe(tmp_path):
     project, _, _ = seeded_project(tmp_path, BALANCED, probe_settings=ProbeSettings(n_sets=2, samples_per_set=2, preset="smoke"))
     text = build_plan(project).explain()
-    assert "Warnings" in text and "CHEAPER than the paper" in text and "Re-probe with the paper preset" in text and "Unknown category is less reliable" in text
+    assert (
+        "Warnings" in text
+        and "CHEAPER than the paper" in text
+        and "Re-probe with the paper preset" in text
+        and "Unknown category is less reliable" in text
+    )
     project.close()
 
 
@@ -324,6 +377,7 @@ def test_save_and_load_round_trip(tmp_path):
 
 # -- export in the input's own shape -------------------------------------------------------------------
 
+
 def _records(shape: str, n: int) -> list[dict]:
     out = []
     for i in range(n):
@@ -337,8 +391,16 @@ def _records(shape: str, n: int) -> list[dict]:
         elif shape == "prompt-completion":
             out.append({"prompt": q, "completion": " " + a, "group": g})
         elif shape == "openai-messages":
-            out.append({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": q},
-                                     {"role": "assistant", "content": a}], "group": g})
+            out.append(
+                {
+                    "messages": [
+                        {"role": "system", "content": "Be brief."},
+                        {"role": "user", "content": q},
+                        {"role": "assistant", "content": a},
+                    ],
+                    "group": g,
+                }
+            )
         elif shape == "sharegpt":
             out.append({"conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}], "group": g})
         elif shape == "custom":
@@ -346,8 +408,9 @@ def _records(shape: str, n: int) -> list[dict]:
     return out
 
 
-@pytest.mark.parametrize("shape", ["question-answer", "question-answer-str", "alpaca", "prompt-completion",
-                                   "openai-messages", "sharegpt", "custom"])
+@pytest.mark.parametrize(
+    "shape", ["question-answer", "question-answer-str", "alpaca", "prompt-completion", "openai-messages", "sharegpt", "custom"]
+)
 def test_export_writes_the_inputs_own_shape_with_planned_targets(tmp_path, shape):
     src = tmp_path / "data.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in _records(shape, 60)), encoding="utf-8")
@@ -359,8 +422,14 @@ def test_export_writes_the_inputs_own_shape_with_planned_targets(tmp_path, shape
     knowledge = {ex.question: (ex.answers[0], [1.0, 0.0, 0.5][i % 3], 0.0) for i, ex in enumerate(ds.examples)}
     project = Project(tmp_path / "p.knowmix")
     dataset_id = project.add_dataset(ds)
-    run_probe(project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted",
-              settings=ProbeSettings(n_sets=3, samples_per_set=2, chunk_size=32), backend=ScriptedBackend(knowledge))
+    run_probe(
+        project,
+        dataset_id=dataset_id,
+        pool_dataset_id=None,
+        model_spec="scripted",
+        settings=ProbeSettings(n_sets=3, samples_per_set=2, chunk_size=32),
+        backend=ScriptedBackend(knowledge),
+    )
     plan = build_plan(project, settings=PlanSettings(mix="idk", dev_fraction=0.2))
     assert any(e.relabelled for e in plan.train())
     paths = export_plan(plan, tmp_path / "out", dataset_row=project.dataset(dataset_id))
@@ -401,6 +470,7 @@ def test_export_writes_the_inputs_own_shape_with_planned_targets(tmp_path, shape
 
 
 # -- memory ----------------------------------------------------------------------------------------------
+
 
 def test_memory_estimate_grows_with_rank_batch_and_length():
     base = estimate_memory(135_000_000, n_layers=30, hidden=576, vocab_size=49152)

@@ -24,8 +24,7 @@ from gui import platform_check as pc
 REPO = Path(__file__).resolve().parents[1]
 LINUX = sys.platform.startswith("linux")
 FAKE = "libxcb-kmtest.so.0"
-GLIBC = {"libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1", "ld-linux-x86-64.so.2",
-         "ld-linux-aarch64.so.1"}
+GLIBC = {"libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1"}
 
 LDD_OUTPUT = """\
 \tlinux-vdso.so.1 (0x00007ffd1a9f2000)
@@ -49,8 +48,17 @@ def test_parse_ldd_lists_each_missing_library_once_in_order():
 
 def test_packages_for_maps_libraries_to_debian_and_fedora_names():
     debian, fedora, unknown, bundled = pc.packages_for(
-        ["libxcb-cursor.so.0", "libxcb-icccm.so.4", "libxcb-ewmh.so.2", "libxcb-randr.so.0", "libxcb-shape.so.0",
-         "libEGL.so.1", "libweird.so.3", "libQt6XcbQpa.so.6"])
+        [
+            "libxcb-cursor.so.0",
+            "libxcb-icccm.so.4",
+            "libxcb-ewmh.so.2",
+            "libxcb-randr.so.0",
+            "libxcb-shape.so.0",
+            "libEGL.so.1",
+            "libweird.so.3",
+            "libQt6XcbQpa.so.6",
+        ]
+    )
     assert debian == ["libxcb-cursor0", "libxcb-icccm4", "libxcb-ewmh2", "libxcb-randr0", "libxcb-shape0", "libegl1"]
     # Fedora packs icccm and ewmh into xcb-util-wm, and all of libxcb's extensions into libxcb: no repeats
     assert fedora == ["xcb-util-cursor", "xcb-util-wm", "libxcb", "libglvnd-egl"]
@@ -69,19 +77,22 @@ def test_the_message_is_one_line_with_both_install_commands():
     assert "reinstall KnowMix" in only_qt and "apt-get" not in only_qt
 
 
-@pytest.mark.parametrize("env, expected", [
-    ({"DISPLAY": ":0"}, ["xcb"]),
-    ({"WAYLAND_DISPLAY": "wayland-0"}, ["wayland"]),
-    ({"DISPLAY": ":0", "WAYLAND_DISPLAY": "wayland-0"}, ["wayland", "xcb"]),
-    ({"QT_QPA_PLATFORM": "xcb", "DISPLAY": ":0"}, ["xcb"]),
-    ({"QT_QPA_PLATFORM": "wayland;xcb", "DISPLAY": ":0"}, ["wayland", "xcb"]),
-    ({"QT_QPA_PLATFORM": "xcb:dpi=96", "DISPLAY": ":0"}, ["xcb"]),
-    ({"QT_QPA_PLATFORM": "offscreen", "DISPLAY": ":0"}, []),
-    ({"QT_QPA_PLATFORM": "offscreen"}, []),
-    ({"QT_QPA_PLATFORM": "minimal"}, []),
-    ({}, None),
-    ({"QT_QPA_PLATFORM": "xcb"}, None),
-])
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({"DISPLAY": ":0"}, ["xcb"]),
+        ({"WAYLAND_DISPLAY": "wayland-0"}, ["wayland"]),
+        ({"DISPLAY": ":0", "WAYLAND_DISPLAY": "wayland-0"}, ["wayland", "xcb"]),
+        ({"QT_QPA_PLATFORM": "xcb", "DISPLAY": ":0"}, ["xcb"]),
+        ({"QT_QPA_PLATFORM": "wayland;xcb", "DISPLAY": ":0"}, ["wayland", "xcb"]),
+        ({"QT_QPA_PLATFORM": "xcb:dpi=96", "DISPLAY": ":0"}, ["xcb"]),
+        ({"QT_QPA_PLATFORM": "offscreen", "DISPLAY": ":0"}, []),
+        ({"QT_QPA_PLATFORM": "offscreen"}, []),
+        ({"QT_QPA_PLATFORM": "minimal"}, []),
+        ({}, None),
+        ({"QT_QPA_PLATFORM": "xcb"}, None),
+    ],
+)
 @pytest.mark.skipif(not LINUX, reason="the check applies to Linux only")
 def test_which_platform_plugins_are_checked(env, expected):
     assert pc.platforms_to_check(env) == expected
@@ -97,6 +108,7 @@ def test_no_display_says_what_to_use_instead():
 
 def test_offscreen_never_runs_the_check(monkeypatch):
     """The GUI tests and --self-check run offscreen: not one file is looked at, not one ldd run."""
+
     def boom(*_a, **_k):
         raise AssertionError("the check ran")
 
@@ -120,10 +132,18 @@ def _qt_lib_dir() -> Path:
 
 def test_the_plugin_is_found_without_importing_qt():
     _qt_lib_dir()
-    code = ("import sys\nfrom gui.platform_check import platform_plugins\n"
-            "print(platform_plugins('xcb')[0])\nprint(sorted(m for m in sys.modules if m.startswith('PySide6')))")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    code = (
+        "import sys\nfrom gui.platform_check import platform_plugins\n"
+        "print(platform_plugins('xcb')[0])\nprint(sorted(m for m in sys.modules if m.startswith('PySide6')))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert proc.returncode == 0, proc.stderr
     path, loaded = proc.stdout.strip().splitlines()
     assert path.endswith("Qt/plugins/platforms/libqxcb.so") and Path(path).is_file()
@@ -176,8 +196,11 @@ def broken_xcb(tmp_path) -> dict[str, str]:
     shadow = tmp_path / "shadow"
     shadow.mkdir()
     (shadow / "libQt6XcbQpa.so.6").write_bytes(data.replace(old, new))
-    env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY", "QT_QPA_PLATFORM", "XDG_SESSION_TYPE",
-                                                            "QT_QPA_PLATFORM_PLUGIN_PATH")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("WAYLAND_DISPLAY", "QT_QPA_PLATFORM", "XDG_SESSION_TYPE", "QT_QPA_PLATFORM_PLUGIN_PATH")
+    }
     env.update({"DISPLAY": ":99", "LD_LIBRARY_PATH": str(shadow), "PYTHONPATH": str(REPO)})
     return env
 
@@ -193,9 +216,15 @@ def _knowmix() -> list[str]:
 
 def test_qt_itself_aborts_in_that_environment(broken_xcb, tmp_path):
     """The control: without KnowMix's check, creating the QApplication kills the process."""
-    proc = subprocess.run([sys.executable, "-c", "from PySide6.QtWidgets import QApplication; QApplication([])"],
-                          env=broken_xcb, cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          preexec_fn=_no_core_file)
+    proc = subprocess.run(
+        [sys.executable, "-c", "from PySide6.QtWidgets import QApplication; QApplication([])"],
+        env=broken_xcb,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_no_core_file,
+    )
     assert proc.returncode == -signal.SIGABRT, (proc.returncode, proc.stderr)
     assert "no Qt platform plugin could be initialized" in proc.stderr
 
@@ -207,8 +236,9 @@ def test_knowmix_names_the_missing_library_and_exits_2(broken_xcb, tmp_path, wit
         empty = tmp_path / "bin"
         empty.mkdir()
         env["PATH"] = str(empty)  # no ldd: the ELF reader answers
-    proc = subprocess.run(_knowmix(), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          preexec_fn=_no_core_file)
+    proc = subprocess.run(
+        _knowmix(), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, preexec_fn=_no_core_file
+    )
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     assert len(lines) == 1, proc.stderr
@@ -216,8 +246,11 @@ def test_knowmix_names_the_missing_library_and_exits_2(broken_xcb, tmp_path, wit
     assert line.startswith("knowmix: error: the desktop app cannot start: Qt's X11 (xcb) platform plugin needs")
     assert FAKE in line and f"apt-file search {FAKE}" in line
     # on a machine that lacks real xcb libraries too, they are named with their packages
-    for name in pc.parse_ldd(subprocess.run(["ldd", str(pc.platform_plugins("xcb")[0])], capture_output=True,
-                                            text=True).stdout) if pc.shutil.which("ldd") else []:
+    for name in (
+        pc.parse_ldd(subprocess.run(["ldd", str(pc.platform_plugins("xcb")[0])], capture_output=True, text=True).stdout)
+        if pc.shutil.which("ldd")
+        else []
+    ):
         assert name in line and pc.LIBRARY_PACKAGES[name][0] in line
     for bad in ("Aborted", "core dumped", "qt.qpa", "could not load", "platform plugin could be initialized", "Traceback"):
         assert bad not in proc.stderr
@@ -238,8 +271,9 @@ def test_offscreen_starts_the_app_even_where_xcb_is_broken(broken_xcb, tmp_path)
         "from gui.entry import main\n"
         "sys.exit(main([]))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120, preexec_fn=_no_core_file)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, preexec_fn=_no_core_file
+    )
     assert proc.returncode == 0, proc.stderr
     assert "knowmix: error" not in proc.stderr
 
@@ -248,9 +282,9 @@ def test_the_readme_lists_the_packages_for_every_x11_library_of_the_plugin():
     """README's "Linux desktops" commands install everything libqxcb.so and libQt6XcbQpa need."""
     lib = _qt_lib_dir()
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("### Linux desktops"):readme.index("## The command line")]
-    apt = section[section.index("sudo apt-get install"):section.index("# Fedora")]
-    dnf = section[section.index("sudo dnf install"):]
+    section = readme[readme.index("### Linux desktops") : readme.index("## The command line")]
+    apt = section[section.index("sudo apt-get install") : section.index("# Fedora")]
+    dnf = section[section.index("sudo dnf install") :]
     needed = pc.elf_dynamic(pc.platform_plugins("xcb")[0])[0] + pc.elf_dynamic(lib / "libQt6XcbQpa.so.6")[0]
     x11 = {n for n in needed if n.startswith(("libxcb", "libX11-xcb", "libxkbcommon", "libEGL", "libGL"))}
     assert "libxcb-cursor.so.0" in x11

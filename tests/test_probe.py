@@ -12,7 +12,14 @@ from core.errors import SettingsError
 from core.jobs import CancelToken
 from core.matching import AnswerMatcher, PrefixPruner, is_correct, normalize_answer
 from core.probe import (
-    CATEGORIES, ProbeSettings, build_prompt, categorize, draw_exemplar_sets, preset, probe_examples, run_probe,
+    CATEGORIES,
+    ProbeSettings,
+    build_prompt,
+    categorize,
+    draw_exemplar_sets,
+    preset,
+    probe_examples,
+    run_probe,
 )
 from core.store import Project
 from core.summary import breakdown
@@ -59,8 +66,31 @@ def test_pruner_never_stops_an_answer_that_could_still_be_correct():
     aliases = ["The Beatles", "Jean-Paul Sartre", "U.S.", "São Paulo", "New York City"]
     pruner = PrefixPruner(aliases)
     matcher = AnswerMatcher(aliases)
-    pieces = ["The", " ", "Beat", "les", "Jean", "-", "Paul", " Sar", "tre", "U", ".", "S", "São", " Paulo", "New", " York",
-              " City", ",", " the", " a", "x", "Paris", "  "]
+    pieces = [
+        "The",
+        " ",
+        "Beat",
+        "les",
+        "Jean",
+        "-",
+        "Paul",
+        " Sar",
+        "tre",
+        "U",
+        ".",
+        "S",
+        "São",
+        " Paulo",
+        "New",
+        " York",
+        " City",
+        ",",
+        " the",
+        " a",
+        "x",
+        "Paris",
+        "  ",
+    ]
     for _ in range(3000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 6)))
         if matcher(text):  # a correct answer's every prefix must stay alive
@@ -185,27 +215,44 @@ def test_run_probe_saves_results_and_resumes_without_redoing_work(tmp_path):
             if len(saved) == 3:
                 token.cancel()
 
-    first = run_probe(project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted", settings=settings,
-                      backend=ScriptedBackend(knowledge), progress=progress, cancel=token)
+    first = run_probe(
+        project,
+        dataset_id=dataset_id,
+        pool_dataset_id=None,
+        model_spec="scripted",
+        settings=settings,
+        backend=ScriptedBackend(knowledge),
+        progress=progress,
+        cancel=token,
+    )
     assert first.status == "cancelled" and first.n_done == saved[-1] == 14  # batches of 5, 5, 4 (group G0 has 14)
     assert project.probe_run(first.run_id)["status"] == "cancelled"
     before = {r["example_id"]: r for r in project.probe_results(first.run_id)}
     assert len(before) == 14
 
     backend = ScriptedBackend(knowledge)
-    second = run_probe(project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted", settings=settings,
-                       backend=backend)
+    second = run_probe(
+        project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted", settings=settings, backend=backend
+    )
     assert second.run_id == first.run_id and second.status == "finished" and second.resumed_from == 14
     asked = {req.prompt.rsplit("Q: ", 1)[1].rsplit("\nA:", 1)[0] for req in backend.calls}
     assert not asked & {next(e.question for e in examples if e.id == i) for i in before}
     after = {r["example_id"]: r for r in project.probe_results(first.run_id)}
     assert len(after) == 40 and all(after[i] == before[i] for i in before)
 
-    uninterrupted = probe_examples(ScriptedBackend(knowledge), examples, examples, settings, project.exemplar_sets(first.run_id)[0])
+    uninterrupted = probe_examples(
+        ScriptedBackend(knowledge), examples, examples, settings, project.exemplar_sets(first.run_id)[0]
+    )
     assert {r["example_id"]: r["category"] for r in uninterrupted} == {i: r["category"] for i, r in after.items()}
 
-    third = run_probe(project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted", settings=settings,
-                      backend=ScriptedBackend(knowledge))
+    third = run_probe(
+        project,
+        dataset_id=dataset_id,
+        pool_dataset_id=None,
+        model_spec="scripted",
+        settings=settings,
+        backend=ScriptedBackend(knowledge),
+    )
     assert third.status == "already finished" and third.run_id == first.run_id
 
     b = breakdown(project)
@@ -218,10 +265,22 @@ def test_run_probe_saves_results_and_resumes_without_redoing_work(tmp_path):
 def test_other_settings_or_model_make_a_new_run(tmp_path):
     examples, knowledge = make_examples(10)
     project, dataset_id = _project_with(tmp_path, examples)
-    a = run_probe(project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="s", settings=preset("smoke"),
-                  backend=ScriptedBackend(knowledge))
-    b = run_probe(project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="s", settings=preset("smoke", seed=3),
-                  backend=ScriptedBackend(knowledge))
+    a = run_probe(
+        project,
+        dataset_id=dataset_id,
+        pool_dataset_id=None,
+        model_spec="s",
+        settings=preset("smoke"),
+        backend=ScriptedBackend(knowledge),
+    )
+    b = run_probe(
+        project,
+        dataset_id=dataset_id,
+        pool_dataset_id=None,
+        model_spec="s",
+        settings=preset("smoke", seed=3),
+        backend=ScriptedBackend(knowledge),
+    )
     assert a.run_id != b.run_id and len(project.probe_runs()) == 2
     project.close()
 
@@ -241,8 +300,14 @@ def test_a_dataset_without_groups_prints_one_row(tmp_path):
     examples, knowledge = make_examples(8, groups=1)
     examples = [Example(id=e.id, question=e.question, answers=e.answers, group="all", line=e.line, raw={}) for e in examples]
     project, dataset_id = _project_with(tmp_path, examples)
-    run_probe(project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="s", settings=preset("smoke"),
-              backend=ScriptedBackend(knowledge))
+    run_probe(
+        project,
+        dataset_id=dataset_id,
+        pool_dataset_id=None,
+        model_spec="s",
+        settings=preset("smoke"),
+        backend=ScriptedBackend(knowledge),
+    )
     table = breakdown(project).to_table()
     assert [line.split()[0] for line in table.splitlines()[2:]] == ["all"]
     project.close()

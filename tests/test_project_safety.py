@@ -35,7 +35,12 @@ from core.probe import ProbeSettings, run_probe
 from core.store import Project, pid_alive
 from tests.scripted import FakeDataset, ScriptedBackend
 from tests.test_cli import (
-    assert_one_clear_error, probe_args, read_only, run_cli, saved_results, start_cli, wait_for_saved_results,
+    assert_one_clear_error,
+    probe_args,
+    read_only,
+    run_cli,
+    start_cli,
+    wait_for_saved_results,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,8 +62,15 @@ def scripted_project(path: Path, examples) -> tuple[Project, int]:
 
 
 def probe(project: Project, dataset_id: int, examples, **kw):
-    return run_probe(project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted", settings=SETTINGS,
-                     backend=ScriptedBackend(knowledge_of(examples)), **kw)
+    return run_probe(
+        project,
+        dataset_id=dataset_id,
+        pool_dataset_id=None,
+        model_spec="scripted",
+        settings=SETTINGS,
+        backend=ScriptedBackend(knowledge_of(examples)),
+        **kw,
+    )
 
 
 def claims(path: Path) -> dict[str, dict]:
@@ -151,8 +163,14 @@ def test_the_claim_is_released_when_a_probe_finishes_or_fails(tmp_path: Path, ex
                 raise RuntimeError("the model crashed")
 
         with pytest.raises(RuntimeError):
-            run_probe(project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted",
-                      settings=ProbeSettings(n_sets=1, samples_per_set=0), backend=Broken(knowledge_of(examples)))
+            run_probe(
+                project,
+                dataset_id=dataset_id,
+                pool_dataset_id=None,
+                model_spec="scripted",
+                settings=ProbeSettings(n_sets=1, samples_per_set=0),
+                backend=Broken(knowledge_of(examples)),
+            )
         assert claims(path) == {}
 
 
@@ -174,8 +192,16 @@ def test_two_project_objects_probing_at_once_in_two_threads(tmp_path: Path, exam
             with Project(path) as project:
                 start.wait(10)
                 dataset_id = project.add_dataset(FakeDataset(examples))
-                outcomes.append(run_probe(project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted",
-                                          settings=SETTINGS, backend=Slow(knowledge_of(examples))))
+                outcomes.append(
+                    run_probe(
+                        project,
+                        dataset_id=dataset_id,
+                        pool_dataset_id=None,
+                        model_spec="scripted",
+                        settings=SETTINGS,
+                        backend=Slow(knowledge_of(examples)),
+                    )
+                )
         except BaseException as exc:  # noqa: BLE001 - collected for the asserts below
             errors.append(exc)
 
@@ -211,8 +237,9 @@ def test_two_probe_processes_on_one_project(tmp_path: Path) -> None:
         wait_for_saved_results(project, first, err, at_least=1)
         second = run_cli(*args, cwd=tmp_path, timeout=300)
         assert second.returncode == 2, second.stderr
-        line = assert_one_clear_error(second.returncode, second.stderr, str(project), "in use",
-                                      f"process {first.pid}", "Wait for it to finish")
+        line = assert_one_clear_error(
+            second.returncode, second.stderr, str(project), "in use", f"process {first.pid}", "Wait for it to finish"
+        )
         assert "Traceback" not in line
         assert first.wait(300) == 0, err.read_text()
     finally:
@@ -244,11 +271,19 @@ def _as_unprivileged_user() -> list[str]:
         pytest.skip("running as root without setpriv: cannot make a project read-only for the test")
     prefix = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]  # nobody
     # nobody must be able to read this checkout and its venv; a clone in a private (0700) folder is not
-    reach = subprocess.run([*prefix, sys.executable, "-c", "import core.store"], cwd="/",
-                           env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
+    reach = subprocess.run(
+        [*prefix, sys.executable, "-c", "import core.store"],
+        cwd="/",
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if reach.returncode != 0:
-        pytest.skip("user nobody cannot read this checkout or its venv (a clone in a private folder), so the "
-                    f"read-only check cannot run as another user here: {reach.stderr.strip()[-200:]}")
+        pytest.skip(
+            "user nobody cannot read this checkout or its venv (a clone in a private folder), so the "
+            f"read-only check cannot run as another user here: {reach.stderr.strip()[-200:]}"
+        )
     return prefix
 
 
@@ -277,16 +312,23 @@ def read_only_project(examples):
 
 def run_cli_as_user(*args: str, home: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "KNOWMIX_HOME": str(home), "HOME": str(home)}
-    return subprocess.run([*_as_unprivileged_user(), sys.executable, "-m", "core", *args], cwd=home, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [*_as_unprivileged_user(), sys.executable, "-m", "core", *args],
+        cwd=home,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
 def test_a_read_only_project_gets_a_clear_message_when_probing_and_planning(read_only_project) -> None:
     path, home = read_only_project
     before = path.read_bytes()
-    probed = run_cli_as_user("probe", "--data", str(sample_dataset()), "--limit", "8", "--preset", "smoke",
-                             "--project", str(path), home=home)
+    probed = run_cli_as_user(
+        "probe", "--data", str(sample_dataset()), "--limit", "8", "--preset", "smoke", "--project", str(path), home=home
+    )
     assert_one_clear_error(probed.returncode, probed.stderr, str(path), "read-only", "Copy the project")
     assert probed.returncode == 2
     planned = run_cli_as_user("plan", "--project", str(path), home=home)
@@ -318,8 +360,9 @@ def disk_full_after(monkeypatch: pytest.MonkeyPatch, table: str, calls: int) -> 
     monkeypatch.setattr(sqlite_utils.db.Table, "insert_all", insert_all)
 
 
-def test_a_full_disk_during_a_probe_says_so_and_keeps_the_finished_batches(tmp_path: Path, examples,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_full_disk_during_a_probe_says_so_and_keeps_the_finished_batches(
+    tmp_path: Path, examples, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "p.knowmix"
     project, dataset_id = scripted_project(path, examples)
     with project:

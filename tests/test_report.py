@@ -37,8 +37,15 @@ P_GREEDY = {"HighlyKnown": 1.0, "MaybeKnown": 0.4, "WeaklyKnown": 0.0, "Unknown"
 # ----------------------------------------------------------------------------- helpers
 
 
-def seeded_project(path: Path, spec: dict[tuple[str, str], int], *, status: str = "finished", done: int | None = None,
-                   probe_settings: ProbeSettings = ProbeSettings(), null_p_greedy: int = 0) -> tuple[Project, int]:
+def seeded_project(
+    path: Path,
+    spec: dict[tuple[str, str], int],
+    *,
+    status: str = "finished",
+    done: int | None = None,
+    probe_settings: ProbeSettings = ProbeSettings(),
+    null_p_greedy: int = 0,
+) -> tuple[Project, int]:
     """A project whose probe run gives exactly ``spec[(category, group)]`` results (rows written straight
     to the store). The first ``null_p_greedy`` results have no P(T=0)."""
     examples, cats = [], {}
@@ -52,15 +59,34 @@ def seeded_project(path: Path, spec: dict[tuple[str, str], int], *, status: str 
     project = Project(path)
     dataset_id = project.add_dataset(FakeDataset(examples, path=str(path.parent / "facts.jsonl")))
     run_id = project.create_probe_run(
-        dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted", model_name="tiny-model", model_path="",
-        model_fingerprint="fp-123", backend="scripted", preset=probe_settings.preset, settings=probe_settings.identity(),
+        dataset_id=dataset_id,
+        pool_dataset_id=None,
+        model_spec="scripted",
+        model_name="tiny-model",
+        model_path="",
+        model_fingerprint="fp-123",
+        backend="scripted",
+        preset=probe_settings.preset,
+        settings=probe_settings.identity(),
         n_total=len(examples),
     )
     rows = [
-        {"run_id": run_id, "example_id": ex.id, "group_name": ex.group, "category": cats[ex.id],
-         "p_greedy": None if k < null_p_greedy else P_GREEDY[cats[ex.id]], "p_sampled": 0.0, "greedy_correct": 0,
-         "greedy_total": 10, "sampled_correct": 0, "sampled_total": 0, "greedy_answers": "[]", "sampled_answers": "[]",
-         "exemplar_ids": "[]", "seconds": 0.0}
+        {
+            "run_id": run_id,
+            "example_id": ex.id,
+            "group_name": ex.group,
+            "category": cats[ex.id],
+            "p_greedy": None if k < null_p_greedy else P_GREEDY[cats[ex.id]],
+            "p_sampled": 0.0,
+            "greedy_correct": 0,
+            "greedy_total": 10,
+            "sampled_correct": 0,
+            "sampled_total": 0,
+            "greedy_answers": "[]",
+            "sampled_answers": "[]",
+            "exemplar_ids": "[]",
+            "seconds": 0.0,
+        }
         for k, ex in enumerate(examples[: len(examples) if done is None else done])
     ]
     project.save_probe_results(run_id, rows, n_done=len(rows), seconds=12.0)
@@ -71,8 +97,15 @@ def seeded_project(path: Path, spec: dict[tuple[str, str], int], *, status: str 
 def add_train_run(project: Project, plan, *, metrics: bool = True, best_step: int = 20) -> int:
     train, dev = items_from_plan(plan)
     run_id, folder = create_run(
-        project, plan_id=plan.id, settings=TrainSettings(epochs=4), train=train, dev=dev, model_spec="scripted",
-        model_name="tiny-model", model_path="", model_fingerprint="fp-123",
+        project,
+        plan_id=plan.id,
+        settings=TrainSettings(epochs=4),
+        train=train,
+        dev=dev,
+        model_spec="scripted",
+        model_name="tiny-model",
+        model_path="",
+        model_fingerprint="fp-123",
     )
     if not metrics:
         return run_id
@@ -82,9 +115,21 @@ def add_train_run(project: Project, plan, *, metrics: bool = True, best_step: in
         for k, cat in enumerate(CATEGORIES):
             rows.append({"name": f"fit/{cat}", "step": 10 * e, "epoch": e, "value": min(1.0, e / (k + 2)), "at": 0.0})
     write_metrics(project, run_id, rows)
-    update_run(project, run_id, status="done", stop_reason="early_stop", best_step=best_step, best_epoch=best_step / 10,
-               best_dev_em=0.5, fit_at_best=json.dumps({c: 0.5 for c in CATEGORIES}), adapter_dir=str(folder / "adapter"),
-               seconds=75.0, step=40, epoch=4.0, total_steps=40)
+    update_run(
+        project,
+        run_id,
+        status="done",
+        stop_reason="early_stop",
+        best_step=best_step,
+        best_epoch=best_step / 10,
+        best_dev_em=0.5,
+        fit_at_best=json.dumps({c: 0.5 for c in CATEGORIES}),
+        adapter_dir=str(folder / "adapter"),
+        seconds=75.0,
+        step=40,
+        epoch=4.0,
+        total_steps=40,
+    )
     return run_id
 
 
@@ -93,8 +138,15 @@ def add_convergence_run(project: Project, plan, *, status: str = "done") -> int:
     a finished run keeps the final adapter; a cancelled one never reached it and keeps the best so far."""
     train, dev = items_from_plan(plan)
     run_id, folder = create_run(
-        project, plan_id=plan.id, settings=TrainSettings(epochs=4, stopping="convergence"), train=train, dev=dev,
-        model_spec="scripted", model_name="tiny-model", model_path="", model_fingerprint="fp-123",
+        project,
+        plan_id=plan.id,
+        settings=TrainSettings(epochs=4, stopping="convergence"),
+        train=train,
+        dev=dev,
+        model_spec="scripted",
+        model_name="tiny-model",
+        model_path="",
+        model_fingerprint="fp-123",
     )
     rows = [{"name": "loss", "step": s, "epoch": s / 10, "value": 3.0 / s, "at": 0.0} for s in range(1, 41)]
     for e, dev_em in enumerate((0.25, 0.5, 0.45, 0.4), start=1):
@@ -102,10 +154,23 @@ def add_convergence_run(project: Project, plan, *, status: str = "done") -> int:
         rows += [{"name": f"fit/{cat}", "step": 10 * e, "epoch": e, "value": e / 4, "at": 0.0} for cat in CATEGORIES]
     write_metrics(project, run_id, rows)
     done = status == "done"
-    update_run(project, run_id, status=status, stop_reason="max_epochs" if done else "cancelled", best_step=20, best_epoch=2.0,
-               best_dev_em=0.5, fit_at_best=json.dumps({c: 0.5 for c in CATEGORIES}), final_step=40 if done else None,
-               final_epoch=4.0 if done else None, adapter_dir=str(folder / ("final-adapter" if done else "adapter")),
-               seconds=75.0, step=40 if done else 30, epoch=4.0 if done else 3.0, total_steps=40)
+    update_run(
+        project,
+        run_id,
+        status=status,
+        stop_reason="max_epochs" if done else "cancelled",
+        best_step=20,
+        best_epoch=2.0,
+        best_dev_em=0.5,
+        fit_at_best=json.dumps({c: 0.5 for c in CATEGORIES}),
+        final_step=40 if done else None,
+        final_epoch=4.0 if done else None,
+        adapter_dir=str(folder / ("final-adapter" if done else "adapter")),
+        seconds=75.0,
+        step=40 if done else 30,
+        epoch=4.0 if done else 3.0,
+        total_steps=40,
+    )
     return run_id
 
 
@@ -172,7 +237,7 @@ def assert_offline(text: str, checker: _Checker) -> None:
 
 def section(text: str, name: str) -> str:
     start = text.index(f'<section id="{name}">')
-    return text[start:text.index("</section>", start)]
+    return text[start : text.index("</section>", start)]
 
 
 def svgs(text: str) -> list[str]:
@@ -192,8 +257,14 @@ def test_full_report_of_a_scripted_probe_plan_and_training_run(tmp_path: Path) -
         examples.append(Example(f"ex{i:03d}", q, (gold,), f"R{i % 3}", i + 1, {"question": q}))
     with Project(tmp_path / "team.knowmix") as project:
         dataset_id = project.add_dataset(FakeDataset(examples, path=str(tmp_path / "facts.jsonl")))
-        out = run_probe(project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted",
-                        settings=ProbeSettings(chunk_size=8), backend=ScriptedBackend(knowledge))
+        out = run_probe(
+            project,
+            dataset_id=dataset_id,
+            pool_dataset_id=None,
+            model_spec="scripted",
+            settings=ProbeSettings(chunk_size=8),
+            backend=ScriptedBackend(knowledge),
+        )
         assert out.status == "finished"
         plan = build_plan(project, None, PlanSettings(mix="natural"))
         save_plan(project, plan, name="first mix")
@@ -209,8 +280,16 @@ def test_full_report_of_a_scripted_probe_plan_and_training_run(tmp_path: Path) -
     assert "team.knowmix" in text and f"KnowMix {__version__}" in text and "Generated offline by KnowMix" in text
     # probe: model, backend, fingerprint, dataset identity, budget, status
     probe = section(text, "probe")
-    for fragment in ("scripted-v1", "facts.jsonl", ds["file_sha256"], ds["content_sha256"], "the paper&#39;s full budget",
-                     "finished", "48 of 48", "n_sets"):
+    for fragment in (
+        "scripted-v1",
+        "facts.jsonl",
+        ds["file_sha256"],
+        ds["content_sha256"],
+        "the paper&#39;s full budget",
+        "finished",
+        "48 of 48",
+        "n_sets",
+    ):
         assert fragment in probe, fragment
     assert "Not the paper" not in probe
     # breakdown: every group's count of every category is in the table, and the "all" row
@@ -230,7 +309,7 @@ def test_full_report_of_a_scripted_probe_plan_and_training_run(tmp_path: Path) -
     plan_html = section(text, "plan")
     assert "first mix" in plan_html and "natural mix" in plan_html and '<pre class="explain">' in plan_html
     assert "Why this mix" in plan_html and "&#34;I don&#39;t know&#34;" not in plan_html  # natural mix: nothing relabelled
-    assert f"<td class=\"n\">{plan.counts()['train']['total']}</td>" in plan_html
+    assert f'<td class="n">{plan.counts()["train"]["total"]}</td>' in plan_html
     # training: status, stop reason, best point and the three charts with the stopping line
     training = section(text, "training")
     assert f"<td>{train_id}</td>" in training and "EARLY_STOP" in training
@@ -298,7 +377,9 @@ def test_many_groups_get_one_bar_each(tmp_path: Path) -> None:
 
 
 def test_cheaper_budget_is_flagged(tmp_path: Path) -> None:
-    project, _ = seeded_project(tmp_path / "p.knowmix", BALANCED, probe_settings=ProbeSettings(n_sets=2, samples_per_set=2, preset="smoke"))
+    project, _ = seeded_project(
+        tmp_path / "p.knowmix", BALANCED, probe_settings=ProbeSettings(n_sets=2, samples_per_set=2, preset="smoke")
+    )
     with project:
         probe = section(build_report(project), "probe")
     assert "Not the paper's budget." in probe and "CHEAPER than the paper" in probe
@@ -365,17 +446,31 @@ def test_explicit_ids_follow_each_other_and_unknown_ids_are_errors(tmp_path: Pat
         plan_id = save_plan(project, plan)
         train_id = add_train_run(project, plan)
         second = project.create_probe_run(
-            dataset_id=1, pool_dataset_id=None, model_spec="scripted", model_name="other-model", model_path="",
-            model_fingerprint="fp-2", backend="scripted", preset="paper", settings=ProbeSettings().identity(), n_total=84,
+            dataset_id=1,
+            pool_dataset_id=None,
+            model_spec="scripted",
+            model_name="other-model",
+            model_path="",
+            model_fingerprint="fp-2",
+            backend="scripted",
+            preset="paper",
+            settings=ProbeSettings().identity(),
+            n_total=84,
         )
         latest = build_report(project)  # the newest probe run, which has no plan yet
         assert "other-model" in latest and f"No plan for probe run {second} yet" in latest
         by_train = build_report(project, train_run_id=train_id)  # the run's plan and that plan's probe run
-        assert "tiny-model" in section(by_train, "probe") and f"This report covers probe run {first}, plan {plan_id}, training run {train_id}" in by_train
+        assert (
+            "tiny-model" in section(by_train, "probe")
+            and f"This report covers probe run {first}, plan {plan_id}, training run {train_id}" in by_train
+        )
         mixed = build_report(project, probe_run_id=second, plan_id=plan_id)
         assert f"Plan {plan_id} was made from probe run {first}, not from probe run {second}" in mixed
-        for kwargs, words in (({"probe_run_id": 9}, "no probe run number 9"), ({"plan_id": 9}, "no plan number 9"),
-                              ({"train_run_id": 9}, "no training run number 9")):
+        for kwargs, words in (
+            ({"probe_run_id": 9}, "no probe run number 9"),
+            ({"plan_id": 9}, "no plan number 9"),
+            ({"train_run_id": 9}, "no training run number 9"),
+        ):
             with pytest.raises(ProjectError, match=words):
                 build_report(project, **kwargs)
 

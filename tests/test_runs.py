@@ -8,22 +8,47 @@ import os
 
 from core.plan import probe_model_spec
 from core.train.runs import (
-    CANCELLED, CRASHED, CREATED, DONE, FAILED, RUNNING, is_resumable, keeps_final_adapter, stopping_point, stopping_rule,
+    CANCELLED,
+    CRASHED,
+    CREATED,
+    DONE,
+    FAILED,
+    RUNNING,
+    is_resumable,
+    keeps_final_adapter,
+    stopping_point,
+    stopping_rule,
 )
 
-HISTORY = [{"step": 10 * e, "epoch": float(e), "dev_em": em, "fit": {"Unknown": e / 4}} for e, em in
-           enumerate((0.25, 0.5, 0.45, 0.4), start=1)]
+HISTORY = [
+    {"step": 10 * e, "epoch": float(e), "dev_em": em, "fit": {"Unknown": e / 4}}
+    for e, em in enumerate((0.25, 0.5, 0.45, 0.4), start=1)
+]
 
 
 def run_row(stopping: str = "early_stop", status: str = DONE, **fields) -> dict:
-    row = {"id": 1, "status": status, "settings": json.dumps({"stopping": stopping}), "best_step": 20, "best_epoch": 2.0,
-           "best_dev_em": 0.5, "fit_at_best": json.dumps({"Unknown": 0.5}), "final_step": 40, "final_epoch": 4.0}
+    row = {
+        "id": 1,
+        "status": status,
+        "settings": json.dumps({"stopping": stopping}),
+        "best_step": 20,
+        "best_epoch": 2.0,
+        "best_dev_em": 0.5,
+        "fit_at_best": json.dumps({"Unknown": 0.5}),
+        "final_step": 40,
+        "final_epoch": 4.0,
+    }
     return {**row, **fields}
 
 
 def test_only_a_finished_convergence_run_keeps_its_final_adapter() -> None:
     assert keeps_final_adapter("convergence", DONE)
-    for stopping, status in (("early_stop", DONE), ("convergence", CANCELLED), ("convergence", CRASHED), ("early_stop", CANCELLED)):
+    for stopping, status in (
+        ("early_stop", DONE),
+        ("convergence", CANCELLED),
+        ("convergence", CRASHED),
+        ("early_stop", CANCELLED),
+    ):
         assert not keeps_final_adapter(stopping, status), (stopping, status)
 
 

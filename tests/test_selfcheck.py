@@ -14,8 +14,9 @@ REPO = Path(__file__).resolve().parents[1]
 def _run(env_extra: dict[str, str]) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     env.update({"PYTHONPATH": str(REPO), "KNOWMIX_THREADS": "1", **env_extra})
-    return subprocess.run([sys.executable, "-m", "gui.entry", "--self-check"], env=env, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "gui.entry", "--self-check"], env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_self_check_probes_and_writes_a_report_without_a_display(knowmix_home):

@@ -39,16 +39,35 @@ def small_ds(sample_dataset_loaded):
 
 def result_row(run_id: int, example_id: str, category: str = "Unknown", group: str = "P17") -> dict:
     return {
-        "run_id": run_id, "example_id": example_id, "group_name": group, "category": category,
-        "p_greedy": 0.0, "p_sampled": None, "greedy_correct": 0, "greedy_total": 2, "sampled_correct": 0,
-        "sampled_total": 4, "greedy_answers": "[]", "sampled_answers": "[]", "exemplar_ids": "[]", "seconds": 0.1,
+        "run_id": run_id,
+        "example_id": example_id,
+        "group_name": group,
+        "category": category,
+        "p_greedy": 0.0,
+        "p_sampled": None,
+        "greedy_correct": 0,
+        "greedy_total": 2,
+        "sampled_correct": 0,
+        "sampled_total": 4,
+        "greedy_answers": "[]",
+        "sampled_answers": "[]",
+        "exemplar_ids": "[]",
+        "seconds": 0.1,
     }
 
 
 def make_run(project: Project, dataset_id: int, n_total: int = 10) -> int:
     return project.create_probe_run(
-        dataset_id=dataset_id, pool_dataset_id=None, model_spec="default", model_name="test", model_path="/x",
-        model_fingerprint="f" * 64, backend="llama.cpp", preset="smoke", settings="{}", n_total=n_total,
+        dataset_id=dataset_id,
+        pool_dataset_id=None,
+        model_spec="default",
+        model_name="test",
+        model_path="/x",
+        model_fingerprint="f" * 64,
+        backend="llama.cpp",
+        preset="smoke",
+        settings="{}",
+        n_total=n_total,
     )
 
 
@@ -106,7 +125,8 @@ def test_non_ascii_text_round_trips(project_path: Path, tmp_path: Path) -> None:
     with Project(project_path) as project:
         back = project.examples(dataset_id)
     assert [(ex.question, ex.answers, ex.group) for ex in back] == [
-        ("Wo liegt Grímsstaðir?", ("Ísland", "Iceland"), "Orte"), ("東京はどこの首都ですか？", ("日本",), "首都"),
+        ("Wo liegt Grímsstaðir?", ("Ísland", "Iceland"), "Orte"),
+        ("東京はどこの首都ですか？", ("日本",), "首都"),
     ]
 
 
@@ -282,7 +302,9 @@ def test_transaction_keeps_nothing_of_a_failed_batch(project_path: Path, small_d
                 # sqlite-utils writes (its own atomic()/savepoints must not commit early) ...
                 project.db["probe_results"].insert_all([result_row(run_id, i) for i in ids[4:12]], replace=True)
                 project.db["probe_runs"].update(run_id, {"n_done": 12, "status": "half-written"})
-                project.db["plans"].insert({"probe_run_id": run_id, "name": "p", "settings": "{}", "summary": "", "created_at": 0.0})
+                project.db["plans"].insert(
+                    {"probe_run_id": run_id, "name": "p", "settings": "{}", "summary": "", "created_at": 0.0}
+                )
                 # ... and plain SQL, nested transactions included
                 with project.transaction():
                     project.db.execute("UPDATE probe_runs SET note = 'should vanish' WHERE id = ?", [run_id])

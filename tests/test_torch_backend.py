@@ -110,10 +110,14 @@ def test_greedy_matches_transformers_generate(backend):
     ids = backend.tokenizer(PROMPTS[0], return_tensors="pt")["input_ids"]
     with torch.inference_mode():
         ref = backend.model.generate(
-            ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=12, min_new_tokens=12,
+            ids,
+            attention_mask=torch.ones_like(ids),
+            do_sample=False,
+            max_new_tokens=12,
+            min_new_tokens=12,
             pad_token_id=backend.tokenizer.pad_token_id,
         )
-    expected = backend.tokenizer.decode(ref[0, ids.shape[1]:], skip_special_tokens=True).strip()
+    expected = backend.tokenizer.decode(ref[0, ids.shape[1] :], skip_special_tokens=True).strip()
     ours = backend.generate([GenRequest(PROMPTS[0], max_tokens=12, stop=())])[0][0]
     assert ours == expected
 
@@ -163,8 +167,7 @@ def test_same_seed_same_answer_in_one_request(backend):
 def test_stop_strings_cut_the_answer(backend):
     seeds = range(40)
     free = backend.generate([_sampled(PROMPTS[0], seeds, temperature=1.5, top_k=0, stop=(), max_tokens=20)])[0]
-    stopped = backend.generate([_sampled(PROMPTS[0], seeds, temperature=1.5, top_k=0, stop=("e", "\n"),
-                                         max_tokens=20)])[0]
+    stopped = backend.generate([_sampled(PROMPTS[0], seeds, temperature=1.5, top_k=0, stop=("e", "\n"), max_tokens=20)])[0]
     assert any("e" in a for a in free) and any("\n" in a for a in free), "the test needs answers that hit the stops"
     for f, s in zip(free, stopped):
         assert "e" not in s and "\n" not in s
@@ -175,8 +178,9 @@ def test_stop_strings_cut_the_answer(backend):
 def test_pruned_answers_stop_early_and_are_marked(backend):
     seeds = range(20)
     free = backend.generate([_sampled(PROMPTS[0], seeds, temperature=1.5, top_k=0, max_tokens=12)])[0]
-    pruned = backend.generate([_sampled(PROMPTS[0], seeds, temperature=1.5, top_k=0, max_tokens=12,
-                                        prune=lambda text: len(text.strip()) >= 3)])[0]
+    pruned = backend.generate(
+        [_sampled(PROMPTS[0], seeds, temperature=1.5, top_k=0, max_tokens=12, prune=lambda text: len(text.strip()) >= 3)]
+    )[0]
     assert any(p.endswith("…") for p in pruned), "the test needs answers longer than the pruning point"
     for f, p in zip(free, pruned):
         if p.endswith("…"):
@@ -246,8 +250,10 @@ def test_pickle_weights_give_the_same_answers_as_safetensors(tmp_path):
     safe = make_tiny_llama(tmp_path / "safe", seed=3)
     pickled = make_tiny_llama_pickle(tmp_path / "pickled", seed=3)
     reqs = [_sampled(PROMPTS[0], [1, 2], temperature=1.0), GenRequest(PROMPTS[1])]
-    with TorchBackend(resolve_model(safe), device="cpu") as a, \
-            TorchBackend(resolve_model(pickled, allow_pickle=True), device="cpu", allow_pickle=True) as b:
+    with (
+        TorchBackend(resolve_model(safe), device="cpu") as a,
+        TorchBackend(resolve_model(pickled, allow_pickle=True), device="cpu", allow_pickle=True) as b,
+    ):
         assert a.generate(reqs) == b.generate(reqs)
 
 
@@ -276,7 +282,7 @@ def test_garbage_header_json_is_a_model_error(tmp_path):
     weights = folder / "model.safetensors"
     data = bytearray(weights.read_bytes())
     (n,) = struct.unpack("<Q", data[:8])
-    data[8:8 + n] = b"{" + b"x" * (n - 1)
+    data[8 : 8 + n] = b"{" + b"x" * (n - 1)
     weights.write_bytes(bytes(data))
     ref = ModelRef(path=folder, kind="hf", display_name="garbage", size_bytes=len(data))
     with pytest.raises(ModelError) as err:

@@ -30,7 +30,7 @@ from core.train.events import Checkpoint, Done, Eval, Restored, Start, Step  # n
 from core.train.runs import create_run, eval_history, get_run, metric_series  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny_models import _WORDS, make_tiny_llama, make_tiny_tokenizer  # noqa: E402
+from tiny_models import _WORDS, make_tiny_tokenizer  # noqa: E402
 
 CATS = ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")
 pytestmark = [
@@ -56,8 +56,16 @@ def facts() -> tuple[list[TrainItem], list[TrainItem]]:
 
 
 def fast_settings(**kw) -> TrainSettings:
-    base = dict(lr=5e-3, epochs=2, batch_size=8, threads=1, warmup_ratio=0.0, fit_sample_per_category=10,
-                eval_batch_size=16, max_new_tokens=4)
+    base = dict(
+        lr=5e-3,
+        epochs=2,
+        batch_size=8,
+        threads=1,
+        warmup_ratio=0.0,
+        fit_sample_per_category=10,
+        eval_batch_size=16,
+        max_new_tokens=4,
+    )
     base.update(kw)
     return TrainSettings(**base)
 
@@ -67,8 +75,15 @@ def make_run(tmp_path, tiny_folder, facts, settings, name="p.knowmix") -> tuple[
     ref = resolve_model(tiny_folder)
     with Project(project_path) as project:
         run_id, folder = create_run(
-            project, plan_id=None, settings=settings, train=facts[0], dev=facts[1], model_spec=str(tiny_folder),
-            model_name=ref.display_name, model_path=str(ref.path), model_fingerprint="",
+            project,
+            plan_id=None,
+            settings=settings,
+            train=facts[0],
+            dev=facts[1],
+            model_spec=str(tiny_folder),
+            model_name=ref.display_name,
+            model_path=str(ref.path),
+            model_fingerprint="",
         )
     return project_path, run_id, folder
 
@@ -89,10 +104,22 @@ def step_losses(events: list) -> dict[int, float]:
 # ---------------------------------------------------------------------------------- settings and data
 
 
-@pytest.mark.parametrize("bad", [
-    {"lora_r": 0}, {"lr": 0.0}, {"lr": -1e-4}, {"epochs": 0}, {"batch_size": 0}, {"grad_accum": 0},
-    {"stopping": "sometimes"}, {"patience": 0}, {"lora_dropout": 1.0}, {"prompt_format": "xml"}, {"threads": 0},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"lora_r": 0},
+        {"lr": 0.0},
+        {"lr": -1e-4},
+        {"epochs": 0},
+        {"batch_size": 0},
+        {"grad_accum": 0},
+        {"stopping": "sometimes"},
+        {"patience": 0},
+        {"lora_dropout": 1.0},
+        {"prompt_format": "xml"},
+        {"threads": 0},
+    ],
+)
 def test_bad_settings_are_settings_errors(bad):
     with pytest.raises(SettingsError):
         TrainSettings(**bad).validate()
@@ -180,7 +207,6 @@ def test_a_saved_plan_trains_the_model_its_probe_used(tmp_path, tiny_folder, fac
     from core.plan import PlanSettings, build_plan, load_plan, save_plan
     from core.train import worker
     from core.train.runner import outcome, prepare_run
-
     from tests.scripted import FakeDataset
 
     all_items = facts[0] + facts[1]
@@ -188,14 +214,42 @@ def test_a_saved_plan_trains_the_model_its_probe_used(tmp_path, tiny_folder, fac
     project_path = tmp_path / "p.knowmix"
     with Project(project_path) as project:
         ds = project.add_dataset(FakeDataset(examples, path="facts.jsonl"))
-        probe = project.create_probe_run(dataset_id=ds, pool_dataset_id=None, model_spec=str(tiny_folder),
-                                         model_name="tiny", model_path=str(tiny_folder), model_fingerprint="x",
-                                         backend="torch", preset="paper", settings="{}", n_total=len(examples))
-        project.save_probe_results(probe, [
-            {"run_id": probe, "example_id": it.example_id, "group_name": it.group, "category": it.category,
-             "p_greedy": 0.0, "p_sampled": 0.0, "greedy_correct": 0, "greedy_total": 10, "sampled_correct": 0,
-             "sampled_total": 0, "greedy_answers": "[]", "sampled_answers": "[]", "exemplar_ids": "[]", "seconds": 0.0}
-            for it in all_items], n_done=len(all_items), seconds=0.0)
+        probe = project.create_probe_run(
+            dataset_id=ds,
+            pool_dataset_id=None,
+            model_spec=str(tiny_folder),
+            model_name="tiny",
+            model_path=str(tiny_folder),
+            model_fingerprint="x",
+            backend="torch",
+            preset="paper",
+            settings="{}",
+            n_total=len(examples),
+        )
+        project.save_probe_results(
+            probe,
+            [
+                {
+                    "run_id": probe,
+                    "example_id": it.example_id,
+                    "group_name": it.group,
+                    "category": it.category,
+                    "p_greedy": 0.0,
+                    "p_sampled": 0.0,
+                    "greedy_correct": 0,
+                    "greedy_total": 10,
+                    "sampled_correct": 0,
+                    "sampled_total": 0,
+                    "greedy_answers": "[]",
+                    "sampled_answers": "[]",
+                    "exemplar_ids": "[]",
+                    "seconds": 0.0,
+                }
+                for it in all_items
+            ],
+            n_done=len(all_items),
+            seconds=0.0,
+        )
         project.update_probe_run(probe, status="finished")
         plan_id = save_plan(project, build_plan(project, probe, PlanSettings(mix="natural", dev_fraction=0.2)))
         plan = load_plan(project, plan_id)
@@ -225,8 +279,10 @@ def test_backend_decodes_an_already_loaded_or_peft_wrapped_model(tiny_folder):
     from core.backends.base import GenRequest
     from core.backends.torch_backend import TorchBackend
 
-    reqs = [GenRequest("Q: What is the name of 7?\nA:", max_tokens=6),
-            GenRequest("Q: Who wrote it?\nA:", n=3, temperature=1.0, top_k=20, seeds=(1, 2, 3), max_tokens=6)]
+    reqs = [
+        GenRequest("Q: What is the name of 7?\nA:", max_tokens=6),
+        GenRequest("Q: Who wrote it?\nA:", n=3, temperature=1.0, top_k=20, seeds=(1, 2, 3), max_tokens=6),
+    ]
     with TorchBackend(resolve_model(tiny_folder), device="cpu") as loaded:
         expected = loaded.generate(reqs)
     tok = AutoTokenizer.from_pretrained(str(tiny_folder))
@@ -269,7 +325,8 @@ def test_worker_trains_an_adapter_that_loads_and_answers_trained_questions(tmp_p
     for name in ("adapter", "final-adapter", "checkpoints/last", "metrics.jsonl", "plan.json", "settings.json"):
         assert (folder / name).exists(), name
     assert {"optimizer.pt", "scheduler.pt", "rng.pt", "state.json", "adapter_model.safetensors"} <= {
-        p.name for p in (folder / "checkpoints" / "last").iterdir()}
+        p.name for p in (folder / "checkpoints" / "last").iterdir()
+    }
     with Project(project_path) as project:
         row = get_run(project, run_id)
         history = eval_history(project, run_id)
@@ -332,8 +389,9 @@ def test_early_stop_picks_the_best_dev_evaluation_and_restores_it(tmp_path, tiny
     # Resuming a run that had already stopped early does not train past its stopping point.
     import dataclasses
 
-    again = train_loop(tmp_path / "run", resolve_model(tiny_folder), dataclasses.replace(settings, merge=False), *facts,
-                       resume=True)
+    again = train_loop(
+        tmp_path / "run", resolve_model(tiny_folder), dataclasses.replace(settings, merge=False), *facts, resume=True
+    )
     assert again.stop_reason == "early_stop" and again.final_step == 8 and again.best["step"] == 4
 
 
@@ -341,8 +399,13 @@ def test_convergence_trains_every_epoch_and_keeps_the_last_adapter(tmp_path, tin
     from core.train.loop import train_loop
 
     scripted = iter([0.9, 0.1, 0.1])
-    result = train_loop(tmp_path / "run", resolve_model(tiny_folder), fast_settings(epochs=3, stopping="convergence"),
-                        *facts, eval_hook=lambda r: {**r, "dev_em": next(scripted)})
+    result = train_loop(
+        tmp_path / "run",
+        resolve_model(tiny_folder),
+        fast_settings(epochs=3, stopping="convergence"),
+        *facts,
+        eval_hook=lambda r: {**r, "dev_em": next(scripted)},
+    )
     assert result.stop_reason == "max_epochs" and result.final_step == 15
     assert result.best["step"] == 5  # still recorded: the early-stop point
     assert result.adapter_dir == str(tmp_path / "run" / "final-adapter")
@@ -355,9 +418,13 @@ def test_gradient_accumulation_matches_one_big_batch(tmp_path, tiny_folder, fact
     runs = []
     for bs, acc in ((8, 1), (2, 4)):
         events: list = []
-        train_loop(tmp_path / f"run{bs}", resolve_model(tiny_folder),
-                   fast_settings(epochs=1, batch_size=bs, grad_accum=acc, lora_dropout=0.0, fit_sample_per_category=0),
-                   *facts, emit=events.append)
+        train_loop(
+            tmp_path / f"run{bs}",
+            resolve_model(tiny_folder),
+            fast_settings(epochs=1, batch_size=bs, grad_accum=acc, lora_dropout=0.0, fit_sample_per_category=0),
+            *facts,
+            emit=events.append,
+        )
         runs.append(step_losses(events))
     assert len(runs[0]) == 5
     for step in runs[0]:

@@ -7,6 +7,7 @@ module that is imported by ``load_backend`` the first time that backend is asked
 from __future__ import annotations
 
 import importlib
+
 from ..errors import ModelError, SettingsError
 from ..models import ModelRef, resolve_model
 from .base import Backend, GenRequest, GenStats, ModelInfo
@@ -30,8 +31,9 @@ def backend_for(ref: ModelRef, requested: str = "auto") -> str:
     return name
 
 
-def load_backend(model: str | ModelRef, backend: str = "auto", *, allow_pickle: bool = False, isolate: bool = False,
-                 **options: object) -> Backend:
+def load_backend(
+    model: str | ModelRef, backend: str = "auto", *, allow_pickle: bool = False, isolate: bool = False, **options: object
+) -> Backend:
     """Resolve ``model`` ('default' or a path), pick a backend and load the model.
 
     With ``isolate`` the model is loaded in a child process (``process.ProcessBackend``): a native

@@ -47,9 +47,7 @@ class GenRequest:
         if self.max_tokens < 1:
             raise SettingsError(f"max tokens must be at least 1, not {self.max_tokens}.")
         if self.temperature > 0 and len(self.seeds) != self.n:
-            raise SettingsError(
-                f"A sampled request needs one seed per answer ({self.n} answers, {len(self.seeds)} seeds)."
-            )
+            raise SettingsError(f"A sampled request needs one seed per answer ({self.n} answers, {len(self.seeds)} seeds).")
 
     @property
     def greedy(self) -> bool:

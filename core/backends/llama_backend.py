@@ -26,7 +26,9 @@ KEEP_CANDIDATES = 40  # the paper's top-k; greedy and T=0.5/top-40 answers share
 class LlamaCppBackend(Backend):
     name = "llama.cpp"
 
-    def __init__(self, ref: ModelRef, *, n_ctx: int | None = None, n_threads: int | None = None, fingerprint: str | None = None) -> None:
+    def __init__(
+        self, ref: ModelRef, *, n_ctx: int | None = None, n_threads: int | None = None, fingerprint: str | None = None
+    ) -> None:
         super().__init__()
         if ref.kind != "gguf":
             raise ModelError(
@@ -38,18 +40,28 @@ class LlamaCppBackend(Backend):
             ensure_backend_loaded()  # a build with CPU variants: load one that runs here (see llama_cpu.py)
             import llama_cpp
         except ImportError:
-            raise ModelError("The llama.cpp backend is not installed (llama-cpp-python). Reinstall KnowMix, or use the torch backend.") from None
+            raise ModelError(
+                "The llama.cpp backend is not installed (llama-cpp-python). Reinstall KnowMix, or use the torch backend."
+            ) from None
         ctx_train = int(ref.metadata.get(f"{ref.metadata.get('general.architecture', 'llama')}.context_length", 0) or 0)
         n_ctx = n_ctx or (min(ctx_train, DEFAULT_N_CTX) if ctx_train else DEFAULT_N_CTX)
         check_memory(ref, int(ref.size_bytes * 1.1) + 64 * 1024 * 1024)
         threads = n_threads or int(os.environ.get("KNOWMIX_THREADS") or 0) or max(1, os.cpu_count() or 1)
         try:
             self.llm = llama_cpp.Llama(
-                model_path=str(ref.path), n_ctx=n_ctx, n_batch=512, n_threads=threads, n_threads_batch=threads,
-                logits_all=False, verbose=False, seed=0,
+                model_path=str(ref.path),
+                n_ctx=n_ctx,
+                n_batch=512,
+                n_threads=threads,
+                n_threads_batch=threads,
+                logits_all=False,
+                verbose=False,
+                seed=0,
             )
         except MemoryError:
-            raise ModelError(f"Not enough memory to load {ref.display_name}. Close other programs or pick a smaller model.") from None
+            raise ModelError(
+                f"Not enough memory to load {ref.display_name}. Close other programs or pick a smaller model."
+            ) from None
         except (ValueError, RuntimeError) as exc:
             arch = ref.metadata.get("general.architecture", "unknown")
             raise ModelError(
@@ -60,14 +72,22 @@ class LlamaCppBackend(Backend):
         self._n_ctx = self.llm.n_ctx()
         self._vocab = self.llm.n_vocab()
         vocab_handle = self.llm._model.vocab
-        self._eog = {t for t in range(self._vocab) if llama_cpp.llama_vocab_is_eog(vocab_handle, t)} if self._vocab <= 300_000 else set()
+        self._eog = (
+            {t for t in range(self._vocab) if llama_cpp.llama_vocab_is_eog(vocab_handle, t)} if self._vocab <= 300_000 else set()
+        )
         self._eog.add(self.llm.token_eos())
         self._tries = TrieCache()
         self.truncated_prompts = 0
         self.info = ModelInfo(
-            name=ref.display_name, path=str(ref.path), backend=self.name, device=f"cpu ({threads} threads)",
-            fingerprint=fingerprint or model_fingerprint(ref), file_size=ref.size_bytes, context_length=ctx_train or None,
-            architecture=str(ref.metadata.get("general.architecture")), dtype=_file_type(ref.metadata.get("general.file_type")),
+            name=ref.display_name,
+            path=str(ref.path),
+            backend=self.name,
+            device=f"cpu ({threads} threads)",
+            fingerprint=fingerprint or model_fingerprint(ref),
+            file_size=ref.size_bytes,
+            context_length=ctx_train or None,
+            architecture=str(ref.metadata.get("general.architecture")),
+            dtype=_file_type(ref.metadata.get("general.file_type")),
             extra={"n_ctx": self._n_ctx},
         )
 
@@ -131,8 +151,25 @@ class LlamaCppBackend(Backend):
             self.llm = None  # type: ignore[assignment]
 
 
-_FILE_TYPES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K", 11: "Q3_K_S",
-               12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K", 32: "BF16"}
+_FILE_TYPES = {
+    0: "F32",
+    1: "F16",
+    2: "Q4_0",
+    3: "Q4_1",
+    7: "Q8_0",
+    8: "Q5_0",
+    9: "Q5_1",
+    10: "Q2_K",
+    11: "Q3_K_S",
+    12: "Q3_K_M",
+    13: "Q3_K_L",
+    14: "Q4_K_S",
+    15: "Q4_K_M",
+    16: "Q5_K_S",
+    17: "Q5_K_M",
+    18: "Q6_K",
+    32: "BF16",
+}
 
 
 def _file_type(code: object) -> str | None:

@@ -45,6 +45,7 @@ LOG_MAX_BYTES = 2_000_000
 
 # -- framing ----------------------------------------------------------------------------------------
 
+
 def write_message(stream: IO[bytes], obj: Any) -> None:
     """Pickle first, then write: an object that cannot be pickled fails before a byte is sent."""
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
@@ -70,6 +71,7 @@ def _read_exact(stream: IO[bytes], n: int) -> bytes:
 
 
 # -- the parent side --------------------------------------------------------------------------------
+
 
 class ChildTraceback(Exception):
     """The child's traceback of an unexpected error, chained as the cause so bug reports carry it."""
@@ -134,8 +136,15 @@ class ProcessBackend(Backend):
 
     name = "process"  # replaced by the loaded backend's name ("llama.cpp", "torch")
 
-    def __init__(self, model: str | ModelRef, backend: str = "auto", *, allow_pickle: bool = False,
-                 log_path: Optional[Path] = None, **options: object) -> None:
+    def __init__(
+        self,
+        model: str | ModelRef,
+        backend: str = "auto",
+        *,
+        allow_pickle: bool = False,
+        log_path: Optional[Path] = None,
+        **options: object,
+    ) -> None:
         from . import backend_for
 
         super().__init__()
@@ -148,8 +157,11 @@ class ProcessBackend(Backend):
         # An app or CLI that exits without close() (an uncaught error) must not leave the child behind.
         self._finalizer = weakref.finalize(self, _stop, self._proc, 0.5)
         try:
-            loaded = self._call("load", {"model": ref, "backend": self.name, "allow_pickle": allow_pickle,
-                                         "options": options}, f"loading {ref.display_name} ({self.name})")
+            loaded = self._call(
+                "load",
+                {"model": ref, "backend": self.name, "allow_pickle": allow_pickle, "options": options},
+                f"loading {ref.display_name} ({self.name})",
+            )
         except BaseException:
             self.close()
             raise
@@ -161,13 +173,18 @@ class ProcessBackend(Backend):
         # Its own session / process group: a Ctrl-C in the terminal reaches only the parent, which
         # stops between batches; the child must not die of it in the middle of one.
         detach: dict[str, Any] = (
-            {"start_new_session": True} if os.name == "posix"
+            {"start_new_session": True}
+            if os.name == "posix"
             else {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
         )
         try:
             return subprocess.Popen(
-                child_command(MODULE, "--parent", str(os.getpid())), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=log, env=child_env(), **detach,
+                child_command(MODULE, "--parent", str(os.getpid())),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=child_env(),
+                **detach,
             )
         except OSError as exc:
             raise ModelError(f"The model process cannot start: {exc.strerror or exc}. Reinstall KnowMix.") from None
@@ -265,6 +282,7 @@ def _child_error(details: dict) -> BaseException:
 
 # -- the child side ---------------------------------------------------------------------------------
 
+
 def _take_pipes() -> tuple[IO[bytes], IO[bytes]]:
     """Move the protocol off fds 0/1 and point fd 1 at the log (fd 2, from the parent) and fd 0 at
     nothing, before llama.cpp or torch can print a byte."""
@@ -300,10 +318,11 @@ def _handle(backend: Optional[Backend], op: str, payload: Any) -> tuple[Optional
     if op == "load":
         from . import load_backend
 
-        print(f"[{os.getpid()}] {time.strftime('%Y-%m-%d %H:%M:%S')} loading {payload['model'].path} "
-              f"({payload['backend']})", flush=True)
-        backend = load_backend(payload["model"], payload["backend"], allow_pickle=payload["allow_pickle"],
-                               **payload["options"])
+        print(
+            f"[{os.getpid()}] {time.strftime('%Y-%m-%d %H:%M:%S')} loading {payload['model'].path} ({payload['backend']})",
+            flush=True,
+        )
+        backend = load_backend(payload["model"], payload["backend"], allow_pickle=payload["allow_pickle"], **payload["options"])
         return backend, {"name": backend.name, "info": backend.info}
     if backend is None:
         raise ModelError("No model is loaded in the model process.")

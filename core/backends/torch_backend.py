@@ -39,7 +39,13 @@ from .torch_loading import (
 )
 
 __all__ = [
-    "TorchBackend", "GIB", "describe_device", "estimate_params", "load_hf_model", "memory_needed", "resolve_device",
+    "TorchBackend",
+    "GIB",
+    "describe_device",
+    "estimate_params",
+    "load_hf_model",
+    "memory_needed",
+    "resolve_device",
     "resolve_dtype",
 ]
 
@@ -258,15 +264,23 @@ class TorchBackend(Backend):
         for i in order:
             r = requests[i]
             for j in range(r.n):
-                rows.append(_Row(
-                    request=i, answer=j, prompt=encoded[r.prompt], temperature=float(r.temperature), top_k=r.top_k,
-                    rng=None if r.greedy else sample_rng(r.seeds[j]), max_tokens=r.max_tokens, stop=tuple(r.stop),
-                    prune=r.prune,
-                ))
+                rows.append(
+                    _Row(
+                        request=i,
+                        answer=j,
+                        prompt=encoded[r.prompt],
+                        temperature=float(r.temperature),
+                        top_k=r.top_k,
+                        rng=None if r.greedy else sample_rng(r.seeds[j]),
+                        max_tokens=r.max_tokens,
+                        stop=tuple(r.stop),
+                        prune=r.prune,
+                    )
+                )
         torch = self._torch
         with torch.inference_mode():
             for start in range(0, len(rows), self.batch_size):
-                self._run_chunk(rows[start:start + self.batch_size])
+                self._run_chunk(rows[start : start + self.batch_size])
         for row in rows:
             results[row.request][row.answer] = (row.text or "").strip()
         self.stats.requests += len(requests)
@@ -298,9 +312,7 @@ class TorchBackend(Backend):
                 active = [active[b] for b in keep]
             mask = torch.cat([mask, torch.ones((len(active), 1), dtype=mask.dtype, device=dev)], dim=1)
             step = torch.tensor(feed, dtype=torch.long, device=dev).unsqueeze(1)
-            logits, cache = self._forward(
-                input_ids=step, attention_mask=mask, position_ids=next_pos.unsqueeze(1), cache=cache
-            )
+            logits, cache = self._forward(input_ids=step, attention_mask=mask, position_ids=next_pos.unsqueeze(1), cache=cache)
             self.stats.tokens_evaluated += len(active)
             next_pos = next_pos + 1
 
@@ -317,8 +329,8 @@ class TorchBackend(Backend):
         input_ids = torch.full((len(prompts), width), self._pad, dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)
         for u, p in enumerate(prompts):
-            input_ids[u, width - len(p):] = torch.tensor(p, dtype=torch.long)
-            mask[u, width - len(p):] = 1
+            input_ids[u, width - len(p) :] = torch.tensor(p, dtype=torch.long)
+            mask[u, width - len(p) :] = 1
         input_ids, mask = input_ids.to(dev), mask.to(dev)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         logits, cache = self._forward(input_ids=input_ids, attention_mask=mask, position_ids=positions)

@@ -27,9 +27,15 @@ from ..models import PICKLE_SUFFIXES, ModelRef, _pickle_message, check_memory
 
 _DTYPE_NAMES = {
     "auto": "auto",
-    "float32": "float32", "fp32": "float32", "f32": "float32",
-    "float16": "float16", "fp16": "float16", "f16": "float16", "half": "float16",
-    "bfloat16": "bfloat16", "bf16": "bfloat16",
+    "float32": "float32",
+    "fp32": "float32",
+    "f32": "float32",
+    "float16": "float16",
+    "fp16": "float16",
+    "f16": "float16",
+    "half": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
 }
 _DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 
@@ -37,13 +43,56 @@ _DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 # count, and so its dequantised size, from the file size. Mixed files keep some tensors at higher
 # precision, so these slightly overestimate the count: the memory check errs on the safe side.
 _GGUF_FILE_TYPE_BITS = {
-    0: 32.0, 1: 16.0, 2: 4.5, 3: 5.0, 7: 8.5, 8: 5.5, 9: 6.0, 10: 2.6, 11: 3.4, 12: 3.9, 13: 4.3,
-    14: 4.6, 15: 4.9, 16: 5.5, 17: 5.7, 18: 6.6, 19: 2.1, 20: 2.3, 21: 3.1, 22: 3.4, 23: 1.6,
-    24: 1.8, 25: 4.5, 26: 3.4, 27: 2.2, 28: 4.0, 29: 4.5, 30: 5.0, 31: 1.8, 32: 16.0, 33: 4.5,
-    34: 4.5, 35: 4.5, 36: 2.1, 37: 1.7,
+    0: 32.0,
+    1: 16.0,
+    2: 4.5,
+    3: 5.0,
+    7: 8.5,
+    8: 5.5,
+    9: 6.0,
+    10: 2.6,
+    11: 3.4,
+    12: 3.9,
+    13: 4.3,
+    14: 4.6,
+    15: 4.9,
+    16: 5.5,
+    17: 5.7,
+    18: 6.6,
+    19: 2.1,
+    20: 2.3,
+    21: 3.1,
+    22: 3.4,
+    23: 1.6,
+    24: 1.8,
+    25: 4.5,
+    26: 3.4,
+    27: 2.2,
+    28: 4.0,
+    29: 4.5,
+    30: 5.0,
+    31: 1.8,
+    32: 16.0,
+    33: 4.5,
+    34: 4.5,
+    35: 4.5,
+    36: 2.1,
+    37: 1.7,
 }
-_SAFETENSORS_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
-                      "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+_SAFETENSORS_BYTES = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,13 +226,13 @@ def _load_error(ref: ModelRef, exc: BaseException, device: str, stage: str = "mo
             if ref.kind == "gguf"
             else "Update transformers if this is a new model family, or pick another model."
         )
-        return ModelError(
-            f"transformers cannot run {what} '{model_type}' ({ref.path}): {_one_line(exc)} {advice}"
-        )
+        return ModelError(f"transformers cannot run {what} '{model_type}' ({ref.path}): {_one_line(exc)} {advice}")
     if stage == "tokenizer":
         hint = (
             " A Hugging Face model folder needs its tokenizer files (tokenizer.json, or tokenizer.model) next to "
-            "config.json: copy the whole folder." if ref.kind == "hf" else ""
+            "config.json: copy the whole folder."
+            if ref.kind == "hf"
+            else ""
         )
         return ModelError(f"Could not load the tokenizer of the model {ref.path}: {_one_line(exc)}{hint}")
     return ModelError(f"Could not load the model {ref.path}: {_one_line(exc)}")

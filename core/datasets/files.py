@@ -30,9 +30,7 @@ EXTENSIONS = {
     ".pq": "parquet",
 }
 _FORMAT_ALIASES = {"ndjson": "jsonl", "jsonlines": "jsonl", "pq": "parquet", "tab": "tsv"}
-_SUPPORTED_TEXT = (
-    "KnowMix reads JSON Lines (.jsonl), JSON (.json), CSV (.csv), TSV (.tsv) and Parquet (.parquet)"
-)
+_SUPPORTED_TEXT = "KnowMix reads JSON Lines (.jsonl), JSON (.json), CSV (.csv), TSV (.tsv) and Parquet (.parquet)"
 _UTF8_BOM = b"\xef\xbb\xbf"
 _PREVIEW_MAX_BYTES = 8 * 1024 * 1024
 
@@ -43,9 +41,7 @@ def check_path(path: PathLike) -> Path:
     if not p.exists():
         raise DatasetError(f"Dataset file not found: {p}. Check the path, or choose the file again.")
     if p.is_dir():
-        raise DatasetError(
-            f"{p} is a folder, not a file. Choose a dataset file inside it ({_SUPPORTED_TEXT} files)."
-        )
+        raise DatasetError(f"{p} is a folder, not a file. Choose a dataset file inside it ({_SUPPORTED_TEXT} files).")
     return p
 
 
@@ -55,8 +51,7 @@ def read_bytes(p: Path) -> bytes:
         return p.read_bytes()
     except PermissionError:
         raise DatasetError(
-            f"Cannot read {p}: permission denied. Check that your user may read the file, or copy "
-            f"it to a folder you own."
+            f"Cannot read {p}: permission denied. Check that your user may read the file, or copy it to a folder you own."
         ) from None
     except OSError as exc:
         raise DatasetError(
@@ -78,8 +73,7 @@ def normalise_encoding(data: bytes, name: str) -> tuple[bytes, int]:
             return data.decode("utf-16").encode("utf-8"), 0
         except UnicodeDecodeError as exc:
             raise DatasetError(
-                f"{name} starts like a UTF-16 text file but is not valid UTF-16 ({exc.reason}). "
-                f"Save it as UTF-8 and try again."
+                f"{name} starts like a UTF-16 text file but is not valid UTF-16 ({exc.reason}). Save it as UTF-8 and try again."
             ) from None
     return data, 0
 
@@ -186,4 +180,3 @@ def read_prefix(p: Path, lines_wanted: int) -> tuple[bytes, bool]:
         cut = data.rfind(b"\n")
         data = data[: cut + 1] if cut >= 0 else data
     return data, eof
-

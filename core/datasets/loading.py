@@ -115,8 +115,7 @@ def _require_a_record(items: list[Item], p: Path, unit: str) -> None:
     more = len(bad) - 1
     tail = f" (and {more} more problem{'s' if more != 1 else ''})" if more > 0 else ""
     raise DatasetError(
-        f"{p.name}: no usable rows. {_sentence(_relabel(bad[0], unit).describe(p) + tail)} "
-        f"Fix the file and try again."
+        f"{p.name}: no usable rows. {_sentence(_relabel(bad[0], unit).describe(p) + tail)} Fix the file and try again."
     )
 
 
@@ -259,4 +258,3 @@ def take_balanced(ds: Dataset, n: int) -> Dataset:
     order = {ex.id: i for i, ex in enumerate(ds.examples)}
     picked.sort(key=lambda ex: order[ex.id])
     return replace(ds, examples=picked, content_sha256=content_fingerprint(picked))
-

@@ -16,8 +16,7 @@ from .shapes import resolve_shape, validate_mapping
 from .types import PathLike, Preview
 
 
-def read_preview(path: PathLike, n: int = 20, *, fmt: Optional[str] = None,
-                 mapping: Optional[dict[str, str]] = None) -> Preview:
+def read_preview(path: PathLike, n: int = 20, *, fmt: Optional[str] = None, mapping: Optional[dict[str, str]] = None) -> Preview:
     """First ``n`` records plus the detected format, shape and mapping, for the import dialog.
 
     Line-based files (JSONL, CSV, TSV) are read only as far as needed; Parquet reads only the

@@ -51,7 +51,7 @@ def _not_object_message(value: Any) -> str:
     """Why a row that is not an object is no record, with an example of one that is."""
     return (
         f"the row is {type_name(value)}, not a JSON object; each row must be an object with "
-        f"named fields such as {{\"question\": ..., \"answers\": [...]}}"
+        f'named fields such as {{"question": ..., "answers": [...]}}'
     )
 
 
@@ -101,7 +101,7 @@ def _read_json(data: bytes, offset0: int, name: str) -> tuple[list[Item], str]:
         if len(lists) != 1:
             raise DatasetError(
                 f"{name}: expected a JSON array of records, or an object with one list of records "
-                f"such as {{\"data\": [...]}}; found an object with keys "
+                f'such as {{"data": [...]}}; found an object with keys '
                 f"{', '.join(map(str, list(doc)[:10]))}."
             )
         doc = lists[0][1]
@@ -176,32 +176,33 @@ def _read_delimited(data: bytes, offset0: int, name: str, fmt: str) -> tuple[lis
     if header is None:
         raise DatasetError(f"{name} is empty: there is no header and no data. Choose a file with rows.")
     if not items:
-        raise DatasetError(
-            f"{name} has only a header (line {header_line}: {', '.join(header)}) and no data rows."
-        )
+        raise DatasetError(f"{name} has only a header (line {header_line}: {', '.join(header)}) and no data rows.")
     return items, header
 
 
-def _row_problem(row: list[str], header: list[str], start: int, end: int, delimiter: str,
-                 bad_here: list[int], bad: dict[int, str]) -> Optional[Problem]:
+def _row_problem(
+    row: list[str], header: list[str], start: int, end: int, delimiter: str, bad_here: list[int], bad: dict[int, str]
+) -> Optional[Problem]:
     """Why a data row spanning lines ``start``..``end`` cannot be a record, or None when it can."""
     if bad_here:
         msg = bad[bad_here[0]]
         if bad_here[0] != start:
             msg = f"line {bad_here[0]} of this row is " + msg
         return Problem(start, None, msg)
-    if len(row) > len(header) and any(c.strip() for c in row[len(header):]):
+    if len(row) > len(header) and any(c.strip() for c in row[len(header) :]):
         return Problem(
-            start, None,
+            start,
+            None,
             f"the row has {len(row)} cells but the header names {len(header)} columns "
             f"(a '{'TAB' if delimiter == chr(9) else delimiter}' inside a value that is not quoted?)",
         )
     if end > start and len(row) < len(header):
         # A quote opened and never closed swallows the following lines into one cell.
         return Problem(
-            start, None,
+            start,
+            None,
             f"the row runs from line {start} to line {end} but has only {len(row)} of "
-            f"{len(header)} cells; is a quote (\") left open on line {start}?",
+            f'{len(header)} cells; is a quote (") left open on line {start}?',
         )
     return None
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import date, datetime, time as dtime
+from datetime import date, datetime
+from datetime import time as dtime
 from decimal import Decimal
 from typing import Any, Optional
 

@@ -124,9 +124,7 @@ def detect_shape(columns: list[str]) -> Optional[tuple[str, dict[str, str]]]:
     return None
 
 
-def resolve_shape(
-    columns: list[str], user: dict[str, str], name: str
-) -> tuple[str, dict[str, str], Optional[str]]:
+def resolve_shape(columns: list[str], user: dict[str, str], name: str) -> tuple[str, dict[str, str], Optional[str]]:
     """Decide shape and role->column mapping; returns (shape, mapping, error-or-None).
 
     The user's mapping wins role by role; roles it leaves out keep what detection found, so
@@ -136,9 +134,13 @@ def resolve_shape(
         if col not in columns:
             actual = find_column(columns, col.lower())
             if actual is None:
-                return "", {}, (
-                    f"{name}: the column mapping names '{col}' for {role}, but the file has no such "
-                    f"column (columns: {', '.join(columns) or 'none'})."
+                return (
+                    "",
+                    {},
+                    (
+                        f"{name}: the column mapping names '{col}' for {role}, but the file has no such "
+                        f"column (columns: {', '.join(columns) or 'none'})."
+                    ),
                 )
             user[role] = actual
     detected = detect_shape(columns)
@@ -153,9 +155,13 @@ def resolve_shape(
     if "question" not in mapping or "answer" not in mapping:
         cols = ", ".join(columns) or "none"
         a, b = columns[:2] if len(columns) >= 2 else ("a", "b")
-        return "", {}, (
-            f"{name}: cannot tell which column holds the question and which the answer "
-            f"(columns: {cols}). Use a column mapping, e.g. --map question={a},answer={b}"
+        return (
+            "",
+            {},
+            (
+                f"{name}: cannot tell which column holds the question and which the answer "
+                f"(columns: {cols}). Use a column mapping, e.g. --map question={a},answer={b}"
+            ),
         )
     if "group" not in mapping and (g := find_column(columns, *_GROUP_COLUMNS)) is not None:
         mapping["group"] = g

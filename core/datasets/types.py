@@ -48,7 +48,7 @@ class Problem:
     unit: str = "line"
 
     def describe(self, path: PathLike) -> str:
-        """"file line N, field 'x': message": what a user needs to find the row and fix it."""
+        """ "file line N, field 'x': message": what a user needs to find the row and fix it."""
         where = f"{os.path.basename(os.fspath(path))} {self.unit} {self.line}"
         if self.field is not None:
             where += f", field '{self.field}'"
@@ -111,7 +111,6 @@ class Preview:
     shape: Optional[str]
     mapping: dict[str, str]
     message: Optional[str] = None
-
 
 
 def type_name(value: Any) -> str:

@@ -35,8 +35,13 @@ def build_plan(project: Any, probe_run_id: Optional[int] = None, settings: PlanS
             "Choose the idk or natural mix, raise the WeaklyKnown cap or the custom shares, or probe more questions."
         )
     return Plan(
-        id=None, probe_run_id=int(run["id"]), settings=settings, examples=items, dataset_id=int(run["dataset_id"]),
-        model_name=str(run.get("model_name") or ""), probe_settings=probe_settings_of(run),
+        id=None,
+        probe_run_id=int(run["id"]),
+        settings=settings,
+        examples=items,
+        dataset_id=int(run["dataset_id"]),
+        model_name=str(run.get("model_name") or ""),
+        probe_settings=probe_settings_of(run),
     )
 
 
@@ -54,7 +59,9 @@ def _finished_run(project: Any, probe_run_id: Optional[int]) -> tuple[dict, dict
     results = _results.categories(project, int(run["id"]))
     n_total = int(run.get("n_total") or 0)
     if n_total == 0 and not results:
-        raise ProjectError(f"Probe run {run['id']} has no questions, so there is nothing to plan. Probe a dataset with questions first.")
+        raise ProjectError(
+            f"Probe run {run['id']} has no questions, so there is nothing to plan. Probe a dataset with questions first."
+        )
     if run.get("status") != "finished" or len(results) < n_total:
         state = {"cancelled": "was cancelled", "failed": "failed", "running": "is still running or was interrupted"}.get(
             str(run.get("status")), f"is {run.get('status')}"
@@ -73,10 +80,19 @@ def _probed_examples(project: Any, run: dict, results: dict[str, tuple[str, str]
         res = results.get(ex.id)
         if res is None:  # not probed (the dataset row changed?): it cannot be placed in a category
             continue
-        items.append(PlanExample(
-            example_id=ex.id, question=ex.question, answers=tuple(ex.answers), group=ex.group, category=res[0],
-            split="", target=ex.answers[0] if ex.answers else "", reason="", raw=ex.raw,
-        ))
+        items.append(
+            PlanExample(
+                example_id=ex.id,
+                question=ex.question,
+                answers=tuple(ex.answers),
+                group=ex.group,
+                category=res[0],
+                split="",
+                target=ex.answers[0] if ex.answers else "",
+                reason="",
+                raw=ex.raw,
+            )
+        )
     if not items:
         raise ProjectError(
             f"Probe run {run['id']} has results, but none matches a question of its dataset; the project may be "

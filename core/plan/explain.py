@@ -154,7 +154,7 @@ def _dev(plan: "Plan", c: dict) -> list[str]:
 
 def _train(c: dict) -> list[str]:
     before, train, dev = c["before"], c["train"], c["dev"]
-    relabel_note = f", of which {c['relabelled']} Unknown with the answer \"{IDK_ANSWER}\"" if c["relabelled"] else ""
+    relabel_note = f', of which {c["relabelled"]} Unknown with the answer "{IDK_ANSWER}"' if c["relabelled"] else ""
     lines = [f"Training set: {_questions(train['total'])}{relabel_note}."]
     for cat in CATEGORIES:
         eligible = before["counts"][cat] - dev["counts"][cat]
@@ -186,8 +186,10 @@ def _groups(c: dict) -> list[str]:
     ]
     if len(groups) <= 20:
         for g, v in groups.items():
-            lines.append(f"  {g[:24]:<24} before {v['before']:>6} {_pct(v['before_share']):>6}   "
-                         f"training {v['train']:>6} {_pct(v['train_share']):>6}")
+            lines.append(
+                f"  {g[:24]:<24} before {v['before']:>6} {_pct(v['before_share']):>6}   "
+                f"training {v['train']:>6} {_pct(v['train_share']):>6}"
+            )
     return lines
 
 
@@ -232,5 +234,5 @@ def _custom_evidence(plan: "Plan", c: dict) -> list[str]:
     if s.share_of("MaybeKnown") < 1 and before["MaybeKnown"]:
         out.append(EVIDENCE["maybe"])
     if s.share_of("WeaklyKnown") > 0 and before["WeaklyKnown"]:
-        out.append(EVIDENCE["weak_capped"].format(cap=_pct(s.share_of('WeaklyKnown'), 0), kept=train["WeaklyKnown"]))
+        out.append(EVIDENCE["weak_capped"].format(cap=_pct(s.share_of("WeaklyKnown"), 0), kept=train["WeaklyKnown"]))
     return out

@@ -31,7 +31,9 @@ def export_plan(plan: Plan, folder: str | os.PathLike, *, dataset_row: dict) -> 
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ProjectError(f"Cannot create the export folder {out}: {exc.strerror or exc}. Pick a folder you can write to.") from None
+        raise ProjectError(
+            f"Cannot create the export folder {out}: {exc.strerror or exc}. Pick a folder you can write to."
+        ) from None
     train, dev = plan.train(), plan.dev()
     paths = {name: out / f"{name}.jsonl" for name in ("train", "dev", "train_qa", "dev_qa")}
     paths["plan"] = out / "plan.json"

@@ -34,7 +34,7 @@ MIXES = ("recommended", "idk", "natural", "custom")
 IDK_ANSWER = "I don't know"
 MIX_LABELS = {
     "recommended": "recommended mix (keep what the model knows, drop Unknown)",
-    "idk": "\"I don't know\" mix (Unknown answers relabelled \"I don't know\")",
+    "idk": '"I don\'t know" mix (Unknown answers relabelled "I don\'t know")',
     "natural": "natural mix (everything, as in the data)",
     "custom": "custom mix (your share per category)",
 }
@@ -66,7 +66,7 @@ def mix_rule(settings: "PlanSettings", cat: str, n_cat: int) -> tuple[int, str, 
             f"dropped: WeaklyKnown — over your cap of {cap}; the model knows it only when sampling",
         )
     if mix == "idk":
-        return n_cat, f"kept, answer relabelled \"{IDK_ANSWER}\": Unknown — new to the model", "dropped: Unknown"
+        return n_cat, f'kept, answer relabelled "{IDK_ANSWER}": Unknown — new to the model', "dropped: Unknown"
     return 0, "kept: Unknown", "dropped: Unknown — new to the model; fitting it makes the model hallucinate more"
 
 
@@ -82,8 +82,7 @@ def apply_mix(items: Iterable["PlanExample"], settings: "PlanSettings") -> None:
             _apply_rule(settings, cat, by_group, mix_rule(settings, cat, n_cat))
 
 
-def _apply_rule(settings: "PlanSettings", cat: str, by_group: dict[str, list["PlanExample"]],
-                rule: tuple[int, str, str]) -> None:
+def _apply_rule(settings: "PlanSettings", cat: str, by_group: dict[str, list["PlanExample"]], rule: tuple[int, str, str]) -> None:
     keep, kept_reason, drop_reason = rule
     group_quota = apportion({g: len(v) for g, v in by_group.items()}, keep, settings.seed)
     for group, members in by_group.items():

@@ -26,14 +26,30 @@ def save_plan(project: Any, plan: Plan, name: str = "") -> int:
     plan.created_at = time.time()
     c = plan.counts()
     row = {
-        "probe_run_id": plan.probe_run_id, "dataset_id": plan.dataset_id, "name": plan.name,
-        "mix": plan.settings.mix, "settings": json.dumps(plan.settings.to_dict(), sort_keys=True),
-        "counts": json.dumps(c), "summary": plan.explain(), "n_train": c["train"]["total"],
-        "n_dev": c["dev"]["total"], "n_dropped": c["dropped"]["total"], "created_at": plan.created_at,
+        "probe_run_id": plan.probe_run_id,
+        "dataset_id": plan.dataset_id,
+        "name": plan.name,
+        "mix": plan.settings.mix,
+        "settings": json.dumps(plan.settings.to_dict(), sort_keys=True),
+        "counts": json.dumps(c),
+        "summary": plan.explain(),
+        "n_train": c["train"]["total"],
+        "n_dev": c["dev"]["total"],
+        "n_dropped": c["dropped"]["total"],
+        "created_at": plan.created_at,
     }
     examples = (
-        (e.example_id, i, e.split, e.category, e.group, e.question, json.dumps(list(e.answers), ensure_ascii=False),
-         e.target, e.reason)
+        (
+            e.example_id,
+            i,
+            e.split,
+            e.category,
+            e.group,
+            e.question,
+            json.dumps(list(e.answers), ensure_ascii=False),
+            e.target,
+            e.reason,
+        )
         for i, e in enumerate(plan.examples)
     )
     plan.id = _store.insert_plan(project, row, examples)
@@ -56,8 +72,15 @@ def load_plan(project: Any, plan_id: Optional[int] = None) -> Plan:
     p = plan_row(project, plan_id)
     examples = [
         PlanExample(
-            example_id=r[0], question=r[1], answers=tuple(json.loads(r[2])), group=r[3], category=r[4], split=r[5],
-            target=r[6], reason=r[7], raw=json.loads(r[8]) if r[8] else {},
+            example_id=r[0],
+            question=r[1],
+            answers=tuple(json.loads(r[2])),
+            group=r[3],
+            category=r[4],
+            split=r[5],
+            target=r[6],
+            reason=r[7],
+            raw=json.loads(r[8]) if r[8] else {},
         )
         for r in _store.plan_example_rows(project, int(p["id"]), p["dataset_id"])
     ]
@@ -66,9 +89,15 @@ def load_plan(project: Any, plan_id: Optional[int] = None) -> Plan:
     except ProjectError:
         run = {}
     return Plan(
-        id=int(p["id"]), probe_run_id=int(p["probe_run_id"]), settings=PlanSettings.from_dict(json.loads(p["settings"])),
-        examples=examples, dataset_id=p["dataset_id"], name=p["name"] or "", model_name=str(run.get("model_name") or ""),
-        probe_settings=probe_settings_of(run) if run else None, created_at=p["created_at"],
+        id=int(p["id"]),
+        probe_run_id=int(p["probe_run_id"]),
+        settings=PlanSettings.from_dict(json.loads(p["settings"])),
+        examples=examples,
+        dataset_id=p["dataset_id"],
+        name=p["name"] or "",
+        model_name=str(run.get("model_name") or ""),
+        probe_settings=probe_settings_of(run) if run else None,
+        created_at=p["created_at"],
     )
 
 

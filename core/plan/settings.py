@@ -42,11 +42,19 @@ class PlanSettings:
                 for cat, share in self.shares.items():
                     if cat not in CATEGORIES:
                         problems.append(f"'{cat}' is not a category (categories: {', '.join(CATEGORIES)})")
-                    elif isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1 or math.isnan(share):
+                    elif (
+                        isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1 or math.isnan(share)
+                    ):
                         problems.append(f"the share of {cat} must be a number from 0 to 1 (got {share!r})")
         elif self.shares:
-            problems.append(f"shares per category are only used by the custom mix (the mix is {self.mix!r}); choose mix 'custom' or leave the shares out")
-        if isinstance(self.dev_fraction, bool) or not isinstance(self.dev_fraction, (int, float)) or not 0 < self.dev_fraction <= 0.5:
+            problems.append(
+                f"shares per category are only used by the custom mix (the mix is {self.mix!r}); choose mix 'custom' or leave the shares out"
+            )
+        if (
+            isinstance(self.dev_fraction, bool)
+            or not isinstance(self.dev_fraction, (int, float))
+            or not 0 < self.dev_fraction <= 0.5
+        ):
             problems.append(f"the dev fraction must be above 0 and at most 0.5 (got {self.dev_fraction!r})")
         if not is_int(self.dev_max) or self.dev_max < len(CATEGORIES):
             problems.append(

@@ -71,8 +71,9 @@ def _cat_dev(quotas: dict[Stratum, int], strata: list[Stratum]) -> int:
     return sum(quotas[s] for s in strata)
 
 
-def _give_one(cat: str, strata: dict[Stratum, list], quotas: dict[Stratum, int], by_cat: dict[str, list[Stratum]],
-              target: int, seed: int) -> None:
+def _give_one(
+    cat: str, strata: dict[Stratum, list], quotas: dict[Stratum, int], by_cat: dict[str, list[Stratum]], target: int, seed: int
+) -> None:
     """Give a category without a dev example one, from its largest stratum (ties: seeded hash)."""
     biggest = min(by_cat[cat], key=lambda s: (-len(strata[s]), tiebreak(seed, s)))
     quotas[biggest] = 1

@@ -10,8 +10,9 @@ from ..errors import ProjectError
 from ..paths import write_text_atomic
 
 
-def build_report(project: Any, *, probe_run_id: Optional[int] = None, plan_id: Optional[int] = None,
-                 train_run_id: Optional[int] = None) -> str:
+def build_report(
+    project: Any, *, probe_run_id: Optional[int] = None, plan_id: Optional[int] = None, train_run_id: Optional[int] = None
+) -> str:
     """The project's report as one HTML page (text). Defaults: the latest probe run, its latest plan,
     that plan's latest training run. A run or plan number that does not exist raises ``ProjectError``;
     so does a project with no probe at all."""
@@ -27,9 +28,14 @@ def default_report_path(project_path: str | os.PathLike) -> Path:
     return p.with_name(f"{p.stem}-report.html")
 
 
-def write_report(project_path: str | os.PathLike, out_path: Optional[str | os.PathLike] = None, *,
-                 probe_run_id: Optional[int] = None, plan_id: Optional[int] = None,
-                 train_run_id: Optional[int] = None) -> Path:
+def write_report(
+    project_path: str | os.PathLike,
+    out_path: Optional[str | os.PathLike] = None,
+    *,
+    probe_run_id: Optional[int] = None,
+    plan_id: Optional[int] = None,
+    train_run_id: Optional[int] = None,
+) -> Path:
     """Build the report of the project file and write it atomically (a temp file, then a rename).
 
     ``out_path`` defaults to ``default_report_path(project_path)``. Returns the written path."""

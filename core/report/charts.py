@@ -149,8 +149,9 @@ def tick_label(v: float, percent: bool) -> str:
 # --------------------------------------------------------------------------- category bars
 
 
-def segments(counts: dict[str, int], x0: float, y: float, width: float, height: float, what: str,
-             labels: bool = True) -> list[Shape]:
+def segments(
+    counts: dict[str, int], x0: float, y: float, width: float, height: float, what: str, labels: bool = True
+) -> list[Shape]:
     """The coloured rectangles of one 100% stacked bar, each with a tooltip giving its number."""
     total = sum(max(0, int(counts.get(c, 0) or 0)) for c in CATEGORIES)
     if total <= 0:
@@ -174,8 +175,9 @@ def stacked_bar(counts: dict[str, int], *, label: str = "All probed questions", 
     return Chart(width, height, f"{label}: share of each category", segments(counts, 0, 0, width, height, label))
 
 
-def group_bars(rows: Sequence[tuple[str, dict[str, int]]], *, what: str = "questions", width: int = 720,
-               row_height: int = 18) -> Chart:
+def group_bars(
+    rows: Sequence[tuple[str, dict[str, int]]], *, what: str = "questions", width: int = 720, row_height: int = 18
+) -> Chart:
     """One 100% stacked bar per row (a group, a split...), labelled on the left with the row's total on the right."""
     label_w, count_w, gap = 180, 70, 4
     bar_w = width - label_w - count_w
@@ -186,15 +188,26 @@ def group_bars(rows: Sequence[tuple[str, dict[str, int]]], *, what: str = "quest
         total = sum(int(counts.get(c, 0) or 0) for c in CATEGORIES)
         chart.shapes.append(Text(label_w - 6, y + row_height / 2 + 4, short, anchor="end", title=name))
         chart.shapes.extend(segments(counts, label_w, y, bar_w, row_height, name, labels=row_height >= 16))
-        chart.shapes.append(Text(label_w + bar_w + 6, y + row_height / 2 + 4, str(total), title=f"{name}: {_count_of(total, what)}"))
+        chart.shapes.append(
+            Text(label_w + bar_w + 6, y + row_height / 2 + 4, str(total), title=f"{name}: {_count_of(total, what)}")
+        )
     return chart
 
 
 # --------------------------------------------------------------------------- histogram
 
 
-def histogram(bins: Sequence[int], *, lo: float = 0.0, hi: float = 1.0, x_label: str = "P(T=0)", what: str = "questions",
-              width: int = 720, height: int = 240, color: str = NEUTRAL) -> Chart:
+def histogram(
+    bins: Sequence[int],
+    *,
+    lo: float = 0.0,
+    hi: float = 1.0,
+    x_label: str = "P(T=0)",
+    what: str = "questions",
+    width: int = 720,
+    height: int = 240,
+    color: str = NEUTRAL,
+) -> Chart:
     """Vertical bars of ``bins`` counts over equal-width bins from ``lo`` to ``hi``."""
     left, right, top, bottom = 64, 12, 10, 40
     pw, ph = width - left - right, height - top - bottom
@@ -209,8 +222,11 @@ def histogram(bins: Sequence[int], *, lo: float = 0.0, hi: float = 1.0, x_label:
         a, b = lo + (hi - lo) * i / n_bins, lo + (hi - lo) * (i + 1) / n_bins
         close = "]" if i == n_bins - 1 else ")"
         h = ph * n / y_max
-        chart.shapes.append(Rect(left + i * bw + 1, top + ph - h, bw - 2, h, color,
-                                 f"{x_label} in [{a:.2g}, {b:.2g}{close}: {_count_of(n, what)}"))
+        chart.shapes.append(
+            Rect(
+                left + i * bw + 1, top + ph - h, bw - 2, h, color, f"{x_label} in [{a:.2g}, {b:.2g}{close}: {_count_of(n, what)}"
+            )
+        )
         if n:
             chart.shapes.append(Text(left + (i + 0.5) * bw, top + ph - h - 3, str(n), size=10, anchor="middle"))
     for i in range(n_bins + 1):
@@ -247,8 +263,9 @@ class _Frame:
         return self.top + self.ph - self.ph * (y - self.y_lo) / (self.y_hi - self.y_lo)
 
 
-def _frame(series: Sequence[dict], best: Optional[tuple[float, str]], y_range: Optional[tuple[float, float]],
-           width: int, height: int) -> _Frame:
+def _frame(
+    series: Sequence[dict], best: Optional[tuple[float, str]], y_range: Optional[tuple[float, float]], width: int, height: int
+) -> _Frame:
     left, right, top, bottom = 56, 16, 20, 40
     xs = [p[0] for s in series for p in s["points"]] + ([best[0]] if best is not None else [])
     ys = [p[1] for s in series for p in s["points"]]
@@ -265,8 +282,17 @@ def _frame(series: Sequence[dict], best: Optional[tuple[float, str]], y_range: O
     return _Frame(left, top, width - left - right, height - top - bottom, x_lo, x_hi, y_lo, y_hi)
 
 
-def line_chart(series: Sequence[dict], *, y_label: str, percent: bool = False, y_range: Optional[tuple[float, float]] = None,
-               best: Optional[tuple[float, str]] = None, x_label: str = "step", width: int = 720, height: int = 260) -> Chart:
+def line_chart(
+    series: Sequence[dict],
+    *,
+    y_label: str,
+    percent: bool = False,
+    y_range: Optional[tuple[float, float]] = None,
+    best: Optional[tuple[float, str]] = None,
+    x_label: str = "step",
+    width: int = 720,
+    height: int = 260,
+) -> Chart:
     """Lines over steps. ``series``: ``{"name", "color", "points": [(x, y)], "markers": bool, "dash": bool, "title"}``;
     ``best``: ``(x, tooltip)`` draws the vertical dashed line of the stopping point."""
     f = _frame(series, best, y_range, width, height)
@@ -311,8 +337,11 @@ def _series(f: _Frame, s: dict, percent: bool) -> list[Shape]:
     pts = s["points"]
     if not pts:
         return []
-    out: list[Shape] = [Polyline([(f.px(x), f.py(y)) for x, y in pts], s["color"], s.get("title") or s["name"],
-                                 dash="3 3" if s.get("dash") else "")]
+    out: list[Shape] = [
+        Polyline(
+            [(f.px(x), f.py(y)) for x, y in pts], s["color"], s.get("title") or s["name"], dash="3 3" if s.get("dash") else ""
+        )
+    ]
     if s.get("markers") or len(pts) == 1:
         for x, y in pts:
             value = pct(y) if percent else f"{y:.4g}"
@@ -327,6 +356,6 @@ def downsample(points: list[tuple[float, float]], limit: int) -> tuple[list[tupl
     size = math.ceil(len(points) / limit)
     out = []
     for i in range(0, len(points), size):
-        chunk = points[i:i + size]
+        chunk = points[i : i + size]
         out.append((sum(p[0] for p in chunk) / len(chunk), sum(p[1] for p in chunk) / len(chunk)))
     return out, size

@@ -69,8 +69,9 @@ class ReportData:
     ids: dict[str, Optional[int]] = field(default_factory=dict)  # probe, plan, train: what the report covers
 
 
-def gather(project: Any, *, probe_run_id: Optional[int] = None, plan_id: Optional[int] = None,
-           train_run_id: Optional[int] = None) -> ReportData:
+def gather(
+    project: Any, *, probe_run_id: Optional[int] = None, plan_id: Optional[int] = None, train_run_id: Optional[int] = None
+) -> ReportData:
     """Read what the report shows. Defaults: the latest probe run, its latest plan, that plan's latest
     training run. A run or plan number that does not exist raises ``ProjectError``; so does a project
     with no probe at all."""
@@ -89,14 +90,19 @@ def gather(project: Any, *, probe_run_id: Optional[int] = None, plan_id: Optiona
     if plan_id is not None:
         data.plan = load_plan(project, plan_id)
         if data.plan.probe_run_id != run_id:
-            data.plan_note = f"Plan {data.plan.id} was made from probe run {data.plan.probe_run_id}, not from probe run {run_id} shown above."
+            data.plan_note = (
+                f"Plan {data.plan.id} was made from probe run {data.plan.probe_run_id}, not from probe run {run_id} shown above."
+            )
     if train_row is None and data.plan is not None:
         tid = _latest_train_run_id(project, int(data.plan.id))
         train_row = get_run(project, tid) if tid is not None else None
     if train_row is not None:
         data.training = _training(project, train_row, data.plan)
-    data.ids = {"probe": run_id, "plan": data.plan.id if data.plan is not None else None,
-                "train": train_row["id"] if train_row is not None else None}
+    data.ids = {
+        "probe": run_id,
+        "plan": data.plan.id if data.plan is not None else None,
+        "train": train_row["id"] if train_row is not None else None,
+    }
     return data
 
 
@@ -117,9 +123,16 @@ def _probe(project: Any, run: dict) -> ProbeData:
 
     overall, groups, settings = _breakdown(project, run)
     bins, missing = results.p_greedy_bins(project, int(run["id"]))
-    return ProbeData(run=run, overall=overall, groups=groups, settings=settings,
-                     dataset=_dataset_row(project, run.get("dataset_id")), pool=_dataset_row(project, run.get("pool_dataset_id")),
-                     p_greedy_bins=bins, p_greedy_missing=missing)
+    return ProbeData(
+        run=run,
+        overall=overall,
+        groups=groups,
+        settings=settings,
+        dataset=_dataset_row(project, run.get("dataset_id")),
+        pool=_dataset_row(project, run.get("pool_dataset_id")),
+        p_greedy_bins=bins,
+        p_greedy_missing=missing,
+    )
 
 
 def _breakdown(project: Any, run: dict) -> tuple[dict[str, int], dict[str, dict[str, int]], Any]:

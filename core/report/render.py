@@ -38,8 +38,14 @@ def environment() -> Any:
     from .charts import pct
     from .templates import TEMPLATES
 
-    env = jinja2.Environment(loader=jinja2.DictLoader(TEMPLATES), autoescape=True, trim_blocks=True,
-                             lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.DictLoader(TEMPLATES),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
     env.filters.update(num=num, points=points, pct=pct)
     return env
 
@@ -52,9 +58,12 @@ def render(data: ReportData) -> str:
     if data.ids.get("train") is not None:
         covers.append(f"training run {data.ids['train']}")
     context = {
-        "name": data.project_name, "generated": data.generated.strftime("%Y-%m-%d %H:%M"), "version": __version__,
+        "name": data.project_name,
+        "generated": data.generated.strftime("%Y-%m-%d %H:%M"),
+        "version": __version__,
         "covers": ", ".join(covers),
-        "probe": probe_view(data.probe), "bd": breakdown_view(data.probe),
+        "probe": probe_view(data.probe),
+        "bd": breakdown_view(data.probe),
         "plan": plan_view(data.plan, data.plan_note) if data.plan is not None else None,
         "no_plan": no_plan_text(data.probe),
         "train": training_view(data.training) if data.training is not None else None,

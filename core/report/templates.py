@@ -83,9 +83,12 @@ MACROS = """
 
 # The stylesheet is template text (inside ``raw``), never a value: jinja2 would escape its quotes,
 # and a <style> element does not decode entities.
-PAGE = """<!DOCTYPE html>
+PAGE = (
+    """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>KnowMix report: {{ name }}</title><style>{% raw %}""" + CSS + """{% endraw %}</style></head>
+<title>KnowMix report: {{ name }}</title><style>{% raw %}"""
+    + CSS
+    + """{% endraw %}</style></head>
 <body>
 <header><h1>KnowMix report: {{ name }}</h1>
 <p class="meta">Project file <code>{{ name }}</code> &middot; generated {{ generated }} &middot; KnowMix {{ version }}</p>
@@ -98,6 +101,7 @@ PAGE = """<!DOCTYPE html>
 <footer>Generated offline by KnowMix {{ version }} on {{ generated }}. This file needs no network: charts are inline SVG; hover a bar or point for its number.</footer>
 </body></html>
 """
+)
 
 PROBE = """{% from "macros.html" import kv_table, settings_table %}
 <section id="probe"><h2>Probe</h2>

@@ -107,9 +107,14 @@ def probe_view(probe: ProbeData) -> dict:
     ]
     if run.get("note"):
         rows.append(kv("Note", run.get("note")))
-    return {"unfinished": probe.unfinished, "n_probed": probe.n_probed, "n_total": probe.n_total,
-            "why_unfinished": _UNFINISHED.get(probe.status, f"is {probe.status}"), "rows": rows,
-            "settings": settings_view(run.get("settings"))}
+    return {
+        "unfinished": probe.unfinished,
+        "n_probed": probe.n_probed,
+        "n_total": probe.n_total,
+        "why_unfinished": _UNFINISHED.get(probe.status, f"is {probe.status}"),
+        "rows": rows,
+        "settings": settings_view(run.get("settings")),
+    }
 
 
 def _dataset_rows(probe: ProbeData) -> list[Row]:
@@ -155,12 +160,17 @@ def breakdown_view(probe: ProbeData) -> dict:
         shown.sort(key=lambda kv_: natural(str(kv_[0])))
     bins = probe.p_greedy_bins
     return {
-        "total": probe.n_probed, "n_groups": len(ordered), "legend": legend(), "categories": CATEGORIES,
+        "total": probe.n_probed,
+        "n_groups": len(ordered),
+        "legend": legend(),
+        "categories": CATEGORIES,
         "overall_chart": charts.stacked_bar(probe.overall),
         "rows": [_count_row(str(g), counts) for g, counts in ordered] if len(ordered) > 1 else [],
-        "all": _count_row("all", probe.overall), "n_charted": len(shown),
+        "all": _count_row("all", probe.overall),
+        "n_charted": len(shown),
         "group_chart": charts.group_bars([(str(g), counts) for g, counts in shown]),
-        "histogram": charts.histogram(bins) if sum(bins) else None, "p_missing": probe.p_greedy_missing,
+        "histogram": charts.histogram(bins) if sum(bins) else None,
+        "p_missing": probe.p_greedy_missing,
     }
 
 
@@ -168,8 +178,10 @@ def no_plan_text(probe: ProbeData) -> str:
     """Why there is no plan section, and which step makes one."""
     run_id = probe.run["id"]
     if probe.unfinished:
-        why = (f"the probe is not finished ({probe.n_probed} of {probe.n_total} questions probed). Resume the "
-               "probe, then make a plan with knowmix plan (or the Plan page in the app).")
+        why = (
+            f"the probe is not finished ({probe.n_probed} of {probe.n_total} questions probed). Resume the "
+            "probe, then make a plan with knowmix plan (or the Plan page in the app)."
+        )
     else:
         why = "make one from this probe with knowmix plan (or the Plan page in the app)."
     return f"No plan for probe run {run_id} yet: {why}"
@@ -182,7 +194,7 @@ def plan_view(plan: Any, note: str) -> dict:
     from ..plan import MIX_LABELS
 
     c = plan.counts()
-    relabelled = f" ({c['relabelled']} Unknown relabelled \"I don't know\")" if c["relabelled"] else ""
+    relabelled = f' ({c["relabelled"]} Unknown relabelled "I don\'t know")' if c["relabelled"] else ""
     rows = [
         kv("Plan", f"{plan.id}: {plan.name}" if plan.name else plan.id),
         kv("Mix", MIX_LABELS.get(plan.settings.mix, plan.settings.mix)),
@@ -194,9 +206,15 @@ def plan_view(plan: Any, note: str) -> dict:
     ]
     parts = [("All probed", c["before"]), ("Dev split", c["dev"]), ("Training set", c["train"]), ("Dropped", c["dropped"])]
     return {
-        "note": note, "rows": rows, "settings": settings_view(plan.settings.to_dict()), "legend": legend(),
+        "note": note,
+        "rows": rows,
+        "settings": settings_view(plan.settings.to_dict()),
+        "legend": legend(),
         "chart": charts.group_bars([(label, p["counts"]) for label, p in parts], row_height=22),
-        "parts": parts, "categories": CATEGORIES, "warnings": plan.warnings(), "explain": plan.explain(),
+        "parts": parts,
+        "categories": CATEGORIES,
+        "warnings": plan.warnings(),
+        "explain": plan.explain(),
     }
 
 
@@ -219,10 +237,14 @@ def _stop_words(reason: Any, final: bool) -> str:
         if final:
             return "trained every epoch (convergence); the adapter of the last step is kept"
         return "trained every epoch (dev exact match never stopped improving for long); the best dev evaluation is kept"
-    return {
-        "early_stop": "stopped early: dev exact match stopped improving (the paper's EARLY_STOP)",
-        "cancelled": "cancelled by the user; the best adapter so far is kept",
-    }.get(str(reason), str(reason)) if reason else "-"
+    return (
+        {
+            "early_stop": "stopped early: dev exact match stopped improving (the paper's EARLY_STOP)",
+            "cancelled": "cancelled by the user; the best adapter so far is kept",
+        }.get(str(reason), str(reason))
+        if reason
+        else "-"
+    )
 
 
 def _point_text(point: Optional[dict]) -> str:
@@ -243,8 +265,12 @@ def _stopping_rows(row: dict, point: Optional[dict]) -> list[Row]:
     rows = [kv("Stopping point", _point_text(point))]
     best_step = row.get("best_step")
     if point is not None and point["final"] and best_step is not None and int(best_step) != point["step"]:
-        best = {"step": int(best_step), "epoch": row.get("best_epoch"), "dev_em": row.get("best_dev_em"),
-                "why": "not kept: a convergence run keeps its last step"}
+        best = {
+            "step": int(best_step),
+            "epoch": row.get("best_epoch"),
+            "dev_em": row.get("best_dev_em"),
+            "why": "not kept: a convergence run keeps its last step",
+        }
         rows.append(kv("Best dev evaluation", _point_text(best)))
     rows.append(kv("Train fit at the stopping point", _fit_text(point["fit"] if point else None)))
     which = "" if point is None else " (from the last step)" if point["final"] else " (from the best evaluation)"
@@ -267,8 +293,12 @@ def _training_rows(row: dict, point: Optional[dict]) -> list[Row]:
     rows += _stopping_rows(row, point)
     if row.get("merged_dir"):
         rows.append(kv("Merged model", row.get("merged_dir")))
-    rows += [kv("Run folder", row.get("folder") or "-"), kv("Time", duration(row.get("seconds"))),
-             kv("Started", when(row.get("started_at") or row.get("created_at"))), kv("Finished", when(row.get("finished_at")))]
+    rows += [
+        kv("Run folder", row.get("folder") or "-"),
+        kv("Time", duration(row.get("seconds"))),
+        kv("Started", when(row.get("started_at") or row.get("created_at"))),
+        kv("Finished", when(row.get("finished_at"))),
+    ]
     if row.get("error"):
         rows.append(kv("Error", row.get("error")))
     return rows
@@ -292,6 +322,7 @@ def _stopping_line(point: Optional[dict]) -> Optional[tuple[float, str]]:
 
 def _eval_series(history: list[dict]) -> tuple[list, dict[str, list], list]:
     """Dev exact match, train fit per category and overall, as ``(step, value)`` points (finite values only)."""
+
     def finite(v: Any) -> bool:
         return isinstance(v, (int, float)) and math.isfinite(v)
 
@@ -314,8 +345,10 @@ def _loss_chart(loss: list[tuple[float, float]], best: Optional[tuple[float, str
     if not loss:
         return None, 1
     pts, size = charts.downsample(loss, MAX_LINE_POINTS)
-    title = (f"training loss over {len(loss)} steps: {loss[0][1]:.4g} at step {int(loss[0][0])}, "
-             f"{loss[-1][1]:.4g} at step {int(loss[-1][0])}")
+    title = (
+        f"training loss over {len(loss)} steps: {loss[0][1]:.4g} at step {int(loss[0][0])}, "
+        f"{loss[-1][1]:.4g} at step {int(loss[-1][0])}"
+    )
     series = [{"name": "training loss", "color": LOSS_COLOR, "points": pts, "title": title}]
     return charts.line_chart(series, y_label="loss", best=best), size
 
@@ -324,8 +357,9 @@ def _fit_chart(fit: dict[str, list], fit_all: list, best: Optional[tuple[float, 
     if not fit:
         return None, []
     cats = ordered_categories(fit)
-    series = [{"name": f"{c} fitted", "color": CATEGORY_COLORS.get(c, charts.NEUTRAL), "points": fit[c], "markers": True}
-              for c in cats]
+    series = [
+        {"name": f"{c} fitted", "color": CATEGORY_COLORS.get(c, charts.NEUTRAL), "points": fit[c], "markers": True} for c in cats
+    ]
     if fit_all:
         series.append({"name": "all categories fitted", "color": "#757575", "points": fit_all, "dash": True})
     chart = charts.line_chart(series, y_label="share of training examples fitted", percent=True, y_range=(0.0, 1.0), best=best)
@@ -344,11 +378,19 @@ def training_view(training: Any) -> dict:
         dev_chart = charts.line_chart(series, y_label="dev exact match", percent=True, y_range=(0.0, 1.0), best=best)
     final = bool(point and point["final"])
     return {
-        "note": training.note, "rows": _training_rows(training.row, point),
+        "note": training.note,
+        "rows": _training_rows(training.row, point),
         "settings": settings_view(training.row.get("settings")),
         "has_metrics": bool(training.loss or training.history),
-        "loss_chart": loss_chart, "loss_bucket": bucket, "dev_chart": dev_chart, "fit_chart": fit_chart, "fit_legend": fit_legend,
+        "loss_chart": loss_chart,
+        "loss_bucket": bucket,
+        "dev_chart": dev_chart,
+        "fit_chart": fit_chart,
+        "fit_legend": fit_legend,
         "point_words": "the last step: a convergence run keeps its final adapter" if final else "best dev exact match",
-        "kept_words": ("this run trained to convergence and keeps the adapter of its last step" if final
-                       else "training keeps the adapter of the best one"),
+        "kept_words": (
+            "this run trained to convergence and keeps the adapter of its last step"
+            if final
+            else "training keeps the adapter of the best one"
+        ),
     }

@@ -65,7 +65,5 @@ def plan_example_rows(project: "Project", plan_id: int, dataset_id: Optional[int
 
 def latest_plan_id(project: "Project", probe_run_id: int) -> Optional[int]:
     """The newest plan made from a probe run, or None."""
-    row = project.db.execute(
-        "SELECT id FROM plans WHERE probe_run_id = ? ORDER BY id DESC LIMIT 1", [probe_run_id]
-    ).fetchone()
+    row = project.db.execute("SELECT id FROM plans WHERE probe_run_id = ? ORDER BY id DESC LIMIT 1", [probe_run_id]).fetchone()
     return int(row[0]) if row else None

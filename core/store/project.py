@@ -120,7 +120,9 @@ class Project:
                 except OSError as exc:
                     raise ProjectError(f"Cannot create the folder {parent} for the project: {exc.strerror or exc}.") from None
             if not os.access(parent, os.W_OK):
-                raise ProjectError(f"Cannot create a project in {parent}: the folder is read-only. Pick a folder you can write to.")
+                raise ProjectError(
+                    f"Cannot create a project in {parent}: the folder is read-only. Pick a folder you can write to."
+                )
         elif self.path.stat().st_size:
             try:
                 with open(self.path, "rb") as fh:
@@ -131,7 +133,9 @@ class Project:
                     "to a folder you own."
                 ) from None
             if head != b"SQLite format 3\x00":
-                raise ProjectError(f"{self.path} is not a KnowMix project (it is not an SQLite file). Pick a {PROJECT_SUFFIX} file.")
+                raise ProjectError(
+                    f"{self.path} is not a KnowMix project (it is not an SQLite file). Pick a {PROJECT_SUFFIX} file."
+                )
         return exists
 
     def _open(self, exists: bool) -> tuple[sqlite3.Connection, str]:
@@ -239,7 +243,9 @@ class Project:
     def _write_error(self, exc: sqlite3.OperationalError) -> ProjectError:
         text = str(exc)
         if "locked" in text or "busy" in text:
-            return ProjectError(f"{self.path} is busy: another KnowMix window or command is writing to it. Wait for it to finish, or close it.")
+            return ProjectError(
+                f"{self.path} is busy: another KnowMix window or command is writing to it. Wait for it to finish, or close it."
+            )
         if "readonly" in text or "read-only" in text:
             return ProjectError(f"{self.path} is read-only. Copy the project to a folder you can write to.")
         if "disk is full" in text or "full" in text:
@@ -265,6 +271,7 @@ class Project:
     # -- datasets ----------------------------------------------------------------------------------
     def add_dataset(self, ds: Any, role: str = "train") -> int:
         """Store a loaded ``Dataset`` (once: the same content and role returns the existing id)."""
+
         def existing() -> Optional[int]:
             row = self.db.execute(
                 "SELECT id FROM datasets WHERE content_sha256 = ? AND role = ? ORDER BY id LIMIT 1", [ds.content_sha256, role]
@@ -278,21 +285,37 @@ class Project:
             found = existing()  # another process may have added it while we waited for the lock
             if found is not None:
                 return found
-            dataset_id = self.db["datasets"].insert(
-                {
-                    "name": Path(ds.path).name, "path": str(Path(ds.path).resolve()), "role": role,
-                    "format": ds.format, "shape": ds.shape, "mapping": json.dumps(ds.mapping),
-                    "file_sha256": ds.file_sha256, "content_sha256": ds.content_sha256,
-                    "n_examples": len(ds.examples), "n_duplicates": len(ds.duplicates),
-                    "n_skipped": len(ds.problems), "created_at": _now(),
-                }
-            ).last_pk
+            dataset_id = (
+                self.db["datasets"]
+                .insert(
+                    {
+                        "name": Path(ds.path).name,
+                        "path": str(Path(ds.path).resolve()),
+                        "role": role,
+                        "format": ds.format,
+                        "shape": ds.shape,
+                        "mapping": json.dumps(ds.mapping),
+                        "file_sha256": ds.file_sha256,
+                        "content_sha256": ds.content_sha256,
+                        "n_examples": len(ds.examples),
+                        "n_duplicates": len(ds.duplicates),
+                        "n_skipped": len(ds.problems),
+                        "created_at": _now(),
+                    }
+                )
+                .last_pk
+            )
             self.db["examples"].insert_all(
                 (
                     {
-                        "dataset_id": dataset_id, "example_id": ex.id, "idx": i, "line": ex.line,
-                        "question": ex.question, "answers": json.dumps(list(ex.answers), ensure_ascii=False),
-                        "group_name": ex.group, "raw": json.dumps(ex.raw, ensure_ascii=False, default=str),
+                        "dataset_id": dataset_id,
+                        "example_id": ex.id,
+                        "idx": i,
+                        "line": ex.line,
+                        "question": ex.question,
+                        "answers": json.dumps(list(ex.answers), ensure_ascii=False),
+                        "group_name": ex.group,
+                        "raw": json.dumps(ex.raw, ensure_ascii=False, default=str),
                     }
                     for i, ex in enumerate(ds.examples)
                 ),
@@ -328,7 +351,9 @@ class Project:
         return int(row[0] or 0)
 
     # -- probe runs --------------------------------------------------------------------------------
-    def find_probe_run(self, *, dataset_id: int, pool_dataset_id: Optional[int], model_fingerprint: str, settings: str) -> Optional[dict]:
+    def find_probe_run(
+        self, *, dataset_id: int, pool_dataset_id: Optional[int], model_fingerprint: str, settings: str
+    ) -> Optional[dict]:
         rows = list(
             self.db["probe_runs"].rows_where(
                 "dataset_id = ? AND pool_dataset_id IS ? AND model_fingerprint = ? AND settings = ?",

@@ -16,16 +16,25 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 EXAMPLE_COLUMNS = ("example_id", "group_name", "category", "question", "answers", "p_greedy", "p_sampled")
 # The columns ``example_detail`` returns, in order.
 DETAIL_COLUMNS = (
-    "category", "p_greedy", "p_sampled", "greedy_correct", "greedy_total", "sampled_correct", "sampled_total",
-    "greedy_answers", "sampled_answers", "exemplar_ids", "question", "answers", "group_name",
+    "category",
+    "p_greedy",
+    "p_sampled",
+    "greedy_correct",
+    "greedy_total",
+    "sampled_correct",
+    "sampled_total",
+    "greedy_answers",
+    "sampled_answers",
+    "exemplar_ids",
+    "question",
+    "answers",
+    "group_name",
 )
 
 
 def categories(project: "Project", run_id: int) -> dict[str, tuple[str, str]]:
     """``{example_id: (category, group)}`` of every result of the run."""
-    rows = project.db.execute(
-        "SELECT example_id, category, group_name FROM probe_results WHERE run_id = ?", [run_id]
-    ).fetchall()
+    rows = project.db.execute("SELECT example_id, category, group_name FROM probe_results WHERE run_id = ?", [run_id]).fetchall()
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
@@ -67,7 +76,5 @@ def p_greedy_bins(project: "Project", run_id: int, n_bins: int = 10) -> tuple[li
     ).fetchall()
     for b, n in rows:
         bins[int(b)] += int(n)
-    null = project.db.execute(
-        "SELECT COUNT(*) FROM probe_results WHERE run_id = ? AND p_greedy IS NULL", [run_id]
-    ).fetchone()[0]
+    null = project.db.execute("SELECT COUNT(*) FROM probe_results WHERE run_id = ? AND p_greedy IS NULL", [run_id]).fetchone()[0]
     return bins, int(null)

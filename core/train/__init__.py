@@ -18,6 +18,17 @@ from .runner import (
 from .settings import CONVERGENCE, EARLY_STOP, TrainSettings
 
 __all__ = [
-    "CONVERGENCE", "EARLY_STOP", "TrainItem", "TrainOutcome", "TrainSettings", "TrainingCrashed", "TrainingFailed",
-    "items_from_plan", "outcome", "prepare_run", "resume_training", "run_worker", "start_training",
+    "CONVERGENCE",
+    "EARLY_STOP",
+    "TrainItem",
+    "TrainOutcome",
+    "TrainSettings",
+    "TrainingCrashed",
+    "TrainingFailed",
+    "items_from_plan",
+    "outcome",
+    "prepare_run",
+    "resume_training",
+    "run_worker",
+    "start_training",
 ]

@@ -82,8 +82,9 @@ def restore_adapter(model: Any, folder: Path, device: str) -> None:
     set_peft_model_state_dict(model, load_file(str(folder / "adapter_model.safetensors"), device=str(device)))
 
 
-def write_checkpoint(run_dir: Path, model: Any, optimizer: Any, scheduler: Any, scaler: Any, device: str,
-                     progress: dict, settings: dict) -> Path:
+def write_checkpoint(
+    run_dir: Path, model: Any, optimizer: Any, scheduler: Any, scaler: Any, device: str, progress: dict, settings: dict
+) -> Path:
     """Save everything a resume needs in ``checkpoints/last``; ``progress`` is the loop's own state."""
     import torch
 
@@ -103,9 +104,11 @@ def write_checkpoint(run_dir: Path, model: Any, optimizer: Any, scheduler: Any, 
     torch.save(rng, tmp / "rng.pt")
     py_state = random.getstate()
     state = {
-        "version": CHECKPOINT_VERSION, **progress,
+        "version": CHECKPOINT_VERSION,
+        **progress,
         "python_random": [py_state[0], list(py_state[1]), py_state[2]],
-        "settings": settings, "saved_at": time.time(),
+        "settings": settings,
+        "saved_at": time.time(),
     }
     (tmp / "state.json").write_text(json.dumps(state, default=str), encoding="utf-8")
     fsync_dir(tmp)
@@ -114,8 +117,9 @@ def write_checkpoint(run_dir: Path, model: Any, optimizer: Any, scheduler: Any, 
     return dest
 
 
-def read_checkpoint(ckpt: Path, model: Any, optimizer: Any, scheduler: Any, scaler: Any, device: str, *,
-                    n_train: int, steps_per_epoch: int) -> dict:
+def read_checkpoint(
+    ckpt: Path, model: Any, optimizer: Any, scheduler: Any, scaler: Any, device: str, *, n_train: int, steps_per_epoch: int
+) -> dict:
     """Load a checkpoint into the model, optimizer, scheduler and RNGs; returns its ``state.json``.
 
     Refuses a checkpoint made for other data or batch settings: its step would point at other batches.
@@ -127,8 +131,7 @@ def read_checkpoint(ckpt: Path, model: Any, optimizer: Any, scheduler: Any, scal
     state = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
     if state.get("n_train") != n_train or state.get("steps_per_epoch") != steps_per_epoch:
         raise SettingsError(
-            "The run's checkpoint does not match its data or batch settings, so it cannot be resumed. "
-            "Start a new run instead."
+            "The run's checkpoint does not match its data or batch settings, so it cannot be resumed. Start a new run instead."
         )
     weights = load_file(str(ckpt / "adapter_model.safetensors"), device=str(device))
     set_peft_model_state_dict(model, weights)

@@ -33,8 +33,11 @@ class TrainItem:
     @classmethod
     def from_dict(cls, d: dict) -> "TrainItem":
         return cls(
-            example_id=str(d["example_id"]), question=str(d["question"]), target=str(d["target"]),
-            answers=tuple(str(a) for a in d.get("answers") or ()), category=str(d.get("category") or ""),
+            example_id=str(d["example_id"]),
+            question=str(d["question"]),
+            target=str(d["target"]),
+            answers=tuple(str(a) for a in d.get("answers") or ()),
+            category=str(d.get("category") or ""),
             group=str(d.get("group") or ""),
         )
 
@@ -45,8 +48,11 @@ def _item(x: Any) -> TrainItem:
     if target is None or str(target).strip() == "":
         target = answers[0] if answers else ""
     return TrainItem(
-        example_id=str(getattr(x, "example_id")), question=str(getattr(x, "question")), target=str(target),
-        answers=tuple(str(a) for a in answers), category=str(getattr(x, "category", "") or ""),
+        example_id=str(getattr(x, "example_id")),
+        question=str(getattr(x, "question")),
+        target=str(target),
+        answers=tuple(str(a) for a in answers),
+        category=str(getattr(x, "category", "") or ""),
         group=str(getattr(x, "group", "") or ""),
     )
 
@@ -138,7 +144,7 @@ class PromptFormat:
                 [{"role": "user", "content": question}, {"role": "assistant", "content": target}], tokenize=False
             )
             if full.startswith(prompt):
-                rest = full[len(prompt):]
+                rest = full[len(prompt) :]
                 return rest if "\n" in rest or not rest else rest + "\n"
             return f"{target}{self.tok.eos_token or ''}\n"
         return f" {target}\n"
@@ -161,7 +167,7 @@ class PromptFormat:
         if len(ids) > max_len:
             n_answer = len(ids) - n_prompt
             if n_answer >= max_len:
-                ids, n_prompt = ids[n_prompt:n_prompt + max_len], 0
+                ids, n_prompt = ids[n_prompt : n_prompt + max_len], 0
             else:
                 cut = len(ids) - max_len
                 ids, n_prompt = ids[cut:], n_prompt - cut

@@ -24,8 +24,9 @@ def greedy_answers(decoder: Any, fmt: PromptFormat, items: Sequence[TrainItem], 
     return [a[0] for a in decoder.generate(reqs)]
 
 
-def measure(decoder: Any, fmt: PromptFormat, dev_items: Sequence[TrainItem],
-            fit_items: dict[str, list[TrainItem]], max_new_tokens: int) -> dict:
+def measure(
+    decoder: Any, fmt: PromptFormat, dev_items: Sequence[TrainItem], fit_items: dict[str, list[TrainItem]], max_new_tokens: int
+) -> dict:
     """The evaluation record's scores: ``dev_em``, ``dev_correct``, ``dev_total``, ``fit`` and ``fit_n``
     per category, ``fit_all`` and the first ``dev_examples``. The caller puts the model in eval mode."""
     dev_answers = greedy_answers(decoder, fmt, dev_items, max_new_tokens)

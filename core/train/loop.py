@@ -44,8 +44,15 @@ from .runs import keeps_final_adapter
 from .settings import EARLY_STOP, TrainSettings, resolve_target_modules
 
 __all__ = [
-    "ADAPTER_INFO", "CHECKPOINT_VERSION", "Emit", "LoopResult", "eval_steps", "find_checkpoint", "lr_factor",
-    "train_loop", "training_dtype",
+    "ADAPTER_INFO",
+    "CHECKPOINT_VERSION",
+    "Emit",
+    "LoopResult",
+    "eval_steps",
+    "find_checkpoint",
+    "lr_factor",
+    "train_loop",
+    "training_dtype",
 ]
 
 Emit = Callable[[TrainEvent], None]
@@ -194,8 +201,12 @@ class _Trainer:
         targets = resolve_target_modules(model, s.target_modules)
         self.target_modules = targets
         config = LoraConfig(
-            r=s.lora_r, lora_alpha=s.lora_alpha, lora_dropout=s.lora_dropout, target_modules=targets,
-            bias="none", task_type="CAUSAL_LM",
+            r=s.lora_r,
+            lora_alpha=s.lora_alpha,
+            lora_dropout=s.lora_dropout,
+            target_modules=targets,
+            bias="none",
+            task_type="CAUSAL_LM",
         )
         model.requires_grad_(False)
         with warnings.catch_warnings():
@@ -263,27 +274,47 @@ class _Trainer:
     def _adapter_info(self, record: Optional[dict], which: str) -> dict:
         """What sits beside an adapter: which one it is, its step and scores, and how to use it again."""
         return {
-            **self.meta, "which": which, "step": self.step, "epoch": self._epoch(),
+            **self.meta,
+            "which": which,
+            "step": self.step,
+            "epoch": self._epoch(),
             "dev_em": None if record is None else record.get("dev_em"),
             "fit": None if record is None else record.get("fit"),
-            "base_model": str(self.ref.path), "prompt_format": self.s.prompt_format,
-            "target_modules": self.target_modules, "settings": self.s.to_dict(),
+            "base_model": str(self.ref.path),
+            "prompt_format": self.s.prompt_format,
+            "target_modules": self.target_modules,
+            "settings": self.s.to_dict(),
         }
 
     def save_checkpoint(self) -> Path:
         """Everything a resume needs, in ``checkpoints/last`` (see ``checkpoints``)."""
         progress = {
-            "step": self.step, "epoch": self._epoch(),
-            "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps, "n_train": len(self.train_items),
-            "best": self.best, "history": self.history, "bad_evals": self.bad_evals,
-            "tokens_total": self.tokens_total, "train_seconds": self.train_seconds,
+            "step": self.step,
+            "epoch": self._epoch(),
+            "steps_per_epoch": self.steps_per_epoch,
+            "total_steps": self.total_steps,
+            "n_train": len(self.train_items),
+            "best": self.best,
+            "history": self.history,
+            "bad_evals": self.bad_evals,
+            "tokens_total": self.tokens_total,
+            "train_seconds": self.train_seconds,
         }
-        return write_checkpoint(self.run_dir, self.model, self.optimizer, self.scheduler, self.scaler, self.device,
-                                progress, self.s.to_dict())
+        return write_checkpoint(
+            self.run_dir, self.model, self.optimizer, self.scheduler, self.scaler, self.device, progress, self.s.to_dict()
+        )
 
     def _load_checkpoint(self, ckpt: Path) -> None:
-        state = read_checkpoint(ckpt, self.model, self.optimizer, self.scheduler, self.scaler, self.device,
-                                n_train=len(self.train_items), steps_per_epoch=self.steps_per_epoch)
+        state = read_checkpoint(
+            ckpt,
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            self.scaler,
+            self.device,
+            n_train=len(self.train_items),
+            steps_per_epoch=self.steps_per_epoch,
+        )
         self.step = int(state["step"])
         self.best = state.get("best")
         self.history = list(state.get("history") or [])
@@ -307,7 +338,7 @@ class _Trainer:
         ordered = sorted(indices, key=lambda i: len(self.encoded[i][0])) if s.grad_accum > 1 else indices
         total = None
         for start in range(0, len(ordered), s.batch_size):
-            ids, mask, labels = self.loss.batch(ordered[start:start + s.batch_size])
+            ids, mask, labels = self.loss.batch(ordered[start : start + s.batch_size])
             loss = self.loss.loss_sum(ids, mask, labels) / max(1, n_tokens)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
@@ -344,7 +375,7 @@ class _Trainer:
         while self.step < self.total_steps:
             order = self._order(self.step // self.steps_per_epoch)
             for pos in range(self.step % self.steps_per_epoch, self.steps_per_epoch):
-                self._one_step(order[pos * eb:(pos + 1) * eb])
+                self._one_step(order[pos * eb : (pos + 1) * eb])
                 if self.step in self.evals_at:
                     last_ckpt_step = self.step
                     if self._evaluate_and_checkpoint():
@@ -358,14 +389,26 @@ class _Trainer:
     def _emit_start(self) -> None:
         """The "start" event: what trains where, so the app and the log say it before the first step."""
         s = self.s
-        self.emit(Start(
-            total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch,
-            epochs=s.epochs, start_step=self.step, resumed=self.resumed_from is not None,
-            n_train=len(self.train_items), n_dev=len(self.dev_items), device=self.device, dtype=self.dtype,
-            threads=self.torch.get_num_threads(), trainable_params=self.trainable, params=self.n_params,
-            target_modules=self.target_modules, fast_loss=self.fast_loss,
-            fit_sample={c: len(v) for c, v in self.fit_items.items()}, pid=os.getpid(),
-        ))
+        self.emit(
+            Start(
+                total_steps=self.total_steps,
+                steps_per_epoch=self.steps_per_epoch,
+                epochs=s.epochs,
+                start_step=self.step,
+                resumed=self.resumed_from is not None,
+                n_train=len(self.train_items),
+                n_dev=len(self.dev_items),
+                device=self.device,
+                dtype=self.dtype,
+                threads=self.torch.get_num_threads(),
+                trainable_params=self.trainable,
+                params=self.n_params,
+                target_modules=self.target_modules,
+                fast_loss=self.fast_loss,
+                fit_sample={c: len(v) for c, v in self.fit_items.items()},
+                pid=os.getpid(),
+            )
+        )
 
     def _one_step(self, indices: list[int]) -> None:
         """One optimizer step, its counters and its "step" event; a non-finite loss ends the run with advice."""
@@ -385,8 +428,11 @@ class _Trainer:
                 f"Training diverged at step {self.step} (the loss is {loss}). Lower the learning rate "
                 f"(now {s.lr:g}) and start a new run."
             )
-        self.emit(Step(step=self.step, epoch=self._epoch(), loss=loss, lr=lr, tokens=tokens,
-                       tokens_per_s=tokens / dt if dt > 0 else None))
+        self.emit(
+            Step(
+                step=self.step, epoch=self._epoch(), loss=loss, lr=lr, tokens=tokens, tokens_per_s=tokens / dt if dt > 0 else None
+            )
+        )
 
     def _emit_checkpoint(self, path: Path) -> None:
         self.emit(Checkpoint(step=self.step, epoch=self._epoch(), path=str(path)))
@@ -414,10 +460,17 @@ class _Trainer:
         s = self.s
         best_dir = self.run_dir / "adapter"
         result = LoopResult(
-            status=status, stop_reason=reason, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps,
-            final_step=self.step, final_epoch=self._epoch(), best=self.best,
-            history=self.history, best_adapter_dir=str(best_dir) if best_dir.is_dir() else None,
-            tokens=self.tokens_total, train_seconds=self.train_seconds,
+            status=status,
+            stop_reason=reason,
+            steps_per_epoch=self.steps_per_epoch,
+            total_steps=self.total_steps,
+            final_step=self.step,
+            final_epoch=self._epoch(),
+            best=self.best,
+            history=self.history,
+            best_adapter_dir=str(best_dir) if best_dir.is_dir() else None,
+            tokens=self.tokens_total,
+            train_seconds=self.train_seconds,
         )
         if status == "done":
             final_dir = self.run_dir / "final-adapter"

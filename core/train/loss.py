@@ -18,8 +18,7 @@ _LOGIT_SCALERS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "o
 class AnswerLoss:
     """Batches of encoded items, and their summed answer-token loss, for one peft-wrapped model."""
 
-    def __init__(self, model: Any, base: Any, encoded: list[tuple[list[int], int]], pad: int, device: str,
-                 dtype: str) -> None:
+    def __init__(self, model: Any, base: Any, encoded: list[tuple[list[int], int]], pad: int, device: str, dtype: str) -> None:
         import torch
 
         self.torch = torch
@@ -45,7 +44,7 @@ class AnswerLoss:
             t = torch.tensor(ids, dtype=torch.long)
             input_ids[r, : len(ids)] = t
             mask[r, : len(ids)] = 1
-            labels[r, n_prompt: len(ids)] = t[n_prompt:]
+            labels[r, n_prompt : len(ids)] = t[n_prompt:]
         dev = self.device
         return input_ids.to(dev), mask.to(dev), labels.to(dev)
 

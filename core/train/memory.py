@@ -14,8 +14,17 @@ from ..errors import SettingsError
 from ..formats import GIB, format_bytes
 
 _DTYPE_BYTES = {
-    "float32": 4.0, "fp32": 4.0, "float16": 2.0, "fp16": 2.0, "bfloat16": 2.0, "bf16": 2.0,
-    "int8": 1.0, "8bit": 1.0, "int4": 0.5, "nf4": 0.5, "4bit": 0.5,
+    "float32": 4.0,
+    "fp32": 4.0,
+    "float16": 2.0,
+    "fp16": 2.0,
+    "bfloat16": 2.0,
+    "bf16": 2.0,
+    "int8": 1.0,
+    "8bit": 1.0,
+    "int4": 0.5,
+    "nf4": 0.5,
+    "4bit": 0.5,
 }
 
 
@@ -108,8 +117,18 @@ def estimate_memory(
     when not given; ``vocab_size`` defaults to 32000.
     """
     key = str(dtype).strip().lower().replace("torch.", "")
-    _check_arguments(n_params, key, dtype, lora_rank=lora_rank, batch_size=batch_size, seq_len=seq_len,
-                     target_modules=target_modules, n_layers=n_layers, hidden=hidden, vocab_size=vocab_size)
+    _check_arguments(
+        n_params,
+        key,
+        dtype,
+        lora_rank=lora_rank,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        target_modules=target_modules,
+        n_layers=n_layers,
+        hidden=hidden,
+        vocab_size=vocab_size,
+    )
     layers = n_layers or _guess_layers(n_params)
     width = hidden or max(64, int(round(math.sqrt(n_params / (12 * layers)) / 64)) * 64)
     vocab = vocab_size or 32000
@@ -121,9 +140,19 @@ def estimate_memory(
     activations = int(batch_size * seq_len * width * layers * 34 * act_scale) + batch_size * seq_len * vocab * 4 * 2
     overhead = int(0.10 * (weights + lora + activations))
     return MemoryEstimate(
-        n_params=n_params, lora_rank=lora_rank, dtype=key, batch_size=batch_size, seq_len=seq_len, n_layers=layers,
-        hidden=width, target_modules=target_modules, lora_params=lora_params, weights_bytes=weights, lora_bytes=lora,
-        activation_bytes=activations, overhead_bytes=overhead,
+        n_params=n_params,
+        lora_rank=lora_rank,
+        dtype=key,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        n_layers=layers,
+        hidden=width,
+        target_modules=target_modules,
+        lora_params=lora_params,
+        weights_bytes=weights,
+        lora_bytes=lora,
+        activation_bytes=activations,
+        overhead_bytes=overhead,
     )
 
 
@@ -132,8 +161,12 @@ def _check_arguments(n_params: Any, key: str, dtype: Any, **sizes: Any) -> None:
     problems = []
     if not _is_int(n_params) or n_params <= 0:
         problems.append(f"the number of parameters must be above 0 (got {n_params!r})")
-    for label, name in (("LoRA rank", "lora_rank"), ("batch size", "batch_size"), ("sequence length", "seq_len"),
-                        ("target modules", "target_modules")):
+    for label, name in (
+        ("LoRA rank", "lora_rank"),
+        ("batch size", "batch_size"),
+        ("sequence length", "seq_len"),
+        ("target modules", "target_modules"),
+    ):
         value = sizes[name]
         if not _is_int(value) or value < 1:
             problems.append(f"the {label} must be a whole number of 1 or more (got {value!r})")
@@ -162,8 +195,9 @@ def check_memory_fits(estimate: MemoryEstimate, device: str = "cpu") -> Optional
     )
 
 
-def plan_memory(project: Any, plan: Any, device: str = "cpu", *, lora_rank: int = 16,
-                batch_size: int = 8) -> tuple[Optional[MemoryEstimate], Optional[str], str]:
+def plan_memory(
+    project: Any, plan: Any, device: str = "cpu", *, lora_rank: int = 16, batch_size: int = 8
+) -> tuple[Optional[MemoryEstimate], Optional[str], str]:
     """The memory a default LoRA run on the plan's probed model needs, against the device's free
     memory now: (estimate or None, warning or None, model name or why there is no estimate)."""
     from ..errors import ModelError
@@ -176,6 +210,12 @@ def plan_memory(project: Any, plan: Any, device: str = "cpu", *, lora_rank: int 
     except ModelError as exc:
         return None, None, f"Memory estimate skipped: {exc}"
     shape = model_shape(ref)
-    est = estimate_memory(shape.n_params, n_layers=shape.n_layers, hidden=shape.hidden, vocab_size=shape.vocab_size,
-                          lora_rank=lora_rank, batch_size=batch_size)
+    est = estimate_memory(
+        shape.n_params,
+        n_layers=shape.n_layers,
+        hidden=shape.hidden,
+        vocab_size=shape.vocab_size,
+        lora_rank=lora_rank,
+        batch_size=batch_size,
+    )
     return est, check_memory_fits(est, device), ref.display_name

@@ -143,8 +143,15 @@ def prepare_run(
         if ref.kind not in ("hf", "gguf"):
             raise SettingsError(f"{ref.path} cannot be trained: training needs a Hugging Face folder or a GGUF file.")
         run_id, _folder = create_run(
-            project, plan_id=plan_id, settings=settings, train=train, dev=dev, model_spec=str(spec),
-            model_name=ref.display_name, model_path=str(ref.path), model_fingerprint=model_fingerprint(ref),
+            project,
+            plan_id=plan_id,
+            settings=settings,
+            train=train,
+            dev=dev,
+            model_spec=str(spec),
+            model_name=ref.display_name,
+            model_path=str(ref.path),
+            model_fingerprint=model_fingerprint(ref),
             plan_info={"name": getattr(plan, "name", None)} if plan is not None else None,
         )
     return run_id
@@ -186,7 +193,9 @@ def resume_training(
         if row["status"] == DONE:
             raise SettingsError(f"Training run {run_id} has already finished; its adapter is in {row['adapter_dir']}.")
         if not is_resumable(row):
-            raise SettingsError(f"Training run {run_id} is still running (process {row['worker_pid']}). Wait for it, or cancel it first.")
+            raise SettingsError(
+                f"Training run {run_id} is still running (process {row['worker_pid']}). Wait for it, or cancel it first."
+            )
         settings = run_settings(row)
         ref = resolve_model(row["model_path"] or row["model_spec"], allow_pickle=settings.allow_pickle)
         if row.get("model_fingerprint") and model_fingerprint(ref) != row["model_fingerprint"]:
@@ -240,8 +249,9 @@ def run_worker(
     run_dir = Path(row["folder"])
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "worker.log"
-    follower = _Follower(_start_worker(project_path, run_id, resume, log_path), run_id, progress, on_event,
-                         cancel or CancelToken())
+    follower = _Follower(
+        _start_worker(project_path, run_id, resume, log_path), run_id, progress, on_event, cancel or CancelToken()
+    )
     returncode = follower.follow()
     if follower.error is not None:
         _raise_worker_error(follower.error, run_id, log_path)
@@ -258,13 +268,21 @@ def _start_worker(project_path: str | os.PathLike, run_id: int, resume: bool, lo
     # Its own session / process group: a Ctrl-C in the terminal reaches only the parent, which forwards
     # it as one SIGTERM (a second Ctrl-C, forwarded as a second SIGTERM, stops the worker at once).
     detach: dict[str, Any] = (
-        {"start_new_session": True} if os.name == "posix"
+        {"start_new_session": True}
+        if os.name == "posix"
         else {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
     )
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            worker_command(project_path, run_id, resume), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=log, env=child_env(), text=True, encoding="utf-8", bufsize=1, **detach,
+            worker_command(project_path, run_id, resume),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=child_env(),
+            text=True,
+            encoding="utf-8",
+            bufsize=1,
+            **detach,
         )
 
 
@@ -272,8 +290,14 @@ class _Follower:
     """Reads the worker's events until its stdout closes: turns them into progress, keeps the last
     ``done`` or ``error`` event, and forwards a cancel (killing the worker if it does not stop in time)."""
 
-    def __init__(self, proc: subprocess.Popen, run_id: int, progress: ProgressCallback,
-                 on_event: Optional[EventCallback], cancel: CancelToken) -> None:
+    def __init__(
+        self,
+        proc: subprocess.Popen,
+        run_id: int,
+        progress: ProgressCallback,
+        on_event: Optional[EventCallback],
+        cancel: CancelToken,
+    ) -> None:
         self.proc, self.progress, self.on_event, self.cancel = proc, progress, on_event, cancel
         self.meter: Optional[RateMeter] = None
         self.done: Optional[Done] = None
@@ -320,24 +344,42 @@ class _Follower:
             self.cancel_sent_at = time.monotonic()
             _send_cancel(self.proc)
             meter = self.meter
-            self.progress(Progress(meter.done if meter else 0, meter.total if meter else 0, 0.0, None,
-                                   "Stopping after the current step ...", "steps"))
-        if (self.cancel_sent_at is not None and time.monotonic() - self.cancel_sent_at > CANCEL_GRACE_S
-                and self.proc.poll() is None):
+            self.progress(
+                Progress(
+                    meter.done if meter else 0,
+                    meter.total if meter else 0,
+                    0.0,
+                    None,
+                    "Stopping after the current step ...",
+                    "steps",
+                )
+            )
+        if (
+            self.cancel_sent_at is not None
+            and time.monotonic() - self.cancel_sent_at > CANCEL_GRACE_S
+            and self.proc.poll() is None
+        ):
             self.proc.kill()
 
     def _handle(self, event: TrainEvent) -> None:
         """Progress for the caller's bar; keep the final ``Done`` or ``WorkerError``; pass every event on."""
         if isinstance(event, Start):
             self.meter = RateMeter(int(event.total_steps), already_done=int(event.start_step), unit="steps")
-            self.progress(self.meter.update(int(event.start_step), "Training started" if not event.resumed
-                                            else f"Resumed at step {event.start_step}"))
+            self.progress(
+                self.meter.update(
+                    int(event.start_step), "Training started" if not event.resumed else f"Resumed at step {event.start_step}"
+                )
+            )
         elif isinstance(event, Step) and self.meter is not None:
             self.progress(self.meter.update(int(event.step), f"epoch {event.epoch:.2f}, loss {event.loss:.3f}"))
         elif isinstance(event, Eval) and self.meter is not None:
             fit = ", ".join(f"{c} {percent(v, 0)}" for c, v in (event.fit or {}).items())
-            self.progress(self.meter.update(int(event.step), f"dev EM {percent(event.dev_em)} (best {percent(event.best_dev_em)})"
-                                            + (f"; fit {fit}" if fit else "")))
+            self.progress(
+                self.meter.update(
+                    int(event.step),
+                    f"dev EM {percent(event.dev_em)} (best {percent(event.best_dev_em)})" + (f"; fit {fit}" if fit else ""),
+                )
+            )
         elif isinstance(event, Done):
             self.done = event
         elif isinstance(event, WorkerError):
@@ -357,7 +399,8 @@ def _raise_worker_error(error: WorkerError, run_id: int, log_path: Path) -> NoRe
     raise TrainingFailed(
         f"Training run {run_id} stopped on an unexpected error: {message}. The details are in {log_path}; the run "
         f"can be resumed with `knowmix resume --run {run_id}` once the cause is fixed.",
-        run_id, error.traceback or "",
+        run_id,
+        error.traceback or "",
     )
 
 
@@ -379,8 +422,9 @@ def _raise_crashed(project_path: str | os.PathLike, run_id: int, returncode: Opt
     with Project(project_path, create=False) as project:
         row = get_run(project, run_id)
         if row["status"] == RUNNING:
-            update_run(project, run_id, status=CRASHED, worker_pid=None,
-                       error=f"The training process {describe_exit(returncode)}.")
+            update_run(
+                project, run_id, status=CRASHED, worker_pid=None, error=f"The training process {describe_exit(returncode)}."
+            )
     step = row.get("step") or 0
     where = f"its last checkpoint (step {step})" if step else "the start (no checkpoint was saved yet)"
     tail = _log_tail(log_path) if returncode and returncode > 0 else ""
@@ -388,7 +432,8 @@ def _raise_crashed(project_path: str | os.PathLike, run_id: int, returncode: Opt
         f"The training process of run {run_id} {describe_exit(returncode)} before finishing"
         + (f" ({tail})" if tail else "")
         + f". Nothing is lost up to {where}: continue it with `knowmix resume --run {run_id}`.",
-        run_id, returncode,
+        run_id,
+        returncode,
     )
 
 
@@ -419,11 +464,19 @@ def outcome(project_path: str | os.PathLike, run_id: int) -> TrainOutcome:
         history = eval_history(project, run_id)
     point = stopping_point(row, history)
     return TrainOutcome(
-        run_id=run_id, status=row["status"], stop_reason=row.get("stop_reason"), best_epoch=row.get("best_epoch"),
-        best_step=row.get("best_step"), best_dev_em=row.get("best_dev_em"),
+        run_id=run_id,
+        status=row["status"],
+        stop_reason=row.get("stop_reason"),
+        best_epoch=row.get("best_epoch"),
+        best_step=row.get("best_step"),
+        best_dev_em=row.get("best_dev_em"),
         fit_at_best=json.loads(row["fit_at_best"]) if row.get("fit_at_best") else {},
-        adapter_dir=row.get("adapter_dir"), run_dir=row["folder"], history=history,
-        final_step=row.get("final_step"), final_epoch=row.get("final_epoch"), merged_dir=row.get("merged_dir"),
+        adapter_dir=row.get("adapter_dir"),
+        run_dir=row["folder"],
+        history=history,
+        final_step=row.get("final_step"),
+        final_epoch=row.get("final_epoch"),
+        merged_dir=row.get("merged_dir"),
         seconds=float(row.get("seconds") or 0.0),
         stopping_point=dict(point) if point is not None else None,
     )

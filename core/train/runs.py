@@ -61,19 +61,36 @@ def create_run(
     now = time.time()
     snapshot = items_to_json(train, dev, {"plan_id": plan_id, **(plan_info or {})})
     snapshot_text = json.dumps(snapshot, ensure_ascii=False)
-    run_id = _store.insert_run(project, {
-        "plan_id": plan_id, "status": CREATED, "settings": settings.to_json(), "model_spec": model_spec,
-        "model_name": model_name, "model_path": model_path, "model_fingerprint": model_fingerprint,
-        "n_train": len(train), "n_dev": len(dev), "step": 0, "epoch": 0.0, "created_at": now, "updated_at": now,
-        "seconds": 0.0, "plan_snapshot": snapshot_text,
-    }, folder=lambda new_id: str(run_folder(project.path, new_id)))
+    run_id = _store.insert_run(
+        project,
+        {
+            "plan_id": plan_id,
+            "status": CREATED,
+            "settings": settings.to_json(),
+            "model_spec": model_spec,
+            "model_name": model_name,
+            "model_path": model_path,
+            "model_fingerprint": model_fingerprint,
+            "n_train": len(train),
+            "n_dev": len(dev),
+            "step": 0,
+            "epoch": 0.0,
+            "created_at": now,
+            "updated_at": now,
+            "seconds": 0.0,
+            "plan_snapshot": snapshot_text,
+        },
+        folder=lambda new_id: str(run_folder(project.path, new_id)),
+    )
     folder = run_folder(project.path, run_id)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "plan.json").write_text(json.dumps(snapshot, ensure_ascii=False, indent=1), encoding="utf-8")
         (folder / "settings.json").write_text(json.dumps(settings.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
     except OSError as exc:
-        raise ProjectError(f"Cannot create the run folder {folder}: {exc.strerror or exc}. Pick a project folder you can write to.") from None
+        raise ProjectError(
+            f"Cannot create the run folder {folder}: {exc.strerror or exc}. Pick a project folder you can write to."
+        ) from None
     return run_id, folder
 
 
@@ -122,10 +139,7 @@ def delete_metrics_after(project: Any, run_id: int, step: int) -> None:
 
 def metric_series(project: Any, run_id: int, name: str) -> list[tuple[int, float, float]]:
     """``[(step, epoch, value), ...]`` of one metric, by step."""
-    return [
-        (int(r[0]), float(r[1]), float(r[2]))
-        for r in _store.metric_rows(project, run_id, name)
-    ]
+    return [(int(r[0]), float(r[1]), float(r[2])) for r in _store.metric_rows(project, run_id, name)]
 
 
 def eval_history(project: Any, run_id: int) -> list[dict]:
@@ -180,12 +194,24 @@ def stopping_point(row: dict, history: list[dict]) -> Optional[StoppingPoint]:
     if keeps_final_adapter(stopping_rule(row), str(row.get("status"))) and row.get("final_step"):
         step = int(row["final_step"])
         rec = next((h for h in history if h["step"] == step), None) or {}
-        return StoppingPoint(step=step, epoch=row.get("final_epoch"), dev_em=rec.get("dev_em"), fit=rec.get("fit") or {},
-                             why="the last step (trained to convergence)", final=True)
+        return StoppingPoint(
+            step=step,
+            epoch=row.get("final_epoch"),
+            dev_em=rec.get("dev_em"),
+            fit=rec.get("fit") or {},
+            why="the last step (trained to convergence)",
+            final=True,
+        )
     if row.get("best_step") is None:
         return None
-    return StoppingPoint(step=int(row["best_step"]), epoch=row.get("best_epoch"), dev_em=row.get("best_dev_em"),
-                         fit=_json_dict(row.get("fit_at_best")), why="the best dev exact match", final=False)
+    return StoppingPoint(
+        step=int(row["best_step"]),
+        epoch=row.get("best_epoch"),
+        dev_em=row.get("best_dev_em"),
+        fit=_json_dict(row.get("fit_at_best")),
+        why="the best dev exact match",
+        final=False,
+    )
 
 
 def is_resumable(row: dict) -> bool:

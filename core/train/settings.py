@@ -25,12 +25,33 @@ ALL_ATTN_MLP = "all-linear-attn-mlp"
 # know them. "all-linear-attn-mlp" keeps the ones the model has; if it has none of them, peft's
 # "all-linear" (every linear layer but the output head) is used instead.
 KNOWN_PROJECTIONS = (
-    "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",  # llama, mistral, qwen, smollm
-    "qkv_proj", "gate_up_proj",  # phi-3
-    "c_attn", "c_proj", "c_fc",  # gpt-2, starcoder
-    "query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h",  # falcon, gpt-neox
-    "out_proj", "fc1", "fc2",  # opt, phi-2
-    "Wqkv", "Wo", "wqkv", "wo", "w1", "w2", "w3", "W_pack",
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",  # llama, mistral, qwen, smollm
+    "qkv_proj",
+    "gate_up_proj",  # phi-3
+    "c_attn",
+    "c_proj",
+    "c_fc",  # gpt-2, starcoder
+    "query_key_value",
+    "dense",
+    "dense_h_to_4h",
+    "dense_4h_to_h",  # falcon, gpt-neox
+    "out_proj",
+    "fc1",
+    "fc2",  # opt, phi-2
+    "Wqkv",
+    "Wo",
+    "wqkv",
+    "wo",
+    "w1",
+    "w2",
+    "w3",
+    "W_pack",
 )
 
 
@@ -106,48 +127,81 @@ class TrainSettings:
         def is_int(v: Any) -> bool:
             return isinstance(v, int) and not isinstance(v, bool)
 
-        need(is_int(self.lora_r) and self.lora_r >= 1,
-             f"LoRA rank must be a whole number of at least 1 (got {self.lora_r!r}); 8 to 64 is usual, 16 is the default.")
-        need(isinstance(self.lora_alpha, (int, float)) and self.lora_alpha > 0,
-             f"LoRA alpha must be above 0 (got {self.lora_alpha!r}); twice the rank is usual.")
-        need(isinstance(self.lora_dropout, (int, float)) and 0 <= self.lora_dropout < 1,
-             f"LoRA dropout must be at least 0 and below 1 (got {self.lora_dropout!r}).")
-        need(isinstance(self.target_modules, str) and bool(self.target_modules.strip()),
-             "target modules must name the layers to adapt, e.g. all-linear-attn-mlp or q_proj,v_proj.")
-        need(isinstance(self.lr, (int, float)) and self.lr > 0 and self.lr == self.lr,
-             f"The learning rate must be above 0 (got {self.lr!r}); 1e-4 to 3e-4 is usual for LoRA.")
+        need(
+            is_int(self.lora_r) and self.lora_r >= 1,
+            f"LoRA rank must be a whole number of at least 1 (got {self.lora_r!r}); 8 to 64 is usual, 16 is the default.",
+        )
+        need(
+            isinstance(self.lora_alpha, (int, float)) and self.lora_alpha > 0,
+            f"LoRA alpha must be above 0 (got {self.lora_alpha!r}); twice the rank is usual.",
+        )
+        need(
+            isinstance(self.lora_dropout, (int, float)) and 0 <= self.lora_dropout < 1,
+            f"LoRA dropout must be at least 0 and below 1 (got {self.lora_dropout!r}).",
+        )
+        need(
+            isinstance(self.target_modules, str) and bool(self.target_modules.strip()),
+            "target modules must name the layers to adapt, e.g. all-linear-attn-mlp or q_proj,v_proj.",
+        )
+        need(
+            isinstance(self.lr, (int, float)) and self.lr > 0 and self.lr == self.lr,
+            f"The learning rate must be above 0 (got {self.lr!r}); 1e-4 to 3e-4 is usual for LoRA.",
+        )
         need(self.lr < 1, f"A learning rate of {self.lr} would destroy the model; 1e-4 to 3e-4 is usual for LoRA.")
         need(is_int(self.epochs) and self.epochs >= 1, f"Epochs must be a whole number of at least 1 (got {self.epochs!r}).")
         need(is_int(self.batch_size) and self.batch_size >= 1, f"Batch size must be at least 1 (got {self.batch_size!r}).")
-        need(is_int(self.grad_accum) and self.grad_accum >= 1,
-             f"Gradient accumulation must be at least 1 (got {self.grad_accum!r}).")
-        need(isinstance(self.warmup_ratio, (int, float)) and 0 <= self.warmup_ratio < 1,
-             f"Warm-up ratio must be at least 0 and below 1 (got {self.warmup_ratio!r}).")
-        need(isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0,
-             f"Weight decay must be 0 or more (got {self.weight_decay!r}).")
-        need(self.max_grad_norm is None or (isinstance(self.max_grad_norm, (int, float)) and self.max_grad_norm > 0),
-             f"Gradient clipping norm must be above 0, or off (got {self.max_grad_norm!r}).")
-        need(is_int(self.max_seq_len) and self.max_seq_len >= 8,
-             f"Maximum sequence length must be at least 8 tokens (got {self.max_seq_len!r}).")
-        need(self.eval_every_steps is None or (is_int(self.eval_every_steps) and self.eval_every_steps >= 1),
-             f"Evaluate every N steps needs N of at least 1, or none for every epoch (got {self.eval_every_steps!r}).")
-        need(self.stopping in STOPPING_RULES,
-             f"Stopping rule '{self.stopping}' is unknown; use early_stop (best dev exact match) or convergence (all epochs).")
-        need(is_int(self.patience) and self.patience >= 1,
-             f"Patience must be at least 1 evaluation (got {self.patience!r}).")
-        need(is_int(self.fit_sample_per_category) and self.fit_sample_per_category >= 0,
-             f"The train-fit sample per category must be 0 or more (got {self.fit_sample_per_category!r}).")
-        need(is_int(self.max_new_tokens) and self.max_new_tokens >= 1,
-             f"Answer length for evaluation must be at least 1 token (got {self.max_new_tokens!r}).")
-        need(is_int(self.eval_batch_size) and self.eval_batch_size >= 1,
-             f"Evaluation batch size must be at least 1 (got {self.eval_batch_size!r}).")
+        need(
+            is_int(self.grad_accum) and self.grad_accum >= 1,
+            f"Gradient accumulation must be at least 1 (got {self.grad_accum!r}).",
+        )
+        need(
+            isinstance(self.warmup_ratio, (int, float)) and 0 <= self.warmup_ratio < 1,
+            f"Warm-up ratio must be at least 0 and below 1 (got {self.warmup_ratio!r}).",
+        )
+        need(
+            isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0,
+            f"Weight decay must be 0 or more (got {self.weight_decay!r}).",
+        )
+        need(
+            self.max_grad_norm is None or (isinstance(self.max_grad_norm, (int, float)) and self.max_grad_norm > 0),
+            f"Gradient clipping norm must be above 0, or off (got {self.max_grad_norm!r}).",
+        )
+        need(
+            is_int(self.max_seq_len) and self.max_seq_len >= 8,
+            f"Maximum sequence length must be at least 8 tokens (got {self.max_seq_len!r}).",
+        )
+        need(
+            self.eval_every_steps is None or (is_int(self.eval_every_steps) and self.eval_every_steps >= 1),
+            f"Evaluate every N steps needs N of at least 1, or none for every epoch (got {self.eval_every_steps!r}).",
+        )
+        need(
+            self.stopping in STOPPING_RULES,
+            f"Stopping rule '{self.stopping}' is unknown; use early_stop (best dev exact match) or convergence (all epochs).",
+        )
+        need(is_int(self.patience) and self.patience >= 1, f"Patience must be at least 1 evaluation (got {self.patience!r}).")
+        need(
+            is_int(self.fit_sample_per_category) and self.fit_sample_per_category >= 0,
+            f"The train-fit sample per category must be 0 or more (got {self.fit_sample_per_category!r}).",
+        )
+        need(
+            is_int(self.max_new_tokens) and self.max_new_tokens >= 1,
+            f"Answer length for evaluation must be at least 1 token (got {self.max_new_tokens!r}).",
+        )
+        need(
+            is_int(self.eval_batch_size) and self.eval_batch_size >= 1,
+            f"Evaluation batch size must be at least 1 (got {self.eval_batch_size!r}).",
+        )
         need(is_int(self.seed), f"The seed must be a whole number (got {self.seed!r}).")
         need(isinstance(self.device, str) and bool(self.device.strip()), "Device must be auto, cpu, cuda, cuda:N or mps.")
         need(isinstance(self.dtype, str) and bool(self.dtype.strip()), "dtype must be auto, float32, float16 or bfloat16.")
-        need(self.threads is None or (is_int(self.threads) and self.threads >= 1),
-             f"CPU threads must be at least 1, or automatic (got {self.threads!r}).")
-        need(self.prompt_format in PROMPT_FORMATS,
-             f"Prompt format '{self.prompt_format}' is unknown; use qa (Q: ... A: ..., like the probe) or chat.")
+        need(
+            self.threads is None or (is_int(self.threads) and self.threads >= 1),
+            f"CPU threads must be at least 1, or automatic (got {self.threads!r}).",
+        )
+        need(
+            self.prompt_format in PROMPT_FORMATS,
+            f"Prompt format '{self.prompt_format}' is unknown; use qa (Q: ... A: ..., like the probe) or chat.",
+        )
         return self
 
     # ------------------------------------------------------------------ derived
@@ -160,11 +214,16 @@ class TrainSettings:
         return self.threads or physical_cores()
 
     def describe(self) -> str:
-        stop = (f"early stop on dev exact match (patience {self.patience})" if self.stopping == EARLY_STOP
-                else f"convergence ({self.epochs} epochs)")
+        stop = (
+            f"early stop on dev exact match (patience {self.patience})"
+            if self.stopping == EARLY_STOP
+            else f"convergence ({self.epochs} epochs)"
+        )
         every = f"every {self.eval_every_steps} steps" if self.eval_every_steps else "every epoch"
-        return (f"LoRA r={self.lora_r} alpha={self.lora_alpha} dropout={self.lora_dropout}, lr {self.lr:g}, "
-                f"up to {self.epochs} epochs, batch {self.batch_size}x{self.grad_accum}, evaluate {every}, {stop}")
+        return (
+            f"LoRA r={self.lora_r} alpha={self.lora_alpha} dropout={self.lora_dropout}, lr {self.lr:g}, "
+            f"up to {self.epochs} epochs, batch {self.batch_size}x{self.grad_accum}, evaluate {every}, {stop}"
+        )
 
     # ------------------------------------------------------------------ JSON
 

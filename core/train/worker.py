@@ -139,8 +139,15 @@ class Recorder:
         self.pending.extend(rows)
         self.flush()
         if event.best:
-            update_run(self.project, self.run_id, best_epoch=epoch, best_step=step, best_dev_em=event.dev_em,
-                       fit_at_best=json.dumps(event.fit or {}), adapter_dir=str(self.run_dir / "adapter"))
+            update_run(
+                self.project,
+                self.run_id,
+                best_epoch=epoch,
+                best_step=step,
+                best_dev_em=event.dev_em,
+                fit_at_best=json.dumps(event.fit or {}),
+                adapter_dir=str(self.run_dir / "adapter"),
+            )
 
     def flush(self) -> None:
         from .runs import write_metrics
@@ -163,7 +170,9 @@ def _error_event(exc: BaseException) -> WorkerError:
     if isinstance(exc, KnowMixError):
         return WorkerError(message=str(exc), kind="user", error_type=type(exc).__name__)
     return WorkerError(
-        kind="bug", error_type=type(exc).__name__, message=f"{type(exc).__name__}: {exc}".strip(),
+        kind="bug",
+        error_type=type(exc).__name__,
+        message=f"{type(exc).__name__}: {exc}".strip(),
         traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
     )
 
@@ -193,36 +202,67 @@ def run(project_path: str, run_id: int, resume: bool, out: Optional[TextIO], sho
         delete_metrics_after(project, run_id, start_step)
         if resume:
             recorder.send(Resume(from_step=start_step, checkpoint=str(ckpt) if ckpt else None))
-        update_run(project, run_id, status=RUNNING, worker_pid=os.getpid(), error=None,
-                   started_at=row.get("started_at") or time.time(), finished_at=None)
+        update_run(
+            project,
+            run_id,
+            status=RUNNING,
+            worker_pid=os.getpid(),
+            error=None,
+            started_at=row.get("started_at") or time.time(),
+            finished_at=None,
+        )
         ref = resolve_model(row["model_path"] or row["model_spec"], allow_pickle=settings.allow_pickle)
-        meta = {"run_id": run_id, "plan_id": row.get("plan_id"), "model_name": row.get("model_name"),
-                "model_fingerprint": row.get("model_fingerprint")}
-        result = train_loop(run_dir, ref, settings, train, dev, emit=recorder, should_stop=should_stop,
-                            resume=ckpt is not None, meta=meta)
+        meta = {
+            "run_id": run_id,
+            "plan_id": row.get("plan_id"),
+            "model_name": row.get("model_name"),
+            "model_fingerprint": row.get("model_fingerprint"),
+        }
+        result = train_loop(
+            run_dir, ref, settings, train, dev, emit=recorder, should_stop=should_stop, resume=ckpt is not None, meta=meta
+        )
         recorder.flush()
         best = result.best or {}
         status, seconds = (DONE if result.status == "done" else CANCELLED), recorder.seconds()
         final = {
-            "status": status, "stop_reason": result.stop_reason,
-            "steps_per_epoch": result.steps_per_epoch, "total_steps": result.total_steps,
-            "final_step": result.final_step, "final_epoch": result.final_epoch,
-            "best_epoch": best.get("epoch"), "best_step": best.get("step"), "best_dev_em": best.get("dev_em"),
+            "status": status,
+            "stop_reason": result.stop_reason,
+            "steps_per_epoch": result.steps_per_epoch,
+            "total_steps": result.total_steps,
+            "final_step": result.final_step,
+            "final_epoch": result.final_epoch,
+            "best_epoch": best.get("epoch"),
+            "best_step": best.get("step"),
+            "best_dev_em": best.get("dev_em"),
             "fit_at_best": json.dumps(best.get("fit")) if best else None,
-            "adapter_dir": result.adapter_dir, "merged_dir": result.merged_dir, "seconds": seconds,
-            "step": result.final_step, "epoch": result.final_epoch, "worker_pid": None,
+            "adapter_dir": result.adapter_dir,
+            "merged_dir": result.merged_dir,
+            "seconds": seconds,
+            "step": result.final_step,
+            "epoch": result.final_epoch,
+            "worker_pid": None,
         }
         if result.status == "done":
             final["finished_at"] = time.time()
         update_run(project, run_id, **final)
-        recorder.send(Done(
-            status=status, stop_reason=result.stop_reason,
-            best_epoch=best.get("epoch"), best_step=best.get("step"), best_dev_em=best.get("dev_em"),
-            fit_at_best=best.get("fit"), final_step=result.final_step, final_epoch=result.final_epoch,
-            adapter_dir=result.adapter_dir, final_adapter_dir=result.final_adapter_dir,
-            merged_dir=result.merged_dir, seconds=seconds, tokens=result.tokens,
-            train_seconds=result.train_seconds,
-        ))
+        recorder.send(
+            Done(
+                status=status,
+                stop_reason=result.stop_reason,
+                best_epoch=best.get("epoch"),
+                best_step=best.get("step"),
+                best_dev_em=best.get("dev_em"),
+                fit_at_best=best.get("fit"),
+                final_step=result.final_step,
+                final_epoch=result.final_epoch,
+                adapter_dir=result.adapter_dir,
+                final_adapter_dir=result.final_adapter_dir,
+                merged_dir=result.merged_dir,
+                seconds=seconds,
+                tokens=result.tokens,
+                train_seconds=result.train_seconds,
+            )
+        )
         return 0
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, then the process ends
         event = _error_event(exc)
@@ -254,7 +294,9 @@ def run(project_path: str, run_id: int, resume: bool, out: Optional[TextIO], sho
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.train.worker", description="KnowMix training worker (started by KnowMix).")
+    parser = argparse.ArgumentParser(
+        prog="python -m core.train.worker", description="KnowMix training worker (started by KnowMix)."
+    )
     parser.add_argument("--project", required=True)
     parser.add_argument("--run-id", type=int, required=True)
     parser.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")

@@ -189,5 +189,16 @@ def set_enabled(enabled: bool, *widgets: QtWidgets.QWidget) -> None:
         w.setEnabled(enabled)
 
 
-__all__ = ["DONE", "READY", "BLOCKED", "Page", "InlineMessage", "ProgressRow", "fmt_seconds", "form_row", "scrolled",
-           "set_enabled", "QtCore"]
+__all__ = [
+    "DONE",
+    "READY",
+    "BLOCKED",
+    "Page",
+    "InlineMessage",
+    "ProgressRow",
+    "fmt_seconds",
+    "form_row",
+    "scrolled",
+    "set_enabled",
+    "QtCore",
+]

@@ -72,11 +72,13 @@ class BreakdownPage(Page):
         self._show_empty(self._no_run_text())
 
     def _build_header(self, root: QtWidgets.QVBoxLayout) -> None:
-        root.addWidget(self.heading(
-            "Breakdown",
-            "Which training examples the model already knows (SliCK categories, from the Probe step), overall and per "
-            "group. Select an example to see the model's answers for each exemplar set.",
-        ))
+        root.addWidget(
+            self.heading(
+                "Breakdown",
+                "Which training examples the model already knows (SliCK categories, from the Probe step), overall and per "
+                "group. Select an example to see the model's answers for each exemplar set.",
+            )
+        )
         self.message = InlineMessage()
         self.message.setObjectName("breakdownMessage")
         root.addWidget(self.message)
@@ -308,7 +310,11 @@ class BreakdownPage(Page):
                     self._start_load(self.ctx.project_path, self.ctx.probe_run_id)
 
         self._load_job = self.ctx.runner.start(
-            "Load examples", lambda job: load_example_data(path, run_id), on_done=done, on_finally=finished, exclusive=False,
+            "Load examples",
+            lambda job: load_example_data(path, run_id),
+            on_done=done,
+            on_finally=finished,
+            exclusive=False,
         )
 
     @property
@@ -328,8 +334,9 @@ class BreakdownPage(Page):
         self.model.set_data(data)
         n_sets = self.breakdown.settings.n_sets if self.breakdown is not None else 10
         half = 0.5 / max(1, n_sets)
-        self.histogram.set_values(data.p_greedy, bins=n_sets + 1, range=(-half, 1 + half),
-                                  title=f"P(T=0) of {len(data)} examples")
+        self.histogram.set_values(
+            data.p_greedy, bins=n_sets + 1, range=(-half, 1 + half), title=f"P(T=0) of {len(data)} examples"
+        )
 
     # -- filters ------------------------------------------------------------------------------------------
     def _filter_values(self) -> tuple[Optional[str], Optional[str], str]:
@@ -365,9 +372,11 @@ class BreakdownPage(Page):
         right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
         for r, (name, counts) in enumerate(rows):
             total = sum(counts.values())
-            cells = [name] + [
-                f"{counts.get(c, 0)} ({percent(counts.get(c, 0) / total if total else 0)})" for c in CATEGORIES
-            ] + [str(total)]
+            cells = (
+                [name]
+                + [f"{counts.get(c, 0)} ({percent(counts.get(c, 0) / total if total else 0)})" for c in CATEGORIES]
+                + [str(total)]
+            )
             for col, text in enumerate(cells):
                 item = QtWidgets.QTableWidgetItem(text)
                 if col:
@@ -487,22 +496,26 @@ def example_html(project: Any, run_id: int, example_id: str, palette: Optional[Q
     return "\n".join(out)
 
 
-def _set_row_html(k: int, greedy: Optional[str], samples: list[str], ids: list[Any], matcher: AnswerMatcher,
-                  muted: str) -> str:
+def _set_row_html(k: int, greedy: Optional[str], samples: list[str], ids: list[Any], matcher: AnswerMatcher, muted: str) -> str:
     """One exemplar set's row: its greedy answer (✓/✗) and exemplar ids, and its sampled answers."""
     if greedy is None:
         g_html = DASH
     else:
         ok = matcher(greedy)
-        g_html = (f'<span style="color:{OK_COLOR if ok else BAD_COLOR}">{"✓" if ok else "✗"}</span>&nbsp;'
-                  f"{html.escape(greedy.strip()) or '<i>(empty)</i>'}")
+        g_html = (
+            f'<span style="color:{OK_COLOR if ok else BAD_COLOR}">{"✓" if ok else "✗"}</span>&nbsp;'
+            f"{html.escape(greedy.strip()) or '<i>(empty)</i>'}"
+        )
     if samples:
         n_ok = sum(matcher(a) for a in samples)
         s_html = f"<b>{n_ok}/{len(samples)}</b> correct: " + _answers_html(samples, matcher)
     else:
         s_html = f"<span style='color:{muted}'>not sampled</span>"
-    ids_html = (f"<br><span style='color:{muted}; font-size:small'>exemplars: {html.escape(', '.join(map(str, ids)))}</span>"
-                if ids else "")
+    ids_html = (
+        f"<br><span style='color:{muted}; font-size:small'>exemplars: {html.escape(', '.join(map(str, ids)))}</span>"
+        if ids
+        else ""
+    )
     return f"<tr><td>{k + 1}</td><td>{g_html}{ids_html}</td><td>{s_html}</td></tr>"
 
 

@@ -12,8 +12,13 @@ from ..qt import Qt, QtCore, QtGui, QtWidgets
 from .base import DONE, READY, InlineMessage, Page, ProgressRow
 
 DATA_FILTER = "Datasets (*.jsonl *.ndjson *.json *.csv *.tsv *.parquet);;All files (*)"
-MAPPED_ROLES = [("question", "Question"), ("answer", "Answer(s)"), ("group", "Group (relation/topic)"),
-                ("id", "Id"), ("input", "Extra input")]
+MAPPED_ROLES = [
+    ("question", "Question"),
+    ("answer", "Answer(s)"),
+    ("group", "Group (relation/topic)"),
+    ("id", "Id"),
+    ("input", "Extra input"),
+]
 NONE = "(none)"
 
 
@@ -56,9 +61,13 @@ class DatasetPage(Page):
         self.path: Optional[str] = None
         self.preview = None
         lay = QtWidgets.QVBoxLayout(self)
-        lay.addWidget(self.heading(
-            "Dataset", "The questions and answers you plan to fine-tune on. KnowMix detects the usual shapes "
-                       "(question/answer, Alpaca, prompt/completion, chat messages); change the columns below if it guessed wrong."))
+        lay.addWidget(
+            self.heading(
+                "Dataset",
+                "The questions and answers you plan to fine-tune on. KnowMix detects the usual shapes "
+                "(question/answer, Alpaca, prompt/completion, chat messages); change the columns below if it guessed wrong.",
+            )
+        )
         self.current = QtWidgets.QLabel("")
         self.current.setObjectName("currentDataset")
         self.current.setWordWrap(True)
@@ -115,8 +124,9 @@ class DatasetPage(Page):
         pool_row = QtWidgets.QHBoxLayout()
         self.pool_edit = QtWidgets.QLineEdit()
         self.pool_edit.setObjectName("poolPath")
-        self.pool_edit.setPlaceholderText("Optional: a separate file of exemplar questions for the few-shot prompts "
-                                          "(default: other questions of this dataset)")
+        self.pool_edit.setPlaceholderText(
+            "Optional: a separate file of exemplar questions for the few-shot prompts (default: other questions of this dataset)"
+        )
         pool_browse = QtWidgets.QPushButton("Browse…")
         pool_browse.clicked.connect(self._choose_pool)
         pool_row.addWidget(QtWidgets.QLabel("Exemplar pool:"))
@@ -173,15 +183,20 @@ class DatasetPage(Page):
             extra.append(f"{d['n_duplicates']} duplicates merged")
         if d.get("n_skipped"):
             extra.append(f"{d['n_skipped']} invalid rows skipped")
-        text = (f"In the project: <b>{html.escape(d['name'])}</b> — {d['n_examples']} questions in {n_groups} group(s), "
-                f"{d['format']} / {d['shape']}" + (f" ({', '.join(extra)})" if extra else "") + ".")
+        text = (
+            f"In the project: <b>{html.escape(d['name'])}</b> — {d['n_examples']} questions in {n_groups} group(s), "
+            f"{d['format']} / {d['shape']}" + (f" ({', '.join(extra)})" if extra else "") + "."
+        )
         text += f" Exemplars from: {html.escape(pool['name'])}." if pool else " Exemplars from: the dataset itself."
         self.current.setText(text)
 
     def update_actions(self) -> None:
         busy = self.ctx.runner.busy
-        self.use_button.setEnabled(bool(self.preview is not None and self.preview.shape is not None or self._mapping_complete())
-                                   and self.ctx.project_path is not None and not busy)
+        self.use_button.setEnabled(
+            bool(self.preview is not None and self.preview.shape is not None or self._mapping_complete())
+            and self.ctx.project_path is not None
+            and not busy
+        )
         self.open_button.setEnabled(True)
 
     # -- file and preview --------------------------------------------------------------------------
@@ -226,8 +241,11 @@ class DatasetPage(Page):
 
         path = self.path
         self.ctx.runner.start(
-            "Reading the file", lambda job: read_preview(path, 20, mapping=mapping or None),
-            on_done=lambda pv: self._show_preview(pv, mapping), on_error=self._preview_failed, exclusive=False,
+            "Reading the file",
+            lambda job: read_preview(path, 20, mapping=mapping or None),
+            on_done=lambda pv: self._show_preview(pv, mapping),
+            on_error=self._preview_failed,
+            exclusive=False,
         )
 
     def _preview_failed(self, exc: BaseException, tb: str) -> None:
@@ -298,8 +316,14 @@ class DatasetPage(Page):
                 pool_id = p.add_dataset(pool, role="pool") if pool is not None else None
             return {"added": True, "dataset": ds, "dataset_id": dataset_id, "pool_id": pool_id}
 
-        self.ctx.runner.start("Adding the dataset", job, on_done=self._added, on_error=self.report_error,
-                              on_finally=self.progress.hide, on_status=self.progress.set_busy)
+        self.ctx.runner.start(
+            "Adding the dataset",
+            job,
+            on_done=self._added,
+            on_error=self.report_error,
+            on_finally=self.progress.hide,
+            on_status=self.progress.set_busy,
+        )
 
     def _list_problems(self, ds) -> None:
         self.problems.clear()
@@ -316,9 +340,12 @@ class DatasetPage(Page):
             n = ds.problem_count
             self.message.show_message(
                 f"{n} row{'s' if n != 1 else ''} of {Path(ds.path).name} cannot be used (listed below with their line "
-                f"numbers). Fix the file and open it again, or tick “Skip invalid rows” to go on without them.", "error")
+                f"numbers). Fix the file and open it again, or tick “Skip invalid rows” to go on without them.",
+                "error",
+            )
             return
-        self.ctx.set(dataset_id=result["dataset_id"], pool_id=result["pool_id"], probe_run_id=None, plan_id=None,
-                     train_run_id=None)
+        self.ctx.set(
+            dataset_id=result["dataset_id"], pool_id=result["pool_id"], probe_run_id=None, plan_id=None, train_run_id=None
+        )
         self.message.show_message(ds.summary_line().rstrip(".") + ". Added to the project; next, probe it (step 4).", "ok")
         self.refresh()

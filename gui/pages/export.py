@@ -71,7 +71,8 @@ class ExportPage(Page):
         v = QtWidgets.QVBoxLayout(box)
         self.report_label = QtWidgets.QLabel(
             "One HTML file with the breakdown charts, the plan, the training curves, the settings and the fingerprints "
-            "of the model and the data. It needs no network and no KnowMix to open.")
+            "of the model and the data. It needs no network and no KnowMix to open."
+        )
         self.report_label.setWordWrap(True)
         self.report_label.setObjectName("reportLabel")
         self.report_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -116,10 +117,15 @@ class ExportPage(Page):
                 point = stopping_point(run, eval_history(p, self.ctx.train_run_id))  # a convergence run: its last step
             if run.get("adapter_dir") and Path(run["adapter_dir"]).is_dir():
                 self.adapter_dir = run["adapter_dir"]
-                best = (f" (stopping point: epoch {point['epoch']:g}, dev exact match {percent(point['dev_em'])})"
-                        if point and point.get("epoch") is not None and point.get("dev_em") is not None else "")
-                text = (f"Training run {run['id']} ({run['status']}){best}:<br><code>{html.escape(self.adapter_dir)}</code><br>"
-                        "Load it with <code>PeftModel.from_pretrained(base_model, folder)</code>.")
+                best = (
+                    f" (stopping point: epoch {point['epoch']:g}, dev exact match {percent(point['dev_em'])})"
+                    if point and point.get("epoch") is not None and point.get("dev_em") is not None
+                    else ""
+                )
+                text = (
+                    f"Training run {run['id']} ({run['status']}){best}:<br><code>{html.escape(self.adapter_dir)}</code><br>"
+                    "Load it with <code>PeftModel.from_pretrained(base_model, folder)</code>."
+                )
             else:
                 text = f"Training run {run['id']} is {run['status']} and has no adapter yet."
         self.adapter_label.setText(text)
@@ -129,8 +135,8 @@ class ExportPage(Page):
             self.plan_label.setText(
                 f"Plan {self.ctx.plan_id}: train.jsonl and dev.jsonl keep your records' own fields (the answer replaced "
                 "where the plan relabelled it), train_qa.jsonl and dev_qa.jsonl are plain question/answer rows, and "
-                "plan.json explains the mix. Ready for Axolotl, LLaMA-Factory or Unsloth."
-                + self._listing(self.export_paths))
+                "plan.json explains the mix. Ready for Axolotl, LLaMA-Factory or Unsloth." + self._listing(self.export_paths)
+            )
         if self.report_path is not None:
             self.report_label.setText(f"Saved: <code>{html.escape(str(self.report_path))}</code>")
 
@@ -175,8 +181,13 @@ class ExportPage(Page):
                 raise ProjectError(f"Cannot copy the adapter to {dest}: {exc.strerror or exc}.") from None
             return dest
 
-        self.ctx.runner.start("Copying the adapter", job, exclusive=False, on_error=self.report_error,
-                              on_done=lambda d: self.message.show_message(f"Adapter copied to {d}.", "ok"))
+        self.ctx.runner.start(
+            "Copying the adapter",
+            job,
+            exclusive=False,
+            on_error=self.report_error,
+            on_done=lambda d: self.message.show_message(f"Adapter copied to {d}.", "ok"),
+        )
 
     def _export_plan_dialog(self) -> None:
         folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Export the planned dataset into", self._start_folder())

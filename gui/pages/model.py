@@ -12,8 +12,11 @@ from core.formats import format_gib, format_mib
 from ..qt import Qt, QtWidgets
 from .base import DONE, READY, InlineMessage, Page, ProgressRow
 
-BACKENDS = [("auto", "Automatic (GGUF → llama.cpp, folder → torch)"), ("llama.cpp", "llama.cpp (CPU)"),
-            ("torch", "torch (GPU, or CPU)")]
+BACKENDS = [
+    ("auto", "Automatic (GGUF → llama.cpp, folder → torch)"),
+    ("llama.cpp", "llama.cpp (CPU)"),
+    ("torch", "torch (GPU, or CPU)"),
+]
 DEVICES = [("auto", "Automatic (GPU if there is one)"), ("cuda", "GPU (CUDA)"), ("cpu", "CPU")]
 
 
@@ -48,8 +51,9 @@ def describe_hardware(info: dict) -> str:
         parts.append(f"RAM: {format_gib(info['ram_total'])} ({format_gib(info['ram_free'])} free)")
     gpus = info.get("gpus") or []
     if gpus:
-        parts.append("GPU: " + "; ".join(
-            f"{g['name']}" + (f" ({format_gib(g['memory'], 0)})" if g.get("memory") else "") for g in gpus))
+        parts.append(
+            "GPU: " + "; ".join(f"{g['name']}" + (f" ({format_gib(g['memory'], 0)})" if g.get("memory") else "") for g in gpus)
+        )
     elif not info.get("torch"):
         parts.append("GPU: not usable (this edition has no torch)")
     else:
@@ -87,8 +91,12 @@ def app_wording(exc: BaseException, resume: str = "") -> BaseException:
 
 
 def describe_model(info: Any) -> str:
-    rows = [("Name", info.name), ("Backend", f"{info.backend} on {info.device}"), ("File", info.path),
-            ("Size", format_mib(info.file_size))]
+    rows = [
+        ("Name", info.name),
+        ("Backend", f"{info.backend} on {info.device}"),
+        ("File", info.path),
+        ("Size", format_mib(info.file_size)),
+    ]
     if info.n_params:
         rows.append(("Parameters", f"{info.n_params / 1e6:,.0f} M"))
     if info.context_length:
@@ -115,9 +123,13 @@ class ModelPage(Page):
         super().__init__(ctx, parent)
         self.hardware: Optional[dict] = None
         lay = QtWidgets.QVBoxLayout(self)
-        lay.addWidget(self.heading(
-            "Model", "The model whose knowledge is probed. Everything stays on this computer: models are read from "
-                     "disk, never downloaded."))
+        lay.addWidget(
+            self.heading(
+                "Model",
+                "The model whose knowledge is probed. Everything stays on this computer: models are read from "
+                "disk, never downloaded.",
+            )
+        )
         self.hw_label = QtWidgets.QLabel("Looking at this machine …")
         self.hw_label.setObjectName("hardwareLabel")
         self.hw_label.setWordWrap(True)
@@ -226,7 +238,9 @@ class ModelPage(Page):
         if self.rb_hf.isChecked():
             path = QtWidgets.QFileDialog.getExistingDirectory(self, "Choose a model folder", start)
         else:
-            path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Choose a GGUF file", start, "GGUF models (*.gguf);;All files (*)")
+            path, _ = QtWidgets.QFileDialog.getOpenFileName(
+                self, "Choose a GGUF file", start, "GGUF models (*.gguf);;All files (*)"
+            )
         if path:
             self.path_edit.setText(path)
             if not self.rb_hf.isChecked():
@@ -256,8 +270,13 @@ class ModelPage(Page):
             self._set_from_spec(self.ctx.model_spec)
         if self.hardware is None and not self._detecting:
             self._detecting = True
-            self.ctx.runner.start("Detecting hardware", detect_hardware, on_done=self._hardware, exclusive=False,
-                                  on_error=lambda exc, tb: self.hw_label.setText(f"Could not look at this machine: {exc}"))
+            self.ctx.runner.start(
+                "Detecting hardware",
+                detect_hardware,
+                on_done=self._hardware,
+                exclusive=False,
+                on_error=lambda exc, tb: self.hw_label.setText(f"Could not look at this machine: {exc}"),
+            )
         info = self.ctx.model_info
         if info is not None:
             self.info_label.setText(describe_model(info))
@@ -280,8 +299,10 @@ class ModelPage(Page):
         self.progress.set_busy(f"Checking and loading {spec} …")
         backend, device = self.ctx.backend_name, self.ctx.device
         self.ctx.runner.start(
-            "Loading the model", lambda job: load_model(spec, backend, device),
-            on_done=self._loaded, on_error=lambda exc, tb: self.report_error(app_wording(exc), tb),
+            "Loading the model",
+            lambda job: load_model(spec, backend, device),
+            on_done=self._loaded,
+            on_error=lambda exc, tb: self.report_error(app_wording(exc), tb),
             on_finally=lambda: self.progress.hide(),
         )
 

@@ -20,7 +20,9 @@ BASE_MODEL_BYTES = 93 * 1024**2
 LIVE_REFRESH_S = 1.0
 
 
-def estimate(settings: Any, n_questions: int, model_bytes: Optional[int], measured_rate: Optional[float]) -> tuple[int, int, float, str]:
+def estimate(
+    settings: Any, n_questions: int, model_bytes: Optional[int], measured_rate: Optional[float]
+) -> tuple[int, int, float, str]:
     """(model calls at most, answers at most, seconds, where the time comes from)."""
     calls = n_questions * settings.n_sets * (2 if settings.samples_per_set else 1)
     answers = n_questions * settings.n_sets * (1 + settings.samples_per_set)
@@ -45,9 +47,13 @@ class ProbePage(Page):
         self._last_live = 0.0
         self._n_questions = 0
         lay = QtWidgets.QVBoxLayout(self)
-        lay.addWidget(self.heading(
-            "Probe", "Each question is asked with several sets of 4 example questions: once greedily and several times "
-                     "with sampling. How often the model gets it right decides its category (SliCK)."))
+        lay.addWidget(
+            self.heading(
+                "Probe",
+                "Each question is asked with several sets of 4 example questions: once greedily and several times "
+                "with sampling. How often the model gets it right decides its category (SliCK).",
+            )
+        )
         self.what = QtWidgets.QLabel("")
         self.what.setObjectName("probeWhat")
         self.what.setWordWrap(True)
@@ -140,8 +146,14 @@ class ProbePage(Page):
     def settings(self):
         from core.probe import preset
 
-        return preset(self.preset_combo.currentData(), n_sets=self.sets.value(), samples_per_set=self.samples.value(),
-                      temperature=round(self.temperature.value(), 3), max_tokens=self.max_tokens.value(), seed=self.seed.value())
+        return preset(
+            self.preset_combo.currentData(),
+            n_sets=self.sets.value(),
+            samples_per_set=self.samples.value(),
+            temperature=round(self.temperature.value(), 3),
+            max_tokens=self.max_tokens.value(),
+            seed=self.seed.value(),
+        )
 
     # -- navigator -----------------------------------------------------------------------------------
     def watched_fields(self):
@@ -179,12 +191,16 @@ class ProbePage(Page):
             pool = p.dataset(self.ctx.pool_id) if self.ctx.pool_id else None
             run = p.probe_run(self.ctx.probe_run_id) if self.ctx.probe_run_id else None
         self._n_questions = d["n_examples"]
-        model = self.ctx.model_info.name if self.ctx.model_info else (
-            "the built-in SmolLM2-135M-Instruct" if self.ctx.model_spec == "default" else self.ctx.model_spec)
+        model = (
+            self.ctx.model_info.name
+            if self.ctx.model_info
+            else ("the built-in SmolLM2-135M-Instruct" if self.ctx.model_spec == "default" else self.ctx.model_spec)
+        )
         loaded = " (loaded)" if self.ctx.model_info else " (loads when the probe starts)"
         self.what.setText(
             f"Probing <b>{d['n_examples']}</b> questions of <b>{html.escape(d['name'])}</b> with "
-            f"<b>{html.escape(model)}</b>{loaded}. Exemplars: {html.escape(pool['name'] if pool else 'the dataset itself')}.")
+            f"<b>{html.escape(model)}</b>{loaded}. Exemplars: {html.escape(pool['name'] if pool else 'the dataset itself')}."
+        )
         if run is not None and run["dataset_id"] == self.ctx.dataset_id:
             self._show_run(run)
         else:
@@ -233,10 +249,15 @@ class ProbePage(Page):
             return
         size = self.ctx.model_info.file_size if self.ctx.model_info else None
         calls, answers, seconds, source = estimate(s, self._n_questions, size, self._measured_rate())
-        warn = "" if s.is_paper_budget else " <span style='color:#b26a00'><b>Cheaper than the paper:</b> the Unknown category is less reliable.</span>"
+        warn = (
+            ""
+            if s.is_paper_budget
+            else " <span style='color:#b26a00'><b>Cheaper than the paper:</b> the Unknown category is less reliable.</span>"
+        )
         self.estimate_label.setText(
             f"At most {calls:,} model calls ({answers:,} answers); most questions need far fewer, because sampling stops "
-            f"once a question is known. Estimated time: about {fmt_seconds(seconds)} ({source}).{warn}")
+            f"once a question is known. Estimated time: about {fmt_seconds(seconds)} ({source}).{warn}"
+        )
 
     def _live_refresh(self, run_id: int) -> None:
         from core.categories import CATEGORIES
@@ -294,12 +315,29 @@ class ProbePage(Page):
                 backend = load_model(spec, backend_name, device)
                 j.send_event({"loaded": backend})
             with Project(path, create=False) as p:
-                run = run_probe(p, dataset_id=dataset_id, pool_dataset_id=pool_id, model_spec=spec, settings=settings,
-                                backend=backend, progress=j.progress, cancel=j.cancel, on_status=j.status)
+                run = run_probe(
+                    p,
+                    dataset_id=dataset_id,
+                    pool_dataset_id=pool_id,
+                    model_spec=spec,
+                    settings=settings,
+                    backend=backend,
+                    progress=j.progress,
+                    cancel=j.cancel,
+                    on_status=j.status,
+                )
             return run
 
-        self.job = self.ctx.runner.start("Probe", job, on_done=self._done, on_error=self._failed, on_progress=self._progress,
-                                         on_status=self._status, on_event=self._event, on_finally=self._finished)
+        self.job = self.ctx.runner.start(
+            "Probe",
+            job,
+            on_done=self._done,
+            on_error=self._failed,
+            on_progress=self._progress,
+            on_status=self._status,
+            on_event=self._event,
+            on_finally=self._finished,
+        )
         self.update_actions()
 
     def _event(self, data: dict) -> None:
@@ -344,12 +382,14 @@ class ProbePage(Page):
         if outcome.status == "cancelled":
             self.message.show_message(
                 f"Paused: {outcome.n_done} of {outcome.n_total} questions are probed and saved. Click Resume to go on. {notes}",
-                "warning")
+                "warning",
+            )
         else:
             took = f" in {fmt_seconds(outcome.seconds)}" if outcome.seconds else ""
             again = " (it was already finished)" if outcome.status == "already finished" else ""
             self.message.show_message(
-                f"Finished{again}: {outcome.n_done} questions probed{took}. See the breakdown (step 5). {notes}", "ok")
+                f"Finished{again}: {outcome.n_done} questions probed{took}. See the breakdown (step 5). {notes}", "ok"
+            )
         self._live_refresh(outcome.run_id)
         self._show_run_after(outcome.run_id)
         if self.ctx.window is not None:

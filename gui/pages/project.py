@@ -24,11 +24,13 @@ class ProjectPage(Page):
     def __init__(self, ctx, parent=None) -> None:
         super().__init__(ctx, parent)
         lay = QtWidgets.QVBoxLayout(self)
-        lay.addWidget(self.heading(
-            "Project",
-            "A project is one file that keeps your datasets, probe results, plans and training runs. "
-            "Everything is saved as it happens, so a crash or a closed window loses nothing finished.",
-        ))
+        lay.addWidget(
+            self.heading(
+                "Project",
+                "A project is one file that keeps your datasets, probe results, plans and training runs. "
+                "Everything is saved as it happens, so a crash or a closed window loses nothing finished.",
+            )
+        )
         self.try_button = QtWidgets.QPushButton("Try it with the built-in model and sample data")
         self.try_button.setObjectName("trySample")
         self.try_button.setMinimumHeight(44)
@@ -171,8 +173,10 @@ class ProjectPage(Page):
         first_start = not self.ctx.recent_projects()
         self.try_button.setDefault(first_start)
         if self.ctx.project_path is None:
-            self.summary.setText("No project is open." + (
-                " New here? Click “Try it with the built-in model and sample data”." if first_start else ""))
+            self.summary.setText(
+                "No project is open."
+                + (" New here? Click “Try it with the built-in model and sample data”." if first_start else "")
+            )
             self.next_button.hide()
             return
         from core.plan import count_plans

@@ -40,8 +40,21 @@ from .train_widgets import EM_COLOR, LOSS_COLOR, REDRAW_MS, RunsBox, TrainCharts
 
 # The names this module had before its helpers, widgets and chart moved out; importers keep working.
 __all__ = [
-    "TrainPage", "CurvePlot", "RESUMABLE_STATUSES", "REDRAW_MS", "LOSS_COLOR", "EM_COLOR", "detect_gpu", "describe_gpu",
-    "run_is_resumable", "pct", "fit_text", "run_label", "stopping_rule", "stopping_point", "describe_outcome",
+    "TrainPage",
+    "CurvePlot",
+    "RESUMABLE_STATUSES",
+    "REDRAW_MS",
+    "LOSS_COLOR",
+    "EM_COLOR",
+    "detect_gpu",
+    "describe_gpu",
+    "run_is_resumable",
+    "pct",
+    "fit_text",
+    "run_label",
+    "stopping_rule",
+    "stopping_point",
+    "describe_outcome",
     "describe_checkpoint",
 ]
 
@@ -88,10 +101,14 @@ class TrainPage(Page):
         return QtWidgets.QVBoxLayout(body)
 
     def _build_header(self, lay: QtWidgets.QVBoxLayout) -> None:
-        lay.addWidget(self.heading(
-            "Train", "A LoRA fine-tune on the plan's training examples. Training runs in its own process: the window "
-                     "stays responsive, a cancel keeps the last checkpoint and the best adapter, and a stopped run resumes "
-                     "where it stopped."))
+        lay.addWidget(
+            self.heading(
+                "Train",
+                "A LoRA fine-tune on the plan's training examples. Training runs in its own process: the window "
+                "stays responsive, a cancel keeps the last checkpoint and the best adapter, and a stopped run resumes "
+                "where it stopped.",
+            )
+        )
         self.edition_message = InlineMessage()
         self.edition_message.setObjectName("editionMessage")
         lay.addWidget(self.edition_message)
@@ -128,7 +145,9 @@ class TrainPage(Page):
         self.cancel_button.clicked.connect(self.cancel)
         self.resume_button = QtWidgets.QPushButton("Resume selected run")
         self.resume_button.setObjectName("resumeTraining")
-        self.resume_button.setToolTip("Continue a cancelled, failed or killed run from its last checkpoint, with the same data order.")
+        self.resume_button.setToolTip(
+            "Continue a cancelled, failed or killed run from its last checkpoint, with the same data order."
+        )
         self.resume_button.clicked.connect(self.resume)
         for b in (self.start_button, self.cancel_button, self.resume_button):
             buttons.addWidget(b)
@@ -220,12 +239,16 @@ class TrainPage(Page):
     def _show_edition(self) -> None:
         if self._missing:
             self.edition_message.show_message(
-                "Training needs the full edition of KnowMix: this installation lacks " + ", ".join(self._missing)
+                "Training needs the full edition of KnowMix: this installation lacks "
+                + ", ".join(self._missing)
                 + ". The lite edition probes and plans; export the plan (step 8) and train it with the full edition or "
-                  "any LoRA tool.", "warning")
+                "any LoRA tool.",
+                "warning",
+            )
         elif self.ctx.project_path is not None and self.ctx.plan_id is None:
-            self.edition_message.show_message("There is no plan to train on yet: make one in the Plan step (step 6) first.",
-                                              "info")
+            self.edition_message.show_message(
+                "There is no plan to train on yet: make one in the Plan step (step 6) first.", "info"
+            )
         else:
             self.edition_message.clear_message()
 
@@ -374,9 +397,14 @@ class TrainPage(Page):
             return
         self._detecting = True
         self.gpu_label.setText("Looking for a GPU …")
-        self.ctx.runner.start("Looking for a GPU", detect_gpu, exclusive=False, on_done=self._gpu_found,
-                              on_error=lambda exc, tb: self.gpu_label.setText(f"Could not check for a GPU: {exc}"),
-                              on_finally=self._gpu_finished)
+        self.ctx.runner.start(
+            "Looking for a GPU",
+            detect_gpu,
+            exclusive=False,
+            on_done=self._gpu_found,
+            on_error=lambda exc, tb: self.gpu_label.setText(f"Could not check for a GPU: {exc}"),
+            on_finally=self._gpu_finished,
+        )
 
     def _gpu_finished(self) -> None:
         self._detecting = False
@@ -401,21 +429,24 @@ class TrainPage(Page):
             return
         model = self.chosen_model()
         if model is not None and not Path(model).expanduser().exists() and model != "default":
-            self.message.show_message(f"The model {model} does not exist. Choose a Hugging Face folder or a GGUF file "
-                                      "with Browse…, or leave the field empty to train the plan's model.", "error")
+            self.message.show_message(
+                f"The model {model} does not exist. Choose a Hugging Face folder or a GGUF file "
+                "with Browse…, or leave the field empty to train the plan's model.",
+                "error",
+            )
             return
         released = self.ctx.backend is not None
         self.ctx.release_model()  # the probe's model would only take memory the training process needs
-        note = ("The probe's model was unloaded to free memory for training. " if released
-                else "")
+        note = "The probe's model was unloaded to free memory for training. " if released else ""
         self.message.show_message(note + "Starting the training process (it loads torch and the model first) …", "info")
         project_path, plan_id = self.ctx.project_path, self.ctx.plan_id
 
         def work(job):
             from core.train.runner import start_training
 
-            return start_training(project_path, plan_id, settings, progress=job.progress, on_event=job.send_event,
-                                  cancel=job.cancel, model=model)
+            return start_training(
+                project_path, plan_id, settings, progress=job.progress, on_event=job.send_event, cancel=job.cancel, model=model
+            )
 
         self._begin("start")
         self._live_stopping = settings.stopping
@@ -431,7 +462,9 @@ class TrainPage(Page):
         self.ctx.release_model()
         self.message.show_message(
             ("The probe's model was unloaded to free memory for training. " if released else "")
-            + f"Resuming run {run_id} from its last checkpoint (step {row.get('step') or 0}) …", "info")
+            + f"Resuming run {run_id} from its last checkpoint (step {row.get('step') or 0}) …",
+            "info",
+        )
         project_path = self.ctx.project_path
         self._begin("resume")
         self._live_run_id = run_id
@@ -453,8 +486,11 @@ class TrainPage(Page):
         self._cancel_requested = True
         self._job.request_cancel()
         self.progress.set_busy("Stopping after the current step …")
-        self.message.show_message("Stopping after the current step. The training process saves a checkpoint and keeps "
-                                  "the best adapter so far; Resume continues from there.", "info")
+        self.message.show_message(
+            "Stopping after the current step. The training process saves a checkpoint and keeps "
+            "the best adapter so far; Resume continues from there.",
+            "info",
+        )
         self.update_actions()
 
     def _begin(self, kind: str) -> None:
@@ -470,9 +506,15 @@ class TrainPage(Page):
 
     def _run_job(self, name: str, work) -> None:
         try:
-            self._job = self.ctx.runner.start(name, work, on_done=self._finished, on_error=self._failed,
-                                              on_progress=self.progress.set_progress, on_event=self.on_event,
-                                              on_finally=self._ended)
+            self._job = self.ctx.runner.start(
+                name,
+                work,
+                on_done=self._finished,
+                on_error=self._failed,
+                on_progress=self.progress.set_progress,
+                on_event=self.on_event,
+                on_finally=self._ended,
+            )
         except RuntimeError as exc:  # another job started in between
             self._job = None
             self.progress.hide()
@@ -522,11 +564,15 @@ class TrainPage(Page):
         self.outcome_label.setText(describe_outcome(row, outcome.history))
         self.checkpoint_label.setText(describe_checkpoint(row))
         if outcome.status == "done":
-            self.message.show_message(f"Training finished. The adapter is in {outcome.adapter_dir}; export it in the "
-                                      "Export step.", "ok")
+            self.message.show_message(
+                f"Training finished. The adapter is in {outcome.adapter_dir}; export it in the Export step.", "ok"
+            )
         else:
-            self.message.show_message("Training was cancelled. The last checkpoint and the best adapter so far are kept: "
-                                      "Resume continues the run from its checkpoint.", "info")
+            self.message.show_message(
+                "Training was cancelled. The last checkpoint and the best adapter so far are kept: "
+                "Resume continues the run from its checkpoint.",
+                "info",
+            )
 
     def _failed(self, exc: BaseException, tb: str) -> None:
         """Errors get the app's dialog (with details for bugs) and a line on the page."""
@@ -537,7 +583,9 @@ class TrainPage(Page):
         hint = ""
         if run_id is not None:
             hint = f" Run {run_id} keeps what it saved; Resume continues it once the cause is fixed."
-        text = str(exc) if isinstance(exc, KnowMixError) else f"Training stopped on an unexpected error: {type(exc).__name__}: {exc}"
+        text = (
+            str(exc) if isinstance(exc, KnowMixError) else f"Training stopped on an unexpected error: {type(exc).__name__}: {exc}"
+        )
         self.message.show_message(text + hint, "error")
         # Kept: without a main window as its parent (tests, an embedded page) nothing else holds the dialog.
         self.error_box = self.ctx.show_error(exc, getattr(exc, "child_traceback", "") or tb)

@@ -74,18 +74,25 @@ def describe_outcome(row: dict, history: list[dict]) -> str:
     esc = html.escape
     lines = []
     if status == "done":
-        reason = {"early_stop": "stopped early: the dev exact match stopped improving",
-                  "max_epochs": f"trained all {row.get('final_epoch') or '?'} epochs"}.get(row.get("stop_reason") or "", "")
-        lines.append(f"<b>Run {row['id']} finished</b>" + (f" ({esc(reason)}, in {fmt_seconds(row.get('seconds'))})." if reason else "."))
+        reason = {
+            "early_stop": "stopped early: the dev exact match stopped improving",
+            "max_epochs": f"trained all {row.get('final_epoch') or '?'} epochs",
+        }.get(row.get("stop_reason") or "", "")
+        lines.append(
+            f"<b>Run {row['id']} finished</b>" + (f" ({esc(reason)}, in {fmt_seconds(row.get('seconds'))})." if reason else ".")
+        )
     elif status == "cancelled":
-        lines.append(f"<b>Run {row['id']} was cancelled at step {row.get('step') or 0}.</b> Its last checkpoint and its best "
-                     "adapter so far are kept: Resume continues from the checkpoint.")
+        lines.append(
+            f"<b>Run {row['id']} was cancelled at step {row.get('step') or 0}.</b> Its last checkpoint and its best "
+            "adapter so far are kept: Resume continues from the checkpoint."
+        )
     else:
-        lines.append(f"<b>Run {row['id']}: {esc(str(status))}.</b>"
-                     + (f" {esc(str(row['error']))}" if row.get("error") else ""))
+        lines.append(f"<b>Run {row['id']}: {esc(str(status))}.</b>" + (f" {esc(str(row['error']))}" if row.get("error") else ""))
     if point is not None:
         epoch = f"epoch {point['epoch']:.2f}, " if isinstance(point.get("epoch"), (int, float)) else ""
-        lines.append(f"Stopping point: {epoch}step {point['step']} ({esc(point['why'])}); dev exact match {pct(point['dev_em'])}.")
+        lines.append(
+            f"Stopping point: {epoch}step {point['step']} ({esc(point['why'])}); dev exact match {pct(point['dev_em'])}."
+        )
         if point.get("fit"):
             lines.append(f"Train fit at the stopping point: {esc(fit_text(point['fit']))}.")
     elif status != "done":
@@ -104,10 +111,14 @@ def describe_checkpoint(row: dict) -> str:
     has_ckpt = (last / "state.json").is_file() or (folder / "checkpoints" / "last.old" / "state.json").is_file()
     step, epoch = row.get("step") or 0, row.get("epoch") or 0.0
     esc = html.escape
-    parts = [f"<b>{esc(run_label(row))}</b> · model {esc(str(row.get('model_name') or row.get('model_spec') or '?'))} · "
-             f"{row.get('n_train') or 0} training / {row.get('n_dev') or 0} dev examples"]
+    parts = [
+        f"<b>{esc(run_label(row))}</b> · model {esc(str(row.get('model_name') or row.get('model_spec') or '?'))} · "
+        f"{row.get('n_train') or 0} training / {row.get('n_dev') or 0} dev examples"
+    ]
     if has_ckpt:
-        parts.append(f"Last checkpoint: step {step} (epoch {float(epoch):.2f}) — <code>checkpoints/last</code> is in the run folder.")
+        parts.append(
+            f"Last checkpoint: step {step} (epoch {float(epoch):.2f}) — <code>checkpoints/last</code> is in the run folder."
+        )
     else:
         parts.append("No checkpoint in the run folder" + (" (removed?)" if step else " yet") + ".")
     adapter = row.get("adapter_dir")
@@ -126,14 +137,19 @@ def event_text(event: TrainEvent) -> str:
     """The status line for one worker event (``core.train.events``); "" for events that only draw."""
     match event:
         case Resume():
-            return (f"Resuming from the checkpoint at step {int(event.from_step or 0)} …" if event.checkpoint
-                    else "No checkpoint: starting over …")
+            return (
+                f"Resuming from the checkpoint at step {int(event.from_step or 0)} …"
+                if event.checkpoint
+                else "No checkpoint: starting over …"
+            )
         case Start():
             return _start_text(event)
         case Eval():
             fit = fit_text(event.fit)
-            return (f"Epoch {float(event.epoch):.2f} (step {event.step}): dev exact match {pct(event.dev_em)} "
-                    f"(best {pct(event.best_dev_em)} at step {event.best_step})" + (f"; train fit {fit}" if fit else "") + ".")
+            return (
+                f"Epoch {float(event.epoch):.2f} (step {event.step}): dev exact match {pct(event.dev_em)} "
+                f"(best {pct(event.best_dev_em)} at step {event.best_step})" + (f"; train fit {fit}" if fit else "") + "."
+            )
         case Restored():
             return f"Kept the best adapter, from step {event.step}."
         case Merged():
@@ -151,13 +167,18 @@ def _start_text(event: Start) -> str:
     """Device, precision, threads and the size of the run, so a user sees at once what runs where."""
     n = event.threads
     threads = f", {n} CPU thread{'' if n == 1 else 's'}" if str(event.device).startswith("cpu") else ""
-    return (f"Training on {event.device} ({event.dtype}{threads}): {event.n_train} examples, "
-            f"{event.n_dev} dev examples, {event.total_steps} steps "
-            f"({event.steps_per_epoch} per epoch × {event.epochs} epochs)"
-            + (f", from step {event.start_step}" if event.resumed else "") + ".")
+    return (
+        f"Training on {event.device} ({event.dtype}{threads}): {event.n_train} examples, "
+        f"{event.n_dev} dev examples, {event.total_steps} steps "
+        f"({event.steps_per_epoch} per epoch × {event.epochs} epochs)"
+        + (f", from step {event.start_step}" if event.resumed else "")
+        + "."
+    )
 
 
 def checkpoint_html(run_id: Any, event: Checkpoint) -> str:
     """The runs box while training: where the last checkpoint is (the run is not in the list yet)."""
-    return (f"<b>Run {run_id} — training</b><br>Last checkpoint: step {event.step} (epoch {float(event.epoch):.2f}) "
-            f"— <code>checkpoints/last</code> is in the run folder.")
+    return (
+        f"<b>Run {run_id} — training</b><br>Last checkpoint: step {event.step} (epoch {float(event.epoch):.2f}) "
+        f"— <code>checkpoints/last</code> is in the run folder."
+    )

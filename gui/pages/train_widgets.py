@@ -74,8 +74,15 @@ class TrainSettingsBox(QtWidgets.QGroupBox):
         model_row = QtWidgets.QHBoxLayout()
         model_row.addWidget(self.model_edit, 1)
         model_row.addWidget(self.browse_button)
-        grid.addWidget(tip_label("Model to train:", "The base model the adapter is trained for. Leave empty to train "
-                                 "the model the plan's probe used: that is the model whose knowledge the plan is built on."), 0, 0)
+        grid.addWidget(
+            tip_label(
+                "Model to train:",
+                "The base model the adapter is trained for. Leave empty to train "
+                "the model the plan's probe used: that is the model whose knowledge the plan is built on.",
+            ),
+            0,
+            0,
+        )
         grid.addLayout(model_row, 0, 1, 1, 4)
         self.model_note = QtWidgets.QLabel("")
         self.model_note.setObjectName("modelNote")
@@ -124,15 +131,31 @@ class TrainSettingsBox(QtWidgets.QGroupBox):
     def _place_fields(self, grid: QtWidgets.QGridLayout) -> None:
         """Two fields a row, each with a label whose tooltip (also the field's) says what it does."""
         rows = [
-            (("Epochs:", self.epochs, "The most passes over the training examples. Early stopping usually ends sooner."),
-             ("Learning rate:", self.lr, "1e-4 to 3e-4 is usual for LoRA.")),
-            (("Batch size:", self.batch, "Examples per step. Lower it if the GPU runs out of memory."),
-             ("LoRA rank:", self.rank, "Size of the adapter; alpha is set to twice the rank. 8 to 64 is usual.")),
-            (("Stopping:", self.stopping, "Early stop keeps the adapter from the evaluation with the best dev exact "
-              "match, as the paper recommends: training on unknown facts to convergence teaches the model to hallucinate."),
-             ("Evaluate:", self.eval_every, "How often the dev exact match and the train fit are measured (and a checkpoint saved).")),
-            (("Device:", self.device, "Automatic trains on the GPU if there is one."),
-             ("CPU threads:", self.threads, "torch threads on the CPU; automatic uses the physical cores.")),
+            (
+                ("Epochs:", self.epochs, "The most passes over the training examples. Early stopping usually ends sooner."),
+                ("Learning rate:", self.lr, "1e-4 to 3e-4 is usual for LoRA."),
+            ),
+            (
+                ("Batch size:", self.batch, "Examples per step. Lower it if the GPU runs out of memory."),
+                ("LoRA rank:", self.rank, "Size of the adapter; alpha is set to twice the rank. 8 to 64 is usual."),
+            ),
+            (
+                (
+                    "Stopping:",
+                    self.stopping,
+                    "Early stop keeps the adapter from the evaluation with the best dev exact "
+                    "match, as the paper recommends: training on unknown facts to convergence teaches the model to hallucinate.",
+                ),
+                (
+                    "Evaluate:",
+                    self.eval_every,
+                    "How often the dev exact match and the train fit are measured (and a checkpoint saved).",
+                ),
+            ),
+            (
+                ("Device:", self.device, "Automatic trains on the GPU if there is one."),
+                ("CPU threads:", self.threads, "torch threads on the CPU; automatic uses the physical cores."),
+            ),
         ]
         for r, pair in enumerate(rows, start=2):
             for c, (text, widget, tip) in zip((0, 3), pair):
@@ -142,8 +165,18 @@ class TrainSettingsBox(QtWidgets.QGroupBox):
 
     def inputs(self) -> tuple[QtWidgets.QWidget, ...]:
         """Everything a user can change; locked while a run trains, as it trains with what was set."""
-        return (self.model_edit, self.browse_button, self.epochs, self.lr, self.batch, self.rank, self.stopping,
-                self.eval_every, self.device, self.threads)
+        return (
+            self.model_edit,
+            self.browse_button,
+            self.epochs,
+            self.lr,
+            self.batch,
+            self.rank,
+            self.stopping,
+            self.eval_every,
+            self.device,
+            self.threads,
+        )
 
     def settings(self) -> Any:
         """The form as ``TrainSettings``, checked; raises ``SettingsError`` with advice."""
@@ -157,9 +190,15 @@ class TrainSettingsBox(QtWidgets.QGroupBox):
             raise SettingsError(f"The learning rate '{text}' is not a number; 1e-4 to 3e-4 is usual for LoRA.") from None
         rank = self.rank.value()
         return TrainSettings(
-            epochs=self.epochs.value(), lr=lr, batch_size=self.batch.value(), lora_r=rank, lora_alpha=2 * rank,
-            stopping=self.stopping.currentData(), eval_every_steps=self.eval_every.value() or None,
-            device=self.device.currentData(), threads=self.threads.value() or None,
+            epochs=self.epochs.value(),
+            lr=lr,
+            batch_size=self.batch.value(),
+            lora_r=rank,
+            lora_alpha=2 * rank,
+            stopping=self.stopping.currentData(),
+            eval_every_steps=self.eval_every.value() or None,
+            device=self.device.currentData(),
+            threads=self.threads.value() or None,
         ).validate()
 
     def chosen_model(self) -> Optional[str]:
@@ -184,8 +223,9 @@ class TrainSettingsBox(QtWidgets.QGroupBox):
 
     def _browse_gguf(self) -> None:
         start = self.model_edit.text() or str(Path.home())
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Choose a GGUF model file", start,
-                                                        "GGUF models (*.gguf);;All files (*)")
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Choose a GGUF model file", start, "GGUF models (*.gguf);;All files (*)"
+        )
         if path:
             self.model_edit.setText(path)
 
