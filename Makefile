@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.knowmix-installed
 
-.PHONY: run demo test setup screenshots clean lock
+.PHONY: run demo test check setup screenshots clean lock
 
 # packaging/setup_venv.py installs the pinned versions (packaging/constraints.txt), builds llama.cpp
 # for this CPU and OS (never AMX, never a wheel from pip's cache), checks it with a one-token decode
@@ -28,8 +28,16 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/knowmix demo
 
-test: $(STAMP)
+test: $(STAMP) check
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The house rules, before the suite: lint, format, types of core, and the import contracts in
+# pyproject.toml (core never imports gui/Qt; backends only through their registry; SQL only in the store).
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # A PNG of every step, driven with real data (the built-in model, the sample, a short LoRA run).
 screenshots: $(STAMP)
