@@ -1,8 +1,10 @@
 """Where KnowMix keeps its own files, and where bundled resources live.
 
-One folder (``KNOWMIX_HOME`` or ``~/.knowmix``) holds the demo project, logs and settings that
-``core`` writes, so tests can point everything at a temp folder with one variable and nothing
-platform-specific lives in ``core``.
+Data (the demo and sample projects, the llama.cpp CPU choice), settings and logs go where each OS
+expects them (platformdirs: ``~/.local/share/KnowMix``, ``~/.config/KnowMix`` and
+``~/.local/state/KnowMix/log`` on Linux; ``%LOCALAPPDATA%\\KnowMix`` on Windows; ``~/Library/...``
+on macOS). ``KNOWMIX_HOME`` puts all three in one folder (tests, portable installs), and a
+``~/.knowmix`` folder made by an earlier version keeps being used, so nobody loses settings or logs.
 """
 
 from __future__ import annotations
@@ -12,10 +14,42 @@ import sys
 from pathlib import Path
 
 
-def app_home() -> Path:
+def _single_folder() -> Path | None:
     home = os.environ.get("KNOWMIX_HOME")
-    path = Path(home).expanduser() if home else Path.home() / ".knowmix"
-    return path
+    if home:
+        return Path(home).expanduser()
+    legacy = Path.home() / ".knowmix"
+    return legacy if legacy.is_dir() else None
+
+
+def app_home() -> Path:
+    """Data KnowMix writes for itself: the demo and sample projects, the llama.cpp CPU choice."""
+    single = _single_folder()
+    if single is not None:
+        return single
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("KnowMix", appauthor=False))
+
+
+def settings_dir() -> Path:
+    """The app's settings file (window layout, recent projects, last model)."""
+    single = _single_folder()
+    if single is not None:
+        return single
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("KnowMix", appauthor=False))
+
+
+def logs_dir() -> Path:
+    """The app's log and the model process's log."""
+    single = _single_folder()
+    if single is not None:
+        return single / "logs"
+    import platformdirs
+
+    return Path(platformdirs.user_log_dir("KnowMix", appauthor=False))
 
 
 def resources_dir() -> Path:

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from core.paths import app_home
+from core.paths import settings_dir
 
 from .errors import show_error
 from .jobs import JobRunner
@@ -34,7 +34,7 @@ _SETTING_KEYS = {"model_spec": "model/spec", "backend_name": "model/backend", "d
 def open_settings() -> QtCore.QSettings:
     """An INI file in the app's data folder (not the registry): tests point it at a temp folder
     with KNOWMIX_HOME, and a user can back it up or delete it like any other file."""
-    return QtCore.QSettings(str(app_home() / "settings.ini"), QtCore.QSettings.Format.IniFormat)
+    return QtCore.QSettings(str(settings_dir() / "settings.ini"), QtCore.QSettings.Format.IniFormat)
 
 
 class AppContext(QtCore.QObject):

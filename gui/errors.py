@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from core.errors import KnowMixError
-from core.paths import app_home
+from core.paths import logs_dir
 
 from .qt import QtWidgets
 
@@ -23,7 +23,7 @@ log = logging.getLogger("knowmix.gui")
 
 
 def log_path() -> Path:
-    return app_home() / "logs" / "knowmix-app.log"
+    return logs_dir() / "knowmix-app.log"
 
 
 def setup_logging() -> Path:

@@ -57,6 +57,7 @@ COMMON = [
     "sqlite-utils>=3.36",
     "pyarrow>=14",
     "psutil>=5.9",
+    "platformdirs>=4",
     "PySide6-Essentials>=6.6,<6.12",
     "pyqtgraph>=0.13",
     # llama-cpp-python's own dependencies (its wheel is installed with --no-deps)

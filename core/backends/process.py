@@ -83,9 +83,9 @@ class ModelProcessError(RuntimeError):
 
 def model_log_path() -> Path:
     """Where the model process's own output goes: the logs folder next to the app's log."""
-    from ..paths import app_home
+    from ..paths import logs_dir
 
-    return app_home() / "logs" / "model-process.log"
+    return logs_dir() / "model-process.log"
 
 
 def _open_log(path: Path) -> Any:
