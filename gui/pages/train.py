@@ -31,6 +31,7 @@ from .train_text import (
     event_text,
     fit_text,
     pct,
+    plan_line,
     run_is_resumable,
     run_label,
     stopping_point,
@@ -253,38 +254,15 @@ class TrainPage(Page):
             self.edition_message.clear_message()
 
     def _load_plan_info(self) -> None:
-        self._plan_model = None
         if self.ctx.project_path is None or self.ctx.plan_id is None:
-            self.plan_label.setText("")
-            self.model_note.setText("Default: the model the plan's probe used (no plan yet).")
-            self.model_edit.setPlaceholderText("the model the plan's probe used")
-            return
-        from core.store import plans as stored_plans
-
-        with self.ctx.project() as p:
-            row = stored_plans.plan_row(p, self.ctx.plan_id)
-            plan = None if row is None else (row["id"], row["name"], row["n_train"], row["n_dev"], row["probe_run_id"])
-            probe = None
-            if plan is not None and plan[4] is not None:
-                try:
-                    probe = p.probe_run(plan[4])
-                except Exception:  # noqa: BLE001 - a plan whose probe is gone still trains with a chosen model
-                    probe = None
-        if plan is None:
-            self.plan_label.setText(f"Plan {self.ctx.plan_id} is not in this project.")
-            return
-        self.plan_label.setText(f"Training on plan {plan[0]} “{plan[1] or ''}”: {plan[2]} training and {plan[3]} dev examples.")
-        if probe:
-            spec = (probe.get("model_spec") or "").strip()
-            self._plan_model = "default" if spec.lower() == "default" else (probe.get("model_path") or spec or None)
-            name = probe.get("model_name") or self._plan_model
-        if self._plan_model:
-            shown = "the built-in model" if self._plan_model == "default" else self._plan_model
-            self.model_note.setText(f"Default: the model the plan's probe used — {name} ({shown}).")
-            self.model_edit.setPlaceholderText(f"same as the probe: {name}")
+            line = plan_line(None, None)
         else:
-            self.model_note.setText("The plan does not say which model was probed: choose one with Browse….")
-            self.model_edit.setPlaceholderText("choose a Hugging Face folder or a GGUF file")
+            with self.ctx.project() as p:
+                line = plan_line(p, self.ctx.plan_id)
+        self._plan_model = line.model
+        self.plan_label.setText(line.label)
+        self.model_note.setText(line.note)
+        self.model_edit.setPlaceholderText(line.placeholder)
 
     def _reload_runs(self) -> None:
         from core.train.runs import list_runs

@@ -8,6 +8,7 @@ the page only decides where the text goes.
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -21,6 +22,55 @@ from core.train.runs import is_resumable as run_is_resumable  # noqa: F401  (old
 from core.train.runs import stopping_point, stopping_rule  # noqa: F401  (re-exported for gui.pages.train)
 
 from .base import fmt_seconds
+
+
+@dataclass(frozen=True)
+class PlanLine:
+    """What the page says about the plan it trains on, and the model training defaults to."""
+
+    label: str
+    model: Optional[str]  # the model the plan's probe used (``core.plan.probe_model_spec``); None: unknown
+    note: str
+    placeholder: str
+
+
+def plan_line(project: Any, plan_id: Optional[int]) -> PlanLine:
+    """The plan's sizes and its probe's model, read through ``core`` (a plan whose probe is gone still trains)."""
+    if project is None or plan_id is None:
+        return PlanLine("", None, "Default: the model the plan's probe used (no plan yet).", "the model the plan's probe used")
+    from core.plan import probe_model_spec
+    from core.store import plans as stored_plans
+
+    row = stored_plans.plan_row(project, plan_id)
+    if row is None:
+        return PlanLine(
+            f"Plan {plan_id} is not in this project.",
+            None,
+            "Default: the model the plan's probe used (no plan yet).",
+            "the model the plan's probe used",
+        )
+    label = f"Training on plan {row['id']} “{row['name'] or ''}”: {row['n_train']} training and {row['n_dev']} dev examples."
+    probe = _probe_run(project, row.get("probe_run_id"))
+    model = probe_model_spec(probe) if probe else None
+    if not model:
+        return PlanLine(
+            label,
+            None,
+            "The plan does not say which model was probed: choose one with Browse….",
+            "choose a Hugging Face folder or a GGUF file",
+        )
+    name = (probe or {}).get("model_name") or model
+    shown = "the built-in model" if model == "default" else model
+    return PlanLine(label, model, f"Default: the model the plan's probe used — {name} ({shown}).", f"same as the probe: {name}")
+
+
+def _probe_run(project: Any, run_id: Optional[int]) -> Optional[dict]:
+    if run_id is None:
+        return None
+    try:
+        return project.probe_run(run_id)
+    except Exception:  # noqa: BLE001 - a plan whose probe is gone still trains with a chosen model
+        return None
 
 
 def detect_gpu(_job: Any = None) -> Devices:
