@@ -26,12 +26,21 @@ def counts_table(counts: dict) -> str:
         n = p["counts"].get(cat, 0)
         return f"<td align='right'>{n}</td><td align='right' style='color:gray'>{percent(p['shares'].get(cat, 0), 0)}</td>"
 
-    head = ("<tr><th align='left'>Category</th><th colspan=2>Probed (before)</th><th colspan=2>Train (after)</th>"
-            "<th colspan=2>Dev</th><th colspan=2>Dropped</th></tr>")
-    rows = [f"<tr><td>{c}</td>" + "".join(cell(part, c) for part in ("before", "train", "dev", "dropped")) + "</tr>"
-            for c in CATEGORIES]
-    total = "<tr><td><b>Total</b></td>" + "".join(
-        f"<td align='right'><b>{counts[part]['total']}</b></td><td></td>" for part in ("before", "train", "dev", "dropped")) + "</tr>"
+    head = (
+        "<tr><th align='left'>Category</th><th colspan=2>Probed (before)</th><th colspan=2>Train (after)</th>"
+        "<th colspan=2>Dev</th><th colspan=2>Dropped</th></tr>"
+    )
+    rows = [
+        f"<tr><td>{c}</td>" + "".join(cell(part, c) for part in ("before", "train", "dev", "dropped")) + "</tr>"
+        for c in CATEGORIES
+    ]
+    total = (
+        "<tr><td><b>Total</b></td>"
+        + "".join(
+            f"<td align='right'><b>{counts[part]['total']}</b></td><td></td>" for part in ("before", "train", "dev", "dropped")
+        )
+        + "</tr>"
+    )
     return f"<table cellspacing=0 cellpadding=3>{head}{''.join(rows)}{total}</table>"
 
 
@@ -43,9 +52,13 @@ class PlanPage(Page):
         super().__init__(ctx, parent)
         self.plan = None
         outer = QtWidgets.QVBoxLayout(self)
-        outer.addWidget(self.heading(
-            "Plan", "Which probed questions to train on, which to hold out for the dev split that picks the stopping "
-                    "point, and why: the defaults follow Gekhman et al. 2024."))
+        outer.addWidget(
+            self.heading(
+                "Plan",
+                "Which probed questions to train on, which to hold out for the dev split that picks the stopping "
+                "point, and why: the defaults follow Gekhman et al. 2024.",
+            )
+        )
         split = QtWidgets.QHBoxLayout()
         outer.addLayout(split, 1)
         box = QtWidgets.QGroupBox("Options")
@@ -55,9 +68,11 @@ class PlanPage(Page):
         for value, label in MIX_CHOICES:
             self.mix.addItem(label, value)
         self.mix.currentIndexChanged.connect(self._mix_changed)
-        self.mix.setToolTip("Recommended: keep what the model knows (HighlyKnown, MaybeKnown), drop Unknown.\n"
-                            "“I don't know”: keep Unknown questions but train the answer “I don't know”.\n"
-                            "Natural: train on everything, as in the data.\nCustom: choose a share per category.")
+        self.mix.setToolTip(
+            "Recommended: keep what the model knows (HighlyKnown, MaybeKnown), drop Unknown.\n"
+            "“I don't know”: keep Unknown questions but train the answer “I don't know”.\n"
+            "Natural: train on everything, as in the data.\nCustom: choose a share per category."
+        )
         form.addRow("Mix:", self.mix)
         self.cap = QtWidgets.QSpinBox()
         self.cap.setRange(0, 10_000_000)
@@ -157,9 +172,12 @@ class PlanPage(Page):
 
         mix = self.mix.currentData()
         return PlanSettings(
-            mix=mix, weakly_known_cap=self.cap.value(),
+            mix=mix,
+            weakly_known_cap=self.cap.value(),
             shares={c: round(s.value(), 4) for c, s in self.shares.items()} if mix == "custom" else None,
-            dev_fraction=round(self.dev_fraction.value(), 4), dev_max=self.dev_max.value(), seed=self.seed.value(),
+            dev_fraction=round(self.dev_fraction.value(), 4),
+            dev_max=self.dev_max.value(),
+            seed=self.seed.value(),
         )
 
     # -- view ------------------------------------------------------------------------------------------
@@ -175,8 +193,9 @@ class PlanPage(Page):
             return
         self.message.clear_message()
         if self.ctx.plan_id is None:
-            self.counts.setText("No plan yet. The options on the left start at the paper's recommendation; click "
-                                "“Make the plan”.")
+            self.counts.setText(
+                "No plan yet. The options on the left start at the paper's recommendation; click “Make the plan”."
+            )
             self.memory.setText("")
             self.explain.setPlainText("")
             return
@@ -200,8 +219,8 @@ class PlanPage(Page):
         relabel = f" ({c['relabelled']} Unknown answers relabelled “I don't know”)" if c["relabelled"] else ""
         self.counts.setText(
             f"<b>Plan {plan.id}</b>: <b>{c['train']['total']}</b> questions to train on{relabel}, "
-            f"<b>{c['dev']['total']}</b> held out for dev, <b>{c['dropped']['total']}</b> dropped.<br>"
-            + counts_table(c))
+            f"<b>{c['dev']['total']}</b> held out for dev, <b>{c['dropped']['total']}</b> dropped.<br>" + counts_table(c)
+        )
         warnings = plan.warnings()
         if warnings:
             self.message.show_message("<br>".join(html.escape(w) for w in warnings), "warning")
@@ -219,11 +238,16 @@ class PlanPage(Page):
             free = available_memory(device)
             where = "GPU memory" if device == "cuda" else "RAM"
             free_text = f"; {format_gib(free)} of {where} is free now" if free else ""
-            verdict = (f"<span style='color:#b00020'><b>Too much:</b> {html.escape(warning)}</span>" if warning
-                       else "<span style='color:#2e7d32'><b>Fits.</b></span>")
-            self.memory.setText(f"<b>Memory</b> for a LoRA run on {html.escape(name)}: about "
-                                f"{format_gib(est.total)}{free_text}. {verdict}<br>"
-                                f"<span style='color:gray'>{html.escape(est.describe())}</span>")
+            verdict = (
+                f"<span style='color:#b00020'><b>Too much:</b> {html.escape(warning)}</span>"
+                if warning
+                else "<span style='color:#2e7d32'><b>Fits.</b></span>"
+            )
+            self.memory.setText(
+                f"<b>Memory</b> for a LoRA run on {html.escape(name)}: about "
+                f"{format_gib(est.total)}{free_text}. {verdict}<br>"
+                f"<span style='color:gray'>{html.escape(est.describe())}</span>"
+            )
         self.explain.setPlainText(plan.explain())
 
     def update_actions(self) -> None:
