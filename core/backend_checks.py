@@ -216,7 +216,8 @@ def _torch_forward() -> dict[str, Any]:
         num_key_value_heads=2,
         max_position_embeddings=64,
     )
-    model = LlamaForCausalLM(config).to(device=device, dtype=getattr(torch, dtype)).eval()
+    # transformers decorates PreTrainedModel.to with functools.wraps(nn.Module.to), which hides ``self`` from mypy.
+    model = LlamaForCausalLM(config).to(device=device, dtype=getattr(torch, dtype)).eval()  # type: ignore[call-arg]
     ids = torch.tensor([[1, 5, 9, 17, 33, 65]], device=device)
     with torch.no_grad():
         logits = model(input_ids=ids).logits

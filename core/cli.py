@@ -321,6 +321,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
             for line in _memory_lines(project, plan):
                 print(line)
         if args.export:
+            if plan.dataset_id is None:  # build_plan always sets it; say so in the store's words if not
+                from .errors import ProjectError
+
+                raise ProjectError("The project has no dataset number None.")
             paths = export_plan(plan, args.export, dataset_row=project.dataset(plan.dataset_id))
             for label, path in paths.items():
                 _status(f"exported {label}: {path}")

@@ -125,7 +125,8 @@ def preset(name: str, **overrides: object) -> ProbeSettings:
         base = PRESETS[name]
     except KeyError:
         raise SettingsError(f"Unknown probe preset '{name}'. Choose one of: {', '.join(PRESETS)}.") from None
-    settings = replace(base, **{k: v for k, v in overrides.items() if v is not None})
+    changes: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}  # field values, checked by validate()
+    settings = replace(base, **changes)
     if overrides and any(v is not None for v in overrides.values()) and settings != base:
         settings = replace(settings, preset=f"{name}+custom")
     settings.validate()

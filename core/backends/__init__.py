@@ -7,6 +7,7 @@ module that is imported by ``load_backend`` the first time that backend is asked
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from ..errors import ModelError, SettingsError
 from ..models import ModelRef, resolve_model
@@ -32,7 +33,7 @@ def backend_for(ref: ModelRef, requested: str = "auto") -> str:
 
 
 def load_backend(
-    model: str | ModelRef, backend: str = "auto", *, allow_pickle: bool = False, isolate: bool = False, **options: object
+    model: str | ModelRef, backend: str = "auto", *, allow_pickle: bool = False, isolate: bool = False, **options: Any
 ) -> Backend:
     """Resolve ``model`` ('default' or a path), pick a backend and load the model.
 

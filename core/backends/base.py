@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from ..errors import SettingsError
 
@@ -87,7 +87,7 @@ class ModelInfo:
 class Backend(ABC):
     """A loaded model that answers prompts. Use as a context manager to free memory promptly."""
 
-    name: ClassVar[str]
+    name: str  # set by each class; ProcessBackend takes the name of the backend it loaded
     info: ModelInfo
 
     def __init__(self) -> None:

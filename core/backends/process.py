@@ -149,7 +149,7 @@ class ProcessBackend(Backend):
 
         super().__init__()
         ref = model if isinstance(model, ModelRef) else resolve_model(model, allow_pickle=allow_pickle)
-        self.name = backend_for(ref, backend)  # type: ignore[misc] - the wrapped backend's name
+        self.name = backend_for(ref, backend)  # the wrapped backend's name
         self.log_path = log_path or model_log_path()
         self._lock = threading.Lock()
         self._closing = False
@@ -165,7 +165,7 @@ class ProcessBackend(Backend):
         except BaseException:
             self.close()
             raise
-        self.name = loaded["name"]  # type: ignore[misc]
+        self.name = loaded["name"]
         self.info = loaded["info"]
 
     def _start(self) -> subprocess.Popen:

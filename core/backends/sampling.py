@@ -30,7 +30,7 @@ def top_candidates(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return ids.astype(np.int64), logits[ids]
 
 
-def choose_token(ids: Sequence[int], logits: Sequence[float], temperature: float, u: float) -> int:
+def choose_token(ids: Sequence[int] | np.ndarray, logits: Sequence[float] | np.ndarray, temperature: float, u: float) -> int:
     """Greedy when ``temperature <= 0``, else inverse-CDF sampling with the uniform ``u``."""
     if temperature <= 0:
         return int(ids[0])

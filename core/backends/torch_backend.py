@@ -89,7 +89,7 @@ class TorchBackend(Backend):
         super().__init__()
         if batch_size is not None and batch_size < 1:
             raise SettingsError(f"batch size must be at least 1, not {batch_size}.")
-        self.ref = ref
+        self.ref: Optional[ModelRef] = ref  # None for a model passed to from_model without one
         started = time.perf_counter()
         model, tokenizer, device, dtype = load_hf_model(ref, device, dtype, for_training=False, allow_pickle=allow_pickle)
         self.load_seconds = time.perf_counter() - started

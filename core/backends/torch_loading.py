@@ -135,12 +135,14 @@ def _safetensors_params(path: Path) -> Optional[int]:
 def estimate_params(ref: ModelRef) -> int:
     """About how many parameters the model has once loaded (dequantised, for a GGUF)."""
     if ref.kind == "gguf":
-        bits = _GGUF_FILE_TYPE_BITS.get(ref.metadata.get("general.file_type"), 4.0)
+        file_type = ref.metadata.get("general.file_type")
+        bits = _GGUF_FILE_TYPE_BITS.get(file_type, 4.0) if file_type is not None else 4.0
         return int(ref.size_bytes * 8 / bits)
     if not ref.uses_pickle:
         counts = [_safetensors_params(p) for p in sorted(Path(ref.path).glob("*.safetensors"))]
-        if counts and all(c is not None for c in counts):
-            return int(sum(counts))
+        known = [c for c in counts if c is not None]
+        if counts and len(known) == len(counts):
+            return int(sum(known))
     # Pickle (or unreadable headers): assume 16-bit weights, the usual case.
     return int(ref.size_bytes // 2)
 

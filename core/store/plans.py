@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
+from .tables import inserted_id
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .project import Project
 
@@ -22,7 +24,7 @@ READ_COLUMNS = ("example_id", "question", "answers", "group_name", "category", "
 def insert_plan(project: "Project", row: dict, examples: Iterable[tuple[Any, ...]]) -> int:
     """Write a plan's row and its examples (tuples in ``EXAMPLE_COLUMNS`` order) in one transaction."""
     with project.transaction():
-        plan_id = int(project.db["plans"].insert(row).last_pk)
+        plan_id = inserted_id(project.db.table("plans").insert(row))
         # Plain executemany: sqlite-utils' insert_all spends most of its time inspecting each value.
         project.db.conn.executemany(
             f"INSERT INTO plan_examples (plan_id, {', '.join(EXAMPLE_COLUMNS)}) VALUES (?, {', '.join('?' * len(EXAMPLE_COLUMNS))})",
@@ -46,7 +48,7 @@ def plan_row(project: "Project", plan_id: Optional[int] = None) -> Optional[dict
 
 def plan_rows(project: "Project") -> list[dict]:
     """Every plan's row, oldest first."""
-    return list(project.db["plans"].rows_where(order_by="id"))
+    return list(project.db.table("plans").rows_where(order_by="id"))
 
 
 def count_plans(project: "Project") -> int:

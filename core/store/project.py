@@ -24,6 +24,7 @@ import sqlite_utils
 
 from ..errors import ProjectError
 from .schema import MIGRATIONS, PROJECT_SUFFIX, SCHEMA_VERSION
+from .tables import inserted_id
 
 
 def _now() -> float:
@@ -65,7 +66,7 @@ class _Connection(sqlite3.Connection):
 
     outer_depth = 0
 
-    def __exit__(self, exc_type, exc, tb):  # type: ignore[override]
+    def __exit__(self, exc_type, exc, tb):
         if self.outer_depth:
             return False
         return super().__exit__(exc_type, exc, tb)
@@ -97,6 +98,7 @@ class Project:
         self.path = Path(path).expanduser()
         exists = self._check_path(create)
         conn, mode = self._open(exists)
+        self._conn = conn  # the connection of ``db``, typed as ours for transaction()
         self.db = sqlite_utils.Database(conn)
         self.journal_mode = mode
         try:
@@ -138,7 +140,7 @@ class Project:
                 )
         return exists
 
-    def _open(self, exists: bool) -> tuple[sqlite3.Connection, str]:
+    def _open(self, exists: bool) -> tuple[_Connection, str]:
         """The connection and its journal mode; read-only when the file or its folder cannot be written.
 
         A project whose file or folder cannot be written (a read-only share, a copy from a CD, another
@@ -166,7 +168,7 @@ class Project:
         self.read_only = True
         return opened
 
-    def _connect(self, *, read_only: bool, immutable: bool = False) -> tuple[sqlite3.Connection, str]:
+    def _connect(self, *, read_only: bool, immutable: bool = False) -> tuple[_Connection, str]:
         if read_only:
             from urllib.parse import quote
 
@@ -208,12 +210,12 @@ class Project:
                 self.db.execute(f"PRAGMA user_version = {version}")
                 from .. import __version__
 
-                self.db["meta"].upsert({"key": "written_by", "value": f"KnowMix {__version__}"}, pk="key")
+                self.db.table("meta").upsert({"key": "written_by", "value": f"KnowMix {__version__}"}, pk="key")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """One short write transaction; on any error nothing of it is kept."""
-        conn = self.db.conn
+        conn = self._conn
         if conn.outer_depth:  # nested: the outer transaction commits
             yield
             return
@@ -285,9 +287,8 @@ class Project:
             found = existing()  # another process may have added it while we waited for the lock
             if found is not None:
                 return found
-            dataset_id = (
-                self.db["datasets"]
-                .insert(
+            dataset_id = inserted_id(
+                self.db.table("datasets").insert(
                     {
                         "name": Path(ds.path).name,
                         "path": str(Path(ds.path).resolve()),
@@ -303,9 +304,8 @@ class Project:
                         "created_at": _now(),
                     }
                 )
-                .last_pk
             )
-            self.db["examples"].insert_all(
+            self.db.table("examples").insert_all(
                 (
                     {
                         "dataset_id": dataset_id,
@@ -321,16 +321,16 @@ class Project:
                 ),
                 batch_size=2000,
             )
-        return int(dataset_id)
+        return dataset_id
 
     def dataset(self, dataset_id: int) -> dict:
         try:
-            return dict(self.db["datasets"].get(dataset_id))
+            return dict(self.db.table("datasets").get(dataset_id))
         except sqlite_utils.db.NotFoundError:
             raise ProjectError(f"The project has no dataset number {dataset_id}.") from None
 
     def datasets(self) -> list[dict]:
-        return list(self.db["datasets"].rows_where(order_by="id"))
+        return list(self.db.table("datasets").rows_where(order_by="id"))
 
     def examples(self, dataset_id: int) -> list:
         """The dataset's examples as ``core.datasets.Example`` objects, in file order."""
@@ -355,7 +355,7 @@ class Project:
         self, *, dataset_id: int, pool_dataset_id: Optional[int], model_fingerprint: str, settings: str
     ) -> Optional[dict]:
         rows = list(
-            self.db["probe_runs"].rows_where(
+            self.db.table("probe_runs").rows_where(
                 "dataset_id = ? AND pool_dataset_id IS ? AND model_fingerprint = ? AND settings = ?",
                 [dataset_id, pool_dataset_id, model_fingerprint, settings],
                 order_by="id desc",
@@ -370,21 +370,21 @@ class Project:
         fields.setdefault("n_done", 0)
         fields.setdefault("seconds", 0.0)
         with self.transaction():
-            return int(self.db["probe_runs"].insert({**fields, "created_at": now, "updated_at": now}).last_pk)
+            return inserted_id(self.db.table("probe_runs").insert({**fields, "created_at": now, "updated_at": now}))
 
     def update_probe_run(self, run_id: int, **fields: Any) -> None:
         with self.transaction():
-            self.db["probe_runs"].update(run_id, {**fields, "updated_at": _now()})
+            self.db.table("probe_runs").update(run_id, {**fields, "updated_at": _now()})
 
     def probe_run(self, run_id: Optional[int] = None) -> dict:
         """One run, or the latest when ``run_id`` is None."""
         if run_id is None:
-            rows = list(self.db["probe_runs"].rows_where(order_by="id desc", limit=1))
+            rows = list(self.db.table("probe_runs").rows_where(order_by="id desc", limit=1))
             if not rows:
                 raise ProjectError(f"{self.path} has no probe yet. Run `knowmix probe` first.")
             return rows[0]
         try:
-            return dict(self.db["probe_runs"].get(run_id))
+            return dict(self.db.table("probe_runs").get(run_id))
         except sqlite_utils.db.NotFoundError:
             raise ProjectError(f"{self.path} has no probe run number {run_id}.") from None
 
@@ -410,7 +410,7 @@ class Project:
                     f"running this probe (run {run_id}). Wait for it to finish or stop it, then run the same probe "
                     "again to resume; or copy the project file to probe a copy."
                 )
-            self.db["meta"].upsert(
+            self.db.table("meta").upsert(
                 {"key": key, "value": json.dumps({"pid": os.getpid(), "host": host, "token": token, "at": _now()})}, pk="key"
             )
         self._claim_token = token
@@ -438,11 +438,11 @@ class Project:
         return float(row[0] or 0.0) if row else 0.0
 
     def probe_runs(self) -> list[dict]:
-        return list(self.db["probe_runs"].rows_where(order_by="id"))
+        return list(self.db.table("probe_runs").rows_where(order_by="id"))
 
     def save_exemplar_sets(self, run_id: int, sets: dict[str, list[list[str]]], notes: dict[str, str]) -> None:
         with self.transaction():
-            self.db["exemplar_sets"].insert_all(
+            self.db.table("exemplar_sets").insert_all(
                 (
                     {"run_id": run_id, "group_name": g, "set_idx": k, "example_ids": json.dumps(ids), "note": notes.get(g, "")}
                     for g, group_sets in sets.items()
@@ -468,8 +468,8 @@ class Project:
     def save_probe_results(self, run_id: int, rows: Iterable[dict], *, n_done: int, seconds: float) -> None:
         """Write one batch of finished examples and the run's counters in a single transaction."""
         with self.transaction():
-            self.db["probe_results"].insert_all(rows, replace=True)
-            self.db["probe_runs"].update(run_id, {"n_done": n_done, "seconds": seconds, "updated_at": _now()})
+            self.db.table("probe_results").insert_all(rows, replace=True)
+            self.db.table("probe_runs").update(run_id, {"n_done": n_done, "seconds": seconds, "updated_at": _now()})
 
     def probe_results(self, run_id: int) -> Iterator[dict]:
         cursor = self.db.execute("SELECT * FROM probe_results WHERE run_id = ? ORDER BY rowid", [run_id])

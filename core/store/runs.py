@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
+from .tables import inserted_id
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .project import Project
 
@@ -20,8 +22,8 @@ EVAL_METRICS_SQL = "(name = 'dev_em' OR name LIKE 'fit/%' OR name = 'fit_all')"
 def insert_run(project: "Project", row: dict, folder: Callable[[int], str]) -> int:
     """Insert a run's row and set its ``folder`` (which needs the new id) in one transaction."""
     with project.transaction():
-        run_id = int(project.db["train_runs"].insert(row).last_pk)
-        project.db["train_runs"].update(run_id, {"folder": folder(run_id)})
+        run_id = inserted_id(project.db.table("train_runs").insert(row))
+        project.db.table("train_runs").update(run_id, {"folder": folder(run_id)})
     return run_id
 
 
@@ -52,7 +54,7 @@ def latest_run_id(project: "Project", plan_id: int) -> Optional[int]:
 def update_run(project: "Project", run_id: int, fields: dict[str, Any]) -> None:
     """Change some columns of a run (and its ``updated_at``)."""
     with project.transaction():
-        project.db["train_runs"].update(run_id, {**fields, "updated_at": time.time()})
+        project.db.table("train_runs").update(run_id, {**fields, "updated_at": time.time()})
 
 
 def insert_metrics(project: "Project", run_id: int, rows: Iterable[dict]) -> None:
@@ -61,7 +63,9 @@ def insert_metrics(project: "Project", run_id: int, rows: Iterable[dict]) -> Non
     if not rows:
         return
     with project.transaction():
-        project.db["metrics"].insert_all(({"run_id": run_id, **r} for r in rows), pk=("run_id", "name", "step"), replace=True)
+        project.db.table("metrics").insert_all(
+            ({"run_id": run_id, **r} for r in rows), pk=("run_id", "name", "step"), replace=True
+        )
 
 
 def delete_metrics_after(project: "Project", run_id: int, step: int) -> None:

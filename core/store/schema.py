@@ -18,7 +18,7 @@ PROJECT_SUFFIX = ".knowmix"
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
     """Version 1: every table, in the order they were first created."""
-    db["meta"].create({"key": str, "value": str}, pk="key")
+    db.table("meta").create({"key": str, "value": str}, pk="key")
     _create_datasets_1(db)
     _create_probes_1(db)
     _create_plans_1(db)
@@ -26,7 +26,7 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
 
 
 def _create_datasets_1(db: sqlite_utils.Database) -> None:
-    db["datasets"].create(
+    db.table("datasets").create(
         {
             "id": int,
             "name": str,
@@ -44,7 +44,7 @@ def _create_datasets_1(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["examples"].create(
+    db.table("examples").create(
         {
             "dataset_id": int,
             "example_id": str,
@@ -61,7 +61,7 @@ def _create_datasets_1(db: sqlite_utils.Database) -> None:
 
 
 def _create_probes_1(db: sqlite_utils.Database) -> None:
-    db["probe_runs"].create(
+    db.table("probe_runs").create(
         {
             "id": int,
             "dataset_id": int,
@@ -85,12 +85,12 @@ def _create_probes_1(db: sqlite_utils.Database) -> None:
         pk="id",
         foreign_keys=[("dataset_id", "datasets", "id")],
     )
-    db["exemplar_sets"].create(
+    db.table("exemplar_sets").create(
         {"run_id": int, "group_name": str, "set_idx": int, "example_ids": str, "note": str},
         pk=("run_id", "group_name", "set_idx"),
         foreign_keys=[("run_id", "probe_runs", "id")],
     )
-    db["probe_results"].create(
+    db.table("probe_results").create(
         {
             "run_id": int,
             "example_id": str,
@@ -110,14 +110,14 @@ def _create_probes_1(db: sqlite_utils.Database) -> None:
         pk=("run_id", "example_id"),
         foreign_keys=[("run_id", "probe_runs", "id")],
     )
-    db["probe_results"].create_index(["run_id", "category"])
+    db.table("probe_results").create_index(["run_id", "category"])
 
 
 def _create_plans_1(db: sqlite_utils.Database) -> None:
     # Plans (core/plan/): which probed examples train, which form the dev split, and why.
     # ``plan_examples`` copies question, answers, group and the training target so a plan stays
     # readable (and trainable) on its own; the original record is joined from ``examples``.
-    db["plans"].create(
+    db.table("plans").create(
         {
             "id": int,
             "probe_run_id": int,
@@ -135,7 +135,7 @@ def _create_plans_1(db: sqlite_utils.Database) -> None:
         pk="id",
         foreign_keys=[("probe_run_id", "probe_runs", "id")],
     )
-    db["plan_examples"].create(
+    db.table("plan_examples").create(
         {
             "plan_id": int,
             "example_id": str,
@@ -151,7 +151,7 @@ def _create_plans_1(db: sqlite_utils.Database) -> None:
         pk=("plan_id", "example_id"),
         foreign_keys=[("plan_id", "plans", "id")],
     )
-    db["plan_examples"].create_index(["plan_id", "split"])
+    db.table("plan_examples").create_index(["plan_id", "split"])
 
 
 def _create_training_1(db: sqlite_utils.Database) -> None:
@@ -159,7 +159,7 @@ def _create_training_1(db: sqlite_utils.Database) -> None:
     # train/dev items the run uses (JSON), so a resume sees the same data even if the plan changes.
     # ``step``/``epoch`` are the last checkpoint's; best_* the evaluation with the best dev exact
     # match (the EARLY_STOP point), ``fit_at_best`` its train-fit share per category (JSON).
-    db["train_runs"].create(
+    db.table("train_runs").create(
         {
             "id": int,
             "plan_id": int,
@@ -200,7 +200,7 @@ def _create_training_1(db: sqlite_utils.Database) -> None:
     )
     # One value per (run, name, step): loss, lr, tokens_per_s per optimizer step; dev_em, fit/<category>
     # and the like per evaluation. A resumed run rewrites the steps after its checkpoint in place.
-    db["metrics"].create(
+    db.table("metrics").create(
         {"run_id": int, "name": str, "step": int, "epoch": float, "value": float, "at": float},
         pk=("run_id", "name", "step"),
         foreign_keys=[("run_id", "train_runs", "id")],

@@ -22,7 +22,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, cast
 
 from ..errors import KnowMixError
 from ..models import ModelRef
@@ -42,6 +42,9 @@ from .events import Checkpoint, Eval, Merged, Restored, Start, Step, TrainEvent
 from .loss import AnswerLoss
 from .runs import keeps_final_adapter
 from .settings import EARLY_STOP, TrainSettings, resolve_target_modules
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from transformers import PreTrainedModel
 
 __all__ = [
     "ADAPTER_INFO",
@@ -356,6 +359,8 @@ class _Trainer:
             self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if total is None:  # no micro-batch ran: ``indices`` was empty
+            raise TypeError("train_step needs at least one example.")
         return float(total), sum(len(self.encoded[i][0]) for i in indices)  # one device sync per step
 
     def run(self) -> LoopResult:
@@ -441,16 +446,17 @@ class _Trainer:
         """Evaluate, keep the adapter if dev exact match improved, save a checkpoint; True: stop early."""
         s = self.s
         record = self.evaluate()
-        improved = self.best is None or record["dev_em"] > self.best["dev_em"]
+        best = self.best
+        improved = best is None or record["dev_em"] > best["dev_em"]
         record["best"] = improved
         self.history.append(record)
-        if improved:
-            self.best = {k: v for k, v in record.items() if k not in ("dev_examples", "best")}
+        if best is None or improved:  # same as ``improved``; spelled out so the type checker knows ``best`` is set below
+            best = self.best = {k: v for k, v in record.items() if k not in ("dev_examples", "best")}
             self.bad_evals = 0
             self._save_adapter(self.run_dir / "adapter", self._adapter_info(record, "best"))
         else:
             self.bad_evals += 1
-        self.emit(Eval.of(record, bad_evals=self.bad_evals, best_step=self.best["step"], best_dev_em=self.best["dev_em"]))
+        self.emit(Eval.of(record, bad_evals=self.bad_evals, best_step=best["step"], best_dev_em=best["dev_em"]))
         stop = s.stopping == EARLY_STOP and self.bad_evals >= s.patience and self.step < self.total_steps
         self._emit_checkpoint(self.save_checkpoint())
         return stop
@@ -497,7 +503,8 @@ class _Trainer:
         tmp = dest.with_name(f"merged.tmp-{os.getpid()}")
         if tmp.exists():
             shutil.rmtree(tmp)
-        merged = self.model.merge_and_unload()
+        # peft types the merged model as a plain nn.Module; it is the transformers model, with save_pretrained.
+        merged = cast("PreTrainedModel", self.model.merge_and_unload())
         merged.save_pretrained(str(tmp), safe_serialization=True)
         self.tok.save_pretrained(str(tmp))
         replace_dir(tmp, dest)
