@@ -367,14 +367,20 @@ class _EvalPrinter:
 
 
 def _print_outcome(out) -> None:
+    """The run's end in lines; where it stopped is ``core.train.runs.stopping_point``'s answer (for a
+    finished convergence run the last step, whose adapter it keeps), as in the app and the report."""
+    from .categories import ordered_categories
+
     if out.status == "cancelled":
         _status(f"Cancelled. Resume with: knowmix resume --run {out.run_id}")
-    where = "best dev exact match" if out.stop_reason != "max_epochs" else "trained to the end; best dev exact match"
-    if out.best_step is not None:
-        fit = ", ".join(f"{c} {percent(v, 0)}" for c, v in (out.fit_at_best or {}).items())
+    point = out.stopping_point
+    if point is not None:
+        fit = point.get("fit") or {}
+        fits = ", ".join(f"{c} {percent(fit[c], 0)}" for c in ordered_categories(fit))
+        epoch = f"epoch {point['epoch']:g}, " if point.get("epoch") is not None else ""
         print(
-            f"Stopping point ({where}): epoch {out.best_epoch:g}, step {out.best_step}, dev exact match "
-            f"{percent(out.best_dev_em or 0)}; train fit there: {fit}"
+            f"Stopping point, {point['why']}: {epoch}step {point['step']}, dev exact match "
+            f"{percent(point.get('dev_em'))}; train fit there: {fits or '-'}"
         )
     if out.adapter_dir:
         print(f"Adapter: {out.adapter_dir}  (load with PeftModel.from_pretrained)")
