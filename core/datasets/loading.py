@@ -228,13 +228,20 @@ def _norm_question(q: str) -> str:
 
 
 def content_fingerprint(examples: Iterable[Example]) -> str:
-    """sha256 over the canonical (id, question, answers, group) of the examples, in order.
+    """sha256 over the canonical (id, question, answers, group) of the examples, in order; a row
+    with an answer key, a system turn or a not-probed status adds those (they change results).
 
     The canonical form is one compact UTF-8 JSON array of ``[id, question, [answers...], group]``
     arrays: unambiguous (no separator can be forged by the text), independent of how the source
     file was formatted, and encoded in a single C-level call.
     """
-    rows = [[ex.id, ex.question, list(ex.answers), ex.group] for ex in examples]
+    rows: list[list[Any]] = []
+    for ex in examples:
+        row: list[Any] = [ex.id, ex.question, list(ex.answers), ex.group]
+        if ex.keys or ex.system or ex.status != "probed":
+            # only rows of the new shapes carry these, so fingerprints of entity data stay as they were
+            row.append([list(ex.keys), ex.system, ex.status, ex.reason])
+        rows.append(row)
     text = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

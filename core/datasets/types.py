@@ -14,7 +14,22 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 FORMATS = ("jsonl", "json", "csv", "tsv", "parquet")
 SHAPES = ("question-answer", "alpaca", "prompt-completion", "openai-messages", "sharegpt", "custom")
-ROLES = ("question", "answer", "group", "id", "input")
+ROLES = ("question", "answer", "group", "id", "input", "key")
+
+# Probe status of a row (issue 11): every row of the user's file loads; those the probe cannot
+# check are kept, with one of these reasons, and go into the training file as they are.
+PROBED = "probed"
+NOT_PROBED = "not-probed"
+REASONS = {
+    "multi-turn": "a multi-turn conversation (its later turns depend on earlier ones)",
+    "long-form": "a long-form or open-ended answer (no short fact to check)",
+    "task": "a task rather than a fact (rewrite, summarise, classify, translate, code ...)",
+    "no-answer": "no answer to check",
+}
+
+# Where an example's answer key came from: a column the user named, the (entity-shaped) answer
+# itself, or extracted by KnowMix from a sentence answer and the question.
+KEY_SOURCES = ("column", "answer", "extracted")
 
 FORMAT_LABEL = {"jsonl": "JSONL", "json": "JSON", "csv": "CSV", "tsv": "TSV", "parquet": "Parquet"}
 
@@ -34,6 +49,23 @@ class Example:
     group: str
     line: int
     raw: dict = field(compare=False, hash=False, repr=False)
+    # The short spans a correct answer must contain (the answer key and its aliases); for an
+    # entity-shaped answer they are the answers themselves. Empty means "same as answers".
+    keys: tuple[str, ...] = ()
+    key_source: str = "answer"
+    system: str = ""  # a chat row's own system turn, used in its probe prompt
+    status: str = PROBED  # PROBED or NOT_PROBED
+    reason: str = ""  # for NOT_PROBED: a key of REASONS
+
+    @property
+    def answer_keys(self) -> tuple[str, ...]:
+        """What the ``key`` matching mode looks for: the keys, else the answers."""
+        return self.keys or self.answers
+
+    @property
+    def entity_shaped(self) -> bool:
+        """True when the gold answer is itself the key (the paper's data): exact match applies."""
+        return self.key_source == "answer"
 
 
 @dataclass(frozen=True)
@@ -69,6 +101,16 @@ class Dataset:
     duplicates: list[tuple[int, int]]
     problems: list[Problem]
     problem_count: int = 0  # all skipped invalid rows; ``problems`` keeps at most max_problems
+    # Rows that load but are not probed (status NOT_PROBED, with a reason); the plan keeps them
+    # and the export writes them back. ``examples`` holds only the probed rows.
+    unprobed: list[Example] = field(default_factory=list)
+
+    def reason_counts(self) -> dict[str, int]:
+        """How many rows are not probed, by reason (keys of REASONS), in REASONS' order."""
+        counts = {r: 0 for r in REASONS}
+        for ex in self.unprobed:
+            counts[ex.reason] = counts.get(ex.reason, 0) + 1
+        return {r: n for r, n in counts.items() if n}
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -89,6 +131,10 @@ class Dataset:
             f"from {os.path.basename(self.path)} ({FORMAT_LABEL.get(self.format, self.format)}, "
             f"{self.shape})"
         )
+        if self.unprobed:
+            u = len(self.unprobed)
+            why = ", ".join(f"{n} {r}" for r, n in self.reason_counts().items())
+            text += f"; {u} row{'s' if u != 1 else ''} kept but not probed ({why})"
         if self.duplicates:
             d = len(self.duplicates)
             text += f"; {d} duplicate{'s' if d != 1 else ''} skipped"

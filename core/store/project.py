@@ -301,6 +301,7 @@ class Project:
                         "n_examples": len(ds.examples),
                         "n_duplicates": len(ds.duplicates),
                         "n_skipped": len(ds.problems),
+                        "n_unprobed": len(getattr(ds, "unprobed", ())),
                         "created_at": _now(),
                     }
                 )
@@ -316,8 +317,13 @@ class Project:
                         "answers": json.dumps(list(ex.answers), ensure_ascii=False),
                         "group_name": ex.group,
                         "raw": json.dumps(ex.raw, ensure_ascii=False, default=str),
+                        "keys": json.dumps(list(ex.keys), ensure_ascii=False),
+                        "key_source": ex.key_source,
+                        "system": ex.system,
+                        "probe_status": ex.status,
+                        "reason": ex.reason,
                     }
-                    for i, ex in enumerate(ds.examples)
+                    for i, ex in enumerate(sorted([*ds.examples, *getattr(ds, "unprobed", ())], key=lambda e: e.line))
                 ),
                 batch_size=2000,
             )
@@ -332,22 +338,52 @@ class Project:
     def datasets(self) -> list[dict]:
         return list(self.db.table("datasets").rows_where(order_by="id"))
 
-    def examples(self, dataset_id: int) -> list:
-        """The dataset's examples as ``core.datasets.Example`` objects, in file order."""
+    def examples(self, dataset_id: int, status: Optional[str] = "probed") -> list:
+        """The dataset's examples as ``core.datasets.Example`` objects, in file order.
+
+        By default only the probed ones (what the probe, the breakdown and the plan's categories
+        are about); ``status="not-probed"`` gives the rows kept without a probe, ``None`` all."""
         from ..datasets import Example
 
+        where, args = "dataset_id = ?", [dataset_id]
+        if status is not None:
+            where += " AND probe_status = ?"
+            args.append(status)
         rows = self.db.execute(
-            "SELECT example_id, question, answers, group_name, line, raw FROM examples WHERE dataset_id = ? ORDER BY idx",
-            [dataset_id],
+            "SELECT example_id, question, answers, group_name, line, raw, keys, key_source, system, probe_status, reason "
+            f"FROM examples WHERE {where} ORDER BY idx",
+            args,
         ).fetchall()
         return [
-            Example(id=r[0], question=r[1], answers=tuple(json.loads(r[2])), group=r[3], line=r[4], raw=json.loads(r[5]))
+            Example(
+                id=r[0],
+                question=r[1],
+                answers=tuple(json.loads(r[2])),
+                group=r[3],
+                line=r[4],
+                raw=json.loads(r[5]),
+                keys=tuple(json.loads(r[6] or "[]")),
+                key_source=r[7],
+                system=r[8],
+                status=r[9],
+                reason=r[10],
+            )
             for r in rows
         ]
 
+    def unprobed_counts(self, dataset_id: int) -> dict[str, int]:
+        """Rows kept without a probe, by reason."""
+        rows = self.db.execute(
+            "SELECT reason, COUNT(*) FROM examples WHERE dataset_id = ? AND probe_status != 'probed' GROUP BY reason",
+            [dataset_id],
+        ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
     def group_count(self, dataset_id: int) -> int:
         """How many distinct groups the dataset's examples fall into (counted in SQL: fast on 100k rows)."""
-        row = self.db.execute("SELECT COUNT(DISTINCT group_name) FROM examples WHERE dataset_id = ?", [dataset_id]).fetchone()
+        row = self.db.execute(
+            "SELECT COUNT(DISTINCT group_name) FROM examples WHERE dataset_id = ? AND probe_status = 'probed'", [dataset_id]
+        ).fetchone()
         return int(row[0] or 0)
 
     # -- probe runs --------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Callable
 
 import sqlite_utils
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 PROJECT_SUFFIX = ".knowmix"
 
 
@@ -207,5 +207,21 @@ def _create_training_1(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1]
+def _migrate_2(db: sqlite_utils.Database) -> None:
+    """Version 2 (real team data): every row is stored, probed or not, with its answer key.
+
+    ``probe_status`` is 'probed' or 'not-probed' (``reason`` says why: multi-turn, long-form,
+    task, no-answer); ``keys`` is a JSON list of the answer key and its aliases ('[]': the
+    answers are the keys); ``system`` is a chat row's own system turn."""
+    examples = db.table("examples")
+    examples.add_column("keys", str, not_null_default="[]")
+    examples.add_column("key_source", str, not_null_default="answer")
+    examples.add_column("system", str, not_null_default="")
+    examples.add_column("probe_status", str, not_null_default="probed")
+    examples.add_column("reason", str, not_null_default="")
+    db.table("datasets").add_column("n_unprobed", int, not_null_default=0)
+    examples.create_index(["dataset_id", "probe_status"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2]
 assert len(MIGRATIONS) == SCHEMA_VERSION
