@@ -412,6 +412,76 @@ def platforms_to_check(env: Optional[Mapping[str, str]] = None) -> Optional[list
     return names or None
 
 
+def _x11_address(display: str) -> Optional[tuple[str, object]]:
+    """Where the X server of ``display`` listens: ("unix", path) or ("tcp", (host, port)); None
+    when the name is not one we can read (Qt then gets its chance)."""
+    m = re.fullmatch(r"(?:(?P<proto>[a-z]+)/)?(?P<host>[^:]*):(?P<num>\d+)(?:\.\d+)?", display.strip())
+    if m is None:
+        return None
+    host, num, proto = m.group("host"), int(m.group("num")), m.group("proto")
+    if host.startswith("/"):  # macOS launchd style: the socket path itself
+        return ("unix", display.rsplit(":", 1)[0])
+    if not host or host == "unix" or proto == "unix":
+        return ("unix", f"/tmp/.X11-unix/X{num}")
+    return ("tcp", (host, 6000 + num))
+
+
+def display_reachable(platform: str, env: Mapping[str, str], timeout: float = 2.0) -> Optional[bool]:
+    """Does a display server answer where ``platform``'s variable points? None: cannot be told.
+
+    Qt aborts the process ("could not connect to display", then "no Qt platform plugin could be
+    initialized") when DISPLAY names an X server that is not running, e.g. a stale DISPLAY in an SSH
+    or container session. A plain socket connect answers that before Qt is imported."""
+    import socket
+
+    if platform == "xcb":
+        address = _x11_address(env.get("DISPLAY", ""))
+        if address is None:
+            return None
+        kind, where = address
+        if kind == "unix":
+            path = str(where)
+            for target in ("\0" + path, path):  # Linux X servers listen on the abstract socket too
+                try:
+                    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                        sock.settimeout(timeout)
+                        sock.connect(target)
+                    return True
+                except OSError:
+                    continue
+            return False
+        try:
+            with socket.create_connection(where, timeout=timeout):  # type: ignore[arg-type]
+                return True
+        except OSError:
+            return False
+    if platform == "wayland":
+        name = env.get("WAYLAND_DISPLAY", "")
+        if not name:
+            return False
+        runtime = env.get("XDG_RUNTIME_DIR", "")
+        path = name if name.startswith("/") else os.path.join(runtime, name) if runtime else ""
+        if not path:
+            return None
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(timeout)
+                sock.connect(path)
+            return True
+        except OSError:
+            return False
+    return None
+
+
+def unreachable_display_message(env: Mapping[str, str]) -> str:
+    shown = "; ".join(f"{k}={env[k]}" for k in ("DISPLAY", "WAYLAND_DISPLAY") if env.get(k))
+    return (
+        f"No display server answers at {shown}, so the KnowMix window cannot open. Start KnowMix from the "
+        "desktop session itself (or fix DISPLAY, e.g. ssh -X); without a screen use the command line: "
+        "knowmix --help, or knowmix demo for the whole job on the built-in model."
+    )
+
+
 def startup_problem(env: Optional[Mapping[str, str]] = None) -> Optional[str]:
     """Why the window cannot open here, in one line, or None (including when it cannot be told).
 
@@ -422,6 +492,22 @@ def startup_problem(env: Optional[Mapping[str, str]] = None) -> Optional[str]:
         return no_display_message()
     if not platforms:
         return None
+    return _library_problem(platforms, environ) or _display_problem(platforms, environ)
+
+
+def _display_problem(platforms: Sequence[str], environ: Mapping[str, str]) -> Optional[str]:
+    """The unreachable-display line when no platform's display server answers (asked after the
+    libraries, which a user must fix whichever display they use)."""
+    try:
+        if all(display_reachable(platform, environ) is False for platform in platforms):
+            return unreachable_display_message(environ)
+    except Exception:  # noqa: BLE001  (a diagnostic must never be the reason the app does not start)
+        pass
+    return None
+
+
+def _library_problem(platforms: Sequence[str], environ: Mapping[str, str]) -> Optional[str]:
+    """The missing-libraries line for the platform plugins Qt will try, or None."""
     try:
         roots = pyside_dirs()
         if not roots:

@@ -292,3 +292,60 @@ def test_the_readme_lists_the_packages_for_every_x11_library_of_the_plugin():
         deb, fed = pc.LIBRARY_PACKAGES[name]
         assert f" {deb} " in apt.replace("\\\n", " ").replace("\n", " ") + " ", name
         assert f" {fed} " in dnf.replace("\\\n", " ").replace("\n", " ") + " ", name
+
+
+# ---------------------------------------------------------------------------------- no server there
+
+
+def _free_display_number() -> int:
+    for n in range(4000, 4100):
+        if not Path(f"/tmp/.X11-unix/X{n}").exists() and pc.display_reachable("xcb", {"DISPLAY": f":{n}"}) is False:
+            return n
+    pytest.skip("no free X display number")
+
+
+@pytest.mark.parametrize(
+    "display, expected",
+    [
+        (":0", ("unix", "/tmp/.X11-unix/X0")),
+        (":12.0", ("unix", "/tmp/.X11-unix/X12")),
+        ("unix:3", ("unix", "/tmp/.X11-unix/X3")),
+        ("localhost:10.0", ("tcp", ("localhost", 6010))),
+        ("10.1.2.3:1", ("tcp", ("10.1.2.3", 6001))),
+        ("garbage", None),
+    ],
+)
+def test_the_x_server_address_is_read_from_display(display, expected):
+    assert pc._x11_address(display) == expected
+
+
+@pytest.mark.skipif(not LINUX, reason="abstract unix sockets are Linux only")
+def test_a_listening_x_server_counts_as_reachable_and_a_missing_one_does_not():
+    import socket
+
+    n = _free_display_number()
+    assert pc.display_reachable("xcb", {"DISPLAY": f":{n}"}) is False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(f"\0/tmp/.X11-unix/X{n}")  # where Xorg and Xvfb listen on Linux
+        server.listen(1)
+        assert pc.display_reachable("xcb", {"DISPLAY": f":{n}"}) is True
+        assert pc.startup_problem({"DISPLAY": f":{n}", "QT_QPA_PLATFORM": "xcb"}) in (None, pc._library_problem(["xcb"], {}))
+    assert pc.display_reachable("wayland", {"WAYLAND_DISPLAY": "wayland-kmtest", "XDG_RUNTIME_DIR": "/nonexistent"}) is False
+
+
+@pytest.mark.skipif(not LINUX, reason="the check applies to Linux only")
+def test_a_display_with_no_server_is_one_line_and_exit_2_not_a_qt_abort(tmp_path):
+    """A stale DISPLAY (SSH, containers) made Qt abort with "could not connect to display"."""
+    n = _free_display_number()
+    env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY", "QT_QPA_PLATFORM", "XDG_SESSION_TYPE")}
+    env.update({"DISPLAY": f":{n}", "PYTHONPATH": str(REPO)})
+    proc = subprocess.run(
+        _knowmix(), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, preexec_fn=_no_core_file
+    )
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert len(lines) == 1, proc.stderr
+    # where Qt's libraries are all present the display is the problem; otherwise the libraries come first
+    assert f"No display server answers at DISPLAY=:{n}" in lines[0] or "platform plugin needs" in lines[0]
+    for bad in ("Aborted", "core dumped", "qt.qpa", "could not connect", "Traceback"):
+        assert bad not in proc.stderr
