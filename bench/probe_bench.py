@@ -184,7 +184,7 @@ def run_naive(
         t_all, c_all = time.perf_counter(), time.process_time()
         for i, ex in enumerate(examples):
             t0 = time.perf_counter()
-            work = _prepare(ex, sets[ex.group], pool_by_id, settings.shots)  # the same prompts as KnowMix
+            work = _prepare(ex, sets[ex.group], pool_by_id, settings)  # the same prompts as KnowMix
             matcher = AnswerMatcher(ex.answers)
             greedy, samples = [], []
             for k, prompt in enumerate(work.prompts):

@@ -105,7 +105,7 @@ def _default_project(data: Path) -> Path:
 def _probe_settings(args: argparse.Namespace):
     from .probe import preset
 
-    return preset(args.preset, **settings_values(PROBE_OPTIONS, args))
+    return preset(args.preset, **settings_values(PROBE_OPTIONS, args), chat_template=getattr(args, "chat_template", None))
 
 
 def _load_data(path: str, args: argparse.Namespace, role: str = "data"):

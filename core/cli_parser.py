@@ -85,6 +85,14 @@ PROBE_OPTIONS = (  # the budget beyond the preset; None keeps the preset's value
         "{default} (default) skips samples that cannot change a category; full measures P(T>0) exactly",
         choices=("lazy", "full"),
     ),
+    Option(
+        "--match",
+        "match",
+        None,
+        "how answers are scored: {default} (default: exact for entity answers, key for sentence answers), "
+        "exact (the paper's), key (the answer key appears as whole words) or judge (the model decides unclear cases)",
+        choices=("auto", "exact", "key", "judge"),
+    ),
 )
 
 PLAN_OPTIONS = (  # parsed with the class's defaults
@@ -189,6 +197,13 @@ def _add_budget(p: argparse.ArgumentParser) -> None:
     )
     for option in PROBE_OPTIONS:
         option.add(g, defaults)
+    g.add_argument(
+        "--chat-template",
+        action="store_const",
+        const=True,
+        default=None,
+        help="prompt with the model's chat template (exemplars as user/assistant turns) instead of Q:/A: lines",
+    )
 
 
 def _summary(sub: Any) -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
-from typing import Iterable
+from typing import Iterable, Sequence
 
 _PUNCT = set(string.punctuation) | {"“", "”", "‘", "’", "«", "»", "–", "—", "…", "·"}
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -82,3 +82,57 @@ class PrefixPruner:
             if len(words) < len(target) and target[len(words)].startswith(tail):
                 return False
         return True
+
+
+# -- the key mode: the answer key appears in the answer, as whole words --------------------------------
+
+MATCH_MODES = ("auto", "exact", "key", "judge")
+_KEY_BOUNDARY = frozenset(' \t\r\n,;:!?)]}"”»')  # after these, the word before them is complete
+
+
+def _key_words(text: str) -> list[str]:
+    """``normalize_answer``'s words, with the marks that close a word (, ; : ! ? brackets, quotes)
+    read as spaces, so "Vathy,which" is two words; "U.S." still folds to "us"."""
+    first = (text or "").split("\n", 1)[0]
+    return normalize_answer("".join(" " if ch in _KEY_BOUNDARY else ch for ch in first)).split()
+
+
+def _contains(words: Sequence[str], target: Sequence[str]) -> bool:
+    n = len(target)
+    return any(list(words[i : i + n]) == list(target) for i in range(len(words) - n + 1))
+
+
+class KeyMatcher:
+    """Correct when a normalised answer key (or alias) appears in the normalised answer as whole words.
+
+    For sentence answers: "It's San Rafael." and "San Rafael is the capital of Marin County."
+    both contain the key "San Rafael". Only the first line counts (``normalize_answer``), and a
+    key inside a longer word does not count ("Paris" is not in "Parisian").
+    """
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self.targets = [t for t in {tuple(_key_words(k)) for k in keys} if t]
+
+    def __call__(self, answer: str) -> bool:
+        words = _key_words(answer)
+        return any(_contains(words, t) for t in self.targets)
+
+
+class KeyPruner:
+    """Stops an answer once it already contains a key as complete words: it is correct, and more
+    of it cannot change that. (The newline stop ends the others; the token limit, the rest.)
+
+    A key at the very end of the partial answer is not yet complete ("San Rafael" may still grow
+    into "San Rafaela"), so generation goes on until a space or punctuation mark closes the word.
+    """
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self.matcher = KeyMatcher(keys)
+
+    def __call__(self, partial: str) -> bool:
+        if "\n" in partial:
+            return False  # the answer is complete; the caller scores it
+        if partial and partial[-1] not in _KEY_BOUNDARY:
+            cut = max(partial.rfind(c) for c in _KEY_BOUNDARY)
+            partial = partial[: cut + 1] if cut >= 0 else ""
+        return bool(partial) and self.matcher(partial)

@@ -28,9 +28,19 @@ from .categories import CATEGORIES  # noqa: F401  (the order lives in core.categ
 from .datasets import Example
 from .errors import Cancelled, ModelCrashed, SettingsError
 from .jobs import CancelToken, ProgressCallback, RateMeter, no_progress
-from .matching import AnswerMatcher, PrefixPruner
+from .matching import MATCH_MODES, AnswerMatcher, KeyMatcher, KeyPruner, PrefixPruner
 
-PROMPT_FORMAT = "qa-v1"  # four "Q: <q>\nA: <a>" pairs separated by a blank line, then "Q: <q>\nA:"
+# qa-v2: a chat row's own system turn, then four "Q: <q>\nA: <a>" pairs separated by a blank line,
+# then "Q: <q>\nA:"; the answer-length limit follows the answers (``answer_token_limit``) and the
+# matching mode is part of the settings. (qa-v1: no system turn, 24 tokens, exact match.)
+PROMPT_FORMAT = "qa-v2"
+ANSWER_TOKENS_CAP = 96  # the longest answer-length limit the gold answers can ask for
+MATCH_LABEL = {
+    "auto": "exact match for entity answers, answer key in the answer for sentence answers",
+    "exact": "exact match with the whole gold answer (the paper's)",
+    "key": "the answer key appears in the answer as whole words",
+    "judge": "the model judges whether the answer states the gold fact (answer key decides when it is clear)",
+}
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,8 @@ class ProbeSettings:
     schedule: str = "lazy"  # "lazy" | "full"
     preset: str = "paper"
     chunk_size: int = 16  # examples per batch written to the project; does not change results
+    match: str = "auto"  # "auto" | "exact" | "key" | "judge" (see MATCH_LABEL)
+    chat_template: bool = False  # prompt with the model's chat template (exemplars as turns)
 
     def validate(self) -> None:
         problems = []
@@ -64,6 +76,8 @@ class ProbeSettings:
             problems.append(f"max tokens must be at least 1 (got {self.max_tokens})")
         if self.schedule not in ("lazy", "full"):
             problems.append(f"schedule must be 'lazy' or 'full' (got {self.schedule!r})")
+        if self.match not in MATCH_MODES:
+            problems.append(f"match must be one of {', '.join(MATCH_MODES)} (got {self.match!r})")
         if self.chunk_size < 1:
             problems.append(f"batch size must be at least 1 (got {self.chunk_size})")
         if problems:
@@ -83,7 +97,10 @@ class ProbeSettings:
         if not isinstance(data, Mapping):
             raise SettingsError(f"Stored probe settings are not a JSON object (got {type(data).__name__}).")
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        values = {k: v for k, v in data.items() if k in names}
+        if data.get("prompt_format", "qa-v1") == "qa-v1":
+            values.setdefault("match", "exact")  # runs before qa-v2 matched exactly
+        return cls(**values)
 
     @classmethod
     def from_json(cls, text: Optional[str]) -> "ProbeSettings":
@@ -105,12 +122,21 @@ class ProbeSettings:
             f"{self.n_sets} exemplar sets x {self.shots} shots, 1 greedy + {self.samples_per_set} samples per set "
             f"at T={self.temperature:g}, top-k {self.top_k}"
         )
+        how = f" Answers are scored by {self.match} match ({MATCH_LABEL.get(self.match, self.match)})."
+        if self.chat_template:
+            how += " Prompts use the model's chat template (exemplars as turns)."
         if self.is_paper_budget:
-            return f"{self.preset} preset: the paper's full budget ({budget})"
+            return f"{self.preset} preset: the paper's full budget ({budget}).{how}"
         return (
             f"{self.preset} preset: CHEAPER than the paper ({budget}; the paper uses 10 sets and 16 samples). "
-            "With fewer exemplar sets the Unknown category is less reliable."
+            f"With fewer exemplar sets the Unknown category is less reliable.{how}"
         )
+
+    def match_for(self, example: Example) -> str:
+        """The matching mode used for ``example``: "auto" is exact for entity answers, key otherwise."""
+        if self.match == "auto":
+            return "exact" if example.entity_shaped else "key"
+        return self.match
 
 
 PRESETS: dict[str, ProbeSettings] = {
@@ -127,7 +153,9 @@ def preset(name: str, **overrides: object) -> ProbeSettings:
         raise SettingsError(f"Unknown probe preset '{name}'. Choose one of: {', '.join(PRESETS)}.") from None
     changes: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}  # field values, checked by validate()
     settings = replace(base, **changes)
-    if overrides and any(v is not None for v in overrides.values()) and settings != base:
+    # the matching mode and the chat template are not part of the budget: they keep the preset's name
+    budget_changed = replace(settings, match=base.match, chat_template=base.chat_template) != base
+    if overrides and any(v is not None for v in overrides.values()) and budget_changed:
         settings = replace(settings, preset=f"{name}+custom")
     settings.validate()
     return settings
@@ -148,9 +176,21 @@ def sample_seed(base_seed: int, example_id: str, set_idx: int, sample_idx: int) 
     return int.from_bytes(digest[:8], "little")
 
 
-def build_prompt(exemplars: Sequence[Example], question: str) -> str:
+def build_prompt(exemplars: Sequence[Example], question: str, system: str = "") -> str:
+    """The few-shot prompt; each exemplar is shown with its own answer (the data's own style) and a
+    chat row's system turn comes first."""
+    head = f"{system.strip()}\n\n" if system and system.strip() else ""
     shots = "".join(f"Q: {ex.question}\nA: {ex.answers[0]}\n\n" for ex in exemplars)
-    return f"{shots}Q: {question}\nA:"
+    return f"{head}{shots}Q: {question}\nA:"
+
+
+def answer_token_limit(answers: Iterable[str], floor: int, cap: int = ANSWER_TOKENS_CAP) -> int:
+    """Tokens to allow for an answer: what the longest gold answer needs (about 3.5 characters a
+    token, with half again as much room and 8 tokens to spare), at least ``floor`` (the settings'
+    max_tokens) and at most ``cap`` unless ``floor`` is higher."""
+    longest = max((len(a) for a in answers), default=0)
+    need = int(longest / 3.5 * 1.5 + 8 + 0.999)
+    return max(floor, min(need, cap))
 
 
 def check_pool_size(n: int, settings: ProbeSettings) -> None:
@@ -198,10 +238,12 @@ class _Work:
     """One example's state while a batch is in flight."""
 
     example: Example
-    matcher: AnswerMatcher
-    pruner: PrefixPruner
+    matcher: Callable[[str], bool]
+    pruner: Callable[[str], bool]
     prompts: list[str]
     exemplar_ids: list[list[str]]
+    max_tokens: int = 24
+    mode: str = "exact"
     greedy: list[str] = field(default_factory=list)
     greedy_ok: int = 0
     samples: list[list[str]] = field(default_factory=list)
@@ -232,21 +274,42 @@ class _Work:
         }
 
 
-def _prepare(example: Example, group_sets: list[list[str]], pool_by_id: dict[str, Example], shots: int) -> _Work:
+def _prepare(
+    example: Example,
+    group_sets: list[list[str]],
+    pool_by_id: dict[str, Example],
+    settings: ProbeSettings,
+    render: Optional[Callable[[Sequence[Example], Example], str]] = None,
+) -> _Work:
+    shots = settings.shots
     prompts, used = [], []
+    longest = list(example.answers)
     for ids in group_sets:
         chosen = [i for i in ids[:shots] if i != example.id]
         if len(chosen) < shots and len(ids) > shots and ids[shots] != example.id:
             chosen.append(ids[shots])
         exemplars = [pool_by_id[i] for i in chosen]
-        prompts.append(build_prompt(exemplars, example.question))
+        longest.extend(ex.answers[0] for ex in exemplars)
+        if render is not None:
+            prompts.append(render(exemplars, example))
+        else:
+            prompts.append(build_prompt(exemplars, example.question, example.system))
         used.append(chosen)
+    mode = settings.match_for(example)
+    matcher: Callable[[str], bool]
+    pruner: Callable[[str], bool]
+    if mode == "exact":
+        matcher, pruner = AnswerMatcher(example.answers), PrefixPruner(example.answers)
+    else:  # key, and judge (whose clear cases the key decides)
+        matcher, pruner = KeyMatcher(example.answer_keys), KeyPruner(example.answer_keys)
     return _Work(
         example=example,
-        matcher=AnswerMatcher(example.answers),
-        pruner=PrefixPruner(example.answers),
+        matcher=matcher,
+        pruner=pruner,
         prompts=prompts,
         exemplar_ids=used,
+        max_tokens=answer_token_limit(longest, settings.max_tokens),
+        mode=mode,
     )
 
 
@@ -261,7 +324,11 @@ def probe_batch(
     t0 = time.monotonic()
     for k in range(settings.n_sets):
         cancel.raise_if_cancelled("The probe")
-        reqs = [GenRequest(w.prompts[k], max_tokens=settings.max_tokens) for w in works]
+        reqs = [
+            # key mode stops a greedy answer once it holds the key; exact mode keeps it whole
+            GenRequest(w.prompts[k], max_tokens=w.max_tokens, prune=w.pruner if w.mode != "exact" else None)
+            for w in works
+        ]
         for w, answers in zip(works, backend.generate(reqs)):
             w.greedy.append(answers[0])
             w.greedy_ok += w.matcher(answers[0])
@@ -284,7 +351,7 @@ def probe_batch(
                     temperature=settings.temperature,
                     top_k=settings.top_k,
                     seeds=tuple(sample_seed(settings.seed, w.example.id, k, j) for j in range(settings.samples_per_set)),
-                    max_tokens=settings.max_tokens,
+                    max_tokens=w.max_tokens,
                     prune=w.pruner,
                 )
                 for w in pending
@@ -332,7 +399,7 @@ def probe_examples(
             batch.append(ordered[i])
             i += 1
         n_batch += 1
-        works = [_prepare(ex, exemplar_sets[ex.group], pool_by_id, settings.shots) for ex in batch]
+        works = [_prepare(ex, exemplar_sets[ex.group], pool_by_id, settings) for ex in batch]
         try:
             on_step = lambda m, d=done, g=group: progress(meter.update(d, f"{g}: {m}"))  # bound now, called now
             probe_batch(backend, works, settings, cancel, on_step)

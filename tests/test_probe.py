@@ -10,10 +10,12 @@ import pytest
 from core.datasets import Example
 from core.errors import SettingsError
 from core.jobs import CancelToken
-from core.matching import AnswerMatcher, PrefixPruner, is_correct, normalize_answer
+from core.matching import AnswerMatcher, KeyMatcher, KeyPruner, PrefixPruner, is_correct, normalize_answer
 from core.probe import (
     CATEGORIES,
     ProbeSettings,
+    _prepare,
+    answer_token_limit,
     build_prompt,
     categorize,
     draw_exemplar_sets,
@@ -50,6 +52,77 @@ def test_categories_follow_the_paper_rules():
 def test_prompt_is_four_qa_pairs_then_the_question():
     ex = [Example(id=str(i), question=f"q{i}", answers=(f"a{i}", "x"), group="g", line=i, raw={}) for i in range(4)]
     assert build_prompt(ex, "Who?") == "Q: q0\nA: a0\n\nQ: q1\nA: a1\n\nQ: q2\nA: a2\n\nQ: q3\nA: a3\n\nQ: Who?\nA:"
+
+
+def test_a_chat_rows_system_turn_comes_first_and_exemplars_keep_their_own_answer_style():
+    ex = [Example(id=str(i), question=f"q{i}", answers=(f"It's a{i}.",), group="g", line=i, raw={}) for i in range(2)]
+    prompt = build_prompt(ex, "Who?", system="You are terse.")
+    assert prompt == "You are terse.\n\nQ: q0\nA: It's a0.\n\nQ: q1\nA: It's a1.\n\nQ: Who?\nA:"
+
+
+def test_key_mode_finds_the_key_in_sentence_answers_as_whole_words():
+    m = KeyMatcher(["San Rafael", "San Rafael, California"])
+    assert m("It's San Rafael.")
+    assert m("San Rafael is the capital of Marin County.")
+    assert m("the answer is san rafael, i believe")
+    assert not m("San Rafaela.")  # not inside a longer word
+    assert not m("Sacramento.\nSan Rafael")  # only the first line is the model's answer
+    assert not KeyMatcher(["Paris"])("Parisian food")
+
+
+def test_key_pruner_stops_only_answers_that_are_already_correct():
+    rng = random.Random(2)
+    keys = ["San Rafael", "U.S.", "Vathy"]
+    pruner, matcher = KeyPruner(keys), KeyMatcher(keys)
+    pieces = ["It's", " San", " Raf", "ael", "a", ".", ",", " is", " the", " capital", "U", "S", " Vathy", "\n", " "]
+    stopped = 0
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 8)))
+        for cut in range(len(text) + 1):
+            if pruner(text[:cut]):  # once it stops, the partial answer and every continuation are correct
+                stopped += 1
+                assert matcher(text[:cut] + "…") and matcher(text), (text, text[:cut])
+    assert stopped > 100
+    assert not pruner("It's San Rafael")  # "Rafael" may still grow into "Rafaela"
+    assert pruner("It's San Rafael, ")
+
+
+def test_answer_length_follows_the_longest_gold_answer_within_a_cap():
+    assert answer_token_limit(["San Rafael", "Wexford"], 24) == 24  # entity answers: the setting's 24
+    sentence = "Samos's capital is Vathy, which is also its largest administrative centre."
+    assert 24 < answer_token_limit([sentence], 24) < 96
+    assert answer_token_limit(["x" * 2000], 24) == 96
+    assert answer_token_limit(["x" * 2000], 200) == 200  # a higher setting wins
+
+
+def test_auto_matching_is_exact_for_entity_answers_and_key_for_sentence_answers():
+    pool = [Example(id=f"p{i}", question=f"q{i}", answers=(f"a{i}",), group="g", line=i, raw={}) for i in range(6)]
+    by_id = {ex.id: ex for ex in pool}
+    sets = [[f"p{i}" for i in range(5)]]
+    entity = Example(id="e", question="Capital of Marin County?", answers=("San Rafael",), group="g", line=9, raw={})
+    sentence = Example(
+        id="s",
+        question="Capital of Marin County?",
+        answers=("The capital of Marin County is San Rafael, a city north of San Francisco.",),
+        group="g",
+        line=10,
+        raw={},
+        keys=("San Rafael",),
+        key_source="extracted",
+    )
+    settings = ProbeSettings()
+    w_entity, w_sentence = _prepare(entity, sets, by_id, settings), _prepare(sentence, sets, by_id, settings)
+    assert (w_entity.mode, w_sentence.mode) == ("exact", "key")
+    assert w_entity.matcher("San Rafael") and not w_entity.matcher("It's San Rafael.")
+    assert w_sentence.matcher("It's San Rafael.") and not w_sentence.matcher("It's Novato.")
+    assert w_sentence.max_tokens > w_entity.max_tokens == 24
+    exact = _prepare(sentence, sets, by_id, ProbeSettings(match="exact"))
+    assert not exact.matcher("It's San Rafael.")
+    assert ProbeSettings(match="key").identity() != ProbeSettings().identity()
+    assert "key match" in ProbeSettings(match="key").describe()
+    assert preset("paper", match="key").preset == "paper"  # scoring is not budget
+    with pytest.raises(SettingsError, match="match must be one of"):
+        preset("paper", match="fuzzy")
 
 
 def test_answer_matching_normalises_and_accepts_aliases():
