@@ -108,6 +108,14 @@ PLAN_OPTIONS = (  # parsed with the class's defaults
         "--dev-fraction", "dev_fraction", float, "share held out for the dev split (default {default})", show=lambda v: f"{v:.2f}"
     ),
     Option("--dev-max", "dev_max", int, "largest dev split (default {default})"),
+    Option(
+        "--not-probed",
+        "not_probed",
+        None,
+        "rows the probe could not check (multi-turn chats, long-form answers, tasks, no answer): {default} "
+        "(default: keep them in the training file as they are) or drop",
+        choices=("keep", "drop"),
+    ),
     Option("--seed", "seed", int),
 )
 

@@ -86,3 +86,109 @@ def _set_turn_text(turn: dict, target: str) -> None:
         turn[key] = [{"type": "text", "text": target}]
     else:
         turn[key] = target
+
+
+# --------------------------------------------------------------------------- files in the input's format
+
+# The file extension of each input format: an export is written in the format the data came in.
+EXTENSIONS = {"jsonl": ".jsonl", "json": ".json", "csv": ".csv", "tsv": ".tsv", "parquet": ".parquet"}
+
+
+def extension_for(fmt: str) -> str:
+    """The file extension for a dataset format (".jsonl" for an unknown one)."""
+    return EXTENSIONS.get(fmt, ".jsonl")
+
+
+def columns_of_records(records: Sequence[dict]) -> list[str]:
+    """Every field of the records, in order of first appearance (a CSV header: the input's own order,
+    as a CSV record keeps its header's order)."""
+    seen: dict[str, None] = {}
+    for rec in records:
+        for k in rec:
+            seen.setdefault(str(k), None)
+    return list(seen)
+
+
+def records_bytes(records: Sequence[dict], fmt: str) -> bytes:
+    """``records`` as the bytes of a file in ``fmt`` (jsonl, json, csv, tsv or parquet).
+
+    CSV/TSV cells are written as they were read: text stays the same text (a '|'-joined or
+    JSON-list cell is still that text), a value that is a list or an object (a relabelled answer
+    whose cell held a list) is written as JSON text, a missing value as an empty cell. Parquet
+    needs pyarrow (imported only here)."""
+    if fmt == "json":
+        return (json.dumps(list(records), ensure_ascii=False, indent=2, default=str) + "\n").encode("utf-8")
+    if fmt in ("csv", "tsv"):
+        return _delimited(records, "\t" if fmt == "tsv" else ",").encode("utf-8")
+    if fmt == "parquet":
+        return _parquet(records)
+    return "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records).encode("utf-8")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _delimited(records: Sequence[dict], delimiter: str) -> str:
+    import csv
+    import io
+
+    header = columns_of_records(records)
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=delimiter, lineterminator="\n")
+    writer.writerow(header)
+    for rec in records:
+        writer.writerow([_cell(rec.get(col)) for col in header])
+    return buf.getvalue()
+
+
+def _parquet(records: Sequence[dict]) -> bytes:
+    from .datasets.readers import import_parquet
+
+    pq = import_parquet()
+    import pyarrow as pa  # noqa: PLC0415 - optional and heavy: only for Parquet files
+
+    header = columns_of_records(records)
+    table = pa.Table.from_pylist([{col: rec.get(col) for col in header} for rec in records])
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def write_bytes_atomic(path: Any, data: bytes, *, advice: str) -> None:
+    """Write through a temp file, fsync and rename, so a crash or a full disk never leaves half a file."""
+    import os
+    from pathlib import Path
+
+    from .errors import ProjectError
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise ProjectError(f"Cannot write {path}: {exc.strerror or exc}. {advice}") from None
+
+
+def write_records(
+    path: Any, records: Sequence[dict], fmt: str, *, advice: str = "Check the folder and the free disk space."
+) -> None:
+    """Write ``records`` to ``path`` as a ``fmt`` file (see ``records_bytes``), atomically."""
+    write_bytes_atomic(path, records_bytes(records, fmt), advice=advice)

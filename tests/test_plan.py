@@ -499,3 +499,196 @@ def test_memory_warning_when_the_run_does_not_fit(monkeypatch):
     assert check_memory_fits(est) is None
     monkeypatch.setattr(models, "available_memory", lambda device="cpu": None)
     assert check_memory_fits(est) is None
+
+
+# -- rows that were not probed, and exports in the input's own format ----------------------------------
+
+# Rows marked with a "note" naming a reason stand for rows the loader keeps without a probe
+# (multi-turn chats, long-form answers, tasks, no answer): the test moves them to
+# ``Dataset.unprobed`` as the loader does, so the plan and the export can be checked on any format.
+NOT_PROBED_NOTES = {3: "task", 7: "long-form", 12: "multi-turn", 18: "task", 21: "no-answer"}
+
+
+def team_rows(n: int = 30) -> list[dict]:
+    rows = []
+    for i in range(n):
+        answers = [f"Answer {i}", f"Alias {i}"] if i % 4 == 0 else [f"Answer {i}"]
+        rows.append(
+            {
+                "question": f"What is fact number {i}?",
+                "answers": answers,
+                "relation": f"R{i % 2}",
+                "note": NOT_PROBED_NOTES.get(i, ""),
+                "extra": i,
+            }
+        )
+    return rows
+
+
+def write_rows(path, rows: list[dict], fmt: str, *, list_cells: str = "pipe"):
+    """``rows`` as a file in ``fmt``; CSV/TSV list cells '|'-joined or as a JSON list literal."""
+    if fmt == "jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    elif fmt == "json":
+        path.write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    elif fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    else:
+        import csv
+
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh, delimiter="\t" if fmt == "tsv" else ",")
+            w.writerow(list(rows[0]))
+            for r in rows:
+                cell = "|".join(r["answers"]) if list_cells == "pipe" else json.dumps(r["answers"])
+                w.writerow([cell if k == "answers" else r[k] for k in r])
+    return path
+
+
+def move_not_probed(ds):
+    """Move the rows whose note names a reason to ``ds.unprobed``, as the loader keeps such rows."""
+    from dataclasses import replace
+
+    from core.datasets.types import NOT_PROBED, REASONS
+
+    keep, moved = [], list(ds.unprobed)
+    for ex in ds.examples:
+        note = ex.raw.get("note")
+        if note in REASONS:
+            moved.append(replace(ex, status=NOT_PROBED, reason=note, answers=() if note == "no-answer" else ex.answers))
+        else:
+            keep.append(ex)
+    ds.examples, ds.unprobed = keep, sorted(moved, key=lambda e: e.line)
+    return ds
+
+
+def all_rows(ds):
+    return sorted([*ds.examples, *ds.unprobed], key=lambda e: e.line)
+
+
+def probed_project(tmp_path, ds, name="p.knowmix"):
+    """A project holding ``ds`` with a finished scripted probe: every third question known, every third not."""
+    knowledge = {ex.question: (ex.answers[0], [1.0, 0.0, 0.5][i % 3], 0.0) for i, ex in enumerate(ds.examples)}
+    project = Project(tmp_path / name)
+    dataset_id = project.add_dataset(ds)
+    run_probe(
+        project,
+        dataset_id=dataset_id,
+        pool_dataset_id=None,
+        model_spec="scripted",
+        settings=ProbeSettings(n_sets=2, samples_per_set=1, shots=2, chunk_size=32),
+        backend=ScriptedBackend(knowledge),
+    )
+    return project, dataset_id
+
+
+def test_plan_accounts_for_every_row_and_keeps_not_probed_rows_by_default(tmp_path):
+    ds = move_not_probed(load_dataset(write_rows(tmp_path / "team.jsonl", team_rows(), "jsonl")))
+    assert len(ds.unprobed) == 5
+    project, dataset_id = probed_project(tmp_path, ds)
+    plan = build_plan(project, settings=PlanSettings(dev_fraction=0.2))
+    c = plan.counts()
+    assert c["rows"] == 30 == len(plan.examples)
+    assert c["train"]["total"] + c["dev"]["total"] + c["dropped"]["total"] + c["not_probed"]["total"] == 30
+    assert c["before"]["total"] == 25  # the categories are about probed rows only
+    assert c["not_probed"] == {
+        "total": 5,
+        "kept": 5,
+        "left_out": 0,
+        "trained": 3,  # the task and long-form rows; the multi-turn and no-answer ones only go to the export
+        "reasons": {"multi-turn": 1, "long-form": 1, "task": 2, "no-answer": 1},
+        "kept_reasons": {"multi-turn": 1, "long-form": 1, "task": 2, "no-answer": 1},
+    }
+    assert [e.example_id for e in plan.kept()] == [ex.id for ex in ds.unprobed]
+    assert all(e.category == "" and e.split == "kept" and e.target == (e.answers[0] if e.answers else "") for e in plan.kept())
+    # the training file is the training examples and the kept rows, in file order
+    order = {ex.id: i for i, ex in enumerate(all_rows(ds))}
+    file_ids = [e.example_id for e in plan.training_file()]
+    assert file_ids == sorted(file_ids, key=order.__getitem__)
+    assert set(file_ids) == {e.example_id for e in plan.train()} | {ex.id for ex in ds.unprobed}
+    # KnowMix's own trainer reads the kept task and long-form rows with their own answers
+    from core.train import items_from_plan
+
+    train_items, dev_items = items_from_plan(plan)
+    by_id = {it.example_id: it for it in train_items}
+    for ex in ds.unprobed:
+        if ex.reason in ("task", "long-form"):
+            assert by_id[ex.id].target == ex.answers[0] and by_id[ex.id].category == "not-probed"
+        else:
+            assert ex.id not in by_id
+    assert len(train_items) == c["train"]["total"] + 3 and len(dev_items) == c["dev"]["total"]
+    text = plan.explain()
+    assert "Not probed: 5 rows, kept as they are in the training file" in text
+    assert "multi-turn" in text and "task" in text and "2 task" in text
+    assert (
+        f"All 30 rows: {c['train']['total']} to train on, {c['dev']['total']} for dev, {c['dropped']['total']} dropped, and 5 not probed"
+        in text
+    )
+
+    save_plan(project, plan)
+    again = load_plan(project, plan.id)
+    assert again.counts()["not_probed"] == c["not_probed"] and again.counts()["rows"] == 30
+    assert [(e.example_id, e.split, e.probe_reason) for e in again.kept()] == [
+        (e.example_id, e.split, e.probe_reason) for e in plan.kept()
+    ]
+    project.close()
+
+
+def test_not_probed_rows_can_be_left_out(tmp_path):
+    ds = move_not_probed(load_dataset(write_rows(tmp_path / "team.jsonl", team_rows(), "jsonl")))
+    project, dataset_id = probed_project(tmp_path, ds)
+    with pytest.raises(SettingsError, match="'keep' or 'drop'"):
+        build_plan(project, settings=PlanSettings(not_probed="ignore"))
+    plan = build_plan(project, settings=PlanSettings(dev_fraction=0.2, not_probed="drop"))
+    c = plan.counts()
+    assert c["not_probed"]["kept"] == 0 and c["not_probed"]["left_out"] == 5 and c["not_probed"]["trained"] == 0
+    assert c["train"]["total"] + c["dev"]["total"] + c["dropped"]["total"] + c["not_probed"]["total"] == 30
+    assert not plan.kept() and len(plan.left_out()) == 5
+    assert "left out of the training file as you chose" in plan.explain()
+    paths = export_plan(plan, tmp_path / "out", dataset_row=project.dataset(dataset_id))
+    back = load_dataset(paths["train"])
+    assert {ex.id for ex in all_rows(back)} == {e.example_id for e in plan.train()}
+    project.close()
+
+
+@pytest.mark.parametrize(
+    "fmt,list_cells", [("jsonl", ""), ("json", ""), ("csv", "pipe"), ("csv", "json"), ("tsv", "pipe"), ("parquet", "")]
+)
+def test_export_is_written_in_the_input_format_with_the_kept_rows(tmp_path, fmt, list_cells):
+    src = write_rows(tmp_path / f"team.{fmt}", team_rows(), fmt, list_cells=list_cells)
+    ds = move_not_probed(load_dataset(src))
+    project, dataset_id = probed_project(tmp_path, ds)
+    plan = build_plan(project, settings=PlanSettings(mix="idk", dev_fraction=0.2))
+    assert any(e.relabelled for e in plan.train())
+    paths = export_plan(plan, tmp_path / "out", dataset_row=project.dataset(dataset_id))
+    assert paths["train"].name == f"train.{fmt}" and paths["dev"].name == f"dev.{fmt}"
+
+    back = load_dataset(paths["train"])
+    assert back.format == fmt
+    rows = all_rows(back)
+    want = plan.training_file()
+    assert [ex.id for ex in rows] == [e.example_id for e in want]  # train and kept rows, in file order
+    for ex, e in zip(rows, want):
+        assert ex.question == e.question and ex.group == e.group
+        if e.relabelled:
+            assert ex.answers == (IDK_ANSWER,)
+        else:
+            assert ex.raw == e.raw  # the same fields and values as the input
+        assert list(ex.raw) == list(e.raw)  # the same fields (columns) in the same order
+    n_kept = sum(1 for ex in rows if ex.raw["note"])
+    assert n_kept == 5
+    if fmt in ("csv", "tsv"):
+        sep = "\t" if fmt == "tsv" else ","
+        lines = paths["train"].read_text(encoding="utf-8").splitlines()
+        assert lines[0] == sep.join(["question", "answers", "relation", "note", "extra"])
+        orig = {ex.id: ex.raw["answers"] for ex in all_rows(ds)}
+        multi = [ex for ex in rows if "Alias" in orig[ex.id] and ex.answers != (IDK_ANSWER,)]
+        assert multi and all(ex.raw["answers"] == orig[ex.id] for ex in multi)  # list cells as they were written
+        assert all(len(ex.answers) == 2 for ex in multi)
+    dev = load_dataset(paths["dev"])
+    assert [ex.id for ex in all_rows(dev)] == [e.example_id for e in plan.dev()]
+    assert all(ex.answers == e.answers for ex, e in zip(all_rows(dev), plan.dev()))
+    project.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..categories import CATEGORIES
+from ..datasets.types import NOT_PROBED, PROBED, REASONS
 from ..errors import ProjectError, SettingsError
 from ..probe import ProbeSettings
 from ..store import results as _results
@@ -24,10 +25,11 @@ def build_plan(project: Any, probe_run_id: Optional[int] = None, settings: PlanS
     """
     settings.validate()
     run, results = _finished_run(project, probe_run_id)
-    items = _probed_examples(project, run, results)
+    rows = _plan_rows(project, run, results, settings)
+    items = [e for e in rows if e.probed]
     hold_out_dev(items, settings)  # 1. the dev split, from all probed examples (the natural distribution)
     apply_mix(items, settings)  # 2. the mix, over what is left
-    if not any(e.split == "train" for e in items):
+    if not any(e.trainable for e in rows):  # kept not-probed rows train too
         raise SettingsError(
             "Nothing to train on: the plan has no training examples. The "
             f"{settings.mix} mix keeps none of the {sum(1 for e in items if e.split != 'dev')} questions outside the dev "
@@ -38,7 +40,7 @@ def build_plan(project: Any, probe_run_id: Optional[int] = None, settings: PlanS
         id=None,
         probe_run_id=int(run["id"]),
         settings=settings,
-        examples=items,
+        examples=rows,
         dataset_id=int(run["dataset_id"]),
         model_name=str(run.get("model_name") or ""),
         probe_settings=probe_settings_of(run),
@@ -73,10 +75,15 @@ def _finished_run(project: Any, probe_run_id: Optional[int]) -> tuple[dict, dict
     return run, results
 
 
-def _probed_examples(project: Any, run: dict, results: dict[str, tuple[str, str]]) -> list[PlanExample]:
-    """The dataset's examples that have a result, in file order, not yet placed in a split."""
+def _plan_rows(project: Any, run: dict, results: dict[str, tuple[str, str]], settings: PlanSettings) -> list[PlanExample]:
+    """Every row of the dataset in file order: the probed ones with a result, not yet placed in a
+    split, and the not-probed ones already ``kept`` or ``left-out`` as the settings say."""
     items: list[PlanExample] = []
-    for ex in project.examples(run["dataset_id"]):
+    n_probed = 0
+    for ex in project.examples(run["dataset_id"], status=None):
+        if ex.status != PROBED:
+            items.append(_not_probed(ex, settings))
+            continue
         res = results.get(ex.id)
         if res is None:  # not probed (the dataset row changed?): it cannot be placed in a category
             continue
@@ -93,9 +100,32 @@ def _probed_examples(project: Any, run: dict, results: dict[str, tuple[str, str]
                 raw=ex.raw,
             )
         )
-    if not items:
+        n_probed += 1
+    if not n_probed:
         raise ProjectError(
             f"Probe run {run['id']} has results, but none matches a question of its dataset; the project may be "
             "damaged. Probe the dataset again."
         )
     return items
+
+
+def _not_probed(ex: Any, settings: PlanSettings) -> PlanExample:
+    """A row the probe could not check: kept as it is (its own answer) or left out, by the settings."""
+    why = REASONS.get(ex.reason, ex.reason or "not probed")
+    if settings.not_probed == "keep":
+        split, reason = "kept", f"kept as it is, not probed: {why}"
+    else:
+        split, reason = "left-out", f"left out (your choice for rows not probed): {why}"
+    return PlanExample(
+        example_id=ex.id,
+        question=ex.question,
+        answers=tuple(ex.answers),
+        group=ex.group,
+        category="",
+        split=split,
+        target=ex.answers[0] if ex.answers else "",
+        reason=reason,
+        raw=ex.raw,
+        status=NOT_PROBED,
+        probe_reason=ex.reason,
+    )

@@ -114,6 +114,9 @@ def explain_plan(plan: "Plan") -> str:
     the paper's evidence for this mix."""
     c = plan.counts()
     parts = [_title(plan), _before(c), _dev(plan, c), _train(c), _dropped(plan, c)]
+    not_probed = _not_probed(plan, c)
+    if not_probed:
+        parts.append(not_probed)
     groups = _groups(c)
     if groups:
         parts.append(groups)
@@ -173,6 +176,55 @@ def _dropped(plan: "Plan", c: dict) -> list[str]:
         n = dropped["counts"][cat]
         if n:
             lines.append(f"  {cat:<12} {n:>7}   {_drop_reason(plan, cat)}")
+    return lines
+
+
+def _rows(n: int) -> str:
+    return f"{n} row{'s' if n != 1 else ''}"
+
+
+def not_probed_line(c: dict) -> str:
+    """One sentence: every row accounted for (trained, dev, dropped, not probed). Empty when every
+    row was probed."""
+    np = c.get("not_probed") or {}
+    if not np.get("total"):
+        return ""
+    what = "kept as they are in the training file" if np["kept"] else "left out, as you chose"
+    if np["kept"] and np["left_out"]:
+        what = f"{np['kept']} kept, {np['left_out']} left out"
+    why = ", ".join(f"{n} {reason or 'unknown'}" for reason, n in np["reasons"].items())
+    return (
+        f"All {_rows(c['rows'])}: {c['train']['total']} to train on, {c['dev']['total']} for dev, "
+        f"{c['dropped']['total']} dropped, and {np['total']} not probed ({why}): {what}."
+    )
+
+
+def _not_probed(plan: "Plan", c: dict) -> list[str]:
+    """Rows the probe could not check: how many, why, and what the plan does with them."""
+    from ..datasets.types import REASONS
+
+    np = c.get("not_probed") or {}
+    if not np.get("total"):
+        return []
+    n = np["total"]
+    if plan.settings.not_probed == "keep":
+        head = (
+            f"Not probed: {_rows(n)}, kept as they are in the training file with their own answers. They are not "
+            "facts the probe can judge, so no category applies and the mix does not touch them "
+            "(--not-probed drop leaves them out)."
+        )
+    else:
+        head = f"Not probed: {_rows(n)}, left out of the training file as you chose (--not-probed keep keeps them)."
+    lines = [head]
+    for reason, k in np["reasons"].items():
+        lines.append(f"  {reason or 'unknown':<12} {k:>7}   {REASONS.get(reason, 'not probed')}")
+    untrained = np["kept"] - np["trained"]
+    if untrained:
+        lines.append(
+            f"  {untrained} of the kept rows (multi-turn conversations, rows without an answer) are in the exported "
+            "training file only: KnowMix's own trainer takes one question and one answer per example."
+        )
+    lines.append("  " + not_probed_line(c))
     return lines
 
 

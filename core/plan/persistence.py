@@ -10,11 +10,12 @@ import json
 import time
 from typing import Any, Optional
 
+from ..datasets.types import NOT_PROBED, PROBED
 from ..errors import ProjectError
 from ..store import plans as _store
 from .build import probe_settings_of
 from .settings import PlanSettings
-from .types import Plan, PlanExample
+from .types import NOT_PROBED_SPLITS, Plan, PlanExample
 
 
 def save_plan(project: Any, plan: Plan, name: str = "") -> int:
@@ -81,6 +82,8 @@ def load_plan(project: Any, plan_id: Optional[int] = None) -> Plan:
             target=r[6],
             reason=r[7],
             raw=json.loads(r[8]) if r[8] else {},
+            status=r[9] or (NOT_PROBED if r[5] in NOT_PROBED_SPLITS else PROBED),
+            probe_reason=r[10] or "",
         )
         for r in _store.plan_example_rows(project, int(p["id"]), p["dataset_id"])
     ]

@@ -14,6 +14,8 @@ from ..categories import CATEGORIES
 from ..errors import SettingsError
 from .mixes import MIXES, RECOMMENDED_SHARES
 
+NOT_PROBED_CHOICES = ("keep", "drop")
+
 
 @dataclass(frozen=True)
 class PlanSettings:
@@ -25,6 +27,9 @@ class PlanSettings:
     dev_fraction: float = 0.10
     dev_max: int = 500
     seed: int = 0
+    # Rows the probe could not check (multi-turn chats, long-form answers, tasks, no answer): "keep"
+    # them in the training file as they are (they are not knowledge the probe could judge), or "drop".
+    not_probed: str = "keep"
 
     def validate(self) -> None:
         """Raise ``SettingsError`` naming every setting that is out of range or contradicts another."""
@@ -61,6 +66,8 @@ class PlanSettings:
                 f"the dev split's maximum size must be at least {len(CATEGORIES)}, so every category can have a dev example "
                 f"(got {self.dev_max!r})"
             )
+        if self.not_probed not in NOT_PROBED_CHOICES:
+            problems.append(f"rows that were not probed are either kept or dropped: 'keep' or 'drop' (got {self.not_probed!r})")
         if not is_int(self.seed):
             problems.append(f"the seed must be a whole number (got {self.seed!r})")
         if problems:

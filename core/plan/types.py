@@ -1,4 +1,10 @@
-"""A plan: every probed example with its split (train, dev or dropped), its training target and why.
+"""A plan: every row of the dataset with its split, its training target and why.
+
+Probed rows are ``train``, ``dev`` or ``dropped`` by their category; rows the probe could not
+check (probe status "not-probed": multi-turn chats, long-form answers, tasks, rows without an
+answer) are ``kept`` as they are by default, or ``left-out`` when the user chose so
+(``PlanSettings.not_probed``). So a plan accounts for every row:
+train + dev + dropped + kept + left-out == rows of the dataset.
 
 A plan is built from one finished probe run (``build.build_plan``), saved in the project
 (``persistence``), explained in words (``explain``) and exported for other trainers (``export``).
@@ -13,22 +19,47 @@ from ..categories import CATEGORIES
 from ..probe import ProbeSettings
 from .settings import PlanSettings
 
-SPLITS = ("train", "dev", "dropped")
+SPLITS = ("train", "dev", "dropped", "kept", "left-out")
+# The splits of rows that were not probed (they have no category).
+NOT_PROBED_SPLITS = ("kept", "left-out")
+# Not-probed rows KnowMix's own trainer cannot use: its prompt is one question and one answer, so a
+# multi-turn conversation (later turns need the earlier ones) and a row without an answer are
+# only written to the export, for trainers that take them as they are.
+NOT_TRAINABLE_REASONS = ("multi-turn", "no-answer")
 
 
 @dataclass
 class PlanExample:
-    """One probed example and what the plan does with it."""
+    """One row of the dataset and what the plan does with it (a not-probed row has no category)."""
 
     example_id: str
     question: str
     answers: tuple[str, ...]
     group: str
     category: str
-    split: str  # "train" | "dev" | "dropped"
+    split: str  # "train" | "dev" | "dropped" for probed rows; "kept" | "left-out" for not-probed ones
     target: str  # the answer the model is trained on ("I don't know" for relabelled Unknown), first alias otherwise
     reason: str  # short words, e.g. "kept: the model knows it (HighlyKnown)"
     raw: dict = field(default_factory=dict, repr=False)
+    status: str = "probed"  # the row's probe status: "probed" or "not-probed"
+    probe_reason: str = ""  # why a not-probed row was not probed (a key of core.datasets.REASONS)
+
+    @property
+    def probed(self) -> bool:
+        return self.status == "probed"
+
+    @property
+    def trainable(self) -> bool:
+        """Whether KnowMix's own trainer trains on it: a training example, or a kept not-probed row
+        with a question and an answer that is not a multi-turn conversation."""
+        if self.split == "train":
+            return True
+        return (
+            self.split == "kept"
+            and self.probe_reason not in NOT_TRAINABLE_REASONS
+            and bool(self.question.strip())
+            and bool(self.target.strip())
+        )
 
     @property
     def relabelled(self) -> bool:
@@ -60,13 +91,38 @@ class Plan:
     def dropped(self) -> list[PlanExample]:
         return [e for e in self.examples if e.split == "dropped"]
 
+    def probed(self) -> list[PlanExample]:
+        """The probed rows (those with a category), in file order."""
+        return [e for e in self.examples if e.probed]
+
+    def kept(self) -> list[PlanExample]:
+        """Not-probed rows the plan keeps as they are (they go into the training file)."""
+        return [e for e in self.examples if e.split == "kept"]
+
+    def left_out(self) -> list[PlanExample]:
+        """Not-probed rows the user chose to leave out (``--not-probed drop``)."""
+        return [e for e in self.examples if e.split == "left-out"]
+
+    def training_file(self) -> list[PlanExample]:
+        """What the exported training file holds, in file order: the training examples and the
+        not-probed rows the plan keeps."""
+        return [e for e in self.examples if e.split in ("train", "kept")]
+
+    def training_examples(self) -> list[PlanExample]:
+        """What KnowMix's own trainer trains on, in file order: the training examples and the kept
+        not-probed rows it can use (``PlanExample.trainable``)."""
+        return [e for e in self.examples if e.trainable]
+
     # -- numbers -----------------------------------------------------------------------------------
     def counts(self) -> dict:
         """Counts and shares per category: all probed (``before``), ``train``, ``dev``, ``dropped``.
 
         Each part is ``{"total": n, "counts": {category: n}, "shares": {category: share of that part}}``;
         ``relabelled`` counts training examples whose answer became "I don't know"; ``groups`` gives
-        each group's count and share before and in the training set.
+        each probed group's count and share before and in the training set. ``not_probed`` counts
+        the rows that were not probed: ``total``, ``kept``, ``left_out``, ``trained`` (kept rows
+        KnowMix's own trainer uses) and ``reasons`` ``{reason: n}``; ``rows`` is every row, so
+        ``train + dev + dropped + not_probed.total == rows``.
         """
 
         def part(items: list[PlanExample]) -> dict:
@@ -76,24 +132,41 @@ class Plan:
                 by_cat[e.category] = by_cat.get(e.category, 0) + 1
             return {"total": n, "counts": by_cat, "shares": {c: (k / n if n else 0.0) for c, k in by_cat.items()}}
 
-        train, dev = self.train(), self.dev()
+        train, dev, probed = self.train(), self.dev(), self.probed()
         groups: dict[str, dict[str, float]] = {}
-        for e in self.examples:
+        for e in probed:
             g = groups.setdefault(e.group, {"before": 0, "train": 0, "dev": 0})
             g["before"] += 1
             if e.split in ("train", "dev"):
                 g[e.split] += 1
-        n_all, n_train = len(self.examples), len(train)
+        n_all, n_train = len(probed), len(train)
         for g in groups.values():
             g["before_share"] = g["before"] / n_all if n_all else 0.0
             g["train_share"] = g["train"] / n_train if n_train else 0.0
+        reasons: dict[str, int] = {}
+        kept_reasons: dict[str, int] = {}
+        for e in self.examples:
+            if not e.probed:
+                reasons[e.probe_reason] = reasons.get(e.probe_reason, 0) + 1
+                if e.split == "kept":
+                    kept_reasons[e.probe_reason] = kept_reasons.get(e.probe_reason, 0) + 1
+        kept = self.kept()
         return {
-            "before": part(self.examples),
+            "rows": len(self.examples),
+            "before": part(probed),
             "train": part(train),
             "dev": part(dev),
             "dropped": part(self.dropped()),
             "relabelled": sum(1 for e in train if e.relabelled),
             "groups": dict(sorted(groups.items())),
+            "not_probed": {
+                "total": sum(reasons.values()),
+                "kept": len(kept),
+                "left_out": len(self.left_out()),
+                "trained": sum(1 for e in kept if e.trainable),
+                "reasons": _in_reason_order(reasons),
+                "kept_reasons": _in_reason_order(kept_reasons),
+            },
         }
 
     def warnings(self) -> list[str]:
@@ -131,3 +204,11 @@ class Plan:
                 {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(e).items() if k != "raw"} for e in self.examples
             ]
         return data
+
+
+def _in_reason_order(counts: dict[str, int]) -> dict[str, int]:
+    """``counts`` in the order of ``core.datasets.REASONS`` (unknown reasons last)."""
+    from ..datasets.types import REASONS
+
+    order = {r: i for i, r in enumerate(REASONS)}
+    return dict(sorted(counts.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))

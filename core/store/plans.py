@@ -3,7 +3,9 @@
 ``core.plan`` decides what a plan is; this module only stores and finds it. A plan and all its
 examples are written in one transaction, so a kill or a full disk leaves the whole plan or
 nothing. ``plan_examples`` copies question, answers, group and training target, so a plan stays
-readable (and trainable) on its own; the original record is joined from ``examples`` on reading.
+readable (and trainable) on its own; the original record, and the row's probe status and
+reason, are joined from ``examples`` on reading. Rows that were not probed are stored with an
+empty category and the split ``kept`` or ``left-out``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,19 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 # The columns of a ``plan_examples`` row as ``insert_plan`` takes them (after ``plan_id``) and as
 # ``plan_example_rows`` returns them, with the original record (``raw``) last.
 EXAMPLE_COLUMNS = ("example_id", "idx", "split", "category", "group_name", "question", "answers", "target", "reason")
-READ_COLUMNS = ("example_id", "question", "answers", "group_name", "category", "split", "target", "reason", "raw")
+READ_COLUMNS = (
+    "example_id",
+    "question",
+    "answers",
+    "group_name",
+    "category",
+    "split",
+    "target",
+    "reason",
+    "raw",
+    "probe_status",
+    "probe_reason",
+)
 
 
 def insert_plan(project: "Project", row: dict, examples: Iterable[tuple[Any, ...]]) -> int:
@@ -56,9 +70,11 @@ def count_plans(project: "Project") -> int:
 
 
 def plan_example_rows(project: "Project", plan_id: int, dataset_id: Optional[int]) -> list[tuple[Any, ...]]:
-    """A plan's examples in plan order (``READ_COLUMNS``), each with its dataset record (``raw``, JSON or None)."""
+    """A plan's rows in plan order (``READ_COLUMNS``), each with its dataset record (``raw``, JSON or None)
+    and the row's probe status and its reason (None when the dataset row is gone)."""
     return project.db.execute(
-        "SELECT pe.example_id, pe.question, pe.answers, pe.group_name, pe.category, pe.split, pe.target, pe.reason, e.raw "
+        "SELECT pe.example_id, pe.question, pe.answers, pe.group_name, pe.category, pe.split, pe.target, pe.reason, e.raw, "
+        "e.probe_status, e.reason "
         "FROM plan_examples pe LEFT JOIN examples e ON e.dataset_id = ? AND e.example_id = pe.example_id "
         "WHERE pe.plan_id = ? ORDER BY pe.idx",
         [dataset_id, plan_id],

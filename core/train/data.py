@@ -52,14 +52,16 @@ def _item(x: Any) -> TrainItem:
         question=str(getattr(x, "question")),
         target=str(target),
         answers=tuple(str(a) for a in answers),
-        category=str(getattr(x, "category", "") or ""),
+        category=str(getattr(x, "category", "") or "") or ("not-probed" if getattr(x, "status", "") == "not-probed" else ""),
         group=str(getattr(x, "group", "") or ""),
     )
 
 
 def items_from_plan(plan: Any) -> tuple[list[TrainItem], list[TrainItem]]:
-    """``(train, dev)`` items of a plan: anything with ``train()`` and ``dev()`` returning plan examples."""
-    return [_item(x) for x in plan.train()], [_item(x) for x in plan.dev()]
+    """``(train, dev)`` items of a plan: anything with ``train()`` and ``dev()`` returning plan examples;
+    a plan's ``training_examples()`` (its training examples and the kept not-probed rows) when it has them."""
+    train = plan.training_examples() if hasattr(plan, "training_examples") else plan.train()
+    return [_item(x) for x in train], [_item(x) for x in plan.dev()]
 
 
 def check_items(train: Sequence[TrainItem], dev: Sequence[TrainItem]) -> None:
@@ -100,6 +102,8 @@ def fit_sample(train: Sequence[TrainItem], per_category: int, seed: int) -> dict
     """A fixed sample of up to ``per_category`` training items of each category (same seed, same sample)."""
     by_cat: dict[str, list[TrainItem]] = {}
     for it in train:
+        if it.category == "not-probed":  # kept rows the probe could not check: no category to measure
+            continue
         by_cat.setdefault(it.category or "uncategorised", []).append(it)
     out: dict[str, list[TrainItem]] = {}
     for cat in ordered_categories(by_cat):
