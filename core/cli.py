@@ -224,6 +224,22 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_results(args: argparse.Namespace) -> int:
+    """The probe's per-example results as JSONL, CSV or Parquet, to --out or to stdout."""
+    from .results import check_format, result_rows, results_bytes, write_results
+    from .store import Project
+
+    check_format(args.format, args.out)
+    with Project(_find_project(args.project), create=False) as project:
+        if args.out:
+            n = write_results(project, args.format, Path(args.out), args.run)
+            _status(f"wrote {n} row{'s' if n != 1 else ''} to {args.out}")
+        else:
+            data = results_bytes(result_rows(project, args.run), args.format)
+            sys.stdout.write(data.decode("utf-8"))  # jsonl or csv: parquet needs --out
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Probe -> plan -> a short LoRA run -> summary, on sample data and the built-in model."""
     from .datasets import load_dataset, take_balanced
@@ -462,6 +478,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Command] = {
     "probe": cmd_probe,
     "summary": cmd_summary,
+    "results": cmd_results,
     "demo": cmd_demo,
     "plan": cmd_plan,
     "train": cmd_train,

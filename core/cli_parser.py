@@ -171,7 +171,7 @@ def build_parser(commands: Mapping[str, Command], version: str) -> argparse.Argu
     parser = argparse.ArgumentParser(prog="knowmix", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"KnowMix {version}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for build in (_probe, _summary, _demo, _plan, _train, _resume, _report, _model, _doctor):
+    for build in (_probe, _summary, _results, _demo, _plan, _train, _resume, _report, _model, _doctor):
         p = build(sub)
         p.set_defaults(func=commands[p.prog.split()[-1]])
     return parser
@@ -220,6 +220,23 @@ def _summary(sub: Any) -> argparse.ArgumentParser:
     s.add_argument("--run", type=int, help="probe run number (default: the latest)")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return s
+
+
+def _results(sub: Any) -> argparse.ArgumentParser:
+    r = sub.add_parser(
+        "results",
+        help="write the probe's per-example results (category, P values, the model's answers), one row per example",
+    )
+    add_project(r)
+    r.add_argument("--run", type=int, help="probe run number (default: the latest)")
+    r.add_argument(
+        "--format",
+        default="jsonl",
+        choices=("jsonl", "csv", "parquet"),
+        help="jsonl (default), csv (lists as JSON text) or parquet (needs --out)",
+    )
+    r.add_argument("--out", metavar="FILE", help="file to write (default: print to the terminal; parquet needs a file)")
+    return r
 
 
 def _demo(sub: Any) -> argparse.ArgumentParser:

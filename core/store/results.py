@@ -78,3 +78,33 @@ def p_greedy_bins(project: "Project", run_id: int, n_bins: int = 10) -> tuple[li
         bins[int(b)] += int(n)
     null = project.db.execute("SELECT COUNT(*) FROM probe_results WHERE run_id = ? AND p_greedy IS NULL", [run_id]).fetchone()[0]
     return bins, int(null)
+
+
+# The columns ``every_row`` returns, in order.
+ROW_COLUMNS = (
+    "example_id",
+    "group_name",
+    "question",
+    "answers",
+    "keys",
+    "probe_status",
+    "reason",
+    "category",
+    "p_greedy",
+    "p_sampled",
+    "exemplar_ids",
+    "greedy_answers",
+    "sampled_answers",
+)
+
+
+def every_row(project: "Project", run_id: int, dataset_id: int) -> list[tuple[Any, ...]]:
+    """Every row of the dataset in file order, probed or not, with the run's result where it has one
+    (``ROW_COLUMNS``; the result's columns are None for a row without one)."""
+    return project.db.execute(
+        "SELECT e.example_id, e.group_name, e.question, e.answers, e.keys, e.probe_status, e.reason, r.category, "
+        "r.p_greedy, r.p_sampled, r.exemplar_ids, r.greedy_answers, r.sampled_answers "
+        "FROM examples e LEFT JOIN probe_results r ON r.run_id = ? AND r.example_id = e.example_id "
+        "WHERE e.dataset_id = ? ORDER BY e.idx",
+        [run_id, dataset_id],
+    ).fetchall()

@@ -1,0 +1,156 @@
+"""Per-example results as a file: one row per example of a probe run's dataset, for teams'
+own pipelines (``knowmix results``, the app's Export step).
+
+Each row has the example's ``id``, ``group``, ``question``, ``answers`` (its gold answers),
+``key`` (the answer key and aliases the probe looked for), ``probe_status`` ("probed" or
+"not-probed"), ``reason`` (why a row was not probed), the SliCK ``category``, ``p_greedy`` and
+``p_sampled``, the ``exemplar_ids`` of each exemplar set, and the model's ``greedy_answers`` and
+``sampled_answers``. A not-probed row has an empty category and no P values or answers.
+
+JSON Lines keeps lists as lists; CSV writes each list as JSON text (one cell); Parquet keeps
+lists as list columns (it needs pyarrow, and a file: it is binary).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional, Sequence
+
+from .errors import SettingsError
+from .store import results as _store
+
+COLUMNS = (
+    "id",
+    "group",
+    "question",
+    "answers",
+    "key",
+    "probe_status",
+    "reason",
+    "category",
+    "p_greedy",
+    "p_sampled",
+    "exemplar_ids",
+    "greedy_answers",
+    "sampled_answers",
+)
+FORMATS = ("jsonl", "csv", "parquet")
+EXTENSIONS = {"jsonl": ".jsonl", "csv": ".csv", "parquet": ".parquet"}
+
+
+def _list(text: Optional[str]) -> list:
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return []
+    return value if isinstance(value, list) else []
+
+
+def result_rows(project: Any, probe_run_id: Optional[int] = None) -> list[dict]:
+    """One dict per row of the probe run's dataset (the latest run when ``probe_run_id`` is None),
+    in file order, with the keys of ``COLUMNS``."""
+    run = project.probe_run(probe_run_id)
+    out: list[dict] = []
+    for r in _store.every_row(project, int(run["id"]), int(run["dataset_id"])):
+        answers = _list(r[3])
+        probed = r[5] == "probed"
+        out.append(
+            {
+                "id": r[0],
+                "group": r[1],
+                "question": r[2],
+                "answers": answers,
+                "key": (_list(r[4]) or answers) if probed else _list(r[4]),
+                "probe_status": r[5],
+                "reason": r[6] or "",
+                "category": r[7] or "",
+                "p_greedy": r[8],
+                "p_sampled": r[9],
+                "exemplar_ids": _list(r[10]),
+                "greedy_answers": _list(r[11]),
+                "sampled_answers": _list(r[12]),
+            }
+        )
+    return out
+
+
+def check_format(fmt: str, out: Optional[str] = None) -> None:
+    """``SettingsError`` for an unknown format, or Parquet without a file to write."""
+    if fmt not in FORMATS:
+        raise SettingsError(f"--format: '{fmt}' is not a results format; choose {', '.join(FORMATS)}.")
+    if fmt == "parquet" and not out:
+        raise SettingsError(
+            "--format parquet writes a binary file, so it needs --out FILE (e.g. --out results.parquet); "
+            "jsonl and csv can go to the terminal."
+        )
+
+
+def results_bytes(rows: Sequence[dict], fmt: str) -> bytes:
+    """The rows as a ``fmt`` file: JSON Lines, CSV (lists as JSON text) or Parquet."""
+    check_format(fmt, "file")
+    if fmt == "jsonl":
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+    if fmt == "csv":
+        import csv
+        import io
+
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(COLUMNS)
+        for r in rows:
+            w.writerow([_csv_cell(r[c]) for c in COLUMNS])
+        return buf.getvalue().encode("utf-8")
+    return _parquet(rows)
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _parquet(rows: Sequence[dict]) -> bytes:
+    from .datasets.readers import import_parquet
+
+    pq = import_parquet()
+    import pyarrow as pa  # noqa: PLC0415 - optional and heavy: only for Parquet files
+
+    text_list = pa.list_(pa.string())
+    schema = pa.schema(
+        [
+            ("id", pa.string()),
+            ("group", pa.string()),
+            ("question", pa.string()),
+            ("answers", text_list),
+            ("key", text_list),
+            ("probe_status", pa.string()),
+            ("reason", pa.string()),
+            ("category", pa.string()),
+            ("p_greedy", pa.float64()),
+            ("p_sampled", pa.float64()),
+            ("exemplar_ids", pa.list_(text_list)),
+            ("greedy_answers", text_list),
+            ("sampled_answers", pa.list_(text_list)),
+        ]
+    )
+    table = pa.Table.from_pylist([{c: r[c] for c in COLUMNS} for r in rows], schema=schema)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def write_results(project: Any, fmt: str, out: Any, probe_run_id: Optional[int] = None) -> int:
+    """Write the probe run's per-example results to the file ``out`` (atomically); returns the row count."""
+    from .writeback import write_bytes_atomic
+
+    check_format(fmt, str(out))
+    rows = result_rows(project, probe_run_id)
+    write_bytes_atomic(out, results_bytes(rows, fmt), advice="Choose a folder you can write to, and check the free disk space.")
+    return len(rows)
+
+
+__all__ = ["COLUMNS", "FORMATS", "EXTENSIONS", "result_rows", "results_bytes", "write_results", "check_format"]

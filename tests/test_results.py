@@ -1,0 +1,107 @@
+"""Per-example results as a file (`knowmix results`): one row per example, probed or not, in
+JSON Lines, CSV and Parquet, the same rows whatever the format."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from core.categories import CATEGORIES
+from core.cli import main
+from core.datasets import load_dataset
+from core.results import COLUMNS, result_rows
+from tests.test_plan import move_not_probed, probed_project, team_rows, write_rows
+
+
+@pytest.fixture
+def project_path(tmp_path: Path) -> Path:
+    """A project whose dataset has 25 probed rows (a finished scripted probe) and 5 kept without a probe."""
+    ds = move_not_probed(load_dataset(write_rows(tmp_path / "team.jsonl", team_rows(), "jsonl")))
+    project, _ = probed_project(tmp_path, ds)
+    project.close()
+    return tmp_path / "p.knowmix"
+
+
+def jsonl_rows(project: Path, capsys, *extra: str) -> list[dict]:
+    assert main(["results", "--project", str(project), *extra]) == 0
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_results_as_jsonl_have_one_row_per_example_in_file_order(project_path: Path, capsys) -> None:
+    rows = jsonl_rows(project_path, capsys)
+    assert len(rows) == 30
+    assert all(list(r) == list(COLUMNS) for r in rows)
+    assert [r["question"] for r in rows] == [f"What is fact number {i}?" for i in range(30)]
+    not_probed = [r for r in rows if r["probe_status"] == "not-probed"]
+    assert [(r["question"], r["reason"]) for r in not_probed] == [
+        ("What is fact number 3?", "task"),
+        ("What is fact number 7?", "long-form"),
+        ("What is fact number 12?", "multi-turn"),
+        ("What is fact number 18?", "task"),
+        ("What is fact number 21?", "no-answer"),
+    ]
+    for r in not_probed:
+        assert r["category"] == "" and r["p_greedy"] is None and r["p_sampled"] is None
+        assert r["exemplar_ids"] == [] and r["greedy_answers"] == [] and r["sampled_answers"] == []
+    probed = [r for r in rows if r["probe_status"] == "probed"]
+    assert len(probed) == 25
+    for r in probed:
+        assert r["category"] in CATEGORIES and r["reason"] == ""
+        assert 0.0 <= r["p_greedy"] <= 1.0
+        assert r["p_sampled"] is None or 0.0 <= r["p_sampled"] <= 1.0  # None: the lazy schedule skipped the samples
+        assert len(r["exemplar_ids"]) == 2 and all(len(s) == 2 for s in r["exemplar_ids"])  # 2 sets of 2 shots
+        assert len(r["greedy_answers"]) == 2
+        assert r["key"] == r["answers"]  # entity answers are their own keys
+    assert any(r["p_sampled"] is not None for r in probed) and any(r["sampled_answers"] for r in probed)
+    # the scripted model knows every third question: its greedy answers are the gold answer
+    first = probed[0]
+    assert first["category"] == "HighlyKnown" and first["greedy_answers"] == ["Answer 0", "Answer 0"]
+    assert rows[0]["answers"] == ["Answer 0", "Alias 0"]
+    # the same rows as the function the app calls
+    from core.store import Project
+
+    with Project(project_path, create=False) as p:
+        assert result_rows(p) == rows
+
+
+def test_results_as_csv_and_parquet_hold_the_same_rows(project_path: Path, tmp_path: Path, capsys) -> None:
+    rows = jsonl_rows(project_path, capsys)
+
+    assert main(["results", "--project", str(project_path), "--format", "csv"]) == 0
+    table = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert table[0] == list(COLUMNS) and len(table) == 31
+    lists = ("answers", "key", "exemplar_ids", "greedy_answers", "sampled_answers")
+    for cells, want in zip(table[1:], rows):
+        got = dict(zip(COLUMNS, cells))
+        for col in lists:
+            assert json.loads(got[col]) == want[col]  # lists as JSON text
+        for col in ("p_greedy", "p_sampled"):
+            assert (float(got[col]) if got[col] else None) == want[col]
+        assert [got[c] for c in ("id", "group", "question", "probe_status", "reason", "category")] == [
+            want[c] for c in ("id", "group", "question", "probe_status", "reason", "category")
+        ]
+
+    out = tmp_path / "results.csv"
+    assert main(["results", "--project", str(project_path), "--format", "csv", "--out", str(out)]) == 0
+    assert "wrote 30 rows" in capsys.readouterr().err
+    assert list(csv.reader(io.StringIO(out.read_text(encoding="utf-8")))) == table
+
+    pq = pytest.importorskip("pyarrow.parquet")
+    out = tmp_path / "results.parquet"
+    assert main(["results", "--project", str(project_path), "--format", "parquet", "--out", str(out)]) == 0
+    assert pq.read_table(out).to_pylist() == rows
+
+
+def test_parquet_to_the_terminal_is_refused_with_what_to_do(project_path: Path, capsys) -> None:
+    assert main(["results", "--project", str(project_path), "--format", "parquet"]) == 2
+    err = capsys.readouterr().err
+    assert "knowmix: error: --format parquet writes a binary file, so it needs --out FILE" in err
+
+
+def test_results_of_a_missing_run_say_which(project_path: Path, capsys) -> None:
+    assert main(["results", "--project", str(project_path), "--run", "7"]) != 0
+    assert "no probe run number 7" in capsys.readouterr().err
