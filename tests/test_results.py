@@ -105,3 +105,17 @@ def test_parquet_to_the_terminal_is_refused_with_what_to_do(project_path: Path, 
 def test_results_of_a_missing_run_say_which(project_path: Path, capsys) -> None:
     assert main(["results", "--project", str(project_path), "--run", "7"]) != 0
     assert "no probe run number 7" in capsys.readouterr().err
+
+
+def test_the_apps_export_step_saves_the_same_file(qtbot, window, project_path: Path, tmp_path: Path, capsys) -> None:
+    rows = jsonl_rows(project_path, capsys)
+    assert window.by_key["project"].open_path(project_path)
+    window.go("export")
+    export = window.by_key["export"]
+    assert window.ctx.probe_run_id is not None and export.results_button.isEnabled()
+    assert [export.results_format.itemData(i) for i in range(export.results_format.count())] == ["jsonl", "csv", "parquet"]
+    out = tmp_path / "from-app.jsonl"
+    export.save_results_to(out, "jsonl")
+    qtbot.waitUntil(lambda: not window.ctx.runner.active(), timeout=30_000)
+    assert [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()] == rows
+    assert "Per-example results saved" in export.message.text() and "30 rows" in export.message.text()

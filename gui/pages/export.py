@@ -67,7 +67,32 @@ class ExportPage(Page):
         v.addLayout(row)
         lay.addWidget(box)
 
-        box = QtWidgets.QGroupBox("3. The HTML report")
+        box = QtWidgets.QGroupBox("3. Per-example results")
+        v = QtWidgets.QVBoxLayout(box)
+        self.results_label = QtWidgets.QLabel(
+            "One row per example of the probe's dataset: its category, P(greedy) and P(sampled), the exemplars of each "
+            "set and the model's answers; rows that were not probed have their reason. The same file as "
+            "<code>knowmix results</code>, to filter the data in your own pipeline."
+        )
+        self.results_label.setWordWrap(True)
+        self.results_label.setObjectName("resultsLabel")
+        self.results_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        v.addWidget(self.results_label)
+        row = QtWidgets.QHBoxLayout()
+        self.results_format = QtWidgets.QComboBox()
+        self.results_format.setObjectName("resultsFormat")
+        for fmt, label in (("jsonl", "JSON Lines"), ("csv", "CSV (lists as JSON text)"), ("parquet", "Parquet")):
+            self.results_format.addItem(label, fmt)
+        self.results_button = QtWidgets.QPushButton("Save per-example results…")
+        self.results_button.setObjectName("saveResults")
+        self.results_button.clicked.connect(self._results_dialog)
+        row.addWidget(self.results_format)
+        row.addWidget(self.results_button)
+        row.addStretch(1)
+        v.addLayout(row)
+        lay.addWidget(box)
+
+        box = QtWidgets.QGroupBox("4. The HTML report")
         v = QtWidgets.QVBoxLayout(box)
         self.report_label = QtWidgets.QLabel(
             "One HTML file with the breakdown charts, the plan, the training curves, the settings and the fingerprints "
@@ -133,9 +158,11 @@ class ExportPage(Page):
             self.plan_label.setText("No plan yet: make one in step 6.")
         else:
             self.plan_label.setText(
-                f"Plan {self.ctx.plan_id}: train.jsonl and dev.jsonl keep your records' own fields (the answer replaced "
-                "where the plan relabelled it), train_qa.jsonl and dev_qa.jsonl are plain question/answer rows, and "
-                "plan.json explains the mix. Ready for Axolotl, LLaMA-Factory or Unsloth." + self._listing(self.export_paths)
+                f"Plan {self.ctx.plan_id}: train and dev files in your data's own format (JSON Lines, JSON, CSV, TSV "
+                "or Parquet, as it came) with your records' own fields (the answer replaced where the plan relabelled "
+                "it); the training file also holds the rows that were not probed, when the plan keeps them. "
+                "train_qa.jsonl and dev_qa.jsonl are plain question/answer rows, and plan.json explains the mix. "
+                "Ready for Axolotl, LLaMA-Factory or Unsloth." + self._listing(self.export_paths)
             )
         if self.report_path is not None:
             self.report_label.setText(f"Saved: <code>{html.escape(str(self.report_path))}</code>")
@@ -152,6 +179,7 @@ class ExportPage(Page):
         self.copy_adapter.setEnabled(self.adapter_dir is not None and not busy)
         self.export_plan_button.setEnabled(self.ctx.plan_id is not None)
         self.report_button.setEnabled(self.ctx.probe_run_id is not None)
+        self.results_button.setEnabled(self.ctx.probe_run_id is not None)
         self.open_report.setEnabled(self.report_path is not None and self.report_path.exists())
 
     def _start_folder(self) -> str:
@@ -211,6 +239,37 @@ class ExportPage(Page):
         self.export_paths = paths
         self.message.show_message(f"Planned dataset written to {Path(paths['train']).parent}.", "ok")
         self.refresh()
+
+    def _results_dialog(self) -> None:
+        from core.results import EXTENSIONS
+
+        fmt = str(self.results_format.currentData())
+        ext = EXTENSIONS[fmt]
+        start = str(Path(self._start_folder()) / f"{self.ctx.project_path.stem}-results-run{self.ctx.probe_run_id}{ext}")
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self, "Save per-example results", start, f"{self.results_format.currentText()} (*{ext})"
+        )
+        if path:
+            self.save_results_to(Path(path), fmt)
+
+    def save_results_to(self, out: Path, fmt: str) -> None:
+        """Write the probe run's per-example results (``core.results``) on the job runner."""
+        path, run_id = self.ctx.project_path, self.ctx.probe_run_id
+
+        def job(_j):
+            from core.results import write_results
+            from core.store import Project
+
+            with Project(path, create=False) as p:
+                return out, write_results(p, fmt, out, run_id)
+
+        self.ctx.runner.start(
+            "Writing the per-example results", job, exclusive=False, on_error=self.report_error, on_done=self._results_saved
+        )
+
+    def _results_saved(self, done: tuple) -> None:
+        out, n = done
+        self.message.show_message(f"Per-example results saved: {out} ({n} row{'s' if n != 1 else ''}).", "ok")
 
     def _report_dialog(self) -> None:
         start = str(Path(self._start_folder()) / f"{self.ctx.project_path.stem}-report.html")
