@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from .backends.base import Backend, GenRequest
+from .backends.chat import ChatTemplate, few_shot_messages
 from .categories import CATEGORIES  # noqa: F401  (the order lives in core.categories; re-exported)
 from .datasets import Example
 from .errors import Cancelled, ModelCrashed, SettingsError
@@ -244,6 +245,7 @@ class _Work:
     exemplar_ids: list[list[str]]
     max_tokens: int = 24
     mode: str = "exact"
+    chat: bool = False  # the prompts are rendered with the model's chat template
     greedy: list[str] = field(default_factory=list)
     greedy_ok: int = 0
     samples: list[list[str]] = field(default_factory=list)
@@ -310,7 +312,20 @@ def _prepare(
         exemplar_ids=used,
         max_tokens=answer_token_limit(longest, settings.max_tokens),
         mode=mode,
+        chat=render is not None,
     )
+
+
+def chat_renderer(backend: Backend) -> Callable[[Sequence[Example], Example], str]:
+    """Prompts in the model's chat template: the row's system turn, the exemplars as user/assistant
+    turns (each with its own answer), the question as the last user turn."""
+    template = ChatTemplate.of(backend.info)
+
+    def render(exemplars: Sequence[Example], example: Example) -> str:
+        shots = [(ex.question, ex.answers[0]) for ex in exemplars]
+        return template.render(few_shot_messages(example.system, shots, example.question))
+
+    return render
 
 
 def probe_batch(
@@ -326,7 +341,7 @@ def probe_batch(
         cancel.raise_if_cancelled("The probe")
         reqs = [
             # key mode stops a greedy answer once it holds the key; exact mode keeps it whole
-            GenRequest(w.prompts[k], max_tokens=w.max_tokens, prune=w.pruner if w.mode != "exact" else None)
+            GenRequest(w.prompts[k], max_tokens=w.max_tokens, prune=w.pruner if w.mode != "exact" else None, chat=w.chat)
             for w in works
         ]
         for w, answers in zip(works, backend.generate(reqs)):
@@ -353,6 +368,7 @@ def probe_batch(
                     seeds=tuple(sample_seed(settings.seed, w.example.id, k, j) for j in range(settings.samples_per_set)),
                     max_tokens=w.max_tokens,
                     prune=w.pruner,
+                    chat=w.chat,
                 )
                 for w in pending
             ]
@@ -384,6 +400,7 @@ def probe_examples(
     settings.validate()
     cancel = cancel or CancelToken()
     pool_by_id = {ex.id: ex for ex in pool}
+    render = chat_renderer(backend) if settings.chat_template else None
     ordered = sorted(examples, key=lambda ex: ex.group)  # stable: file order within a group
     total = total if total is not None else already_done + len(ordered)
     meter = RateMeter(total, already_done)
@@ -399,7 +416,7 @@ def probe_examples(
             batch.append(ordered[i])
             i += 1
         n_batch += 1
-        works = [_prepare(ex, exemplar_sets[ex.group], pool_by_id, settings) for ex in batch]
+        works = [_prepare(ex, exemplar_sets[ex.group], pool_by_id, settings, render) for ex in batch]
         try:
             on_step = lambda m, d=done, g=group: progress(meter.update(d, f"{g}: {m}"))  # bound now, called now
             probe_batch(backend, works, settings, cancel, on_step)

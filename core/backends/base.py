@@ -36,6 +36,9 @@ class GenRequest:
     # answer cannot matter to the caller (the probe: it can no longer be correct). Backends may
     # ignore it; the ones that honour it return the partial answer followed by "…".
     prune: Optional[Callable[[str], bool]] = field(default=None, compare=False)
+    # The prompt is a rendered chat template (core.backends.chat): it carries its own special
+    # tokens, BOS included, so the backend parses them and adds none.
+    chat: bool = False
 
     def __post_init__(self) -> None:
         if self.n < 1:

@@ -88,7 +88,7 @@ class LlamaCppBackend(Backend):
             context_length=ctx_train or None,
             architecture=str(ref.metadata.get("general.architecture")),
             dtype=_file_type(ref.metadata.get("general.file_type")),
-            extra={"n_ctx": self._n_ctx},
+            extra={"n_ctx": self._n_ctx, **_chat_template(ref.metadata)},
         )
 
     # -- the KV cache --------------------------------------------------------------------------
@@ -108,8 +108,10 @@ class LlamaCppBackend(Backend):
         self.stats.tokens_evaluated += int(len(todo))
         return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(self._vocab,)).copy()
 
-    def _tokenize(self, prompt: str, room: int) -> np.ndarray:
-        toks = self.llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
+    def _tokenize(self, prompt: str, room: int, chat: bool = False) -> np.ndarray:
+        # a chat-template prompt holds its own BOS and special tokens (as llama-cpp-python's
+        # Jinja2ChatFormatter output is tokenized: add_bos=False, special=True)
+        toks = self.llm.tokenize(prompt.encode("utf-8"), add_bos=not chat, special=chat)
         if len(toks) > room:
             self.truncated_prompts += 1
             toks = toks[-room:]
@@ -119,7 +121,7 @@ class LlamaCppBackend(Backend):
         out: list[list[str]] = []
         for req in requests:
             max_new = min(req.max_tokens, max(1, self._n_ctx // 4))
-            prompt = self._tokenize(req.prompt, self._n_ctx - max_new)
+            prompt = self._tokenize(req.prompt, self._n_ctx - max_new, req.chat)
             keep = max(KEEP_CANDIDATES, candidates_needed(req.temperature, req.top_k, self._vocab))
             trie = self._tries.get(tuple(prompt.tolist()), keep)
 
@@ -149,6 +151,24 @@ class LlamaCppBackend(Backend):
             except Exception:
                 pass
             self.llm = None  # type: ignore[assignment]
+
+
+def _chat_template(meta: dict) -> dict:
+    """The GGUF's chat template and the BOS/EOS token texts it is rendered with (empty without one)."""
+    template = meta.get("tokenizer.chat_template")
+    if not isinstance(template, str) or not template:
+        return {}
+    tokens = meta.get("tokenizer.ggml.tokens") or []
+
+    def text(key: str) -> str:
+        i = meta.get(key)
+        return str(tokens[i]) if isinstance(i, int) and 0 <= i < len(tokens) else ""
+
+    return {
+        "chat_template": template,
+        "bos_token": text("tokenizer.ggml.bos_token_id"),
+        "eos_token": text("tokenizer.ggml.eos_token_id"),
+    }
 
 
 _FILE_TYPES = {

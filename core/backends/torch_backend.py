@@ -159,6 +159,15 @@ class TorchBackend(Backend):
                 "torch": torch.__version__,
                 "cpu_threads": torch.get_num_threads(),
                 "transformers": _transformers_version(),
+                **(
+                    {
+                        "chat_template": self.tokenizer.chat_template,
+                        "bos_token": str(getattr(self.tokenizer, "bos_token", None) or ""),
+                        "eos_token": str(getattr(self.tokenizer, "eos_token", None) or ""),
+                    }
+                    if isinstance(getattr(self.tokenizer, "chat_template", None), str)
+                    else {}
+                ),
             },
         )
 
@@ -179,8 +188,9 @@ class TorchBackend(Backend):
                 ids.update(int(x) for x in source if x is not None)
         return ids
 
-    def _encode(self, prompt: str) -> tuple[int, ...]:
-        ids = list(self.tokenizer(prompt)["input_ids"])  # the tokenizer's own special-token rules
+    def _encode(self, prompt: str, chat: bool = False) -> tuple[int, ...]:
+        # the tokenizer's own special-token rules; a chat-template prompt already holds them
+        ids = list(self.tokenizer(prompt, add_special_tokens=not chat)["input_ids"])
         if not ids:
             bos = getattr(self.tokenizer, "bos_token_id", None)
             if bos is None:
@@ -252,7 +262,7 @@ class TorchBackend(Backend):
         encoded: dict[str, tuple[int, ...]] = {}
         for r in requests:
             if r.prompt not in encoded:
-                encoded[r.prompt] = self._encode(r.prompt)
+                encoded[r.prompt] = self._encode(r.prompt, r.chat)
             if self._context and len(encoded[r.prompt]) + r.max_tokens > self._context:
                 raise SettingsError(
                     f"A prompt is {len(encoded[r.prompt])} tokens long; with up to {r.max_tokens} answer tokens it does "
