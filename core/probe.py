@@ -29,7 +29,7 @@ from .categories import CATEGORIES  # noqa: F401  (the order lives in core.categ
 from .datasets import Example
 from .errors import Cancelled, ModelCrashed, SettingsError
 from .jobs import CancelToken, ProgressCallback, RateMeter, no_progress
-from .matching import MATCH_MODES, AnswerMatcher, KeyMatcher, KeyPruner, PrefixPruner
+from .matching import MATCH_MODES, AnswerMatcher, KeyMatcher, KeyPruner, PrefixPruner, normalize_answer
 
 # qa-v2: a chat row's own system turn, then four "Q: <q>\nA: <a>" pairs separated by a blank line,
 # then "Q: <q>\nA:"; the answer-length limit follows the answers (``answer_token_limit``) and the
@@ -246,6 +246,7 @@ class _Work:
     max_tokens: int = 24
     mode: str = "exact"
     chat: bool = False  # the prompts are rendered with the model's chat template
+    judged: dict[str, bool] = field(default_factory=dict)  # judge mode: verdict per answer text
     greedy: list[str] = field(default_factory=list)
     greedy_ok: int = 0
     samples: list[list[str]] = field(default_factory=list)
@@ -328,6 +329,33 @@ def chat_renderer(backend: Backend) -> Callable[[Sequence[Example], Example], st
     return render
 
 
+JUDGE_PROMPT = (
+    "Question: {question}\nGold answer: {gold}\nModel answer: {answer}\nDo they state the same fact? Answer yes or no.\nAnswer:"
+)
+
+
+def judge_prompt(example: Example, answer: str) -> str:
+    gold = example.answers[0]
+    return JUDGE_PROMPT.format(question=example.question, gold=gold, answer=answer.rstrip("…").strip())
+
+
+def score_answers(backend: Backend, items: Sequence[tuple["_Work", str]]) -> list[bool]:
+    """Is each answer correct? The work's matcher decides; in judge mode an answer without the key
+    is asked of the model (greedy, a few tokens: does it state the same fact as the gold answer?),
+    once per distinct (example, answer), the verdicts cached on the work."""
+    verdicts = [bool(w.matcher(a)) for w, a in items]
+    ask: dict[tuple[int, str], tuple[_Work, str]] = {}
+    for (w, a), ok in zip(items, verdicts):
+        if not ok and w.mode == "judge" and normalize_answer(a) and a not in w.judged:
+            ask.setdefault((id(w), a), (w, a))
+    if ask:
+        todo = list(ask.values())
+        replies = backend.generate([GenRequest(judge_prompt(w.example, a), max_tokens=3) for w, a in todo])
+        for (w, a), reply in zip(todo, replies):
+            w.judged[a] = normalize_answer(reply[0]).startswith("yes")
+    return [ok or (w.mode == "judge" and w.judged.get(a, False)) for (w, a), ok in zip(items, verdicts)]
+
+
 def probe_batch(
     backend: Backend,
     works: list[_Work],
@@ -344,9 +372,11 @@ def probe_batch(
             GenRequest(w.prompts[k], max_tokens=w.max_tokens, prune=w.pruner if w.mode != "exact" else None, chat=w.chat)
             for w in works
         ]
-        for w, answers in zip(works, backend.generate(reqs)):
+        got = backend.generate(reqs)
+        verdicts = score_answers(backend, [(w, answers[0]) for w, answers in zip(works, got)])
+        for w, answers, ok in zip(works, got, verdicts):
             w.greedy.append(answers[0])
-            w.greedy_ok += w.matcher(answers[0])
+            w.greedy_ok += ok
         on_step(f"greedy answers, exemplar set {k + 1}/{settings.n_sets}")
     for w in works:
         w.samples = [[] for _ in range(settings.n_sets)]
@@ -372,10 +402,14 @@ def probe_batch(
                 )
                 for w in pending
             ]
-            for w, answers in zip(pending, backend.generate(reqs)):
+            got = backend.generate(reqs)
+            verdicts = score_answers(backend, [(w, a) for w, answers in zip(pending, got) for a in answers])
+            at = 0
+            for w, answers in zip(pending, got):
                 w.samples[k] = answers
                 w.sampled_n += len(answers)
-                w.sampled_ok += sum(w.matcher(a) for a in answers)
+                w.sampled_ok += sum(verdicts[at : at + len(answers)])
+                at += len(answers)
             on_step(f"samples, exemplar set {k + 1}/{settings.n_sets}")
     per_example = (time.monotonic() - t0) / max(1, len(works))
     for w in works:
