@@ -117,9 +117,9 @@ def test_csv_with_alias_separator_and_json_list(tmp_path: Path) -> None:
 
 
 def test_csv_line_numbers_count_physical_lines_of_multiline_cells(tmp_path: Path) -> None:
-    p = write_csv(tmp_path / "ml.csv", ["question", "answer"], [["line one\nline two?", "a"], ["q2", ""]])
+    p = write_csv(tmp_path / "ml.csv", ["question", "answer"], [["line one\nline two?", "a"], ["", "b"]])
     msg = error_text(p)
-    assert "ml.csv line 4, field 'answer': the answer is empty" in msg
+    assert "ml.csv line 4, field 'question': the question is empty" in msg
 
 
 def test_tsv(tmp_path: Path) -> None:
@@ -156,7 +156,8 @@ def test_parquet(tmp_path: Path) -> None:
     ds2 = load_dataset(p, mapping={"answer": "year"}, skip_invalid=True)
     assert ds2.shape == "custom"
     assert ds2.examples[0].answers == ("1",)
-    assert any(pr.line == 2 and pr.field == "year" and "missing" in pr.message for pr in ds2.problems)
+    # a missing answer is no problem: the row is kept, not probed
+    assert [(e.line, e.reason) for e in ds2.unprobed] == [(2, "no-answer")]
 
 
 def test_unknown_extension_is_sniffed(tmp_path: Path) -> None:
@@ -260,30 +261,37 @@ def test_sharegpt(tmp_path: Path) -> None:
     assert ds.examples[0].id == "c1"
 
 
-def test_multi_turn_conversation_is_a_problem(tmp_path: Path) -> None:
+def test_multi_turn_conversation_is_kept_not_probed(tmp_path: Path) -> None:
     rows = [
         {
             "messages": [
-                {"role": "user", "content": "Hi"},
-                {"role": "assistant", "content": "Hello"},
+                {"role": "system", "content": "You are a geography tutor."},
                 {"role": "user", "content": "Capital of Chile?"},
                 {"role": "assistant", "content": "Santiago"},
+                {"role": "user", "content": "And its population?"},
+                {"role": "assistant", "content": "About 7 million."},
             ]
         },
         {"messages": [{"role": "user", "content": "Capital of Peru?"}, {"role": "assistant", "content": "Lima"}]},
     ]
-    p = write_jsonl(tmp_path / "chat.jsonl", rows)
-    msg = error_text(p)
-    assert "chat.jsonl line 1, field 'messages': multi-turn conversation" in msg
-    assert "KnowMix probes single questions" in msg
-    ds = load_dataset(p, skip_invalid=True)
+    ds = load_dataset(write_jsonl(tmp_path / "chat.jsonl", rows))  # no --skip-invalid needed
     assert [e.question for e in ds.examples] == ["Capital of Peru?"]
-    assert ds.problems[0].line == 1 and ds.problems[0].field == "messages"
+    (kept,) = ds.unprobed
+    assert (kept.line, kept.status, kept.reason) == (1, "not-probed", "multi-turn")
+    assert (kept.question, kept.answers, kept.system) == ("Capital of Chile?", ("Santiago",), "You are a geography tutor.")
+    assert not ds.problems
+    assert "1 row kept but not probed (1 multi-turn)" in ds.summary_line()
 
 
-def test_conversation_without_final_assistant_turn(tmp_path: Path) -> None:
-    p = write_jsonl(tmp_path / "c.jsonl", [{"messages": [{"role": "user", "content": "Q?"}]}])
-    assert "c.jsonl line 1, field 'messages': the conversation does not end with an assistant reply" in error_text(p)
+def test_conversation_without_final_assistant_turn_is_kept_without_answer(tmp_path: Path) -> None:
+    rows = [
+        {"messages": [{"role": "user", "content": "Q?"}]},
+        {"messages": [{"role": "user", "content": "Capital of Peru?"}, {"role": "assistant", "content": "Lima"}]},
+    ]
+    ds = load_dataset(write_jsonl(tmp_path / "c.jsonl", rows))
+    assert [(e.line, e.question, e.answers, e.reason) for e in ds.unprobed] == [(1, "Q?", (), "no-answer")]
+    no_user = write_jsonl(tmp_path / "n.jsonl", [{"messages": [{"role": "assistant", "content": "Hi"}]}, rows[1]])
+    assert "n.jsonl line 1, field 'messages': the conversation has no user turn" in error_text(no_user)
 
 
 def test_custom_mapping_override(tmp_path: Path) -> None:
@@ -420,10 +428,7 @@ def test_invalid_json_document(tmp_path: Path) -> None:
         ({"answers": ["A"]}, "question", "the question is missing"),
         ({"question": "   ", "answers": ["A"]}, "question", "the question is empty"),
         ({"question": None, "answers": ["A"]}, "question", "the question is missing"),
-        ({"question": "Q?"}, "answers", "the answer is missing"),
-        ({"question": "Q?", "answers": []}, "answers", "the answer is empty"),
-        ({"question": "Q?", "answers": ["", " "]}, "answers", "the answer is empty"),
-        ({"question": "Q?", "answers": ""}, "answers", "the answer is empty"),
+        ({"question": "Q?", "answers": [{"a": 1}]}, "answers", "an answer in the list is an object, expected text"),
         ({"question": ["Q?"], "answers": ["A"]}, "question", "the question is a list, expected text"),
     ],
 )
@@ -433,13 +438,22 @@ def test_missing_or_empty_fields_name_file_line_field(tmp_path: Path, row: dict,
     assert msg.startswith(f"train.jsonl line 3, field '{field}': {text}")
 
 
-def test_alpaca_empty_output_names_the_users_column(tmp_path: Path) -> None:
-    p = write_jsonl(tmp_path / "al.jsonl", [{"instruction": "Q?", "input": "", "output": ""}])
-    assert error_text(p).startswith("al.jsonl line 1, field 'output': the answer is empty")
+@pytest.mark.parametrize("answers", [None, [], ["", " "], "", "  "])
+def test_missing_or_empty_answer_is_kept_without_a_probe(tmp_path: Path, answers: object) -> None:
+    row: dict = {"question": "Q?"} if answers is None else {"question": "Q?", "answers": answers}
+    ds = load_dataset(write_jsonl(tmp_path / "train.jsonl", [EQ_ROWS[0], EQ_ROWS[1], row]))
+    assert len(ds.examples) == 2 and not ds.problems
+    assert [(e.line, e.status, e.reason) for e in ds.unprobed] == [(3, "not-probed", "no-answer")]
+
+
+def test_alpaca_empty_output_is_kept_without_a_probe(tmp_path: Path) -> None:
+    rows = [{"instruction": "Q?", "input": "", "output": ""}, {"instruction": "Who wrote Dune?", "output": "Frank Herbert"}]
+    ds = load_dataset(write_jsonl(tmp_path / "al.jsonl", rows))
+    assert [e.reason for e in ds.unprobed] == ["no-answer"] and len(ds.examples) == 1
 
 
 def test_first_problem_plus_count(tmp_path: Path) -> None:
-    rows = [{"question": "", "answers": ["A"]}, {"question": "Q2?", "answers": []}, {"question": "Q3?"}, EQ_ROWS[0]]
+    rows = [{"question": "", "answers": ["A"]}, {"question": ["Q2?"], "answers": ["A"]}, {"answers": ["A"]}, EQ_ROWS[0]]
     msg = error_text(write_jsonl(tmp_path / "many.jsonl", rows))
     assert msg.startswith("many.jsonl line 1, field 'question': the question is empty (and 2 more problems).")
     assert "--skip-invalid" in msg
@@ -523,26 +537,36 @@ def test_missing_path_and_directory(tmp_path: Path) -> None:
 
 
 def test_skip_invalid_keeps_and_counts(tmp_path: Path) -> None:
-    rows = [{"question": f"Q{i}?", "answers": [] if i % 2 else ["A"]} for i in range(10)]
+    rows = [{"question": f"Q{i}?", "answers": [{"x": 1}] if i % 2 else ["A"]} for i in range(10)]
     ds = load_dataset(write_jsonl(tmp_path / "half.jsonl", rows), skip_invalid=True, max_problems=3)
     assert len(ds.examples) == 5
     assert ds.problem_count == 5 and len(ds.problems) == 3
     assert all(isinstance(p, Problem) and p.field == "answers" for p in ds.problems)
     assert (
         ds.problems[0].describe(tmp_path / "half.jsonl")
-        == "half.jsonl line 2, field 'answers': the answer is empty (an empty list)"
+        == "half.jsonl line 2, field 'answers': an answer in the list is an object, expected text"
     )
     assert ds.summary_line().endswith("; 5 invalid rows skipped")
 
 
 def test_skip_invalid_with_no_valid_rows_still_raises(tmp_path: Path) -> None:
-    p = write_jsonl(tmp_path / "allbad.jsonl", [{"question": "Q?", "answers": []}, {"question": "R?", "answers": None}])
+    p = write_jsonl(tmp_path / "allbad.jsonl", [{"question": "", "answers": ["A"]}, {"question": None, "answers": ["B"]}])
     msg = error_text(p, skip_invalid=True)
     assert "allbad.jsonl" in msg and "no usable rows" in msg and "line 1" in msg
 
 
+def test_file_with_nothing_to_probe_says_why(tmp_path: Path) -> None:
+    rows = [
+        {"question": "Q?", "answers": []},
+        {"question": "Rewrite this sentence politely: go away.", "answers": ["Please leave."]},
+    ]
+    msg = error_text(write_jsonl(tmp_path / "none.jsonl", rows))
+    assert msg.startswith("none.jsonl: nothing to probe. All 2 rows load, but none is a factual question")
+    assert "1 no answer to check" in msg and "1 a task rather than a fact" in msg and "--map key=" in msg
+
+
 def test_error_exposes_problems_for_the_gui(tmp_path: Path) -> None:
-    p = write_jsonl(tmp_path / "x.jsonl", [{"question": "Q?", "answer": ""}, {"question": "R?", "answer": " "}])
+    p = write_jsonl(tmp_path / "x.jsonl", [{"question": "", "answer": "A"}, {"question": " ", "answer": "B"}])
     with pytest.raises(DatasetError) as exc:
         load_dataset(p)
     assert exc.value.problem_count == 2  # type: ignore[attr-defined]

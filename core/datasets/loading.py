@@ -17,10 +17,11 @@ from typing import Any, Iterable, Optional
 
 from ..errors import DatasetError
 from .files import check_path, read_bytes, resolve_format
+from .keys import classify
 from .readers import Item, columns_of, parse_records
 from .rows import Extractor, RowProblem
 from .shapes import resolve_shape, validate_mapping
-from .types import Dataset, Example, PathLike, Problem
+from .types import NOT_PROBED, REASONS, Dataset, Example, PathLike, Problem
 
 _SKIP_HINT = "To go on, fix the file or choose to skip invalid rows (--skip-invalid)."
 
@@ -32,13 +33,21 @@ def load_dataset(
     skip_invalid: bool = False,
     fmt: Optional[str] = None,
     max_problems: int = 1000,
+    key_overrides: Optional[dict[int, str]] = None,
 ) -> Dataset:
     """Read a fine-tuning dataset file into examples.
 
     The file is read once into memory; the same bytes are hashed and parsed.
 
+    Every well-formed row loads. One the probe cannot check (a multi-turn conversation, no
+    answer, a task rather than a fact, a long-form answer; see ``keys.classify``) is kept in
+    ``Dataset.unprobed`` with status NOT_PROBED and a reason, so the plan keeps it and the export
+    writes it back; the others are ``Dataset.examples``, each with its answer key (``keys``,
+    ``key_source``). ``key_overrides`` maps a row's line (as in ``Example.line``) to a key the
+    user edited in the preview; it wins over the key column and the extracted key.
+
     Rows that cannot be used (bad JSON, not an object, non-UTF-8 bytes, a missing or empty
-    question or answer, a multi-turn conversation, a repeated explicit id) are problems. By
+    question, a value of the wrong kind, a repeated explicit id) are problems. By
     default the first problem is raised as one ``DatasetError`` (with a count of the rest), because
     silently probing a subset of the user's data would make the report lie about the data set.
     With ``skip_invalid=True`` those rows are skipped and listed in ``Dataset.problems`` (at most
@@ -58,7 +67,7 @@ def load_dataset(
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _load(path, mapping, skip_invalid, fmt, max_problems)
+        return _load(path, mapping, skip_invalid, fmt, max_problems, key_overrides or {})
     finally:
         if enabled:
             gc.enable()
@@ -70,6 +79,7 @@ def _load(
     skip_invalid: bool,
     fmt: Optional[str],
     max_problems: int,
+    key_overrides: dict[int, str],
 ) -> Dataset:
     """``load_dataset`` without the GC switch: parse, resolve the shape, collect, check."""
     p = check_path(path)
@@ -89,10 +99,10 @@ def _load(
     if error:
         raise DatasetError(error)
 
-    rows = _Rows(unit, roles.get("id"), max_problems)
+    rows = _Rows(unit, roles.get("id"), max_problems, key_overrides)
     rows.collect(items, Extractor(shape, roles, fmt))
     rows.check(p, skip_invalid)
-    examples = rows.examples()
+    examples, unprobed = rows.examples()
     return Dataset(
         path=str(p),
         format=fmt,
@@ -100,11 +110,19 @@ def _load(
         mapping=roles,
         examples=examples,
         file_sha256=file_sha,
-        content_sha256=content_fingerprint(examples),
+        content_sha256=content_fingerprint(_in_file_order(examples, unprobed)),
         duplicates=rows.duplicates,
         problems=rows.problems,
         problem_count=rows.problem_count,
+        unprobed=unprobed,
     )
+
+
+def _in_file_order(examples: list[Example], unprobed: list[Example]) -> list[Example]:
+    """Probed and not-probed rows together, in file order (what the fingerprint covers)."""
+    if not unprobed:
+        return examples
+    return sorted([*examples, *unprobed], key=lambda ex: ex.line)
 
 
 def _require_a_record(items: list[Item], p: Path, unit: str) -> None:
@@ -122,16 +140,21 @@ def _require_a_record(items: list[Item], p: Path, unit: str) -> None:
 class _Rows:
     """The examples being collected, with the duplicates and problems met on the way.
 
-    Rows stay mutable lists ``[id, question, answers, group, line, raw]`` until the end, because
-    a later duplicate may add aliases to an earlier row's answers.
+    Rows stay mutable lists ``[id, question, answers, group, line, raw, system, keys,
+    key_source, reason]`` until the end, because a later duplicate may add aliases (and their
+    keys) to an earlier row. Only probed rows are merged as duplicates; a not-probed row is kept
+    as it is (two chats may share a first question and differ later), unless it repeats an
+    earlier not-probed row exactly.
     """
 
-    def __init__(self, unit: str, id_col: Optional[str], max_problems: int) -> None:
+    def __init__(self, unit: str, id_col: Optional[str], max_problems: int, key_overrides: dict[int, str]) -> None:
         self.unit = unit
         self.id_col = id_col
         self.max_problems = max(1, max_problems)
+        self.key_overrides = key_overrides
         self.rows: list[list[Any]] = []
         self.by_question: dict[tuple[str, str], int] = {}
+        self.by_record: dict[str, int] = {}
         self.id_lines: dict[str, int] = {}
         self.duplicates: list[tuple[int, int]] = []
         self.problems: list[Problem] = []
@@ -146,19 +169,27 @@ class _Rows:
     def collect(self, items: list[Item], extract: Extractor) -> None:
         """Validate every item in file order; one loop with local names, as it runs per row."""
         unit, rows, by_question, id_lines = self.unit, self.rows, self.by_question, self.id_lines
+        overrides = self.key_overrides
         for line, rec in items:
             if isinstance(rec, Problem):
                 self.add_problem(_relabel(rec, unit))
                 continue
             try:
-                question, answers, group, ident = extract(rec)
+                row = extract(rec)
             except RowProblem as rp:
                 self.add_problem(Problem(line, rp.field, rp.message, unit))
+                continue
+            question, answers, group, ident = row.question, row.answers, row.group, row.ident
+            reason, keys, key_source = classify(
+                question, answers, reason=row.reason, key_column=row.keys, override=overrides.get(line)
+            )
+            if reason:
+                self._add_unprobed(line, rec, row, reason)
                 continue
             key = (group, _norm_question(question))
             first = by_question.get(key)
             if first is not None:
-                self._merge_duplicate(rows[first], line, answers)
+                self._merge_duplicate(rows[first], line, answers, keys, key_source)
                 continue
             ex_id = ident if ident is not None else _hash_id(group, question)
             seen_line = id_lines.get(ex_id)
@@ -167,15 +198,46 @@ class _Rows:
                 continue
             id_lines[ex_id] = line
             by_question[key] = len(rows)
-            rows.append([ex_id, question, list(answers), group, line, rec])
+            rows.append([ex_id, question, list(answers), group, line, rec, row.system, list(keys), key_source, ""])
 
-    def _merge_duplicate(self, row: list[Any], line: int, answers: tuple[str, ...]) -> None:
-        """Both rows state accepted answers to the same question: keep the first, add new aliases."""
+    def _add_unprobed(self, line: int, rec: dict, row: Any, reason: str) -> None:
+        """Keep a row the probe cannot check; only an exact repeat of an earlier one is a duplicate."""
+        record = json.dumps(rec, ensure_ascii=False, sort_keys=True, default=str)
+        first = self.by_record.get(record)
+        if first is not None:
+            self.duplicates.append((line, self.rows[first][4]))
+            return
+        ex_id = row.ident
+        if ex_id is None:
+            ex_id = _hash_id(row.group, row.question)
+            if ex_id in self.id_lines:  # e.g. two chats with the same first question
+                ex_id = _hash_id(row.group, record)
+        seen_line = self.id_lines.get(ex_id)
+        if seen_line is not None:
+            self._repeated_id(line, ex_id, seen_line, explicit=row.ident is not None)
+            return
+        self.id_lines[ex_id] = line
+        self.by_record[record] = len(self.rows)
+        self.rows.append([ex_id, row.question, list(row.answers), row.group, line, rec, row.system, [], "answer", reason])
+
+    def _merge_duplicate(
+        self, row: list[Any], line: int, answers: tuple[str, ...], keys: tuple[str, ...], key_source: str
+    ) -> None:
+        """Both rows state accepted answers to the same question: keep the first, add new aliases
+        (and, when either row has keys, the new row's keys)."""
         self.duplicates.append((line, row[4]))
         known = row[2]
+        if row[8] == "answer" and key_source != "answer":
+            row[7] = list(known)  # the first row's answers are its keys
+            row[8] = key_source
         for a in answers:
             if a not in known:
                 known.append(a)
+        if row[8] != "answer":
+            mine = row[7]
+            for k in keys or answers:
+                if k not in mine:
+                    mine.append(k)
 
     def _repeated_id(self, line: int, ex_id: str, seen_line: int, *, explicit: bool) -> None:
         unit = self.unit
@@ -201,10 +263,30 @@ class _Rows:
                 f"{p.name}: no usable rows; all {self.problem_count} rows have problems.{lead} Fix the file "
                 f"or check the column mapping."
             )
+        if not any(not r[9] for r in self.rows):
+            counts: dict[str, int] = {}
+            for r in self.rows:
+                counts[r[9]] = counts.get(r[9], 0) + 1
+            why = ", ".join(f"{n} {REASONS[r].split(' (')[0]}" for r, n in counts.items())
+            raise DatasetError(
+                f"{p.name}: nothing to probe. All {len(self.rows)} rows load, but none is a factual question "
+                f"with a short answer ({why}). KnowMix checks what a model already knows from such questions; "
+                f"if the answers hold a short fact, name the column that holds it (--map key=COLUMN), or check "
+                f"the column mapping."
+            )
 
-    def examples(self) -> list[Example]:
-        """The collected rows, frozen now that no duplicate can add aliases any more."""
-        return [Example(r[0], r[1], tuple(r[2]), r[3], r[4], r[5]) for r in self.rows]
+    def examples(self) -> tuple[list[Example], list[Example]]:
+        """The probed and the not-probed rows, frozen now that no duplicate can add aliases."""
+        probed: list[Example] = []
+        unprobed: list[Example] = []
+        for r in self.rows:
+            if r[9]:
+                unprobed.append(Example(r[0], r[1], tuple(r[2]), r[3], r[4], r[5], (), "answer", r[6], NOT_PROBED, r[9]))
+            elif r[6] or r[8] != "answer":
+                probed.append(Example(r[0], r[1], tuple(r[2]), r[3], r[4], r[5], tuple(r[7]), r[8], r[6]))
+            else:
+                probed.append(Example(r[0], r[1], tuple(r[2]), r[3], r[4], r[5]))
+        return probed, unprobed
 
 
 def _relabel(problem: Problem, unit: str) -> Problem:
@@ -264,4 +346,4 @@ def take_balanced(ds: Dataset, n: int) -> Dataset:
                 picked.append(q.pop())
     order = {ex.id: i for i, ex in enumerate(ds.examples)}
     picked.sort(key=lambda ex: order[ex.id])
-    return replace(ds, examples=picked, content_sha256=content_fingerprint(picked))
+    return replace(ds, examples=picked, content_sha256=content_fingerprint(_in_file_order(picked, ds.unprobed)))

@@ -13,7 +13,7 @@ import math
 from datetime import date, datetime
 from datetime import time as dtime
 from decimal import Decimal
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from .shapes import ASSISTANT_ROLES, SYSTEM_ROLES, USER_ROLES
 from .types import type_name
@@ -144,25 +144,53 @@ def _turn_text(content: Any) -> Any:
     return _text(content)
 
 
-def _conversation(value: Any, col: str) -> tuple[str, tuple[str, ...]]:
-    """Single-turn question and answer from an OpenAI ``messages`` or ShareGPT list."""
-    turns = _turns(value, col)
-    users = sum(1 for r, _ in turns if r == "user")
-    if users > 1:
-        raise RowProblem(col, f"multi-turn conversation ({users} user turns); KnowMix probes single questions")
-    if not turns or turns[-1][0] != "assistant":
-        raise RowProblem(col, "the conversation does not end with an assistant reply, so there is no answer")
-    if users == 0:
+class Conversation:
+    """A chat row: its system turn(s), first question, that question's answer (``""`` when
+    there is none) and why it cannot be probed (``""`` when it can)."""
+
+    __slots__ = ("system", "question", "answer", "reason")
+
+    def __init__(self, system: str, question: str, answer: str, reason: str) -> None:
+        self.system, self.question, self.answer, self.reason = system, question, answer, reason
+
+
+def _conversation(value: Any, col: str) -> Conversation:
+    """Question and answer from an OpenAI ``messages`` or ShareGPT list, with the system turn.
+
+    A conversation with more than one user turn is kept as ``multi-turn`` (its first question and
+    that question's reply, so it can be shown and written back); one without a final assistant
+    reply, or with an empty one, as ``no-answer``. No user turn, an empty question or a malformed
+    turn stay problems.
+    """
+    turns, system = _turns(value, col)
+    users = [i for i, (r, _) in enumerate(turns) if r == "user"]
+    if not users:
         raise RowProblem(col, "the conversation has no user turn, so there is no question")
-    question_content = next(c for r, c in reversed(turns) if r == "user")
-    q = _turn_content(question_content, col, "user", "question")
-    a = _turn_content(turns[-1][1], col, "assistant", "answer")
-    return q, (a,)
+    first = users[0]
+    question = _turn_content(turns[first][1], col, "user", "question")
+    if len(users) > 1:
+        reply = next((c for r, c in turns[first + 1 : users[1]] if r == "assistant"), None)
+        return Conversation(system, question, _optional_text(reply, col), "multi-turn")
+    if turns[-1][0] != "assistant":
+        return Conversation(system, question, "", "no-answer")
+    answer = _optional_text(turns[-1][1], col)
+    return Conversation(system, question, answer, "" if answer else "no-answer")
 
 
-def _turns(value: Any, col: str) -> list[tuple[str, Any]]:
-    """The ``("user"|"assistant", content)`` turns, system turns left out, whichever role names
-    the file uses (OpenAI ``role``/``content`` or ShareGPT ``from``/``value``)."""
+def _optional_text(content: Any, col: str) -> str:
+    """A turn's text, ``""`` when it is missing or empty; a problem when it is not text."""
+    if content is None:
+        return ""
+    try:
+        text = _turn_text(content)
+    except TypeError as exc:
+        raise RowProblem(col, f"the assistant turn is {exc}, expected text") from None
+    return "" if text is _MISSING else text
+
+
+def _turns(value: Any, col: str) -> tuple[list[tuple[str, Any]], str]:
+    """The ``("user"|"assistant", content)`` turns and the system turns' text, whichever role
+    names the file uses (OpenAI ``role``/``content`` or ShareGPT ``from``/``value``)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         raise RowProblem(col, "the conversation is missing")
     if isinstance(value, str):
@@ -173,6 +201,7 @@ def _turns(value: Any, col: str) -> list[tuple[str, Any]]:
     if not isinstance(value, (list, tuple)):
         raise RowProblem(col, f"expected a list of turns, found {type_name(value)}")
     turns: list[tuple[str, Any]] = []
+    system: list[str] = []
     for n, turn in enumerate(value, start=1):
         if not isinstance(turn, dict):
             raise RowProblem(col, f"turn {n} is {type_name(turn)}, expected an object with a role and content")
@@ -180,14 +209,19 @@ def _turns(value: Any, col: str) -> list[tuple[str, Any]]:
         content = turn.get("content", turn.get("value"))
         role = str(role).strip().lower() if role is not None else ""
         if role in SYSTEM_ROLES:
-            continue
-        if role in USER_ROLES:
+            try:
+                text = _turn_text(content)
+            except TypeError as exc:
+                raise RowProblem(col, f"the system turn is {exc}, expected text") from None
+            if text is not _MISSING and text:
+                system.append(text)
+        elif role in USER_ROLES:
             turns.append(("user", content))
         elif role in ASSISTANT_ROLES:
             turns.append(("assistant", content))
         else:
             raise RowProblem(col, f"turn {n} has an unknown role '{role or '(none)'}'; expected user/human or assistant/gpt")
-    return turns
+    return turns, "\n\n".join(system)
 
 
 def _turn_content(content: Any, col: str, role: str, what: str) -> str:
@@ -201,8 +235,23 @@ def _turn_content(content: Any, col: str, role: str, what: str) -> str:
     return text
 
 
+class Row(NamedTuple):
+    """One record, validated: what the loader makes an ``Example`` of. ``reason`` is set when the
+    row is well-formed but cannot be probed (``multi-turn``, ``no-answer``); ``keys`` holds the
+    user's key column (empty when there is none); ``extra`` is an Alpaca row's input text."""
+
+    question: str
+    answers: tuple[str, ...]
+    group: str
+    ident: Optional[str]
+    system: str = ""
+    reason: str = ""
+    keys: tuple[str, ...] = ()
+    extra: str = ""
+
+
 class Extractor:
-    """Turns one record into (question, answers, group, explicit id or None)."""
+    """Turns one record into a ``Row`` (question, answers, group, explicit id or None, ...)."""
 
     def __init__(self, shape: str, mapping: dict[str, str], fmt: str) -> None:
         self.shape = shape
@@ -211,13 +260,21 @@ class Extractor:
         self.inp = mapping.get("input")
         self.g = mapping.get("group")
         self.i = mapping.get("id")
+        self.k = mapping.get("key")
         self.chat = shape in ("openai-messages", "sharegpt") and self.q == self.a
         self.split_cells = fmt in ("csv", "tsv") and shape in ("question-answer", "custom")
+        self.split_keys = fmt in ("csv", "tsv")
 
-    def __call__(self, rec: dict) -> tuple[str, tuple[str, ...], str, Optional[str]]:
-        """Raises ``RowProblem`` for the first unusable cell; the group defaults to ``"all"``."""
+    def __call__(self, rec: dict) -> Row:
+        """Raises ``RowProblem`` for the first unusable cell; the group defaults to ``"all"``.
+
+        A missing or empty answer is not a problem: the row is kept, not probed (``no-answer``).
+        """
+        system = reason = extra_text = ""
         if self.chat:
-            question, answers = _conversation(rec.get(self.q), self.q)
+            conv = _conversation(rec.get(self.q), self.q)
+            question, system, reason = conv.question, conv.system, conv.reason
+            answers: tuple[str, ...] = (conv.answer,) if conv.answer else ()
         else:
             question = _question_text(rec.get(self.q), self.q)
             if self.inp is not None:
@@ -228,7 +285,11 @@ class Extractor:
                     raise RowProblem(self.inp, f"the input is {exc}, expected text") from None
                 if extra_text is not _MISSING and extra_text:
                     question = f"{question}\n\n{extra_text}"
-            answers = _answer_values(rec.get(self.a), self.a, self.split_cells)
+                else:
+                    extra_text = ""
+            answers = _answers_or_none(rec.get(self.a), self.a, self.split_cells)
+            if not answers:
+                reason = "no-answer"
         group = "all"
         if self.g is not None:
             try:
@@ -245,4 +306,28 @@ class Extractor:
                 raise RowProblem(self.i, f"the id is {exc}, expected text or a number") from None
             if v is not _MISSING and v:
                 ident = v
-        return question, answers, group, ident
+        keys: tuple[str, ...] = ()
+        if self.k is not None:
+            keys = _answers_or_none(rec.get(self.k), self.k, self.split_keys, what="key")
+        return Row(question, answers, group, ident, system, reason, keys, extra_text)
+
+
+def _answers_or_none(value: Any, col: str, split_cells: bool, what: str = "answer") -> tuple[str, ...]:
+    """``_answer_values``, but a missing or empty cell gives ``()`` (the row is kept without a
+    probe) instead of a problem; a cell of the wrong kind is still a problem."""
+    if type(value) is list and len(value) < 8 and all(type(v) is str and v.strip() == v and v for v in value):
+        return tuple(dict.fromkeys(value))  # fast path: a clean list of texts
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ()
+    if isinstance(value, str) and not value.strip():
+        return ()
+    if isinstance(value, (list, tuple)) and not value:
+        return ()
+    try:
+        return _answer_values(value, col, split_cells)
+    except RowProblem as rp:
+        if "empty" in rp.message or "missing" in rp.message:
+            return ()
+        if what != "answer":
+            raise RowProblem(col, rp.message.replace("answer", what)) from None
+        raise
