@@ -441,3 +441,33 @@ def test_a_dataset_too_small_for_four_shot_prompts_is_refused_before_anything_is
     code = main(["probe", "--data", str(data), "--project", str(project)])
     assert_one_clear_error(code, capsys.readouterr().err, "only 1 usable question", "--pool")
     assert not project.exists()
+
+
+def test_plan_prints_every_row_and_exports_in_the_input_format(tmp_path: Path, capsys) -> None:
+    from core.datasets import load_dataset
+    from tests.test_plan import all_rows, move_not_probed, probed_project, team_rows, write_rows
+
+    ds = move_not_probed(load_dataset(write_rows(tmp_path / "team.csv", team_rows(), "csv")))
+    project, _ = probed_project(tmp_path, ds)
+    project.close()
+    path = str(tmp_path / "p.knowmix")
+
+    out_dir = tmp_path / "export"
+    assert main(["plan", "--project", path, "--dev-fraction", "0.2", "--export", str(out_dir)]) == 0
+    captured = capsys.readouterr()
+    assert "Not probed: 5 rows, kept as they are in the training file" in captured.out
+    assert "5 not probed (1 multi-turn, 1 long-form, 2 task, 1 no-answer)" in captured.out
+    assert f"exported train: {out_dir / 'train.csv'}" in captured.err
+    exported = load_dataset(out_dir / "train.csv")
+    notes = [ex.raw["note"] for ex in all_rows(exported) if ex.raw["note"]]
+    assert notes == ["task", "long-form", "multi-turn", "task", "no-answer"]  # the kept rows, in file order
+
+    assert main(["plan", "--project", path, "--dev-fraction", "0.2", "--not-probed", "drop", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    c = data["counts"]
+    assert c["not_probed"]["left_out"] == 5 and c["not_probed"]["kept"] == 0
+    assert c["train"]["total"] + c["dev"]["total"] + c["dropped"]["total"] + c["not_probed"]["total"] == c["rows"] == 30
+    with pytest.raises(SystemExit) as exit_info:
+        main(["plan", "--project", path, "--not-probed", "maybe"])
+    assert exit_info.value.code == 2
+    assert "--not-probed: invalid choice" in capsys.readouterr().err

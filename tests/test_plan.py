@@ -512,7 +512,7 @@ NOT_PROBED_NOTES = {3: "task", 7: "long-form", 12: "multi-turn", 18: "task", 21:
 def team_rows(n: int = 30) -> list[dict]:
     rows = []
     for i in range(n):
-        answers = [f"Answer {i}", f"Alias {i}"] if i % 4 == 0 else [f"Answer {i}"]
+        answers = [f"Answer{i}", f"Alias{i}"] if i % 4 == 0 else [f"Answer{i}"]  # entity answers: one word each
         rows.append(
             {
                 "question": f"What is fact number {i}?",
@@ -549,19 +549,21 @@ def write_rows(path, rows: list[dict], fmt: str, *, list_cells: str = "pipe"):
 
 
 def move_not_probed(ds):
-    """Move the rows whose note names a reason to ``ds.unprobed``, as the loader keeps such rows."""
+    """Set each row's probe status from its note, as the loader sets it from the row's content: a row
+    whose note names a reason goes to ``ds.unprobed``, every other row is probed (whatever the
+    loader's own classification of these made-up facts)."""
     from dataclasses import replace
 
-    from core.datasets.types import NOT_PROBED, REASONS
+    from core.datasets.types import NOT_PROBED, PROBED, REASONS
 
-    keep, moved = [], list(ds.unprobed)
-    for ex in ds.examples:
+    keep, moved = [], []
+    for ex in all_rows(ds):
         note = ex.raw.get("note")
         if note in REASONS:
             moved.append(replace(ex, status=NOT_PROBED, reason=note, answers=() if note == "no-answer" else ex.answers))
         else:
-            keep.append(ex)
-    ds.examples, ds.unprobed = keep, sorted(moved, key=lambda e: e.line)
+            keep.append(replace(ex, status=PROBED, reason=""))
+    ds.examples, ds.unprobed = keep, moved
     return ds
 
 

@@ -589,3 +589,28 @@ def test_an_early_stop_run_and_a_cancelled_convergence_run_stop_at_the_best_eval
         assert "Best dev evaluation" not in training
         lines = re.findall(r'class="best"><title>([^<]*)</title>', training)
         assert lines == ["Stopping point: step 20 (epoch 2), best dev exact match 50.0%"] * 3
+
+
+# ----------------------------------------------------------------------------- rows not probed
+
+
+def test_the_data_section_counts_rows_probed_and_not_probed_by_reason(tmp_path: Path) -> None:
+    from core.datasets import load_dataset
+    from tests.test_plan import move_not_probed, probed_project, team_rows, write_rows
+
+    ds = move_not_probed(load_dataset(write_rows(tmp_path / "team.jsonl", team_rows(), "jsonl")))
+    project, _ = probed_project(tmp_path, ds)
+    with project:
+        save_plan(project, build_plan(project, settings=PlanSettings(dev_fraction=0.2)))
+        text = build_report(project)
+    status = _kv(section(text, "probe"), "Probe status")
+    assert status.startswith("30 rows: 25 probed, 5 not probed")
+    assert "1 multi-turn: a multi-turn conversation" in status and "2 task: a task rather than a fact" in status
+    assert "1 long-form" in status and "1 no-answer" in status
+    not_probed = _kv(section(text, "plan"), "Not probed")
+    assert "All 30 rows:" in not_probed and "5 not probed" in not_probed and "kept as they are" in not_probed
+
+    project, _ = seeded_project(tmp_path / "plain.knowmix", BALANCED)
+    with project:
+        text = build_report(project)
+    assert _kv(section(text, "probe"), "Probe status").startswith("every row probed")

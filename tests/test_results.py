@@ -59,8 +59,8 @@ def test_results_as_jsonl_have_one_row_per_example_in_file_order(project_path: P
     assert any(r["p_sampled"] is not None for r in probed) and any(r["sampled_answers"] for r in probed)
     # the scripted model knows every third question: its greedy answers are the gold answer
     first = probed[0]
-    assert first["category"] == "HighlyKnown" and first["greedy_answers"] == ["Answer 0", "Answer 0"]
-    assert rows[0]["answers"] == ["Answer 0", "Alias 0"]
+    assert first["category"] == "HighlyKnown" and first["greedy_answers"] == ["Answer0", "Answer0"]
+    assert rows[0]["answers"] == ["Answer0", "Alias0"]
     # the same rows as the function the app calls
     from core.store import Project
 

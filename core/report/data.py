@@ -29,6 +29,7 @@ class ProbeData:
     pool: Optional[dict]
     p_greedy_bins: list[int]  # P(T=0) counts in 10 bins over [0, 1]
     p_greedy_missing: int  # results without a P(T=0)
+    unprobed: dict[str, int] = field(default_factory=dict)  # rows of the dataset not probed, by reason
 
     @property
     def n_probed(self) -> int:
@@ -132,7 +133,19 @@ def _probe(project: Any, run: dict) -> ProbeData:
         pool=_dataset_row(project, run.get("pool_dataset_id")),
         p_greedy_bins=bins,
         p_greedy_missing=missing,
+        unprobed=_unprobed(project, run.get("dataset_id")),
     )
+
+
+def _unprobed(project: Any, dataset_id: Optional[int]) -> dict[str, int]:
+    """The dataset's rows kept without a probe, by reason, in ``REASONS``' order."""
+    from ..datasets.types import REASONS
+
+    if dataset_id is None:
+        return {}
+    counts = project.unprobed_counts(int(dataset_id))
+    order = {r: i for i, r in enumerate(REASONS)}
+    return dict(sorted(counts.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
 
 
 def _breakdown(project: Any, run: dict) -> tuple[dict[str, int], dict[str, dict[str, int]], Any]:

@@ -122,6 +122,7 @@ def _dataset_rows(probe: ProbeData) -> list[Row]:
     if ds is not None:
         rows = [
             kv("Dataset", f"{ds.get('name')} ({ds.get('n_examples')} questions)"),
+            kv("Probe status", probe_status_text(int(ds.get("n_examples") or 0), probe.unprobed)),
             kv("Dataset path", ds.get("path") or "-"),
             kv("Dataset file sha256", ds.get("file_sha256") or "-", code=True),
             kv("Dataset content sha256", ds.get("content_sha256") or "-", code=True),
@@ -136,6 +137,20 @@ def _dataset_rows(probe: ProbeData) -> list[Row]:
     else:
         rows.append(kv("Exemplar pool", "the dataset itself (a question never sees itself as an exemplar)"))
     return rows
+
+
+def probe_status_text(n_probed: int, unprobed: dict[str, int]) -> str:
+    """ "30 rows: 25 probed, 5 not probed (1 multi-turn, 2 task ...)", or "every row probed"."""
+    from ..datasets.types import REASONS
+
+    n_not = sum(unprobed.values())
+    if not n_not:
+        return f"every row probed ({n_probed})"
+    why = "; ".join(f"{n} {reason}: {REASONS.get(reason, 'not probed')}" for reason, n in unprobed.items())
+    return (
+        f"{n_probed + n_not} rows: {n_probed} probed, {n_not} not probed and kept out of the categories ({why}). "
+        "A plan keeps them in the training file as they are unless told to drop them."
+    )
 
 
 def _budget_row(settings: Any) -> Row:
@@ -204,6 +219,11 @@ def plan_view(plan: Any, note: str) -> dict:
         kv("Dev split", f"{c['dev']['total']} questions"),
         kv("Dropped", f"{c['dropped']['total']} questions"),
     ]
+    np = c.get("not_probed") or {}
+    if np.get("total"):
+        from ..plan.explain import not_probed_line
+
+        rows.append(kv("Not probed", not_probed_line(c)))
     parts = [("All probed", c["before"]), ("Dev split", c["dev"]), ("Training set", c["train"]), ("Dropped", c["dropped"])]
     return {
         "note": note,
