@@ -694,3 +694,26 @@ def test_export_is_written_in_the_input_format_with_the_kept_rows(tmp_path, fmt,
     assert [ex.id for ex in all_rows(dev)] == [e.example_id for e in plan.dev()]
     assert all(ex.answers == e.answers for ex, e in zip(all_rows(dev), plan.dev()))
     project.close()
+
+
+def test_a_chat_file_with_follow_ups_loads_plans_every_row_and_exports_the_kept_ones(tmp_path):
+    """The issue's chat case, on the shipped ShareGPT shape (system turns, every third chat multi-turn)."""
+    from pathlib import Path
+
+    src = Path(__file__).parent / "data" / "shapes" / "chat.jsonl"
+    ds = load_dataset(src)  # no --skip-invalid: the multi-turn chats load, kept without a probe
+    n_rows = len(src.read_text(encoding="utf-8").splitlines())
+    assert len(ds.examples) + len(ds.unprobed) == n_rows and ds.reason_counts().get("multi-turn", 0) >= n_rows // 3
+    project, dataset_id = probed_project(tmp_path, ds)
+    plan = build_plan(project, settings=PlanSettings(dev_fraction=0.2))
+    c = plan.counts()
+    assert c["train"]["total"] + c["dev"]["total"] + c["dropped"]["total"] + c["not_probed"]["total"] == c["rows"] == n_rows
+    assert c["not_probed"]["kept"] == len(ds.unprobed) and c["not_probed"]["reasons"] == ds.reason_counts()
+    paths = export_plan(plan, tmp_path / "out", dataset_row=project.dataset(dataset_id))
+    back = all_rows(load_dataset(paths["train"]))
+    assert [ex.id for ex in back] == [e.example_id for e in plan.training_file()]
+    originals = {ex.id: ex.raw for ex in ds.unprobed}
+    kept_back = [ex for ex in back if ex.id in originals]
+    assert len(kept_back) == len(ds.unprobed)  # every multi-turn chat the plan keeps is in the training file
+    assert all(ex.raw == originals[ex.id] for ex in kept_back)  # as it was, every turn and the system turn
+    project.close()
