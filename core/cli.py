@@ -231,6 +231,12 @@ def cmd_results(args: argparse.Namespace) -> int:
 
     check_format(args.format, args.out)
     with Project(_find_project(args.project), create=False) as project:
+        run = project.probe_run(args.run)
+        if run.get("status") != "finished":
+            _status(
+                f"Probe run {run['id']} is not finished (status: {run.get('status')}): rows it has not probed yet have an empty category. "
+                "Run the same probe again to finish it."
+            )
         if args.out:
             n = write_results(project, args.format, Path(args.out), args.run)
             _status(f"wrote {n} row{'s' if n != 1 else ''} to {args.out}")
