@@ -345,7 +345,8 @@ class Project:
         are about); ``status="not-probed"`` gives the rows kept without a probe, ``None`` all."""
         from ..datasets import Example
 
-        where, args = "dataset_id = ?", [dataset_id]
+        where = "dataset_id = ?"
+        args: list[Any] = [dataset_id]
         if status is not None:
             where += " AND probe_status = ?"
             args.append(status)
