@@ -1,7 +1,7 @@
 """Load a user's fine-tuning dataset into questions with gold answers.
 
-KnowMix probes *single closed-book questions*: every row of the user's file must become one
-question, the list of accepted answers (aliases) and a group (the paper's "relation"; exemplars
+KnowMix probes *single closed-book questions*: every probe-able row of the user's file becomes one
+question, the list of accepted answers (aliases), its answer key and a group (the paper's "relation"; exemplars
 for few-shot prompts are drawn from the same group). Users bring whatever their fine-tuning
 tool expects, so this module accepts the common shapes and formats and says precisely what is
 wrong with a row when it cannot use it.
@@ -45,6 +45,9 @@ Modules, one idea each
     ``readers``  one reader per format, records or per-row problems in file order
     ``shapes``   shape detection, the column mapping and the chat role names
     ``rows``     row validation: one record into question, answers, group and id
+    ``keys``     probe status and answer keys: which rows the probe can check (not a task, a
+                 multi-turn chat, a long-form answer or no answer), and the short span a correct
+                 answer must contain (the entity-shaped answer, a key column, or extracted)
     ``loading``  ``load_dataset``, duplicates and ids, fingerprints, ``take_balanced``
     ``preview``  ``read_preview`` for the import dialog
 
@@ -53,6 +56,7 @@ Modules, one idea each
 
 from __future__ import annotations
 
+from .keys import extract_key
 from .loading import content_fingerprint, load_dataset, take_balanced
 from .preview import read_preview
 from .shapes import ASSISTANT_ROLES, parse_mapping
@@ -73,4 +77,5 @@ __all__ = [
     "read_preview",
     "content_fingerprint",
     "take_balanced",
+    "extract_key",
 ]

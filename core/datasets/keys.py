@@ -53,7 +53,8 @@ _OPENERS = frozenset("definitely probably maybe perhaps certainly actually oh we
 # Lower-case words that may stand inside a name given as an answer ("Duke Maximilian Joseph in
 # Bavaria", "Husayn ibn Ali", "Carlos the Jackal").
 _NAME_PARTICLES = _CONNECTORS | frozenset(
-    "in at ibn bint ben tha zu ter te op aan dos das do des e i al el und et sur sous les lo los las der auf am to a an".split()
+    "in at ibn bint ben tha zu ter te op aan dos das do des e i al el und et sur sous les lo los las der auf am to a an no"
+    " nad pod im ap es".split()
 )
 _PREPOSITIONS = frozenset("in at on from by since during around near inside outside".split())
 # Capitalised words (or numbers) only, at most six: a name, unless it opens a sentence ("It's X").
@@ -234,9 +235,12 @@ def _key_in_clause(clause: str, qwords: set[str], qruns: list[list[str]]) -> Opt
             return _span(clause, run)
     # (d) lower-case content words the question does not have: "blue whale", "honey"
     for run in _lower_runs(toks):
-        kept = [t for t in run if t.low not in qwords]
-        if kept:
-            return _span(clause, _trim(run, qwords))
+        while run and run[0].low in qwords:
+            run = run[1:]
+        while run and run[-1].low in qwords:
+            run = run[:-1]
+        if run:
+            return _span(clause, run)
     # (e) the subject of "X is ...": "Pontivy is the capital of the arrondissement of Pontivy"
     if runs:
         first = runs[0]
@@ -298,7 +302,8 @@ def is_entity_shaped(answer: str, question: str = "") -> bool:
             return False  # "Bees make honey." for "What do bees make?"
     if names:
         # a name, maybe with a common noun: "Carlos the Jackal", "Western film", "Linux kernel"
-        return not loose or (len(loose) <= 2 and len(toks) <= 4)
+        # (or a title: "Ab urbe condita libri"); the function words and verbs are checked above
+        return not loose or len(toks) <= 6
     if len(toks) > 5:
         return False
     return True
@@ -407,11 +412,19 @@ def word_count(text: str) -> int:
     return len(text.split())
 
 
+_OPEN_ENDED = re.compile(
+    r"\b(?:depends on|it depends|there is no (?:single|one|simple)|no one knows|opinions (?:vary|differ)|"
+    r"(?:is|are) subjective|a matter of (?:taste|opinion))\b",
+    re.I,
+)
+
+
 def is_long_form(answer: str, max_words: int = 40) -> bool:
     """True when the answer is long or open-ended: more than ``max_words`` words, several
-    paragraphs, or three sentences and more."""
+    paragraphs, three sentences and more, or an answer that says there is no single answer
+    ("That depends on whom you ask")."""
     text = answer.strip()
-    if word_count(text) > max_words or "\n\n" in text:
+    if word_count(text) > max_words or "\n\n" in text or _OPEN_ENDED.search(text):
         return True
     return len([s for s in _SENTENCE_END.split(text) if s.strip()]) >= 3
 

@@ -28,8 +28,9 @@ REASONS = {
 }
 
 # Where an example's answer key came from: a column the user named, the (entity-shaped) answer
-# itself, or extracted by KnowMix from a sentence answer and the question.
-KEY_SOURCES = ("column", "answer", "extracted")
+# itself, extracted by KnowMix from a sentence answer and the question, or edited by the user
+# in the dataset preview (``load_dataset(key_overrides=...)``).
+KEY_SOURCES = ("column", "answer", "extracted", "edited")  # edited: in the dataset preview
 
 FORMAT_LABEL = {"jsonl": "JSONL", "json": "JSON", "csv": "CSV", "tsv": "TSV", "parquet": "Parquet"}
 
@@ -157,6 +158,11 @@ class Preview:
     shape: Optional[str]
     mapping: dict[str, str]
     message: Optional[str] = None
+    # Per record (same order as ``records``), what loading would make of it: ``line``,
+    # ``status`` (PROBED, NOT_PROBED or "problem"), ``reason`` (a key of REASONS, or the
+    # problem's message), ``key`` (the answer key shown to the user, " | " between aliases) and
+    # ``key_source`` (KEY_SOURCES or "edited"). Empty when no shape was resolved.
+    rows: list[dict] = field(default_factory=list)
 
 
 def type_name(value: Any) -> str:
