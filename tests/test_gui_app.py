@@ -354,7 +354,7 @@ def _check_and_add(qtbot, win, page) -> None:
 BAD_CSV = """question,answer,relation
 Who wrote Hamlet?,William Shakespeare,author
 What is the capital of France?,Paris,capital
-Where was Mozart born?,,birthplace
+,Salzburg,birthplace
 Who painted the Mona Lisa?,Leonardo da Vinci,painter
 """
 
@@ -368,7 +368,7 @@ BAD_JSONL = """{"question": "Who wrote Hamlet?", "answer": "William Shakespeare"
 @pytest.mark.parametrize(
     "name,text,where,readable",
     [
-        ("team.csv", BAD_CSV, "team.csv line 4, field 'answer'", 4),  # the row parses; its answer is empty
+        ("team.csv", BAD_CSV, "team.csv line 4, field 'question'", 4),  # the row parses; its question is empty
         ("team.jsonl", BAD_JSONL, "team.jsonl line 3: invalid JSON", 3),  # the line does not parse at all
     ],
 )

@@ -322,3 +322,41 @@ def test_cli_loads_a_chat_file_with_follow_ups_without_skip_invalid(tmp_path: Pa
     assert "18 questions in 1 group from team_chats.jsonl" in err
     assert "11 rows kept but not probed (9 multi-turn, 2 no-answer)" in err
     assert len(ds.examples) == 18
+
+
+# ----------------------------------------------------------------------------- the dataset page
+
+
+def test_dataset_page_shows_keys_and_status_and_edited_keys_reach_the_project(qtbot, window, tmp_path: Path) -> None:
+    from gui.pages.dataset import KEY_HEADER, STATUS_HEADER
+
+    rows = [
+        {"instruction": "Who wrote Hamlet?", "input": "", "output": "William Shakespeare"},
+        {"instruction": "Where was Ada Lovelace born?", "input": "", "output": "She was born in London."},
+        {"instruction": "Rewrite the sentence in the passive voice.", "input": "The cat ate.", "output": "It was eaten."},
+        {"instruction": "What is the capital of Samos?", "input": "", "output": "Samos's capital is Vathy."},
+    ]
+    data = write_jsonl(tmp_path / "team.jsonl", rows)
+    assert window.by_key["project"].open_path(tmp_path / "ds.knowmix", create=True)
+    window.go("dataset")
+    page = window.by_key["dataset"]
+    page.open_file(str(data))
+    qtbot.waitUntil(lambda: page.preview is not None and not page.ctx.runner.active(), timeout=10_000)
+    headers = [page.table.horizontalHeaderItem(c).text() for c in range(page.table.columnCount())]
+    key_col, status_col = headers.index(KEY_HEADER), headers.index(STATUS_HEADER)
+    assert [page.table.item(r, key_col).text() for r in range(4)] == ["William Shakespeare", "London", "", "Vathy"]
+    assert [page.table.item(r, status_col).text() for r in range(4)] == ["probed", "probed", "not probed: task", "probed"]
+    assert "extracted by KnowMix" in page.table.item(1, key_col).toolTip()
+
+    page.table.item(1, key_col).setText("London | City of London")  # the user edits the extracted key
+    assert page.key_overrides == {2: "London | City of London"}
+    page.use_button.click()
+    qtbot.waitUntil(lambda: not page.ctx.runner.active() and page.message.kind != "", timeout=30_000)
+    assert page.message.kind == "ok", page.message.text()
+    assert page.counts.isVisible() and "3 probed; 1 kept but not probed" in page.counts.text() and "1 task" in page.counts.text()
+    with window.ctx.project() as p:
+        examples = p.examples(window.ctx.dataset_id)
+    by_line = {ex.line: ex for ex in examples}
+    assert (by_line[2].keys, by_line[2].key_source) == (("London", "City of London"), "edited")
+    assert (by_line[4].keys, by_line[4].key_source) == (("Vathy",), "extracted")
+    assert "1 kept but not probed" in page.current.text()

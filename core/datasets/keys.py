@@ -453,7 +453,8 @@ def classify(
     if task_reason(question, answers):
         return "task", (), "answer"
     if override is not None and override.strip():
-        return "", (override.strip(),), "edited"
+        edited = tuple(dict.fromkeys(k.strip() for k in override.split("|") if k.strip()))
+        return "", edited, "edited"  # "Vathy | Samos town": aliases, as in the preview
     if key_column:
         return "", key_column, "column"
     if len(answers) == 1 and " " not in answers[0] and len(answers[0]) < 40:

@@ -18,8 +18,38 @@ MAPPED_ROLES = [
     ("group", "Group (relation/topic)"),
     ("id", "Id"),
     ("input", "Extra input"),
+    ("key", "Answer key (optional)"),
 ]
+KEY_HEADER = "Answer key\n(double-click to edit)"
+STATUS_HEADER = "Probe status"
+SOURCE_LABEL = {
+    "answer": "the answer itself (entity-shaped)",
+    "column": "your key column",
+    "extracted": "extracted by KnowMix from the answer and the question: check it",
+    "edited": "edited by you",
+}
 NONE = "(none)"
+
+
+def _status_text(row: dict) -> str:
+    """ "probed", "not probed: task", "problem: ..." for the preview's status column."""
+    if row["status"] == "probed":
+        return "probed"
+    if row["status"] == "problem":
+        return f"invalid: {row['reason']}"
+    return f"not probed: {row['reason']}"
+
+
+def counts_text(n_probed: int, unprobed: dict[str, int]) -> str:
+    """ "18 probed; 11 kept but not probed: 9 multi-turn (…), 2 no-answer (…)" for the page."""
+    from core.datasets.types import REASONS
+
+    text = f"{n_probed} probed"
+    total = sum(unprobed.values())
+    if total:
+        parts = [f"{n} {r} ({REASONS.get(r, r)})" for r, n in unprobed.items() if n]
+        text += f"; {total} kept but not probed (written back to the training file as they are): " + ", ".join(parts)
+    return text
 
 
 def _cell(value: Any) -> str:
@@ -60,6 +90,9 @@ class DatasetPage(Page):
         super().__init__(ctx, parent)
         self.path: Optional[str] = None
         self.preview = None
+        # Answer keys the user edited in the preview, by the record's line; passed to load_dataset.
+        self.key_overrides: dict[int, str] = {}
+        self._filling = False
         lay = QtWidgets.QVBoxLayout(self)
         lay.addWidget(
             self.heading(
@@ -99,7 +132,10 @@ class DatasetPage(Page):
         lay.addWidget(mapbox)
         self.table = QtWidgets.QTableWidget()
         self.table.setObjectName("previewTable")
-        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setEditTriggers(
+            QtWidgets.QAbstractItemView.EditTrigger.DoubleClicked | QtWidgets.QAbstractItemView.EditTrigger.EditKeyPressed
+        )
+        self.table.itemChanged.connect(self._key_edited)
         self.table.setWordWrap(False)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
@@ -145,6 +181,11 @@ class DatasetPage(Page):
         lay.addWidget(self.progress)
         self.message = InlineMessage()
         lay.addWidget(self.message)
+        self.counts = QtWidgets.QLabel("")
+        self.counts.setObjectName("probeCounts")
+        self.counts.setWordWrap(True)
+        self.counts.hide()
+        lay.addWidget(self.counts)
         self.problems = QtWidgets.QListWidget()
         self.problems.setObjectName("problemList")
         self.problems.setMaximumHeight(120)
@@ -188,6 +229,10 @@ class DatasetPage(Page):
             f"{d['format']} / {d['shape']}" + (f" ({', '.join(extra)})" if extra else "") + "."
         )
         text += f" Exemplars from: {html.escape(pool['name'])}." if pool else " Exemplars from: the dataset itself."
+        with self.ctx.project() as p:
+            unprobed = p.unprobed_counts(d["id"]) if hasattr(p, "unprobed_counts") else {}
+        if unprobed:
+            text += "<br>" + html.escape(counts_text(d["n_examples"], unprobed)) + "."
         self.current.setText(text)
 
     def update_actions(self) -> None:
@@ -216,6 +261,8 @@ class DatasetPage(Page):
     def open_file(self, path: str) -> None:
         self.path = path
         self.preview = None
+        self.key_overrides = {}
+        self.counts.hide()
         self.message.clear_message()
         self.problems.hide()
         self.file_label.setText(f"Reading {path} …")
@@ -239,10 +286,10 @@ class DatasetPage(Page):
     def _run_preview(self, mapping: Optional[dict]) -> None:
         from core.datasets import read_preview
 
-        path = self.path
+        path, overrides = self.path, dict(self.key_overrides)
         self.ctx.runner.start(
             "Reading the file",
-            lambda job: read_preview(path, 20, mapping=mapping or None),
+            lambda job: read_preview(path, 20, mapping=mapping or None, key_overrides=overrides),
             on_done=lambda pv: self._show_preview(pv, mapping),
             on_error=self._preview_failed,
             exclusive=False,
@@ -272,25 +319,73 @@ class DatasetPage(Page):
         else:
             self.message.clear_message()
         cols = [str(c) for c in pv.columns]
-        self.table.clear()
-        self.table.setColumnCount(len(cols))
-        self.table.setRowCount(len(pv.records))
-        mapped = {v: k for k, v in pv.mapping.items()}
-        self.table.setHorizontalHeaderLabels([f"{c}\n→ {mapped[c]}" if c in mapped else c for c in cols])
-        for r, rec in enumerate(pv.records):
-            for c, col in enumerate(cols):
-                self.table.setItem(r, c, QtWidgets.QTableWidgetItem(_cell(rec.get(col, ""))))
-        self.table.resizeColumnsToContents()
-        for c in range(len(cols)):
-            self.table.setColumnWidth(c, min(self.table.columnWidth(c), 360))
+        rows = getattr(pv, "rows", None) or []
+        extra = [KEY_HEADER, STATUS_HEADER] if rows else []
+        self._filling = True
+        try:
+            self.table.clear()
+            self.table.setColumnCount(len(cols) + len(extra))
+            self.table.setRowCount(len(pv.records))
+            mapped = {v: k for k, v in pv.mapping.items()}
+            self.table.setHorizontalHeaderLabels([f"{c}\n→ {mapped[c]}" if c in mapped else c for c in cols] + extra)
+            read_only = Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled
+            for r, rec in enumerate(pv.records):
+                for c, col in enumerate(cols):
+                    item = QtWidgets.QTableWidgetItem(_cell(rec.get(col, "")))
+                    item.setFlags(read_only)
+                    self.table.setItem(r, c, item)
+                if r < len(rows):
+                    self._fill_analysis(r, len(cols), rows[r], read_only)
+            self.table.resizeColumnsToContents()
+            for c in range(len(cols) + len(extra)):
+                self.table.setColumnWidth(c, min(self.table.columnWidth(c), 360))
+        finally:
+            self._filling = False
         self.update_actions()
+
+    def _fill_analysis(self, r: int, c: int, row: dict, read_only: Any) -> None:
+        """The key (editable when the row is probed or long-form) and the status of one record."""
+        key = QtWidgets.QTableWidgetItem(row["key"])
+        key.setData(Qt.ItemDataRole.UserRole, row["line"])
+        editable = row["status"] == "probed" or row["reason"] == "long-form"
+        key.setFlags(read_only | Qt.ItemFlag.ItemIsEditable if editable else read_only)
+        source = SOURCE_LABEL.get(row["key_source"], "")
+        tip = f"Answer key from {source}." if source else ""
+        if editable:
+            tip += " Double-click to edit: a correct answer must contain this text (use | between aliases)."
+        key.setToolTip(tip.strip())
+        if row["key_source"] == "extracted":
+            key.setForeground(QtGui.QBrush(QtGui.QColor("#8a5a00")))
+        self.table.setItem(r, c, key)
+        status = QtWidgets.QTableWidgetItem(_status_text(row))
+        status.setFlags(read_only)
+        from core.datasets.types import REASONS
+
+        status.setToolTip(REASONS.get(row["reason"], row["reason"]))
+        self.table.setItem(r, c + 1, status)
+
+    def _key_edited(self, item: QtWidgets.QTableWidgetItem) -> None:
+        """The user changed an answer key: keep it as an override for loading, by the row's line."""
+        if self._filling or self.table.horizontalHeaderItem(item.column()) is None:
+            return
+        if self.table.horizontalHeaderItem(item.column()).text() != KEY_HEADER:
+            return
+        line = item.data(Qt.ItemDataRole.UserRole)
+        if line is None:
+            return
+        text = item.text().strip()
+        if text:
+            self.key_overrides[int(line)] = text
+        else:
+            self.key_overrides.pop(int(line), None)
+        item.setToolTip("Answer key edited by you." if text else "")
 
     # -- adding ------------------------------------------------------------------------------------
     def use_dataset(self) -> None:
         if not self.path:
             self.message.show_message("Open a dataset file first.", "error")
             return
-        path, mapping = self.path, self._mapping()
+        path, mapping, overrides = self.path, self._mapping(), dict(self.key_overrides)
         skip = self.skip_invalid.isChecked()
         limit = self.limit_spin.value() if self.limit_check.isChecked() else None
         pool_path = self.pool_edit.text().strip() or None
@@ -304,7 +399,7 @@ class DatasetPage(Page):
             from core.datasets import load_dataset, take_balanced
             from core.store import Project
 
-            ds = load_dataset(path, mapping=mapping or None, skip_invalid=True)
+            ds = load_dataset(path, mapping=mapping or None, skip_invalid=True, key_overrides=overrides)
             if ds.problem_count and not skip:
                 return {"problems": ds, "added": False}
             if limit:
@@ -348,4 +443,6 @@ class DatasetPage(Page):
             dataset_id=result["dataset_id"], pool_id=result["pool_id"], probe_run_id=None, plan_id=None, train_run_id=None
         )
         self.message.show_message(ds.summary_line().rstrip(".") + ". Added to the project; next, probe it (step 4).", "ok")
+        self.counts.setText(counts_text(len(ds.examples), ds.reason_counts()) + ".")
+        self.counts.setVisible(bool(ds.unprobed))
         self.refresh()
