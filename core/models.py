@@ -139,6 +139,8 @@ def _check_gguf(path: Path) -> ModelRef:
     return ModelRef(path=path, kind="gguf", display_name=str(name), size_bytes=size, metadata=metadata)
 
 
+_GGUF_LEN = struct.Struct("<Q")  # a GGUF string's length prefix
+_GGUF_BLOCK = 1 << 20  # bytes read at a time while skipping string arrays
 _GGUF_SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 
 
@@ -170,6 +172,28 @@ def read_gguf_metadata(path: Path) -> dict:
                     raise truncated
                 return read(n).decode("utf-8", errors="replace")
 
+            def skip_strings(count: int) -> None:
+                """Step over ``count`` strings without decoding them (each is a length, then its bytes):
+                the lengths are walked in a buffer read in large blocks, not with a read per string."""
+                unpack_len = _GGUF_LEN.unpack_from
+                base = fh.tell()  # the file offset of buf[0]
+                buf = b""
+                pos = 0
+                for _ in range(count):
+                    if pos + 8 > len(buf):
+                        fh.seek(base + pos)
+                        base, buf, pos = base + pos, fh.read(_GGUF_BLOCK), 0
+                        if len(buf) < 8:
+                            raise truncated
+                    (n,) = unpack_len(buf, pos)
+                    if n > 1 << 24:
+                        raise truncated
+                    pos += 8 + n
+                end = base + pos
+                if end > size:
+                    raise truncated
+                fh.seek(end)
+
             def value(vtype: int):
                 if vtype in _GGUF_SCALAR:
                     return scalar(_GGUF_SCALAR[vtype])
@@ -183,6 +207,9 @@ def read_gguf_metadata(path: Path) -> dict:
                     if inner in _GGUF_SCALAR:
                         width = struct.calcsize(_GGUF_SCALAR[inner])
                         fh.seek(width * count, 1)  # arrays (vocabularies) are skipped, only counted
+                        return f"<array of {count}>"
+                    if inner == 8:
+                        skip_strings(count)  # a vocabulary or merge list: ~100k strings nobody reads
                         return f"<array of {count}>"
                     items = [value(inner) for _ in range(count)]
                     return f"<array of {len(items)}>"

@@ -2,8 +2,9 @@
 live curves (``CurvePlot``).
 
 All of them are built once and then only *updated*: ``set_rows`` / ``set_values`` change the data
-of existing graphics items (``BarGraphItem.setOpts``, a pool of text items), so the probe page can
-call them several times a second while a probe runs without rebuilding a plot; ``CurvePlot`` keeps
+of existing graphics items (``BarGraphItem.setOpts``, the label layer), so the probe page can
+call them several times a second while a probe runs without rebuilding a plot (the numbers on the
+bars are one ``LabelLayer`` item per chart, not a text item each); ``CurvePlot`` keeps
 its points in lists and draws them when the page's redraw timer says so. Colours are the
 report's (``core.categories``); background and text follow the widget's palette, so the charts
 look right in light and dark themes.
@@ -36,6 +37,67 @@ def _style_axis(axis: pg.AxisItem, fg: QtGui.QColor, font: QtGui.QFont) -> None:
     axis.setPen(pg.mkPen(fg))
     axis.setTextPen(pg.mkPen(fg))
     axis.setTickFont(font)
+
+
+class LabelLayer(QtWidgets.QGraphicsItem):
+    """Many short texts at data positions, drawn by one graphics item in screen pixels.
+
+    A chart used to hold one ``pg.TextItem`` per label: each costs milliseconds to create and to
+    update (a QGraphicsTextItem with its own document), and a probe page with a dozen groups made
+    dozens of them at once. This item keeps plain tuples and paints them all in one ``paint()``:
+    each label's data point is mapped through the view's transform and the text drawn unscaled,
+    ``anchor`` giving the point's place in the text's box ((0.5, 0.5): centred). ``set_labels``
+    repaints only when a label changed. ``bounds`` is the data rectangle the labels are drawn in
+    (the owner sets it; the view clips to its own area anyway).
+    """
+
+    def __init__(self, anchor: tuple[float, float] = (0.5, 0.5)) -> None:
+        super().__init__()
+        self.anchor = anchor
+        self.labels: list[tuple[float, float, str, str]] = []  # x, y (data), text, colour
+        self._font = QtGui.QFont()
+        self._bounds = QtCore.QRectF(0.0, 0.0, 1.0, 1.0)
+
+    def set_font(self, font: QtGui.QFont) -> None:
+        if font != self._font:
+            self._font = QtGui.QFont(font)
+            self.update()
+
+    def set_bounds(self, rect: QtCore.QRectF) -> None:
+        if rect != self._bounds:
+            self.prepareGeometryChange()
+            self._bounds = QtCore.QRectF(rect)
+
+    def set_labels(self, labels: list[tuple[float, float, str, str]]) -> None:
+        if labels != self.labels:
+            self.labels = labels
+            self.update()
+
+    def texts(self) -> list[str]:
+        return [text for _x, _y, text, _c in self.labels]
+
+    def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt API
+        return self._bounds
+
+    def paint(self, painter: QtGui.QPainter, option: object, widget: object = None) -> None:
+        if not self.labels:
+            return
+        to_device = painter.transform()
+        painter.save()
+        painter.resetTransform()
+        painter.setFont(self._font)
+        fm = QtGui.QFontMetricsF(self._font)
+        h = fm.height()
+        ax, ay = self.anchor
+        color = ""
+        for x, y, text, c in self.labels:
+            p = to_device.map(QtCore.QPointF(x, y))
+            w = fm.horizontalAdvance(text) + 2
+            if c != color:
+                painter.setPen(QtGui.QColor(c))
+                color = c
+            painter.drawText(QtCore.QRectF(p.x() - w * ax, p.y() - h * ay, w, h), Qt.AlignmentFlag.AlignCenter, text)
+        painter.restore()
 
 
 def legend_row(parent: Optional[QtWidgets.QWidget] = None) -> QtWidgets.QWidget:
@@ -158,9 +220,14 @@ class CategoryBars(_ChartBase):
             )
             self.item.addItem(bar)
             self.bars[cat] = bar
-        self._texts: list[pg.TextItem] = []
+        self.labels = LabelLayer((0.5, 0.5))
+        self.labels.set_font(self.font())
+        self.item.addItem(self.labels, ignoreBounds=True)
         self._empty = pg.TextItem("", anchor=(0.5, 0.5))
+        self._empty_state: tuple = ()
         self.item.addItem(self._empty)
+        self._totals_ticks: list = []
+        self._y_rows = -1
         self.item.vb.sigResized.connect(self._place_texts)
         self._apply_palette()
         self.set_rows([])
@@ -184,10 +251,19 @@ class CategoryBars(_ChartBase):
         if not same_labels:
             self._set_labels()
         if self._show_totals:
-            self.item.getAxis("right").setTicks([[(i, f"n={int(t)}") for i, t in enumerate(totals)], []])
-        self.item.setYRange(-0.5, max(n, 1) - 0.5, padding=0)
-        self._empty.setText("" if n and totals.sum() else self._empty_text, color=self._fg)
-        self._empty.setPos(0.5, (max(n, 1) - 1) / 2)
+            ticks = [(i, f"n={int(t)}") for i, t in enumerate(totals)]
+            if ticks != self._totals_ticks:  # an axis redraws itself on every setTicks
+                self._totals_ticks = ticks
+                self.item.getAxis("right").setTicks([ticks, []])
+        if max(n, 1) != self._y_rows:
+            self._y_rows = max(n, 1)
+            self.item.setYRange(-0.5, self._y_rows - 0.5, padding=0)
+            self.labels.set_bounds(QtCore.QRectF(0.0, -0.5, X_MAX, self._y_rows))
+        empty = ("" if n and totals.sum() else self._empty_text, self._fg.rgba(), (max(n, 1) - 1) / 2)
+        if empty != self._empty_state:  # a TextItem re-lays out its text on every setText
+            self._empty_state = empty
+            self._empty.setText(empty[0], color=self._fg)
+            self._empty.setPos(0.5, empty[2])
         self._place_texts()
         self._update_height()
 
@@ -219,38 +295,29 @@ class CategoryBars(_ChartBase):
         return QtCore.QSize(480, self.minimumHeight())
 
     def _place_texts(self, *_args: object) -> None:
-        """Counts inside the segments that are wide enough for them; the rest stay hidden."""
-        n = len(self.rows)
-        needed = n * len(CATEGORIES)
-        while len(self._texts) < needed:
-            t = pg.TextItem("", anchor=(0.5, 0.5))
-            t.setFont(QtGui.QFont(self.font()))
-            self.item.addItem(t)
-            self._texts.append(t)
+        """Counts inside the segments that are wide enough for them; the rest get none."""
         px = max(1.0, self.item.vb.width()) / X_MAX
         fm = QtGui.QFontMetrics(self.font())
-        k = 0
-        for i in range(n):
+        labels = []
+        for i in range(len(self.rows)):
             left = 0.0
             for j, cat in enumerate(CATEGORIES):
                 share = float(self._shares[i, j])
                 count = int(self._counts[i, j])
-                t = self._texts[k]
-                k += 1
-                text = str(count)
-                if count and share * px >= fm.horizontalAdvance(text) + 8:
-                    t.setText(text, color=_ON_COLOR[cat])
-                    t.setPos(left + share / 2, i)
-                    t.setVisible(True)
-                else:
-                    t.setVisible(False)
+                if count:
+                    text = str(count)
+                    if share * px >= fm.horizontalAdvance(text) + 8:
+                        labels.append((left + share / 2, float(i), text, _ON_COLOR[cat]))
                 left += share
-        for t in self._texts[k:]:
-            t.setVisible(False)
+        self.labels.set_labels(labels)
+
+    def count_labels(self) -> list[str]:
+        """The counts drawn inside the segments, row by row."""
+        return self.labels.texts()
 
     def _restyle(self) -> None:
-        for t in self._texts:
-            t.setFont(QtGui.QFont(self.font()))
+        self.labels.set_font(self.font())
+        self._empty_state = ()
         self._set_labels()
         self.set_rows(self.rows)
 
@@ -295,7 +362,9 @@ class Histogram(_ChartBase):
         lay.addWidget(self.plot)
         self.bar = pg.BarGraphItem(x0=[], width=[], height=[], y0=0)
         self.item.addItem(self.bar)
-        self._texts: list[pg.TextItem] = []
+        self.labels = LabelLayer((0.5, 1.0))  # each count sits on its bar
+        self.labels.set_font(self.font())
+        self.item.addItem(self.labels, ignoreBounds=True)
         self.setMinimumHeight(200)
         self._apply_palette()
         self._restyle()
@@ -314,8 +383,7 @@ class Histogram(_ChartBase):
         self._set_title()
         color = self._bar_color()
         self.bar.setOpts(brush=pg.mkBrush(color), pen=pg.mkPen(color.darker(130)))
-        for t in self._texts:
-            t.setFont(QtGui.QFont(self.font()))
+        self.labels.set_font(self.font())
         self._place_texts()
 
     def _set_title(self) -> None:
@@ -351,23 +419,16 @@ class Histogram(_ChartBase):
         top = max(1, int(counts.max()) if counts.size else 1)
         self.item.setXRange(edges[0], edges[-1], padding=0.02)
         self.item.setYRange(0, top * 1.18, padding=0)
+        span = float(edges[-1] - edges[0])
+        self.labels.set_bounds(QtCore.QRectF(float(edges[0]) - 0.1 * span, 0.0, 1.2 * span, top * 1.25))
         self._place_texts()
 
     def _place_texts(self) -> None:
-        n = len(self.counts)
-        while len(self._texts) < n:
-            t = pg.TextItem("", anchor=(0.5, 1.0))
-            t.setFont(QtGui.QFont(self.font()))
-            self.item.addItem(t)
-            self._texts.append(t)
         widths = np.diff(self.edges)
-        for i, t in enumerate(self._texts):
-            if i < n and self.counts[i] > 0:
-                t.setText(str(int(self.counts[i])), color=self._fg)
-                t.setPos(float(self.edges[i] + widths[i] / 2), float(self.counts[i]))
-                t.setVisible(True)
-            else:
-                t.setVisible(False)
+        color = self._fg.name(QtGui.QColor.NameFormat.HexArgb)
+        self.labels.set_labels(
+            [(float(self.edges[i] + widths[i] / 2), float(c), str(int(c)), color) for i, c in enumerate(self.counts) if c > 0]
+        )
 
     def _tooltip_at(self, x: float, y: float) -> str:
         if not len(self.counts):

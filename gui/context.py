@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from core.paths import settings_dir
 
@@ -56,6 +56,11 @@ class AppContext(QtCore.QObject):
         self.probe_run_id: Optional[int] = None
         self.plan_id: Optional[int] = None
         self.train_run_id: Optional[int] = None
+        # What the navigator asks the project over and over (a run's status, whether it has results),
+        # so that a context change while a job runs reads nothing from the disk: see ``cached``.
+        self._cache: dict[tuple, Any] = {}
+        self._expiry_queued = False
+        self.runner.changed.connect(self._jobs_changed)  # first: the pages' own slots then see the new state
 
     # -- state --------------------------------------------------------------------------------
     def set(self, **fields: Any) -> None:
@@ -65,9 +70,94 @@ class AppContext(QtCore.QObject):
             if getattr(self, name) is value or (getattr(self, name) == value and name not in ("backend", "model_info")):
                 continue
             setattr(self, name, value)
+            if name == "project_path":
+                self.forget_cached()
             if name in _SETTING_KEYS:
                 self.settings.setValue(_SETTING_KEYS[name], value)
             self.changed.emit(name)
+
+    # -- what the navigator reads from the project ------------------------------------------------
+    # Every context change re-reads each page's step state, and several of those asked the project
+    # (a SQLite file: open, PRAGMAs, table introspection) on the UI thread; on a busy machine that
+    # is 100+ ms each, right when a probe starts. The answers are kept here, per project: while a
+    # job runs until the job ends (the job's page keeps them current with ``remember``), otherwise
+    # until control is back in the event loop, so one burst of updates reads the file once and a
+    # later look reads it afresh.
+    def cached(self, key: tuple, load: Callable[[], Any]) -> Any:
+        full = (str(self.project_path), *key)
+        if full in self._cache:
+            return self._cache[full]
+        value = load()
+        self._store(full, value)
+        return value
+
+    def remember(self, key: tuple, value: Any) -> None:
+        """Tell the cache what a page has just read or been told (a job's progress)."""
+        self._store((str(self.project_path), *key), value)
+
+    def forget_cached(self) -> None:
+        self._cache.clear()
+
+    def _jobs_changed(self) -> None:
+        """A job started: forget everything. The last one ended: its page has noted what it left
+        (the probe page reads the run once in its done callback), so the answers serve the updates
+        this causes and expire when control is back in the event loop."""
+        if self.runner.active():
+            self.forget_cached()
+        elif self._cache and not self._expiry_queued:
+            self._expiry_queued = True
+            QtCore.QTimer.singleShot(0, self._expire)
+
+    def _store(self, key: tuple, value: Any) -> None:
+        self._cache[key] = value
+        if not self._expiry_queued and not self.runner.active():
+            self._expiry_queued = True
+            QtCore.QTimer.singleShot(0, self._expire)
+
+    def _expire(self) -> None:
+        self._expiry_queued = False
+        if not self.runner.active():
+            self._cache.clear()
+
+    def probe_run_status(self, run_id: Optional[int] = None) -> Optional[str]:
+        """The status of probe run ``run_id`` (the current one by default); None when there is none
+        or the project cannot be read."""
+        run_id = self.probe_run_id if run_id is None else run_id
+        if run_id is None or self.project_path is None:
+            return None
+
+        def load() -> Optional[str]:
+            try:
+                with self.project() as p:
+                    return p.probe_run(run_id)["status"]
+            except Exception:  # noqa: BLE001 - the navigator must not fail on a damaged file
+                return None
+
+        return self.cached(("probe_status", run_id), load)
+
+    def probe_has_results(self, run_id: Optional[int] = None) -> Optional[bool]:
+        """Whether probe run ``run_id`` has saved any result; None when the project cannot be read."""
+        run_id = self.probe_run_id if run_id is None else run_id
+        if run_id is None or self.project_path is None:
+            return False
+
+        def load() -> Optional[bool]:
+            from core.store import results
+
+            try:
+                with self.project() as p:
+                    return bool(results.has_results(p, run_id))  # one row at most
+            except Exception:  # noqa: BLE001 - the navigator only needs a state
+                return None
+
+        return self.cached(("probe_has_results", run_id), load)
+
+    def note_probe_run(self, run_id: int, *, status: Optional[str] = None, has_results: Optional[bool] = None) -> None:
+        """What the probe page learnt about a run (from a job's events or a fresh read)."""
+        if status is not None:
+            self.remember(("probe_status", run_id), status)
+        if has_results is not None:
+            self.remember(("probe_has_results", run_id), bool(has_results))
 
     @contextmanager
     def project(self) -> Iterator[Any]:
@@ -92,6 +182,7 @@ class AppContext(QtCore.QObject):
         from core.train.runs import list_runs
 
         path = Path(path).expanduser().resolve()
+        self.forget_cached()  # the same path may hold another file now
         with Project(path, create=create) as p:
             datasets = p.datasets()
             runs = p.probe_runs()

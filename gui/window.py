@@ -51,7 +51,7 @@ class MainWindow(QtWidgets.QMainWindow):
             item.setData(Qt.ItemDataRole.UserRole, page.key)
             self.nav.addItem(item)
             self.stack.addWidget(page)
-            page.state_changed.connect(self.update_nav)
+            page.state_changed.connect(self.schedule_nav)
         self.nav.currentRowChanged.connect(self._show_row)
 
         split = QtWidgets.QSplitter()
@@ -62,6 +62,13 @@ class MainWindow(QtWidgets.QMainWindow):
         split.setChildrenCollapsible(False)
         split.setSizes([200, 1000])
         self.setCentralWidget(split)
+
+        # One context change makes every page emit state_changed: the navigator re-reads the step
+        # states once, when control is back in the event loop, not once per page.
+        self._nav_timer = QtCore.QTimer(self)
+        self._nav_timer.setSingleShot(True)
+        self._nav_timer.setInterval(0)
+        self._nav_timer.timeout.connect(self.update_nav)
 
         self.job_label = QtWidgets.QLabel("")
         self.job_label.setObjectName("jobLabel")
@@ -84,22 +91,32 @@ class MainWindow(QtWidgets.QMainWindow):
         if row >= 0:
             self.stack.setCurrentIndex(row)
 
+    def schedule_nav(self) -> None:
+        """Re-read the step states soon (once for any number of calls before then)."""
+        if not self._nav_timer.isActive():
+            self._nav_timer.start()
+
     def update_nav(self) -> None:
+        self._nav_timer.stop()
         for i, page in enumerate(self.pages):
             try:
                 state, tip = page.step_state()
             except Exception:  # noqa: BLE001 - a broken page must not hide the others
                 state, tip = BLOCKED, ""
             item = self.nav.item(i)
+            color = self.palette().color(
+                QtGui.QPalette.ColorRole.PlaceholderText if state == BLOCKED else QtGui.QPalette.ColorRole.Text
+            )
+            shown = f"{state}\n{color.rgba()}\n{tip}"
+            if item.data(Qt.ItemDataRole.UserRole + 2) == shown:
+                continue  # unchanged: each setter below makes the list re-lay out and repaint
+            item.setData(Qt.ItemDataRole.UserRole + 2, shown)
             item.setText(f"{STEP_MARK.get(state, '•')}  {i + 1}. {page.title}")
             item.setToolTip(tip)
             item.setData(Qt.ItemDataRole.UserRole + 1, state)
             font = item.font()
             font.setBold(state == DONE)
             item.setFont(font)
-            color = self.palette().color(
-                QtGui.QPalette.ColorRole.PlaceholderText if state == BLOCKED else QtGui.QPalette.ColorRole.Text
-            )
             item.setForeground(color)
 
     def step_states(self) -> dict[str, str]:
@@ -113,7 +130,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _jobs_changed(self) -> None:
         job = self.ctx.runner.current()
         self.job_label.setText(f"Running: {job.name}" if job else "")
-        self.update_nav()
+        self.schedule_nav()
 
     # -- menu and shortcuts --------------------------------------------------------------------
     def _build_menu(self) -> None:

@@ -255,6 +255,11 @@ def test_category_bars_update_in_place(qtbot):
     assert bars.bars == items  # the same graphics items, updated
     assert "HighlyKnown: 32 (97.0%)" in bars.row_tooltip(0)
     assert "b: 0 examples" in bars.row_tooltip(1)
+    n_items = len(bars.item.items)
+    assert bars.count_labels() == ["32", "2"]  # drawn by one label layer; 1 of 33 is too narrow for its count
+    bars.set_rows([(f"g{i}", {"HighlyKnown": i + 1, "MaybeKnown": 1, "WeaklyKnown": 1, "Unknown": 1}) for i in range(12)])
+    QtWidgets.QApplication.processEvents()
+    assert len(bars.item.items) == n_items and "12" in bars.count_labels()
     bars.set_rows([(f"group {i}", {"Unknown": i}) for i in range(60)])
     assert bars.minimumHeight() > 10 * h3
     assert CATEGORY_COLORS["HighlyKnown"] == "#2e7d32" and list(CATEGORY_COLORS) == list(CATEGORIES)

@@ -123,8 +123,11 @@ class InlineMessage(QtWidgets.QLabel):
 
     def show_message(self, text: str, kind: str = "info") -> None:
         self.kind = kind
-        self.setText(text)
-        self.setStyleSheet(self.STYLES[kind] + " padding:6px; border-radius:4px;")
+        if text != self.text():
+            self.setText(text)
+        style = self.STYLES[kind] + " padding:6px; border-radius:4px;"
+        if style != self.styleSheet():  # a new style sheet re-polishes the widget: only when the kind changes
+            self.setStyleSheet(style)
         self.setVisible(bool(text))
 
     def clear_message(self) -> None:

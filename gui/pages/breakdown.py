@@ -27,6 +27,7 @@ from .base import BLOCKED, DONE, READY, InlineMessage, Page
 ALL_CATEGORIES = "All categories"
 ALL_GROUPS = "All groups"
 SEARCH_DEBOUNCE_MS = 200
+RELOAD_INTERVAL_MS = 500  # reload() re-reads at most twice a second (each read redraws the charts and table)
 OK_COLOR, BAD_COLOR = "#2e7d32", "#c62828"
 
 
@@ -57,6 +58,10 @@ class BreakdownPage(Page):
         self._selected_id: Optional[str] = None
         self.last_load_seconds: Optional[float] = None
         self._sized_top = False
+        self._since_refresh = QtCore.QElapsedTimer()
+        self._reload_timer = QtCore.QTimer(self)
+        self._reload_timer.setSingleShot(True)
+        self._reload_timer.timeout.connect(self.reload)
 
         root = QtWidgets.QVBoxLayout(self)
         self._build_header(root)
@@ -233,18 +238,15 @@ class BreakdownPage(Page):
         run_id = self.ctx.probe_run_id
         if run_id is None:
             return BLOCKED, "Probe a dataset first (Probe step)."
-        from core.store import results
-
-        try:
-            with self.ctx.project() as p:
-                has = results.has_results(p, run_id)  # one row at most: cheap enough for the UI thread
-        except Exception:  # noqa: BLE001 - the navigator only needs a state
+        has = self.ctx.probe_has_results(run_id)  # kept by the context while a probe runs: no disk read per update
+        if has is None:
             return BLOCKED, "The project cannot be read."
         if has:
             return DONE, f"Probe run {run_id} has results."
         return READY, f"Probe run {run_id} has no results yet."
 
     def refresh(self) -> None:
+        self._since_refresh.start()
         self._generation += 1
         run_id = self.ctx.probe_run_id
         if self.ctx.project_path is None or run_id is None:
@@ -255,6 +257,7 @@ class BreakdownPage(Page):
         with self.ctx.project() as p:
             b = breakdown(p, run_id)
         self.breakdown = b
+        self.ctx.note_probe_run(run_id, status=b.run.get("status"), has_results=b.total > 0)
         self.message.clear_message()
         self.body.show()
         self.headline.setText(b.headline())
@@ -266,7 +269,20 @@ class BreakdownPage(Page):
         self._start_load(self.ctx.project_path, run_id)
 
     def reload(self) -> None:
-        """Re-read the breakdown and the examples (the probe page calls this when a probe ends)."""
+        """Re-read the breakdown and the examples (the probe page calls this when a probe ends).
+
+        A hidden page only marks itself stale (it re-reads when shown), and a visible one re-reads
+        at most every ``RELOAD_INTERVAL_MS``: a later call in between is folded into one re-read."""
+        if not self.isVisible():
+            self._reload_timer.stop()
+            self._dirty = True
+            return
+        wait = RELOAD_INTERVAL_MS - self._since_refresh.elapsed() if self._since_refresh.isValid() else 0
+        if wait > 0:
+            if not self._reload_timer.isActive():
+                self._reload_timer.start(int(wait))
+            return
+        self._reload_timer.stop()
         self.refresh_now()
 
     # -- loading ------------------------------------------------------------------------------------------
@@ -319,7 +335,7 @@ class BreakdownPage(Page):
 
     @property
     def loading(self) -> bool:
-        return self._load_job is not None or self._reload_pending
+        return self._load_job is not None or self._reload_pending or self._reload_timer.isActive()
 
     def _set_examples(self, data: ExampleData) -> None:
         keep = self.group_combo.currentText()

@@ -151,11 +151,8 @@ class PlanPage(Page):
         return READY, "Make the training plan"
 
     def _probe_status(self) -> str:
-        try:
-            with self.ctx.project() as p:
-                return p.probe_run(self.ctx.probe_run_id)["status"]
-        except Exception:  # noqa: BLE001 - the navigator must not fail on a damaged file
-            return ""
+        """The current probe run's status ("" when unreadable); the context keeps it while a job runs."""
+        return self.ctx.probe_run_status() or ""
 
     def primary_action(self) -> None:
         if self.build_button.isEnabled():

@@ -17,7 +17,41 @@ from .base import BLOCKED, DONE, READY, InlineMessage, Page, ProgressRow, fmt_se
 # the project has a probe run with the same model, its own measured rate is used instead.
 BASE_SECONDS_PER_QUESTION = 2.2
 BASE_MODEL_BYTES = 93 * 1024**2
-LIVE_REFRESH_S = 1.0
+LIVE_REFRESH_S = 1.0  # the live counts are read (on the job's thread) at most this often
+
+
+class LiveCounts:
+    """On the probe job's thread: which run is being probed and its counts so far, sent to the page.
+
+    The page used to read both from the project on the UI thread on every progress update (an
+    SQLite open, PRAGMAs, a query: 100+ ms on a busy machine); the job has the project open
+    anyway. The first progress update (the run exists by then) names the run (the dataset's
+    latest, as the page used to take it); after that the counts are read at most every
+    ``LIVE_REFRESH_S`` and when the last question is done, and only when a batch was saved.
+    """
+
+    def __init__(self, project: Any, dataset_id: int, send: Any) -> None:
+        self.project, self.dataset_id, self.send = project, dataset_id, send
+        self.run_id: Optional[int] = None
+        self.status: Optional[str] = None
+        self.done = -1
+        self.last = 0.0
+
+    def update(self, p: Progress) -> None:
+        now = time.monotonic()
+        if p.done == self.done or (now - self.last < LIVE_REFRESH_S and p.done != p.total):
+            return
+        try:
+            if self.run_id is None:
+                runs = [r for r in self.project.probe_runs() if r["dataset_id"] == self.dataset_id]
+                if not runs:
+                    return
+                self.run_id, self.status = runs[-1]["id"], runs[-1]["status"]
+            counts = self.project.category_counts(self.run_id)
+        except Exception:  # noqa: BLE001 - live counts are a nicety; the probe goes on
+            return
+        self.done, self.last = p.done, now
+        self.send({"run": self.run_id, "status": self.status, "counts": counts})
 
 
 def estimate(
@@ -44,8 +78,8 @@ class ProbePage(Page):
     def __init__(self, ctx, parent=None) -> None:
         super().__init__(ctx, parent)
         self.job = None
-        self._last_live = 0.0
         self._n_questions = 0
+        self._rate: Optional[tuple[tuple, Optional[float]]] = None  # (project, model), measured rate
         lay = QtWidgets.QVBoxLayout(self)
         lay.addWidget(
             self.heading(
@@ -167,13 +201,8 @@ class ProbePage(Page):
         return READY, "Probe the dataset"
 
     def _run_status(self) -> Optional[str]:
-        if self.ctx.probe_run_id is None or self.ctx.project_path is None:
-            return None
-        try:
-            with self.ctx.project() as p:
-                return p.probe_run(self.ctx.probe_run_id)["status"]
-        except Exception:  # noqa: BLE001 - the navigator must not fail on a damaged file
-            return None
+        """The current run's status; the context keeps it while a job runs (no disk read per update)."""
+        return self.ctx.probe_run_status()
 
     def primary_action(self) -> None:
         if self.start_button.isEnabled():
@@ -186,10 +215,12 @@ class ProbePage(Page):
             self._n_questions = 0
             self._update_estimate()
             return
-        with self.ctx.project() as p:
+        with self.ctx.project() as p:  # one connection for everything the page shows
             d = p.dataset(self.ctx.dataset_id)
             pool = p.dataset(self.ctx.pool_id) if self.ctx.pool_id else None
             run = p.probe_run(self.ctx.probe_run_id) if self.ctx.probe_run_id else None
+            groups = p.category_counts(run["id"]) if run is not None and run["dataset_id"] == self.ctx.dataset_id else None
+            self._rate = (self._rate_key(), self._read_rate(p))
         self._n_questions = d["n_examples"]
         model = (
             self.ctx.model_info.name
@@ -201,15 +232,17 @@ class ProbePage(Page):
             f"Probing <b>{d['n_examples']}</b> questions of <b>{html.escape(d['name'])}</b> with "
             f"<b>{html.escape(model)}</b>{loaded}. Exemplars: {html.escape(pool['name'] if pool else 'the dataset itself')}."
         )
-        if run is not None and run["dataset_id"] == self.ctx.dataset_id:
-            self._show_run(run)
+        if run is not None and groups is not None:
+            self._show_run(run, groups)
         else:
             self.progress.reset("Not started.")
             self.live_counts.setText("")
             self.live_chart.set_rows([])
         self._update_estimate()
 
-    def _show_run(self, run: dict) -> None:
+    def _show_run(self, run: dict, groups: dict[str, dict[str, int]]) -> None:
+        """A run as read from the project: its progress and its counts (``Project.category_counts``)."""
+        self.ctx.note_probe_run(run["id"], status=run["status"], has_results=any(any(g.values()) for g in groups.values()))
         self.progress.set_progress(Progress(run["n_done"] or 0, run["n_total"] or 0, 0.0, None, "", "questions"))
         status = run["status"]
         if status == "finished":
@@ -217,21 +250,35 @@ class ProbePage(Page):
             self.progress.detail.setText(f"Finished{took}.")
         elif (run["n_done"] or 0) < (run["n_total"] or 0):
             self.progress.detail.setText(f"Not finished ({status}): Start resumes from question {run['n_done'] + 1}.")
-        self._live_refresh(run["id"])
+        self._show_counts(groups)
+
+    def _rate_key(self) -> tuple:
+        return (self.ctx.project_path, self.ctx.model_spec)
 
     def _measured_rate(self) -> Optional[float]:
-        """Seconds per question at the paper budget from this project's runs with the same model."""
-        from core.probe import ProbeSettings
+        """Seconds per question at the paper budget from this project's runs with the same model.
 
+        Read once per project and model (``refresh`` reads it with the rest, a finished probe
+        forgets it), not on every change of a budget spin box."""
         if self.ctx.project_path is None:
             return None
+        if self._rate is None or self._rate[0] != self._rate_key():
+            try:
+                with self.ctx.project() as p:
+                    self._rate = (self._rate_key(), self._read_rate(p))
+            except Exception:  # noqa: BLE001
+                return None
+        return self._rate[1]
+
+    def _read_rate(self, p: Any) -> Optional[float]:
+        from core.probe import ProbeSettings
+
         try:
-            with self.ctx.project() as p:
-                for run in reversed(p.probe_runs()):
-                    if run["model_spec"] == self.ctx.model_spec and run.get("seconds") and run.get("n_done"):
-                        s = ProbeSettings.from_json(run["settings"])
-                        budget = s.n_sets * (1 + s.samples_per_set) / (10 * 17)
-                        return run["seconds"] / run["n_done"] / max(budget, 1e-6)
+            for run in reversed(p.probe_runs()):
+                if run["model_spec"] == self.ctx.model_spec and run.get("seconds") and run.get("n_done"):
+                    s = ProbeSettings.from_json(run["settings"])
+                    budget = s.n_sets * (1 + s.samples_per_set) / (10 * 17)
+                    return run["seconds"] / run["n_done"] / max(budget, 1e-6)
         except Exception:  # noqa: BLE001
             return None
         return None
@@ -259,11 +306,10 @@ class ProbePage(Page):
             f"once a question is known. Estimated time: about {fmt_seconds(seconds)} ({source}).{warn}"
         )
 
-    def _live_refresh(self, run_id: int) -> None:
+    def _show_counts(self, groups: dict[str, dict[str, int]]) -> None:
+        """The counts so far (``Project.category_counts``): the line of totals and the bars."""
         from core.categories import CATEGORIES
 
-        with self.ctx.project() as p:
-            groups = p.category_counts(run_id)
         overall = {c: sum(g.get(c, 0) for g in groups.values()) for c in CATEGORIES}
         n = sum(overall.values())
         self.live_counts.setText("  ·  ".join(f"{c}: {overall[c]}" for c in CATEGORIES) + f"  ·  probed: {n}")
@@ -301,7 +347,6 @@ class ProbePage(Page):
         spec, backend_name, device, backend = ctx.model_spec, ctx.backend_name, ctx.device, ctx.backend
         self.message.clear_message()
         self.progress.set_busy("Starting …")
-        self._last_live = 0.0
 
         def job(j):
             from core.probe import run_probe
@@ -315,6 +360,12 @@ class ProbePage(Page):
                 backend = load_model(spec, backend_name, device)
                 j.send_event({"loaded": backend})
             with Project(path, create=False) as p:
+                live = LiveCounts(p, dataset_id, j.send_event)
+
+                def progress(pr: Progress) -> None:
+                    live.update(pr)
+                    j.progress(pr)
+
                 run = run_probe(
                     p,
                     dataset_id=dataset_id,
@@ -322,7 +373,7 @@ class ProbePage(Page):
                     model_spec=spec,
                     settings=settings,
                     backend=backend,
-                    progress=j.progress,
+                    progress=progress,
                     cancel=j.cancel,
                     on_status=j.status,
                 )
@@ -343,32 +394,22 @@ class ProbePage(Page):
     def _event(self, data: dict) -> None:
         if "loaded" in data:
             self.ctx.set(backend=data["loaded"], model_info=data["loaded"].info)
+        if "run" in data:  # from LiveCounts: the run being probed and its counts so far
+            run_id, groups = data["run"], data["counts"]
+            self.ctx.note_probe_run(run_id, status=data.get("status"), has_results=bool(groups))
+            if run_id != self.ctx.probe_run_id:
+                # the run exists now: show it as it fills in (the page re-reads it, counts included)
+                self.ctx.set(probe_run_id=run_id)
+            else:
+                self._show_counts(groups)
 
     def _status(self, message: str) -> None:
         self.progress.detail.setText(message)
         if message.startswith("Resuming") or message.startswith("Loading"):
             self.message.show_message(message, "info")
-        # the run exists once the probe has started: show its breakdown as it fills in
-        if self.ctx.probe_run_id is None or message.startswith("Resuming"):
-            self._adopt_latest_run()
-
-    def _adopt_latest_run(self) -> None:
-        try:
-            with self.ctx.project() as p:
-                runs = [r for r in p.probe_runs() if r["dataset_id"] == self.ctx.dataset_id]
-        except Exception:  # noqa: BLE001
-            return
-        if runs and runs[-1]["id"] != self.ctx.probe_run_id:
-            self.ctx.set(probe_run_id=runs[-1]["id"])
 
     def _progress(self, p: Progress) -> None:
         self.progress.set_progress(p)
-        now = time.monotonic()
-        if now - self._last_live >= LIVE_REFRESH_S or p.done == p.total:
-            self._last_live = now
-            self._adopt_latest_run()
-            if self.ctx.probe_run_id is not None:
-                self._live_refresh(self.ctx.probe_run_id)
 
     def cancel(self) -> None:
         if self.job is not None:
@@ -377,6 +418,7 @@ class ProbePage(Page):
             self.cancel_button.setEnabled(False)
 
     def _done(self, outcome) -> None:
+        self._rate = None  # this run's speed counts from now on
         self.ctx.set(probe_run_id=outcome.run_id)
         notes = " ".join(f"Note: {n}." for n in outcome.notes.values())
         if outcome.status == "cancelled":
@@ -390,7 +432,6 @@ class ProbePage(Page):
             self.message.show_message(
                 f"Finished{again}: {outcome.n_done} questions probed{took}. See the breakdown (step 5). {notes}", "ok"
             )
-        self._live_refresh(outcome.run_id)
         self._show_run_after(outcome.run_id)
         if self.ctx.window is not None:
             page = getattr(self.ctx.window, "by_key", {}).get("breakdown")
@@ -399,7 +440,8 @@ class ProbePage(Page):
 
     def _show_run_after(self, run_id: int) -> None:
         with self.ctx.project() as p:
-            self._show_run(p.probe_run(run_id))
+            run, groups = p.probe_run(run_id), p.category_counts(run_id)
+        self._show_run(run, groups)
 
     def _failed(self, exc: BaseException, tb: str) -> None:
         from core.errors import ModelCrashed
@@ -407,6 +449,7 @@ class ProbePage(Page):
         from .model import app_wording
 
         self.progress.detail.setText("Stopped by an error; finished questions are saved.")
+        self.ctx.forget_cached()  # the run's status is read afresh (the job noted none at its end)
         if isinstance(exc, ModelCrashed):
             self.ctx.release_model()  # the dead process is dropped; Resume loads the model again
             exc = app_wording(exc, "Press Resume probe to go on from there.")
