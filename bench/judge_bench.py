@@ -71,7 +71,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"category agreement judge vs exact: {same_cat}/{n} = {same_cat / n:.0%}")
     print(f"Known/not-Known agreement:         {same_known}/{n} = {same_known / n:.0%}")
     print(f"Known: exact {sum(c in KNOWN for c in ex_cat.values())}, judge {sum(c in KNOWN for c in ju_cat.values())}")
-    print(f"model requests: exact {out['exact']['requests']}, judge {out['judge']['requests']} (judge mode's count includes its questions to the judge)")
+    print(
+        f"model requests: exact {out['exact']['requests']}, judge {out['judge']['requests']} (judge mode's count includes its questions to the judge)"
+    )
     print(
         f"seconds per question: exact {out['exact']['s']:.2f}, judge {out['judge']['s']:.2f} ({out['judge']['s'] / out['exact']['s']:.1f}x)"
     )
