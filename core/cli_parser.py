@@ -76,7 +76,7 @@ PROBE_OPTIONS = (  # the budget beyond the preset; None keeps the preset's value
     Option("--samples", "samples_per_set", int, "sampled answers per exemplar set"),
     Option("--temperature", "temperature", float, "sampling temperature"),
     Option("--top-k", "top_k", int, "top-k for sampling"),
-    Option("--max-tokens", "max_tokens", int, "longest answer, in tokens"),
+    Option("--max-tokens", "max_tokens", int, "answer length limit in tokens (longer gold answers raise it, up to 96)"),
     Option("--seed", "seed", int, "seed for exemplar sets and samples"),
     Option(
         "--schedule",

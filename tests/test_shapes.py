@@ -57,3 +57,18 @@ def test_chat_template_prompts_end_at_the_end_of_turn_and_find_known_facts(backe
     answers = [a for r in rows for a in json.loads(r["greedy_answers"])]
     assert answers and not any("<|im" in a or "\n" in a for a in answers)
     assert any(r["greedy_correct"] for r in rows)
+
+
+def test_judge_mode_keeps_every_key_match_and_asks_the_model_about_the_rest(backend):
+    examples, _ = load_shape("sentence")
+    few = [ex for ex in examples if ex.group == "P17"][:4]
+    sets, _ = draw_exemplar_sets(examples, {"P17"}, ProbeSettings(n_sets=1))
+    runs = {}
+    for mode in ("key", "judge"):
+        backend.stats.reset()
+        rows = probe_examples(backend, few, examples, ProbeSettings(n_sets=1, samples_per_set=0, match=mode), sets)
+        runs[mode] = ({r["example_id"]: r["greedy_correct"] for r in rows}, backend.stats.requests)
+    (key_ok, key_requests), (judge_ok, judge_requests) = runs["key"], runs["judge"]
+    assert all(judge_ok[i] >= key_ok[i] for i in key_ok)  # the key stays decisive
+    missed = sum(1 for i in key_ok if not key_ok[i])
+    assert missed and judge_requests == key_requests + missed  # one judge question per answer without the key
