@@ -107,15 +107,31 @@ class KeyMatcher:
 
     For sentence answers: "It's San Rafael." and "San Rafael is the capital of Marin County."
     both contain the key "San Rafael". Only the first line counts (``normalize_answer``), and a
-    key inside a longer word does not count ("Paris" is not in "Parisian").
+    key inside a longer word does not count ("Paris" is not in "Parisian"). When the key is also
+    in the ``question`` ("What is the capital of the canton of Jonzac?", key "Jonzac"), an
+    occurrence that only repeats the question ("The capital of the canton of Jonzac is ...")
+    does not count: the key must stand on its own, not inside a longer span of the question.
     """
 
-    def __init__(self, keys: Iterable[str]) -> None:
+    def __init__(self, keys: Iterable[str], question: str = "") -> None:
         self.targets = [t for t in {tuple(_key_words(k)) for k in keys} if t]
+        self.question = _key_words(question)
+
+    def _repeats_question(self, words: Sequence[str], i: int, n: int) -> bool:
+        if not _contains(self.question, words[i : i + n]):
+            return False
+        before = i > 0 and _contains(self.question, words[i - 1 : i + n])
+        after = i + n < len(words) and _contains(self.question, words[i : i + n + 1])
+        return bool(before or after)
 
     def __call__(self, answer: str) -> bool:
         words = _key_words(answer)
-        return any(_contains(words, t) for t in self.targets)
+        for t in self.targets:
+            n = len(t)
+            for i in range(len(words) - n + 1):
+                if tuple(words[i : i + n]) == t and not self._repeats_question(words, i, n):
+                    return True
+        return False
 
 
 class KeyPruner:
@@ -126,8 +142,11 @@ class KeyPruner:
     into "San Rafaela"), so generation goes on until a space or punctuation mark closes the word.
     """
 
-    def __init__(self, keys: Iterable[str]) -> None:
-        self.matcher = KeyMatcher(keys)
+    def __init__(self, keys: Iterable[str], question: str = "") -> None:
+        self.matcher = KeyMatcher(keys, question)
+        # a key that is also in the question may still turn out to repeat it ("Jonzac" + " Township"):
+        # such answers run to their end and the matcher decides
+        self.matcher.targets = [t for t in self.matcher.targets if not _contains(self.matcher.question, t)]
 
     def __call__(self, partial: str) -> bool:
         if "\n" in partial:

@@ -304,7 +304,8 @@ def _prepare(
     if mode == "exact":
         matcher, pruner = AnswerMatcher(example.answers), PrefixPruner(example.answers)
     else:  # key, and judge (whose clear cases the key decides)
-        matcher, pruner = KeyMatcher(example.answer_keys), KeyPruner(example.answer_keys)
+        matcher = KeyMatcher(example.answer_keys, example.question)
+        pruner = KeyPruner(example.answer_keys, example.question)
     return _Work(
         example=example,
         matcher=matcher,

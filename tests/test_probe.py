@@ -68,6 +68,12 @@ def test_key_mode_finds_the_key_in_sentence_answers_as_whole_words():
     assert not m("San Rafaela.")  # not inside a longer word
     assert not m("Sacramento.\nSan Rafael")  # only the first line is the model's answer
     assert not KeyMatcher(["Paris"])("Parisian food")
+    # a key that is also in the question counts only on its own, not where the answer repeats the question
+    q = "What is the capital of the canton of Jonzac?"
+    assert KeyMatcher(["Jonzac"], q)("It's Jonzac.")
+    assert KeyMatcher(["Jonzac"], q)("The capital of the canton of Jonzac is Jonzac.")
+    assert not KeyMatcher(["Jonzac"], q)("The capital of the Canton of Jonzac is Saintes.")
+    assert not KeyPruner(["Jonzac"], q)("The capital of the canton of Jonzac, ")
 
 
 def test_key_pruner_stops_only_answers_that_are_already_correct():
@@ -84,6 +90,9 @@ def test_key_pruner_stops_only_answers_that_are_already_correct():
                 assert matcher(text[:cut] + "…") and matcher(text), (text, text[:cut])
     assert stopped > 100
     assert not pruner("It's San Rafael")  # "Rafael" may still grow into "Rafaela"
+    question = "Where is Jonzac Township?"
+    qpruner, qmatcher = KeyPruner(["Jonzac"], question), KeyMatcher(["Jonzac"], question)
+    assert not qpruner("It's Jonzac ") and not qmatcher("It's Jonzac Township")
     assert pruner("It's San Rafael, ")
 
 
