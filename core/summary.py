@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 from .categories import CATEGORIES
@@ -17,6 +17,16 @@ class Breakdown:
     overall: dict[str, int]
     groups: dict[str, dict[str, int]]
     settings: ProbeSettings
+    # rows of the dataset kept without a probe, by reason (core.datasets.types.REASONS)
+    not_probed: dict[str, int] = field(default_factory=dict)
+
+    def not_probed_text(self) -> str:
+        """'16 rows not probed (12 multi-turn, 4 task)', or '' when every row was probed."""
+        n = sum(self.not_probed.values())
+        if not n:
+            return ""
+        why = ", ".join(f"{k} {r}" for r, k in self.not_probed.items())
+        return f"{n} row{'s' if n != 1 else ''} not probed ({why}; kept as they are in the plan)"
 
     @property
     def total(self) -> int:
@@ -37,6 +47,7 @@ class Breakdown:
             "budget": self.settings.describe(),
             "paper_budget": self.settings.is_paper_budget,
             "probed": self.total,
+            "not_probed": dict(self.not_probed),
             "of": self.run["n_total"],
             "overall": {"counts": {c: self.overall.get(c, 0) for c in CATEGORIES}, "shares": shares(self.overall)},
             "groups": {
@@ -70,6 +81,8 @@ class Breakdown:
             if self.total < self.run["n_total"]
             else f"{self.total} questions probed"
         )
+        extra = self.not_probed_text()
+        done += f"; {extra}" if extra else ""
         return f"Probe run {self.run['id']} ({status}): {done} with {self.run['model_name']} via {self.run['backend']}. {self.settings.describe()}"
 
 
@@ -81,4 +94,5 @@ def breakdown(project, run_id: Optional[int] = None) -> Breakdown:
         for c, n in counts.items():
             overall[c] = overall.get(c, 0) + n
     settings = ProbeSettings.from_json(run["settings"])
-    return Breakdown(run=run, overall=overall, groups=groups, settings=settings)
+    not_probed = project.unprobed_counts(run["dataset_id"]) if run.get("dataset_id") is not None else {}
+    return Breakdown(run=run, overall=overall, groups=groups, settings=settings, not_probed=not_probed)

@@ -119,3 +119,18 @@ def test_the_apps_export_step_saves_the_same_file(qtbot, window, project_path: P
     qtbot.waitUntil(lambda: not window.ctx.runner.active(), timeout=30_000)
     assert [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()] == rows
     assert "Per-example results saved" in export.message.text() and "30 rows" in export.message.text()
+
+
+def test_the_breakdown_counts_the_rows_not_probed_by_reason(project_path: Path, capsys) -> None:
+    """The summary (CLI and the app's Breakdown step) says how many rows were not probed and why."""
+    from core.store import Project
+    from core.summary import breakdown
+
+    with Project(project_path, create=False) as p:
+        b = breakdown(p)
+    assert b.total == 25
+    assert b.not_probed == {"multi-turn": 1, "long-form": 1, "task": 2, "no-answer": 1}
+    assert "5 rows not probed (" in b.headline() and "2 task" in b.headline()
+    assert b.to_dict()["not_probed"]["task"] == 2
+    assert main(["summary", "--project", str(project_path)]) == 0
+    assert "5 rows not probed" in capsys.readouterr().out
