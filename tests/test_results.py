@@ -134,3 +134,16 @@ def test_the_breakdown_counts_the_rows_not_probed_by_reason(project_path: Path, 
     assert b.to_dict()["not_probed"]["task"] == 2
     assert main(["summary", "--project", str(project_path)]) == 0
     assert "5 rows not probed" in capsys.readouterr().out
+
+
+def test_the_plan_step_says_how_many_rows_were_not_probed_and_why(project_path: Path) -> None:
+    from core.plan import PlanSettings, build_plan
+    from core.store import Project
+    from gui.pages.plan import not_probed_words
+
+    with Project(project_path, create=False) as p:
+        kept = build_plan(p, settings=PlanSettings(dev_fraction=0.2)).counts()
+        dropped = build_plan(p, settings=PlanSettings(dev_fraction=0.2, not_probed="drop")).counts()
+    assert not_probed_words(kept).startswith(", <b>5</b> rows not probed, kept as they are (")
+    assert "2 task" in not_probed_words(kept) and "1 multi-turn" in not_probed_words(kept)
+    assert "left out" in not_probed_words(dropped)

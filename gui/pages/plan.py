@@ -17,6 +17,18 @@ MIX_CHOICES = [
 ]
 
 
+def not_probed_words(counts: dict) -> str:
+    """', 5 rows not probed kept as they are (1 multi-turn, 2 task, ...)' or '' when none."""
+    np_ = counts.get("not_probed") or {}
+    total = np_.get("total", 0)
+    if not total:
+        return ""
+    why = ", ".join(f"{n} {r}" for r, n in (np_.get("reasons") or {}).items())
+    kept, left = np_.get("kept", 0), np_.get("left_out", 0)
+    how = "kept as they are" if not left else ("left out" if not kept else f"{kept} kept, {left} left out")
+    return f", <b>{total}</b> row{'s' if total != 1 else ''} not probed, {how} ({html.escape(why)})"
+
+
 def counts_table(counts: dict) -> str:
     from core.categories import CATEGORIES
     from core.formats import percent
@@ -216,7 +228,10 @@ class PlanPage(Page):
         relabel = f" ({c['relabelled']} Unknown answers relabelled “I don't know”)" if c["relabelled"] else ""
         self.counts.setText(
             f"<b>Plan {plan.id}</b>: <b>{c['train']['total']}</b> questions to train on{relabel}, "
-            f"<b>{c['dev']['total']}</b> held out for dev, <b>{c['dropped']['total']}</b> dropped.<br>" + counts_table(c)
+            f"<b>{c['dev']['total']}</b> held out for dev, <b>{c['dropped']['total']}</b> dropped"
+            + not_probed_words(c)
+            + ".<br>"
+            + counts_table(c)
         )
         warnings = plan.warnings()
         if warnings:
