@@ -203,6 +203,16 @@ def test_the_model_process_answers_and_counts_like_the_in_process_backend(isolat
     assert isolated.info.fingerprint == local.info.fingerprint
 
 
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="POSIX nice levels")
+def test_the_model_process_runs_below_the_app_so_the_window_stays_responsive(isolated) -> None:
+    """llama.cpp keeps every core busy; one nice level step down lets the UI thread run first."""
+    from core.processes import CHILD_NICENESS
+
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    assert os.getpriority(os.PRIO_PROCESS, isolated.pid) == min(19, mine + CHILD_NICENESS)
+    assert isolated.generate([GenRequest(PROMPT)])[0]  # and it still answers
+
+
 def test_close_ends_the_model_process_and_later_calls_say_it_is_unloaded(isolated) -> None:
     pid = isolated.pid
     assert isolated.alive and not gone(pid)

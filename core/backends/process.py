@@ -33,7 +33,7 @@ from typing import IO, Any, Optional, Sequence
 from .. import errors as _errors
 from ..errors import KnowMixError, ModelCrashed, ModelError
 from ..models import ModelRef, resolve_model
-from ..processes import child_command, child_env, describe_exit
+from ..processes import child_command, child_env, describe_exit, lower_priority
 from .base import Backend, GenRequest, GenStats
 
 MODULE = "core.backends.process"
@@ -374,6 +374,7 @@ def main(argv: list[str]) -> int:
     import faulthandler
 
     faulthandler.disable()  # a crash is reported by the parent in one line, not as a dump
+    lower_priority()  # the app's window stays responsive while the model keeps the cores busy
     if args.parent:
         _watch_parent(args.parent)
     return serve(proto_in, proto_out)

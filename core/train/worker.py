@@ -309,6 +309,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     sys.stdout = sys.stderr
 
+    from ..processes import lower_priority
+
+    lower_priority()
     flag = _StopFlag()
     _install_signals(flag)
     _watch_stdin(flag)
