@@ -147,3 +147,15 @@ def test_the_plan_step_says_how_many_rows_were_not_probed_and_why(project_path: 
     assert not_probed_words(kept).startswith(", <b>5</b> rows not probed, kept as they are (")
     assert "2 task" in not_probed_words(kept) and "1 multi-turn" in not_probed_words(kept)
     assert "left out" in not_probed_words(dropped)
+
+
+def test_the_probe_step_offers_the_matching_modes_and_the_chat_template(qtbot, window) -> None:
+    probe = window.by_key["probe"]
+    modes = [probe.match_combo.itemData(i) for i in range(probe.match_combo.count())]
+    assert modes == ["auto", "exact", "key", "judge"]
+    assert probe.settings().match == "auto" and probe.settings().chat_template is False
+    probe.match_combo.setCurrentIndex(modes.index("key"))
+    probe.chat_template.setChecked(True)
+    s = probe.settings()
+    assert (s.match, s.chat_template, s.preset) == ("key", True, "paper")  # not a budget change
+    assert "key match" in s.describe() and "chat template" in s.describe()

@@ -118,6 +118,20 @@ class ProbePage(Page):
         form.addRow("Sampling temperature:", self.temperature)
         form.addRow("Longest answer (tokens):", self.max_tokens)
         form.addRow("Seed:", self.seed)
+        from core.probe import MATCH_LABEL
+
+        self.match_combo = QtWidgets.QComboBox()
+        self.match_combo.setObjectName("matchCombo")
+        for mode, label in MATCH_LABEL.items():
+            self.match_combo.addItem(f"{mode}: {label}", mode)
+        self.match_combo.setToolTip(
+            "How an answer is scored. auto: the paper's exact match for short entity answers, the answer key for "
+            "sentence answers (the key column of the Dataset step's preview)."
+        )
+        form.addRow("Answers are correct when:", self.match_combo)
+        self.chat_template = QtWidgets.QCheckBox("Prompt with the model's chat template (exemplars as chat turns)")
+        self.chat_template.setObjectName("chatTemplateCheck")
+        form.addRow("", self.chat_template)
         for w in (self.sets, self.samples, self.max_tokens, self.seed):
             w.valueChanged.connect(self._update_estimate)
         self.temperature.valueChanged.connect(self._update_estimate)
@@ -187,6 +201,8 @@ class ProbePage(Page):
             temperature=round(self.temperature.value(), 3),
             max_tokens=self.max_tokens.value(),
             seed=self.seed.value(),
+            match=self.match_combo.currentData(),
+            chat_template=self.chat_template.isChecked(),
         )
 
     # -- navigator -----------------------------------------------------------------------------------
@@ -322,7 +338,16 @@ class ProbePage(Page):
         self.start_button.setEnabled(ready and not self.ctx.runner.busy)
         self.cancel_button.setEnabled(running)
         self.next_button.setEnabled(self.ctx.probe_run_id is not None and not running)
-        for w in (self.preset_combo, self.sets, self.samples, self.temperature, self.max_tokens, self.seed):
+        for w in (
+            self.preset_combo,
+            self.sets,
+            self.samples,
+            self.temperature,
+            self.max_tokens,
+            self.seed,
+            self.match_combo,
+            self.chat_template,
+        ):
             w.setEnabled(not running)
         status = self._run_status()
         resumable = status in ("cancelled", "failed", "running") and not running
