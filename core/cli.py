@@ -191,6 +191,11 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
     # A bad model or backend is reported before anything is written.
     backend_for(resolve_model(args.model, allow_pickle=args.allow_pickle), args.backend)
+    if settings.judge_model:
+        try:
+            backend_for(resolve_model(settings.judge_model, allow_pickle=args.allow_pickle), "auto")
+        except KnowMixError as exc:
+            raise type(exc)(f"The judge model (--judge-model): {exc}") from None
     project = Path(args.project) if args.project else _default_project(Path(args.data))
     return _run_probe(
         project, ds, pool, args.model, settings, backend=args.backend, allow_pickle=args.allow_pickle, threads=args.threads

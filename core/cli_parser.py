@@ -93,6 +93,13 @@ PROBE_OPTIONS = (  # the budget beyond the preset; None keeps the preset's value
         "exact (the paper's), key (the answer key appears as whole words) or judge (the model decides unclear cases)",
         choices=("auto", "exact", "key", "judge"),
     ),
+    Option(
+        "--judge-model",
+        "judge_model",
+        None,
+        "with --match judge: another local model (a .gguf file or a model folder) that judges the answers "
+        "instead of the probed one",
+    ),
 )
 
 PLAN_OPTIONS = (  # parsed with the class's defaults

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -60,6 +61,9 @@ class ProbeSettings:
     chunk_size: int = 16  # examples per batch written to the project; does not change results
     match: str = "auto"  # "auto" | "exact" | "key" | "judge" (see MATCH_LABEL)
     chat_template: bool = False  # prompt with the model's chat template (exemplars as turns)
+    # judge mode: another local model (a GGUF or a folder) answers the yes/no questions instead of
+    # the probed one; "" = the probed model. Its fingerprint, not its path, joins the run's identity.
+    judge_model: str = ""
 
     def validate(self) -> None:
         problems = []
@@ -77,6 +81,8 @@ class ProbeSettings:
             problems.append(f"max tokens must be at least 1 (got {self.max_tokens})")
         if self.schedule not in ("lazy", "full"):
             problems.append(f"schedule must be 'lazy' or 'full' (got {self.schedule!r})")
+        if self.judge_model and self.match != "judge":
+            problems.append("a judge model is used only with match 'judge'")
         if self.match not in MATCH_MODES:
             problems.append(f"match must be one of {', '.join(MATCH_MODES)} (got {self.match!r})")
         if self.chunk_size < 1:
@@ -111,10 +117,14 @@ class ProbeSettings:
         except ValueError as exc:
             raise SettingsError(f"Stored probe settings cannot be read ({exc}).") from None
 
-    def identity(self) -> str:
-        """The settings that change results, as canonical JSON (chunk size does not)."""
+    def identity(self, judge_fingerprint: str = "") -> str:
+        """The settings that change results, as canonical JSON (chunk size does not; the judge
+        model counts by its fingerprint, so a moved file is the same judge)."""
         data = asdict(self)
         data.pop("chunk_size")
+        judge = data.pop("judge_model")
+        if judge and self.match == "judge":
+            data["judge_fingerprint"] = judge_fingerprint or judge
         data["prompt_format"] = PROMPT_FORMAT
         return json.dumps(data, sort_keys=True)
 
@@ -124,6 +134,8 @@ class ProbeSettings:
             f"at T={self.temperature:g}, top-k {self.top_k}"
         )
         how = f" Answers are scored by {self.match} match ({MATCH_LABEL.get(self.match, self.match)})."
+        if self.match == "judge" and self.judge_model:
+            how += f" The judge is another model: {os.path.basename(self.judge_model.rstrip('/')) or self.judge_model}."
         if self.chat_template:
             how += " Prompts use the model's chat template (exemplars as turns)."
         if self.is_paper_budget:
@@ -155,7 +167,7 @@ def preset(name: str, **overrides: object) -> ProbeSettings:
     changes: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}  # field values, checked by validate()
     settings = replace(base, **changes)
     # the matching mode and the chat template are not part of the budget: they keep the preset's name
-    budget_changed = replace(settings, match=base.match, chat_template=base.chat_template) != base
+    budget_changed = replace(settings, match=base.match, chat_template=base.chat_template, judge_model=base.judge_model) != base
     if overrides and any(v is not None for v in overrides.values()) and budget_changed:
         settings = replace(settings, preset=f"{name}+custom")
     settings.validate()
@@ -363,8 +375,11 @@ def probe_batch(
     settings: ProbeSettings,
     cancel: CancelToken,
     on_step: Callable[[str], None] = lambda _m: None,
+    judge: Optional[Backend] = None,
 ) -> None:
-    """Fill greedy and sampled answers for a batch, set-major so that prompts share their prefix."""
+    """Fill greedy and sampled answers for a batch, set-major so that prompts share their prefix.
+    ``judge`` answers judge mode's yes/no questions (default: the probed model)."""
+    judge = judge or backend
     t0 = time.monotonic()
     for k in range(settings.n_sets):
         cancel.raise_if_cancelled("The probe")
@@ -374,7 +389,7 @@ def probe_batch(
             for w in works
         ]
         got = backend.generate(reqs)
-        verdicts = score_answers(backend, [(w, answers[0]) for w, answers in zip(works, got)])
+        verdicts = score_answers(judge, [(w, answers[0]) for w, answers in zip(works, got)])
         for w, answers, ok in zip(works, got, verdicts):
             w.greedy.append(answers[0])
             w.greedy_ok += ok
@@ -404,7 +419,7 @@ def probe_batch(
                 for w in pending
             ]
             got = backend.generate(reqs)
-            verdicts = score_answers(backend, [(w, a) for w, answers in zip(pending, got) for a in answers])
+            verdicts = score_answers(judge, [(w, a) for w, answers in zip(pending, got) for a in answers])
             at = 0
             for w, answers in zip(pending, got):
                 w.samples[k] = answers
@@ -430,6 +445,7 @@ def probe_examples(
     cancel: Optional[CancelToken] = None,
     already_done: int = 0,
     total: Optional[int] = None,
+    judge: Optional[Backend] = None,
 ) -> list[dict]:
     """Probe ``examples`` batch by batch; ``on_results`` gets each finished batch (to save it)."""
     settings.validate()
@@ -454,7 +470,7 @@ def probe_examples(
         works = [_prepare(ex, exemplar_sets[ex.group], pool_by_id, settings, render) for ex in batch]
         try:
             on_step = lambda m, d=done, g=group: progress(meter.update(d, f"{g}: {m}"))  # bound now, called now
-            probe_batch(backend, works, settings, cancel, on_step)
+            probe_batch(backend, works, settings, cancel, on_step, judge)
         except ModelCrashed as exc:  # say where, in the words of the probe, not of the backend
             which = f"question {done + 1}" if len(batch) == 1 else f"questions {done + 1}-{done + len(batch)}"
             raise exc.retold(doing=f"probing group '{group}' (batch {n_batch}, {which} of {total})") from None
@@ -497,8 +513,12 @@ def run_probe(
     on_status: Callable[[str], None] = lambda _m: None,
     backend_options: Optional[dict] = None,
     isolate: bool = True,
+    judge_backend: Optional[Backend] = None,
 ) -> ProbeOutcome:
     """Start, or resume, the probe of a stored dataset with a model; results go to ``project``.
+
+    With ``settings.judge_model`` the judge questions go to that model, loaded here like the probed
+    one (or ``judge_backend``, already loaded, e.g. by a test).
 
     A run is identified by (dataset content, pool content, model fingerprint, settings): the same
     command after a crash, a kill or a cancel continues that run and skips finished examples.
@@ -522,7 +542,15 @@ def run_probe(
         on_status(f"Checking {ref.display_name} ...")
         fingerprint = model_fingerprint(ref)
         model_name, model_path, bname = ref.display_name, str(ref.path), backend_for(ref, backend_name)
-    ident = settings.identity()
+    judge_ref = None
+    judge_fp = ""
+    if settings.judge_model:
+        if judge_backend is not None:
+            judge_fp = judge_backend.info.fingerprint
+        else:
+            judge_ref = resolve_model(settings.judge_model, allow_pickle=allow_pickle)
+            judge_fp = model_fingerprint(judge_ref)
+    ident = settings.identity(judge_fp)
     # Find or create the run and claim it in one transaction: a second process probing the same
     # project then either waits for this to commit and finds the run claimed (a ProjectError that
     # says the project is in use), or claims a run whose owner was killed and resumes it.
@@ -571,6 +599,9 @@ def run_probe(
             cancel,
             on_status,
             isolate,
+            judge_backend,
+            judge_ref,
+            judge_fp,
         )
     finally:
         project.release_probe_run(run_id)
@@ -617,6 +648,9 @@ def _probe_claimed_run(
     cancel,
     on_status,
     isolate,
+    judge_backend=None,
+    judge_ref=None,
+    judge_fp="",
 ) -> ProbeOutcome:
     done_ids = project.done_example_ids(run_id)
     todo = [ex for ex in examples if ex.id not in done_ids]
@@ -637,6 +671,20 @@ def _probe_claimed_run(
             backend = _load_own_backend(ref, bname, fingerprint, allow_pickle, backend_options, isolate)
         except ModelCrashed as exc:
             raise _crash_told(exc, resumed_from, len(examples)) from None
+    own_judge = judge_backend is None and judge_ref is not None
+    if own_judge:
+        from .backends import backend_for
+
+        on_status(f"Loading the judge model {judge_ref.display_name} ...")
+        try:
+            judge_name = backend_for(judge_ref, "auto")
+            judge_backend = _load_own_backend(judge_ref, judge_name, judge_fp, allow_pickle, backend_options, isolate)
+        except BaseException as exc:
+            if own_backend and backend is not None:
+                backend.close()
+            if isinstance(exc, ModelCrashed):
+                raise _crash_told(exc, resumed_from, len(examples)) from None
+            raise
     project.update_probe_run(run_id, status="running", note="")
     t0 = time.monotonic()
     state = {"done": resumed_from}
@@ -658,6 +706,7 @@ def _probe_claimed_run(
             cancel=cancel,
             already_done=resumed_from,
             total=len(examples),
+            judge=judge_backend,
         )
     except Cancelled:
         project.update_probe_run(run_id, status="cancelled")
@@ -684,6 +733,8 @@ def _probe_claimed_run(
     finally:
         if own_backend and backend is not None:
             backend.close()
+        if own_judge and judge_backend is not None:
+            judge_backend.close()
     seconds = prior_seconds + time.monotonic() - t0
     project.update_probe_run(run_id, status="finished", finished_at=time.time(), seconds=seconds, n_done=state["done"])
     return ProbeOutcome(run_id, "finished", len(examples), state["done"], resumed_from, seconds, settings, model_name, notes)

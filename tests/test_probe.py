@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -393,3 +394,66 @@ def test_a_dataset_without_groups_prints_one_row(tmp_path):
     table = breakdown(project).to_table()
     assert [line.split()[0] for line in table.splitlines()[2:]] == ["all"]
     project.close()
+
+
+class _YesJudge(ScriptedBackend):
+    """A judge model that says every answer states the gold fact; it records what it was asked."""
+
+    name = "judge"
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.info = replace(self.info, name="judge", fingerprint="judge-v1")
+
+    def generate(self, requests):
+        self.calls.extend(requests)
+        return [["yes"] * r.n for r in requests]
+
+
+class _NeverJudges(ScriptedBackend):
+    """The probed model: answers as scripted, and says "no" when asked to judge."""
+
+    def generate(self, requests):
+        asked = [r for r in requests if "Do they state the same fact?" in r.prompt]
+        if not asked:
+            return super().generate(requests)
+        self.calls.extend(asked)
+        return [["no"] * r.n for r in requests]
+
+
+def test_another_model_can_judge_and_it_is_part_of_the_runs_identity(tmp_path):
+    """--judge-model: the yes/no questions go to that model, never to the probed one."""
+    examples, knowledge = make_examples(6)
+    knowledge = {q: (gold, 0.0, 0.0) for q, (gold, _g, _s) in knowledge.items()}  # the probed model is always wrong
+    project, dataset_id = _project_with(tmp_path, examples)
+    probed, judge = _NeverJudges(knowledge), _YesJudge()
+    base = dict(project=project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="s", backend=probed)
+    settings = preset("smoke", match="judge", judge_model=str(tmp_path / "judge.gguf"))
+    assert settings.preset == "smoke" and "judge is another model: judge.gguf" in settings.describe()
+    judged = run_probe(**base, settings=settings, judge_backend=judge)
+    cats = {r["category"] for r in project.probe_results(judged.run_id)}
+    assert cats == {"HighlyKnown"}  # every wrong-looking answer was judged right by the other model
+    assert judge.calls and all("Do they state the same fact?" in r.prompt for r in judge.calls)
+    assert not any("Do they state the same fact?" in r.prompt for r in probed.calls)
+    assert '"judge_fingerprint": "judge-v1"' in project.probe_run(judged.run_id)["settings"]
+    # the probed model as its own judge (it never says yes) is another run, with other categories
+    own = run_probe(**base, settings=preset("smoke", match="judge"))
+    assert own.run_id != judged.run_id
+    assert any("Do they state the same fact?" in r.prompt for r in probed.calls)
+    assert {r["category"] for r in project.probe_results(own.run_id)} == {"Unknown"}
+    with pytest.raises(SettingsError, match="only with match 'judge'"):
+        preset("smoke", judge_model="x.gguf")
+    project.close()
+
+
+def test_a_missing_judge_model_is_named_before_anything_is_written(tmp_path, capsys):
+    from core.cli import main
+
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"question": f"Q{i}?", "answer": f"A{i}"}) + "\n" for i in range(8)))
+    project = tmp_path / "p.knowmix"
+    args = ["probe", "--data", str(data), "--project", str(project), "--preset", "smoke", "--match", "judge"]
+    assert main([*args, "--judge-model", str(tmp_path / "nope.gguf")]) != 0
+    err = capsys.readouterr().err
+    assert "The judge model (--judge-model): Model not found" in err and "nope.gguf" in err
+    assert not project.exists()
