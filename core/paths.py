@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Union
 
 
 def _single_folder() -> Path | None:
@@ -75,15 +76,21 @@ def sample_pool() -> Path:
 
 
 def write_text_atomic(path: Path, text: str, *, what: str = "", advice: str) -> None:
+    """``write_bytes_atomic`` of ``text`` as UTF-8, newlines written as they are."""
+    write_bytes_atomic(path, text.encode("utf-8"), what=what, advice=advice)
+
+
+def write_bytes_atomic(path: Union[str, "os.PathLike[str]"], data: bytes, *, what: str = "", advice: str) -> None:
     """Write through a temp file, fsync and rename, so a crash or a full disk leaves the old file
     (or none), never half of one. ``what`` names the file for the message ("the report to ")."""
     from .errors import ProjectError
 
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -145,7 +145,7 @@ def _parquet(rows: Sequence[dict]) -> bytes:
 
 def write_results(project: Any, fmt: str, out: Any, probe_run_id: Optional[int] = None) -> int:
     """Write the probe run's per-example results to the file ``out`` (atomically); returns the row count."""
-    from .writeback import write_bytes_atomic
+    from .paths import write_bytes_atomic
 
     check_format(fmt, str(out))
     rows = result_rows(project, probe_run_id)

@@ -163,32 +163,10 @@ def _parquet(records: Sequence[dict]) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
-def write_bytes_atomic(path: Any, data: bytes, *, advice: str) -> None:
-    """Write through a temp file, fsync and rename, so a crash or a full disk never leaves half a file."""
-    import os
-    from pathlib import Path
-
-    from .errors import ProjectError
-
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise ProjectError(f"Cannot write {path}: {exc.strerror or exc}. {advice}") from None
-
-
 def write_records(
     path: Any, records: Sequence[dict], fmt: str, *, advice: str = "Check the folder and the free disk space."
 ) -> None:
     """Write ``records`` to ``path`` as a ``fmt`` file (see ``records_bytes``), atomically."""
+    from .paths import write_bytes_atomic
+
     write_bytes_atomic(path, records_bytes(records, fmt), advice=advice)
