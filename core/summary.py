@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from .categories import CATEGORIES
+from .datasets.types import reasons_text
 from .formats import percent
 from .probe import ProbeSettings
 
@@ -25,7 +26,7 @@ class Breakdown:
         n = sum(self.not_probed.values())
         if not n:
             return ""
-        why = ", ".join(f"{k} {r}" for r, k in self.not_probed.items())
+        why = reasons_text(self.not_probed)
         return f"{n} row{'s' if n != 1 else ''} not probed ({why}; kept as they are in the plan)"
 
     @property

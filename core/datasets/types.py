@@ -35,6 +35,11 @@ KEY_SOURCES = ("column", "answer", "extracted", "edited")  # edited: in the data
 FORMAT_LABEL = {"jsonl": "JSONL", "json": "JSON", "csv": "CSV", "tsv": "TSV", "parquet": "Parquet"}
 
 
+def reasons_text(counts: dict[str, int]) -> str:
+    """'12 multi-turn, 4 task': not-probed counts by reason, as every summary words them."""
+    return ", ".join(f"{n} {reason or 'unknown'}" for reason, n in counts.items())
+
+
 @dataclass(frozen=True)
 class Example:
     """One probe-able question.
@@ -134,7 +139,7 @@ class Dataset:
         )
         if self.unprobed:
             u = len(self.unprobed)
-            why = ", ".join(f"{n} {r}" for r, n in self.reason_counts().items())
+            why = reasons_text(self.reason_counts())
             text += f"; {u} row{'s' if u != 1 else ''} kept but not probed ({why})"
         if self.duplicates:
             d = len(self.duplicates)

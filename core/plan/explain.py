@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..categories import CATEGORIES
+from ..datasets.types import reasons_text
 from ..formats import percent as _pct
 from .mixes import IDK_ANSWER, MIX_LABELS
 
@@ -192,7 +193,7 @@ def not_probed_line(c: dict) -> str:
     what = "kept as they are in the training file" if np["kept"] else "left out, as you chose"
     if np["kept"] and np["left_out"]:
         what = f"{np['kept']} kept, {np['left_out']} left out"
-    why = ", ".join(f"{n} {reason or 'unknown'}" for reason, n in np["reasons"].items())
+    why = reasons_text(np["reasons"])
     return (
         f"All {_rows(c['rows'])}: {c['train']['total']} to train on, {c['dev']['total']} for dev, "
         f"{c['dropped']['total']} dropped, and {np['total']} not probed ({why}): {what}."

@@ -23,7 +23,9 @@ def not_probed_words(counts: dict) -> str:
     total = np_.get("total", 0)
     if not total:
         return ""
-    why = ", ".join(f"{n} {r}" for r, n in (np_.get("reasons") or {}).items())
+    from core.datasets.types import reasons_text
+
+    why = reasons_text(np_.get("reasons") or {})
     kept, left = np_.get("kept", 0), np_.get("left_out", 0)
     how = "kept as they are" if not left else ("left out" if not kept else f"{kept} kept, {left} left out")
     return f", <b>{total}</b> row{'s' if total != 1 else ''} not probed, {how} ({html.escape(why)})"
