@@ -45,6 +45,12 @@ class AnswerMatcher:
 
 
 _ARTICLE_PREFIXES = frozenset({"a", "an", "t", "th", "the"})
+UNFINISHED = "\ufffd"  # what a decoder shows for the first bytes of a character still being generated
+
+
+def _bare(word: str) -> str:
+    """``word`` without combining marks, so a word still waiting for its accent compares as a prefix."""
+    return "".join(ch for ch in unicodedata.normalize("NFD", word) if not unicodedata.combining(ch))
 
 
 def _words(text: str) -> tuple[list[str], bool]:
@@ -71,7 +77,10 @@ class PrefixPruner:
         """True when no continuation of ``partial`` can match an alias (so generation may stop)."""
         if "\n" in partial:
             return False  # the answer is complete; the caller scores it
-        words, last_complete = _words(partial)
+        # A character still arriving: a decoder shows an incomplete UTF-8 sequence as U+FFFD
+        # ("Krak\ufffd" on the way to "Kraków"); what it becomes is unknown, so it may still
+        # finish the last word, start the next one or be punctuation.
+        words, last_complete = _words(partial.rstrip(UNFINISHED))
         tail = None if last_complete or not words else words.pop()
         words = [w for w in words if w not in ("a", "an", "the")]
         for target in self.targets:
@@ -79,7 +88,8 @@ class PrefixPruner:
                 continue
             if tail is None or tail in _ARTICLE_PREFIXES:
                 return False
-            if len(words) < len(target) and target[len(words)].startswith(tail):
+            # the tail may still take a combining mark ("Jose" before "José"): compare without marks
+            if len(words) < len(target) and _bare(target[len(words)]).startswith(_bare(tail)):
                 return False
         return True
 

@@ -82,3 +82,16 @@ def test_pruned_samples_are_marked_and_never_hide_a_correct_answer(backend):
             assert full.startswith(short[:-1].strip()) and full != "Salzburg"
         else:
             assert short == full
+
+
+def test_the_pruner_keeps_answers_whose_character_is_split_between_tokens(backend):
+    """The same cases as the torch backend's test: every token prefix of an accented answer, decoded
+    as llama.cpp's backend decodes it, leaves the answer alive."""
+    from test_probe import ACCENTED
+
+    for alias in ACCENTED:
+        pruner = PrefixPruner([alias])
+        tokens = backend.llm.tokenize((" " + alias).encode(), add_bos=False, special=False)
+        for i in range(1, len(tokens) + 1):
+            partial = backend._detokenize(tokens[:i])
+            assert not pruner(partial), f"{partial!r} was stopped on its way to {alias!r}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import unicodedata
 from dataclasses import replace
 
 import pytest
@@ -182,6 +183,31 @@ def test_pruner_never_stops_an_answer_that_could_still_be_correct():
     assert pruner("London")
     assert not pruner("The Bea")
     assert not pruner("")
+
+
+# Answers whose characters take several UTF-8 bytes, or a combining mark after the letter (NFD):
+# a decoder shows a character still arriving as U+FFFD (torch's tokenizers) or drops it (llama.cpp).
+ACCENTED = ["Kraków", "José Martí", "São Paulo", "Zürich", "Đorđe Balašević", "Nukâka Coster-Waldau"]
+
+
+def accented_prefixes(alias: str):
+    """Every byte prefix of the alias, NFC and NFD, decoded both ways."""
+    for form in ("NFC", "NFD"):
+        data = unicodedata.normalize(form, alias).encode()
+        for i in range(1, len(data) + 1):
+            for errors in ("replace", "ignore"):
+                yield data[:i].decode("utf-8", errors=errors)
+
+
+@pytest.mark.parametrize("alias", ACCENTED)
+def test_pruner_keeps_an_answer_whose_next_character_is_still_arriving(alias):
+    pruner = PrefixPruner([alias])
+    for partial in accented_prefixes(alias):
+        assert not pruner(partial), f"{partial!r} was stopped on its way to {alias!r}"
+    assert not PrefixPruner(["Kraków"])("Krak\ufffd")
+    assert not PrefixPruner(["José"])("Jose")  # the acute accent may still come as a combining mark
+    assert PrefixPruner(["Kraków"])("Krakow ")  # a finished word without the accent cannot match
+    assert PrefixPruner(["Kraków"])("Berlin\ufffd")
 
 
 def test_exemplar_sets_are_drawn_once_per_group_with_a_seed():

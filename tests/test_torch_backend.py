@@ -411,3 +411,21 @@ def test_embedded_gguf_batching_invariance(smol):
     assert together == alone
     single = smol.generate([_sampled(CAPITALS, [3], temperature=0.5, top_k=40)])[0][0]
     assert single == together[0][2]
+
+
+def test_the_pruner_sees_a_character_cut_between_tokens_as_unfinished(backend):
+    """The tiny byte-level tokenizer splits "ó" and "ü" into byte tokens; every token prefix, decoded
+    as the backend decodes it, must leave the answer alive (shared cases: tests/test_probe.py)."""
+    from test_probe import ACCENTED
+
+    from core.matching import PrefixPruner
+
+    split = 0
+    for alias in ACCENTED:
+        pruner = PrefixPruner([alias])
+        tokens = backend.tokenizer.encode(" " + alias, add_special_tokens=False)
+        for i in range(1, len(tokens) + 1):
+            partial = backend._decode(tokens[:i])
+            split += partial.endswith("\ufffd")
+            assert not pruner(partial), f"{partial!r} was stopped on its way to {alias!r}"
+    assert split, "no token split a character, so this test checks nothing"
