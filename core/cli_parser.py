@@ -123,6 +123,14 @@ PLAN_OPTIONS = (  # parsed with the class's defaults
         "(default: keep them in the training file as they are) or drop",
         choices=("keep", "drop"),
     ),
+    Option(
+        "--multi-answer",
+        "multi_answer",
+        None,
+        "questions that list two or more different true answers: {default} (default: probe and plan them like the "
+        "others) or drop (leave them out, as the paper did)",
+        choices=("keep", "drop"),
+    ),
     Option("--seed", "seed", int),
 )
 

@@ -2,7 +2,8 @@
 own pipelines (``knowmix results``, the app's Export step).
 
 Each row has the example's ``id``, ``group``, ``question``, ``answers`` (its gold answers),
-``key`` (the answer key and aliases the probe looked for), ``probe_status`` ("probed" or
+``multi_answer`` (true when the key lists two or more different true answers, not aliases of one:
+``core.datasets.multi.is_multi_answer``), ``key`` (the answer key and aliases the probe looked for), ``probe_status`` ("probed" or
 "not-probed"), ``reason`` (why a row was not probed), the SliCK ``category``, ``p_greedy`` and
 ``p_sampled``, the ``exemplar_ids`` of each exemplar set, and the model's ``greedy_answers`` and
 ``sampled_answers``. A not-probed row has an empty category and no P values or answers.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any, Optional, Sequence
 
+from .datasets.multi import is_multi_answer
 from .errors import SettingsError
 from .store import results as _store
 
@@ -24,6 +26,7 @@ COLUMNS = (
     "group",
     "question",
     "answers",
+    "multi_answer",
     "key",
     "probe_status",
     "reason",
@@ -62,6 +65,7 @@ def result_rows(project: Any, probe_run_id: Optional[int] = None) -> list[dict]:
                 "group": r[1],
                 "question": r[2],
                 "answers": answers,
+                "multi_answer": probed and is_multi_answer(_list(r[4]) or answers),
                 "key": (_list(r[4]) or answers) if probed else _list(r[4]),
                 "probe_status": r[5],
                 "reason": r[6] or "",
@@ -126,6 +130,7 @@ def _parquet(rows: Sequence[dict]) -> bytes:
             ("group", pa.string()),
             ("question", pa.string()),
             ("answers", text_list),
+            ("multi_answer", pa.bool_()),
             ("key", text_list),
             ("probe_status", pa.string()),
             ("reason", pa.string()),

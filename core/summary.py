@@ -20,6 +20,19 @@ class Breakdown:
     settings: ProbeSettings
     # rows of the dataset kept without a probe, by reason (core.datasets.types.REASONS)
     not_probed: dict[str, int] = field(default_factory=dict)
+    # probed questions that list two or more different true answers (core.datasets.multi), by category
+    multi_answer: dict[str, int] = field(default_factory=dict)
+
+    def multi_answer_text(self) -> str:
+        """'12 of them list several different true answers (9 HighlyKnown, 3 Unknown) ...', or '' when none."""
+        n = sum(self.multi_answer.values())
+        if not n:
+            return ""
+        by_cat = ", ".join(f"{self.multi_answer[c]} {c}" for c in CATEGORIES if self.multi_answer.get(c))
+        return (
+            f"{n} of them list{'s' if n == 1 else ''} several different true answers ({by_cat}): any of them counts as "
+            "right; the paper removed such questions (a plan can leave them out: --multi-answer drop)."
+        )
 
     def not_probed_text(self) -> str:
         """'16 rows not probed (12 multi-turn, 4 task)', or '' when every row was probed."""
@@ -49,6 +62,8 @@ class Breakdown:
             "paper_budget": self.settings.is_paper_budget,
             "probed": self.total,
             "not_probed": dict(self.not_probed),
+            "multi_answer": sum(self.multi_answer.values()),
+            "multi_answer_by_category": {c: self.multi_answer.get(c, 0) for c in CATEGORIES},
             "of": self.run["n_total"],
             "overall": {"counts": {c: self.overall.get(c, 0) for c in CATEGORIES}, "shares": shares(self.overall)},
             "groups": {
@@ -84,7 +99,12 @@ class Breakdown:
         )
         extra = self.not_probed_text()
         done += f"; {extra}" if extra else ""
-        return f"Probe run {self.run['id']} ({status}): {done} with {self.run['model_name']} via {self.run['backend']}. {self.settings.describe()}"
+        multi = self.multi_answer_text()
+        multi = f" {multi}" if multi else ""
+        return (
+            f"Probe run {self.run['id']} ({status}): {done} with {self.run['model_name']} via {self.run['backend']}.{multi} "
+            f"{self.settings.describe()}"
+        )
 
 
 def breakdown(project, run_id: Optional[int] = None) -> Breakdown:
@@ -96,4 +116,39 @@ def breakdown(project, run_id: Optional[int] = None) -> Breakdown:
             overall[c] = overall.get(c, 0) + n
     settings = ProbeSettings.from_json(run["settings"])
     not_probed = project.unprobed_counts(run["dataset_id"]) if run.get("dataset_id") is not None else {}
-    return Breakdown(run=run, overall=overall, groups=groups, settings=settings, not_probed=not_probed)
+    return Breakdown(
+        run=run,
+        overall=overall,
+        groups=groups,
+        settings=settings,
+        not_probed=not_probed,
+        multi_answer=multi_answer_counts(project, run),
+    )
+
+
+def multi_answer_counts(project, run: dict) -> dict[str, int]:
+    """The probed questions of a run with several different true answers, by category."""
+    counts: dict[str, int] = {}
+    for cat in multi_answer_ids(project, run).values():
+        if cat:
+            counts[cat] = counts.get(cat, 0) + 1
+    return counts
+
+
+def multi_answer_ids(project, run: dict) -> dict[str, str]:
+    """``{example_id: category}`` of the run's probed questions that list two or more different true
+    answers (``core.datasets.multi.is_multi_answer`` on each question's answer keys); the category
+    is '' for a question the run has not probed yet."""
+    from .datasets.multi import is_multi_answer
+    from .store import results as _store
+
+    if run.get("dataset_id") is None:
+        return {}
+    out: dict[str, str] = {}
+    for r in _store.every_row(project, int(run["id"]), int(run["dataset_id"])):
+        if r[5] != "probed":
+            continue
+        answers = json.loads(r[4] or "[]") or json.loads(r[3] or "[]")
+        if len(answers) > 1 and is_multi_answer(answers):
+            out[r[0]] = r[7] or ""
+    return out

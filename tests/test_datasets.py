@@ -66,7 +66,12 @@ def test_jsonl_entityquestions(tmp_path: Path) -> None:
     assert ds.examples[0].raw == EQ_ROWS[0]
     assert list(ds.groups()) == ["P17", "P36"]
     assert len(ds.groups()["P17"]) == 2
-    assert ds.summary_line() == "3 questions in 2 groups from eq.jsonl (JSONL, question-answer)"
+    # "Oslo" and "Christiania" (its old name) share no word or initials: the rule cannot tell a
+    # former name from a second answer, so the line counts the question as multi-answer
+    assert ds.summary_line() == (
+        "3 questions in 2 groups from eq.jsonl (JSONL, question-answer); "
+        "1 question with several different true answers (probed; the plan can leave them out)"
+    )
 
 
 def test_ndjson_extension_and_crlf_and_bom_and_blank_lines(tmp_path: Path) -> None:
@@ -391,7 +396,88 @@ def test_duplicates_skipped_counted_and_answers_merged(tmp_path: Path) -> None:
     assert len(ds.examples) == 2  # a different group is not a duplicate
     assert ds.duplicates == [(2, 1), (4, 1)]
     assert ds.examples[0].answers == ("Oslo", "Christiania")
-    assert ds.summary_line().endswith("; 2 duplicates skipped")
+    # line 2 added an answer: reported as a merge, not silently; line 4 repeats line 1 exactly
+    assert ds.merged_duplicates == [(2, 1)]
+    assert "; 2 duplicates skipped; 1 question appears more than once with different answers, merged" in ds.summary_line()
+    assert ": line 1 and line 2;" in ds.summary_line()
+
+
+def test_duplicates_with_different_answers_are_listed_and_become_multi_answer(tmp_path: Path) -> None:
+    rows = [
+        {"question": "Who is Martin Landau's child?", "answers": ["Juliet Landau"], "relation": "P40"},
+        {"question": "Who is Allu Aravind's child?", "answers": ["Allu Arjun"], "relation": "P40"},
+        {"question": "What is the capital of Norway?", "answers": ["Oslo"], "relation": "P36"},
+        {"question": "Who is Martin Landau's child?", "answers": ["Susan Landau Finch"], "relation": "P40"},
+        {"question": "Who is Allu Aravind's child?", "answers": ["allu arjun"], "relation": "P40"},  # same answer
+        {"question": "Which country is Painblanc located in?", "answers": ["United States of America"], "relation": "P17"},
+        {"question": "Which country is Painblanc located in?", "answers": ["USA"], "relation": "P17"},
+    ]
+    ds = load_dataset(write_jsonl(tmp_path / "dup.jsonl", rows))
+    assert ds.duplicates == [(4, 1), (5, 2), (7, 6)]
+    assert ds.merged_duplicates == [(4, 1), (7, 6)]  # line 5 only changes the case of line 2's answer
+    line = ds.summary_line()
+    assert "; 3 duplicates skipped; 2 questions appear more than once with different answers, merged" in line
+    assert ": line 1 and line 4, line 6 and line 7;" in line
+    by_q = {ex.question: ex for ex in ds.examples}
+    # two children after the merge: multi-answer; two names of one country: not
+    assert by_q["Who is Martin Landau's child?"].answers == ("Juliet Landau", "Susan Landau Finch")
+    assert by_q["Who is Martin Landau's child?"].multi_answer
+    assert not by_q["Which country is Painblanc located in?"].multi_answer
+    assert not by_q["Who is Allu Aravind's child?"].multi_answer
+    assert ds.multi_answer_count() == 1
+    assert line.endswith("; 1 question with several different true answers (probed; the plan can leave them out)")
+
+
+# ----------------------------------------------------------------------------- multi-answer questions
+
+P40 = REPO.parent / "shared" / "data" / "entityquestions" / "train" / "P40.train.jsonl"
+
+
+def test_multi_answer_rule_on_alias_lists() -> None:
+    from core.datasets.multi import answer_groups, is_multi_answer
+
+    aliases = [
+        ["United States", "United States of America", "USA"],
+        ["U.S.A.", "United States of America"],
+        ["John F. Kennedy", "JFK"],
+        ["The Beatles", "Beatles"],
+        ["Landau", "Juliet Landau"],
+        ["Paris"],
+        ["Oslo", "oslo", " OSLO. "],
+    ]
+    for answers in aliases:
+        assert not is_multi_answer(answers), answers
+    distinct = [
+        ["Juliet Landau", "Susan Landau Finch"],
+        ["Allu Arjun", "Allu Sirish"],
+        ["United States", "USA", "Canada"],
+    ]
+    for answers in distinct:
+        assert is_multi_answer(answers), answers
+    assert answer_groups(["United States", "Canada", "USA", "United States of America"]) == [
+        ["United States", "USA", "United States of America"],
+        ["Canada"],
+    ]
+
+
+@pytest.mark.skipif(not P40.exists(), reason="needs ../shared/data/entityquestions")
+def test_multi_answer_on_real_entityquestions_child_rows() -> None:
+    """P40 (child) lists distinct children in one row: 1718 of its 8000 rows (21.5%) list more than
+    one answer. 19 rows repeat a question; 17 of them with other answers, merged, which gives 2
+    more questions with two answers. The rule calls all but one of those multi-answer (that one:
+    'Lloyd Wright' and 'John Lloyd Wright', two sons the whole-word rule takes for one name)."""
+    ds = load_dataset(P40)
+    listed = [ex for ex in ds.examples if len(ex.answers) > 1]
+    multi = [ex for ex in ds.examples if ex.multi_answer]
+    assert len(ds.examples) == 7981 and len(ds.duplicates) == 19 and len(ds.merged_duplicates) == 17
+    assert len(listed) == 1720
+    assert len(multi) == 1719
+    by_q = {ex.question: ex for ex in ds.examples}
+    assert by_q["Who is Martin Landau's child?"].multi_answer
+    assert not by_q["Who is Frank Lloyd Wright's child?"].multi_answer
+    assert all(not ex.multi_answer for ex in ds.examples if len(ex.answers) == 1)
+    assert ds.multi_answer_count() == 1719
+    assert "15 questions appear more than once with different answers, merged" in ds.summary_line()
 
 
 # ----------------------------------------------------------------------------- validation

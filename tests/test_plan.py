@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -717,3 +718,78 @@ def test_a_chat_file_with_follow_ups_loads_plans_every_row_and_exports_the_kept_
     assert len(kept_back) == len(ds.unprobed)  # every multi-turn chat the plan keeps is in the training file
     assert all(ex.raw == originals[ex.id] for ex in kept_back)  # as it was, every turn and the system turn
     project.close()
+
+
+# ----------------------------------------------------------------------------- several true answers
+
+P40 = Path(__file__).resolve().parents[2] / "shared" / "data" / "entityquestions" / "train" / "P40.train.jsonl"
+
+
+def child_rows(n_single: int = 20, n_multi: int = 10) -> list[dict]:
+    """Real EntityQuestions child (P40) rows: ``n_single`` with one answer, ``n_multi`` listing two
+    or more children, interleaved in file order."""
+    single, multi = [], []
+    with open(P40, encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            (multi if len(row["answers"]) > 1 else single).append(row)
+            if len(single) >= n_single and len(multi) >= n_multi + 5:
+                break
+    multi = [r for r in multi if r["question"] != "Who is Frank Lloyd Wright's child?"][:n_multi]
+    rows = single[:n_single]
+    for i, r in enumerate(multi):
+        rows.insert(3 * i + 1, r)
+    return rows
+
+
+def multi_answer_project(tmp_path):
+    ds = load_dataset(write_rows(tmp_path / "child.jsonl", child_rows(), "jsonl"))
+    project, _ = probed_project(tmp_path, ds)
+    return project, ds
+
+
+@pytest.mark.skipif(not P40.exists(), reason="needs ../shared/data/entityquestions")
+def test_questions_with_several_true_answers_are_kept_by_default_and_can_be_left_out(tmp_path, capsys):
+    project, ds = multi_answer_project(tmp_path)
+    multi_ids = {ex.id for ex in ds.examples if ex.multi_answer}
+    assert len(multi_ids) == 10 and len(ds.examples) == 30
+
+    kept = build_plan(project, settings=PlanSettings(dev_fraction=0.2))
+    c = kept.counts()
+    assert c["multi_answer"]["total"] == 10 and c["multi_answer"]["left_out"] == 0
+    assert {e.example_id for e in kept.examples if e.multi_answer} == multi_ids
+    assert any(e.split in ("train", "dev") for e in kept.examples if e.multi_answer)
+    text = kept.explain()
+    assert "Several true answers: 10 questions (33.3% of the probed) list two or more different true answers" in text
+    assert "This plan keeps them" in text and "--multi-answer drop leaves them out" in text
+
+    with pytest.raises(SettingsError, match="several different true answers are either kept or dropped"):
+        build_plan(project, settings=PlanSettings(multi_answer="ignore"))
+    plan = build_plan(project, settings=PlanSettings(dev_fraction=0.2, multi_answer="drop"))
+    c = plan.counts()
+    assert c["multi_answer"]["total"] == 10 and c["multi_answer"]["left_out"] == 10
+    assert c["before"]["total"] == 30 and c["rows"] == 30
+    assert c["train"]["total"] + c["dev"]["total"] + c["dropped"]["total"] == 30
+    for e in plan.examples:
+        if e.example_id in multi_ids:
+            assert e.split == "dropped" and "several different true answers" in e.reason
+        else:
+            assert e.split in ("train", "dev", "dropped") and "several" not in e.reason
+    assert not any(e.multi_answer for e in plan.train() + plan.dev())
+    text = plan.explain()
+    assert "This plan leaves them out (10 dropped before the dev split" in text
+    assert "multi-answer      10   several different true answers: left out before the dev split" in text
+    # the per-category "kept of" counts leave the multi-answer questions out of what could be kept
+    eligible = sum(int(line.split("(")[1].split(" of ")[1].split()[0]) for line in text.splitlines() if " kept)" in line)
+    assert eligible == 30 - c["dev"]["total"] - 10
+    save_plan(project, plan)
+    again = load_plan(project, plan.id)
+    assert again.counts()["multi_answer"] == c["multi_answer"]
+    assert "This plan leaves them out" in again.explain()
+    project.close()
+
+    from core.cli import main
+
+    assert main(["plan", "--project", str(tmp_path / "p.knowmix"), "--multi-answer", "drop", "--dev-fraction", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "This plan leaves them out (10 dropped" in out

@@ -14,7 +14,7 @@ from core.categories import CATEGORIES
 from core.cli import main
 from core.datasets import load_dataset
 from core.results import COLUMNS, result_rows
-from tests.test_plan import move_not_probed, probed_project, team_rows, write_rows
+from tests.test_plan import P40, move_not_probed, probed_project, team_rows, write_rows
 
 
 @pytest.fixture
@@ -159,3 +159,49 @@ def test_the_probe_step_offers_the_matching_modes_and_the_chat_template(qtbot, w
     s = probe.settings()
     assert (s.match, s.chat_template, s.preset) == ("key", True, "paper")  # not a budget change
     assert "key match" in s.describe() and "chat template" in s.describe()
+
+
+@pytest.mark.skipif(not P40.exists(), reason="needs ../shared/data/entityquestions")
+def test_questions_with_several_true_answers_are_flagged_in_results_breakdown_and_report(tmp_path: Path, capsys) -> None:
+    """Real child (P40) rows: 10 of 30 list two or more children; results, summary and report say so."""
+    from core.report import build_report
+    from core.store import Project
+    from core.summary import breakdown
+    from tests.test_plan import multi_answer_project
+
+    project, ds = multi_answer_project(tmp_path)
+    project.close()
+    rows = jsonl_rows(tmp_path / "p.knowmix", capsys)
+    assert list(COLUMNS).index("multi_answer") == list(COLUMNS).index("answers") + 1
+    flagged = {r["question"] for r in rows if r["multi_answer"]}
+    assert len(flagged) == 10
+    assert flagged == {ex.question for ex in ds.examples if len(ex.answers) > 1}
+    assert all(r["multi_answer"] is False for r in rows if len(r["answers"]) == 1)
+    with Project(tmp_path / "p.knowmix", create=False) as p:
+        b = breakdown(p)
+        html = build_report(p)
+    assert sum(b.multi_answer.values()) == 10 and b.to_dict()["multi_answer"] == 10
+    assert "10 of them list several different true answers (" in b.headline()
+    assert "10 of 30 probed questions list two or more different true answers" in html
+    assert main(["summary", "--project", str(tmp_path / "p.knowmix")]) == 0
+    assert "10 of them list several different true answers" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not P40.exists(), reason="needs ../shared/data/entityquestions")
+def test_the_plan_step_offers_to_leave_out_questions_with_several_true_answers(qtbot, window, tmp_path: Path) -> None:
+    from tests.test_plan import multi_answer_project
+
+    project, _ = multi_answer_project(tmp_path)
+    project.close()
+    assert window.by_key["project"].open_path(tmp_path / "p.knowmix")
+    window.go("plan")
+    plan = window.by_key["plan"]
+    box = plan.drop_multi
+    assert box.text() == "Leave out questions with several different true answers (10)"
+    assert box.isEnabled() and not box.isChecked() and plan.settings().multi_answer == "keep"
+    box.setChecked(True)
+    plan.dev_fraction.setValue(0.2)
+    plan.build_button.click()
+    qtbot.waitUntil(lambda: window.ctx.plan_id is not None, timeout=30_000)
+    assert "This plan leaves them out (10 dropped before the dev split" in plan.explain.toPlainText()
+    assert plan.drop_multi.isChecked()

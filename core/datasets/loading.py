@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from ..errors import DatasetError
+from ..matching import normalize_answer
 from .files import check_path, read_bytes, resolve_format
 from .keys import classify
 from .readers import Item, columns_of, parse_records
@@ -58,6 +59,9 @@ def load_dataset(
     listed as (duplicate line, first line); when a duplicate lists answers the first occurrence
     lacks, those answers are merged into the first occurrence's aliases, since both rows state
     accepted answers to the same question. ``Example.raw`` of the first occurrence is unchanged.
+    Such merges are not silent: they are listed in ``Dataset.merged_duplicates`` and named in
+    ``Dataset.summary_line``; a merged question that now holds two different answers is
+    multi-answer (``Example.multi_answer``).
 
     An explicit id that repeats on a different question is a problem for the later row (naming
     both lines); a row with an empty id falls back to the hash id.
@@ -112,6 +116,7 @@ def _load(
         file_sha256=file_sha,
         content_sha256=content_fingerprint(_in_file_order(examples, unprobed)),
         duplicates=rows.duplicates,
+        merged_duplicates=rows.merged,
         problems=rows.problems,
         problem_count=rows.problem_count,
         unprobed=unprobed,
@@ -157,6 +162,7 @@ class _Rows:
         self.by_record: dict[str, int] = {}
         self.id_lines: dict[str, int] = {}
         self.duplicates: list[tuple[int, int]] = []
+        self.merged: list[tuple[int, int]] = []  # duplicates whose answers differ: merged, reported
         self.problems: list[Problem] = []
         self.problem_count = 0
 
@@ -227,6 +233,9 @@ class _Rows:
         (and, when either row has keys, the new row's keys)."""
         self.duplicates.append((line, row[4]))
         known = row[2]
+        seen = {normalize_answer(a) for a in known}
+        if any(normalize_answer(a) not in seen for a in answers):
+            self.merged.append((line, row[4]))
         if row[8] == "answer" and key_source != "answer":
             row[7] = list(known)  # the first row's answers are its keys
             row[8] = key_source

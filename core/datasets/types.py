@@ -69,6 +69,16 @@ class Example:
         return self.keys or self.answers
 
     @property
+    def multi_answer(self) -> bool:
+        """True for a probed question whose answer keys hold two or more different true answers,
+        not aliases of one answer (the rule: ``core.datasets.multi.is_multi_answer``)."""
+        if self.status != PROBED:
+            return False
+        from .multi import is_multi_answer
+
+        return is_multi_answer(self.answer_keys)
+
+    @property
     def entity_shaped(self) -> bool:
         """True when the gold answer is itself the key (the paper's data): exact match applies."""
         return self.key_source == "answer"
@@ -110,6 +120,31 @@ class Dataset:
     # Rows that load but are not probed (status NOT_PROBED, with a reason); the plan keeps them
     # and the export writes them back. ``examples`` holds only the probed rows.
     unprobed: list[Example] = field(default_factory=list)
+    # Duplicates (duplicate line, first line) whose answers differ from the first occurrence's: both
+    # rows state true answers, so the new ones were merged into the first occurrence's answers.
+    merged_duplicates: list[tuple[int, int]] = field(default_factory=list)
+
+    def multi_answer_count(self) -> int:
+        """How many probed questions list two or more different true answers (``Example.multi_answer``)."""
+        return sum(1 for ex in self.examples if ex.multi_answer)
+
+    def merged_duplicates_text(self, limit: int = 3) -> str:
+        """'2 questions appear twice with different answers, merged: line 12 and line 40, line 13 and
+        line 41': which duplicates added answers to an earlier row; '' when none did."""
+        if not self.merged_duplicates:
+            return ""
+        unit = "record" if self.format in ("json", "parquet") else "line"
+        firsts = {first for _, first in self.merged_duplicates}
+        n = len(firsts)
+        pairs = sorted(self.merged_duplicates, key=lambda d: (d[1], d[0]))
+        shown = ", ".join(f"{unit} {first} and {unit} {dup}" for dup, first in pairs[:limit])
+        more = len(pairs) - limit
+        shown += f" and {more} more pair{'s' if more != 1 else ''}" if more > 0 else ""
+        verb = "appears" if n == 1 else "appear"
+        return (
+            f"{n} question{'s' if n != 1 else ''} {verb} more than once with different answers, merged "
+            f"(both rows' answers count as true): {shown}"
+        )
 
     def reason_counts(self) -> dict[str, int]:
         """How many rows are not probed, by reason (keys of REASONS), in REASONS' order."""
@@ -144,6 +179,12 @@ class Dataset:
         if self.duplicates:
             d = len(self.duplicates)
             text += f"; {d} duplicate{'s' if d != 1 else ''} skipped"
+            merged = self.merged_duplicates_text()
+            if merged:
+                text += f"; {merged}"
+        multi = self.multi_answer_count()
+        if multi:
+            text += f"; {multi} question{'s' if multi != 1 else ''} with several different true answers (probed; the plan can leave them out)"
         count = max(self.problem_count, len(self.problems))
         if count:
             text += f"; {count} invalid row{'s' if count != 1 else ''} skipped"

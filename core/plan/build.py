@@ -12,7 +12,7 @@ from ..store import results as _results
 from .mixes import apply_mix
 from .settings import PlanSettings
 from .splits import hold_out_dev
-from .types import Plan, PlanExample
+from .types import MULTI_ANSWER_REASON, Plan, PlanExample
 
 
 def build_plan(project: Any, probe_run_id: Optional[int] = None, settings: PlanSettings = PlanSettings()) -> Plan:
@@ -27,6 +27,11 @@ def build_plan(project: Any, probe_run_id: Optional[int] = None, settings: PlanS
     run, results = _finished_run(project, probe_run_id)
     rows = _plan_rows(project, run, results, settings)
     items = [e for e in rows if e.probed]
+    if settings.multi_answer == "drop":  # 0. before the dev split: the paper removed them from its data
+        for e in items:
+            if e.multi_answer:
+                e.split, e.reason = "dropped", MULTI_ANSWER_REASON
+        items = [e for e in items if not e.multi_answer]
     hold_out_dev(items, settings)  # 1. the dev split, from all probed examples (the natural distribution)
     apply_mix(items, settings)  # 2. the mix, over what is left
     if not any(e.trainable for e in rows):  # kept not-probed rows train too
@@ -98,6 +103,7 @@ def _plan_rows(project: Any, run: dict, results: dict[str, tuple[str, str]], set
                 target=ex.answers[0] if ex.answers else "",
                 reason="",
                 raw=ex.raw,
+                multi_answer=ex.multi_answer,
             )
         )
         n_probed += 1

@@ -115,6 +115,9 @@ def explain_plan(plan: "Plan") -> str:
     the paper's evidence for this mix."""
     c = plan.counts()
     parts = [_title(plan), _before(c), _dev(plan, c), _train(c), _dropped(plan, c)]
+    multi = _multi_answer(plan, c)
+    if multi:
+        parts.append(multi)
     not_probed = _not_probed(plan, c)
     if not_probed:
         parts.append(not_probed)
@@ -160,8 +163,9 @@ def _train(c: dict) -> list[str]:
     before, train, dev = c["before"], c["train"], c["dev"]
     relabel_note = f', of which {c["relabelled"]} Unknown with the answer "{IDK_ANSWER}"' if c["relabelled"] else ""
     lines = [f"Training set: {_questions(train['total'])}{relabel_note}."]
+    left_out = (c.get("multi_answer") or {}).get("left_out_counts") or {}
     for cat in CATEGORIES:
-        eligible = before["counts"][cat] - dev["counts"][cat]
+        eligible = before["counts"][cat] - dev["counts"][cat] - left_out.get(cat, 0)
         kept = train["counts"][cat]
         of = f"{kept} of {eligible} kept" if eligible else "none to keep"
         lines.append(f"  {cat:<12} {kept:>7}  {_pct(train['shares'][cat]):>6}   ({of})")
@@ -173,11 +177,37 @@ def _dropped(plan: "Plan", c: dict) -> list[str]:
     if not dropped["total"]:
         return ["Dropped: nothing; every question not held out for dev trains."]
     lines = [f"Dropped: {_questions(dropped['total'])}."]
+    multi = c.get("multi_answer") or {}
+    left_out = multi.get("left_out_counts") or {}
     for cat in CATEGORIES:
-        n = dropped["counts"][cat]
+        n = dropped["counts"][cat] - left_out.get(cat, 0)
         if n:
             lines.append(f"  {cat:<12} {n:>7}   {_drop_reason(plan, cat)}")
+    if multi.get("left_out"):
+        lines.append(
+            f"  {'multi-answer':<12} {multi['left_out']:>7}   several different true answers: left out before the dev "
+            "split, as you chose (--multi-answer drop)."
+        )
     return lines
+
+
+def _multi_answer(plan: "Plan", c: dict) -> list[str]:
+    """Probed questions with several different true answers: how many, and what the plan does with them."""
+    multi = c.get("multi_answer") or {}
+    n = multi.get("total", 0)
+    if not n:
+        return []
+    share = _pct(n / c["before"]["total"]) if c["before"]["total"] else "-"
+    head = (
+        f"Several true answers: {_questions(n)} ({share} of the probed) list two or more different true answers, "
+        "not aliases of one (e.g. two children of one person); any of them counts as right, which makes them easier. "
+        "The paper removed such questions (4.2% of its data)."
+    )
+    if plan.settings.multi_answer == "drop":
+        what = f"This plan leaves them out ({multi.get('left_out', 0)} dropped before the dev split; --multi-answer keep keeps them)."
+    else:
+        what = "This plan keeps them like the other questions (--multi-answer drop leaves them out)."
+    return [head, "  " + what]
 
 
 def _rows(n: int) -> str:

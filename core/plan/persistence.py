@@ -71,6 +71,7 @@ def plan_row(project: Any, plan_id: Optional[int] = None) -> dict:
 def load_plan(project: Any, plan_id: Optional[int] = None) -> Plan:
     """A saved plan, the latest when ``plan_id`` is None, with each example's original record."""
     p = plan_row(project, plan_id)
+    multi = _multi_answer_ids(project, p)
     examples = [
         PlanExample(
             example_id=r[0],
@@ -84,6 +85,7 @@ def load_plan(project: Any, plan_id: Optional[int] = None) -> Plan:
             raw=json.loads(r[8]) if r[8] else {},
             status=r[9] or (NOT_PROBED if r[5] in NOT_PROBED_SPLITS else PROBED),
             probe_reason=r[10] or "",
+            multi_answer=r[0] in multi,
         )
         for r in _store.plan_example_rows(project, int(p["id"]), p["dataset_id"])
     ]
@@ -102,6 +104,16 @@ def load_plan(project: Any, plan_id: Optional[int] = None) -> Plan:
         probe_settings=probe_settings_of(run) if run else None,
         created_at=p["created_at"],
     )
+
+
+def _multi_answer_ids(project: Any, row: dict) -> set[str]:
+    """The plan's questions with several different true answers (the plan rows keep no answer keys,
+    so this reads them from the dataset, by the one rule in ``core.datasets.multi``)."""
+    from ..summary import multi_answer_ids
+
+    if row.get("dataset_id") is None or row.get("probe_run_id") is None:
+        return set()
+    return set(multi_answer_ids(project, {"id": row["probe_run_id"], "dataset_id": row["dataset_id"]}))
 
 
 def list_plans(project: Any) -> list[dict]:

@@ -15,6 +15,7 @@ from ..errors import SettingsError
 from .mixes import MIXES, RECOMMENDED_SHARES
 
 NOT_PROBED_CHOICES = ("keep", "drop")
+MULTI_ANSWER_CHOICES = ("keep", "drop")
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,10 @@ class PlanSettings:
     # Rows the probe could not check (multi-turn chats, long-form answers, tasks, no answer): "keep"
     # them in the training file as they are (they are not knowledge the probe could judge), or "drop".
     not_probed: str = "keep"
+    # Probed questions that list two or more different true answers (core.datasets.multi): "keep" them
+    # (probed, planned and trained like the others) or "drop" them before the dev split and the mix,
+    # as the paper removed such questions from its data.
+    multi_answer: str = "keep"
 
     def validate(self) -> None:
         """Raise ``SettingsError`` naming every setting that is out of range or contradicts another."""
@@ -68,6 +73,11 @@ class PlanSettings:
             )
         if self.not_probed not in NOT_PROBED_CHOICES:
             problems.append(f"rows that were not probed are either kept or dropped: 'keep' or 'drop' (got {self.not_probed!r})")
+        if self.multi_answer not in MULTI_ANSWER_CHOICES:
+            problems.append(
+                f"questions with several different true answers are either kept or dropped: 'keep' or 'drop' "
+                f"(got {self.multi_answer!r})"
+            )
         if not is_int(self.seed):
             problems.append(f"the seed must be a whole number (got {self.seed!r})")
         if problems:

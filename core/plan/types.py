@@ -26,6 +26,8 @@ NOT_PROBED_SPLITS = ("kept", "left-out")
 # multi-turn conversation (later turns need the earlier ones) and a row without an answer are
 # only written to the export, for trainers that take them as they are.
 NOT_TRAINABLE_REASONS = ("multi-turn", "no-answer")
+# Why a question with several different true answers is dropped (``PlanSettings.multi_answer == "drop"``).
+MULTI_ANSWER_REASON = "dropped: several different true answers (your choice, as the paper removed such questions)"
 
 
 @dataclass
@@ -43,6 +45,7 @@ class PlanExample:
     raw: dict = field(default_factory=dict, repr=False)
     status: str = "probed"  # the row's probe status: "probed" or "not-probed"
     probe_reason: str = ""  # why a not-probed row was not probed (a key of core.datasets.REASONS)
+    multi_answer: bool = False  # a probed question with several different true answers (core.datasets.multi)
 
     @property
     def probed(self) -> bool:
@@ -122,7 +125,9 @@ class Plan:
         each probed group's count and share before and in the training set. ``not_probed`` counts
         the rows that were not probed: ``total``, ``kept``, ``left_out``, ``trained`` (kept rows
         KnowMix's own trainer uses) and ``reasons`` ``{reason: n}``; ``rows`` is every row, so
-        ``train + dev + dropped + not_probed.total == rows``.
+        ``train + dev + dropped + not_probed.total == rows``. ``multi_answer`` counts the probed
+        questions with several different true answers (``total``) and those the plan dropped for it
+        (``left_out``, in ``dropped`` too; ``left_out_counts`` by category).
         """
 
         def part(items: list[PlanExample]) -> dict:
@@ -151,6 +156,7 @@ class Plan:
                 if e.split == "kept":
                     kept_reasons[e.probe_reason] = kept_reasons.get(e.probe_reason, 0) + 1
         kept = self.kept()
+        multi = [e for e in probed if e.multi_answer]
         return {
             "rows": len(self.examples),
             "before": part(probed),
@@ -159,6 +165,13 @@ class Plan:
             "dropped": part(self.dropped()),
             "relabelled": sum(1 for e in train if e.relabelled),
             "groups": dict(sorted(groups.items())),
+            "multi_answer": {
+                "total": len(multi),
+                "left_out": sum(1 for e in multi if e.split == "dropped" and e.reason == MULTI_ANSWER_REASON),
+                "left_out_counts": {
+                    c: sum(1 for e in multi if e.category == c and e.reason == MULTI_ANSWER_REASON) for c in CATEGORIES
+                },
+            },
             "not_probed": {
                 "total": sum(reasons.values()),
                 "kept": len(kept),

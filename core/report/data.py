@@ -30,6 +30,8 @@ class ProbeData:
     p_greedy_bins: list[int]  # P(T=0) counts in 10 bins over [0, 1]
     p_greedy_missing: int  # results without a P(T=0)
     unprobed: dict[str, int] = field(default_factory=dict)  # rows of the dataset not probed, by reason
+    # probed questions with several different true answers, by category (core.summary.multi_answer_counts)
+    multi_answer: dict[str, int] = field(default_factory=dict)
 
     @property
     def n_probed(self) -> int:
@@ -134,7 +136,14 @@ def _probe(project: Any, run: dict) -> ProbeData:
         p_greedy_bins=bins,
         p_greedy_missing=missing,
         unprobed=_unprobed(project, run.get("dataset_id")),
+        multi_answer=_multi_answer(project, run),
     )
+
+
+def _multi_answer(project: Any, run: dict) -> dict[str, int]:
+    from ..summary import multi_answer_counts
+
+    return multi_answer_counts(project, run)
 
 
 def _unprobed(project: Any, dataset_id: Optional[int]) -> dict[str, int]:

@@ -123,6 +123,7 @@ def _dataset_rows(probe: ProbeData) -> list[Row]:
         rows = [
             kv("Dataset", f"{ds.get('name')} ({ds.get('n_examples')} questions)"),
             kv("Probe status", probe_status_text(int(ds.get("n_examples") or 0), probe.unprobed)),
+            kv("Several true answers", multi_answer_text(probe.n_probed, probe.multi_answer)),
             kv("Dataset path", ds.get("path") or "-"),
             kv("Dataset file sha256", ds.get("file_sha256") or "-", code=True),
             kv("Dataset content sha256", ds.get("content_sha256") or "-", code=True),
@@ -150,6 +151,21 @@ def probe_status_text(n_probed: int, unprobed: dict[str, int]) -> str:
     return (
         f"{n_probed + n_not} rows: {n_probed} probed, {n_not} not probed and kept out of the categories ({why}). "
         "A plan keeps them in the training file as they are unless told to drop them."
+    )
+
+
+def multi_answer_text(n_probed: int, multi: dict[str, int]) -> str:
+    """How many probed questions list two or more different true answers, and what that means."""
+    from ..categories import CATEGORIES
+
+    n = sum(multi.values())
+    if not n:
+        return f"none of the {n_probed} probed questions lists two or more different true answers"
+    by_cat = ", ".join(f"{multi[c]} {c}" for c in CATEGORIES if multi.get(c))
+    return (
+        f"{n} of {n_probed} probed questions list two or more different true answers ({by_cat}); any of them "
+        "counts as right. The paper removed such questions (4.2% of its data); a plan can leave them out "
+        "(--multi-answer drop)."
     )
 
 

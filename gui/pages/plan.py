@@ -119,6 +119,16 @@ class PlanPage(Page):
         self.seed.setRange(0, 2**31 - 1)
         self.seed.setValue(defaults.seed)
         form.addRow("Seed:", self.seed)
+        self.drop_multi = QtWidgets.QCheckBox()
+        self.drop_multi.setObjectName("dropMultiAnswer")
+        self.drop_multi.setChecked(defaults.multi_answer == "drop")
+        self.drop_multi.setToolTip(
+            "Questions whose answers name two or more different things (e.g. two children of one person), not\n"
+            "aliases of one answer: any of them counts as right. The paper removed such questions; KnowMix\n"
+            "keeps them unless you tick this."
+        )
+        self._set_multi_count(0)
+        form.addRow(self.drop_multi)
         self.build_button = QtWidgets.QPushButton("Make the plan")
         self.build_button.setObjectName("buildPlan")
         self.build_button.clicked.connect(self.build)
@@ -189,7 +199,25 @@ class PlanPage(Page):
             dev_fraction=round(self.dev_fraction.value(), 4),
             dev_max=self.dev_max.value(),
             seed=self.seed.value(),
+            multi_answer="drop" if self.drop_multi.isChecked() else "keep",
         )
+
+    def _set_multi_count(self, n: int) -> None:
+        self.drop_multi.setText(f"Leave out questions with several different true answers ({n})")
+        self.drop_multi.setEnabled(n > 0 or self.drop_multi.isChecked())
+
+    def _count_multi_answer(self) -> None:
+        """The checkbox says how many probed questions of the current probe run it would leave out."""
+        from core.errors import KnowMixError
+        from core.summary import multi_answer_ids
+
+        n = 0
+        try:
+            with self.ctx.project() as p:
+                n = len(multi_answer_ids(p, p.probe_run(self.ctx.probe_run_id)))
+        except KnowMixError:
+            pass
+        self._set_multi_count(n)
 
     # -- view ------------------------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -203,6 +231,7 @@ class PlanPage(Page):
             self.explain.setPlainText("")
             return
         self.message.clear_message()
+        self._count_multi_answer()
         if self.ctx.plan_id is None:
             self.counts.setText(
                 "No plan yet. The options on the left start at the paper's recommendation; click “Make the plan”."
@@ -226,6 +255,7 @@ class PlanPage(Page):
         s = plan.settings
         self.mix.setCurrentIndex(max(0, self.mix.findData(s.mix)))
         self.cap.setValue(s.weakly_known_cap)
+        self.drop_multi.setChecked(s.multi_answer == "drop")
         c = plan.counts()
         relabel = f" ({c['relabelled']} Unknown answers relabelled “I don't know”)" if c["relabelled"] else ""
         self.counts.setText(
