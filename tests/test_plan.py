@@ -293,6 +293,15 @@ def test_explain_gives_counts_shares_reasons_and_the_papers_numbers(tmp_path):
     assert f"Dropped: {c['dropped']['total']} questions" in text
     assert "28.6%" in text and "35.7%" in text  # shares before: HighlyKnown 360 and Unknown 450 of 1260
     assert "36.9 + 7.3" in text and "8.3" in text and "R^2 0.86" in text
+    # the linear model's terms are FITTED Known/Unknown examples as a share of the whole training set |D|
+    assert "accuracy = 36.9 + 7.3 x N_kn/|D| - 8.3 x N_unk/|D|" in text
+    assert "the Known and Unknown training examples the model has fitted" in text
+    assert "|D| is the size of the whole training set" in text and "as a share of all training examples" in text
+    assert "share of Known examples fitted" not in text
+    # dropping WeaklyKnown is KnowMix's default, not the paper's result: said so, with why and how to change it
+    assert "This default goes beyond the paper's evidence" in text
+    assert "kept WeaklyKnown examples in" in text and "D_Known" in text
+    assert "lowest test accuracy of the known categories" in text and "--weakly-known-cap" in text
     for number in ("40.5/40.0", "43.6/43.2", "39.2/35.4", "37.5/25.8", "43.5/41.8", "60.1", "69.9", "EARLY_STOP"):
         assert number in text, number
     assert "hallucinate" in text and "cap of 0" in text

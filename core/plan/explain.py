@@ -2,8 +2,9 @@
 
 The numbers are from Gekhman et al. 2024 (*Does Fine-Tuning LLMs on New Knowledge Encourage
 Hallucinations?*), who fine-tuned PaLM 2-M on EntityQuestions: test accuracy per category and
-mix at the best dev epoch and at convergence, and the linear fit of accuracy on the share of
-Known and Unknown examples fitted. They are written as sentences a non-engineer can read.
+mix at the best dev epoch and at convergence, and the linear fit of accuracy on the numbers of
+fitted Known and fitted Unknown examples, each as a share of the whole training set. They are
+written as sentences a non-engineer can read.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 from ..categories import CATEGORIES
 from ..datasets.types import reasons_text
 from ..formats import percent as _pct
-from .mixes import IDK_ANSWER, MIX_LABELS
+from .mixes import IDK_ANSWER, MIX_LABELS, WEAKLY_KNOWN_DEFAULT
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .types import Plan
@@ -29,25 +30,24 @@ PAPER = "Gekhman et al. 2024, who fine-tuned PaLM 2-M on EntityQuestions (12 rel
 EVIDENCE = {
     "unknown_harm": (
         "Unknown examples teach the model new facts. The paper found the model fits them much more slowly than "
-        "known ones, and once fitted they lower test accuracy: accuracy = 36.9 + 7.3 x (share of Known examples "
-        "fitted) - 8.3 x (share of Unknown examples fitted) (a linear fit, R^2 0.86)."
+        "known ones, and once fitted they lower test accuracy: accuracy = 36.9 + 7.3 x N_kn/|D| - 8.3 x N_unk/|D|, "
+        "where N_kn and N_unk are the Known and Unknown training examples the model has fitted (answers right) at "
+        "that point of training and |D| is the size of the whole training set, so each term is fitted examples of "
+        "that kind as a share of all training examples (a linear fit in-distribution, R^2 0.86)."
     ),
     "single": (
         "Test accuracy when training on one category only (at the best dev epoch / at convergence): HighlyKnown "
         "40.5/40.0, MaybeKnown 43.6/43.2, WeaklyKnown 39.2/35.4, Unknown 37.5/25.8; the natural mix 43.5/41.8."
     ),
     "filter": (
-        "Dropping the Unknown examples was as good as keeping them with early stopping, and better when training "
-        "runs to convergence."
+        "Dropping only the Unknown examples (the paper's filtered set, D_Known, which kept HighlyKnown, MaybeKnown and "
+        "WeaklyKnown) was as good as keeping them with early stopping, and better when training runs to convergence."
     ),
     "maybe": (
         "MaybeKnown examples are needed: trained on HighlyKnown alone, the model answered MaybeKnown test "
         "questions 60.1% right versus 69.9% with MaybeKnown examples in the mix."
     ),
-    "weak_dropped": (
-        "WeaklyKnown examples are left out (cap 0): alone they gave 39.2 at the best dev epoch and fell to 35.4 at "
-        "convergence, the largest drop after Unknown."
-    ),
+    "weak_dropped": WEAKLY_KNOWN_DEFAULT,
     "weak_capped": (
         "WeaklyKnown examples are kept up to your cap of {cap} ({kept} kept): alone they gave 39.2 at the best dev "
         "epoch but fell to 35.4 at convergence, so keep the cap small and rely on early stopping."

@@ -1,7 +1,8 @@
 """What a plan is made with: the mix, the WeaklyKnown cap or custom shares, the dev split's size, the seed.
 
-The defaults follow the paper: the recommended mix with no WeaklyKnown examples, and a dev split
-of 10% of the probed questions, at most 500.
+The defaults follow the paper (the recommended mix drops Unknown, and a dev split of 10% of the
+probed questions, at most 500), except one that goes beyond its evidence: no WeaklyKnown examples
+(``weakly_known_cap`` = 0; why: ``mixes.WEAKLY_KNOWN_DEFAULT``), where the paper's filtered set kept them.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ MULTI_ANSWER_CHOICES = ("keep", "drop")
 
 @dataclass(frozen=True)
 class PlanSettings:
-    """How to turn a probe into a training mix and a dev split. Defaults follow the paper."""
+    """How to turn a probe into a training mix and a dev split. Defaults follow the paper, except
+    the WeaklyKnown cap of 0 (see ``mixes.WEAKLY_KNOWN_DEFAULT``)."""
 
     mix: str = "recommended"
-    weakly_known_cap: int = 0  # max WeaklyKnown examples in the training set (recommended/idk mixes)
+    # max WeaklyKnown examples in the training set (recommended/idk mixes); 0 is KnowMix's choice, not the
+    # paper's (its filtered set kept WeaklyKnown): mixes.WEAKLY_KNOWN_DEFAULT says why
+    weakly_known_cap: int = 0
     shares: Optional[dict[str, float]] = None  # custom mix: share (0..1) of each category's examples to keep
     dev_fraction: float = 0.10
     dev_max: int = 500
