@@ -165,3 +165,18 @@ class KeyPruner:
             cut = max(partial.rfind(c) for c in _KEY_BOUNDARY)
             partial = partial[: cut + 1] if cut >= 0 else ""
         return bool(partial) and self.matcher(partial)
+
+
+class Mentions:
+    """Does a text name one of these answers as whole words (after ``normalize_answer``'s folding)?
+
+    The exemplar check uses it: an exemplar whose answer or question names a question's own
+    answer would give that answer away in the prompt ("Who is B married to? A: A" shown before
+    "Who is A married to?")."""
+
+    def __init__(self, answers: Iterable[str]) -> None:
+        self.targets = [t for t in {tuple(_key_words(a)) for a in answers} if t]
+
+    def __call__(self, text: str) -> bool:
+        words = _key_words(text)
+        return any(_contains(words, t) for t in self.targets)

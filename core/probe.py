@@ -8,16 +8,25 @@ Gekhman et al. 2024 (see docs/ARCHITECTURE.md):
     HighlyKnown  P(T=0) = 1            MaybeKnown  0 < P(T=0) < 1
     WeaklyKnown  P(T=0) = 0, P(T>0) > 0  Unknown    P(T=0) = 0, P(T>0) = 0
 
-The *lazy* schedule (the default) asks the model only for what can still change the category:
-no samples once a greedy answer is correct, no more samples once one sample is correct. Each
-sample is seeded by (example, exemplar set, sample index), so the lazy schedule gives exactly
-the categories of the full one; only P(T>0) is then not measured to the end (stored as NULL).
+The *lazy* schedule (the default) skips what cannot change the category: no samples once a
+greedy answer is correct (the example is HighlyKnown or MaybeKnown whatever the samples say).
+Examples with no correct greedy answer get every sample, so P(T>0) is measured to the end for
+WeaklyKnown and Unknown ones. Each sample is seeded by (example, exemplar set, sample index), so
+the lazy schedule gives exactly the categories of the full one on a deterministic backend (on a
+GPU, equal in distribution); P(T>0) of Known examples is then not measured (stored as NULL).
+
+Exemplars (``draw_exemplar_sets``): each group gets ``n_sets`` distinct sets, with the pool's
+questions spread over them as evenly as it allows; when the dataset is its own pool, a large
+group sets aside a small seeded pool (``HOLDOUT_SIZE`` rows), as the paper drew exemplars from
+held-out data. For each question, an exemplar that is the question itself, or whose answer or
+question names the question's answer, is replaced (``_prepare``), and the swap is recorded.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import random
 import time
@@ -30,13 +39,25 @@ from .categories import CATEGORIES  # noqa: F401  (the order lives in core.categ
 from .datasets import Example
 from .errors import Cancelled, ModelCrashed, SettingsError
 from .jobs import CancelToken, ProgressCallback, RateMeter, no_progress
-from .matching import MATCH_MODES, AnswerMatcher, KeyMatcher, KeyPruner, PrefixPruner, normalize_answer
+from .matching import MATCH_MODES, AnswerMatcher, KeyMatcher, KeyPruner, Mentions, PrefixPruner, normalize_answer
 
+# qa-v3: qa-v2 with distinct exemplar sets, a held-out exemplar pool in large groups, no exemplar
+# that gives the answer away, and every sample of examples without a correct greedy answer.
 # qa-v2: a chat row's own system turn, then four "Q: <q>\nA: <a>" pairs separated by a blank line,
 # then "Q: <q>\nA:"; the answer-length limit follows the answers (``answer_token_limit``) and the
 # matching mode is part of the settings. (qa-v1: no system turn, 24 tokens, exact match.)
-PROMPT_FORMAT = "qa-v2"
+PROMPT_FORMAT = "qa-v3"
 ANSWER_TOKENS_CAP = 96  # the longest answer-length limit the gold answers can ask for
+# When the dataset is its own exemplar pool, a group of at least HOLDOUT_MIN_ROWS rows sets aside
+# HOLDOUT_SIZE of them (seeded) as its pool: enough for 10 distinct 4-shot sets with room to replace
+# exemplars that give an answer away, and at most a tenth of the group.
+HOLDOUT_SIZE = 20
+HOLDOUT_MIN_ROWS = 200
+SWAP_REASONS = {
+    "self": "the question itself",
+    "same-answer": "its answer names this question's answer",
+    "names-answer": "its question names this question's answer",
+}
 MATCH_LABEL = {
     "auto": "exact match for entity answers, answer key in the answer for sentence answers",
     "exact": "exact match with the whole gold answer (the paper's)",
@@ -217,21 +238,22 @@ def check_pool_size(n: int, settings: ProbeSettings) -> None:
         )
 
 
-def draw_exemplar_sets(
-    pool: Sequence[Example], groups: Iterable[str], settings: ProbeSettings
-) -> tuple[dict[str, list[list[str]]], dict[str, str]]:
-    """Draw each group's exemplar sets once, with a seed, from the pool's questions of that group.
+def exemplar_pools(
+    pool: Sequence[Example], groups: Iterable[str], settings: ProbeSettings, hold_out: bool = False
+) -> tuple[dict[str, list[Example]], dict[str, str]]:
+    """The questions each group's exemplars come from, and a note per group that needs one.
 
-    Each set holds ``shots + 1`` ids: the last is a spare that replaces a question's own row
-    when the pool is the dataset itself. A group with too few pool questions borrows from the
-    whole pool, and the returned note says so.
+    A group's own pool questions, or, with ``hold_out`` (the dataset is its own pool) and at
+    least ``HOLDOUT_MIN_ROWS`` of them, ``HOLDOUT_SIZE`` drawn with the seed. A group with too
+    few pool questions borrows from the whole pool. Deterministic, so a resumed run finds the
+    same pools without storing them.
     """
     need = settings.shots + 1
     by_group: dict[str, list[Example]] = {}
     for ex in pool:
         by_group.setdefault(ex.group, []).append(ex)
     check_pool_size(len(pool), settings)
-    sets: dict[str, list[list[str]]] = {}
+    pools: dict[str, list[Example]] = {}
     notes: dict[str, str] = {}
     for group in sorted(set(groups)):
         candidates = by_group.get(group, [])
@@ -241,8 +263,72 @@ def draw_exemplar_sets(
                 "its exemplars are drawn from all groups"
             )
             candidates = list(pool)
+        elif hold_out and settings.shots and len(candidates) >= HOLDOUT_MIN_ROWS:
+            chosen = set(random.Random(f"{settings.seed}|pool|{group}").sample(range(len(candidates)), HOLDOUT_SIZE))
+            notes[group] = (
+                f"exemplars of group '{group}' come from {HOLDOUT_SIZE} of its {len(candidates)} rows, set aside "
+                "with the seed (the paper drew exemplars from held-out data); those rows are probed too, each "
+                "with the other pool rows as exemplars, because the plan needs a category for every row"
+            )
+            candidates = [ex for i, ex in enumerate(candidates) if i in chosen]
+        pools[group] = candidates
+    return pools, notes
+
+
+def _deal(ids: Sequence[str], k: int, deck: list[str], rng: random.Random) -> list[str]:
+    """``k`` different ids off the deck, refilled with a fresh shuffle of ``ids`` when it runs out,
+    so every id is dealt once before any is dealt again (``len(ids) >= k``)."""
+    got: list[str] = []
+    while len(got) < k:
+        for j in range(len(deck) - 1, -1, -1):
+            if deck[j] not in got:
+                got.append(deck.pop(j))
+                break
+        else:
+            deck[:0] = rng.sample(list(ids), len(ids))
+    return got
+
+
+def draw_exemplar_sets(
+    pool: Sequence[Example], groups: Iterable[str], settings: ProbeSettings, hold_out: bool = False
+) -> tuple[dict[str, list[list[str]]], dict[str, str]]:
+    """Draw each group's exemplar sets once, with a seed, from its pool (``exemplar_pools``).
+
+    Each set holds ``shots + 1`` ids: the last is a spare for a question whose exemplar must be
+    replaced (``_prepare``). The sets of a group are distinct (as sets of shown exemplars) and
+    deal the pool's questions in turn, so each is used as evenly as the pool allows. A group
+    whose pool cannot give ``n_sets`` distinct sets gets a note saying so.
+    """
+    need = settings.shots + 1
+    pools, notes = exemplar_pools(pool, groups, settings, hold_out)
+    sets: dict[str, list[list[str]]] = {}
+    for group, candidates in pools.items():
+        if not settings.shots:
+            sets[group] = [[] for _ in range(settings.n_sets)]
+            continue
+        ids = [ex.id for ex in candidates]
         rng = random.Random(f"{settings.seed}|exemplars|{group}")
-        sets[group] = [[ex.id for ex in rng.sample(candidates, need)] if settings.shots else [] for _ in range(settings.n_sets)]
+        possible = math.comb(len(ids), settings.shots)
+        deck: list[str] = []
+        seen: set[frozenset[str]] = set()
+        group_sets: list[list[str]] = []
+        for _ in range(settings.n_sets):
+            chosen = _deal(ids, need, deck, rng)
+            for _attempt in range(20):
+                if frozenset(chosen[: settings.shots]) not in seen or len(seen) >= possible:
+                    break
+                deck[:0] = chosen  # back under the deck; deal again
+                chosen = _deal(ids, need, deck, rng)
+            seen.add(frozenset(chosen[: settings.shots]))
+            group_sets.append(chosen)
+        sets[group] = group_sets
+        if len(seen) < settings.n_sets:
+            warn = (
+                f"group '{group}' can give only {len(seen)} distinct exemplar sets from its {len(ids)} pool questions "
+                f"(asked for {settings.n_sets}); some prompts repeat, so P(T=0) and P(T>0) rest on fewer distinct "
+                "prompts. A larger pool (--pool) fixes it"
+            )
+            notes[group] = f"{notes[group]}; {warn}" if group in notes else warn
     return sets, notes
 
 
@@ -255,6 +341,7 @@ class _Work:
     pruner: Callable[[str], bool]
     prompts: list[str]
     exemplar_ids: list[list[str]]
+    swaps: list[dict] = field(default_factory=list)  # exemplars replaced for this question, and why
     max_tokens: int = 24
     mode: str = "exact"
     chat: bool = False  # the prompts are rendered with the model's chat template
@@ -285,8 +372,54 @@ class _Work:
             "greedy_answers": json.dumps(self.greedy, ensure_ascii=False),
             "sampled_answers": json.dumps(self.samples, ensure_ascii=False),
             "exemplar_ids": json.dumps(self.exemplar_ids),
+            "exemplar_swaps": json.dumps(self.swaps),
             "seconds": self.seconds,
         }
+
+
+def _swap_reason(example: Example, mentions: Mentions, ex: Example) -> str:
+    """Why ``ex`` may not be an exemplar for ``example`` ("" = it may): a key of ``SWAP_REASONS``."""
+    if ex.id == example.id:
+        return "self"
+    if any(mentions(a) for a in ex.answers):
+        return "same-answer"
+    if mentions(ex.question):
+        return "names-answer"
+    return ""
+
+
+def _choose_exemplars(
+    example: Example, ids: Sequence[str], k: int, pool_by_id: dict[str, Example], candidates: Sequence[Example], seed: int
+) -> tuple[list[str], list[dict]]:
+    """The ``shots`` exemplars of set ``k`` for ``example``: the set's own, with any that is the
+    question itself or gives its answer away replaced by the spare, or else by one drawn (seeded by
+    example and set) from the group's pool. Returns the ids and the swaps made."""
+    shots = max(0, len(ids) - 1)
+    mentions = Mentions((*example.answers, *example.answer_keys))
+    chosen: list[str] = []
+    swaps: list[dict] = []
+    for i in ids[:shots]:
+        why = _swap_reason(example, mentions, pool_by_id[i])
+        if why:
+            swaps.append({"set": k, "dropped": i, "why": why})
+        else:
+            chosen.append(i)
+    spares: list[str] = []
+    if len(chosen) < shots and len(ids) > shots and not _swap_reason(example, mentions, pool_by_id[ids[shots]]):
+        spares.append(ids[shots])
+    if len(chosen) + len(spares) < shots:
+        rng = random.Random(f"{seed}|redraw|{example.id}|{k}")
+        taken = set(ids)
+        for ex in rng.sample(list(candidates), len(candidates)):
+            if len(chosen) + len(spares) >= shots:
+                break
+            if ex.id not in taken and not _swap_reason(example, mentions, ex):
+                spares.append(ex.id)
+                taken.add(ex.id)
+    for swap, by in zip(swaps, spares + [None] * len(swaps)):
+        swap["by"] = by  # None: the pool had no exemplar left that keeps the answer hidden
+    chosen.extend(spares)
+    return chosen, swaps
 
 
 def _prepare(
@@ -295,14 +428,13 @@ def _prepare(
     pool_by_id: dict[str, Example],
     settings: ProbeSettings,
     render: Optional[Callable[[Sequence[Example], Example], str]] = None,
+    candidates: Sequence[Example] = (),
 ) -> _Work:
-    shots = settings.shots
-    prompts, used = [], []
+    prompts, used, swaps = [], [], []
     longest = list(example.answers)
-    for ids in group_sets:
-        chosen = [i for i in ids[:shots] if i != example.id]
-        if len(chosen) < shots and len(ids) > shots and ids[shots] != example.id:
-            chosen.append(ids[shots])
+    for k, ids in enumerate(group_sets):
+        chosen, set_swaps = _choose_exemplars(example, ids, k, pool_by_id, candidates, settings.seed)
+        swaps.extend(set_swaps)
         exemplars = [pool_by_id[i] for i in chosen]
         longest.extend(ex.answers[0] for ex in exemplars)
         if render is not None:
@@ -324,6 +456,7 @@ def _prepare(
         pruner=pruner,
         prompts=prompts,
         exemplar_ids=used,
+        swaps=swaps,
         max_tokens=answer_token_limit(longest, settings.max_tokens),
         mode=mode,
         chat=render is not None,
@@ -400,8 +533,8 @@ def probe_batch(
         for k in range(settings.n_sets):
             if settings.schedule == "full":
                 pending = works
-            else:  # only examples whose category is still open: no correct greedy, no correct sample yet
-                pending = [w for w in works if w.greedy_ok == 0 and w.sampled_ok == 0]
+            else:  # examples with no correct greedy answer: every sample, so P(T>0) is measured to the end
+                pending = [w for w in works if w.greedy_ok == 0]
             if not pending:
                 break
             cancel.raise_if_cancelled("The probe")
@@ -446,11 +579,14 @@ def probe_examples(
     already_done: int = 0,
     total: Optional[int] = None,
     judge: Optional[Backend] = None,
+    hold_out: bool = False,
 ) -> list[dict]:
-    """Probe ``examples`` batch by batch; ``on_results`` gets each finished batch (to save it)."""
+    """Probe ``examples`` batch by batch; ``on_results`` gets each finished batch (to save it).
+    ``hold_out``: the pool is the dataset itself, as ``draw_exemplar_sets`` was told."""
     settings.validate()
     cancel = cancel or CancelToken()
     pool_by_id = {ex.id: ex for ex in pool}
+    pools, _ = exemplar_pools(pool, {ex.group for ex in examples}, settings, hold_out)
     render = chat_renderer(backend) if settings.chat_template else None
     ordered = sorted(examples, key=lambda ex: ex.group)  # stable: file order within a group
     total = total if total is not None else already_done + len(ordered)
@@ -467,7 +603,7 @@ def probe_examples(
             batch.append(ordered[i])
             i += 1
         n_batch += 1
-        works = [_prepare(ex, exemplar_sets[ex.group], pool_by_id, settings, render) for ex in batch]
+        works = [_prepare(ex, exemplar_sets[ex.group], pool_by_id, settings, render, pools[ex.group]) for ex in batch]
         try:
             on_step = lambda m, d=done, g=group: progress(meter.update(d, f"{g}: {m}"))  # bound now, called now
             probe_batch(backend, works, settings, cancel, on_step, judge)
@@ -560,7 +696,7 @@ def run_probe(
         )
         if run is None:
             groups = {ex.group for ex in examples}
-            sets, notes = draw_exemplar_sets(pool, groups, settings)
+            sets, notes = draw_exemplar_sets(pool, groups, settings, hold_out=pool_dataset_id is None)
             run_id = project.create_probe_run(
                 dataset_id=dataset_id,
                 pool_dataset_id=pool_dataset_id,
@@ -707,6 +843,7 @@ def _probe_claimed_run(
             already_done=resumed_from,
             total=len(examples),
             judge=judge_backend,
+            hold_out=pool is examples,
         )
     except Cancelled:
         project.update_probe_run(run_id, status="cancelled")

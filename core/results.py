@@ -5,7 +5,9 @@ Each row has the example's ``id``, ``group``, ``question``, ``answers`` (its gol
 ``multi_answer`` (true when the key lists two or more different true answers, not aliases of one:
 ``core.datasets.multi.is_multi_answer``), ``key`` (the answer key and aliases the probe looked for), ``probe_status`` ("probed" or
 "not-probed"), ``reason`` (why a row was not probed), the SliCK ``category``, ``p_greedy`` and
-``p_sampled``, the ``exemplar_ids`` of each exemplar set, and the model's ``greedy_answers`` and
+``p_sampled``, the ``exemplar_ids`` of each exemplar set, the ``exemplar_swaps`` (exemplars
+replaced because they were the question itself or gave its answer away: set, dropped id, why,
+replacement), and the model's ``greedy_answers`` and
 ``sampled_answers``. A not-probed row has an empty category and no P values or answers.
 
 JSON Lines keeps lists as lists; CSV writes each list as JSON text (one cell); Parquet keeps
@@ -34,6 +36,7 @@ COLUMNS = (
     "p_greedy",
     "p_sampled",
     "exemplar_ids",
+    "exemplar_swaps",
     "greedy_answers",
     "sampled_answers",
 )
@@ -73,6 +76,7 @@ def result_rows(project: Any, probe_run_id: Optional[int] = None) -> list[dict]:
                 "p_greedy": r[8],
                 "p_sampled": r[9],
                 "exemplar_ids": _list(r[10]),
+                "exemplar_swaps": _list(r[13]),
                 "greedy_answers": _list(r[11]),
                 "sampled_answers": _list(r[12]),
             }
@@ -138,6 +142,10 @@ def _parquet(rows: Sequence[dict]) -> bytes:
             ("p_greedy", pa.float64()),
             ("p_sampled", pa.float64()),
             ("exemplar_ids", pa.list_(text_list)),
+            (
+                "exemplar_swaps",
+                pa.list_(pa.struct([("set", pa.int64()), ("dropped", pa.string()), ("why", pa.string()), ("by", pa.string())])),
+            ),
             ("greedy_answers", text_list),
             ("sampled_answers", pa.list_(text_list)),
         ]

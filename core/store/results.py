@@ -95,6 +95,7 @@ ROW_COLUMNS = (
     "exemplar_ids",
     "greedy_answers",
     "sampled_answers",
+    "exemplar_swaps",
 )
 
 
@@ -103,7 +104,7 @@ def every_row(project: "Project", run_id: int, dataset_id: int) -> list[tuple[An
     (``ROW_COLUMNS``; the result's columns are None for a row without one)."""
     return project.db.execute(
         "SELECT e.example_id, e.group_name, e.question, e.answers, e.keys, e.probe_status, e.reason, r.category, "
-        "r.p_greedy, r.p_sampled, r.exemplar_ids, r.greedy_answers, r.sampled_answers "
+        "r.p_greedy, r.p_sampled, r.exemplar_ids, r.greedy_answers, r.sampled_answers, r.exemplar_swaps "
         "FROM examples e LEFT JOIN probe_results r ON r.run_id = ? AND r.example_id = e.example_id "
         "WHERE e.dataset_id = ? ORDER BY e.idx",
         [run_id, dataset_id],

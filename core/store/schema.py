@@ -12,7 +12,7 @@ from typing import Callable
 
 import sqlite_utils
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 PROJECT_SUFFIX = ".knowmix"
 
 
@@ -223,5 +223,12 @@ def _migrate_2(db: sqlite_utils.Database) -> None:
     examples.create_index(["dataset_id", "probe_status"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2]
+def _migrate_3(db: sqlite_utils.Database) -> None:
+    """Version 3 (faithful exemplars): ``exemplar_swaps`` lists, as JSON, the exemplars replaced for
+    an example because they were the example itself or gave its answer away, with the reason and
+    the replacement ('[]' for runs before this version, which did not check for leaks)."""
+    db.table("probe_results").add_column("exemplar_swaps", str, not_null_default="[]")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2, _migrate_3]
 assert len(MIGRATIONS) == SCHEMA_VERSION
