@@ -153,19 +153,19 @@ def add_convergence_run(project: Project, plan, *, status: str = "done") -> int:
         rows.append({"name": "dev_em", "step": 10 * e, "epoch": e, "value": dev_em, "at": 0.0})
         rows += [{"name": f"fit/{cat}", "step": 10 * e, "epoch": e, "value": e / 4, "at": 0.0} for cat in CATEGORIES]
     write_metrics(project, run_id, rows)
-    done = status == "done"
+    done, running = status == "done", status == "running"
     update_run(
         project,
         run_id,
         status=status,
-        stop_reason="max_epochs" if done else "cancelled",
+        stop_reason="max_epochs" if done else None if running else "cancelled",
         best_step=20,
         best_epoch=2.0,
         best_dev_em=0.5,
         fit_at_best=json.dumps({c: 0.5 for c in CATEGORIES}),
         final_step=40 if done else None,
         final_epoch=4.0 if done else None,
-        adapter_dir=str(folder / ("final-adapter" if done else "adapter")),
+        adapter_dir=None if running else str(folder / ("final-adapter" if done else "adapter")),
         seconds=75.0,
         step=40 if done else 30,
         epoch=4.0 if done else 3.0,
@@ -584,11 +584,55 @@ def test_an_early_stop_run_and_a_cancelled_convergence_run_stop_at_the_best_eval
         cancelled = add_convergence_run(project, plan, status="cancelled")
         reports = {run_id: section(build_report(project, train_run_id=run_id), "training") for run_id in (early, cancelled)}
     for run_id, training in reports.items():
-        assert _kv(training, "Stopping point") == "epoch 2, step 20, dev exact match 50.0% (the best dev exact match)", run_id
+        assert _kv(training, "Stopping point").startswith("epoch 2, step 20, dev exact match 50.0% (the best dev exact match"), (
+            run_id
+        )
         assert _kv(training, "Adapter").endswith("/adapter (from the best evaluation)")
         assert "Best dev evaluation" not in training
-        lines = re.findall(r'class="best"><title>([^<]*)</title>', training)
-        assert lines == ["Stopping point: step 20 (epoch 2), best dev exact match 50.0%"] * 3
+    training = reports[early]
+    lines = re.findall(r'class="best"><title>([^<]*)</title>', training)
+    assert lines == ["Stopping point: step 20 (epoch 2), best dev exact match 50.0%"] * 3
+    assert "The dashed line marks the stopping point (best dev exact match)." in training
+    assert "training keeps the adapter of the best one (dashed line)" in training
+    assert training.count(">stopping point</text>") == 3
+    # a convergence run cancelled before its last step keeps the best adapter so far (core.train.runs.keeps_final_adapter)
+    training = reports[cancelled]
+    assert "this convergence run stopped before its last step" in _kv(training, "Stopping point")
+    lines = re.findall(r'class="best"><title>([^<]*)</title>', training)
+    assert all(t.startswith("Best dev step: step 20 (epoch 2), dev exact match 50.0%; kept because") for t in lines)
+    assert len(lines) == 3 and training.count(">best dev step (kept)</text>") == 3
+    assert "so it keeps the adapter of the best one so far (dashed line)" in training
+
+
+def test_a_convergence_run_in_progress_marks_its_best_dev_step_not_a_stopping_point(tmp_path: Path) -> None:
+    """While a convergence run trains, its best dev step is neither where it stops nor the adapter it
+    keeps: the report says so (it used to call it "the stopping point" and say the best adapter is kept)."""
+    project, _ = seeded_project(tmp_path / "p.knowmix", BALANCED)
+    with project:
+        plan = build_plan(project, None, PlanSettings())
+        save_plan(project, plan)
+        run_id = add_convergence_run(project, plan, status="running")
+        training = section(build_report(project, train_run_id=run_id), "training")
+    assert _kv(training, "Stopping point") == "not reached yet: this run trains to convergence and stops at step 40"
+    assert _kv(training, "Best dev evaluation") == (
+        "epoch 2, step 20, dev exact match 50.0% (best so far; not kept: a convergence run keeps its final adapter)"
+    )
+    lines = re.findall(r'class="best"><title>([^<]*)</title>', training)
+    assert (
+        lines
+        == [
+            "Best dev step so far: step 20 (epoch 2), dev exact match 50.0%; this run trains to convergence and keeps "
+            "the final adapter, not this one"
+        ]
+        * 3
+    )
+    assert training.count(">best dev step</text>") == 3 and "stopping point</text>" not in training
+    assert (
+        "The dashed line marks the best dev step so far (step 20); this run trains to convergence and keeps the final adapter."
+        in training
+    )
+    assert "this run trains to convergence and keeps the final adapter, not the best one (dashed line)" in training
+    assert "training keeps the adapter of the best one" not in training
 
 
 # ----------------------------------------------------------------------------- rows not probed

@@ -264,7 +264,11 @@ class _Frame:
 
 
 def _frame(
-    series: Sequence[dict], best: Optional[tuple[float, str]], y_range: Optional[tuple[float, float]], width: int, height: int
+    series: Sequence[dict],
+    best: Optional[tuple[float, str, str]],
+    y_range: Optional[tuple[float, float]],
+    width: int,
+    height: int,
 ) -> _Frame:
     left, right, top, bottom = 56, 16, 20, 40
     xs = [p[0] for s in series for p in s["points"]] + ([best[0]] if best is not None else [])
@@ -288,13 +292,14 @@ def line_chart(
     y_label: str,
     percent: bool = False,
     y_range: Optional[tuple[float, float]] = None,
-    best: Optional[tuple[float, str]] = None,
+    best: Optional[tuple[float, str, str]] = None,
     x_label: str = "step",
     width: int = 720,
     height: int = 260,
 ) -> Chart:
     """Lines over steps. ``series``: ``{"name", "color", "points": [(x, y)], "markers": bool, "dash": bool, "title"}``;
-    ``best``: ``(x, tooltip)`` draws the vertical dashed line of the stopping point."""
+    ``best``: ``(x, tooltip, label)`` draws a vertical dashed line (the stopping point, or the best dev
+    step of a run that keeps another adapter: the caller words it) with its label above the plot."""
     f = _frame(series, best, y_range, width, height)
     chart = Chart(width, height, y_label + " by " + x_label)
     chart.shapes += _grid(f, percent)
@@ -324,12 +329,12 @@ def _grid(f: _Frame, percent: bool) -> list[Shape]:
     return out
 
 
-def _stopping_line(f: _Frame, best: tuple[float, str]) -> list[Shape]:
+def _stopping_line(f: _Frame, best: tuple[float, str, str]) -> list[Shape]:
     bx = f.px(best[0])
     anchor = "end" if bx > f.left + f.pw - 60 else ""
     return [
         Line(bx, bx, f.top, f.top + f.ph, "#212121", width=1.5, dash="5 4", css="best", title=best[1]),
-        Text(bx - 4 if anchor else bx + 4, f.top - 6, "stopping point", anchor=anchor or "start"),
+        Text(bx - 4 if anchor else bx + 4, f.top - 6, best[2], anchor=anchor or "start"),
     ]
 
 

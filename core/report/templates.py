@@ -189,7 +189,7 @@ TRAINING = """{% from "macros.html" import svg, legend, missing, note, kv_table,
 <h3>Training loss</h3>
 {% if train.loss_chart %}
 {{ svg(train.loss_chart) }}
-<p class="caption">Loss per optimizer step{% if train.loss_bucket > 1 %}; each point averages {{ train.loss_bucket }} steps{% endif %}. The dashed line marks the stopping point ({{ train.point_words }}).</p>
+<p class="caption">Loss per optimizer step{% if train.loss_bucket > 1 %}; each point averages {{ train.loss_bucket }} steps{% endif %}. The dashed line marks {{ train.point_words }}.</p>
 {% else %}
 {{ missing("No training loss recorded yet.") }}
 {% endif %}

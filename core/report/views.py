@@ -267,6 +267,75 @@ LOSS_COLOR, DEV_COLOR = "#37474f", "#1565c0"
 MAX_LINE_POINTS = 400  # longer series are averaged into this many points
 
 
+@dataclass(frozen=True)
+class _Kept:
+    """Which adapter the run keeps and how the report words its dashed line, from the one rule
+    (``core.train.runs.keeps_final_adapter``, which the training loop follows too).
+
+    ``case``: "early" (an EARLY_STOP run: the best dev step is the stopping point), "final" (a finished
+    CONVERGENCE run: it keeps its last step), "to-final" (a CONVERGENCE run still on its way to its last
+    step, or one that finished without a recorded last step: the best dev step is *not* what it keeps)
+    or "stopped" (a CONVERGENCE run cancelled or failed before its last step: it keeps the best so far).
+    """
+
+    case: str
+
+    @classmethod
+    def of(cls, row: dict, point: Optional[dict]) -> "_Kept":
+        from ..train.runs import CANCELLED, CRASHED, FAILED, keeps_final_adapter, stopping_rule
+        from ..train.settings import CONVERGENCE
+
+        rule, status = stopping_rule(row), str(row.get("status"))
+        if rule != CONVERGENCE:
+            return cls("early")
+        if keeps_final_adapter(rule, status):
+            return cls("final" if point is not None and point["final"] else "to-final")
+        return cls("stopped" if status in (CANCELLED, FAILED, CRASHED) else "to-final")  # else created or running
+
+    def label(self) -> str:
+        """The dashed line's label above each chart."""
+        return {"early": "stopping point", "final": "last step (kept)", "to-final": "best dev step"}.get(
+            self.case, "best dev step (kept)"
+        )
+
+    def tooltip(self, point: dict) -> str:
+        where = f"step {point['step']}" + (f" (epoch {float(point['epoch']):g})" if point.get("epoch") is not None else "")
+        em = f"dev exact match {pct(point['dev_em'])}" if point.get("dev_em") is not None else ""
+        if self.case == "early":
+            return f"Stopping point: {where}" + (f", best {em}" if em else "")
+        if self.case == "final":
+            return f"Stopping point: {where}, the last step (trained to convergence)" + (f"; {em}" if em else "")
+        if self.case == "to-final":
+            return (
+                f"Best dev step so far: {where}" + (f", {em}" if em else "") + "; this run trains to convergence and keeps "
+                "the final adapter, not this one"
+            )
+        return (
+            f"Best dev step: {where}" + (f", {em}" if em else "") + "; kept because this convergence run stopped before "
+            "its last step (resume it to train to the end and keep the final adapter)"
+        )
+
+    def point_words(self, point: Optional[dict]) -> str:
+        """The loss chart's caption: what the dashed line marks."""
+        step = f" (step {point['step']})" if point else ""
+        return {
+            "early": "the stopping point (best dev exact match)",
+            "final": "the stopping point (the last step: a convergence run keeps its final adapter)",
+            "to-final": f"the best dev step so far{step}; this run trains to convergence and keeps the final adapter",
+        }.get(
+            self.case,
+            f"the best dev step{step}; this convergence run stopped before its last step and keeps the best adapter so far",
+        )
+
+    def kept_words(self) -> str:
+        """The dev chart's caption: which adapter the run keeps."""
+        return {
+            "early": "training keeps the adapter of the best one",
+            "final": "this run trained to convergence and keeps the adapter of its last step",
+            "to-final": "this run trains to convergence and keeps the final adapter, not the best one",
+        }.get(self.case, "this convergence run stopped before its last step, so it keeps the adapter of the best one so far")
+
+
 def _stop_words(reason: Any, final: bool) -> str:
     """The run's stop reason in words; "max_epochs" depends on the rule, since it decides the adapter kept."""
     if reason == "max_epochs":
@@ -297,8 +366,27 @@ def _fit_text(fit: Any) -> str:
     return ", ".join(f"{cat} {pct(fit[cat], 0)}" for cat in cats)
 
 
-def _stopping_rows(row: dict, point: Optional[dict]) -> list[Row]:
-    rows = [kv("Stopping point", _point_text(point))]
+def _stopping_rows(row: dict, point: Optional[dict], kept: _Kept) -> list[Row]:
+    if kept.case == "to-final":
+        last = f"step {row.get('total_steps')}" if row.get("total_steps") else "its last step"
+        rows = [kv("Stopping point", f"not reached yet: this run trains to convergence and stops at {last}")]
+        if point is not None:
+            so_far = dict(point, why="best so far; not kept: a convergence run keeps its final adapter")
+            rows.append(kv("Best dev evaluation", _point_text(so_far)))
+        rows.append(kv("Train fit at the best dev step", _fit_text(point["fit"] if point else None)))
+        rows.append(
+            kv(
+                "Adapter",
+                f"{row['adapter_dir']} (best so far; the finished run keeps its final adapter)"
+                if row.get("adapter_dir")
+                else "-",
+            )
+        )
+        return rows
+    shown = point
+    if kept.case == "stopped" and point is not None:
+        shown = dict(point, why="the best dev exact match so far: this convergence run stopped before its last step")
+    rows = [kv("Stopping point", _point_text(shown))]
     best_step = row.get("best_step")
     if point is not None and point["final"] and best_step is not None and int(best_step) != point["step"]:
         best = {
@@ -314,7 +402,7 @@ def _stopping_rows(row: dict, point: Optional[dict]) -> list[Row]:
     return rows
 
 
-def _training_rows(row: dict, point: Optional[dict]) -> list[Row]:
+def _training_rows(row: dict, point: Optional[dict], kept: _Kept) -> list[Row]:
     final = bool(point and point["final"])
     rows = [
         kv("Training run", row["id"]),
@@ -326,7 +414,7 @@ def _training_rows(row: dict, point: Optional[dict]) -> list[Row]:
         kv("Examples", f"{row.get('n_train') or 0} train, {row.get('n_dev') or 0} dev"),
         kv("Progress", f"step {row.get('step') or 0} of {row.get('total_steps') or '?'}, epoch {float(row.get('epoch') or 0):g}"),
     ]
-    rows += _stopping_rows(row, point)
+    rows += _stopping_rows(row, point, kept)
     if row.get("merged_dir"):
         rows.append(kv("Merged model", row.get("merged_dir")))
     rows += [
@@ -340,20 +428,12 @@ def _training_rows(row: dict, point: Optional[dict]) -> list[Row]:
     return rows
 
 
-def _stopping_line(point: Optional[dict]) -> Optional[tuple[float, str]]:
-    """The dashed line on every training chart: where the run stopped, with its tooltip."""
+def _stopping_line(point: Optional[dict], kept: _Kept) -> Optional[tuple[float, str, str]]:
+    """The dashed line on every training chart: the stopping point, or the best dev step of a run
+    that keeps another adapter, with its tooltip and label."""
     if point is None:
         return None
-    tip = f"Stopping point: step {point['step']}"
-    if point.get("epoch") is not None:
-        tip += f" (epoch {float(point['epoch']):g})"
-    if point["final"]:
-        tip += ", the last step (trained to convergence)"
-        if point.get("dev_em") is not None:
-            tip += f"; dev exact match {pct(point['dev_em'])}"
-    elif point.get("dev_em") is not None:
-        tip += f", best dev exact match {pct(point['dev_em'])}"
-    return float(point["step"]), tip
+    return float(point["step"]), kept.tooltip(point), kept.label()
 
 
 def _eval_series(history: list[dict]) -> tuple[list, dict[str, list], list]:
@@ -377,7 +457,7 @@ def _eval_series(history: list[dict]) -> tuple[list, dict[str, list], list]:
     return dev, fit, fit_all
 
 
-def _loss_chart(loss: list[tuple[float, float]], best: Optional[tuple[float, str]]) -> tuple[Optional[charts.Chart], int]:
+def _loss_chart(loss: list[tuple[float, float]], best: Optional[tuple[float, str, str]]) -> tuple[Optional[charts.Chart], int]:
     if not loss:
         return None, 1
     pts, size = charts.downsample(loss, MAX_LINE_POINTS)
@@ -389,7 +469,9 @@ def _loss_chart(loss: list[tuple[float, float]], best: Optional[tuple[float, str
     return charts.line_chart(series, y_label="loss", best=best), size
 
 
-def _fit_chart(fit: dict[str, list], fit_all: list, best: Optional[tuple[float, str]]) -> tuple[Optional[charts.Chart], list]:
+def _fit_chart(
+    fit: dict[str, list], fit_all: list, best: Optional[tuple[float, str, str]]
+) -> tuple[Optional[charts.Chart], list]:
     if not fit:
         return None, []
     cats = ordered_categories(fit)
@@ -404,7 +486,8 @@ def _fit_chart(fit: dict[str, list], fit_all: list, best: Optional[tuple[float, 
 
 def training_view(training: Any) -> dict:
     point = training.point
-    best = _stopping_line(point)
+    kept = _Kept.of(training.row, point)
+    best = _stopping_line(point, kept)
     dev, fit, fit_all = _eval_series(training.history)
     loss_chart, bucket = _loss_chart(training.loss, best)
     fit_chart, fit_legend = _fit_chart(fit, fit_all, best)
@@ -412,10 +495,9 @@ def training_view(training: Any) -> dict:
     if dev:
         series = [{"name": "dev exact match", "color": DEV_COLOR, "points": dev, "markers": True}]
         dev_chart = charts.line_chart(series, y_label="dev exact match", percent=True, y_range=(0.0, 1.0), best=best)
-    final = bool(point and point["final"])
     return {
         "note": training.note,
-        "rows": _training_rows(training.row, point),
+        "rows": _training_rows(training.row, point, kept),
         "settings": settings_view(training.row.get("settings")),
         "has_metrics": bool(training.loss or training.history),
         "loss_chart": loss_chart,
@@ -423,10 +505,6 @@ def training_view(training: Any) -> dict:
         "dev_chart": dev_chart,
         "fit_chart": fit_chart,
         "fit_legend": fit_legend,
-        "point_words": "the last step: a convergence run keeps its final adapter" if final else "best dev exact match",
-        "kept_words": (
-            "this run trained to convergence and keeps the adapter of its last step"
-            if final
-            else "training keeps the adapter of the best one"
-        ),
+        "point_words": kept.point_words(point),
+        "kept_words": kept.kept_words(),
     }

@@ -102,7 +102,10 @@ class TrainSettings:
     max_seq_len: int = 128  # longer examples are cut from the left of the question, the answer is kept
     # Evaluation and stopping
     eval_every_steps: Optional[int] = None  # None: at the end of every epoch
-    stopping: str = EARLY_STOP  # or "convergence": train all epochs, keep the last adapter
+    # or "convergence": train all epochs. Which adapter a run keeps (the best dev step's, or the last step's for
+    # a finished convergence run) is decided in one place, core.train.runs.keeps_final_adapter: the training
+    # loop, the GGUF export and the report all ask it.
+    stopping: str = EARLY_STOP
     patience: int = 2  # evaluations without a better dev exact match before early stopping
     fit_sample_per_category: int = 200
     max_new_tokens: int = 24
