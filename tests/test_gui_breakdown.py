@@ -368,3 +368,34 @@ def test_100k_examples_load_filter_and_sort_fast(qtbot, ctx, tmp_path):
     )
     assert t_open < 15
     assert t_filter < 3 and t_sort < 3 and t_search < 3
+
+
+def test_the_detail_ticks_sentence_answers_by_their_key_and_lists_replaced_exemplars(tmp_path):
+    """A sentence-answer row is scored by its key: "It is Author 3." is right although it is not the
+    exact gold sentence, and the detail must tick it as the probe counted it; exemplars replaced
+    because they were the question itself appear with the reason."""
+    from gui.pages.breakdown import example_html
+
+    examples = [
+        Example(
+            id=f"s{i}",
+            question=f"Who wrote book number {i}?",
+            answers=(f"The book was written by Author {i}.",),
+            group="G0",
+            line=i + 1,
+            raw={},
+            keys=(f"Author {i}",),
+            key_source="extracted",
+        )
+        for i in range(8)
+    ]
+    knowledge = {ex.question: (f"It is Author {i}.", 1.0, 0.0) for i, ex in enumerate(examples)}
+    path = tmp_path / "p.knowmix"
+    run_id = probed_project(path, examples, knowledge, ProbeSettings(n_sets=4, samples_per_set=0, preset="quick"))
+    with Project(path) as p:
+        rows = {r["example_id"]: r for r in p.probe_results(run_id)}
+        with_swap = next(i for i, r in rows.items() if json.loads(r["exemplar_swaps"]))
+        assert rows[with_swap]["category"] == "HighlyKnown"
+        text = example_html(p, run_id, with_swap)
+    assert "✗" not in text and text.count("✓") == 4
+    assert "Exemplars replaced" in text and "the question itself" in text

@@ -29,6 +29,9 @@ DETAIL_COLUMNS = (
     "question",
     "answers",
     "group_name",
+    "keys",
+    "key_source",
+    "exemplar_swaps",
 )
 
 
@@ -58,7 +61,8 @@ def example_detail(project: "Project", run_id: int, dataset_id: int, example_id:
     has no such result."""
     row = project.db.execute(
         "SELECT r.category, r.p_greedy, r.p_sampled, r.greedy_correct, r.greedy_total, r.sampled_correct, "
-        "r.sampled_total, r.greedy_answers, r.sampled_answers, r.exemplar_ids, e.question, e.answers, r.group_name "
+        "r.sampled_total, r.greedy_answers, r.sampled_answers, r.exemplar_ids, e.question, e.answers, r.group_name, "
+        "e.keys, e.key_source, r.exemplar_swaps "
         "FROM probe_results r LEFT JOIN examples e ON e.dataset_id = ? AND e.example_id = r.example_id "
         "WHERE r.run_id = ? AND r.example_id = ?",
         [dataset_id, run_id, example_id],

@@ -13,11 +13,12 @@ import html
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from core.categories import CATEGORIES
 from core.formats import percent
-from core.matching import AnswerMatcher
+from core.matching import AnswerMatcher, KeyMatcher
+from core.probe import SWAP_REASONS, ProbeSettings
 
 from ..charts import CATEGORY_COLORS, CategoryBars, Histogram
 from ..example_table import DASH, ExampleData, ExampleModel, fmt_p
@@ -457,7 +458,7 @@ class BreakdownPage(Page):
             self.detail.setPlainText(f"Cannot show example {example_id}: {exc}")
 
 
-def _answers_html(answers: list[str], matcher: AnswerMatcher) -> str:
+def _answers_html(answers: list[str], matcher: Callable[[str], bool]) -> str:
     """Distinct answers in order with ✓/✗ and a count when repeated."""
     counts = Counter(answers)
     seen: list[str] = []
@@ -481,12 +482,19 @@ def example_html(project: Any, run_id: int, example_id: str, palette: Optional[Q
     row = results.example_detail(project, run_id, run["dataset_id"], example_id)
     if row is None:
         return f"<p>Example {html.escape(example_id)} has no probe result in run {run_id}.</p>"
-    (cat, p_g, p_s, g_ok, g_n, s_ok, s_n, greedy_json, sampled_json, exemplars_json, question, answers_json, group) = row
+    (cat, p_g, p_s, g_ok, g_n, s_ok, s_n, greedy_json, sampled_json, exemplars_json, question, answers_json, group) = row[:13]
+    keys_json, key_source, swaps_json = row[13:]
     aliases = json.loads(answers_json) if answers_json else []
     greedy = json.loads(greedy_json or "[]")
     sampled = json.loads(sampled_json or "[]")
     exemplars = json.loads(exemplars_json or "[]")
-    matcher = AnswerMatcher(aliases)
+    swaps = json.loads(swaps_json or "[]")
+    # the ticks follow the run's own matching: exact for entity answers, the answer key otherwise
+    settings = ProbeSettings.from_json(run["settings"])
+    exact = settings.match == "exact" or (settings.match == "auto" and (key_source or "answer") == "answer")
+    matcher: Callable[[str], bool] = (
+        AnswerMatcher(aliases) if exact else KeyMatcher(json.loads(keys_json or "[]") or aliases, question or "")
+    )
     muted = palette.color(QtGui.QPalette.ColorRole.PlaceholderText).name() if palette is not None else "#777777"
     color = CATEGORY_COLORS.get(cat, "#888888")
     if s_n:
@@ -502,6 +510,18 @@ def example_html(project: Any, run_id: int, example_id: str, palette: Optional[Q
         "<table cellspacing='0' cellpadding='4' border='1' style='border-collapse:collapse; border-color:#888888'>",
         "<tr><th align='left'>set</th><th align='left'>greedy answer</th><th align='left'>sampled answers</th></tr>",
     ]
+    if settings.match == "judge":
+        out.insert(
+            -2,
+            f"<p style='color:{muted}'>Judge mode: the model also judged answers without the key; ticks show the key only.</p>",
+        )
+    if swaps:
+        lines = "; ".join(
+            f"set {int(s.get('set', 0)) + 1}: {html.escape(str(s.get('dropped')))} ({html.escape(SWAP_REASONS.get(s.get('why'), str(s.get('why'))))})"
+            + (f" → {html.escape(str(s['by']))}" if s.get("by") else " → none left")
+            for s in swaps
+        )
+        out.insert(-2, f"<p style='color:{muted}; font-size:small'><b>Exemplars replaced:</b> {lines}</p>")
     n = max(len(greedy), len(sampled), len(exemplars))
     for k in range(n):
         g = greedy[k] if k < len(greedy) else None
@@ -512,7 +532,9 @@ def example_html(project: Any, run_id: int, example_id: str, palette: Optional[Q
     return "\n".join(out)
 
 
-def _set_row_html(k: int, greedy: Optional[str], samples: list[str], ids: list[Any], matcher: AnswerMatcher, muted: str) -> str:
+def _set_row_html(
+    k: int, greedy: Optional[str], samples: list[str], ids: list[Any], matcher: Callable[[str], bool], muted: str
+) -> str:
     """One exemplar set's row: its greedy answer (✓/✗) and exemplar ids, and its sampled answers."""
     if greedy is None:
         g_html = DASH
