@@ -10,6 +10,7 @@ from .categories import CATEGORIES
 from .datasets.types import reasons_text
 from .formats import percent
 from .probe import ProbeSettings
+from .store import results as _results
 
 
 @dataclass
@@ -22,6 +23,30 @@ class Breakdown:
     not_probed: dict[str, int] = field(default_factory=dict)
     # probed questions that list two or more different true answers (core.datasets.multi), by category
     multi_answer: dict[str, int] = field(default_factory=dict)
+    # exemplars replaced because they were the question itself or gave its answer away, by reason
+    exemplar_swaps: dict[str, int] = field(default_factory=dict)
+    # the exemplar draw's notes per group: a held-out pool, borrowed exemplars, too few distinct sets
+    exemplar_notes: dict[str, str] = field(default_factory=dict)
+    # {category: (mean P(T>0), examples measured)}: every WeaklyKnown and Unknown example has one
+    p_sampled: dict[str, tuple[float, int]] = field(default_factory=dict)
+
+    def exemplar_text(self) -> str:
+        """'Exemplars: 80 replaced so that none gives a question's answer away (40 ...).', or ''."""
+        leaks = {k: v for k, v in self.exemplar_swaps.items() if k != "self"}
+        if not leaks:
+            return ""
+        from .probe import SWAP_REASONS
+
+        n = sum(leaks.values())
+        why = ", ".join(f"{v} because {SWAP_REASONS.get(k, k)}" for k, v in sorted(leaks.items()))
+        return f"{n} exemplar{'s' if n != 1 else ''} replaced so that none gives a question's answer away ({why})."
+
+    def p_sampled_text(self) -> str:
+        """'Mean P(T>0): WeaklyKnown 0.12 (30 examples), Unknown 0 (50).', or ''."""
+        parts = [
+            f"{c} {self.p_sampled[c][0]:.2g} ({self.p_sampled[c][1]})" for c in ("WeaklyKnown", "Unknown") if c in self.p_sampled
+        ]
+        return f"Mean P(T>0): {', '.join(parts)}." if parts else ""
 
     def multi_answer_text(self) -> str:
         """'12 of them list several different true answers (9 HighlyKnown, 3 Unknown) ...', or '' when none."""
@@ -64,6 +89,9 @@ class Breakdown:
             "not_probed": dict(self.not_probed),
             "multi_answer": sum(self.multi_answer.values()),
             "multi_answer_by_category": {c: self.multi_answer.get(c, 0) for c in CATEGORIES},
+            "exemplar_swaps": dict(self.exemplar_swaps),
+            "exemplar_notes": dict(self.exemplar_notes),
+            "p_sampled_mean": {c: {"mean": m, "n": n} for c, (m, n) in self.p_sampled.items()},
             "of": self.run["n_total"],
             "overall": {"counts": {c: self.overall.get(c, 0) for c in CATEGORIES}, "shares": shares(self.overall)},
             "groups": {
@@ -99,7 +127,7 @@ class Breakdown:
         )
         extra = self.not_probed_text()
         done += f"; {extra}" if extra else ""
-        multi = self.multi_answer_text()
+        multi = " ".join(t for t in (self.multi_answer_text(), self.exemplar_text(), self.p_sampled_text()) if t)
         multi = f" {multi}" if multi else ""
         return (
             f"Probe run {self.run['id']} ({status}): {done} with {self.run['model_name']} via {self.run['backend']}.{multi} "
@@ -123,6 +151,9 @@ def breakdown(project, run_id: Optional[int] = None) -> Breakdown:
         settings=settings,
         not_probed=not_probed,
         multi_answer=multi_answer_counts(project, run),
+        exemplar_swaps=_results.swap_counts(project, int(run["id"])),
+        exemplar_notes=project.exemplar_sets(int(run["id"]))[1],
+        p_sampled=_results.p_sampled_means(project, int(run["id"])),
     )
 
 

@@ -592,3 +592,32 @@ def test_no_exemplar_gives_a_spouse_questions_answer_away(tmp_path):
     # a spouse pair shows up as an exemplar of its partner's question in about 1 draw in 8
     assert any(s["why"] == "names-answer" for r in rows for s in r["exemplar_swaps"])
     assert swaps > 10
+    summary = breakdown(project, outcome.run_id)  # the count and the reason reach the output
+    leaks = summary.exemplar_swaps["names-answer"]
+    assert leaks == sum(s["why"] == "names-answer" for r in rows for s in r["exemplar_swaps"])
+    assert f"{leaks} because its question names this question's answer" in summary.headline()
+    assert summary.to_dict()["exemplar_swaps"]["names-answer"] == leaks
+
+
+def test_every_weakly_known_and_unknown_example_has_its_p_sampled_in_the_results_and_the_summary(tmp_path):
+    from core.results import result_rows
+
+    examples, knowledge = make_examples(60)
+    project, dataset_id = _project_with(tmp_path, examples)
+    out = run_probe(
+        project,
+        dataset_id=dataset_id,
+        pool_dataset_id=None,
+        model_spec="scripted",
+        settings=ProbeSettings(n_sets=4, samples_per_set=8, preset="quick"),
+        backend=ScriptedBackend(knowledge),
+    )
+    rows = result_rows(project, out.run_id)
+    open_ = [r for r in rows if r["category"] in ("WeaklyKnown", "Unknown")]
+    assert {r["category"] for r in open_} == {"WeaklyKnown", "Unknown"}
+    assert all(r["p_sampled"] is not None for r in open_)
+    assert all(r["p_sampled"] > 0 for r in open_ if r["category"] == "WeaklyKnown")
+    summary = breakdown(project, out.run_id)
+    n_weak = sum(r["category"] == "WeaklyKnown" for r in rows)
+    assert summary.p_sampled["WeaklyKnown"][1] == n_weak and "WeaklyKnown" in summary.p_sampled_text()
+    assert "Mean P(T>0)" in summary.headline()

@@ -113,3 +113,23 @@ def every_row(project: "Project", run_id: int, dataset_id: int) -> list[tuple[An
         "WHERE e.dataset_id = ? ORDER BY e.idx",
         [run_id, dataset_id],
     ).fetchall()
+
+
+def swap_counts(project: "Project", run_id: int) -> dict[str, int]:
+    """How many exemplars the run replaced, by reason (``core.probe.SWAP_REASONS``)."""
+    rows = project.db.execute(
+        "SELECT json_extract(j.value, '$.why'), COUNT(*) FROM probe_results r, json_each(r.exemplar_swaps) j "
+        "WHERE r.run_id = ? GROUP BY 1",
+        [run_id],
+    ).fetchall()
+    return {str(why): int(n) for why, n in rows}
+
+
+def p_sampled_means(project: "Project", run_id: int) -> dict[str, tuple[float, int]]:
+    """{category: (mean P(T>0), how many examples have one)} over the results that measured it."""
+    rows = project.db.execute(
+        "SELECT category, AVG(p_sampled), COUNT(p_sampled) FROM probe_results "
+        "WHERE run_id = ? AND p_sampled IS NOT NULL GROUP BY category",
+        [run_id],
+    ).fetchall()
+    return {str(cat): (float(mean), int(n)) for cat, mean, n in rows}
