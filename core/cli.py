@@ -387,6 +387,10 @@ class _EvalPrinter:
         elif isinstance(event, Start):
             self.bar.finish()
             _status(
+        if getattr(args, "ood", None):
+            from .plan import add_ood
+
+            add_ood(project, plan, args.ood)
                 f"Training on {event.device} ({event.dtype}): {event.n_train} examples, "
                 f"{event.n_dev} dev, {event.total_steps} steps, "
                 f"{event.trainable_params} trainable parameters"

@@ -116,6 +116,14 @@ PLAN_OPTIONS = (  # parsed with the class's defaults
     ),
     Option("--dev-max", "dev_max", int, "largest dev split (default {default})"),
     Option(
+        "--test-fraction",
+        "test_fraction",
+        float,
+        "share held out for the test split, never trained on, for knowmix check (default {default}; 0: none)",
+        show=lambda v: f"{v:.2f}",
+    ),
+    Option("--test-max", "test_max", int, "largest test split (default {default}; 0: none)"),
+    Option(
         "--not-probed",
         "not_probed",
         None,
@@ -270,7 +278,7 @@ def _plan(sub: Any) -> argparse.ArgumentParser:
     from .plan.mixes import MIXES
     from .plan.settings import PlanSettings
 
-    pl = sub.add_parser("plan", help="turn a finished probe into a training plan: the mix and the dev split")
+    pl = sub.add_parser("plan", help="turn a finished probe into a training plan: the mix, the dev and test splits")
     add_project(pl)
     pl.add_argument("--run", type=int, help="probe run number (default: the latest)")
     defaults = PlanSettings()
@@ -285,6 +293,11 @@ def _plan(sub: Any) -> argparse.ArgumentParser:
         "--export",
         metavar="DIR",
         help="also write the planned train/dev sets (input's own shape and plain question/answer JSONL)",
+    pl.add_argument(
+        "--ood",
+        metavar="FILE",
+        help="an out-of-distribution file (groups the plan does not have) kept in the project for knowmix check",
+    )
     )
     pl.add_argument("--json", action="store_true", help="print the plan as JSON")
     return pl

@@ -120,7 +120,7 @@ def test_recommended_mix_keeps_known_drops_unknown_and_caps_weakly_known(tmp_pat
     assert plan.probe_run_id == run_id and plan.settings == PlanSettings()
     dev_ids = {e.example_id for e in plan.dev()}
     for e in plan.examples:
-        if e.split == "dev":
+        if e.split in ("dev", "test"):
             continue
         if e.category in ("HighlyKnown", "MaybeKnown"):
             assert e.split == "train" and e.target == e.answers[0]
@@ -134,7 +134,7 @@ def test_recommended_mix_keeps_known_drops_unknown_and_caps_weakly_known(tmp_pat
     assert by_cat(capped.train())["WeaklyKnown"] == 25
     assert {e.example_id for e in capped.dev()} == dev_ids  # the dev split does not depend on the mix
     everything = build_plan(project, settings=PlanSettings(weakly_known_cap=10_000))
-    assert by_cat(everything.train())["WeaklyKnown"] == 180 - by_cat(everything.dev())["WeaklyKnown"]
+    assert by_cat(everything.train())["WeaklyKnown"] == 180 - by_cat(everything.dev() + everything.test())["WeaklyKnown"]
     assert len(plan.examples) == len(examples)
     project.close()
 
@@ -143,9 +143,9 @@ def test_idk_mix_relabels_unknown_answers_and_keeps_them(tmp_path):
     project, _, _ = seeded_project(tmp_path, BALANCED)
     plan = build_plan(project, settings=PlanSettings(mix="idk"))
     unknown_train = [e for e in plan.train() if e.category == "Unknown"]
-    assert len(unknown_train) == 450 - by_cat(plan.dev())["Unknown"]
+    assert len(unknown_train) == 450 - by_cat(plan.dev() + plan.test())["Unknown"]
     assert all(e.target == IDK_ANSWER and e.relabelled for e in unknown_train)
-    assert all(e.target == e.answers[0] for e in plan.examples if e.category != "Unknown" or e.split == "dev")
+    assert all(e.target == e.answers[0] for e in plan.examples if e.category != "Unknown" or e.split in ("dev", "test"))
     assert by_cat(plan.train())["WeaklyKnown"] == 0
     assert plan.counts()["relabelled"] == len(unknown_train)
     project.close()
@@ -155,7 +155,7 @@ def test_natural_mix_keeps_everything_outside_dev(tmp_path):
     project, _, examples = seeded_project(tmp_path, BALANCED)
     plan = build_plan(project, settings=PlanSettings(mix="natural", weakly_known_cap=3))
     assert not plan.dropped()
-    assert len(plan.train()) + len(plan.dev()) == len(examples)
+    assert len(plan.train()) + len(plan.dev()) + len(plan.test()) == len(examples)
     assert all(e.target == e.answers[0] for e in plan.train())
     project.close()
 
@@ -164,15 +164,16 @@ def test_custom_shares_keep_that_share_of_each_category(tmp_path):
     project, _, _ = seeded_project(tmp_path, BALANCED)
     shares = {"HighlyKnown": 1, "MaybeKnown": 0.5, "WeaklyKnown": 0.25, "Unknown": 0}
     plan = build_plan(project, settings=PlanSettings(mix="custom", shares=shares))
-    dev, train = by_cat(plan.dev()), by_cat(plan.train())
+    dev, train = by_cat(plan.dev() + plan.test()), by_cat(plan.train())
     total = {c: 3 * n for c, n in zip(CATEGORIES, (120, 90, 60, 150))}
     for cat, share in shares.items():
         assert train[cat] == int(share * (total[cat] - dev[cat]) + 0.5)
     # A category the shares leave out follows the recommended mix.
     partial = build_plan(project, settings=PlanSettings(mix="custom", shares={"WeaklyKnown": 1}))
     t = by_cat(partial.train())
-    assert t["Unknown"] == 0 and t["WeaklyKnown"] == total["WeaklyKnown"] - by_cat(partial.dev())["WeaklyKnown"]
-    assert t["HighlyKnown"] == total["HighlyKnown"] - by_cat(partial.dev())["HighlyKnown"]
+    held = by_cat(partial.dev() + partial.test())
+    assert t["Unknown"] == 0 and t["WeaklyKnown"] == total["WeaklyKnown"] - held["WeaklyKnown"]
+    assert t["HighlyKnown"] == total["HighlyKnown"] - held["HighlyKnown"]
     project.close()
 
 
@@ -246,9 +247,13 @@ def test_every_category_with_two_examples_reaches_dev_without_breaking_the_limit
 
 def test_on_tiny_data_every_category_still_gets_one_dev_example(tmp_path):
     project, _, _ = seeded_project(tmp_path, {(c, "G0"): 5 for c in CATEGORIES})
-    plan = build_plan(project, settings=PlanSettings(mix="natural"))
+    plan = build_plan(project, settings=PlanSettings(mix="natural", test_fraction=0))
     assert by_cat(plan.dev()) == {c: 1 for c in CATEGORIES}  # 4 > 10% of 20: the categories come first
     assert by_cat(plan.train()) == {c: 4 for c in CATEGORIES}
+    # With a test split (20 questions is just enough), the categories come first in it too, and dev still has each.
+    with_test = build_plan(project, settings=PlanSettings(mix="natural"))
+    assert by_cat(with_test.test()) == by_cat(with_test.dev()) == {c: 1 for c in CATEGORIES}
+    assert by_cat(with_test.train()) == {c: 3 for c in CATEGORIES}
     project.close()
 
 
@@ -267,7 +272,7 @@ def test_partial_keep_preserves_each_groups_share_not_file_order(tmp_path):
     spec = {("HighlyKnown", "G0"): 100, ("WeaklyKnown", "G0"): 600, ("WeaklyKnown", "G1"): 300, ("WeaklyKnown", "G2"): 100}
     project, _, examples = seeded_project(tmp_path, spec)
     plan = build_plan(project, settings=PlanSettings(weakly_known_cap=90))
-    pool = Counter(e.group for e in plan.examples if e.category == "WeaklyKnown" and e.split != "dev")
+    pool = Counter(e.group for e in plan.examples if e.category == "WeaklyKnown" and e.split not in ("dev", "test"))
     kept = Counter(e.group for e in plan.train() if e.category == "WeaklyKnown")
     assert sum(kept.values()) == 90
     for g, n in pool.items():
@@ -604,7 +609,7 @@ def test_plan_accounts_for_every_row_and_keeps_not_probed_rows_by_default(tmp_pa
     plan = build_plan(project, settings=PlanSettings(dev_fraction=0.2))
     c = plan.counts()
     assert c["rows"] == 30 == len(plan.examples)
-    assert c["train"]["total"] + c["dev"]["total"] + c["dropped"]["total"] + c["not_probed"]["total"] == 30
+    assert c["train"]["total"] + c["dev"]["total"] + c["test"]["total"] + c["dropped"]["total"] + c["not_probed"]["total"] == 30
     assert c["before"]["total"] == 25  # the categories are about probed rows only
     assert c["not_probed"] == {
         "total": 5,
@@ -636,8 +641,8 @@ def test_plan_accounts_for_every_row_and_keeps_not_probed_rows_by_default(tmp_pa
     assert "Not probed: 5 rows, kept as they are in the training file" in text
     assert "multi-turn" in text and "task" in text and "2 task" in text
     assert (
-        f"All 30 rows: {c['train']['total']} to train on, {c['dev']['total']} for dev, {c['dropped']['total']} dropped, and 5 not probed"
-        in text
+        f"All 30 rows: {c['train']['total']} to train on, {c['dev']['total']} for dev, {c['test']['total']} for test, "
+        f"{c['dropped']['total']} dropped, and 5 not probed" in text
     )
 
     save_plan(project, plan)
@@ -657,7 +662,7 @@ def test_not_probed_rows_can_be_left_out(tmp_path):
     plan = build_plan(project, settings=PlanSettings(dev_fraction=0.2, not_probed="drop"))
     c = plan.counts()
     assert c["not_probed"]["kept"] == 0 and c["not_probed"]["left_out"] == 5 and c["not_probed"]["trained"] == 0
-    assert c["train"]["total"] + c["dev"]["total"] + c["dropped"]["total"] + c["not_probed"]["total"] == 30
+    assert c["train"]["total"] + c["dev"]["total"] + c["test"]["total"] + c["dropped"]["total"] + c["not_probed"]["total"] == 30
     assert not plan.kept() and len(plan.left_out()) == 5
     assert "left out of the training file as you chose" in plan.explain()
     paths = export_plan(plan, tmp_path / "out", dataset_row=project.dataset(dataset_id))
@@ -717,7 +722,11 @@ def test_a_chat_file_with_follow_ups_loads_plans_every_row_and_exports_the_kept_
     project, dataset_id = probed_project(tmp_path, ds)
     plan = build_plan(project, settings=PlanSettings(dev_fraction=0.2))
     c = plan.counts()
-    assert c["train"]["total"] + c["dev"]["total"] + c["dropped"]["total"] + c["not_probed"]["total"] == c["rows"] == n_rows
+    assert (
+        c["train"]["total"] + c["dev"]["total"] + c["test"]["total"] + c["dropped"]["total"] + c["not_probed"]["total"]
+        == c["rows"]
+        == n_rows
+    )
     assert c["not_probed"]["kept"] == len(ds.unprobed) and c["not_probed"]["reasons"] == ds.reason_counts()
     paths = export_plan(plan, tmp_path / "out", dataset_row=project.dataset(dataset_id))
     back = all_rows(load_dataset(paths["train"]))
@@ -778,19 +787,19 @@ def test_questions_with_several_true_answers_are_kept_by_default_and_can_be_left
     c = plan.counts()
     assert c["multi_answer"]["total"] == 10 and c["multi_answer"]["left_out"] == 10
     assert c["before"]["total"] == 30 and c["rows"] == 30
-    assert c["train"]["total"] + c["dev"]["total"] + c["dropped"]["total"] == 30
+    assert c["train"]["total"] + c["dev"]["total"] + c["test"]["total"] + c["dropped"]["total"] == 30
     for e in plan.examples:
         if e.example_id in multi_ids:
             assert e.split == "dropped" and "several different true answers" in e.reason
         else:
-            assert e.split in ("train", "dev", "dropped") and "several" not in e.reason
-    assert not any(e.multi_answer for e in plan.train() + plan.dev())
+            assert e.split in ("train", "dev", "test", "dropped") and "several" not in e.reason
+    assert not any(e.multi_answer for e in plan.train() + plan.dev() + plan.test())
     text = plan.explain()
     assert "This plan leaves them out (10 dropped before the dev split" in text
     assert "multi-answer      10   several different true answers: left out before the dev split" in text
     # the per-category "kept of" counts leave the multi-answer questions out of what could be kept
     eligible = sum(int(line.split("(")[1].split(" of ")[1].split()[0]) for line in text.splitlines() if " kept)" in line)
-    assert eligible == 30 - c["dev"]["total"] - 10
+    assert eligible == 30 - c["dev"]["total"] - c["test"]["total"] - 10
     save_plan(project, plan)
     again = load_plan(project, plan.id)
     assert again.counts()["multi_answer"] == c["multi_answer"]
@@ -802,3 +811,122 @@ def test_questions_with_several_true_answers_are_kept_by_default_and_can_be_left
     assert main(["plan", "--project", str(tmp_path / "p.knowmix"), "--multi-answer", "drop", "--dev-fraction", "0.2"]) == 0
     out = capsys.readouterr().out
     assert "This plan leaves them out (10 dropped" in out
+
+
+# --------------------------------------------------------------------------- the test split (issue 13)
+
+
+def test_test_split_is_stratified_disjoint_drawn_before_dev_and_never_trained(tmp_path):
+    from core.plan import plan_split_ids
+    from core.train.data import items_from_plan
+
+    project, _, examples = seeded_project(tmp_path, BALANCED)
+    n = len(examples)  # 1260
+    plan = build_plan(project, settings=PlanSettings(mix="natural"))
+    test, dev, train = plan.test(), plan.dev(), plan.train()
+    # 10% of all probed questions each; the dev split is a share of all, not of what the test split left
+    assert len(test) == int(0.1 * n) and len(dev) == int(0.1 * n)
+    assert len(train) + len(dev) + len(test) == n  # natural mix: nothing dropped
+    ids = [{e.example_id for e in part} for part in (test, dev, train)]
+    assert not ids[0] & ids[1] and not ids[0] & ids[2] and not ids[1] & ids[2]
+    strata = Counter((e.category, e.group) for e in test)
+    for key, size in BALANCED.items():
+        assert abs(strata[key] - 0.1 * size) <= 1, key
+    assert all(
+        e.reason.startswith("held out for test (") and "never trained on, never used for stopping" in e.reason for e in test
+    )
+    # never trained on, never used for stopping: the trainer's items hold no test example
+    train_items, dev_items = items_from_plan(plan)
+    assert not {it.example_id for it in train_items + dev_items} & ids[0]
+    # the test split does not depend on the mix; the dev split is drawn from what it left
+    other = build_plan(project, settings=PlanSettings(mix="recommended"))
+    assert {e.example_id for e in other.test()} == ids[0] and {e.example_id for e in other.dev()} == ids[1]
+    # capped, proportionally; 0 turns it off
+    capped = build_plan(project, settings=PlanSettings(test_max=40))
+    assert len(capped.test()) == 40 and set(by_cat(capped.test())) == set(CATEGORIES)
+    assert not build_plan(project, settings=PlanSettings(test_fraction=0)).test()
+    # the explanation, the counts and the stored plan say it; the check engine gets the ids per split
+    text = plan.explain()
+    assert f"Test split: {len(test)} questions held out" in text and "knowmix check" in text
+    assert plan.to_dict()["counts"]["test"]["total"] == len(test)
+    save_plan(project, plan)
+    again = load_plan(project, plan.id)
+    assert [e.example_id for e in again.test()] == [e.example_id for e in test]
+    split_ids = plan_split_ids(project, plan.id)
+    assert split_ids["test"] == [e.example_id for e in test]  # file order
+    assert split_ids["dev"] == [e.example_id for e in dev] and split_ids["train"] == [e.example_id for e in train]
+    project.close()
+
+
+def test_on_tiny_data_the_test_split_is_empty_and_the_plan_says_why(tmp_path):
+    project, _, _ = seeded_project(tmp_path, {(c, "G0"): 3 for c in CATEGORIES})  # 12 probed questions
+    plan = build_plan(project, settings=PlanSettings(mix="natural"))
+    assert not plan.test() and by_cat(plan.dev()) == {c: 1 for c in CATEGORIES}
+    assert "Test split: none. No test split: only 12 probed questions (fewer than 20)" in plan.explain()
+    assert plan.counts()["test_skipped"]
+    save_plan(project, plan)
+    assert "only 12 probed questions" in load_plan(project, plan.id).test_skipped
+    project.close()
+    # enough questions, but a category of 2: a test example would leave dev without one of it
+    project, _, _ = seeded_project(tmp_path / "b", {("HighlyKnown", "G0"): 30, ("Unknown", "G0"): 2})
+    plan = build_plan(project, settings=PlanSettings(mix="natural", test_fraction=0.5))
+    assert not plan.test() and by_cat(plan.dev())["Unknown"] == 1
+    assert "Unknown has only 2 probed questions" in plan.explain()
+    project.close()
+
+
+def test_settings_check_the_test_split(tmp_path):
+    PlanSettings(test_fraction=0, test_max=0).validate()
+    for settings, words in [
+        (PlanSettings(test_fraction=0.6), "test fraction"),
+        (PlanSettings(test_fraction=True), "test fraction"),
+        (PlanSettings(test_fraction=0.5, dev_fraction=0.5), "at least 20% to train on"),
+        (PlanSettings(test_max=-1), "test split's maximum"),
+    ]:
+        with pytest.raises(SettingsError, match=words):
+            settings.validate()
+
+
+def test_export_writes_the_test_split_to_its_own_files(tmp_path):
+    project, _, _ = seeded_project(tmp_path, BALANCED)
+    plan = build_plan(project)
+    paths = export_plan(plan, tmp_path / "out", dataset_row=project.dataset(plan.dataset_id))
+    test_rows = [json.loads(line) for line in paths["test_qa"].read_text().splitlines()]
+    assert [r["question"] for r in test_rows] == [e.question for e in plan.test()]
+    assert paths["test"].name == "test.jsonl" and len(paths["test"].read_text().splitlines()) == len(plan.test())
+    train_questions = {json.loads(line)["question"] for line in paths["train_qa"].read_text().splitlines()}
+    assert not train_questions & {r["question"] for r in test_rows}
+    project.close()
+
+
+def _ood_file(path: Path, groups: list[str]) -> Path:
+    rows = [
+        {"question": f"Where is place {i} of {g}?", "answers": [f"city {i}"], "relation": g} for g in groups for i in range(3)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_ood_file_is_stored_for_the_check_and_overlapping_groups_are_refused(tmp_path, capsys):
+    from core.cli import main
+
+    project, _, _ = seeded_project(tmp_path, BALANCED)
+    project.close()
+    where = str(tmp_path / "p.knowmix")
+    ood = _ood_file(tmp_path / "ood.jsonl", ["P17", "P19"])
+    assert main(["plan", "--project", where, "--ood", str(ood), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    ood_id = data["settings"]["ood_dataset_id"]
+    with Project(where, create=False) as project:
+        assert project.dataset(ood_id)["role"] == "ood" and len(project.examples(ood_id, status=None)) == 6
+        plan = load_plan(project)
+        assert plan.settings.ood_dataset_id == ood_id
+        assert f"Out-of-distribution file: dataset {ood_id}" in plan.explain()
+        n_plans = len(project.datasets())
+    # groups the plan has: refused, naming them, and nothing is saved
+    bad = _ood_file(tmp_path / "bad.jsonl", ["G1", "P17", "G2"])
+    assert main(["plan", "--project", where, "--ood", str(bad)]) != 0
+    err = capsys.readouterr().err
+    assert "shares 2 groups with the plan (G1, G2)" in err and "not out of distribution" in err
+    with Project(where, create=False) as project:
+        assert len(project.datasets()) == n_plans

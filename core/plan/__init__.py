@@ -7,9 +7,10 @@ a training set that follows that evidence, plus a dev split for early stopping, 
 words what it kept, what it dropped and why.
 
 Modules, one idea each
-    ``settings``     ``PlanSettings``: the mix, the WeaklyKnown cap or shares, the dev split's size
+    ``settings``     ``PlanSettings``: the mix, the WeaklyKnown cap or shares, the dev and test splits' sizes
     ``mixes``        what each mix keeps of each category, spread over the groups
-    ``splits``       the stratified dev split
+    ``splits``       the stratified test and dev splits (test first: never trained on, never used for stopping)
+    ``ood``          the optional out-of-distribution file (other groups) for ``knowmix check``
     ``sampling``     seeded, order-free apportioning and sampling (used by both)
     ``types``        ``Plan`` and ``PlanExample``, and the counts before and after
     ``build``        ``build_plan``: a finished probe run into a plan
@@ -28,6 +29,7 @@ from .build import build_plan
 from .explain import CATEGORY_MEANING, EVIDENCE, PAPER
 from .export import export_plan
 from .mixes import IDK_ANSWER, MIX_LABELS, MIXES
+from .ood import OOD_ROLE, add_ood
 from .persistence import (
     count_plans,
     latest_plan_id,
@@ -35,6 +37,7 @@ from .persistence import (
     load_plan,
     plan_model,
     plan_row,
+    plan_split_ids,
     probe_model_spec,
     save_plan,
 )
@@ -66,4 +69,7 @@ __all__ = [
     "check_memory_fits",
     "plan_memory",
     "export_plan",
+    "plan_split_ids",
+    "add_ood",
+    "OOD_ROLE",
 ]

@@ -1,4 +1,4 @@
-"""Building a plan from a finished probe run: the dev split first, then the mix over the rest."""
+"""Building a plan from a finished probe run: the test split first, the dev split, then the mix over the rest."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from ..errors import ProjectError, SettingsError
 from ..probe import ProbeSettings
 from ..store import results as _results
 from .mixes import apply_mix
+from .ood import check_ood
 from .settings import PlanSettings
-from .splits import hold_out_dev
+from .splits import hold_out_dev, hold_out_test
 from .types import MULTI_ANSWER_REASON, Plan, PlanExample
 
 
@@ -20,8 +21,10 @@ def build_plan(project: Any, probe_run_id: Optional[int] = None, settings: PlanS
 
     Raises ``ProjectError`` when there is no probe, the run is not finished (with how far it got)
     or it has no questions, and ``SettingsError`` for bad settings, a mix that leaves no training
-    example, or a dev split that would be empty (no category with 2 examples and a fraction
-    that rounds to none).
+    example, a dev split that would be empty (no category with 2 examples and a fraction
+    that rounds to none), or an out-of-distribution dataset (``settings.ood_dataset_id``) whose
+    groups overlap the plan's. The test split is drawn first and is empty on tiny data
+    (``Plan.test_skipped`` says why).
     """
     settings.validate()
     run, results = _finished_run(project, probe_run_id)
@@ -32,16 +35,20 @@ def build_plan(project: Any, probe_run_id: Optional[int] = None, settings: PlanS
             if e.multi_answer:
                 e.split, e.reason = "dropped", MULTI_ANSWER_REASON
         items = [e for e in items if not e.multi_answer]
-    hold_out_dev(items, settings)  # 1. the dev split, from all probed examples (the natural distribution)
-    apply_mix(items, settings)  # 2. the mix, over what is left
+    # 1. the test split, from all probed examples (the natural distribution); empty on tiny data, with why
+    test_skipped = hold_out_test(items, settings)
+    hold_out_dev(items, settings)  # 2. the dev split, from what is left (a share of all probed examples)
+    apply_mix(items, settings)  # 3. the mix, over what is left
     if not any(e.trainable for e in rows):  # kept not-probed rows train too
         raise SettingsError(
             "Nothing to train on: the plan has no training examples. The "
-            f"{settings.mix} mix keeps none of the {sum(1 for e in items if e.split != 'dev')} questions outside the dev "
-            "split (probed: " + ", ".join(f"{c} {sum(1 for e in items if e.category == c)}" for c in CATEGORIES) + "). "
+            f"{settings.mix} mix keeps none of the {sum(1 for e in items if e.split not in ('dev', 'test'))} questions outside the "
+            "dev and test splits (probed: "
+            + ", ".join(f"{c} {sum(1 for e in items if e.category == c)}" for c in CATEGORIES)
+            + "). "
             "Choose the idk or natural mix, raise the WeaklyKnown cap or the custom shares, or probe more questions."
         )
-    return Plan(
+    plan = Plan(
         id=None,
         probe_run_id=int(run["id"]),
         settings=settings,
@@ -49,7 +56,10 @@ def build_plan(project: Any, probe_run_id: Optional[int] = None, settings: PlanS
         dataset_id=int(run["dataset_id"]),
         model_name=str(run.get("model_name") or ""),
         probe_settings=probe_settings_of(run),
+        test_skipped=test_skipped,
     )
+    check_ood(project, plan)  # an out-of-distribution dataset already in the project: its groups must be others
+    return plan
 
 
 def probe_settings_of(run: dict) -> Optional[ProbeSettings]:

@@ -67,7 +67,9 @@ EVIDENCE = {
     ),
     "dev": (
         "The dev split is drawn from all probed questions before the mix is applied, so it keeps the natural share "
-        "of each category and group, as the paper's dev set did: dev exact match measures what the paper measured."
+        "of each category and group, as the paper's dev set did: dev exact match measures what the paper measured. "
+        "The test split is drawn the same way, before dev, and is never used for training or stopping, so it measures "
+        "what training did without having steered it."
     ),
 }
 
@@ -114,7 +116,10 @@ def explain_plan(plan: "Plan") -> str:
     """The plan in plain words: counts and shares before and after, what was dropped and why, and
     the paper's evidence for this mix."""
     c = plan.counts()
-    parts = [_title(plan), _before(c), _dev(plan, c), _train(c), _dropped(plan, c)]
+    parts = [_title(plan), _before(c), _test(plan, c), _dev(plan, c), _train(c), _dropped(plan, c)]
+    ood = _ood(plan)
+    if ood:
+        parts.append(ood)
     multi = _multi_answer(plan, c)
     if multi:
         parts.append(multi)
@@ -152,11 +157,47 @@ def _dev(plan: "Plan", c: dict) -> list[str]:
     lines = [
         f"Dev split: {_questions(dev['total'])} held out "
         f"({_pct(dev['total'] / n_all if n_all else 0)} of the data; your limit is {_pct(s.dev_fraction, 0)}, at most "
-        f"{s.dev_max}), stratified by category and group. They are never trained on."
+        f"{s.dev_max}), stratified by category and group, from what the test split left. They are never trained on; "
+        "dev exact match decides when training stops."
     ]
     for cat in CATEGORIES:
         lines.append(f"  {cat:<12} {dev['counts'][cat]:>7}  {_pct(dev['shares'][cat]):>6}")
     return lines
+
+
+def _test(plan: "Plan", c: dict) -> list[str]:
+    """The held-out test split: how many, by category, or why there is none."""
+    s, n_all = plan.settings, c["before"]["total"]
+    test = c["test"]
+    if not s.test_fraction or not s.test_max:
+        return [
+            "Test split: none (turned off with a test fraction or maximum of 0); `knowmix check` can then measure "
+            "only the dev and training questions."
+        ]
+    if not test["total"]:
+        why = c.get("test_skipped") or plan.test_skipped or "No test split on this data."
+        return [f"Test split: none. {why}"]
+    lines = [
+        f"Test split: {_questions(test['total'])} held out ({_pct(test['total'] / n_all if n_all else 0)} of the data; "
+        f"your limit is {_pct(s.test_fraction, 0)}, at most {s.test_max}), stratified by category and group and drawn "
+        "before the dev split. They are never trained on and never used for stopping: `knowmix check` re-probes them "
+        "after training to measure what the fine-tune did to the model's knowledge (new errors, fixed answers)."
+    ]
+    for cat in CATEGORIES:
+        lines.append(f"  {cat:<12} {test['counts'][cat]:>7}  {_pct(test['shares'][cat]):>6}")
+    return lines
+
+
+def _ood(plan: "Plan") -> list[str]:
+    """The out-of-distribution dataset, when the plan has one."""
+    ood = plan.settings.ood_dataset_id
+    if ood is None:
+        return []
+    return [
+        f'Out-of-distribution file: dataset {ood} of the project (role "ood"), with groups the plan does not have '
+        "(as the paper's held-out relations). The plan does not probe or train on it; `knowmix check` probes it before "
+        "and after training, to show what the fine-tune did to knowledge outside the training data's groups."
+    ]
 
 
 def _train(c: dict) -> list[str]:
@@ -165,7 +206,7 @@ def _train(c: dict) -> list[str]:
     lines = [f"Training set: {_questions(train['total'])}{relabel_note}."]
     left_out = (c.get("multi_answer") or {}).get("left_out_counts") or {}
     for cat in CATEGORIES:
-        eligible = before["counts"][cat] - dev["counts"][cat] - left_out.get(cat, 0)
+        eligible = before["counts"][cat] - dev["counts"][cat] - c["test"]["counts"][cat] - left_out.get(cat, 0)
         kept = train["counts"][cat]
         of = f"{kept} of {eligible} kept" if eligible else "none to keep"
         lines.append(f"  {cat:<12} {kept:>7}  {_pct(train['shares'][cat]):>6}   ({of})")
@@ -175,7 +216,7 @@ def _train(c: dict) -> list[str]:
 def _dropped(plan: "Plan", c: dict) -> list[str]:
     dropped = c["dropped"]
     if not dropped["total"]:
-        return ["Dropped: nothing; every question not held out for dev trains."]
+        return ["Dropped: nothing; every question not held out for dev or test trains."]
     lines = [f"Dropped: {_questions(dropped['total'])}."]
     multi = c.get("multi_answer") or {}
     left_out = multi.get("left_out_counts") or {}
@@ -226,6 +267,7 @@ def not_probed_line(c: dict) -> str:
     why = reasons_text(np["reasons"])
     return (
         f"All {_rows(c['rows'])}: {c['train']['total']} to train on, {c['dev']['total']} for dev, "
+        f"{c['test']['total']} for test, "
         f"{c['dropped']['total']} dropped, and {np['total']} not probed ({why}): {what}."
     )
 

@@ -15,14 +15,16 @@ from .types import Plan, PlanExample
 def export_plan(plan: Plan, folder: str | os.PathLike, *, dataset_row: dict) -> dict[str, Path]:
     """Write the planned splits for training elsewhere, in the format the dataset came in.
 
-    ``train.<ext>`` and ``dev.<ext>`` are files in the input's own format (JSON Lines, JSON, CSV,
+    ``train.<ext>``, ``dev.<ext>`` and ``test.<ext>`` are files in the input's own format (JSON Lines, JSON, CSV,
     TSV or Parquet, from ``dataset_row["format"]``) holding the original records with the same
     fields (columns in the same order), with the answer replaced by the training target where the
     plan relabelled it. ``train`` holds the training examples and the not-probed rows the plan
-    keeps as they are, in file order. ``train_qa.jsonl`` and ``dev_qa.jsonl`` hold plain
-    ``{"question", "answer"}`` rows of what KnowMix's own trainer uses; ``plan.json`` the plan's
-    summary and its explanation. ``dataset_row`` is the project's ``datasets`` row (format, shape,
-    mapping). Returns ``{"train", "dev", "train_qa", "dev_qa", "plan"}`` -> path.
+    keeps as they are, in file order; ``test`` the held-out test split (never train on it, never
+    stop on it: it measures what training did; empty when the plan has none). ``train_qa.jsonl``,
+    ``dev_qa.jsonl`` and ``test_qa.jsonl`` hold plain ``{"question", "answer"}`` rows of what
+    KnowMix's own trainer uses (test and dev: the gold answer); ``plan.json`` the plan's summary and
+    its explanation. ``dataset_row`` is the project's ``datasets`` row (format, shape, mapping).
+    Returns ``{"train", "dev", "test", "train_qa", "dev_qa", "test_qa", "plan"}`` -> path.
     """
     shape = dataset_row.get("shape") or "question-answer"
     fmt = str(dataset_row.get("format") or "jsonl")
@@ -36,17 +38,19 @@ def export_plan(plan: Plan, folder: str | os.PathLike, *, dataset_row: dict) -> 
         raise ProjectError(
             f"Cannot create the export folder {out}: {exc.strerror or exc}. Pick a folder you can write to."
         ) from None
-    train_file, dev, trained = plan.training_file(), plan.dev(), plan.training_examples()
+    train_file, dev, test, trained = plan.training_file(), plan.dev(), plan.test(), plan.training_examples()
     ext = extension_for(fmt)
-    paths = {"train": out / f"train{ext}", "dev": out / f"dev{ext}"}
-    paths.update({name: out / f"{name}.jsonl" for name in ("train_qa", "dev_qa")})
+    paths = {"train": out / f"train{ext}", "dev": out / f"dev{ext}", "test": out / f"test{ext}"}
+    paths.update({name: out / f"{name}.jsonl" for name in ("train_qa", "dev_qa", "test_qa")})
     paths["plan"] = out / "plan.json"
     write_records(paths["train"], [_record(e, shape, mapping) for e in train_file], fmt)
     write_records(paths["dev"], [_record(e, shape, mapping) for e in dev], fmt)
+    write_records(paths["test"], [_record(e, shape, mapping) for e in test], fmt)
     write_records(paths["train_qa"], [{"question": e.question, "answer": e.target} for e in trained], "jsonl")
-    write_records(
-        paths["dev_qa"], [{"question": e.question, "answer": e.answers[0] if e.answers else e.target} for e in dev], "jsonl"
-    )
+    for name, held in (("dev_qa", dev), ("test_qa", test)):
+        write_records(
+            paths[name], [{"question": e.question, "answer": e.answers[0] if e.answers else e.target} for e in held], "jsonl"
+        )
     summary = {
         **plan.to_dict(),
         "explain": plan.explain(),

@@ -1,4 +1,4 @@
-"""The mixes: how many of each category's examples (outside the dev split) a plan trains on.
+"""The mixes: how many of each category's examples (outside the test and dev splits) a plan trains on.
 
 Gekhman et al. 2024 found that examples the model does not know (SliCK ``Unknown``) are fitted
 slowly and, once fitted, make it hallucinate more, while ``MaybeKnown`` examples are needed for
@@ -86,10 +86,10 @@ def mix_rule(settings: "PlanSettings", cat: str, n_cat: int) -> tuple[int, str, 
 
 
 def apply_mix(items: Iterable["PlanExample"], settings: "PlanSettings") -> None:
-    """Mark every example outside the dev split ``train`` or ``dropped`` (with its reason), in place."""
+    """Mark every example outside the test and dev splits ``train`` or ``dropped`` (with its reason), in place."""
     pool: dict[str, dict[str, list["PlanExample"]]] = {c: {} for c in CATEGORIES}
     for e in items:
-        if e.split != "dev":
+        if e.split not in ("dev", "test"):
             pool.setdefault(e.category, {}).setdefault(e.group, []).append(e)
     for cat, by_group in pool.items():
         n_cat = sum(len(v) for v in by_group.values())

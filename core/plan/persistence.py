@@ -103,7 +103,28 @@ def load_plan(project: Any, plan_id: Optional[int] = None) -> Plan:
         model_name=str(run.get("model_name") or ""),
         probe_settings=probe_settings_of(run) if run else None,
         created_at=p["created_at"],
+        test_skipped=str(_json(p.get("counts")).get("test_skipped") or ""),
     )
+
+
+def _json(text: Any) -> dict:
+    try:
+        value = json.loads(text or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def plan_split_ids(project: Any, plan_id: Optional[int] = None) -> dict[str, list[str]]:
+    """The example ids of a saved plan's ``train``, ``dev`` and ``test`` splits, each in file order
+    (the latest plan when ``plan_id`` is None). ``train`` is what KnowMix's own trainer trains on
+    (``Plan.training_examples``: the training examples and the kept not-probed rows it can use)."""
+    plan = load_plan(project, plan_id)
+    return {
+        "train": [e.example_id for e in plan.training_examples()],
+        "dev": [e.example_id for e in plan.dev()],
+        "test": [e.example_id for e in plan.test()],
+    }
 
 
 def _multi_answer_ids(project: Any, row: dict) -> set[str]:

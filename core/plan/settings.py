@@ -1,7 +1,8 @@
-"""What a plan is made with: the mix, the WeaklyKnown cap or custom shares, the dev split's size, the seed.
+"""What a plan is made with: the mix, the WeaklyKnown cap or custom shares, the dev and test splits'
+sizes, the out-of-distribution dataset, the seed.
 
-The defaults follow the paper (the recommended mix drops Unknown, and a dev split of 10% of the
-probed questions, at most 500), except one that goes beyond its evidence: no WeaklyKnown examples
+The defaults follow the paper (the recommended mix drops Unknown, a dev split of 10% of the
+probed questions, at most 500, and a test split of 10%, at most 1,000), except one that goes beyond its evidence: no WeaklyKnown examples
 (``weakly_known_cap`` = 0; why: ``mixes.WEAKLY_KNOWN_DEFAULT``), where the paper's filtered set kept them.
 """
 
@@ -31,6 +32,13 @@ class PlanSettings:
     shares: Optional[dict[str, float]] = None  # custom mix: share (0..1) of each category's examples to keep
     dev_fraction: float = 0.10
     dev_max: int = 500
+    # The test split (drawn before dev, from all probed questions): never trained on, never used for
+    # stopping; ``knowmix check`` measures on it what training did. 0 (either) turns it off.
+    test_fraction: float = 0.10
+    test_max: int = 1000
+    # An out-of-distribution dataset in the project (role "ood": groups the plan does not have, as the
+    # paper's held-out relations); not probed by the plan, ``knowmix check`` probes it.
+    ood_dataset_id: Optional[int] = None
     seed: int = 0
     # Rows the probe could not check (multi-turn chats, long-form answers, tasks, no answer): "keep"
     # them in the training file as they are (they are not knowledge the probe could judge), or "drop".
@@ -75,6 +83,23 @@ class PlanSettings:
                 f"the dev split's maximum size must be at least {len(CATEGORIES)}, so every category can have a dev example "
                 f"(got {self.dev_max!r})"
             )
+        if (
+            isinstance(self.test_fraction, bool)
+            or not isinstance(self.test_fraction, (int, float))
+            or not 0 <= self.test_fraction <= 0.5
+        ):
+            problems.append(f"the test fraction must be from 0 (no test split) to 0.5 (got {self.test_fraction!r})")
+        elif self.test_fraction + (self.dev_fraction if isinstance(self.dev_fraction, (int, float)) else 0) > 0.8:
+            problems.append(
+                f"the test and dev fractions together must leave at least 20% to train on "
+                f"(got {self.test_fraction!r} + {self.dev_fraction!r})"
+            )
+        if not is_int(self.test_max) or self.test_max < 0:
+            problems.append(
+                f"the test split's maximum size must be a whole number, 0 (no test split) or more (got {self.test_max!r})"
+            )
+        if self.ood_dataset_id is not None and not is_int(self.ood_dataset_id):
+            problems.append(f"the out-of-distribution dataset must be a dataset id of the project (got {self.ood_dataset_id!r})")
         if self.not_probed not in NOT_PROBED_CHOICES:
             problems.append(f"rows that were not probed are either kept or dropped: 'keep' or 'drop' (got {self.not_probed!r})")
         if self.multi_answer not in MULTI_ANSWER_CHOICES:

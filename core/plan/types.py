@@ -1,10 +1,11 @@
 """A plan: every row of the dataset with its split, its training target and why.
 
-Probed rows are ``train``, ``dev`` or ``dropped`` by their category; rows the probe could not
+Probed rows are ``train``, ``dev``, ``test`` or ``dropped``; rows the probe could not
 check (probe status "not-probed": multi-turn chats, long-form answers, tasks, rows without an
 answer) are ``kept`` as they are by default, or ``left-out`` when the user chose so
 (``PlanSettings.not_probed``). So a plan accounts for every row:
-train + dev + dropped + kept + left-out == rows of the dataset.
+train + dev + test + dropped + kept + left-out == rows of the dataset. ``test`` rows (held out
+before dev, ``splits.hold_out_test``) are never trained on and never used for stopping.
 
 A plan is built from one finished probe run (``build.build_plan``), saved in the project
 (``persistence``), explained in words (``explain``) and exported for other trainers (``export``).
@@ -19,7 +20,7 @@ from ..categories import CATEGORIES
 from ..probe import ProbeSettings
 from .settings import PlanSettings
 
-SPLITS = ("train", "dev", "dropped", "kept", "left-out")
+SPLITS = ("train", "dev", "test", "dropped", "kept", "left-out")
 # The splits of rows that were not probed (they have no category).
 NOT_PROBED_SPLITS = ("kept", "left-out")
 # Not-probed rows KnowMix's own trainer cannot use: its prompt is one question and one answer, so a
@@ -39,7 +40,7 @@ class PlanExample:
     answers: tuple[str, ...]
     group: str
     category: str
-    split: str  # "train" | "dev" | "dropped" for probed rows; "kept" | "left-out" for not-probed ones
+    split: str  # "train" | "dev" | "test" | "dropped" for probed rows; "kept" | "left-out" for not-probed ones
     target: str  # the answer the model is trained on ("I don't know" for relabelled Unknown), first alias otherwise
     reason: str  # short words, e.g. "kept: the model knows it (HighlyKnown)"
     raw: dict = field(default_factory=dict, repr=False)
@@ -72,7 +73,7 @@ class PlanExample:
 
 @dataclass
 class Plan:
-    """A training mix and dev split built from one probe run."""
+    """A training mix, a dev split and a test split built from one probe run."""
 
     id: Optional[int]
     probe_run_id: int
@@ -83,6 +84,7 @@ class Plan:
     model_name: str = ""
     probe_settings: Optional[ProbeSettings] = None
     created_at: Optional[float] = None
+    test_skipped: str = ""  # why the test split is empty on this data ("" when it is not, or was turned off)
 
     # -- splits ------------------------------------------------------------------------------------
     def train(self) -> list[PlanExample]:
@@ -90,6 +92,10 @@ class Plan:
 
     def dev(self) -> list[PlanExample]:
         return [e for e in self.examples if e.split == "dev"]
+
+    def test(self) -> list[PlanExample]:
+        """The held-out test split: never trained on, never used for stopping (``knowmix check`` uses it)."""
+        return [e for e in self.examples if e.split == "test"]
 
     def dropped(self) -> list[PlanExample]:
         return [e for e in self.examples if e.split == "dropped"]
@@ -118,14 +124,15 @@ class Plan:
 
     # -- numbers -----------------------------------------------------------------------------------
     def counts(self) -> dict:
-        """Counts and shares per category: all probed (``before``), ``train``, ``dev``, ``dropped``.
+        """Counts and shares per category: all probed (``before``), ``train``, ``dev``, ``test``, ``dropped``.
 
         Each part is ``{"total": n, "counts": {category: n}, "shares": {category: share of that part}}``;
         ``relabelled`` counts training examples whose answer became "I don't know"; ``groups`` gives
         each probed group's count and share before and in the training set. ``not_probed`` counts
         the rows that were not probed: ``total``, ``kept``, ``left_out``, ``trained`` (kept rows
         KnowMix's own trainer uses) and ``reasons`` ``{reason: n}``; ``rows`` is every row, so
-        ``train + dev + dropped + not_probed.total == rows``. ``multi_answer`` counts the probed
+        ``train + dev + test + dropped + not_probed.total == rows``. ``test_skipped`` says why the
+        test split is empty on this data ("" when it is not, or was turned off). ``multi_answer`` counts the probed
         questions with several different true answers (``total``) and those the plan dropped for it
         (``left_out``, in ``dropped`` too; ``left_out_counts`` by category).
         """
@@ -140,9 +147,9 @@ class Plan:
         train, dev, probed = self.train(), self.dev(), self.probed()
         groups: dict[str, dict[str, float]] = {}
         for e in probed:
-            g = groups.setdefault(e.group, {"before": 0, "train": 0, "dev": 0})
+            g = groups.setdefault(e.group, {"before": 0, "train": 0, "dev": 0, "test": 0})
             g["before"] += 1
-            if e.split in ("train", "dev"):
+            if e.split in ("train", "dev", "test"):
                 g[e.split] += 1
         n_all, n_train = len(probed), len(train)
         for g in groups.values():
@@ -162,6 +169,8 @@ class Plan:
             "before": part(probed),
             "train": part(train),
             "dev": part(dev),
+            "test": part(self.test()),
+            "test_skipped": self.test_skipped,
             "dropped": part(self.dropped()),
             "relabelled": sum(1 for e in train if e.relabelled),
             "groups": dict(sorted(groups.items())),

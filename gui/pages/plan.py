@@ -42,16 +42,17 @@ def counts_table(counts: dict) -> str:
 
     head = (
         "<tr><th align='left'>Category</th><th colspan=2>Probed (before)</th><th colspan=2>Train (after)</th>"
-        "<th colspan=2>Dev</th><th colspan=2>Dropped</th></tr>"
+        "<th colspan=2>Dev</th><th colspan=2>Test</th><th colspan=2>Dropped</th></tr>"
     )
     rows = [
-        f"<tr><td>{c}</td>" + "".join(cell(part, c) for part in ("before", "train", "dev", "dropped")) + "</tr>"
+        f"<tr><td>{c}</td>" + "".join(cell(part, c) for part in ("before", "train", "dev", "test", "dropped")) + "</tr>"
         for c in CATEGORIES
     ]
     total = (
         "<tr><td><b>Total</b></td>"
         + "".join(
-            f"<td align='right'><b>{counts[part]['total']}</b></td><td></td>" for part in ("before", "train", "dev", "dropped")
+            f"<td align='right'><b>{counts[part]['total']}</b></td><td></td>"
+            for part in ("before", "train", "dev", "test", "dropped")
         )
         + "</tr>"
     )
@@ -115,6 +116,15 @@ class PlanPage(Page):
         self.dev_max.setRange(4, 1_000_000)
         self.dev_max.setValue(defaults.dev_max)
         form.addRow("Dev split (at most):", self.dev_max)
+        self.test_fraction = QtWidgets.QDoubleSpinBox()
+        self.test_fraction.setRange(0.0, 0.5)
+        self.test_fraction.setSingleStep(0.05)
+        self.test_fraction.setValue(defaults.test_fraction)
+        self.test_fraction.setToolTip(
+            "Share of the probed questions held out for test, drawn before dev: never trained on, never used for "
+            "stopping; knowmix check measures what training did on them. 0: no test split."
+        )
+        form.addRow("Test split (fraction, 0 = none):", self.test_fraction)
         self.seed = QtWidgets.QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.seed.setValue(defaults.seed)
@@ -198,6 +208,7 @@ class PlanPage(Page):
             shares={c: round(s.value(), 4) for c, s in self.shares.items()} if mix == "custom" else None,
             dev_fraction=round(self.dev_fraction.value(), 4),
             dev_max=self.dev_max.value(),
+            test_fraction=round(self.test_fraction.value(), 4),
             seed=self.seed.value(),
             multi_answer="drop" if self.drop_multi.isChecked() else "keep",
         )
@@ -256,11 +267,14 @@ class PlanPage(Page):
         self.mix.setCurrentIndex(max(0, self.mix.findData(s.mix)))
         self.cap.setValue(s.weakly_known_cap)
         self.drop_multi.setChecked(s.multi_answer == "drop")
+        self.test_fraction.setValue(s.test_fraction)
         c = plan.counts()
         relabel = f" ({c['relabelled']} Unknown answers relabelled “I don't know”)" if c["relabelled"] else ""
         self.counts.setText(
             f"<b>Plan {plan.id}</b>: <b>{c['train']['total']}</b> questions to train on{relabel}, "
-            f"<b>{c['dev']['total']}</b> held out for dev, <b>{c['dropped']['total']}</b> dropped"
+            f"<b>{c['dev']['total']}</b> held out for dev, <b>{c['test']['total']}</b> for test"
+            + (f" ({html.escape(c['test_skipped'])})" if c.get("test_skipped") else "")
+            + f", <b>{c['dropped']['total']}</b> dropped"
             + not_probed_words(c)
             + ".<br>"
             + counts_table(c)
