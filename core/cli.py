@@ -476,6 +476,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a training run's adapter as a GGUF LoRA with its Ollama Modelfile and llama-server line; print them."""
+    from .train.gguf_lora import export_gguf
+
+    result = export_gguf(_find_project(args.project), args.gguf, args.run)
+    print("\n".join(result.lines()))
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Print the environment for a bug report; exits 0 even when something is missing (problems are listed)."""
     from .doctor import collect, format_text
@@ -499,6 +508,7 @@ COMMANDS: dict[str, Command] = {
     "train": cmd_train,
     "resume": cmd_resume,
     "report": cmd_report,
+    "export": cmd_export,
     "model": cmd_models,
     "doctor": cmd_doctor,
 }

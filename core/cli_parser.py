@@ -194,7 +194,7 @@ def build_parser(commands: Mapping[str, Command], version: str) -> argparse.Argu
     parser = argparse.ArgumentParser(prog="knowmix", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"KnowMix {version}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for build in (_probe, _summary, _results, _demo, _plan, _train, _resume, _report, _model, _doctor):
+    for build in (_probe, _summary, _results, _demo, _plan, _train, _resume, _report, _export, _model, _doctor):
         p = build(sub)
         p.set_defaults(func=commands[p.prog.split()[-1]])
     return parser
@@ -333,6 +333,19 @@ def _report(sub: Any) -> argparse.ArgumentParser:
     rp.add_argument("--train-run", type=int, help="training run number (default: the latest run of the plan)")
     rp.add_argument("--out", metavar="FILE", help="HTML file to write (default: <project name>-report.html next to the project)")
     return rp
+
+
+def _export(sub: Any) -> argparse.ArgumentParser:
+    ex = sub.add_parser("export", help="write a training run's LoRA adapter as a llama.cpp GGUF LoRA, with an Ollama Modelfile")
+    add_project(ex)
+    ex.add_argument("--run", type=int, help="training run number (default: the latest finished run)")
+    ex.add_argument(
+        "--gguf",
+        metavar="DIR",
+        required=True,
+        help="folder to write <project>-run<N>-lora.gguf, the Ollama Modelfile and llama-server.txt into",
+    )
+    return ex
 
 
 def _model(sub: Any) -> argparse.ArgumentParser:

@@ -45,8 +45,15 @@ class ExportPage(Page):
         self.copy_adapter = QtWidgets.QPushButton("Copy the adapter to…")
         self.copy_adapter.setObjectName("copyAdapter")
         self.copy_adapter.clicked.connect(self._copy_adapter_dialog)
+        self.gguf_button = QtWidgets.QPushButton("Save for llama.cpp / Ollama…")
+        self.gguf_button.setObjectName("saveGguf")
+        self.gguf_button.setToolTip(
+            "Write the adapter as a llama.cpp GGUF LoRA, with an Ollama Modelfile and the llama-server line"
+        )
+        self.gguf_button.clicked.connect(self._gguf_dialog)
         row.addWidget(self.open_adapter)
         row.addWidget(self.copy_adapter)
+        row.addWidget(self.gguf_button)
         row.addStretch(1)
         v.addLayout(row)
         lay.addWidget(box)
@@ -177,6 +184,7 @@ class ExportPage(Page):
         busy = self.ctx.runner.busy
         self.open_adapter.setEnabled(self.adapter_dir is not None)
         self.copy_adapter.setEnabled(self.adapter_dir is not None and not busy)
+        self.gguf_button.setEnabled(self.adapter_dir is not None and not busy)
         self.export_plan_button.setEnabled(self.ctx.plan_id is not None)
         self.report_button.setEnabled(self.ctx.probe_run_id is not None)
         self.results_button.setEnabled(self.ctx.probe_run_id is not None)
@@ -216,6 +224,25 @@ class ExportPage(Page):
             on_error=self.report_error,
             on_done=lambda d: self.message.show_message(f"Adapter copied to {d}.", "ok"),
         )
+
+    def _gguf_dialog(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Save the GGUF LoRA into", self._start_folder())
+        if folder:
+            self.save_gguf_to(Path(folder))
+
+    def save_gguf_to(self, folder: Path) -> None:
+        """Write the run's adapter as a GGUF LoRA plus Modelfile and llama-server line (``core.train.gguf_lora``)."""
+        path, run_id = self.ctx.project_path, self.ctx.train_run_id
+
+        def job(_j):
+            from core.train.gguf_lora import export_gguf
+
+            return export_gguf(path, folder, run_id)
+
+        self.ctx.runner.start("Writing the GGUF LoRA", job, exclusive=False, on_error=self.report_error, on_done=self._gguf_saved)
+
+    def _gguf_saved(self, result) -> None:
+        self.message.show_message("<br>".join(html.escape(line) for line in result.lines()), "ok")
 
     def _export_plan_dialog(self) -> None:
         folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Export the planned dataset into", self._start_folder())
