@@ -127,6 +127,7 @@ def _run_probe(
     backend: str = "auto",
     allow_pickle: bool = False,
     threads: Optional[int] = None,
+    server: Optional[dict] = None,
 ) -> int:
     from .probe import check_pool_size, run_probe
     from .store import Project
@@ -139,6 +140,16 @@ def _run_probe(
         _status(f"Project: {project_path}")
         _status(f"Budget: {settings.describe()}")
         token = CancelToken()
+        served = None
+        if server is not None:
+            from .backends.server import ServerBackend
+
+            _status(f"Checking the server at {server['url']} ...")
+            served = ServerBackend(cancel=token, **server)
+            model = server["url"]
+            _status(f"Server model: {served.info.name} ({served.concurrency} requests at a time).")
+            if served.info.extra.get("not_comparable"):
+                _status(served.info.extra["not_comparable"])
         bar = ProgressPrinter("Probing")
         with _CtrlC(token):
             try:
@@ -150,6 +161,7 @@ def _run_probe(
                     settings=settings,
                     backend_name=backend,
                     allow_pickle=allow_pickle,
+                    backend=served,
                     progress=bar,
                     cancel=token,
                     on_status=_status,
@@ -157,6 +169,8 @@ def _run_probe(
                 )
             finally:
                 bar.finish()
+                if served is not None:
+                    served.close()
         result = breakdown(project, outcome.run_id)
         for group, note in sorted(outcome.notes.items()):
             _status(f"Note: {note}.")
@@ -171,6 +185,8 @@ def _run_probe(
             _status(f"This probe was already finished in {project_path}; showing its results.")
         print(result.headline())
         print(result.to_table())
+        if served is not None and served.info.extra.get("not_comparable"):
+            print(served.info.extra["not_comparable"])
         took = f" in {_fmt_seconds(outcome.seconds)}" if outcome.seconds else ""
         print(f"Probed {outcome.n_done} questions{took} ({outcome.n_done - outcome.resumed_from} in this session).")
         return 0
@@ -189,8 +205,10 @@ def cmd_probe(args: argparse.Namespace) -> int:
     pool = _load_data(args.pool, args, role="pool") if args.pool else None
     from .backends import backend_for
 
+    server = _server_options(args)
     # A bad model or backend is reported before anything is written.
-    backend_for(resolve_model(args.model, allow_pickle=args.allow_pickle), args.backend)
+    if server is None:
+        backend_for(resolve_model(args.model, allow_pickle=args.allow_pickle), args.backend)
     if settings.judge_model:
         try:
             backend_for(resolve_model(settings.judge_model, allow_pickle=args.allow_pickle), "auto")
@@ -198,8 +216,38 @@ def cmd_probe(args: argparse.Namespace) -> int:
             raise type(exc)(f"The judge model (--judge-model): {exc}") from None
     project = Path(args.project) if args.project else _default_project(Path(args.data))
     return _run_probe(
-        project, ds, pool, args.model, settings, backend=args.backend, allow_pickle=args.allow_pickle, threads=args.threads
+        project,
+        ds,
+        pool,
+        args.model,
+        settings,
+        backend=args.backend,
+        allow_pickle=args.allow_pickle,
+        threads=args.threads,
+        server=server,
     )
+
+
+def _server_options(args: argparse.Namespace) -> Optional[dict]:
+    """--server and its options, checked before anything is written (the key is only named here)."""
+    if not getattr(args, "server", None):
+        for flag in ("server_model", "api_key_env"):
+            if getattr(args, flag, None):
+                raise SettingsError(f"--{flag.replace('_', '-')} needs --server URL.")
+        return None
+    from .backends.server import normalize_url, read_api_key
+
+    if args.model != "default" or args.backend != "auto":
+        raise SettingsError("--server probes the server's model: leave out --model and --backend.")
+    if args.server_concurrency < 1:
+        raise SettingsError(f"--server-concurrency must be at least 1 (got {args.server_concurrency}).")
+    read_api_key(args.api_key_env)  # an unset variable is reported now, by name
+    return {
+        "url": normalize_url(args.server),
+        "model": args.server_model,
+        "api_key_env": args.api_key_env,
+        "concurrency": args.server_concurrency,
+    }
 
 
 def _find_project(arg: Optional[str]) -> Path:
@@ -339,6 +387,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     settings.validate()
     with Project(_find_project(args.project), create=False) as project:
         plan = build_plan(project, args.run, settings)
+        if getattr(args, "ood", None):
+            from .plan import add_ood
+
+            add_ood(project, plan, args.ood)
         plan_id = save_plan(project, plan, name=args.name or "")
         if args.json:
             print(json.dumps(plan.to_dict(), indent=2, ensure_ascii=False))
@@ -380,6 +432,9 @@ class _EvalPrinter:
             fit = ", ".join(f"{c} {percent(v, 0)}" for c, v in (event.fit or {}).items())
             best = " (best so far)" if event.best else ""
             self.bar.finish()
+            if event.step == 0:
+                _status(f"step 0: dev exact match before training: {percent(event.dev_em)}; train fit {fit}")
+                return
             _status(f"epoch {event.epoch:.2f} step {event.step}: dev exact match {percent(event.dev_em)}{best}; train fit {fit}")
         elif isinstance(event, Resume):
             self.bar.finish()
@@ -387,10 +442,6 @@ class _EvalPrinter:
         elif isinstance(event, Start):
             self.bar.finish()
             _status(
-        if getattr(args, "ood", None):
-            from .plan import add_ood
-
-            add_ood(project, plan, args.ood)
                 f"Training on {event.device} ({event.dtype}): {event.n_train} examples, "
                 f"{event.n_dev} dev, {event.total_steps} steps, "
                 f"{event.trainable_params} trainable parameters"
@@ -445,13 +496,66 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings = _train_settings(args)
     project = _find_project(args.project)
     out = _run_training(project, args.plan, settings, model=args.model)
-    return 130 if out.status == "cancelled" else 0
+    if out.status == "cancelled":
+        return 130
+    return _check_after(project, out, args.no_check)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     project = _find_project(args.project)
     out = _run_training(project, None, None, resume_run=args.run)
-    return 130 if out.status == "cancelled" else 0
+    if out.status == "cancelled":
+        return 130
+    return _check_after(project, out, args.no_check)
+
+
+def _check_after(project_path: Path, out, no_check: bool) -> int:
+    """The check at the end of a finished run, on by default; its cost is said before it starts."""
+    from .check import CheckSettings, plan_check
+    from .store import Project
+    from .train.runs import DONE
+
+    if no_check or out.status != DONE or not out.adapter_dir:
+        return 0
+    with Project(project_path) as project:
+        cp = plan_check(project, out.run_id, CheckSettings())
+    if not cp.n:
+        _status("No test, dev or training questions to check (knowmix check needs a plan with them).")
+        return 0
+    _status(f"Checking what training did: {cp.cost_text()}. Skip it next time with --no-check; Ctrl+C stops it.")
+    return _run_check(project_path, out.run_id, CheckSettings(), json_out=False)
+
+
+def _run_check(project_path: Path, run_id: Optional[int], settings, *, json_out: bool, threads: Optional[int] = None) -> int:
+    from .check import run_check
+    from .store import Project
+
+    token = CancelToken()
+    bar = ProgressPrinter("Checking")
+    with Project(project_path) as project, _CtrlC(token, "The check stops after the current batch; run it again to resume"):
+        try:
+            report = run_check(project, run_id, settings, progress=bar, cancel=token, on_status=_status, n_threads=threads)
+        finally:
+            bar.finish()
+    if json_out:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(report.to_text())
+    return 130 if report.status == "cancelled" else 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Re-ask the plan's test, dev and training questions with a run's adapter; print what changed."""
+    from .check import CheckSettings, plan_check
+    from .store import Project
+
+    settings = CheckSettings(full=args.full, train_per_category=args.train_sample, backend=args.backend)
+    project_path = _find_project(args.project)
+    with Project(project_path) as project:
+        cp = plan_check(project, args.run, settings)
+    if not args.json:
+        _status(f"Checking training run {cp.train_run['id']}: {cp.cost_text()}.")
+    return _run_check(project_path, args.run, settings, json_out=args.json, threads=args.threads)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -501,6 +605,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Command] = {
     "probe": cmd_probe,
+    "check": cmd_check,
     "summary": cmd_summary,
     "results": cmd_results,
     "demo": cmd_demo,

@@ -194,7 +194,7 @@ def build_parser(commands: Mapping[str, Command], version: str) -> argparse.Argu
     parser = argparse.ArgumentParser(prog="knowmix", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"KnowMix {version}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for build in (_probe, _summary, _results, _demo, _plan, _train, _resume, _report, _export, _model, _doctor):
+    for build in (_probe, _summary, _results, _demo, _plan, _train, _resume, _check, _report, _export, _model, _doctor):
         p = build(sub)
         p.set_defaults(func=commands[p.prog.split()[-1]])
     return parser
@@ -212,6 +212,11 @@ def _probe(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="probe only N questions, spread evenly over the groups")
     add_allow_pickle(p, "allow PyTorch pickle weights (.bin/.pt): only for files you trust")
     p.add_argument("--threads", type=int, help="CPU threads for llama.cpp (default: all cores; fewer helps on a busy machine)")
+    sv = p.add_argument_group("probe through a serving engine (the only network use; only to this URL)")
+    sv.add_argument("--server", metavar="URL", help="base URL of an OpenAI-compatible server (vLLM, SGLang, llama.cpp, Ollama)")
+    sv.add_argument("--server-model", metavar="NAME", help="the model id on the server (default: its only model)")
+    sv.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the server's API key (never written)")
+    sv.add_argument("--server-concurrency", type=int, default=8, metavar="N", help="requests in flight at once (default 8)")
     _add_budget(p)
     return p
 
@@ -288,16 +293,16 @@ def _plan(sub: Any) -> argparse.ArgumentParser:
             pl.add_argument(
                 "--shares", help="custom mix: share kept per category, e.g. HighlyKnown=1,MaybeKnown=1,WeaklyKnown=0.5,Unknown=0"
             )
-    pl.add_argument("--name", help="a name for the plan")
-    pl.add_argument(
-        "--export",
-        metavar="DIR",
-        help="also write the planned train/dev sets (input's own shape and plain question/answer JSONL)",
     pl.add_argument(
         "--ood",
         metavar="FILE",
         help="an out-of-distribution file (groups the plan does not have) kept in the project for knowmix check",
     )
+    pl.add_argument("--name", help="a name for the plan")
+    pl.add_argument(
+        "--export",
+        metavar="DIR",
+        help="also write the planned train/dev/test sets (input's own shape and plain question/answer JSONL)",
     )
     pl.add_argument("--json", action="store_true", help="print the plan as JSON")
     return pl
@@ -315,6 +320,11 @@ def _train(sub: Any) -> argparse.ArgumentParser:
     for option in TRAIN_OPTIONS:
         option.add(t, defaults, choices=choices.get(option.field))
     t.add_argument("--merge", action="store_true", help="also save the model with the adapter merged in (safetensors)")
+    t.add_argument(
+        "--no-check",
+        action="store_true",
+        help="do not check afterwards what training did to the model's knowledge (knowmix check; on by default)",
+    )
     return t
 
 
@@ -322,7 +332,25 @@ def _resume(sub: Any) -> argparse.ArgumentParser:
     r = sub.add_parser("resume", help="continue a killed or cancelled training run from its last checkpoint")
     add_project(r)
     r.add_argument("--run", type=int, required=True, help="training run number")
+    r.add_argument("--no-check", action="store_true", help="do not run knowmix check when the run finishes")
     return r
+
+
+def _check(sub: Any) -> argparse.ArgumentParser:
+    c = sub.add_parser(
+        "check",
+        help="what training did to the model's knowledge: re-ask the test, dev and training questions with the adapter",
+    )
+    add_project(c)
+    c.add_argument("--run", type=int, help="training run number (default: the latest finished run)")
+    c.add_argument("--full", action="store_true", help="samples too, so WeaklyKnown and Unknown are told apart after training")
+    c.add_argument("--train-sample", type=int, default=200, help="training questions re-asked per category (default 200)")
+    c.add_argument(
+        "--backend", default="auto", help="auto (default: llama.cpp with a GGUF LoRA for GGUF models), llama.cpp or torch"
+    )
+    c.add_argument("--threads", type=int, help="CPU threads for llama.cpp (default: all cores)")
+    c.add_argument("--json", action="store_true", help="print the results as JSON")
+    return c
 
 
 def _report(sub: Any) -> argparse.ArgumentParser:

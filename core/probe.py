@@ -687,6 +687,8 @@ def run_probe(
             judge_ref = resolve_model(settings.judge_model, allow_pickle=allow_pickle)
             judge_fp = model_fingerprint(judge_ref)
     ident = settings.identity(judge_fp)
+    if backend is not None and backend.info.extra.get("run_identity"):  # a server that ignores seed/top_k: not comparable
+        ident = json.dumps({**json.loads(ident), **backend.info.extra["run_identity"]}, sort_keys=True)
     # Find or create the run and claim it in one transaction: a second process probing the same
     # project then either waits for this to commit and finds the run claimed (a ProjectError that
     # says the project is in use), or claims a run whose owner was killed and resumes it.
@@ -821,7 +823,7 @@ def _probe_claimed_run(
             if isinstance(exc, ModelCrashed):
                 raise _crash_told(exc, resumed_from, len(examples)) from None
             raise
-    project.update_probe_run(run_id, status="running", note="")
+    project.update_probe_run(run_id, status="running", note=str(backend.info.extra.get("not_comparable", "")))
     t0 = time.monotonic()
     state = {"done": resumed_from}
 
