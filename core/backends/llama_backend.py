@@ -27,8 +27,16 @@ class LlamaCppBackend(Backend):
     name = "llama.cpp"
 
     def __init__(
-        self, ref: ModelRef, *, n_ctx: int | None = None, n_threads: int | None = None, fingerprint: str | None = None
+        self,
+        ref: ModelRef,
+        *,
+        n_ctx: int | None = None,
+        n_threads: int | None = None,
+        fingerprint: str | None = None,
+        lora_path: str | None = None,
     ) -> None:
+        """``lora_path``: a GGUF LoRA applied on top (``knowmix check`` asks the trained model this way);
+        the caller's ``fingerprint`` should then name the pair."""
         super().__init__()
         if ref.kind != "gguf":
             raise ModelError(
@@ -57,6 +65,7 @@ class LlamaCppBackend(Backend):
                 logits_all=False,
                 verbose=False,
                 seed=0,
+                lora_path=str(lora_path) if lora_path else None,
             )
         except MemoryError:
             raise ModelError(

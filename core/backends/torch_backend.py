@@ -20,12 +20,13 @@ import gc
 import inspect
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from ..devices import describe_device, resolve_device
-from ..errors import SettingsError
+from ..errors import ModelError, SettingsError
 from ..formats import GIB
 from ..models import ModelRef, model_fingerprint
 from .base import Backend, GenRequest, ModelInfo
@@ -85,15 +86,27 @@ class TorchBackend(Backend):
         dtype: str = "auto",
         batch_size: Optional[int] = None,
         allow_pickle: bool = False,
+        adapter: Optional[str] = None,
     ) -> None:
+        """``adapter``: a peft LoRA folder (a KnowMix training run's) merged into the weights, as
+        ``knowmix check`` asks the trained model; its weights' hash joins the fingerprint."""
         super().__init__()
         if batch_size is not None and batch_size < 1:
             raise SettingsError(f"batch size must be at least 1, not {batch_size}.")
         self.ref: Optional[ModelRef] = ref  # None for a model passed to from_model without one
         started = time.perf_counter()
         model, tokenizer, device, dtype = load_hf_model(ref, device, dtype, for_training=False, allow_pickle=allow_pickle)
+        if adapter:
+            model = _with_adapter(model, adapter)
         self.load_seconds = time.perf_counter() - started
         self._attach(model, tokenizer, device, dtype, batch_size)
+        if adapter:
+            import hashlib
+
+            weights = Path(adapter) / "adapter_model.safetensors"
+            digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+            self.info.fingerprint = hashlib.sha256(f"{self.info.fingerprint}|lora|{digest}".encode()).hexdigest()
+            self.info.extra["adapter"] = str(adapter)
 
     @classmethod
     def from_model(
@@ -404,3 +417,21 @@ def _transformers_version() -> Optional[str]:
         return transformers.__version__
     except Exception:
         return None
+
+
+def _with_adapter(model: Any, adapter: str) -> Any:
+    """``model`` with the peft adapter in ``adapter`` merged in (plain weights again: as fast as the base)."""
+    from peft import PeftModel
+
+    folder = Path(adapter)
+    if not (folder / "adapter_config.json").is_file() or not (folder / "adapter_model.safetensors").is_file():
+        raise ModelError(f"{folder} is not a LoRA adapter folder (adapter_config.json and adapter_model.safetensors).")
+    try:
+        peft_model = PeftModel.from_pretrained(model, str(folder), is_trainable=False)
+    except (ValueError, RuntimeError, KeyError) as exc:
+        raise ModelError(
+            f"The adapter in {folder} does not fit this model ({exc}). Check it with the model it was trained on."
+        ) from None
+    merged = peft_model.merge_and_unload()
+    merged.eval()
+    return merged

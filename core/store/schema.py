@@ -12,7 +12,7 @@ from typing import Callable
 
 import sqlite_utils
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 PROJECT_SUFFIX = ".knowmix"
 
 
@@ -230,5 +230,57 @@ def _migrate_3(db: sqlite_utils.Database) -> None:
     db.table("probe_results").add_column("exemplar_swaps", str, not_null_default="[]")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2, _migrate_3]
+def _migrate_4(db: sqlite_utils.Database) -> None:
+    """Version 4 (the check): what training did to the model's knowledge (``core/check``).
+
+    ``checks`` is one re-probe of a training run's adapter: its settings, the backend it ran on,
+    the adapter it used, its progress, and ``summary`` (the per-split report as JSON, filled when it
+    finishes). ``check_results`` holds one row per (check, split, example): the category and the
+    zero-shot answer before training (base model) and after (with the adapter)."""
+    db.table("checks").create(
+        {
+            "id": int,
+            "train_run_id": int,
+            "plan_id": int,
+            "probe_run_id": int,
+            "settings": str,
+            "backend": str,
+            "adapter": str,
+            "adapter_step": int,
+            "status": str,
+            "n_total": int,
+            "n_done": int,
+            "seconds": float,
+            "summary": str,
+            "note": str,
+            "created_at": float,
+            "updated_at": float,
+            "finished_at": float,
+        },
+        pk="id",
+        foreign_keys=[("train_run_id", "train_runs", "id")],
+    )
+    db.table("check_results").create(
+        {
+            "check_id": int,
+            "split": str,
+            "example_id": str,
+            "group_name": str,
+            "category_before": str,
+            "p_greedy_before": float,
+            "answer_before": str,
+            "right_before": int,
+            "category_after": str,
+            "p_greedy_after": float,
+            "p_sampled_after": float,
+            "answer_after": str,
+            "right_after": int,
+            "greedy_answers_after": str,
+        },
+        pk=("check_id", "split", "example_id"),
+        foreign_keys=[("check_id", "checks", "id")],
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2, _migrate_3, _migrate_4]
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -1,0 +1,556 @@
+"""Running a check: the base model, then the adapter, on the plan's test and dev splits, a fixed
+sample of the training questions and the out-of-distribution file (see ``types`` for what is
+measured).
+
+Work is saved per batch in the project (``check_results``), so a killed or cancelled check resumes
+where it stopped when it is run again with the same settings, like a probe.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from ..backends.base import Backend, GenRequest
+from ..categories import CATEGORIES
+from ..datasets import Example
+from ..errors import Cancelled, ModelCrashed, ProjectError, SettingsError
+from ..jobs import CancelToken, ProgressCallback, RateMeter, no_progress
+from ..matching import AnswerMatcher, KeyMatcher, normalize_answer
+from ..probe import ProbeSettings, categorize, draw_exemplar_sets, probe_examples
+from ..store import checks as _store
+from .types import CHECK_SPLITS, NOT_KNOWN, CheckReport, CheckSettings, SplitCheck
+
+BATCH = 16  # questions per saved batch
+
+
+@dataclass
+class CheckPlan:
+    """What a check of one training run will ask, and roughly what it costs."""
+
+    train_run: dict
+    plan: Any
+    probe_run: dict
+    probe_settings: ProbeSettings
+    questions: dict[str, list[Example]]  # split -> examples, in file order
+    before: dict[str, dict]  # example id -> the first probe's result (category, p_greedy)
+    generations: int
+    seconds: Optional[float]  # estimate from the first probe's speed; None when it has none
+
+    @property
+    def n(self) -> int:
+        return sum(len(v) for v in self.questions.values())
+
+    def cost_text(self) -> str:
+        parts = ", ".join(f"{len(v)} {k}" for k, v in self.questions.items() if v)
+        about = f", about {_duration(self.seconds)}" if self.seconds else ""
+        return f"{self.n} questions ({parts}), {self.generations:,} answers{about}"
+
+
+def plan_check(project: Any, train_run_id: Optional[int] = None, settings: Optional[CheckSettings] = None) -> CheckPlan:
+    """Which questions a check of the run asks and its estimated cost, before anything is loaded."""
+    from ..plan import load_plan
+    from ..plan.sampling import tiebreak
+    from ..train.gguf_lora import exportable_run
+
+    settings = settings or CheckSettings()
+    settings.validate()
+    row = exportable_run(project, train_run_id)
+    if row.get("plan_id") is None:
+        raise ProjectError(f"Training run {row['id']} has no plan, so there is nothing to compare it with.")
+    plan = load_plan(project, int(row["plan_id"]))
+    probe_run = project.probe_run(plan.probe_run_id)
+    probe_settings = ProbeSettings.from_json(probe_run["settings"])
+    examples = {ex.id: ex for ex in project.examples(probe_run["dataset_id"])}
+    before = {r["example_id"]: r for r in project.probe_results(int(probe_run["id"]))}
+    questions: dict[str, list[Example]] = {}
+    for split in ("test", "dev"):
+        questions[split] = [examples[e.example_id] for e in plan.examples if e.split == split and e.example_id in examples]
+    train = [e for e in plan.examples if e.split == "train" and e.example_id in examples and e.example_id in before]
+    sample: list[Example] = []
+    for cat in CATEGORIES:
+        of_cat = [e for e in train if e.category == cat]
+        of_cat.sort(key=lambda e: tiebreak(0, f"check|{e.example_id}"))
+        keep = {e.example_id for e in of_cat[: settings.train_per_category]}
+        sample += [examples[e.example_id] for e in train if e.example_id in keep]
+    questions["train"] = sorted(sample, key=lambda ex: ex.line)
+    ood_id = getattr(plan.settings, "ood_dataset_id", None)
+    questions["ood"] = project.examples(int(ood_id)) if ood_id is not None else []
+    n_sets = probe_settings.n_sets
+    per_question = 2 + n_sets + (n_sets * probe_settings.samples_per_set if settings.full else 0)
+    n_ood = len(questions["ood"])
+    generations = sum(len(v) for v in questions.values()) * per_question + n_ood * (n_sets + (per_question - 2 - n_sets))
+    speed = _store.probe_speed(project, int(probe_run["id"]))
+    return CheckPlan(
+        train_run=row,
+        plan=plan,
+        probe_run=probe_run,
+        probe_settings=probe_settings,
+        questions=questions,
+        before=before,
+        generations=generations,
+        seconds=generations * speed + 20 if speed else None,  # + loading two models
+    )
+
+
+def _duration(seconds: Optional[float]) -> str:
+    if not seconds:
+        return "?"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+# -- the answers ---------------------------------------------------------------------------------------
+
+
+def matcher_for(example: Example, settings: ProbeSettings) -> Callable[[str], bool]:
+    """Right or wrong as the first probe scored it (judge mode falls back to the answer key)."""
+    if settings.match_for(example) == "exact":
+        return AnswerMatcher(example.answers)
+    return KeyMatcher(example.answer_keys, example.question)
+
+
+def abstains(answer: str) -> bool:
+    """An "I don't know" answer (the idk mix's target), however it is worded around."""
+    from ..plan.mixes import IDK_ANSWER
+
+    got, idk = normalize_answer(answer), normalize_answer(IDK_ANSWER)
+    return got == idk or got.startswith(idk) or "dont know" in got
+
+
+def zero_shot_answers(backend: Backend, examples: Sequence[Example], prompt_format: str, max_tokens: int) -> list[str]:
+    """One greedy answer per question, asked alone in the run's training format."""
+    from ..train.data import qa_prompt
+
+    if prompt_format == "chat":
+        from ..backends.chat import ChatTemplate
+
+        template = ChatTemplate.of(backend.info)
+        reqs = [
+            GenRequest(template.render([{"role": "user", "content": ex.question}]), max_tokens=max_tokens, chat=True)
+            for ex in examples
+        ]
+    else:
+        reqs = [GenRequest(qa_prompt(ex.question), max_tokens=max_tokens) for ex in examples]
+    return [a[0] for a in backend.generate(reqs)]
+
+
+# -- the job ---------------------------------------------------------------------------------------------
+
+
+def run_check(
+    project: Any,
+    train_run_id: Optional[int] = None,
+    settings: Optional[CheckSettings] = None,
+    *,
+    base_backend: Optional[Backend] = None,
+    adapter_backend: Optional[Backend] = None,
+    progress: ProgressCallback = no_progress,
+    cancel: Optional[CancelToken] = None,
+    on_status: Callable[[str], None] = lambda _m: None,
+    isolate: bool = True,
+    n_threads: Optional[int] = None,
+) -> CheckReport:
+    """Check a training run (the latest finished one when ``train_run_id`` is None); returns the report.
+
+    Without backends the base model and then the model with the adapter are loaded here, each in a
+    child process unless ``isolate`` is False. Tests pass both, already loaded."""
+    cancel = cancel or CancelToken()
+    settings = settings or CheckSettings()
+    cp = plan_check(project, train_run_id, settings)
+    run = cp.train_run
+    run_id = int(run["id"])
+    ident = settings.identity()
+    row = _store.find_check(project, run_id, ident)
+    if row is not None and row["status"] == "finished":
+        return CheckReport.from_row(row)
+    backend_words = _backend_words(run, settings, adapter_backend)
+    if row is None:
+        check_id = _store.insert_check(
+            project,
+            {
+                "train_run_id": run_id,
+                "plan_id": cp.plan.id,
+                "probe_run_id": int(cp.probe_run["id"]),
+                "settings": ident,
+                "backend": backend_words,
+                "adapter": _adapter_words(run),
+                "adapter_step": _adapter_step(run),
+                "status": "running",
+                "n_total": cp.n,
+                "n_done": 0,
+                "seconds": 0.0,
+                "summary": "",
+                "note": "",
+            },
+        )
+        _store.save_results(project, _initial_rows(check_id, cp), check_id=check_id)
+    else:
+        check_id = int(row["id"])
+        _store.update_check(project, check_id, status="running", note="")
+    prior = float((row or {}).get("seconds") or 0.0)
+    t0 = time.monotonic()
+    try:
+        _fill(project, check_id, cp, settings, base_backend, adapter_backend, progress, cancel, on_status, isolate, n_threads)
+    except Cancelled:
+        _store.update_check(project, check_id, status="cancelled", seconds=prior + time.monotonic() - t0)
+        return CheckReport.from_row(_store.check_row(project, check_id) or {})
+    except BaseException as exc:
+        try:
+            _store.update_check(project, check_id, status="failed", note=str(exc)[:500], seconds=prior + time.monotonic() - t0)
+        except Exception:
+            pass
+        if isinstance(exc, ModelCrashed):
+            raise exc.retold(
+                saved="Finished work is saved in the project.", resume="Run the same command again to resume the check."
+            ) from None
+        raise
+    report = summarize(project, check_id, cp, settings)
+    report.seconds = prior + time.monotonic() - t0
+    _store.update_check(
+        project,
+        check_id,
+        status="finished",
+        seconds=report.seconds,
+        finished_at=time.time(),
+        summary=_summary_json(report),
+        n_done=cp.n,
+    )
+    report.status = "finished"
+    return report
+
+
+def _summary_json(report: CheckReport) -> str:
+    import json
+
+    data = report.to_dict()
+    return json.dumps({"mix": data["mix"], "splits": data["splits"]}, ensure_ascii=False)
+
+
+def _initial_rows(check_id: int, cp: CheckPlan) -> list[dict]:
+    rows = []
+    for split, examples in cp.questions.items():
+        for ex in examples:
+            b = cp.before.get(ex.id) if split != "ood" else None
+            rows.append(
+                {
+                    "check_id": check_id,
+                    "split": split,
+                    "example_id": ex.id,
+                    "group_name": ex.group,
+                    "category_before": (b or {}).get("category"),
+                    "p_greedy_before": (b or {}).get("p_greedy"),
+                }
+            )
+    return rows
+
+
+def _fill(
+    project: Any,
+    check_id: int,
+    cp: CheckPlan,
+    settings: CheckSettings,
+    base_backend: Optional[Backend],
+    adapter_backend: Optional[Backend],
+    progress: ProgressCallback,
+    cancel: CancelToken,
+    on_status: Callable[[str], None],
+    isolate: bool,
+    n_threads: Optional[int],
+) -> None:
+    """The two passes: the base model's answers (and the OOD questions' categories), then the adapter's."""
+    from ..train.runs import run_settings
+
+    stored = {(r["split"], r["example_id"]): r for r in _store.result_rows(project, check_id)}
+    by_id = {(split, ex.id): ex for split, exs in cp.questions.items() for ex in exs}
+    train_settings = run_settings(cp.train_run)
+    fmt, max_tokens = train_settings.prompt_format, train_settings.max_new_tokens
+    probe_s = cp.probe_settings if settings.full else replace(cp.probe_settings, samples_per_set=0)
+    pool, sets, hold_out = _exemplars(project, cp)
+    ood = cp.questions.get("ood") or []
+    ood_sets = draw_exemplar_sets(ood, {ex.group for ex in ood}, probe_s, hold_out=True)[0] if ood else {}
+    total = 2 * cp.n
+    meter = RateMeter(total, 0)
+    done = sum(r["answer_before"] is not None for r in stored.values()) + sum(
+        r["answer_after"] is not None for r in stored.values()
+    )
+    meter = RateMeter(total, done)
+
+    def save(rows: list[dict]) -> None:
+        nonlocal done
+        done += len(rows)
+        after_done = sum(1 for r in rows if "answer_after" in r)
+        _store.save_results(project, rows, check_id=check_id, n_done=None if not after_done else _after_count(project, check_id))
+        progress(meter.update(done, "saved"))
+
+    # pass 1: the base model
+    todo = [k for k, r in stored.items() if r["answer_before"] is None]
+    if todo:
+        backend = base_backend or _load(cp, None, isolate, n_threads, on_status)
+        try:
+            for chunk in _chunks(todo, BATCH):
+                cancel.raise_if_cancelled("The check")
+                exs = [by_id[k] for k in chunk]
+                answers = zero_shot_answers(backend, exs, fmt, max_tokens)
+                rows = []
+                ood_k = [k for k in chunk if k[0] == "ood"]
+                ood_results = {}
+                if ood_k:
+                    ood_exs = [by_id[k] for k in ood_k]
+                    for r in probe_examples(backend, ood_exs, ood, probe_s, ood_sets, cancel=cancel, hold_out=True):
+                        ood_results[r["example_id"]] = r
+                for k, ex, a in zip(chunk, exs, answers):
+                    row = {"check_id": check_id, "split": k[0], "example_id": k[1], "answer_before": a}
+                    row["right_before"] = int(bool(matcher_for(ex, cp.probe_settings)(a)))
+                    if k[0] == "ood":
+                        r = ood_results[ex.id]
+                        row["category_before"] = _category(r, settings.full)
+                        row["p_greedy_before"] = r["p_greedy"]
+                    rows.append(row)
+                save(rows)
+        finally:
+            if base_backend is None:
+                backend.close()
+    # pass 2: the adapter
+    stored = {(r["split"], r["example_id"]): r for r in _store.result_rows(project, check_id)}
+    todo = [k for k, r in stored.items() if r["answer_after"] is None]
+    if not todo:
+        return
+    backend = adapter_backend or _load(cp, settings, isolate, n_threads, on_status)
+    try:
+        for chunk in _chunks(todo, BATCH):
+            cancel.raise_if_cancelled("The check")
+            exs = [by_id[k] for k in chunk]
+            answers = zero_shot_answers(backend, exs, fmt, max_tokens)
+            results: dict[tuple[str, str], dict] = {}
+            for split in {k[0] for k in chunk}:
+                part = [by_id[k] for k in chunk if k[0] == split]
+                if split == "ood":
+                    got = probe_examples(backend, part, ood, probe_s, ood_sets, cancel=cancel, hold_out=True)
+                else:
+                    got = probe_examples(backend, part, pool, probe_s, sets, cancel=cancel, hold_out=hold_out)
+                results.update({(split, r["example_id"]): r for r in got})
+            rows = []
+            for k, ex, a in zip(chunk, exs, answers):
+                r = results[k]
+                rows.append(
+                    {
+                        "check_id": check_id,
+                        "split": k[0],
+                        "example_id": k[1],
+                        "answer_after": a,
+                        "right_after": int(bool(matcher_for(ex, cp.probe_settings)(a))),
+                        "category_after": _category(r, settings.full),
+                        "p_greedy_after": r["p_greedy"],
+                        "p_sampled_after": r["p_sampled"],
+                        "greedy_answers_after": r["greedy_answers"],
+                    }
+                )
+            save(rows)
+    except ModelCrashed as exc:
+        raise exc.retold(doing="checking with the adapter") from None
+    finally:
+        if adapter_backend is None:
+            backend.close()
+
+
+def _after_count(project: Any, check_id: int) -> int:
+    return sum(r["answer_after"] is not None for r in _store.result_rows(project, check_id))
+
+
+def _chunks(items: list, n: int) -> list[list]:
+    return [items[i : i + n] for i in range(0, len(items), n)]
+
+
+def _category(result: dict, full: bool) -> str:
+    """The category of a probe result; greedy-only: P(T=0) = 0 is NOT_KNOWN, not Unknown."""
+    if not full and not result["greedy_correct"]:
+        return NOT_KNOWN
+    return categorize(result["greedy_correct"], result["greedy_total"], result["sampled_correct"])
+
+
+def _exemplars(project: Any, cp: CheckPlan) -> tuple[list[Example], dict[str, list[list[str]]], bool]:
+    """The first probe's pool and exemplar sets, so the check asks with the same prompts."""
+    run = cp.probe_run
+    sets, _ = project.exemplar_sets(int(run["id"]))
+    pool_id = run.get("pool_dataset_id")
+    pool = project.examples(int(pool_id)) if pool_id is not None else project.examples(int(run["dataset_id"]))
+    return pool, sets, pool_id is None
+
+
+# -- loading the two models ---------------------------------------------------------------------------------
+
+
+def _base_ref(run: dict) -> Any:
+    from ..models import resolve_model
+
+    path = run.get("model_path")
+    if not path or not Path(str(path)).exists():
+        raise ProjectError(
+            f"The base model of training run {run['id']} is not at {path} any more. Put it back, or check another run."
+        )
+    return resolve_model(str(path))
+
+
+def _uses_llama(run: dict, settings: CheckSettings) -> bool:
+    if settings.backend != "auto":
+        return settings.backend == "llama.cpp"
+    return str(run.get("model_path") or "").lower().endswith(".gguf")
+
+
+def _backend_words(run: dict, settings: CheckSettings, given: Optional[Backend]) -> str:
+    if given is not None:
+        return given.name
+    return "llama.cpp with the adapter as a GGUF LoRA" if _uses_llama(run, settings) else "torch with the peft adapter"
+
+
+def _adapter_words(run: dict) -> str:
+    from ..train.runs import keeps_final_adapter, stopping_rule
+
+    final = keeps_final_adapter(stopping_rule(run), str(run.get("status")))
+    step = _adapter_step(run)
+    return f"final step {step}" if final else f"best dev step {step}"
+
+
+def _adapter_step(run: dict) -> Optional[int]:
+    from ..train.runs import keeps_final_adapter, stopping_rule
+
+    final = keeps_final_adapter(stopping_rule(run), str(run.get("status")))
+    step = run.get("final_step") if final else run.get("best_step")
+    return int(step) if step is not None else None
+
+
+def gguf_lora_for(run: dict) -> Path:
+    """The run's adapter as a GGUF LoRA in its folder, written once (again when the adapter is newer)."""
+    from ..train.gguf_lora import ADAPTER_WEIGHTS, base_model_info, write_gguf_lora
+
+    adapter = Path(str(run["adapter_dir"]))
+    dest = Path(str(run.get("folder") or adapter.parent)) / "check" / f"{adapter.name}-lora.gguf"
+    source = adapter / ADAPTER_WEIGHTS
+    if not dest.is_file() or dest.stat().st_mtime < source.stat().st_mtime:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        write_gguf_lora(adapter, dest, base_model_info(str(run["model_path"])), name=f"run {run['id']}")
+    return dest
+
+
+def _load(cp: CheckPlan, settings: Optional[CheckSettings], isolate: bool, n_threads: Optional[int], on_status) -> Backend:
+    """The base model (``settings`` None) or the model with the run's adapter."""
+    import hashlib
+
+    from ..backends import load_backend
+    from ..models import model_fingerprint
+
+    run = cp.train_run
+    ref = _base_ref(run)
+    use_llama = _uses_llama(run, settings or CheckSettings())
+    name = "llama.cpp" if use_llama else "torch"
+    if use_llama and ref.kind != "gguf":
+        raise SettingsError(f"{ref.path} is not a GGUF file, so llama.cpp cannot check it; use --backend torch.")
+    options: dict[str, Any] = {}
+    if use_llama and n_threads:
+        options["n_threads"] = n_threads
+    if settings is None:
+        on_status(f"Loading the base model {ref.display_name} ({name}) for the answers before training ...")
+        if use_llama:
+            options["fingerprint"] = model_fingerprint(ref)
+        return load_backend(ref, name, isolate=isolate, **options)
+    on_status(f"Loading {ref.display_name} with the adapter of training run {run['id']} ({name}) ...")
+    if use_llama:
+        lora = gguf_lora_for(run)
+        digest = hashlib.sha256(f"{model_fingerprint(ref)}|{lora.stat().st_size}|{os.path.getmtime(lora)}".encode()).hexdigest()
+        options.update(lora_path=str(lora), fingerprint=digest)
+    else:
+        options["adapter"] = str(run["adapter_dir"])
+    return load_backend(ref, name, isolate=isolate, **options)
+
+
+# -- the report -------------------------------------------------------------------------------------------------
+
+
+def summarize(project: Any, check_id: int, cp: CheckPlan, settings: CheckSettings) -> CheckReport:
+    """The per-split report from the stored results."""
+    by_key = {(split, ex.id): ex for split, exs in cp.questions.items() for ex in exs}
+    rows = _store.result_rows(project, check_id)
+    idk = str(getattr(cp.plan.settings, "mix", "")) == "idk"
+    splits: dict[str, SplitCheck] = {}
+    for split in CHECK_SPLITS:
+        mine = [r for r in rows if r["split"] == split and (split, r["example_id"]) in by_key]
+        if mine:
+            splits[split] = split_check(split, mine, by_key, idk)
+    row = _store.check_row(project, check_id) or {}
+    report = CheckReport.from_row({**row, "summary": ""})
+    report.splits = splits
+    report.mix = str(getattr(cp.plan.settings, "mix", ""))
+    return report
+
+
+def split_check(split: str, rows: Sequence[dict], examples: dict[tuple[str, str], Example], idk: bool) -> SplitCheck:
+    transitions: dict[str, dict[str, int]] = {}
+    by_cat: dict[str, dict[str, Any]] = {}
+    new_errors, fixed = [], []
+    right_b = right_a = 0
+    answered = answered_right = abstained = 0
+    for r in rows:
+        before, after = r["category_before"] or NOT_KNOWN, r["category_after"] or NOT_KNOWN
+        transitions.setdefault(before, {}).setdefault(after, 0)
+        transitions[before][after] += 1
+        rb, ra = bool(r["right_before"]), bool(r["right_after"])
+        right_b += rb
+        right_a += ra
+        c = by_cat.setdefault(before, {"n": 0, "before": 0, "after": 0})
+        c["n"] += 1
+        c["before"] += rb
+        c["after"] += ra
+        ex = examples[(split, r["example_id"])]
+        item = {
+            "example_id": ex.id,
+            "question": ex.question,
+            "answers": list(ex.answers),
+            "category_before": before,
+            "answer_before": r["answer_before"],
+            "answer_after": r["answer_after"],
+        }
+        if rb and not ra:
+            new_errors.append(item)
+        elif ra and not rb:
+            fixed.append(item)
+        if idk:
+            if abstains(r["answer_after"] or ""):
+                abstained += 1
+            else:
+                answered += 1
+                answered_right += ra
+    n = len(rows)
+    em_by_category = {
+        cat: {"n": c["n"], "before": c["before"] / c["n"], "after": c["after"] / c["n"]} for cat, c in by_cat.items() if c["n"]
+    }
+    return SplitCheck(
+        split=split,
+        n=n,
+        transitions=transitions,
+        em_before=right_b / n if n else None,
+        em_after=right_a / n if n else None,
+        em_by_category=em_by_category,
+        n_right_before=right_b,
+        new_errors=new_errors,
+        fixed=fixed,
+        idk=idk,
+        abstained=abstained / n if idk and n else None,
+        answered_accuracy=answered_right / answered if idk and answered else None,
+    )
+
+
+def load_check(project: Any, check_id: Optional[int] = None, train_run_id: Optional[int] = None) -> Optional[CheckReport]:
+    """A stored check (the latest of the run, or of all), or None when there is none."""
+    row = _store.check_row(project, check_id, train_run_id)
+    return CheckReport.from_row(row) if row is not None else None
+
+
+def list_checks(project: Any) -> list[CheckReport]:
+    return [CheckReport.from_row(r) for r in _store.check_rows(project)]

@@ -1,0 +1,228 @@
+"""What a check measured, split by split, and the words that tell a non-engineer.
+
+A check asks the model the same questions before training (the base model) and after (with the
+adapter) in two ways:
+
+* **the answer**: one greedy answer to the question alone, in the prompt format the run trained
+  on, as the fine-tuned model will be used. It is *right* when the probe's matching accepts it
+  (exact match for entity answers, the answer key for sentence answers). Exact match before and
+  after, **new errors** (right before, wrong after) and **fixed** (wrong before, right after) come
+  from it. Before training on the dev split it is the run's step-0 dev exact match.
+* **the category**: the probe again, with the first probe's exemplar sets and settings, greedy
+  answers only by default (so after training P(T=0) = 0 reads "not known at T=0": WeaklyKnown or
+  Unknown) and with samples as well with ``full``. The transition matrix counts before -> after.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Optional, Sequence
+
+from ..categories import CATEGORIES
+from ..errors import SettingsError
+from ..formats import percent
+
+CHECK_SPLITS = ("test", "dev", "train", "ood")
+SPLIT_WORDS = {
+    "test": "test questions (held out: never trained on, never used to stop)",
+    "dev": "dev questions (used to pick the stopping point)",
+    "train": "training questions (a fixed sample)",
+    "ood": "out-of-distribution questions (other groups)",
+}
+SPLIT_NOUN = {"test": "test", "dev": "dev", "train": "training", "ood": "out-of-distribution"}
+# After training without samples, P(T=0) = 0 cannot tell WeaklyKnown from Unknown.
+NOT_KNOWN = "NotKnown"
+NOT_KNOWN_WORDS = "not known at T=0 (WeaklyKnown or Unknown; samples tell them apart: --full)"
+AFTER_CATEGORIES = (*CATEGORIES, NOT_KNOWN)
+TRAIN_PER_CATEGORY = 200  # the fixed sample of training questions re-asked, per category
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """What a check asks. ``full``: samples too, so WeaklyKnown and Unknown after training are told
+    apart (costs up to 160 more answers per question). ``backend``: "auto" runs a GGUF base model on
+    llama.cpp with the adapter converted to a GGUF LoRA, other models on torch with peft."""
+
+    full: bool = False
+    train_per_category: int = TRAIN_PER_CATEGORY
+    backend: str = "auto"
+
+    def validate(self) -> None:
+        if self.train_per_category < 0:
+            raise SettingsError(f"Training questions per category must be 0 or more (got {self.train_per_category}).")
+        if self.backend not in ("auto", "llama.cpp", "torch"):
+            raise SettingsError(f"Check backend must be auto, llama.cpp or torch (got {self.backend!r}).")
+
+    def identity(self) -> str:
+        """The settings that change results, as canonical JSON (a rerun with the same resumes)."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: Optional[str]) -> "CheckSettings":
+        try:
+            data = json.loads(text or "{}")
+        except ValueError:
+            data = {}
+        names = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass
+class SplitCheck:
+    """One split's before -> after."""
+
+    split: str
+    n: int
+    transitions: dict[str, dict[str, int]]  # {category before: {category after: count}}
+    em_before: Optional[float]
+    em_after: Optional[float]
+    em_by_category: dict[str, dict[str, Any]]  # {category before: {"n", "before", "after"}}
+    n_right_before: int
+    new_errors: list[dict]  # {example_id, question, answers, category_before, answer_before, answer_after}
+    fixed: list[dict]
+    idk: bool = False  # the run trained the "I don't know" mix
+    abstained: Optional[float] = None  # share answered "I don't know" after training (idk mix)
+    answered_accuracy: Optional[float] = None  # right among the answered ones after training (idk mix)
+
+    @property
+    def noun(self) -> str:
+        return SPLIT_NOUN.get(self.split, self.split)
+
+    def new_errors_text(self) -> str:
+        """'3 of 40 test questions the model knew are now answered wrongly.' in plain words."""
+        k, of = len(self.new_errors), self.n_right_before
+        if not of:
+            return f"The model answered none of the {self.n} {self.noun} questions right before training, so none can be lost."
+        if not k:
+            return f"None of the {of} {self.noun} questions the model knew is answered wrongly now."
+        them = "it" if k == 1 else "them"
+        return (
+            f"{k} of {of} {self.noun} questions the model knew {'is' if k == 1 else 'are'} now answered wrongly "
+            f"({percent(k / of)}; it answered {them} right before training)."
+        )
+
+    def fixed_text(self) -> str:
+        k = len(self.fixed)
+        wrong = self.n - self.n_right_before
+        if not wrong:
+            return f"It answered every {self.noun} question right before training."
+        return f"{k} of {wrong} {self.noun} questions it got wrong before are now answered right."
+
+    def em_text(self) -> str:
+        if self.em_before is None or self.em_after is None:
+            return ""
+        return f"exact match {percent(self.em_before)} before, {percent(self.em_after)} after training"
+
+    def idk_text(self) -> str:
+        if not self.idk or self.abstained is None:
+            return ""
+        acc = "" if self.answered_accuracy is None else f", {percent(self.answered_accuracy)} right among the answered ones"
+        return f'"I don\'t know" on {percent(self.abstained)} of them{acc} (the paper: 61.8% right with 58.7% answered)'
+
+
+@dataclass
+class CheckReport:
+    """A finished (or partial) check of one training run."""
+
+    id: int
+    train_run_id: int
+    plan_id: Optional[int]
+    probe_run_id: Optional[int]
+    status: str
+    backend: str
+    adapter: str  # e.g. "best dev step 40" / "final step 120"
+    settings: CheckSettings
+    seconds: float
+    mix: str
+    splits: dict[str, SplitCheck] = field(default_factory=dict)
+    note: str = ""
+
+    def headline(self) -> str:
+        test = self.splits.get("test") or next(iter(self.splits.values()), None)
+        what = f"Check {self.id} of training run {self.train_run_id} ({self.adapter}, {self.backend})"
+        if self.status != "finished":
+            return f"{what}: {self.status}; run the same command again to finish it."
+        if test is None:
+            return f"{what}: no questions to check."
+        em = test.em_text()
+        return f"{what}: {test.new_errors_text()} {test.noun.capitalize()} {em}." if em else f"{what}: {test.new_errors_text()}"
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "train_run_id": self.train_run_id,
+            "plan_id": self.plan_id,
+            "probe_run_id": self.probe_run_id,
+            "status": self.status,
+            "backend": self.backend,
+            "adapter": self.adapter,
+            "settings": asdict(self.settings),
+            "seconds": self.seconds,
+            "mix": self.mix,
+            "note": self.note,
+            "splits": {name: asdict(s) for name, s in self.splits.items()},
+        }
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> "CheckReport":
+        """A stored check (``checks`` row); its splits come from the row's ``summary`` JSON."""
+        try:
+            summary = json.loads(row.get("summary") or "{}")
+        except ValueError:
+            summary = {}
+        splits = {name: SplitCheck(**data) for name, data in (summary.get("splits") or {}).items()}
+        return cls(
+            id=int(row["id"]),
+            train_run_id=int(row["train_run_id"]),
+            plan_id=row.get("plan_id"),
+            probe_run_id=row.get("probe_run_id"),
+            status=str(row.get("status") or ""),
+            backend=str(row.get("backend") or ""),
+            adapter=str(row.get("adapter") or ""),
+            settings=CheckSettings.from_json(row.get("settings")),
+            seconds=float(row.get("seconds") or 0.0),
+            mix=str(summary.get("mix") or ""),
+            splits=splits,
+            note=str(row.get("note") or ""),
+        )
+
+    def to_text(self) -> str:
+        """The report as the terminal shows it: per split, the words, then the transition table."""
+        lines = [self.headline()]
+        for name in CHECK_SPLITS:
+            s = self.splits.get(name)
+            if s is None:
+                continue
+            lines += ["", f"{SPLIT_WORDS.get(name, name).capitalize()}: {s.n}"]
+            for text in (s.em_text(), s.new_errors_text(), s.fixed_text(), s.idk_text()):
+                if text:
+                    lines.append(f"  {text[0].upper()}{text[1:]}")
+            lines.append(transition_table(s))
+            for e in s.new_errors[:10]:
+                lines.append(
+                    f"  new error: {e['question']}  gold {e['answers'][0]!r}: {e['answer_before']!r} -> {e['answer_after']!r}"
+                )
+            if len(s.new_errors) > 10:
+                lines.append(f"  ... and {len(s.new_errors) - 10} more (--json lists them all)")
+        return "\n".join(lines)
+
+
+def after_columns(splits: Sequence[SplitCheck]) -> list[str]:
+    """The after-training categories present, in order (NotKnown only when greedy-only)."""
+    seen = {a for s in splits for row in s.transitions.values() for a, n in row.items() if n}
+    return [c for c in AFTER_CATEGORIES if c in seen] or list(CATEGORIES)
+
+
+def transition_table(s: SplitCheck) -> str:
+    cols = after_columns([s])
+    names = {NOT_KNOWN: "NotKnown@T0"}
+    corner = "before \\ after"
+    head = f"  {corner:<16}" + "".join(f"{names.get(c, c):>13}" for c in cols)
+    out = [head]
+    for before in AFTER_CATEGORIES:
+        row = s.transitions.get(before)
+        if not row or not sum(row.values()):
+            continue
+        out.append(f"  {names.get(before, before):<16}" + "".join(f"{row.get(c, 0):>13}" for c in cols))
+    return "\n".join(out)

@@ -1,0 +1,183 @@
+"""knowmix check: what training did to the model's knowledge, split by split.
+
+The bookkeeping is tested with scripted models standing in for the base model and the trained one
+(their answers are a pure function of the prompt, so the expected new errors and fixed questions
+can be computed independently); the run's adapter is a real peft adapter of a tiny model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from core.backends.base import GenRequest
+from core.check import NOT_KNOWN, CheckSettings, load_check, plan_check, run_check
+from core.datasets import Example
+from core.jobs import CancelToken
+from core.plan import PlanSettings, build_plan, save_plan
+from core.probe import ProbeSettings, run_probe
+from core.store import Project
+from core.train.data import items_from_plan, qa_prompt
+from core.train.runs import create_run, update_run
+from core.train.settings import TrainSettings
+from tests.scripted import FakeDataset, ScriptedBackend
+
+PROFILES = [(1.0, 0.0), (0.0, 0.0), (0.0, 0.3), (0.6, 0.5), (0.0, 0.01), (0.9, 0.3)]
+
+
+def _world(n: int = 120):
+    examples, before, after = [], {}, {}
+    for i in range(n):
+        q = f"What is the code of item {i}?"
+        gold = f"Code {i}"
+        pg, ps = PROFILES[i % len(PROFILES)]
+        before[q] = (gold, pg, ps)
+        # training teaches some questions and makes the model forget others
+        after[q] = (gold, 1.0, 0.5) if i % 5 == 0 else (gold, 0.0, 0.0) if i % 7 == 0 else (gold, pg, ps)
+        examples.append(Example(id=f"q{i:04d}", question=q, answers=(gold,), group=f"G{i % 3}", line=i + 1, raw={}))
+    return examples, before, after
+
+
+def _adapter(folder: Path) -> Path:
+    """A real (untrained) LoRA adapter of a tiny model: the check needs the run to have one."""
+    peft = pytest.importorskip("peft")
+    pytest.importorskip("torch")
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from tiny_models import _build
+
+    model, _tok, _ = _build(folder.parent / "tiny", 0)
+    lora = peft.get_peft_model(model, peft.LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"]))
+    lora.save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture
+def trained(tmp_path):
+    """A project with a finished probe, a natural-mix plan and a finished run with an adapter."""
+    examples, before, after = _world()
+    project = Project(tmp_path / "p.knowmix")
+    dataset_id = project.add_dataset(FakeDataset(examples))
+    probe = run_probe(
+        project,
+        dataset_id=dataset_id,
+        pool_dataset_id=None,
+        model_spec="scripted",
+        settings=ProbeSettings(n_sets=3, samples_per_set=4, preset="quick"),
+        backend=ScriptedBackend(before),
+    )
+    plan = build_plan(project, probe.run_id, PlanSettings(mix="natural"))
+    plan_id = save_plan(project, plan)
+    plan.id = plan_id
+    train, dev = items_from_plan(plan)
+    run_id, folder = create_run(
+        project,
+        plan_id=plan_id,
+        settings=TrainSettings(epochs=2),
+        train=train,
+        dev=dev,
+        model_spec="scripted",
+        model_name="scripted",
+        model_path="",
+        model_fingerprint="scripted-v1",
+    )
+    _adapter(folder / "adapter")
+    update_run(project, run_id, status="done", best_step=10, best_epoch=1.0, adapter_dir=str(folder / "adapter"))
+    yield project, run_id, examples, before, after
+    project.close()
+
+
+def _zero_shot_right(knowledge: dict, examples) -> dict[str, bool]:
+    backend = ScriptedBackend(knowledge)
+    answers = backend.generate([GenRequest(qa_prompt(ex.question)) for ex in examples])
+    return {ex.id: answers[i][0] == knowledge[ex.question][0] for i, ex in enumerate(examples)}
+
+
+def test_new_errors_and_fixed_are_exactly_the_questions_that_changed(trained):
+    project, run_id, examples, before, after = trained
+    cp = plan_check(project, run_id)
+    assert cp.questions["dev"] and cp.questions["train"]
+    assert "questions (" in cp.cost_text() and "answers" in cp.cost_text()
+    report = run_check(project, run_id, base_backend=ScriptedBackend(before), adapter_backend=ScriptedBackend(after))
+    assert report.status == "finished" and report.adapter == "best dev step 10"
+    right_b, right_a = _zero_shot_right(before, examples), _zero_shot_right(after, examples)
+    probe_cats = {r["example_id"]: r["category"] for r in project.probe_results(cp.probe_run["id"])}
+    for name, split in report.splits.items():
+        ids = [ex.id for ex in cp.questions[name]]
+        assert split.n == len(ids) == sum(sum(row.values()) for row in split.transitions.values())
+        assert {e["example_id"] for e in split.new_errors} == {i for i in ids if right_b[i] and not right_a[i]}
+        assert {e["example_id"] for e in split.fixed} == {i for i in ids if right_a[i] and not right_b[i]}
+        assert split.em_before == pytest.approx(sum(right_b[i] for i in ids) / len(ids))
+        assert split.em_after == pytest.approx(sum(right_a[i] for i in ids) / len(ids))
+        # the rows of the transition matrix are the first probe's categories
+        for cat, row in split.transitions.items():
+            assert sum(row.values()) == sum(probe_cats[i] == cat for i in ids)
+        # greedy only: after training P(T=0) = 0 is "not known at T=0", never Unknown
+        assert "Unknown" not in {a for row in split.transitions.values() for a in row}
+    dev = report.splits["dev"]
+    assert any(dev.new_errors) or any(dev.fixed), "the scripted training changed nothing on dev: the test checks nothing"
+    text = report.to_text()
+    assert "questions the model knew" in text and "before \\ after" in text
+    stored = load_check(project, train_run_id=run_id)
+    assert stored is not None and stored.to_dict()["splits"] == json.loads(json.dumps(report.to_dict()["splits"]))
+
+
+def test_the_train_sample_keeps_at_most_n_questions_per_category(trained):
+    project, run_id, *_ = trained
+    cp = plan_check(project, run_id, CheckSettings(train_per_category=3))
+    probe_cats = {r["example_id"]: r["category"] for r in project.probe_results(cp.probe_run["id"])}
+    counts: dict[str, int] = {}
+    for ex in cp.questions["train"]:
+        counts[probe_cats[ex.id]] = counts.get(probe_cats[ex.id], 0) + 1
+    assert counts and max(counts.values()) <= 3
+    assert plan_check(project, run_id, CheckSettings(train_per_category=3)).questions["train"] == cp.questions["train"]
+
+
+def test_a_cancelled_check_resumes_without_asking_again(trained):
+    project, run_id, examples, before, after = trained
+    token = CancelToken()
+    seen = []
+
+    def progress(p):
+        seen.append(p.done)
+        if len(seen) == 3:
+            token.cancel()
+
+    first = run_check(
+        project,
+        run_id,
+        base_backend=ScriptedBackend(before),
+        adapter_backend=ScriptedBackend(after),
+        cancel=token,
+        progress=progress,
+    )
+    assert first.status == "cancelled"
+    base, adapted = ScriptedBackend(before), ScriptedBackend(after)
+    second = run_check(project, run_id, base_backend=base, adapter_backend=adapted)
+    assert second.status == "finished"
+    cp = plan_check(project, run_id)
+    # the base model's answers saved before the cancel are not asked for again
+    assert sum(r.n for r in base.calls) < cp.n
+    fresh = run_check(
+        project,
+        run_id,
+        CheckSettings(train_per_category=199),
+        base_backend=ScriptedBackend(before),
+        adapter_backend=ScriptedBackend(after),
+    )
+    for name in second.splits:
+        assert {e["example_id"] for e in second.splits[name].new_errors} == {
+            e["example_id"] for e in fresh.splits[name].new_errors
+        }
+
+
+def test_with_samples_the_categories_after_training_are_the_papers_four(trained):
+    project, run_id, examples, before, after = trained
+    report = run_check(
+        project, run_id, CheckSettings(full=True), base_backend=ScriptedBackend(before), adapter_backend=ScriptedBackend(after)
+    )
+    after_cats = {a for s in report.splits.values() for row in s.transitions.values() for a in row}
+    assert NOT_KNOWN not in after_cats and after_cats <= {"HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown"}
