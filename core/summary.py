@@ -31,22 +31,10 @@ class Breakdown:
     p_sampled: dict[str, tuple[float, int]] = field(default_factory=dict)
 
     def exemplar_text(self) -> str:
-        """'Exemplars: 80 replaced so that none gives a question's answer away (40 ...).', or ''."""
-        leaks = {k: v for k, v in self.exemplar_swaps.items() if k != "self"}
-        if not leaks:
-            return ""
-        from .probe import SWAP_REASONS
-
-        n = sum(leaks.values())
-        why = ", ".join(f"{v} because {SWAP_REASONS.get(k, k)}" for k, v in sorted(leaks.items()))
-        return f"{n} exemplar{'s' if n != 1 else ''} replaced so that none gives a question's answer away ({why})."
+        return exemplar_swaps_text(self.exemplar_swaps)
 
     def p_sampled_text(self) -> str:
-        """'Mean P(T>0): WeaklyKnown 0.12 (30 examples), Unknown 0 (50).', or ''."""
-        parts = [
-            f"{c} {self.p_sampled[c][0]:.2g} ({self.p_sampled[c][1]})" for c in ("WeaklyKnown", "Unknown") if c in self.p_sampled
-        ]
-        return f"Mean P(T>0): {', '.join(parts)}." if parts else ""
+        return p_sampled_text(self.p_sampled)
 
     def multi_answer_text(self) -> str:
         """'12 of them list several different true answers (9 HighlyKnown, 3 Unknown) ...', or '' when none."""
@@ -183,3 +171,22 @@ def multi_answer_ids(project, run: dict) -> dict[str, str]:
         if len(answers) > 1 and is_multi_answer(answers):
             out[r[0]] = r[7] or ""
     return out
+
+
+def exemplar_swaps_text(swaps: dict[str, int]) -> str:
+    """'80 exemplars replaced so that none gives a question's answer away (40 because ...).', or ''
+    (a question's own row, always replaced, is not counted: it is no news)."""
+    from .probe import SWAP_REASONS
+
+    leaks = {k: v for k, v in swaps.items() if k != "self"}
+    if not leaks:
+        return ""
+    n = sum(leaks.values())
+    why = ", ".join(f"{v} because {SWAP_REASONS.get(k, k)}" for k, v in sorted(leaks.items()))
+    return f"{n} exemplar{'s' if n != 1 else ''} replaced so that none gives a question's answer away ({why})."
+
+
+def p_sampled_text(p_sampled: dict[str, tuple[float, int]]) -> str:
+    """'Mean P(T>0): WeaklyKnown 0.12 (30), Unknown 0 (50).', or '' when nothing was sampled."""
+    parts = [f"{c} {p_sampled[c][0]:.2g} ({p_sampled[c][1]})" for c in ("WeaklyKnown", "Unknown") if c in p_sampled]
+    return f"Mean P(T>0): {', '.join(parts)}." if parts else ""

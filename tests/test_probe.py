@@ -621,3 +621,30 @@ def test_every_weakly_known_and_unknown_example_has_its_p_sampled_in_the_results
     n_weak = sum(r["category"] == "WeaklyKnown" for r in rows)
     assert summary.p_sampled["WeaklyKnown"][1] == n_weak and "WeaklyKnown" in summary.p_sampled_text()
     assert "Mean P(T>0)" in summary.headline()
+
+
+def test_the_report_names_too_few_distinct_sets_and_the_replaced_exemplars(tmp_path):
+    from core.report import write_report
+
+    rows = _spouse_questions(6)  # 6 questions of one group: C(6, 4) = 15 sets, but 3 pairs give answers away
+    data = tmp_path / "spouses.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows[:5]), encoding="utf-8")
+    from core.datasets import load_dataset
+
+    ds = load_dataset(data)
+    project = Project(tmp_path / "p.knowmix")
+    dataset_id = project.add_dataset(ds)
+    knowledge = {ex.question: (ex.answers[0], 0.0, 0.2) for ex in ds.examples}
+    out = run_probe(
+        project,
+        dataset_id=dataset_id,
+        pool_dataset_id=None,
+        model_spec="scripted",
+        settings=ProbeSettings(n_sets=10, samples_per_set=2),
+        backend=ScriptedBackend(knowledge),
+    )
+    html = write_report(tmp_path / "p.knowmix", tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "only 5 distinct exemplar sets" in html  # C(5, 4) = 5 < 10
+    assert "Exemplars replaced" in html and "names this question&#39;s answer" in html
+    assert "Mean P(T&gt;0)" in html
+    assert breakdown(project, out.run_id).exemplar_notes

@@ -32,6 +32,9 @@ class ProbeData:
     unprobed: dict[str, int] = field(default_factory=dict)  # rows of the dataset not probed, by reason
     # probed questions with several different true answers, by category (core.summary.multi_answer_counts)
     multi_answer: dict[str, int] = field(default_factory=dict)
+    exemplar_notes: dict[str, str] = field(default_factory=dict)  # per group: held-out pool, too few distinct sets
+    exemplar_swaps: dict[str, int] = field(default_factory=dict)  # exemplars replaced, by reason
+    p_sampled: dict[str, tuple[float, int]] = field(default_factory=dict)  # {category: (mean P(T>0), n)}
 
     @property
     def n_probed(self) -> int:
@@ -70,6 +73,9 @@ class ReportData:
     plan_note: str = ""  # set when the plan is not from the probe run shown
     training: Optional[TrainingData] = None
     ids: dict[str, Optional[int]] = field(default_factory=dict)  # probe, plan, train: what the report covers
+    checks: list = field(default_factory=list)  # the latest finished check of each training run (core.check.CheckReport)
+    check_runs: dict = field(default_factory=dict)  # {training run id: its train_runs row}, for the checks' runs
+    project_path: str = ""
 
 
 def gather(
@@ -101,6 +107,7 @@ def gather(
         train_row = get_run(project, tid) if tid is not None else None
     if train_row is not None:
         data.training = _training(project, train_row, data.plan)
+    _checks(project, data, train_row)
     data.ids = {
         "probe": run_id,
         "plan": data.plan.id if data.plan is not None else None,
@@ -137,6 +144,9 @@ def _probe(project: Any, run: dict) -> ProbeData:
         p_greedy_missing=missing,
         unprobed=_unprobed(project, run.get("dataset_id")),
         multi_answer=_multi_answer(project, run),
+        exemplar_notes=project.exemplar_sets(int(run["id"]))[1],
+        exemplar_swaps=results.swap_counts(project, int(run["id"])),
+        p_sampled=results.p_sampled_means(project, int(run["id"])),
     )
 
 
@@ -194,3 +204,19 @@ def _training(project: Any, row: dict, plan: Any) -> TrainingData:
         note = f"Training run {row['id']} was made from {made_from}, not from plan {plan.id} shown above."
     point = stopping_point(row, history)
     return TrainingData(row=row, loss=loss, history=history, point=dict(point) if point is not None else None, note=note)
+
+
+def _checks(project: Any, data: ReportData, train_row: Optional[dict]) -> None:
+    """The latest finished check of every training run (the report shows the one of its training run,
+    or the latest, and compares them when there are several), with their runs' rows."""
+    from ..check import list_checks
+    from ..train.runs import get_run
+    from .checks import latest_per_run
+
+    data.project_path = str(project.path)
+    data.checks = latest_per_run(list_checks(project))
+    for c in data.checks:
+        try:
+            data.check_runs[c.train_run_id] = get_run(project, c.train_run_id)
+        except ProjectError:
+            data.check_runs[c.train_run_id] = None

@@ -136,7 +136,27 @@ def _dataset_rows(probe: ProbeData) -> list[Row]:
             kv("Pool content sha256", pool.get("content_sha256") or "-", code=True),
         ]
     else:
-        rows.append(kv("Exemplar pool", "the dataset itself (a question never sees itself as an exemplar)"))
+        rows.append(
+            kv(
+                "Exemplar pool",
+                "the dataset itself (a question never sees itself, nor an exemplar that gives its answer away)",
+            )
+        )
+    rows += _exemplar_rows(probe)
+    return rows
+
+
+def _exemplar_rows(probe: ProbeData) -> list[Row]:
+    """The exemplar draw's notes (a held-out pool, too few distinct sets), the swaps, and P(T>0)."""
+    from ..summary import exemplar_swaps_text, p_sampled_text
+
+    rows = [kv(f"Exemplars of {group}", note) for group, note in sorted(probe.exemplar_notes.items())]
+    swaps = exemplar_swaps_text(probe.exemplar_swaps)
+    if swaps:
+        rows.append(kv("Exemplars replaced", swaps))
+    mean = p_sampled_text(probe.p_sampled)
+    if mean:
+        rows.append(kv("P(T>0)", f"{mean} Measured over all samples for every question without a right greedy answer."))
     return rows
 
 
@@ -428,6 +448,14 @@ def _training_rows(row: dict, point: Optional[dict], kept: _Kept) -> list[Row]:
     return rows
 
 
+def _before_training_rows(history: list[dict]) -> list[Row]:
+    """The step-0 evaluation (the base model, before any optimizer step), when the run recorded one."""
+    step0 = next((h for h in history if h.get("step") == 0 and h.get("dev_em") is not None), None)
+    if step0 is None:
+        return []
+    return [kv("Before training", f"dev exact match before training: {pct(step0['dev_em'])} (step 0, the base model)")]
+
+
 def _stopping_line(point: Optional[dict], kept: _Kept) -> Optional[tuple[float, str, str]]:
     """The dashed line on every training chart: the stopping point, or the best dev step of a run
     that keeps another adapter, with its tooltip and label."""
@@ -497,7 +525,7 @@ def training_view(training: Any) -> dict:
         dev_chart = charts.line_chart(series, y_label="dev exact match", percent=True, y_range=(0.0, 1.0), best=best)
     return {
         "note": training.note,
-        "rows": _training_rows(training.row, point, kept),
+        "rows": _training_rows(training.row, point, kept) + _before_training_rows(training.history),
         "settings": settings_view(training.row.get("settings")),
         "has_metrics": bool(training.loss or training.history),
         "loss_chart": loss_chart,
