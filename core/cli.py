@@ -345,8 +345,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("\n== A short LoRA run on the built-in model ==")
 
     train = TrainSettings(epochs=args.epochs, patience=1)
-    _run_training(project, plan_id, train)
-    return 0
+    out = _run_training(project, plan_id, train)
+    if out.status == "cancelled":
+        return 130
+    print("\n== What training did to the model's knowledge ==")
+    return _check_after(project, out, args.no_check)
 
 
 def _parse_shares(text: Optional[str]) -> Optional[dict[str, float]]:

@@ -274,6 +274,7 @@ def _demo(sub: Any) -> argparse.ArgumentParser:
     d.add_argument("--questions", type=int, default=48, help="how many sample questions to probe (default 48, 4 per relation)")
     d.add_argument("--epochs", type=int, default=3, help="epochs of the short LoRA run (default 3)")
     d.add_argument("--no-train", action="store_true", help="stop after the probe")
+    d.add_argument("--no-check", action="store_true", help="do not check what the short run did (knowmix check)")
     d.add_argument("--preset", default=ProbeSettings().preset, help="paper (default), quick or smoke")
     add_project(d, "project file (default: demo.knowmix in KnowMix's data folder)")
     return d
