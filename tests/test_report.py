@@ -658,3 +658,94 @@ def test_the_data_section_counts_rows_probed_and_not_probed_by_reason(tmp_path: 
     with project:
         text = build_report(project)
     assert _kv(section(text, "probe"), "Probe status").startswith("every row probed")
+
+
+# ----------------------------------------------------------------------------- what training did (knowmix check)
+
+
+def _check_rows(part: str, cls: str) -> list[list[str]]:
+    """The cells of the rows of the section's ``<table class=cls>`` tables, markup stripped."""
+    import html as _html
+
+    rows = []
+    for table in re.findall(rf'<table class="{cls}">(.*?)</table>', part, flags=re.S):
+        for tr in re.findall(r"<tr>(.*?)</tr>", table, flags=re.S)[1:]:
+            rows.append([_html.unescape(c) for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", tr, flags=re.S)])
+    return rows
+
+
+def test_without_a_check_the_section_says_how_to_run_one(tmp_path: Path) -> None:
+    from tests.check_fixture import probed_project, trained_run
+
+    project, probe_id, _w = probed_project(tmp_path / "p.knowmix")
+    with project:
+        run_id = trained_run(project, probe_id)
+        text = build_report(project)
+    parse(text)
+    part = section(text, "check")
+    assert "What training did to the model" in part
+    assert f"knowmix check --project {tmp_path / 'p.knowmix'} --run {run_id}" in part
+    assert "<svg" not in part and "new error" not in part
+
+
+def test_a_check_shows_each_split_its_transitions_and_the_questions_it_broke(tmp_path: Path) -> None:
+    from core.check import load_check
+    from core.report.checks import known_lost
+    from tests.check_fixture import checked_project
+
+    project, (run_id,), _w = checked_project(tmp_path / "p.knowmix")
+    with project:
+        report = load_check(project, train_run_id=run_id)
+        text = build_report(project)
+    checker = parse(text)
+    assert_offline(text, checker)
+    part = section(text, "check")
+    # test first, then dev, then the training sample, each with its plain-words sentence
+    heads = re.findall(r"<h3>(\w+) questions", part)
+    assert heads[:2] == ["Test", "Dev"] and "Training" in heads
+    for split in report.splits.values():
+        assert split.new_errors_text() in part.replace("&#39;", "'")
+    dev = max(report.splits.values(), key=lambda s: len(s.new_errors))
+    assert dev.new_errors, "the scripted training broke no question: this test checks nothing"
+    # every new-error question of every split is listed, with the answers before and after
+    listed = _check_rows(part, "errors")
+    assert len(listed) == sum(len(s.new_errors) for s in report.splits.values())
+    for e in dev.new_errors:
+        assert [e["question"], e["answers"][0], e["answer_before"], e["answer_after"]] in [r[:4] for r in listed]
+    # the transition chart: one bar per category before; its segments' counts add up to the split's size
+    charts = svgs(part)
+    assert len(charts) == len(report.splits)
+    for chart, split in zip(charts, [report.splits[k] for k in ("test", "dev", "train", "ood") if k in report.splits]):
+        counts = [int(m) for m in re.findall(r"before, [^:]+ after: (\d+) of", chart)]
+        assert sum(counts) == split.n
+    assert "#9e9e9e" in part and "not known at T=0" in part  # greedy-only: the grey "not known" after
+    assert "side by side" not in part  # one checked run: nothing to compare
+    assert f"Of the {sum(sum(dev.transitions.get(c, {}).values()) for c in ('HighlyKnown', 'MaybeKnown'))} questions" in part
+    assert f"Known before training, {known_lost(dev)} " in part
+
+
+def test_several_checked_runs_are_compared_side_by_side(tmp_path: Path) -> None:
+    from tests.check_fixture import checked_project
+
+    project, ids, _w = checked_project(tmp_path / "p.knowmix", runs=(("recommended", "early_stop"), ("natural", "convergence")))
+    from core.check import load_check
+
+    with project:
+        checks = [load_check(project, train_run_id=i) for i in ids]
+        text = build_report(project)
+    parse(text)
+    part = section(text, "check")
+    assert "side by side" in part
+    rows = {r[0]: r[1:] for r in _check_rows(part, "compare")}
+    assert rows["Mix"] == ["recommended", "natural"]
+    assert rows["Stopping rule"][0].startswith("early stop") and rows["Stopping rule"][1].startswith("convergence")
+    assert rows["Adapter checked"] == ["best dev step 10", "final step 20"]
+    tests = [c.splits["test"] for c in checks]
+    assert rows["New errors (right before, wrong after)"] == [
+        f"{len(t.new_errors)} of {t.n_right_before} ({100 * len(t.new_errors) / t.n_right_before:.1f}%)" for t in tests
+    ]
+    assert rows["Exact match after"] == [f"{100 * t.em_after:.1f}%" for t in tests]
+    # the report of the first run shows that run's check in detail, and still the comparison
+    with Project(tmp_path / "p.knowmix", create=False) as again:
+        first = section(build_report(again, train_run_id=ids[0]), "check")
+    assert f"of training run {ids[0]}: mix recommended" in first and "side by side" in first

@@ -364,3 +364,47 @@ def downsample(points: list[tuple[float, float]], limit: int) -> tuple[list[tupl
         chunk = points[i : i + size]
         out.append((sum(p[0] for p in chunk) / len(chunk), sum(p[1] for p in chunk) / len(chunk)))
     return out, size
+
+
+# --------------------------------------------------------------------------- a check's transitions
+
+
+def transition_bars(
+    rows: Sequence[tuple[str, dict[str, int]]],
+    columns: Sequence[str],
+    colors: dict[str, str],
+    text_on: dict[str, str],
+    *,
+    names: Optional[dict[str, str]] = None,
+    width: int = 720,
+    row_height: int = 24,
+) -> Chart:
+    """One 100% stacked bar per category before training, split by category after training; each
+    segment shows its count when wide enough, the row's total is on the right (``check`` section)."""
+    names = names or {}
+    label_w, count_w, gap = 130, 60, 6
+    bar_w = width - label_w - count_w
+    chart = Chart(
+        width, max(1, len(rows)) * (row_height + gap) + gap, "Category before training (rows) and after training (colours)"
+    )
+    for i, (before, counts) in enumerate(rows):
+        y = gap + i * (row_height + gap)
+        total = sum(max(0, int(counts.get(c, 0) or 0)) for c in columns)
+        shown = names.get(before, before)
+        chart.shapes.append(Text(label_w - 6, y + row_height / 2 + 4, shown, anchor="end", title=f"{shown} before training"))
+        x = float(label_w)
+        for c in columns:
+            n = max(0, int(counts.get(c, 0) or 0))
+            if not n or not total:
+                continue
+            w = bar_w * n / total
+            after = names.get(c, c)
+            title = f"{shown} before, {after} after: {n} of {total} ({pct(n / total)})"
+            chart.shapes.append(Rect(x, y, max(w, 0.5), row_height, colors.get(c, NEUTRAL), title))
+            if w >= 8 * len(str(n)) + 8:
+                chart.shapes.append(
+                    Text(x + w / 2, y + row_height / 2 + 4, str(n), anchor="middle", fill=text_on.get(c, "#1b1b1b"))
+                )
+            x += w
+        chart.shapes.append(Text(label_w + bar_w + 6, y + row_height / 2 + 4, f"n={total}", title=_count_of(total, "questions")))
+    return chart

@@ -12,6 +12,7 @@ import math
 from typing import Any, Iterable
 
 from .. import __version__
+from .checks import check_view
 from .data import ReportData
 from .views import breakdown_view, no_plan_text, no_training_text, plan_view, probe_view, training_view
 
@@ -68,5 +69,6 @@ def render(data: ReportData) -> str:
         "no_plan": no_plan_text(data.probe),
         "train": training_view(data.training) if data.training is not None else None,
         "no_training": no_training_text(data.plan),
+        "check": check_view(data.checks, data.check_runs, data.ids.get("train"), data.project_path or data.project_name),
     }
     return environment().get_template("report.html").render(context)

@@ -25,7 +25,7 @@ pre.explain{white-space:pre-wrap;background:#fafafa;border:1px solid #eee;paddin
 .legend{margin:4px 0 8px}.legend span{display:inline-block;margin-right:14px;white-space:nowrap}
 .legend i{display:inline-block;width:12px;height:12px;margin-right:5px;vertical-align:-1px;border:1px solid #0003}
 svg{display:block;margin:6px 0 2px;max-width:100%;height:auto}svg text{font-family:inherit}
-.caption{color:#555;font-size:12px;margin:0 0 12px}
+p.headline{font-size:16px}.caption{color:#555;font-size:12px;margin:0 0 12px}
 nav a{margin-right:12px}footer{margin-top:36px;color:#777;font-size:12px;border-top:1px solid #ddd;padding-top:8px}
 """
 
@@ -93,11 +93,12 @@ PAGE = (
 <header><h1>KnowMix report: {{ name }}</h1>
 <p class="meta">Project file <code>{{ name }}</code> &middot; generated {{ generated }} &middot; KnowMix {{ version }}</p>
 <p class="meta">This report covers {{ covers }}.</p>
-<nav><a href="#probe">Probe</a><a href="#breakdown">Breakdown</a><a href="#plan">Plan</a><a href="#training">Training</a></nav></header>
+<nav><a href="#probe">Probe</a><a href="#breakdown">Breakdown</a><a href="#plan">Plan</a><a href="#training">Training</a><a href="#check">Check</a></nav></header>
 {% include "probe.html" %}
 {% include "breakdown.html" %}
 {% include "plan.html" %}
 {% include "training.html" %}
+{% include "check.html" %}
 <footer>Generated offline by KnowMix {{ version }} on {{ generated }}. This file needs no network: charts are inline SVG; hover a bar or point for its number.</footer>
 </body></html>
 """
@@ -213,6 +214,50 @@ TRAINING = """{% from "macros.html" import svg, legend, missing, note, kv_table,
 </section>
 """
 
+CHECK = """{% from "macros.html" import svg, legend, missing, note %}
+<section id="check"><h2>What training did to the model's knowledge</h2>
+{% if check.check is none %}
+{{ missing(check.missing) }}
+{% else %}
+{% set c = check.check %}
+{{ note(check.note) }}
+<p class="meta">Check {{ c.id }} of training run {{ c.run }}: mix {{ c.mix }}, {{ c.stopping }}; the adapter of the {{ c.adapter }}, run with {{ c.backend }}. The same questions were asked of the base model (before) and of the model with the adapter (after).</p>
+{% for s in c.splits %}
+<h3>{{ s.title }}: {{ s.n }}</h3>
+<p class="headline"><strong>{{ s.words.headline }}</strong></p>
+{% if s.words.em %}<p>{{ s.words.em }}</p>{% endif %}
+<p>{{ s.words.fixed }}{% if s.words.lost %} {{ s.words.lost }}{% endif %}</p>
+{% if s.words.idk %}<p>{{ s.words.idk }}</p>{% endif %}
+{{ legend(s.legend) }}
+{{ svg(s.chart) }}
+<p class="caption">One bar per category before training (from the first probe), coloured by the category after training.{% if c.greedy_only %} "not known at T=0": the model never answers right greedily after training (WeaklyKnown or Unknown; knowmix check --full tells them apart).{% endif %} Hover a segment for its count.</p>
+<table><tr><th>before \\ after</th>{% for col in s.columns %}<th>{{ col }}</th>{% endfor %}<th>total</th><th>exact match before</th><th>exact match after</th></tr>
+{% for row in s.matrix %}
+<tr><td>{{ row.before }}</td>{% for n in row.cells %}<td class="n">{{ n }}</td>{% endfor %}<td class="n">{{ row.total }}</td><td class="n">{{ row.em_before }}</td><td class="n">{{ row.em_after }}</td></tr>
+{% endfor %}
+</table>
+{% if s.errors %}
+<p>The {{ s.n_errors }} new error{{ "s" if s.n_errors != 1 else "" }}: questions answered right before training and wrongly after it{% if s.more %} (the first {{ s.errors|length }}; {{ s.more }} more: knowmix check --json lists them all){% endif %}.</p>
+<table class="errors"><tr><th>question</th><th>right answer</th><th>answer before</th><th>answer after</th><th>category before</th></tr>
+{% for e in s.errors %}
+<tr><td>{{ e.question }}</td><td>{{ e.gold }}</td><td>{{ e.before }}</td><td>{{ e.after }}</td><td>{{ e.category }}</td></tr>
+{% endfor %}
+</table>
+{% endif %}
+{% endfor %}
+{% endif %}
+{% if check.compare %}
+<h3>Training runs side by side</h3>
+<p>Every training run with a check, on the same questions: the paper's comparison (the recommended mix with early stopping against the natural mix trained to convergence) on this project's data.</p>
+<table class="compare"><tr><th></th>{% for col in check.compare.columns %}<th>{{ col }}</th>{% endfor %}</tr>
+{% for what, cells in check.compare.rows %}
+<tr><th>{{ what }}</th>{% for v in cells %}<td>{{ v }}</td>{% endfor %}</tr>
+{% endfor %}
+</table>
+{% endif %}
+</section>
+"""
+
 TEMPLATES = {
     "macros.html": MACROS,
     "report.html": PAGE,
@@ -220,4 +265,5 @@ TEMPLATES = {
     "breakdown.html": BREAKDOWN,
     "plan.html": PLAN,
     "training.html": TRAINING,
+    "check.html": CHECK,
 }
