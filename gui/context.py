@@ -39,6 +39,7 @@ def open_settings() -> QtCore.QSettings:
 
 class AppContext(QtCore.QObject):
     changed = Signal(str)  # the name of the field that changed
+    requested = Signal(str, object)  # a page asks a step to act: (step key, argument), e.g. ("check", run id)
 
     def __init__(self, parent: Optional[QtCore.QObject] = None, settings: Optional[QtCore.QSettings] = None) -> None:
         super().__init__(parent)

@@ -15,6 +15,7 @@ STEP_MARK = {DONE: "✓", "ready": "•", BLOCKED: "○"}
 
 def build_pages(ctx: AppContext) -> list[Page]:
     from .pages.breakdown import BreakdownPage
+    from .pages.check import CheckPage
     from .pages.dataset import DatasetPage
     from .pages.export import ExportPage
     from .pages.model import ModelPage
@@ -23,7 +24,10 @@ def build_pages(ctx: AppContext) -> list[Page]:
     from .pages.project import ProjectPage
     from .pages.train import TrainPage
 
-    return [cls(ctx) for cls in (ProjectPage, ModelPage, DatasetPage, ProbePage, BreakdownPage, PlanPage, TrainPage, ExportPage)]
+    return [
+        cls(ctx)
+        for cls in (ProjectPage, ModelPage, DatasetPage, ProbePage, BreakdownPage, PlanPage, TrainPage, CheckPage, ExportPage)
+    ]
 
 
 class MainWindow(QtWidgets.QMainWindow):

@@ -1,1 +1,1 @@
-"""The eight steps of the main window, in order."""
+"""The nine steps of the main window, in order."""

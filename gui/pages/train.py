@@ -154,6 +154,62 @@ class TrainPage(Page):
             buttons.addWidget(b)
         buttons.addStretch(1)
         lay.addLayout(buttons)
+        self._build_check_after(lay)
+
+    def _build_check_after(self, lay: QtWidgets.QVBoxLayout) -> None:
+        """The box that checks a finished run (the Check step) and what that check costs."""
+        row = QtWidgets.QHBoxLayout()
+        self.check_after = QtWidgets.QCheckBox("Check what training did when it finishes")
+        self.check_after.setObjectName("checkAfterTraining")
+        self.check_after.setToolTip(
+            "Then the base model and the trained model answer the held-out test questions, the dev questions and a "
+            "sample of the training questions: the Check step shows what training broke and what it fixed."
+        )
+        self.check_after.setChecked(self.ctx.settings.value("train/check_after", True, type=bool))
+        self.check_after.toggled.connect(lambda on: self.ctx.settings.setValue("train/check_after", bool(on)))
+        self.check_cost = QtWidgets.QLabel("")
+        self.check_cost.setObjectName("checkAfterCost")
+        self.check_cost.setWordWrap(True)
+        row.addWidget(self.check_after)
+        row.addWidget(self.check_cost, 1)
+        lay.addLayout(row)
+        self._check_costs: dict[tuple, str] = {}
+
+    def _show_check_cost(self) -> None:
+        """The check's cost for the plan, worked out once per plan in a job (it reads the dataset)."""
+        key = (str(self.ctx.project_path), self.ctx.plan_id)
+        if self.ctx.project_path is None or self.ctx.plan_id is None:
+            self.check_cost.setText("")
+            return
+        if key in self._check_costs:
+            self.check_cost.setText(f"({self._check_costs[key]})")
+            return
+        self._check_costs[key] = "working out the cost …"
+        self.check_cost.setText(f"({self._check_costs[key]})")
+        project_path, plan_id = self.ctx.project_path, self.ctx.plan_id
+
+        def work(_job):
+            from core.store import Project
+
+            from .check import check_cost_for_plan
+
+            with Project(project_path, create=False) as p:
+                return check_cost_for_plan(p, int(plan_id))
+
+        def shown(text: str) -> None:
+            self._check_costs[key] = text
+            if key == (str(self.ctx.project_path), self.ctx.plan_id):
+                self.check_cost.setText(f"({text})")
+
+        def failed(exc: BaseException, _tb: str) -> None:
+            self._check_costs[key] = f"cost unknown: {exc}"
+            shown(self._check_costs[key])
+
+        self.ctx.runner.start("Working out the check's cost", work, exclusive=False, on_done=shown, on_error=failed)
+
+    def request_check(self, run_id: int) -> None:
+        """Ask the Check step to check the run, once the training job has ended (the runner is free then)."""
+        QtCore.QTimer.singleShot(0, lambda: self.ctx.requested.emit("check", int(run_id)))
 
     def _build_status(self, lay: QtWidgets.QVBoxLayout) -> None:
         """Progress, the live status line, messages and the finished run's outcome, under the buttons."""
@@ -206,6 +262,8 @@ class TrainPage(Page):
             self._show_selected_run()
         if not self._missing and self._gpu is None and not self._detecting:
             self._start_gpu_detection()
+        if self.check_after.isChecked():
+            self._show_check_cost()
 
     def update_actions(self) -> None:
         busy = self.ctx.runner.busy
@@ -242,7 +300,7 @@ class TrainPage(Page):
             self.edition_message.show_message(
                 "Training needs the full edition of KnowMix: this installation lacks "
                 + ", ".join(self._missing)
-                + ". The lite edition probes and plans; export the plan (step 8) and train it with the full edition or "
+                + ". The lite edition probes and plans; export the plan (step 9) and train it with the full edition or "
                 "any LoRA tool.",
                 "warning",
             )
@@ -542,9 +600,14 @@ class TrainPage(Page):
         self.outcome_label.setText(describe_outcome(row, outcome.history))
         self.checkpoint_label.setText(describe_checkpoint(row))
         if outcome.status == "done":
+            checking = self.check_after.isChecked()
             self.message.show_message(
-                f"Training finished. The adapter is in {outcome.adapter_dir}; export it in the Export step.", "ok"
+                f"Training finished. The adapter is in {outcome.adapter_dir}; export it in the Export step."
+                + (" Checking what training did to the model's knowledge now: see the Check step." if checking else ""),
+                "ok",
             )
+            if checking:
+                self.request_check(outcome.run_id)
         else:
             self.message.show_message(
                 "Training was cancelled. The last checkpoint and the best adapter so far are kept: "
