@@ -314,7 +314,7 @@ def test_worker_trains_an_adapter_that_loads_and_answers_trained_questions(tmp_p
     seconds = time.perf_counter() - started
     events = [json.loads(line) for line in out.getvalue().splitlines()]
     kinds = [e["event"] for e in events]
-    assert kinds[0] == "start" and kinds[-1] == "done" and kinds.count("step") == 300 and kinds.count("eval") == 3
+    assert kinds[0] == "start" and kinds[-1] == "done" and kinds.count("step") == 300 and kinds.count("eval") == 4
     done = events[-1]
     assert done["status"] == "done" and done["stop_reason"] == "max_epochs" and done["final_step"] == 300
     assert all(e["run_id"] == run_id for e in events)
@@ -332,7 +332,7 @@ def test_worker_trains_an_adapter_that_loads_and_answers_trained_questions(tmp_p
         history = eval_history(project, run_id)
         losses = metric_series(project, run_id, "loss")
     assert row["status"] == "done" and row["adapter_dir"] == str(folder / "final-adapter")
-    assert [h["step"] for h in history] == [100, 200, 300] and len(losses) == 300
+    assert [h["step"] for h in history] == [0, 100, 200, 300] and len(losses) == 300  # step 0: before training
     assert set(history[0]["fit"]) == set(CATS)
     # Figure 1's curves: the train-fit shares grow.
     assert history[-1]["fit_all"] > history[0]["fit_all"]
@@ -360,14 +360,16 @@ def test_early_stop_picks_the_best_dev_evaluation_and_restores_it(tmp_path, tiny
     scripted = iter([0.2, 0.5, 0.4, 0.45, 0.9])  # the best is the 2nd evaluation; patience 2 stops at the 4th
 
     def hook(record):
-        record["dev_em"] = next(scripted)
+        if record["step"]:  # step 0 (before training) keeps its measured score: it never counts
+            record["dev_em"] = next(scripted)
         return record
 
     settings = fast_settings(epochs=8, eval_every_steps=2, patience=2, merge=True, lr=1e-2)
     events: list = []
     result = train_loop(tmp_path / "run", resolve_model(tiny_folder), settings, *facts, emit=events.append, eval_hook=hook)
     assert result.status == "done" and result.stop_reason == "early_stop"
-    assert [h["dev_em"] for h in result.history] == [0.2, 0.5, 0.4, 0.45]
+    assert [h["dev_em"] for h in result.history[1:]] == [0.2, 0.5, 0.4, 0.45]
+    assert result.history[0]["step"] == 0 and result.history[0]["best"] is False
     assert result.best["step"] == 4 and result.best["dev_em"] == 0.5 and result.final_step == 8
     assert result.best["epoch"] == pytest.approx(4 / 5)
     assert set(result.best["fit"]) == set(CATS)
@@ -404,11 +406,49 @@ def test_convergence_trains_every_epoch_and_keeps_the_last_adapter(tmp_path, tin
         resolve_model(tiny_folder),
         fast_settings(epochs=3, stopping="convergence"),
         *facts,
-        eval_hook=lambda r: {**r, "dev_em": next(scripted)},
+        eval_hook=lambda r: {**r, "dev_em": next(scripted) if r["step"] else 1.0},  # a perfect step 0 is never the best
     )
     assert result.stop_reason == "max_epochs" and result.final_step == 15
     assert result.best["step"] == 5  # still recorded: the early-stop point
     assert result.adapter_dir == str(tmp_path / "run" / "final-adapter")
+
+
+def test_step_0_records_the_base_models_dev_exact_match_and_is_never_the_best(tmp_path, tiny_folder, facts):
+    """Dev exact match before any training is recorded in every run, like the other evaluations."""
+    import io
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from core.train import worker
+    from core.train.data import dev_matcher
+
+    settings = fast_settings(epochs=2, lr=1e-2, patience=1)
+    project_path, run_id, folder = make_run(tmp_path, tiny_folder, facts, settings)
+    out = io.StringIO()
+    assert worker.run(str(project_path), run_id, False, out, lambda: False) == 0
+    evals = [json.loads(line) for line in out.getvalue().splitlines() if '"eval"' in line]
+    assert evals[0]["step"] == 0 and evals[0]["best"] is False and evals[0]["best_step"] is None
+    with Project(project_path) as project:
+        row = get_run(project, run_id)
+        history = eval_history(project, run_id)
+    assert history[0]["step"] == 0 and set(history[0]["fit"]) == set(CATS)
+    # The base model's own greedy answers to the dev questions, scored the same way.
+    dev = facts[1]
+    tok = AutoTokenizer.from_pretrained(str(tiny_folder))
+    base = [a.split("\n")[0] for a in greedy_answers(AutoModelForCausalLM.from_pretrained(str(tiny_folder)).eval(), tok, dev)]
+    assert history[0]["dev_em"] == sum(dev_matcher(it)(a) for it, a in zip(dev, base)) / len(dev)
+    assert [e["answer"] for e in evals[0]["dev_examples"]] == [a.strip() for a in base[: len(evals[0]["dev_examples"])]]
+    assert row["best_step"] > 0 and row["adapter_dir"]  # the stopping point is a trained adapter
+    # The report's dev curve starts at step 0 and its words say the score before training.
+    from core.formats import percent
+    from core.report.data import _training
+    from core.report.views import training_view
+
+    with Project(project_path) as project:
+        view = training_view(_training(project, row, None))
+    assert view["dev_chart"] is not None and f"dev exact match before training: {percent(history[0]['dev_em'])}" in str(
+        view["rows"]
+    )
 
 
 def test_gradient_accumulation_matches_one_big_batch(tmp_path, tiny_folder, facts):
@@ -486,6 +526,7 @@ def test_killed_run_resumes_from_its_checkpoint_with_the_same_data_order(tmp_pat
     assert sorted(new_losses) == list(range(row["step"] + 1, 51))
     for step, loss in new_losses.items():
         assert loss == pytest.approx(ref_losses[step], rel=1e-4, abs=1e-6), step
+    assert not any(isinstance(e, Eval) and e.step == 0 for e in resumed)  # step 0 was recorded: not redone
     ref_history = [(e.step, e.dev_em, e.fit) for e in reference if isinstance(e, Eval)]
     assert [(h["step"], h["dev_em"], h["fit"]) for h in outcome.history] == ref_history
     with Project(project_path) as project:
@@ -507,7 +548,7 @@ def test_cancel_stops_after_the_step_and_keeps_the_best_adapter(tmp_path, tiny_f
     progress = []
 
     def cancel_at_first_eval(event):
-        if isinstance(event, Eval):
+        if isinstance(event, Eval) and event.step > 0:  # the first evaluation after training (step 0 is before it)
             token.cancel()
 
     outcome = run_worker(project_path, run_id, on_event=cancel_at_first_eval, cancel=token, progress=progress.append)

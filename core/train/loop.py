@@ -59,6 +59,9 @@ __all__ = [
 ]
 
 Emit = Callable[[TrainEvent], None]
+# The step-0 evaluation (the base model before any optimizer step), kept in the run folder so a resume
+# that starts again from step 0 (killed before its first checkpoint) does not redo it.
+STEP0_FILE = "eval-step0.json"
 
 
 @dataclass
@@ -375,6 +378,10 @@ class _Trainer:
             return self._finish("cancelled", "cancelled", t_start)
         if self.resumed_from is not None and s.stopping == EARLY_STOP and self.bad_evals >= s.patience:
             return self._finish("done", "early_stop", t_start)  # it had stopped early; it was killed while finishing
+        if self.step == 0 and not any(h.get("step") == 0 for h in self.history):
+            self._evaluate_step0()
+            if self.should_stop():
+                return self._finish("cancelled", "cancelled", t_start)
         last_ckpt_step = self.step if self.resumed_from is not None else -1
         eb = s.effective_batch
         while self.step < self.total_steps:
@@ -441,6 +448,32 @@ class _Trainer:
 
     def _emit_checkpoint(self, path: Path) -> None:
         self.emit(Checkpoint(step=self.step, epoch=self._epoch(), path=str(path)))
+
+    def _evaluate_step0(self) -> None:
+        """Step 0: dev exact match and train fit of the base model before any optimizer step (the fresh
+        LoRA is the identity: its B matrices start at zero). Recorded like every evaluation, but never
+        the best point (no adapter is trained yet) and no count towards early stopping's patience.
+        Kept in the run folder (``STEP0_FILE``) so a resume from the start does not redo it."""
+        import json
+
+        from ..paths import write_text_atomic
+
+        saved = self.run_dir / STEP0_FILE
+        record: Optional[dict] = None
+        if saved.is_file():
+            try:
+                record = json.loads(saved.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                record = None
+        if record is None:
+            record = self.evaluate()
+            record["best"] = False
+            try:
+                write_text_atomic(saved, json.dumps(record, ensure_ascii=False), advice="Check the free disk space.")
+            except (OSError, KnowMixError):  # a resume would only redo the evaluation
+                pass
+            self.emit(Eval.of(record, bad_evals=0, best_step=None, best_dev_em=None))
+        self.history.insert(0, record)
 
     def _evaluate_and_checkpoint(self) -> bool:
         """Evaluate, keep the adapter if dev exact match improved, save a checkpoint; True: stop early."""

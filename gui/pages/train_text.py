@@ -138,6 +138,9 @@ def describe_outcome(row: dict, history: list[dict]) -> str:
         )
     else:
         lines.append(f"<b>Run {row['id']}: {esc(str(status))}.</b>" + (f" {esc(str(row['error']))}" if row.get("error") else ""))
+    step0 = next((h for h in history if h.get("step") == 0 and h.get("dev_em") is not None), None)
+    if step0 is not None:
+        lines.append(f"Dev exact match before training: {pct(step0['dev_em'])}.")
     if point is not None:
         epoch = f"epoch {point['epoch']:.2f}, " if isinstance(point.get("epoch"), (int, float)) else ""
         lines.append(
@@ -196,6 +199,8 @@ def event_text(event: TrainEvent) -> str:
             return _start_text(event)
         case Eval():
             fit = fit_text(event.fit)
+            if event.step == 0:
+                return f"Dev exact match before training: {pct(event.dev_em)}" + (f"; train fit {fit}" if fit else "") + "."
             return (
                 f"Epoch {float(event.epoch):.2f} (step {event.step}): dev exact match {pct(event.dev_em)} "
                 f"(best {pct(event.best_dev_em)} at step {event.best_step})" + (f"; train fit {fit}" if fit else "") + "."
