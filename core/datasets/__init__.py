@@ -48,7 +48,10 @@ Modules, one idea each
     ``keys``     probe status and answer keys: which rows the probe can check (not a task, a
                  multi-turn chat, a long-form answer or no answer), and the short span a correct
                  answer must contain (the entity-shaped answer, a key column, or extracted)
-    ``loading``  ``load_dataset``, duplicates and ids, fingerprints, ``take_balanced``
+    ``multi``    the one rule that calls a question multi-answer (two or more different true
+                 answers, not aliases of one): ``is_multi_answer``, ``Example.multi_answer``
+    ``loading``  ``load_dataset``, duplicates (merged answers listed) and ids, fingerprints,
+                 ``take_balanced``
     ``preview``  ``read_preview`` for the import dialog
 
     Writing a planned answer back into the user's own shape belongs next to ``shapes``.
