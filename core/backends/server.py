@@ -337,7 +337,7 @@ class ServerBackend(Backend):
         }
         got = self._map(
             [
-                partial(self._complete, p, max_tokens=12, temperature=t, top_k=k, seed=sd, stop=("\n",))
+                partial(self._complete, p, max_tokens=8, temperature=t, top_k=k, seed=sd, stop=("\n",))
                 for p, t, k, sd in jobs.values()
             ]
         )
