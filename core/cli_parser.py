@@ -152,6 +152,13 @@ TRAIN_OPTIONS = (  # None: the TrainSettings default
     Option("--stopping", "stopping", None, "{default} (default: best dev exact match) or convergence (all epochs)"),
     Option("--patience", "patience", int, "evaluations without improvement before stopping (default {default})"),
     Option("--threads", "threads", int, "CPU threads (default: physical cores)"),
+    Option(
+        "--processes",
+        "processes",
+        int,
+        "training processes under torchrun, data parallel: one per GPU (NCCL), or sharing the CPU (gloo); the "
+        "effective batch stays batch size x accumulation (default {default})",
+    ),
     Option("--device", "device", None, "{default} (default), cpu, cuda or mps"),
     Option(
         "--prompt-format",

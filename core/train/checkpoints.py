@@ -82,10 +82,32 @@ def restore_adapter(model: Any, folder: Path, device: str) -> None:
     set_peft_model_state_dict(model, load_file(str(folder / "adapter_model.safetensors"), device=str(device)))
 
 
+def rng_state(device: str) -> dict:
+    """torch's RNG state of this process (and its GPU's), as a checkpoint keeps it."""
+    import torch
+
+    rng = {"torch": torch.get_rng_state()}
+    if device.startswith("cuda"):
+        rng["cuda"] = torch.cuda.get_rng_state(device)
+    return rng
+
+
 def write_checkpoint(
-    run_dir: Path, model: Any, optimizer: Any, scheduler: Any, scaler: Any, device: str, progress: dict, settings: dict
+    run_dir: Path,
+    model: Any,
+    optimizer: Any,
+    scheduler: Any,
+    scaler: Any,
+    device: str,
+    progress: dict,
+    settings: dict,
+    rank_rngs: Optional[list] = None,
 ) -> Path:
-    """Save everything a resume needs in ``checkpoints/last``; ``progress`` is the loop's own state."""
+    """Save everything a resume needs in ``checkpoints/last``; ``progress`` is the loop's own state.
+
+    Training on several processes, rank 0 writes the checkpoint (the adapter and optimizer are the same
+    on every process) and ``rank_rngs`` holds every process's ``rng_state``, in rank order, so each
+    draws its own dropout masks again after a resume."""
     import torch
 
     folder = run_dir / "checkpoints"
@@ -96,11 +118,11 @@ def write_checkpoint(
     model.save_pretrained(str(tmp))
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    rng = {"torch": torch.get_rng_state()}
-    if device.startswith("cuda"):
-        rng["cuda"] = torch.cuda.get_rng_state(device)
+    rng: dict[str, Any] = rng_state(device)
     if scaler is not None:
         rng["scaler"] = scaler.state_dict()
+    if rank_rngs is not None and len(rank_rngs) > 1:
+        rng["ranks"] = list(rank_rngs)
     torch.save(rng, tmp / "rng.pt")
     py_state = random.getstate()
     state = {
@@ -118,9 +140,19 @@ def write_checkpoint(
 
 
 def read_checkpoint(
-    ckpt: Path, model: Any, optimizer: Any, scheduler: Any, scaler: Any, device: str, *, n_train: int, steps_per_epoch: int
+    ckpt: Path,
+    model: Any,
+    optimizer: Any,
+    scheduler: Any,
+    scaler: Any,
+    device: str,
+    *,
+    n_train: int,
+    steps_per_epoch: int,
+    rank: int = 0,
 ) -> dict:
     """Load a checkpoint into the model, optimizer, scheduler and RNGs; returns its ``state.json``.
+    ``rank``: which process's RNG state to take, when several processes trained.
 
     Refuses a checkpoint made for other data or batch settings: its step would point at other batches.
     """
@@ -138,9 +170,10 @@ def read_checkpoint(
     optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=device, weights_only=True))
     scheduler.load_state_dict(torch.load(ckpt / "scheduler.pt", weights_only=True))
     rng = torch.load(ckpt / "rng.pt", weights_only=True)
-    torch.set_rng_state(rng["torch"])
-    if "cuda" in rng and device.startswith("cuda"):
-        torch.cuda.set_rng_state(rng["cuda"], device)
+    mine = rng["ranks"][rank] if rank and rank < len(rng.get("ranks") or ()) else rng
+    torch.set_rng_state(mine["torch"])
+    if "cuda" in mine and device.startswith("cuda"):
+        torch.cuda.set_rng_state(mine["cuda"], device)
     if "scaler" in rng and scaler is not None:
         scaler.load_state_dict(rng["scaler"])
     py = state["python_random"]

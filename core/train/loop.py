@@ -10,6 +10,12 @@ the adapter, the optimizer, the scheduler, torch's and Python's RNG states and t
 (step) reached, so a resumed run continues with the very batches, learning rates and dropout
 masks an uninterrupted run would have used. The run folder's layout and how it is written safely
 are in ``checkpoints``; what the evaluations measure is in ``evaluation``.
+
+Several processes (``settings.processes`` > 1, started by torchrun): every process runs this loop
+with the same data order; each takes an equal share of every step's examples, their LoRA gradients
+are summed before the optimizer step (``distributed``), so the effective batch, the steps and the
+loss are those of one process. Rank 0 alone evaluates, writes checkpoints and adapters and emits
+events; the others wait for it and follow its early-stop decision.
 """
 
 from __future__ import annotations
@@ -33,10 +39,12 @@ from .checkpoints import (
     read_checkpoint,
     replace_dir,
     restore_adapter,
+    rng_state,
     save_adapter,
     write_checkpoint,
 )
 from .data import PromptFormat, TrainItem, check_items, encode_items, fit_sample
+from .distributed import Dist
 from .evaluation import measure
 from .events import Checkpoint, Eval, Merged, Restored, Start, Step, TrainEvent
 from .loss import AnswerLoss
@@ -138,13 +146,17 @@ class _Trainer:
         should_stop: Callable[[], bool],
         eval_hook: Optional[Callable[[dict], dict]],
         meta: dict,
+        dist: Optional[Dist] = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.ref = ref
         self.s = settings
         self.train_items = list(train)
         self.dev_items = list(dev)
-        self.emit = emit
+        # Several processes (torchrun): each trains on its share of every step; rank 0 alone evaluates, saves
+        # and reports, the others wait for it at the collectives (see ``distributed``).
+        self.dist = dist or Dist()
+        self.emit: Emit = emit if self.dist.is_main else (lambda _e: None)
         self.should_stop = should_stop
         self.eval_hook = eval_hook
         self.meta = meta
@@ -187,7 +199,9 @@ class _Trainer:
         from ..devices import resolve_device
 
         s = self.s
-        device = resolve_device(s.device)
+        device = self.dist.start(resolve_device(s.device))
+        if self.dist.several:  # processes on one CPU share its cores
+            self.torch.set_num_threads(s.threads_per_process(device == "cpu"))
         dtype = training_dtype(s.dtype, device)
         self.torch.manual_seed(s.seed)
         random.seed(s.seed)
@@ -223,6 +237,11 @@ class _Trainer:
         self.base = self.model.get_base_model()
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.trainable = sum(p.numel() for p in self.params)
+        if self.dist.several:
+            self.dist.broadcast_(self.params)  # every process starts from rank 0's adapter
+            if not self.dist.is_main:  # its own dropout masks (rank 0 keeps the one-process stream)
+                self.torch.manual_seed(s.seed + self.dist.rank)
+                random.seed(s.seed + self.dist.rank)
         self.n_params = sum(p.numel() for p in self.model.parameters())
 
     def _encode(self) -> None:
@@ -292,7 +311,7 @@ class _Trainer:
             "settings": self.s.to_dict(),
         }
 
-    def save_checkpoint(self) -> Path:
+    def save_checkpoint(self, rank_rngs: Optional[list] = None) -> Path:
         """Everything a resume needs, in ``checkpoints/last`` (see ``checkpoints``)."""
         progress = {
             "step": self.step,
@@ -307,8 +326,22 @@ class _Trainer:
             "train_seconds": self.train_seconds,
         }
         return write_checkpoint(
-            self.run_dir, self.model, self.optimizer, self.scheduler, self.scaler, self.device, progress, self.s.to_dict()
+            self.run_dir,
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            self.scaler,
+            self.device,
+            progress,
+            self.s.to_dict(),
+            rank_rngs=rank_rngs,
         )
+
+    def _checkpoint(self) -> None:
+        """Every process at once: gather their RNG states, then rank 0 saves the checkpoint and says so."""
+        rngs = self.dist.gather(rng_state(self.device)) if self.dist.several else None
+        if self.dist.is_main:
+            self._emit_checkpoint(self.save_checkpoint(rngs))
 
     def _load_checkpoint(self, ckpt: Path) -> None:
         state = read_checkpoint(
@@ -320,6 +353,7 @@ class _Trainer:
             self.device,
             n_train=len(self.train_items),
             steps_per_epoch=self.steps_per_epoch,
+            rank=self.dist.rank,
         )
         self.step = int(state["step"])
         self.best = state.get("best")
@@ -339,18 +373,37 @@ class _Trainer:
         """One optimizer step over ``indices`` (in micro-batches); returns (mean answer-token loss, tokens)."""
         torch = self.torch
         s = self.s
-        n_tokens = sum(self.n_answer[i] for i in indices)
-        # Similar lengths in the same micro-batch: less padding, same sum.
-        ordered = sorted(indices, key=lambda i: len(self.encoded[i][0])) if s.grad_accum > 1 else indices
+        n_tokens = sum(self.n_answer[i] for i in indices)  # of the whole step, on every process
+        micro, _accum = s.per_process_batch()
+        dist = self.dist
+        if dist.several:
+            # Each process takes every world-th example of the step sorted by length (similar work each, its
+            # micro-batches similar in length); together they cover the step exactly once.
+            ordered = sorted(indices, key=lambda i: len(self.encoded[i][0]))[dist.rank :: dist.world]
+        else:
+            # Similar lengths in the same micro-batch: less padding, same sum.
+            ordered = sorted(indices, key=lambda i: len(self.encoded[i][0])) if s.grad_accum > 1 else indices
         total = None
-        for start in range(0, len(ordered), s.batch_size):
-            ids, mask, labels = self.loss.batch(ordered[start : start + s.batch_size])
+        for start in range(0, len(ordered), micro):
+            ids, mask, labels = self.loss.batch(ordered[start : start + micro])
             loss = self.loss.loss_sum(ids, mask, labels) / max(1, n_tokens)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
             else:
                 loss.backward()
             total = loss.detach() if total is None else total + loss.detach()
+        if dist.several:
+            # The step's gradient is the sum of every process's part (each divided by the step's token count),
+            # as one process would have summed it; the loss too. A process with no example (a last step smaller
+            # than the number of processes) adds zeros.
+            if total is None:
+                total = torch.zeros((), device=self.device)
+            for p in self.params:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+            total = total.float().reshape(1)
+            dist.sum_([p.grad for p in self.params] + [total])
+            total = total[0]
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         if s.max_grad_norm:
@@ -374,13 +427,15 @@ class _Trainer:
         s = self.s
         t_start = time.perf_counter()
         self._emit_start()
-        if self.should_stop():  # cancelled while loading: nothing new to save
+        if self._stop_requested():  # cancelled while loading: nothing new to save
             return self._finish("cancelled", "cancelled", t_start)
         if self.resumed_from is not None and s.stopping == EARLY_STOP and self.bad_evals >= s.patience:
             return self._finish("done", "early_stop", t_start)  # it had stopped early; it was killed while finishing
         if self.step == 0 and not any(h.get("step") == 0 for h in self.history):
-            self._evaluate_step0()
-            if self.should_stop():
+            if self.dist.is_main:
+                self._evaluate_step0()
+            self.dist.barrier()  # the other processes wait for rank 0's evaluation
+            if self._stop_requested():
                 return self._finish("cancelled", "cancelled", t_start)
         last_ckpt_step = self.step if self.resumed_from is not None else -1
         eb = s.effective_batch
@@ -392,11 +447,15 @@ class _Trainer:
                     last_ckpt_step = self.step
                     if self._evaluate_and_checkpoint():
                         return self._finish("done", "early_stop", t_start)
-                if self.should_stop():
+                if self._stop_requested():
                     if last_ckpt_step != self.step:
-                        self._emit_checkpoint(self.save_checkpoint())
+                        self._checkpoint()
                     return self._finish("cancelled", "cancelled", t_start)
         return self._finish("done", "max_epochs", t_start)
+
+    def _stop_requested(self) -> bool:
+        """A cancel (SIGTERM, which torchrun passes to every process) stops every process at the same step."""
+        return self.dist.any(bool(self.should_stop()), self.device)
 
     def _emit_start(self) -> None:
         """The "start" event: what trains where, so the app and the log say it before the first step."""
@@ -476,7 +535,13 @@ class _Trainer:
         self.history.insert(0, record)
 
     def _evaluate_and_checkpoint(self) -> bool:
-        """Evaluate, keep the adapter if dev exact match improved, save a checkpoint; True: stop early."""
+        """Evaluate, keep the adapter if dev exact match improved, save a checkpoint; True: stop early.
+        With several processes rank 0 does all three and decides; the others wait and follow its decision."""
+        stop = self._evaluate() if self.dist.is_main else False
+        self._checkpoint()
+        return self.dist.decide(stop)
+
+    def _evaluate(self) -> bool:
         s = self.s
         record = self.evaluate()
         best = self.best
@@ -490,9 +555,7 @@ class _Trainer:
         else:
             self.bad_evals += 1
         self.emit(Eval.of(record, bad_evals=self.bad_evals, best_step=best["step"], best_dev_em=best["dev_em"]))
-        stop = s.stopping == EARLY_STOP and self.bad_evals >= s.patience and self.step < self.total_steps
-        self._emit_checkpoint(self.save_checkpoint())
-        return stop
+        return s.stopping == EARLY_STOP and self.bad_evals >= s.patience and self.step < self.total_steps
 
     def _finish(self, status: str, reason: str, t_start: float) -> LoopResult:
         """Save the final adapter of a finished run and leave the kept one in memory (for the merge)."""
@@ -511,6 +574,8 @@ class _Trainer:
             tokens=self.tokens_total,
             train_seconds=self.train_seconds,
         )
+        if not self.dist.is_main:  # rank 0 saves the adapters
+            return result
         if status == "done":
             final_dir = self.run_dir / "final-adapter"
             last = self.history[-1] if self.history and self.history[-1]["step"] == self.step else None
@@ -617,7 +682,12 @@ def train_loop(
     is polled after every optimizer step (the worker sets it on SIGTERM/SIGINT): the run then
     saves a checkpoint and returns with status "cancelled". ``eval_hook`` may replace an
     evaluation's record (tests use it to script dev scores). Sets torch's CPU thread count to
-    ``settings.cpu_threads()`` for the duration of the call.
+    ``settings.cpu_threads()`` for the duration of the call (``threads_per_process`` when torchrun
+    started several processes on the CPU).
+
+    Launched by torchrun (``WORLD_SIZE`` > 1), every process calls this: each trains on its share of
+    every step and the LoRA gradients are summed across them (``distributed``); rank 0 alone evaluates,
+    saves and emits, and only its result means anything.
     """
     settings.validate()
     check_items(train, dev)
@@ -625,10 +695,12 @@ def train_loop(
 
     before = torch.get_num_threads()
     torch.set_num_threads(settings.cpu_threads())
-    trainer = _Trainer(Path(run_dir), ref, settings, train, dev, emit, should_stop, eval_hook, meta or {})
+    dist = Dist.from_env()
+    trainer = _Trainer(Path(run_dir), ref, settings, train, dev, emit, should_stop, eval_hook, meta or {}, dist)
     try:
         trainer.setup(resume)
         return trainer.run()
     finally:
         trainer.close()
+        dist.close()
         torch.set_num_threads(before)

@@ -15,6 +15,7 @@ import os
 import queue
 import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -206,11 +207,34 @@ def resume_training(
     return run_worker(project_path, run_id, resume=True, progress=progress, on_event=on_event, cancel=cancel)
 
 
-def worker_command(project_path: str | os.PathLike, run_id: int, resume: bool) -> list[str]:
+def worker_command(project_path: str | os.PathLike, run_id: int, resume: bool, processes: int = 1) -> list[str]:
+    """The worker's command line; with several ``processes``, torchrun starting that many copies of it.
+
+    torchrun passes a SIGTERM (a cancel) on to every process and, by ``--shutdown-timeout``, gives them
+    as long as a cancel is given here to finish their step and save before it kills them."""
     cmd = child_command("core.train.worker", "--project", str(Path(project_path).resolve()), "--run-id", str(run_id))
     if resume:
         cmd.append("--resume")
+    if processes > 1:
+        launcher = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={processes}",
+            f"--shutdown-timeout={int(CANCEL_GRACE_S - 30)}",
+        ]
+        return launcher + cmd[cmd.index("-m") :]
     return cmd
+
+
+def worker_env(settings: TrainSettings) -> dict[str, str]:
+    """The worker's environment; several processes on the CPU get their share of its threads (torchrun
+    would otherwise set one thread each and say so)."""
+    extra = {}
+    if settings.processes > 1 and "OMP_NUM_THREADS" not in os.environ:
+        extra["OMP_NUM_THREADS"] = str(settings.threads_per_process(on_cpu=True))
+    return child_env(extra)
 
 
 def _reader(stream: Any, q: "queue.Queue[Optional[str]]") -> None:
@@ -242,15 +266,16 @@ def run_worker(
 ) -> TrainOutcome:
     """Start the worker for a created run and follow it to the end; raise a ``KnowMixError`` if it fails."""
     from ..store import Project
-    from .runs import get_run
+    from .runs import get_run, run_settings
 
     with Project(project_path, create=False) as project:
         row = get_run(project, run_id)
+    settings = run_settings(row)
     run_dir = Path(row["folder"])
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "worker.log"
     follower = _Follower(
-        _start_worker(project_path, run_id, resume, log_path), run_id, progress, on_event, cancel or CancelToken()
+        _start_worker(project_path, run_id, resume, log_path, settings), run_id, progress, on_event, cancel or CancelToken()
     )
     returncode = follower.follow()
     if follower.error is not None:
@@ -263,8 +288,11 @@ def run_worker(
     return outcome(project_path, run_id)
 
 
-def _start_worker(project_path: str | os.PathLike, run_id: int, resume: bool, log_path: Path) -> subprocess.Popen:
-    """The worker process, its stderr appended to the run's ``worker.log``, its stdout the event stream."""
+def _start_worker(
+    project_path: str | os.PathLike, run_id: int, resume: bool, log_path: Path, settings: TrainSettings
+) -> subprocess.Popen:
+    """The worker process (or torchrun and its processes), its stderr appended to the run's ``worker.log``, its
+    stdout the event stream (rank 0's: the others write none)."""
     # Its own session / process group: a Ctrl-C in the terminal reaches only the parent, which forwards
     # it as one SIGTERM (a second Ctrl-C, forwarded as a second SIGTERM, stops the worker at once).
     detach: dict[str, Any] = (
@@ -274,11 +302,11 @@ def _start_worker(project_path: str | os.PathLike, run_id: int, resume: bool, lo
     )
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            worker_command(project_path, run_id, resume),
+            worker_command(project_path, run_id, resume, settings.processes),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
-            env=child_env(),
+            env=worker_env(settings),
             text=True,
             encoding="utf-8",
             bufsize=1,

@@ -82,6 +82,14 @@ def physical_cores() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def _next_batch_size(batch_size: int, grad_accum: int, processes: int) -> int:
+    """The smallest batch size from ``batch_size`` up whose effective batch ``processes`` processes can share."""
+    b = batch_size
+    while (b * grad_accum) % processes:
+        b += 1
+    return b
+
+
 @dataclass
 class TrainSettings:
     """Everything that decides a training run; ``validate()`` raises ``SettingsError`` with advice."""
@@ -115,6 +123,9 @@ class TrainSettings:
     device: str = "auto"
     dtype: str = "auto"  # auto: bf16 on GPUs that support it (fp16 with loss scaling otherwise), fp32 on the CPU
     threads: Optional[int] = None  # torch CPU threads; None: the number of physical cores
+    # Training processes (data parallel, under torchrun: NCCL on GPUs, gloo on the CPU). The effective batch stays
+    # batch_size x grad_accum: each process takes an equal share of every step's examples (``per_process_batch``).
+    processes: int = 1
     prompt_format: str = "qa"  # "qa": "Q: {question}\nA: {target}\n" like the probe; "chat": the model's chat template
     merge: bool = False  # also save a merged model (safetensors) next to the adapter
     model: Optional[str] = None  # None: the model the plan's probe used
@@ -202,6 +213,21 @@ class TrainSettings:
             f"CPU threads must be at least 1, or automatic (got {self.threads!r}).",
         )
         need(
+            is_int(self.processes) and self.processes >= 1,
+            f"Processes must be a whole number of at least 1 (got {self.processes!r}); 1 trains in one process.",
+        )
+        if self.processes > 1 and is_int(self.batch_size) and is_int(self.grad_accum):
+            eb = self.effective_batch
+            divisors = [d for d in range(1, eb + 1) if eb % d == 0]
+            need(
+                eb % self.processes == 0,
+                f"{self.processes} processes cannot share the effective batch of {eb} examples (batch size "
+                f"{self.batch_size} x gradient accumulation {self.grad_accum}) equally: each process takes the same "
+                f"number of every step's examples. Use a number of processes that divides {eb} "
+                f"({', '.join(map(str, divisors))}), or make the effective batch a multiple of {self.processes} "
+                f"(e.g. batch size {_next_batch_size(self.batch_size, self.grad_accum, self.processes)}).",
+            )
+        need(
             self.prompt_format in PROMPT_FORMATS,
             f"Prompt format '{self.prompt_format}' is unknown; use qa (Q: ... A: ..., like the probe) or chat.",
         )
@@ -214,7 +240,25 @@ class TrainSettings:
         return self.batch_size * self.grad_accum
 
     def cpu_threads(self) -> int:
+        """torch CPU threads for one process training alone."""
         return self.threads or physical_cores()
+
+    def threads_per_process(self, on_cpu: bool) -> int:
+        """torch CPU threads for each of the ``processes``: on the CPU they share the cores (at least 1 each);
+        on GPUs each keeps the full count (the CPU only feeds its GPU)."""
+        if self.processes <= 1 or not on_cpu:
+            return self.cpu_threads()
+        return max(1, self.cpu_threads() // self.processes)
+
+    def per_process_batch(self) -> tuple[int, int]:
+        """(micro-batch, accumulation) of each process so that processes x micro-batch x accumulation equals the
+        effective batch: each process takes effective_batch / processes examples a step, in micro-batches of the
+        largest size up to ``batch_size`` that divides that share. With one process: (batch_size, grad_accum)."""
+        if self.processes <= 1:
+            return self.batch_size, self.grad_accum
+        share = self.effective_batch // self.processes
+        micro = max(d for d in range(1, min(self.batch_size, share) + 1) if share % d == 0)
+        return micro, share // micro
 
     def describe(self) -> str:
         stop = (
@@ -226,6 +270,7 @@ class TrainSettings:
         return (
             f"LoRA r={self.lora_r} alpha={self.lora_alpha} dropout={self.lora_dropout}, lr {self.lr:g}, "
             f"up to {self.epochs} epochs, batch {self.batch_size}x{self.grad_accum}, evaluate {every}, {stop}"
+            + (f", {self.processes} processes" if self.processes > 1 else "")
         )
 
     # ------------------------------------------------------------------ JSON

@@ -10,6 +10,9 @@ parent dies. Anything else the libraries print goes to stderr (the parent sends 
 The events are the classes of ``core.train.events`` (resume, start, step, eval, checkpoint, restored,
 merged, done, error), each written by its one encoder as a JSON line ``{"event", "run_id", ...}``.
 
+Under torchrun (``--processes N``) every process runs this module: rank 0 does all of the above,
+the others (``run_other_rank``) only train their share and write nothing.
+
 On SIGTERM or SIGINT (or a ``cancel`` line on stdin, for platforms without signals) the worker
 finishes the current step, saves a checkpoint, keeps the best adapter and ends with a ``done``
 event whose status is ``cancelled``; a second signal stops it at once. Exit status: 0 after
@@ -293,6 +296,45 @@ def run(project_path: str, run_id: int, resume: bool, out: Optional[TextIO], sho
             project.close()
 
 
+def run_other_rank(project_path: str, run_id: int, resume: bool, should_stop: Any) -> int:
+    """A process other than rank 0, when torchrun started several: it trains its share of every step and
+    writes nothing (rank 0 records, reports and saves). Its errors go to stderr, the run's ``worker.log``."""
+    from ..models import resolve_model
+    from ..store import Project
+    from .distributed import launched_rank
+    from .loop import train_loop
+    from .runs import get_run, run_items, run_settings
+
+    try:
+        with Project(project_path, create=False) as project:
+            row = get_run(project, run_id)
+        settings = run_settings(row)
+        train, dev = run_items(row)
+        ref = resolve_model(row["model_path"] or row["model_spec"], allow_pickle=settings.allow_pickle)
+        train_loop(Path(row["folder"]), ref, settings, train, dev, should_stop=should_stop, resume=resume)
+        return 0
+    except BaseException as exc:  # noqa: BLE001 - rank 0 reports the run's end; this is for the log
+        print(f"Training process {launched_rank()} of run {run_id} stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
+        traceback.print_exc(file=sys.stderr)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return 1
+
+
+def _watch_parent(flag: _StopFlag) -> None:
+    """Under torchrun: if the launcher dies (killed), stop after the current step rather than train on alone."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while not flag():
+            if os.getppid() != parent:
+                flag.set()
+                return
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, name="knowmix-parent-watch", daemon=True).start()
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m core.train.worker", description="KnowMix training worker (started by KnowMix)."
@@ -301,6 +343,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--run-id", type=int, required=True)
     parser.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     args = parser.parse_args(argv)
+
+    from .distributed import launched_rank, launched_world
+
+    if launched_rank() != 0:  # under torchrun: only rank 0 speaks to the parent
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+        sys.stdout = sys.stderr
+        from ..processes import lower_priority
+
+        lower_priority()
+        other = _StopFlag()
+        _install_signals(other)
+        _watch_parent(other)
+        return run_other_rank(args.project, args.run_id, args.resume, other)
 
     # The event stream gets a private copy of stdout; fd 1 itself now points at stderr, so whatever a
     # library prints can never corrupt the JSON lines the parent reads.
@@ -315,6 +370,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     flag = _StopFlag()
     _install_signals(flag)
     _watch_stdin(flag)
+    if launched_world() > 1:
+        _watch_parent(flag)
     return run(args.project, args.run_id, args.resume, events, flag)
 
 

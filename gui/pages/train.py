@@ -127,6 +127,7 @@ class TrainPage(Page):
         self.epochs, self.lr, self.batch, self.rank = form.epochs, form.lr, form.batch, form.rank
         self.stopping, self.eval_every, self.device, self.threads = form.stopping, form.eval_every, form.device, form.threads
         self.gpu_label = form.gpu_label
+        self.processes = form.processes
         top.addWidget(form, 3)
         self.runs_box = runs = RunsBox()
         self.runs_combo, self.checkpoint_label, self.open_button = runs.runs_combo, runs.checkpoint_label, runs.open_button

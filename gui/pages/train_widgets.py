@@ -127,6 +127,9 @@ class TrainSettingsBox(QtWidgets.QGroupBox):
         self.threads.setRange(0, 512)
         self.threads.setSpecialValueText(f"automatic ({physical_cores()})")
         self.threads.setValue(defaults.threads or 0)
+        self.processes = QtWidgets.QSpinBox()
+        self.processes.setRange(1, 64)
+        self.processes.setValue(defaults.processes)
 
     def _place_fields(self, grid: QtWidgets.QGridLayout) -> None:
         """Two fields a row, each with a label whose tooltip (also the field's) says what it does."""
@@ -156,6 +159,14 @@ class TrainSettingsBox(QtWidgets.QGroupBox):
                 ("Device:", self.device, "Automatic trains on the GPU if there is one."),
                 ("CPU threads:", self.threads, "torch threads on the CPU; automatic uses the physical cores."),
             ),
+            (
+                (
+                    "Processes:",
+                    self.processes,
+                    "Training processes, data parallel (torchrun): one per GPU, e.g. 4 on a 4-GPU machine. The effective "
+                    "batch stays the same, shared between them; it must divide by this number. 1: one process.",
+                ),
+            ),
         ]
         for r, pair in enumerate(rows, start=2):
             for c, (text, widget, tip) in zip((0, 3), pair):
@@ -176,6 +187,7 @@ class TrainSettingsBox(QtWidgets.QGroupBox):
             self.eval_every,
             self.device,
             self.threads,
+            self.processes,
         )
 
     def settings(self) -> Any:
@@ -199,6 +211,7 @@ class TrainSettingsBox(QtWidgets.QGroupBox):
             eval_every_steps=self.eval_every.value() or None,
             device=self.device.currentData(),
             threads=self.threads.value() or None,
+            processes=self.processes.value(),
         ).validate()
 
     def chosen_model(self) -> Optional[str]:
