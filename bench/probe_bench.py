@@ -401,6 +401,107 @@ def report(result: dict) -> str:
     return "\n".join(lines)
 
 
+# -- --server: local llama.cpp and a server, each lazy and full, on the same questions -----------------
+
+
+def run_backend(backend, examples, pool, settings: ProbeSettings, sets: dict) -> dict:
+    """One probe of ``examples`` on a loaded backend, timed: questions per second and the requests made."""
+    backend.stats.reset()
+    t0 = time.perf_counter()
+    rows = probe_examples(backend, examples, pool, settings, sets)
+    seconds = time.perf_counter() - t0
+    return {
+        "seconds": seconds,
+        "questions_per_second": len(examples) / seconds,
+        "requests": backend.stats.forward_calls,
+        "categories": {r["example_id"]: r["category"] for r in rows},
+    }
+
+
+def start_llama_server(model_path: str, threads: int) -> tuple[object, str]:
+    """``python -m llama_cpp.server`` on 127.0.0.1 and a free port, the model given; (process, URL)."""
+    import socket
+    import subprocess
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", model_path, "--model_alias", "bench-model"]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(N_CTX), "--n_threads", str(threads)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            with urllib.request.urlopen(url + "/v1/models", timeout=2):
+                return proc, url
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("llama_cpp.server did not start in 60 s")
+
+
+def server_main(args: argparse.Namespace, threads: int) -> int:
+    from core.backends.llama_backend import LlamaCppBackend
+    from core.backends.server import ServerBackend
+
+    settings = preset(args.preset)
+    ref = resolve_model(args.model)
+    ds = take_balanced(load_dataset(Path(args.data) if args.data else sample_dataset()), args.n)
+    examples = list(ds.examples)
+    pool = list(load_dataset(Path(args.pool) if args.pool else sample_pool()).examples)
+    sets, _ = draw_exemplar_sets(pool, {ex.group for ex in examples}, settings)
+    full = ProbeSettings(**{**settings.__dict__, "schedule": "full"})
+    proc = None
+    url = args.server
+    if url == "auto":
+        log(f"starting llama_cpp.server on {ref.display_name} ...")
+        proc, url = start_llama_server(str(ref.path), threads)
+    results: dict = {}
+    try:
+        local = LlamaCppBackend(ref, n_ctx=N_CTX, n_threads=threads)
+        try:
+            local.generate([GenRequest(WARMUP_PROMPT, max_tokens=4)])
+            for label, s in (("lazy", settings), ("full", full)):
+                local.reset_cache()
+                log(f"local llama.cpp, {label} schedule, {len(examples)} questions ...")
+                results[f"local llama.cpp|{label}"] = run_backend(local, examples, pool, s, sets)
+        finally:
+            local.close()
+        with ServerBackend(
+            url, model=args.server_model, api_key_env=args.api_key_env, concurrency=args.server_concurrency
+        ) as served:
+            if served.info.extra.get("not_comparable"):
+                log(served.info.extra["not_comparable"])
+            served.generate([GenRequest(WARMUP_PROMPT, max_tokens=4)])
+            for label, s in (("lazy", settings), ("full", full)):
+                log(f"server {served.info.name}, {label} schedule, {len(examples)} questions ...")
+                results[f"server|{label}"] = run_backend(served, examples, pool, s, sets)
+    finally:
+        if proc is not None:
+            proc.kill()  # type: ignore[attr-defined]
+    print(f"{len(examples)} questions, {settings.describe()}")
+    print(f"threads {threads}; server {args.server} ({url}), {args.server_concurrency} requests at a time")
+    print(f"{'backend':<18}{'lazy q/s':>10}{'full q/s':>10}{'lazy/full':>11}{'requests lazy':>15}{'requests full':>15}")
+    for side in ("local llama.cpp", "server"):
+        lazy, naive = results[f"{side}|lazy"], results[f"{side}|full"]
+        print(
+            f"{side:<18}{lazy['questions_per_second']:>10.3f}{naive['questions_per_second']:>10.3f}"
+            f"{lazy['questions_per_second'] / naive['questions_per_second']:>10.2f}x{lazy['requests']:>15}{naive['requests']:>15}"
+        )
+    local_cats, server_cats = results["local llama.cpp|lazy"]["categories"], results["server|lazy"]["categories"]
+    same = sum(greedy_class(local_cats[i]) == greedy_class(server_cats[i]) for i in local_cats)
+    print(f"greedy-based categories equal, local vs server: {same}/{len(local_cats)}")
+    print(
+        "lazy equals full: local "
+        f"{results['local llama.cpp|lazy']['categories'] == results['local llama.cpp|full']['categories']}, "
+        f"server {results['server|lazy']['categories'] == results['server|full']['categories']}"
+    )
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(results, indent=2), encoding="utf-8")
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=24, help="questions to probe with KnowMix (take_balanced over the groups)")
@@ -421,9 +522,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         help="skip the second KnowMix run with the model in its own process (ProcessBackend)",
     )
     ap.add_argument("--json", dest="json_out", default=None, help="also write every number and answer to this JSON file")
+    ap.add_argument(
+        "--server",
+        default=None,
+        metavar="URL",
+        help="instead: questions per second of local llama.cpp and of this OpenAI-compatible server, each lazy and "
+        "full schedule; 'auto' starts llama_cpp.server on --model itself",
+    )
+    ap.add_argument("--server-model", default=None, help="the model id on the server (default: its only one)")
+    ap.add_argument("--api-key-env", default=None, help="environment variable holding the server's API key")
+    ap.add_argument("--server-concurrency", type=int, default=8, help="requests in flight at once (default 8)")
     args = ap.parse_args(argv)
 
     threads = args.threads or max(1, os.cpu_count() or 1)
+    if args.server:
+        return server_main(args, threads)
     settings = preset(args.preset)
     ref = resolve_model(args.model)
     data_path = Path(args.data) if args.data else sample_dataset()

@@ -336,3 +336,42 @@ def test_the_api_key_is_never_written_and_only_the_servers_host_is_contacted(tmp
         served.generate([GenRequest("Q: Capital of Peru?\nA:", max_tokens=4)])
     port = int(server_url.rsplit(":", 1)[1])
     assert seen and set(seen) == {("127.0.0.1", port)}
+
+
+# -- the app: "A model on a server" in the Model step, then the Probe step probes through it -----------------
+
+
+def test_the_app_checks_a_server_off_the_ui_thread_and_probes_through_it(qtbot, window, tmp_path, server_url, key_env):
+    pytest.importorskip("pytestqt")
+    from core.datasets import load_dataset, take_balanced
+
+    path = tmp_path / "app.knowmix"
+    with Project(path) as p:
+        p.add_dataset(take_balanced(load_dataset(sample_dataset()), 2), role="train")
+        p.add_dataset(load_dataset(sample_pool()), role="pool")
+    assert window.by_key["project"].open_path(path)
+    window.go("model")
+    page = window.by_key["model"]
+    page.rb_server.setChecked(True)
+    page.url_edit.setText(f"{server_url}/v1")
+    page.key_env_edit.setText(key_env)
+    page.key_env_edit.editingFinished.emit()
+    assert not page.path_edit.isEnabled() and page.url_edit.isEnabled() and not page.backend_combo.isEnabled()
+    page.load_button.click()
+    assert window.ctx.runner.active()  # the checks run on a worker thread
+    qtbot.waitUntil(lambda: not window.ctx.runner.active(), timeout=60_000)
+    assert page.message.kind == "ok", page.message.text()
+    assert window.ctx.model_info.backend == "server" and ALIAS in page.info_label.text()
+
+    window.go("probe")
+    probe = window.by_key["probe"]
+    probe.preset_combo.setCurrentIndex(probe.preset_combo.findData("smoke"))
+    probe.start_button.click()
+    qtbot.waitUntil(lambda: not window.ctx.runner.active(), timeout=240_000)
+    with Project(path, create=False) as p:
+        run = p.probe_run(None)
+    assert run["status"] == "finished" and run["backend"] == "server" and run["n_done"] == 2
+    window.close()
+    settings_files = [f for f in Path(os.environ["KNOWMIX_HOME"]).rglob("*") if f.is_file()]
+    assert not [f for f in settings_files if KEY.encode() in f.read_bytes()]
+    assert KEY.encode() not in path.read_bytes()

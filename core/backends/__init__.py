@@ -16,6 +16,8 @@ from .base import Backend, GenRequest, GenStats, ModelInfo
 BACKENDS: dict[str, tuple[str, str]] = {
     "llama.cpp": ("core.backends.llama_backend", "LlamaCppBackend"),
     "torch": ("core.backends.torch_backend", "TorchBackend"),
+    # not a file model: load_backend(URL, "server") makes one, ``--server URL`` in the CLI (standard library only)
+    "server": ("core.backends.server", "ServerBackend"),
 }
 ALIASES = {"llama": "llama.cpp", "llamacpp": "llama.cpp", "cpu": "llama.cpp", "transformers": "torch", "hf": "torch"}
 
@@ -25,6 +27,8 @@ def backend_for(ref: ModelRef, requested: str = "auto") -> str:
     name = ALIASES.get(requested.lower(), requested.lower())
     if name == "auto":
         return "llama.cpp" if ref.kind == "gguf" else "torch"
+    if name == "server":
+        raise SettingsError("The server backend probes a model on a server: pass --server URL instead of --model.")
     if name not in BACKENDS:
         raise SettingsError(f"Unknown backend '{requested}'. Choose one of: auto, {', '.join(BACKENDS)}.")
     if name == "llama.cpp" and ref.kind != "gguf":
@@ -39,7 +43,15 @@ def load_backend(
 
     With ``isolate`` the model is loaded in a child process (``process.ProcessBackend``): a native
     crash of llama.cpp or torch then ends the child and arrives as ``ModelCrashed``. The CLI and
-    the app isolate; tests and the benchmark may load in-process."""
+    the app isolate; tests and the benchmark may load in-process.
+
+    ``backend="server"``: ``model`` is the URL of an OpenAI-compatible server (``options``:
+    server_model, api_key_env, concurrency...); nothing is resolved on disk and nothing native runs,
+    so no process."""
+    if backend == "server":
+        from .server import ServerBackend
+
+        return ServerBackend(str(model), model=options.pop("server_model", None), **options)
     ref = model if isinstance(model, ModelRef) else resolve_model(model, allow_pickle=allow_pickle)
     name = backend_for(ref, backend)
     if isolate:

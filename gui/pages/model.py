@@ -3,6 +3,7 @@ this machine has, and load the model off the UI thread so the probe can reuse it
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Optional
@@ -61,14 +62,41 @@ def describe_hardware(info: dict) -> str:
     return " · ".join(parts)
 
 
+SERVER_SPEC = "server:"  # a model on a server: "server:" + JSON of url, model, api_key_env (a name, never a key)
+
+
+def server_spec(url: str, model: str = "", api_key_env: str = "") -> str:
+    """The model choice "a model on a server" as the one string the app keeps (settings, project)."""
+    return SERVER_SPEC + json.dumps({"url": url.strip(), "model": model.strip(), "api_key_env": api_key_env.strip()})
+
+
+def parse_server_spec(spec: str) -> Optional[dict]:
+    if not spec.startswith(SERVER_SPEC):
+        return None
+    try:
+        data = json.loads(spec[len(SERVER_SPEC) :])
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def load_model(spec: str, backend: str, device: str, n_threads: Optional[int] = None):
     """Resolve, check and load; returns the backend. Runs on a worker thread.
 
     The model lives in its own process (``ProcessBackend``): a native crash of llama.cpp or torch
-    then ends that process with a ``ModelCrashed`` error shown on the page, never the window."""
+    then ends that process with a ``ModelCrashed`` error shown on the page, never the window. A
+    model on a server gets the server's start-up checks (``core.backends.server``) and no process."""
     from core.backends import backend_for, load_backend
     from core.models import model_fingerprint, resolve_model
 
+    server = parse_server_spec(spec)
+    if server is not None:
+        return load_backend(
+            server.get("url", ""),
+            "server",
+            server_model=server.get("model") or None,
+            api_key_env=server.get("api_key_env") or None,
+        )
     ref = resolve_model(spec)
     name = backend_for(ref, backend)
     options: dict = {}
@@ -140,6 +168,16 @@ class ModelPage(Page):
         self.rb_default = QtWidgets.QRadioButton("Built-in: SmolLM2-135M-Instruct (GGUF, 93 MB)")
         self.rb_gguf = QtWidgets.QRadioButton("A GGUF file")
         self.rb_hf = QtWidgets.QRadioButton("A Hugging Face model folder (config.json + safetensors)")
+        self.rb_server = QtWidgets.QRadioButton("A model on a server (OpenAI-compatible: vLLM, SGLang, llama.cpp, Ollama)")
+        self.url_edit = QtWidgets.QLineEdit()
+        self.url_edit.setObjectName("serverUrl")
+        self.url_edit.setPlaceholderText("http://host:8000 (the only address KnowMix contacts)")
+        self.server_model_edit = QtWidgets.QLineEdit()
+        self.server_model_edit.setObjectName("serverModel")
+        self.server_model_edit.setPlaceholderText("optional: the model id on the server")
+        self.key_env_edit = QtWidgets.QLineEdit()
+        self.key_env_edit.setObjectName("serverKeyEnv")
+        self.key_env_edit.setPlaceholderText("optional: name of the environment variable with the API key (never the key)")
         self.path_edit = QtWidgets.QLineEdit()
         self.path_edit.setObjectName("modelPath")
         self.path_edit.setPlaceholderText("Path to a .gguf file or a model folder")
@@ -161,8 +199,16 @@ class ModelPage(Page):
         for value, label in DEVICES:
             self.device_combo.addItem(label, value)
         form.addWidget(self.device_combo, 5, 1, 1, 2)
+        form.addWidget(self.rb_server, 6, 0, 1, 3)
+        for row_at, (label, edit) in enumerate(
+            (("Server URL:", self.url_edit), ("Model name:", self.server_model_edit), ("API key variable:", self.key_env_edit)),
+            start=7,
+        ):
+            form.addWidget(QtWidgets.QLabel(label), row_at, 0)
+            form.addWidget(edit, row_at, 1, 1, 2)
+            edit.editingFinished.connect(self._choice_changed)
         lay.addWidget(box)
-        for rb in (self.rb_default, self.rb_gguf, self.rb_hf):
+        for rb in (self.rb_default, self.rb_gguf, self.rb_hf, self.rb_server):
             rb.toggled.connect(self._choice_changed)
         self.path_edit.editingFinished.connect(self._choice_changed)
         self.backend_combo.currentIndexChanged.connect(self._choice_changed)
@@ -215,12 +261,26 @@ class ModelPage(Page):
             self._apply_spec(spec)
         finally:
             self._syncing = False
-        self.path_edit.setEnabled(not self.rb_default.isChecked())
-        self.browse.setEnabled(not self.rb_default.isChecked())
-        self.device_combo.setEnabled(self.backend_combo.currentData() != "llama.cpp")
+        self._enable_fields()
+
+    def _enable_fields(self) -> None:
+        server = self.rb_server.isChecked()
+        file = not self.rb_default.isChecked() and not server
+        self.path_edit.setEnabled(file)
+        self.browse.setEnabled(file)
+        for edit in (self.url_edit, self.server_model_edit, self.key_env_edit):
+            edit.setEnabled(server)
+        self.backend_combo.setEnabled(not server)
+        self.device_combo.setEnabled(not server and self.backend_combo.currentData() != "llama.cpp")
 
     def _apply_spec(self, spec: str) -> None:
-        if spec == "default":
+        server = parse_server_spec(spec)
+        if server is not None:
+            self.rb_server.setChecked(True)
+            self.url_edit.setText(str(server.get("url", "")))
+            self.server_model_edit.setText(str(server.get("model", "")))
+            self.key_env_edit.setText(str(server.get("api_key_env", "")))
+        elif spec == "default":
             self.rb_default.setChecked(True)
         else:
             (self.rb_hf if Path(spec).is_dir() else self.rb_gguf).setChecked(True)
@@ -231,6 +291,9 @@ class ModelPage(Page):
     def chosen_spec(self) -> str:
         if self.rb_default.isChecked():
             return "default"
+        if self.rb_server.isChecked():
+            url = self.url_edit.text().strip()
+            return server_spec(url, self.server_model_edit.text(), self.key_env_edit.text()) if url else ""
         return self.path_edit.text().strip()
 
     def _browse(self) -> None:
@@ -250,13 +313,10 @@ class ModelPage(Page):
     def _choice_changed(self) -> None:
         if self._syncing:
             return
-        custom = not self.rb_default.isChecked()
-        self.path_edit.setEnabled(custom)
-        self.browse.setEnabled(custom)
+        self._enable_fields()
         spec = self.chosen_spec()
         backend = self.backend_combo.currentData()
         device = self.device_combo.currentData()
-        self.device_combo.setEnabled(backend != "llama.cpp")
         changed = (spec, backend, device) != (self.ctx.model_spec, self.ctx.backend_name, self.ctx.device)
         if changed and spec:
             if self.ctx.backend is not None:
@@ -290,13 +350,15 @@ class ModelPage(Page):
     def load(self) -> None:
         spec = self.chosen_spec()
         if not spec:
-            self.message.show_message("Choose a GGUF file or a model folder first (Browse…), or the built-in model.", "error")
+            what = "the server's URL" if self.rb_server.isChecked() else "a GGUF file or a model folder first (Browse…)"
+            self.message.show_message(f"Choose {what}, or the built-in model.", "error")
             return
         self._choice_changed()
         self.ctx.release_model()
         self.message.clear_message()
         self.progress.show()
-        self.progress.set_busy(f"Checking and loading {spec} …")
+        server = parse_server_spec(spec)
+        self.progress.set_busy(f"Checking the server at {server.get('url')} …" if server else f"Checking and loading {spec} …")
         backend, device = self.ctx.backend_name, self.ctx.device
         self.ctx.runner.start(
             "Loading the model",
@@ -308,7 +370,11 @@ class ModelPage(Page):
 
     def _loaded(self, backend) -> None:
         self.ctx.set(backend=backend, model_info=backend.info)
-        self.message.show_message(f"{backend.info.name} is loaded and ready to probe.", "ok")
+        warning = backend.info.extra.get("not_comparable")
+        if warning:  # a server that ignores seed or top_k: said here, in the run's note and in the report
+            self.message.show_message(f"{backend.info.name} answers, but: {warning}", "warning")
+        else:
+            self.message.show_message(f"{backend.info.name} is loaded and ready to probe.", "ok")
         self.refresh()
 
     def update_actions(self) -> None:
