@@ -482,12 +482,12 @@ def server_main(args: argparse.Namespace, threads: int) -> int:
             proc.kill()  # type: ignore[attr-defined]
     print(f"{len(examples)} questions, {settings.describe()}")
     print(f"threads {threads}; server {args.server} ({url}), {args.server_concurrency} requests at a time")
-    print(f"{'backend':<18}{'lazy q/s':>10}{'full q/s':>10}{'lazy/full':>11}{'requests lazy':>15}{'requests full':>15}")
+    print(f"{'backend':<18}{'lazy q/s':>10}{'full q/s':>10}{'lazy/full':>11}{'calls lazy':>12}{'calls full':>12}")
     for side in ("local llama.cpp", "server"):
         lazy, naive = results[f"{side}|lazy"], results[f"{side}|full"]
         print(
             f"{side:<18}{lazy['questions_per_second']:>10.3f}{naive['questions_per_second']:>10.3f}"
-            f"{lazy['questions_per_second'] / naive['questions_per_second']:>10.2f}x{lazy['requests']:>15}{naive['requests']:>15}"
+            f"{lazy['questions_per_second'] / naive['questions_per_second']:>10.2f}x{lazy['requests']:>12}{naive['requests']:>12}"
         )
     local_cats, server_cats = results["local llama.cpp|lazy"]["categories"], results["server|lazy"]["categories"]
     same = sum(greedy_class(local_cats[i]) == greedy_class(server_cats[i]) for i in local_cats)

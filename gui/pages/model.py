@@ -247,7 +247,9 @@ class ModelPage(Page):
             return DONE, f"Loaded: {self.ctx.model_info.name}"
         if self.ctx.probe_run_id is not None:
             return DONE, f"Model: {self.ctx.model_spec} (used by the probe; it loads again when needed)"
-        return READY, f"Model: {self.ctx.model_spec} (loads when you probe, or now with “Check and load”)"
+        server = parse_server_spec(self.ctx.model_spec)
+        shown = f"server {server.get('url')}" if server else self.ctx.model_spec
+        return READY, f"Model: {shown} (loads when you probe, or now with “Check and load”)"
 
     def primary_action(self) -> None:
         if self.load_button.isEnabled():
