@@ -16,6 +16,13 @@ count on both sides). Model loading and set-up are not timed. Printed: both rate
 
     PYTHONPATH=. .venv/bin/python bench/train_bench.py                       # tiny random Llama, built on the fly
     PYTHONPATH=. .venv/bin/python bench/train_bench.py --model default --examples 64 --epochs 1
+
+``--processes N`` compares instead one training process with N (torchrun, ``knowmix train --processes N``),
+both through the worker as ``knowmix train`` runs them, with the same effective batch: optimizer steps
+per second and tokens per second side by side. N processes pay off with one GPU each; on a CPU they
+share the same cores (each gets threads / N), so expect no gain there, only the cost of the all-reduce.
+
+    PYTHONPATH=. .venv/bin/python bench/train_bench.py --processes 2 --examples 64 --epochs 2
 """
 
 from __future__ import annotations
@@ -174,6 +181,66 @@ def run_trainer(ref, settings: TrainSettings, train, workdir: Path) -> dict:
     }
 
 
+def run_processes(ref, settings: TrainSettings, train, dev, workdir: Path, n: int) -> dict:
+    """One run through the worker with ``n`` processes; its optimizer steps and tokens per second."""
+    from dataclasses import replace
+
+    from core.store import Project
+    from core.train.events import Done, Start
+    from core.train.runner import run_worker
+    from core.train.runs import create_run
+
+    s = replace(settings, processes=n)
+    project_path = workdir / f"processes-{n}.knowmix"
+    with Project(project_path) as project:
+        run_id, _folder = create_run(
+            project,
+            plan_id=None,
+            settings=s,
+            train=train,
+            dev=dev,
+            model_spec=str(ref.path),
+            model_name=ref.display_name,
+            model_path=str(ref.path),
+            model_fingerprint="",
+        )
+    events: list = []
+    wall0 = time.perf_counter()
+    outcome = run_worker(project_path, run_id, on_event=events.append)
+    wall = time.perf_counter() - wall0
+    done = next(e for e in events if isinstance(e, Done))
+    start = next(e for e in events if isinstance(e, Start))
+    seconds = float(done.train_seconds or 0.0) or math.nan
+    return {
+        "processes": n,
+        "threads_each": start.threads,
+        "device": start.device,
+        "steps": outcome.final_step,
+        "seconds": seconds,
+        "steps_per_s": (outcome.final_step or 0) / seconds,
+        "tokens_per_s": float(done.tokens or 0) / seconds,
+        "wall_incl_start_load_eval": wall,
+    }
+
+
+def main_processes(args, ref, settings: TrainSettings, train, dev, work: Path) -> None:
+    rows = [run_processes(ref, settings, train, dev, work, n) for n in (1, args.processes)]
+    print(
+        f"model: {ref.display_name}; {len(train)} examples x {args.epochs} epochs, effective batch "
+        f"{settings.effective_batch} ({args.batch_size}x{args.grad_accum}); {platform.processor() or platform.machine()}, "
+        f"{physical_cores()} physical cores"
+    )
+    print(f"{'processes':>9} {'device':>8} {'threads each':>12} {'steps':>6} {'steps/s':>9} {'tokens/s':>10} {'wall s':>8}")
+    for r in rows:
+        print(
+            f"{r['processes']:>9} {r['device']:>8} {r['threads_each']:>12} {r['steps']:>6} {r['steps_per_s']:>9.2f} "
+            f"{r['tokens_per_s']:>10.1f} {r['wall_incl_start_load_eval']:>8.1f}"
+        )
+    print(f"speed-up of {args.processes} processes: {rows[1]['steps_per_s'] / rows[0]['steps_per_s']:.2f}x (steps/s)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None, help="'default' (SmolLM2), a model path, or none for the tiny model")
@@ -185,12 +252,14 @@ def main() -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--repeats", type=int, default=1, help="alternate the two sides this many times; the best of each counts")
     ap.add_argument("--json", default=None, help="also write the numbers to this file")
+    ap.add_argument("--processes", type=int, default=1, help="compare 1 training process with this many (torchrun)")
     args = ap.parse_args()
-    try:
-        import accelerate  # noqa: F401  (transformers' Trainer needs it; KnowMix itself does not)
-    except ImportError:
-        print("The Trainer baseline needs accelerate: .venv/bin/pip install accelerate  (or pip install -e '.[bench]')")
-        return 2
+    if args.processes <= 1:
+        try:
+            import accelerate  # noqa: F401  (transformers' Trainer needs it; KnowMix itself does not)
+        except ImportError:
+            print("The Trainer baseline needs accelerate: .venv/bin/pip install accelerate  (or pip install -e '.[bench]')")
+            return 2
 
     import torch
 
@@ -221,6 +290,9 @@ def main() -> int:
             f"model {ref.display_name} ({ref.path}); {len(train)} examples x {args.epochs} epochs, batch "
             f"{args.batch_size}x{args.grad_accum}, LoRA r={settings.lora_r}, {threads} thread(s)"
         )
+        if args.processes > 1:
+            main_processes(args, ref, settings, train, dev, work)
+            return 0
         knowmix, trainer = [], []
         for r in range(args.repeats):
             log(f"round {r + 1}: KnowMix loop ...")

@@ -126,3 +126,27 @@ def test_the_train_steps_processes_field_is_in_the_runs_settings(qtbot):
     form.batch.setValue(3)
     with pytest.raises(SettingsError, match="2 processes cannot share the effective batch of 3"):
         form.settings()
+
+
+def test_a_killed_training_process_is_named_in_the_crash_message(tmp_path):
+    """torchrun's failure summary (its format, as written into worker.log) becomes one line in words."""
+    from core.train.runner import _torchrun_root_cause
+
+    log = tmp_path / "worker.log"
+    log.write_text(
+        "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: \n"
+        "============================================================\ncore.train.worker FAILED\n"
+        "------------------------------------------------------------\nFailures:\n[1]:\n"
+        "  rank      : 1 (local_rank: 1)\n  exitcode  : 1 (pid: 24750) \n"
+        "------------------------------------------------------------\nRoot Cause (first observed failure):\n[0]:\n"
+        "  time      : 2026-11-30_17:20:41\n  host      : localhost\n  rank      : 0 (local_rank: 0)\n"
+        "  exitcode  : -9 (pid: 24749)  (SIGKILL)\n  error_file: <N/A>\n"
+        "  traceback : Signal 9 (SIGKILL) received by PID 24749\n"
+        "============================================================\n"
+    )
+    assert (
+        _torchrun_root_cause(log)
+        == "training process 0 was killed by SIGKILL (killed, often by the system running out of memory)"
+    )
+    log.write_text("an ordinary worker log\n")
+    assert _torchrun_root_cause(log) == ""

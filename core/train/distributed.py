@@ -90,7 +90,33 @@ class Dist:
         if not dist.is_initialized():
             dist.init_process_group(backend=self.backend, timeout=COLLECTIVE_TIMEOUT)
             self.started = True
+        pids = self.gather(os.getpid())
+        if not self.is_main:
+            self._follow_rank0(int(pids[0]))
         return device
+
+    def _follow_rank0(self, pid: int) -> None:
+        """End this process as soon as rank 0 is gone (an error only rank 0 met, a kill): rank 0 alone saves and
+        reports, so there is nothing left to do, and a process waiting in an NCCL collective would otherwise
+        wait for the collective timeout (hours) or torchrun's shutdown timeout before the run is reported."""
+        import sys
+        import threading
+        import time
+
+        def watch() -> None:
+            while self.started:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    if self.started:
+                        print(f"Training process {self.rank}: process 0 ({pid}) has ended; stopping too.", file=sys.stderr)
+                        sys.stderr.flush()
+                        os._exit(1)
+                except OSError:
+                    pass
+                time.sleep(1.0)
+
+        threading.Thread(target=watch, name="knowmix-rank0-watch", daemon=True).start()
 
     def close(self) -> None:
         if self.started:

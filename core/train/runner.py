@@ -255,6 +255,25 @@ def _log_tail(path: Path, lines: int = 3) -> str:
     return " | ".join(l.strip() for l in text[-lines:] if l.strip())[:500]
 
 
+def _torchrun_root_cause(path: Path) -> str:
+    """torchrun's "Root Cause" block in the log, in words: 'training process 0 was killed by SIGKILL (...)'."""
+    import re
+
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    at = text.rfind("Root Cause")
+    if at < 0:
+        return ""
+    rank = re.search(r"rank\s*:\s*(\d+)", text[at:])
+    code = re.search(r"exitcode\s*:\s*(-?\d+)", text[at:])
+    if not code:
+        return ""
+    who = f"training process {rank.group(1)}" if rank else "a training process"
+    return f"{who} {describe_exit(int(code.group(1)))}"
+
+
 def run_worker(
     project_path: str | os.PathLike,
     run_id: int,
@@ -455,7 +474,7 @@ def _raise_crashed(project_path: str | os.PathLike, run_id: int, returncode: Opt
             )
     step = row.get("step") or 0
     where = f"its last checkpoint (step {step})" if step else "the start (no checkpoint was saved yet)"
-    tail = _log_tail(log_path) if returncode and returncode > 0 else ""
+    tail = (_torchrun_root_cause(log_path) or _log_tail(log_path)) if returncode and returncode > 0 else ""
     raise TrainingCrashed(
         f"The training process of run {run_id} {describe_exit(returncode)} before finishing"
         + (f" ({tail})" if tail else "")
