@@ -2,91 +2,29 @@
 
 The bookkeeping is tested with scripted models standing in for the base model and the trained one
 (their answers are a pure function of the prompt, so the expected new errors and fixed questions
-can be computed independently); the run's adapter is a real peft adapter of a tiny model.
+can be computed independently); tests/check_fixture.py builds the project, plan and run.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from core.backends.base import GenRequest
 from core.check import NOT_KNOWN, CheckSettings, load_check, plan_check, run_check
-from core.datasets import Example
 from core.jobs import CancelToken
-from core.plan import PlanSettings, build_plan, save_plan
-from core.probe import ProbeSettings, run_probe
-from core.store import Project
-from core.train.data import items_from_plan, qa_prompt
-from core.train.runs import create_run, update_run
-from core.train.settings import TrainSettings
-from tests.scripted import FakeDataset, ScriptedBackend
-
-PROFILES = [(1.0, 0.0), (0.0, 0.0), (0.0, 0.3), (0.6, 0.5), (0.0, 0.01), (0.9, 0.3)]
-
-
-def _world(n: int = 120):
-    examples, before, after = [], {}, {}
-    for i in range(n):
-        q = f"What is the code of item {i}?"
-        gold = f"Code {i}"
-        pg, ps = PROFILES[i % len(PROFILES)]
-        before[q] = (gold, pg, ps)
-        # training teaches some questions and makes the model forget others
-        after[q] = (gold, 1.0, 0.5) if i % 5 == 0 else (gold, 0.0, 0.0) if i % 7 == 0 else (gold, pg, ps)
-        examples.append(Example(id=f"q{i:04d}", question=q, answers=(gold,), group=f"G{i % 3}", line=i + 1, raw={}))
-    return examples, before, after
-
-
-def _adapter(folder: Path) -> Path:
-    """A real (untrained) LoRA adapter of a tiny model: the check needs the run to have one."""
-    peft = pytest.importorskip("peft")
-    pytest.importorskip("torch")
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from tiny_models import _build
-
-    model, _tok, _ = _build(folder.parent / "tiny", 0)
-    lora = peft.get_peft_model(model, peft.LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"]))
-    lora.save_pretrained(str(folder))
-    return folder
+from core.train.data import qa_prompt
+from tests.check_fixture import probed_project, trained_run
+from tests.scripted import ScriptedBackend
 
 
 @pytest.fixture
 def trained(tmp_path):
     """A project with a finished probe, a natural-mix plan and a finished run with an adapter."""
-    examples, before, after = _world()
-    project = Project(tmp_path / "p.knowmix")
-    dataset_id = project.add_dataset(FakeDataset(examples))
-    probe = run_probe(
-        project,
-        dataset_id=dataset_id,
-        pool_dataset_id=None,
-        model_spec="scripted",
-        settings=ProbeSettings(n_sets=3, samples_per_set=4, preset="quick"),
-        backend=ScriptedBackend(before),
-    )
-    plan = build_plan(project, probe.run_id, PlanSettings(mix="natural"))
-    plan_id = save_plan(project, plan)
-    plan.id = plan_id
-    train, dev = items_from_plan(plan)
-    run_id, folder = create_run(
-        project,
-        plan_id=plan_id,
-        settings=TrainSettings(epochs=2),
-        train=train,
-        dev=dev,
-        model_spec="scripted",
-        model_name="scripted",
-        model_path="",
-        model_fingerprint="scripted-v1",
-    )
-    _adapter(folder / "adapter")
-    update_run(project, run_id, status="done", best_step=10, best_epoch=1.0, adapter_dir=str(folder / "adapter"))
-    yield project, run_id, examples, before, after
+    project, probe_id, w = probed_project(tmp_path / "p.knowmix", n=120)
+    run_id = trained_run(project, probe_id)
+    yield project, run_id, *w
     project.close()
 
 
