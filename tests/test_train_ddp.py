@@ -150,3 +150,13 @@ def test_a_killed_training_process_is_named_in_the_crash_message(tmp_path):
     )
     log.write_text("an ordinary worker log\n")
     assert _torchrun_root_cause(log) == ""
+
+
+def test_the_packaged_app_refuses_several_processes_before_a_run_exists(tmp_path, monkeypatch):
+    from core.train.runner import check_processes
+
+    check_processes(TrainSettings(processes=2))  # from source: torchrun is there
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    check_processes(TrainSettings(processes=1))
+    with pytest.raises(SettingsError, match="packaged app trains in one process; 2 processes need torchrun"):
+        check_processes(TrainSettings(processes=2))

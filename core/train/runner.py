@@ -105,6 +105,15 @@ def check_training_available() -> None:
         )
 
 
+def check_processes(settings: TrainSettings) -> None:
+    """Several processes need torchrun, which a packaged app cannot start (it runs only KnowMix's own modules)."""
+    if settings.processes > 1 and getattr(sys, "frozen", False):
+        raise SettingsError(
+            f"The packaged app trains in one process; {settings.processes} processes need torchrun, which needs KnowMix "
+            "run from its source folder (make run sets it up; then .venv/bin/knowmix train --processes N). Set Processes to 1."
+        )
+
+
 # ------------------------------------------------------------------------------ creating a run
 
 
@@ -129,6 +138,7 @@ def prepare_run(
 
     settings.validate()
     check_training_available()
+    check_processes(settings)
     with Project(project_path, create=False) as project:
         plan = None
         if train is None or dev is None:
@@ -198,6 +208,7 @@ def resume_training(
                 f"Training run {run_id} is still running (process {row['worker_pid']}). Wait for it, or cancel it first."
             )
         settings = run_settings(row)
+        check_processes(settings)
         ref = resolve_model(row["model_path"] or row["model_spec"], allow_pickle=settings.allow_pickle)
         if row.get("model_fingerprint") and model_fingerprint(ref) != row["model_fingerprint"]:
             raise SettingsError(
