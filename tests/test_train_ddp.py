@@ -160,3 +160,19 @@ def test_the_packaged_app_refuses_several_processes_before_a_run_exists(tmp_path
     check_processes(TrainSettings(processes=1))
     with pytest.raises(SettingsError, match="packaged app trains in one process; 2 processes need torchrun"):
         check_processes(TrainSettings(processes=2))
+
+
+def test_a_rank_left_in_the_environment_does_not_make_one_process_wait_for_peers(monkeypatch):
+    """RANK/WORLD_SIZE from a cluster or an outer torchrun are ignored unless KnowMix started the processes."""
+    from core.train.distributed import LAUNCHED_ENV, Dist
+    from core.train.runner import worker_env
+
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv(LAUNCHED_ENV, "1")
+    env = worker_env(TrainSettings(processes=1))
+    assert LAUNCHED_ENV not in env
+    monkeypatch.delenv(LAUNCHED_ENV)
+    d = Dist.from_env()
+    assert (d.rank, d.world, d.several, d.is_main) == (0, 1, False, True)
+    assert worker_env(TrainSettings(processes=2))[LAUNCHED_ENV] == "1"

@@ -29,14 +29,24 @@ from ..errors import SettingsError
 COLLECTIVE_TIMEOUT = timedelta(hours=6)
 
 
+# Set by the runner for the processes it starts under torchrun, and only for them: a RANK or WORLD_SIZE a cluster
+# (SLURM, a notebook started by torchrun) left in the user's environment must not make a one-process run wait
+# for peers that never come.
+LAUNCHED_ENV = "KNOWMIX_TRAIN_DISTRIBUTED"
+
+
+def _launched() -> bool:
+    return os.environ.get(LAUNCHED_ENV) == "1"
+
+
 def launched_rank() -> int:
-    """This process's rank as torchrun set it (0 when not launched by torchrun)."""
-    return int(os.environ.get("RANK", "0") or 0)
+    """This process's rank as torchrun set it (0 when KnowMix did not start it under torchrun)."""
+    return int(os.environ.get("RANK", "0") or 0) if _launched() else 0
 
 
 def launched_world() -> int:
-    """How many training processes torchrun started (1 when not launched by torchrun)."""
-    return int(os.environ.get("WORLD_SIZE", "1") or 1)
+    """How many training processes torchrun started (1 when KnowMix did not start it under torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1) if _launched() else 1
 
 
 class Dist:
@@ -49,7 +59,8 @@ class Dist:
 
     @classmethod
     def from_env(cls) -> "Dist":
-        return cls(launched_rank(), launched_world(), int(os.environ.get("LOCAL_RANK", "0") or 0))
+        local = int(os.environ.get("LOCAL_RANK", "0") or 0) if _launched() else 0
+        return cls(launched_rank(), launched_world(), local)
 
     @property
     def is_main(self) -> bool:

@@ -242,10 +242,17 @@ def worker_command(project_path: str | os.PathLike, run_id: int, resume: bool, p
 def worker_env(settings: TrainSettings) -> dict[str, str]:
     """The worker's environment; several processes on the CPU get their share of its threads (torchrun
     would otherwise set one thread each and say so)."""
+    from .distributed import LAUNCHED_ENV
+
     extra = {}
-    if settings.processes > 1 and "OMP_NUM_THREADS" not in os.environ:
-        extra["OMP_NUM_THREADS"] = str(settings.threads_per_process(on_cpu=True))
-    return child_env(extra)
+    if settings.processes > 1:
+        extra[LAUNCHED_ENV] = "1"
+        if "OMP_NUM_THREADS" not in os.environ:
+            extra["OMP_NUM_THREADS"] = str(settings.threads_per_process(on_cpu=True))
+    env = child_env(extra)
+    if settings.processes <= 1:
+        env.pop(LAUNCHED_ENV, None)
+    return env
 
 
 def _reader(stream: Any, q: "queue.Queue[Optional[str]]") -> None:
