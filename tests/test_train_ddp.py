@@ -86,6 +86,10 @@ def test_two_processes_train_like_one_and_resume_after_a_cancel(tmp_path, tiny_f
     state = json.loads((folder / "checkpoints" / "last" / "state.json").read_text())
     assert state["step"] == cancelled.final_step  # rank 0 saved where every process stopped
     assert sum(isinstance(e, Checkpoint) and e.step == cancelled.final_step for e in first) == 1
+    import torch
+
+    rngs = torch.load(folder / "checkpoints" / "last" / "rng.pt", weights_only=True)["ranks"]
+    assert len(rngs) == 2 and not torch.equal(rngs[0]["torch"], rngs[1]["torch"])  # each process's own dropout stream
 
     second: list = []
     outcome = resume_training(project_path, run_id, on_event=second.append)
