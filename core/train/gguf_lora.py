@@ -327,7 +327,7 @@ def exportable_run(project: Any, run_id: Optional[int]) -> dict:
         done = [r for r in list_runs(project) if r.get("status") == DONE]
         if not done:
             raise ProjectError(
-                f"{project.path} has no finished training run, so there is no adapter to export. Train one first "
+                f"{project.path} has no finished training run, so there is no adapter to check or export yet. Train one first "
                 "(knowmix train), or name a cancelled run that kept an adapter with --run N."
             )
         row = max(done, key=lambda r: int(r["id"]))
