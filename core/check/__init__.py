@@ -9,7 +9,7 @@ cost of learning new knowledge) and the questions **fixed**. ``types`` says what
 ``run`` how.
 """
 
-from .run import CheckPlan, gguf_lora_for, list_checks, load_check, plan_check, run_check, split_check
+from .run import CheckPlan, gguf_lora_for, list_checks, load_check, plan_check, plan_cost_text, run_check, split_check
 from .types import CHECK_SPLITS, NOT_KNOWN, SPLIT_WORDS, CheckReport, CheckSettings, SplitCheck
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "list_checks",
     "load_check",
     "plan_check",
+    "plan_cost_text",
     "run_check",
     "split_check",
 ]

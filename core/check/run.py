@@ -18,6 +18,7 @@ from ..backends.base import Backend, GenRequest
 from ..categories import CATEGORIES
 from ..datasets import Example
 from ..errors import Cancelled, ModelCrashed, ProjectError, SettingsError
+from ..formats import duration_words
 from ..jobs import CancelToken, ProgressCallback, RateMeter, no_progress
 from ..matching import AnswerMatcher, KeyMatcher, normalize_answer
 from ..probe import ProbeSettings, categorize, draw_exemplar_sets, probe_examples
@@ -45,15 +46,12 @@ class CheckPlan:
         return sum(len(v) for v in self.questions.values())
 
     def cost_text(self) -> str:
-        parts = ", ".join(f"{len(v)} {k}" for k, v in self.questions.items() if v)
-        about = f", about {_duration(self.seconds)}" if self.seconds else ""
-        return f"{self.n} questions ({parts}), {self.generations:,} answers{about}"
+        return _cost_words(self.questions, self.generations, self.seconds)
 
 
 def plan_check(project: Any, train_run_id: Optional[int] = None, settings: Optional[CheckSettings] = None) -> CheckPlan:
     """Which questions a check of the run asks and its estimated cost, before anything is loaded."""
     from ..plan import load_plan
-    from ..plan.sampling import tiebreak
     from ..train.gguf_lora import exportable_run
 
     settings = settings or CheckSettings()
@@ -62,6 +60,37 @@ def plan_check(project: Any, train_run_id: Optional[int] = None, settings: Optio
     if row.get("plan_id") is None:
         raise ProjectError(f"Training run {row['id']} has no plan, so there is nothing to compare it with.")
     plan = load_plan(project, int(row["plan_id"]))
+    probe_run, probe_settings, questions, before = _questions(project, plan, settings)
+    generations, seconds = _cost(project, probe_run, probe_settings, questions, settings)
+    return CheckPlan(
+        train_run=row,
+        plan=plan,
+        probe_run=probe_run,
+        probe_settings=probe_settings,
+        questions=questions,
+        before=before,
+        generations=generations,
+        seconds=seconds,
+    )
+
+
+def plan_cost_text(project: Any, plan_id: int, settings: Optional[CheckSettings] = None) -> str:
+    """``CheckPlan.cost_text()`` for a run not trained yet on ``plan_id`` (the Train step shows it
+    before training). Reads the dataset: call it off the UI thread."""
+    from ..plan import load_plan
+
+    settings = settings or CheckSettings()
+    probe_run, probe_settings, questions, _before = _questions(project, load_plan(project, plan_id), settings)
+    generations, seconds = _cost(project, probe_run, probe_settings, questions, settings)
+    return _cost_words(questions, generations, seconds)
+
+
+def _questions(
+    project: Any, plan: Any, settings: CheckSettings
+) -> tuple[dict, ProbeSettings, dict[str, list[Example]], dict[str, dict]]:
+    """The first probe's run and settings, the questions of each split, and the first probe's results."""
+    from ..plan.sampling import tiebreak
+
     probe_run = project.probe_run(plan.probe_run_id)
     probe_settings = ProbeSettings.from_json(probe_run["settings"])
     examples = {ex.id: ex for ex in project.examples(probe_run["dataset_id"])}
@@ -72,38 +101,34 @@ def plan_check(project: Any, train_run_id: Optional[int] = None, settings: Optio
     train = [e for e in plan.examples if e.split == "train" and e.example_id in examples and e.example_id in before]
     sample: list[Example] = []
     for cat in CATEGORIES:
-        of_cat = [e for e in train if e.category == cat]
-        of_cat.sort(key=lambda e: tiebreak(0, f"check|{e.example_id}"))
-        keep = {e.example_id for e in of_cat[: settings.train_per_category]}
-        sample += [examples[e.example_id] for e in train if e.example_id in keep]
+        of_cat = sorted((e for e in train if e.category == cat), key=lambda e: tiebreak(0, f"check|{e.example_id}"))
+        sample += [examples[e.example_id] for e in of_cat[: settings.train_per_category]]
     questions["train"] = sorted(sample, key=lambda ex: ex.line)
     ood_id = getattr(plan.settings, "ood_dataset_id", None)
     questions["ood"] = project.examples(int(ood_id)) if ood_id is not None else []
+    return probe_run, probe_settings, questions, before
+
+
+def _cost(
+    project: Any, probe_run: dict, probe_settings: ProbeSettings, questions: dict[str, list[Example]], settings: CheckSettings
+) -> tuple[int, Optional[float]]:
+    """Answers a check asks for, and seconds at the first probe's speed (None when it has none).
+
+    Per question: the answer alone before and after, and the probe's greedy answers after (samples
+    too with ``full``); an OOD question is also probed before training (it has no first probe)."""
     n_sets = probe_settings.n_sets
-    per_question = 2 + n_sets + (n_sets * probe_settings.samples_per_set if settings.full else 0)
-    n_ood = len(questions["ood"])
-    generations = sum(len(v) for v in questions.values()) * per_question + n_ood * (n_sets + (per_question - 2 - n_sets))
+    probe_cost = n_sets + (n_sets * probe_settings.samples_per_set if settings.full else 0)
+    n = sum(len(v) for v in questions.values())
+    generations = n * (2 + probe_cost) + len(questions.get("ood") or []) * probe_cost
     speed = _store.probe_speed(project, int(probe_run["id"]))
-    return CheckPlan(
-        train_run=row,
-        plan=plan,
-        probe_run=probe_run,
-        probe_settings=probe_settings,
-        questions=questions,
-        before=before,
-        generations=generations,
-        seconds=generations * speed + 20 if speed else None,  # + loading two models
-    )
+    return generations, (generations * speed + 20 if speed else None)  # + loading two models
 
 
-def _duration(seconds: Optional[float]) -> str:
-    if not seconds:
-        return "?"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+def _cost_words(questions: dict[str, list[Example]], generations: int, seconds: Optional[float]) -> str:
+    n = sum(len(v) for v in questions.values())
+    parts = ", ".join(f"{len(v)} {k}" for k, v in questions.items() if v)
+    about = f", about {duration_words(round(seconds))}" if seconds else ""
+    return f"{n} questions ({parts}), {generations:,} answers{about}"
 
 
 # -- the answers ---------------------------------------------------------------------------------------

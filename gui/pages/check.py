@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
+from core.formats import duration_words
 from core.report.checks import (
     SPLIT_TITLES,
     after_columns,
@@ -42,39 +43,10 @@ MAX_ROWS_SHOWN = 500  # new-error questions listed per split; the rest are count
 
 def check_cost_for_plan(project: Any, plan_id: int) -> str:
     """What a check of a run trained on ``plan_id`` will cost, before the run exists (the Train step's
-    box): the same count and words as ``core.check.plan_check(...).cost_text()``. Reads the dataset:
-    run it off the UI thread."""
-    from core.categories import CATEGORIES
-    from core.check import CheckSettings
-    from core.plan import load_plan
-    from core.probe import ProbeSettings
-    from core.store.checks import probe_speed
+    box): ``core.check.plan_cost_text``. Reads the dataset: run it off the UI thread."""
+    from core.check import plan_cost_text
 
-    plan = load_plan(project, plan_id)
-    run = project.probe_run(plan.probe_run_id)
-    probe_settings = ProbeSettings.from_json(run["settings"])
-    per_cat = CheckSettings().train_per_category
-    counts = {
-        "test": sum(1 for e in plan.examples if e.split == "test"),
-        "dev": sum(1 for e in plan.examples if e.split == "dev"),
-        "train": sum(min(per_cat, sum(1 for e in plan.examples if e.split == "train" and e.category == c)) for c in CATEGORIES),
-    }
-    ood_id = getattr(plan.settings, "ood_dataset_id", None)
-    counts["ood"] = len(project.examples(int(ood_id))) if ood_id is not None else 0
-    n = sum(counts.values())
-    generations = n * (2 + probe_settings.n_sets) + counts["ood"] * probe_settings.n_sets
-    speed = probe_speed(project, int(run["id"]))
-    parts = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
-    about = f", about {_duration(generations * speed + 20)}" if speed else ""
-    return f"{n} questions ({parts}), {generations:,} answers{about}"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+    return plan_cost_text(project, plan_id)
 
 
 def _has_adapter(row: dict) -> bool:
@@ -356,7 +328,7 @@ class CheckPage(Page):
         self.summary_label.setText(
             f"Check {check.id} of training run {check.train_run_id}: {check.mix or '?'} mix, {stopping_words(run)}; "
             f"the adapter of the {check.adapter}, run with {check.backend}"
-            + (f", in {_duration(check.seconds)}" if check.seconds else "")
+            + (f", in {duration_words(round(check.seconds))}" if check.seconds else "")
             + "."
         )
         for split in ordered_splits(check):
