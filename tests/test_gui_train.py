@@ -153,7 +153,7 @@ def test_a_short_run_shows_live_curves_the_stopping_point_and_the_adapter(qtbot,
     with Project(project_path) as project:
         history = eval_history(project, run_id)
         losses = metric_series(project, run_id, "loss")
-    assert row["status"] == "done" and row["final_step"] == 10 and len(history) == 2
+    assert row["status"] == "done" and row["final_step"] == 10 and len(history) == 3  # step 0 (before training) and one per epoch
     # What the user sees: the outcome with the stopping point, the curves, the line at the best step.
     text = page.outcome_label.text()
     assert f"Run {run_id} finished" in text
@@ -172,7 +172,8 @@ def test_a_short_run_shows_live_curves_the_stopping_point_and_the_adapter(qtbot,
     assert page.runs_combo.currentData() == run_id and "done" in page.runs_combo.currentText()
     assert "Last checkpoint: step 10" in page.checkpoint_label.text() and page.open_button.isEnabled()
     assert page.step_state()[0] == "done"
-    assert any(l.startswith("Training on cpu") and "40 examples" in l and "10 steps" in l for l in lines), lines
+    started = f"{row['n_train']} examples, {row['n_dev']} dev examples"  # the plan holds out test questions too
+    assert any(l.startswith("Training on cpu") and started in l and "10 steps" in l for l in lines), lines
     evals = [l for l in lines if l.startswith("Epoch ") and "train fit HighlyKnown" in l and "Checkpoint" not in l]
     assert [l.split(" (")[0] for l in evals] == ["Epoch 1.00", "Epoch 2.00"], lines
     assert any("Checkpoint saved at step 10" in l for l in lines)
