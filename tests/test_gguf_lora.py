@@ -256,6 +256,22 @@ def test_llama_cpp_with_the_exported_lora_answers_like_torch_and_peft(trained_ru
     cpp_base = llama_answers()
     cpp_lora = llama_answers(lora_path=str(lora))
 
+    # knowmix check asks the trained model the same way: its own GGUF LoRA of the run, on KnowMix's
+    # llama.cpp backend (LlamaCppBackend(lora_path=...)); greedy answers equal llama-cpp-python's own
+    from core.backends import load_backend
+    from core.backends.base import GenRequest
+    from core.check import gguf_lora_for
+    from core.train.gguf_lora import exportable_run
+
+    with Project(project, create=False) as p:
+        check_lora = gguf_lora_for(exportable_run(p, run_id))
+    backend = load_backend("default", "llama.cpp", n_threads=1, lora_path=str(check_lora))
+    try:
+        checked = [a[0] for a in backend.generate([GenRequest(q, max_tokens=MAX_TOKENS) for q in prompts])]
+    finally:
+        backend.close()
+    assert checked == cpp_lora
+
     agree = sum(a == b for a, b in zip(cpp_lora, torch_lora)) / len(items)
     right_base = sum(dev_matcher(it)(a) for it, a in zip(items, cpp_base))
     right_lora = sum(dev_matcher(it)(a) for it, a in zip(items, cpp_lora))
