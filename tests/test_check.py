@@ -43,11 +43,14 @@ def test_new_errors_and_fixed_are_exactly_the_questions_that_changed(trained):
     assert report.status == "finished" and report.adapter == "best dev step 10"
     right_b, right_a = _zero_shot_right(before, examples), _zero_shot_right(after, examples)
     probe_cats = {r["example_id"]: r["category"] for r in project.probe_results(cp.probe_run["id"])}
+    knew = {i: c in ("HighlyKnown", "MaybeKnown") for i, c in probe_cats.items()}
     for name, split in report.splits.items():
         ids = [ex.id for ex in cp.questions[name]]
         assert split.n == len(ids) == sum(sum(row.values()) for row in split.transitions.values())
-        assert {e["example_id"] for e in split.new_errors} == {i for i in ids if right_b[i] and not right_a[i]}
-        assert {e["example_id"] for e in split.fixed} == {i for i in ids if right_a[i] and not right_b[i]}
+        # new errors: known before (the probe), answered wrongly after; fixed: not known before, right after
+        assert {e["example_id"] for e in split.new_errors} == {i for i in ids if knew[i] and not right_a[i]}
+        assert {e["example_id"] for e in split.fixed} == {i for i in ids if right_a[i] and not knew[i]}
+        assert split.n_known_before == sum(knew[i] for i in ids)
         assert split.em_before == pytest.approx(sum(right_b[i] for i in ids) / len(ids))
         assert split.em_after == pytest.approx(sum(right_a[i] for i in ids) / len(ids))
         # the rows of the transition matrix are the first probe's categories

@@ -87,7 +87,7 @@ def test_two_checked_runs_are_compared_side_by_side(qtbot, window, tmp_path):
     assert rows["Mix"] == ["recommended", "natural"]
     assert rows["Stopping rule"][0].startswith("early stop") and rows["Stopping rule"][1].startswith("convergence")
     assert rows["New errors (right before, wrong after)"] == [
-        f"{len(t.new_errors)} of {t.n_right_before} ({100 * len(t.new_errors) / t.n_right_before:.1f}%)" for t in tests
+        f"{len(t.new_errors)} of {t.n_known_before} ({100 * len(t.new_errors) / t.n_known_before:.1f}%)" for t in tests
     ]
     assert rows["Exact match before"] == [f"{100 * t.em_before:.1f}%" for t in tests]
     # choosing the other run shows its own check

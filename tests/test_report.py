@@ -742,7 +742,7 @@ def test_several_checked_runs_are_compared_side_by_side(tmp_path: Path) -> None:
     assert rows["Adapter checked"] == ["best dev step 10", "final step 20"]
     tests = [c.splits["test"] for c in checks]
     assert rows["New errors (right before, wrong after)"] == [
-        f"{len(t.new_errors)} of {t.n_right_before} ({100 * len(t.new_errors) / t.n_right_before:.1f}%)" for t in tests
+        f"{len(t.new_errors)} of {t.n_known_before} ({100 * len(t.new_errors) / t.n_known_before:.1f}%)" for t in tests
     ]
     assert rows["Exact match after"] == [f"{100 * t.em_after:.1f}%" for t in tests]
     # the report of the first run shows that run's check in detail, and still the comparison

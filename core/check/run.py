@@ -23,7 +23,7 @@ from ..jobs import CancelToken, ProgressCallback, RateMeter, no_progress
 from ..matching import AnswerMatcher, KeyMatcher, normalize_answer
 from ..probe import ProbeSettings, categorize, draw_exemplar_sets, probe_examples
 from ..store import checks as _store
-from .types import CHECK_SPLITS, NOT_KNOWN, CheckReport, CheckSettings, SplitCheck
+from .types import CHECK_SPLITS, KNOWN, NOT_KNOWN, CheckReport, CheckSettings, SplitCheck
 
 BATCH = 16  # questions per saved batch
 
@@ -519,15 +519,17 @@ def split_check(split: str, rows: Sequence[dict], examples: dict[tuple[str, str]
     transitions: dict[str, dict[str, int]] = {}
     by_cat: dict[str, dict[str, Any]] = {}
     new_errors, fixed = [], []
-    right_b = right_a = 0
+    right_b = right_a = known_b = 0
     answered = answered_right = abstained = 0
     for r in rows:
         before, after = r["category_before"] or NOT_KNOWN, r["category_after"] or NOT_KNOWN
         transitions.setdefault(before, {}).setdefault(after, 0)
         transitions[before][after] += 1
         rb, ra = bool(r["right_before"]), bool(r["right_after"])
+        knew = before in KNOWN  # the probe before training: a right greedy answer in at least one exemplar set
         right_b += rb
         right_a += ra
+        known_b += knew
         c = by_cat.setdefault(before, {"n": 0, "before": 0, "after": 0})
         c["n"] += 1
         c["before"] += rb
@@ -541,9 +543,9 @@ def split_check(split: str, rows: Sequence[dict], examples: dict[tuple[str, str]
             "answer_before": r["answer_before"],
             "answer_after": r["answer_after"],
         }
-        if rb and not ra:
+        if knew and not ra:
             new_errors.append(item)
-        elif ra and not rb:
+        elif ra and not knew:
             fixed.append(item)
         if idk:
             if abstains(r["answer_after"] or ""):
@@ -562,7 +564,7 @@ def split_check(split: str, rows: Sequence[dict], examples: dict[tuple[str, str]
         em_before=right_b / n if n else None,
         em_after=right_a / n if n else None,
         em_by_category=em_by_category,
-        n_right_before=right_b,
+        n_known_before=known_b,
         new_errors=new_errors,
         fixed=fixed,
         idk=idk,

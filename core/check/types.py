@@ -6,11 +6,17 @@ adapter) in two ways:
 * **the answer**: one greedy answer to the question alone, in the prompt format the run trained
   on, as the fine-tuned model will be used. It is *right* when the probe's matching accepts it
   (exact match for entity answers, the answer key for sentence answers). Exact match before and
-  after, **new errors** (right before, wrong after) and **fixed** (wrong before, right after) come
-  from it. Before training on the dev split it is the run's step-0 dev exact match.
+  after come from it; before training on the dev split it is the run's step-0 dev exact match.
 * **the category**: the probe again, with the first probe's exemplar sets and settings, greedy
   answers only by default (so after training P(T=0) = 0 reads "not known at T=0": WeaklyKnown or
   Unknown) and with samples as well with ``full``. The transition matrix counts before -> after.
+
+**New errors** are questions the model *knew* before training (HighlyKnown or MaybeKnown: the
+probe's few-shot greedy answer was right in at least one exemplar set) whose answer after training
+is wrong: what the paper warns fine-tuning on unknown facts costs. **Fixed** are questions it did
+not know before whose answer after training is right. Knowledge before is the probe's, not the
+base model's answer to the bare question: a base model often knows a fact yet answers a bare
+"Q: ... A:" prompt in another format, which is no knowledge lost.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ SPLIT_NOUN = {"test": "test", "dev": "dev", "train": "training", "ood": "out-of-
 NOT_KNOWN = "NotKnown"
 NOT_KNOWN_WORDS = "not known at T=0 (WeaklyKnown or Unknown; samples tell them apart: --full)"
 AFTER_CATEGORIES = (*CATEGORIES, NOT_KNOWN)
+KNOWN = ("HighlyKnown", "MaybeKnown")  # what "the model knew" means before training
 TRAIN_PER_CATEGORY = 200  # the fixed sample of training questions re-asked, per category
 
 
@@ -78,7 +85,7 @@ class SplitCheck:
     em_before: Optional[float]
     em_after: Optional[float]
     em_by_category: dict[str, dict[str, Any]]  # {category before: {"n", "before", "after"}}
-    n_right_before: int
+    n_known_before: int  # HighlyKnown or MaybeKnown before training
     new_errors: list[dict]  # {example_id, question, answers, category_before, answer_before, answer_after}
     fixed: list[dict]
     idk: bool = False  # the run trained the "I don't know" mix
@@ -91,23 +98,25 @@ class SplitCheck:
 
     def new_errors_text(self) -> str:
         """'3 of 40 test questions the model knew are now answered wrongly.' in plain words."""
-        k, of = len(self.new_errors), self.n_right_before
+        k, of = len(self.new_errors), self.n_known_before
         if not of:
-            return f"The model answered none of the {self.n} {self.noun} questions right before training, so none can be lost."
+            return (
+                f"The model knew none of the {self.n} {self.noun} questions before training (none was HighlyKnown "
+                "or MaybeKnown), so none can be lost."
+            )
         if not k:
             return f"None of the {of} {self.noun} questions the model knew is answered wrongly now."
-        them = "it" if k == 1 else "them"
         return (
             f"{k} of {of} {self.noun} questions the model knew {'is' if k == 1 else 'are'} now answered wrongly "
-            f"({percent(k / of)}; it answered {them} right before training)."
+            f"({percent(k / of)}; HighlyKnown or MaybeKnown before training)."
         )
 
     def fixed_text(self) -> str:
         k = len(self.fixed)
-        wrong = self.n - self.n_right_before
-        if not wrong:
-            return f"It answered every {self.noun} question right before training."
-        return f"{k} of {wrong} {self.noun} questions it got wrong before are now answered right."
+        unknown = self.n - self.n_known_before
+        if not unknown:
+            return f"It knew every {self.noun} question before training."
+        return f"{k} of {unknown} {self.noun} questions it did not know before are now answered right."
 
     def em_text(self) -> str:
         if self.em_before is None or self.em_after is None:

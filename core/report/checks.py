@@ -154,8 +154,8 @@ def compare(items: Sequence[tuple[Optional[dict], Any]]) -> Comparison:
         (
             "New errors (right before, wrong after)",
             [
-                (f"{len(s.new_errors)} of {s.n_right_before} ({percent(len(s.new_errors) / s.n_right_before)})")
-                if s and s.n_right_before
+                (f"{len(s.new_errors)} of {s.n_known_before} ({percent(len(s.new_errors) / s.n_known_before)})")
+                if s and s.n_known_before
                 else ("0 of 0" if s else "-")
                 for s in splits
             ],
@@ -164,7 +164,7 @@ def compare(items: Sequence[tuple[Optional[dict], Any]]) -> Comparison:
     rows.append(
         (
             "Fixed (wrong before, right after)",
-            [f"{len(s.fixed)} of {s.n - s.n_right_before}" if s else "-" for s in splits],
+            [f"{len(s.fixed)} of {s.n - s.n_known_before}" if s else "-" for s in splits],
         )
     )
     rows.append(

@@ -83,7 +83,7 @@ class CheckPage(Page):
                 "Check what training did",
                 "The base model and the trained model answer the same questions: the held-out test questions "
                 "(never trained on), the dev questions and a sample of the training questions. A new error is a "
-                "question the model answered right before training and wrongly after it: the cost of teaching a "
+                "question the model knew before training (HighlyKnown or MaybeKnown) and answers wrongly after it: the cost of teaching a "
                 "model facts it did not know (Gekhman et al. 2024).",
             )
         )
