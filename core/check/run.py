@@ -481,11 +481,13 @@ def _load(cp: CheckPlan, settings: Optional[CheckSettings], isolate: bool, n_thr
     if use_llama and n_threads:
         options["n_threads"] = n_threads
     if settings is None:
-        on_status(f"Loading the base model {ref.display_name} ({name}) for the answers before training ...")
+        on_status(
+            f"Loading the base model {run.get('model_name') or ref.display_name} ({name}) for the answers before training ..."
+        )
         if use_llama:
             options["fingerprint"] = model_fingerprint(ref)
         return load_backend(ref, name, isolate=isolate, **options)
-    on_status(f"Loading {ref.display_name} with the adapter of training run {run['id']} ({name}) ...")
+    on_status(f"Loading {run.get('model_name') or ref.display_name} with the adapter of training run {run['id']} ({name}) ...")
     if use_llama:
         lora = gguf_lora_for(run)
         digest = hashlib.sha256(f"{model_fingerprint(ref)}|{lora.stat().st_size}|{os.path.getmtime(lora)}".encode()).hexdigest()
