@@ -433,6 +433,10 @@ def test_demo_goes_from_probe_to_plan_to_a_trained_adapter(knowmix_home: Path, c
         assert "Stopping point" in out and "Adapter:" in out
         adapter = Path(out.split("Adapter: ", 1)[1].split()[0])
         assert (adapter / "adapter_config.json").is_file()
+        # the demo ends with knowmix check: the base GGUF, then the GGUF with the run's adapter as a LoRA
+        assert "== What training did to the model's knowledge ==" in out
+        assert "llama.cpp with the adapter as a GGUF LoRA" in out and "before \\ after" in out
+        assert (adapter.parent / "check" / f"{adapter.name}-lora.gguf").is_file()
 
 
 def test_a_dataset_too_small_for_four_shot_prompts_is_refused_before_anything_is_written(tmp_path: Path, capsys) -> None:
@@ -466,7 +470,11 @@ def test_plan_prints_every_row_and_exports_in_the_input_format(tmp_path: Path, c
     data = json.loads(capsys.readouterr().out)
     c = data["counts"]
     assert c["not_probed"]["left_out"] == 5 and c["not_probed"]["kept"] == 0
-    assert c["train"]["total"] + c["dev"]["total"] + c["dropped"]["total"] + c["not_probed"]["total"] == c["rows"] == 30
+    assert (
+        c["train"]["total"] + c["dev"]["total"] + c["test"]["total"] + c["dropped"]["total"] + c["not_probed"]["total"]
+        == c["rows"]
+        == 30
+    )
     with pytest.raises(SystemExit) as exit_info:
         main(["plan", "--project", path, "--not-probed", "maybe"])
     assert exit_info.value.code == 2

@@ -448,7 +448,8 @@ def test_export_writes_the_inputs_own_shape_with_planned_targets(tmp_path, shape
     plan = build_plan(project, settings=PlanSettings(mix="idk", dev_fraction=0.2))
     assert any(e.relabelled for e in plan.train())
     paths = export_plan(plan, tmp_path / "out", dataset_row=project.dataset(dataset_id))
-    assert set(paths) == {"train", "dev", "train_qa", "dev_qa", "plan"}
+    held_out = {"test", "test_qa"} if plan.test() else set()  # the test split, when the data is large enough
+    assert set(paths) == {"train", "dev", "train_qa", "dev_qa", "plan"} | held_out
 
     back = load_dataset(paths["train"], mapping=mapping)
     assert back.shape == want_shape and len(back.examples) == len(plan.train())
