@@ -424,6 +424,7 @@ def test_ctrl_c_stops_saves_and_says_how_to_resume(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # probe, training and the check: about 6 min idle, far more on a shared machine
 def test_demo_goes_from_probe_to_plan_to_a_trained_adapter(knowmix_home: Path, capsys) -> None:
     assert main(["demo", "--questions", "24", "--preset", "quick", "--epochs", "1"]) == 0
     out = capsys.readouterr().out
