@@ -301,7 +301,6 @@ def _fill(
     ood = cp.questions.get("ood") or []
     ood_sets = draw_exemplar_sets(ood, {ex.group for ex in ood}, probe_s, hold_out=True)[0] if ood else {}
     total = 2 * cp.n
-    meter = RateMeter(total, 0)
     done = sum(r["answer_before"] is not None for r in stored.values()) + sum(
         r["answer_after"] is not None for r in stored.values()
     )
