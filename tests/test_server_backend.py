@@ -10,9 +10,9 @@ result.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -222,6 +222,9 @@ def test_a_missing_or_wrong_key_is_told_without_the_key(server_url, monkeypatch)
     assert f"The environment variable {KEY_ENV} (--api-key-env) is not set" in str(err.value)
 
 
+CITIES = ("Rome", "Oslo", "Lima", "Bern", "Kyiv", "Baku")
+
+
 class _Stub(BaseHTTPRequestHandler):
     """html: a web page at every address; unseeded: OpenAI-shaped answers that ignore seed and top_k."""
 
@@ -243,9 +246,12 @@ class _Stub(BaseHTTPRequestHandler):
         else:
             self._send(200, "application/json", json.dumps({"object": "list", "data": [{"id": "stub"}]}).encode())
 
+    served = itertools.count()  # an unseeded server: no two samples alike, whatever the seed
+
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        text = " Paris" if body["temperature"] == 0 else " " + random.choice(["Rome", "Oslo", "Lima", "Bern", "Kyiv", "Baku"])
+        n = next(self.served)
+        text = " Paris" if body["temperature"] == 0 else f" {CITIES[n % len(CITIES)]} {n}"
         self._send(200, "application/json", json.dumps({"choices": [{"text": text, "index": 0}]}).encode())
 
 
