@@ -368,7 +368,9 @@ def _quiet_load(ref: ModelRef, hf_logging: Any) -> Iterator[None]:
     The app reports its own progress. transformers' GGUF converter calls tqdm unconditionally, so
     its module's tqdm is swapped for the load. transformers also rebuilds gguf's tensor-name table
     for every module of the model (~400 times, about 6 s for SmolLM2); the table depends only on
-    (architecture, layers), so it is memoised for the duration of the load.
+    (architecture, layers), so it is memoised for the duration of the load. And it parses the
+    whole file with ``GGUFReader`` three times (config, tokenizer, weights: ~8 s each for the
+    built-in model's 49k-token vocabulary); the reader is read-only, so one per file serves all three.
     """
     bars_were_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
@@ -380,6 +382,9 @@ def _quiet_load(ref: ModelRef, hf_logging: Any) -> Iterator[None]:
     name_map = getattr(gguf_pkg, "get_tensor_name_map", None)
     if name_map is not None:
         gguf_pkg.get_tensor_name_map = functools.lru_cache(maxsize=None)(name_map)
+    reader_class = getattr(gguf_pkg, "GGUFReader", None)
+    if reader_class is not None:
+        gguf_pkg.GGUFReader = _one_reader_per_file(reader_class)
     try:
         yield
     finally:
@@ -389,3 +394,18 @@ def _quiet_load(ref: ModelRef, hf_logging: Any) -> Iterator[None]:
             gguf_utils.tqdm = gguf_tqdm
         if name_map is not None:
             gguf_pkg.get_tensor_name_map = name_map
+        if reader_class is not None:
+            gguf_pkg.GGUFReader = reader_class
+
+
+def _one_reader_per_file(reader_class: Any) -> Any:
+    """``reader_class`` memoised by (path, mode): transformers imports it by name inside each call."""
+    readers: dict[tuple[str, str], Any] = {}
+
+    def reader(path: Any, mode: str = "r") -> Any:
+        key = (str(Path(path).resolve()), mode)
+        if key not in readers:
+            readers[key] = reader_class(path, mode)
+        return readers[key]
+
+    return reader
