@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(BIN)/knowmix demo
 
 test: $(STAMP) check
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
 # The house rules, before the suite: lint, format, types of core, and the import contracts in
 # pyproject.toml (core never imports gui/Qt; backends only through their registry; SQL only in the store).

@@ -139,6 +139,20 @@ class PlanPage(Page):
         )
         self._set_multi_count(0)
         form.addRow(self.drop_multi)
+        ood_row = QtWidgets.QHBoxLayout()
+        self.ood_edit = QtWidgets.QLineEdit()
+        self.ood_edit.setObjectName("oodPath")
+        self.ood_edit.setPlaceholderText("Optional: questions of other groups")
+        self.ood_edit.setToolTip(
+            "An out-of-distribution file: questions of groups (relations) your data does not have, as the paper's\n"
+            "held-out relations. It is never trained on; the check re-asks it after training to show whether the\n"
+            "fine-tune changed what the model knows outside your data."
+        )
+        ood_browse = QtWidgets.QPushButton("Browse…")
+        ood_browse.clicked.connect(self._choose_ood)
+        ood_row.addWidget(self.ood_edit, 1)
+        ood_row.addWidget(ood_browse)
+        form.addRow("Out-of-distribution file:", ood_row)
         self.build_button = QtWidgets.QPushButton("Make the plan")
         self.build_button.setObjectName("buildPlan")
         self.build_button.clicked.connect(self.build)
@@ -213,6 +227,14 @@ class PlanPage(Page):
             multi_answer="drop" if self.drop_multi.isChecked() else "keep",
         )
 
+    def _choose_ood(self) -> None:
+        from .dataset import DATA_FILTER
+
+        start = str(self.ctx.settings.value("data/last_folder", ""))
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Out-of-distribution questions", start, DATA_FILTER)
+        if path:
+            self.ood_edit.setText(path)
+
     def _set_multi_count(self, n: int) -> None:
         self.drop_multi.setText(f"Leave out questions with several different true answers ({n})")
         self.drop_multi.setEnabled(n > 0 or self.drop_multi.isChecked())
@@ -268,6 +290,7 @@ class PlanPage(Page):
         self.cap.setValue(s.weakly_known_cap)
         self.drop_multi.setChecked(s.multi_answer == "drop")
         self.test_fraction.setValue(s.test_fraction)
+        self.ood_edit.setText(_ood_source(project, s.ood_dataset_id))
         c = plan.counts()
         relabel = f" ({c['relabelled']} Unknown answers relabelled “I don't know”)" if c["relabelled"] else ""
         self.counts.setText(
@@ -321,13 +344,16 @@ class PlanPage(Page):
             self.message.show_message(str(exc), "error")
             return
         path, run_id = self.ctx.project_path, self.ctx.probe_run_id
+        ood = self.ood_edit.text().strip()
 
         def job(_j):
-            from core.plan import build_plan, save_plan
+            from core.plan import add_ood, build_plan, save_plan
             from core.store import Project
 
             with Project(path, create=False) as p:
                 plan = build_plan(p, run_id, settings)
+                if ood:
+                    add_ood(p, plan, ood)
                 return save_plan(p, plan)
 
         self.ctx.runner.start("Making the plan", job, on_done=self._built, on_error=self._failed, exclusive=False)
@@ -340,3 +366,15 @@ class PlanPage(Page):
     def _failed(self, exc: BaseException, tb: str) -> None:
         self.update_actions()
         self.report_error(exc, tb)
+
+
+def _ood_source(project, dataset_id) -> str:
+    """The file the plan's out-of-distribution dataset came from ('' when the plan has none)."""
+    if dataset_id is None:
+        return ""
+    from core.errors import KnowMixError
+
+    try:
+        return str(project.dataset(dataset_id).get("path") or "")
+    except KnowMixError:
+        return ""
