@@ -10,6 +10,7 @@ test here imports torch. The scripted backends never read it.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -83,9 +84,20 @@ def probed_project(path: Path, n: int = 90) -> tuple[Project, int, tuple]:
     return project, probe.run_id, w
 
 
-def trained_run(project: Project, probe_run_id: int, *, mix: str = "natural", stopping: str = "early_stop") -> int:
-    """A plan with ``mix`` and a finished training run on it that kept an adapter; returns the run id."""
+def trained_run(
+    project: Project,
+    probe_run_id: int,
+    *,
+    mix: str = "natural",
+    stopping: str = "early_stop",
+    ood: Optional[list[Example]] = None,
+) -> int:
+    """A plan with ``mix`` (and ``ood`` as its out-of-distribution questions) and a finished training
+    run on it that kept an adapter; returns the run id."""
     plan = build_plan(project, probe_run_id, PlanSettings(mix=mix))
+    if ood:
+        ood_id = project.add_dataset(FakeDataset(ood, path="ood.jsonl"), role="ood")
+        plan.settings = replace(plan.settings, ood_dataset_id=ood_id)
     plan_id = save_plan(project, plan)
     plan.id = plan_id
     train, dev = items_from_plan(plan)

@@ -15,6 +15,7 @@ from core.backends.base import GenRequest
 from core.check import NOT_KNOWN, CheckSettings, load_check, plan_check, run_check
 from core.jobs import CancelToken
 from core.train.data import qa_prompt
+from core.datasets import Example
 from tests.check_fixture import probed_project, trained_run
 from tests.scripted import ScriptedBackend
 
@@ -122,3 +123,28 @@ def test_with_samples_the_categories_after_training_are_the_papers_four(trained)
     )
     after_cats = {a for s in report.splits.values() for row in s.transitions.values() for a in row}
     assert NOT_KNOWN not in after_cats and after_cats <= {"HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown"}
+
+
+def test_the_ood_file_is_probed_with_the_base_model_and_then_with_the_adapter(tmp_path):
+    """OOD questions have no first probe: the check probes them before training with the base model
+    (exemplars drawn from the OOD file itself), then after, and counts their new errors."""
+    project, probe_id, (examples, before, after) = probed_project(tmp_path / "p.knowmix", n=60)
+    ood = [
+        Example(id=f"o{i:02d}", question=f"Where is depot {i}?", answers=(f"Depot {i}",), group=f"H{i % 2}", line=i + 1, raw={})
+        for i in range(12)
+    ]
+    before, after = dict(before), dict(after)
+    for i, ex in enumerate(ood):
+        # the base model knows every 3rd depot greedily; the "trained" one forgets all but the first
+        before[ex.question] = (ex.answers[0], 1.0 if i % 3 == 0 else 0.0, 0.0)
+        after[ex.question] = (ex.answers[0], 1.0 if i == 0 else 0.0, 0.0)
+    run_id = trained_run(project, probe_id, ood=ood)
+    cp = plan_check(project, run_id)
+    assert [ex.id for ex in cp.questions["ood"]] == [ex.id for ex in ood]
+    report = run_check(project, run_id, base_backend=ScriptedBackend(before), adapter_backend=ScriptedBackend(after))
+    split = report.splits["ood"]
+    assert split.n == 12
+    assert split.transitions == {"HighlyKnown": {"HighlyKnown": 1, NOT_KNOWN: 3}, NOT_KNOWN: {NOT_KNOWN: 8}}
+    assert sorted(e["example_id"] for e in split.new_errors) == ["o03", "o06", "o09"] and not split.fixed
+    assert split.em_before == pytest.approx(4 / 12) and split.em_after == pytest.approx(1 / 12)
+    project.close()

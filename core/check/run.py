@@ -289,103 +289,109 @@ def _fill(
     isolate: bool,
     n_threads: Optional[int],
 ) -> None:
-    """The two passes: the base model's answers (and the OOD questions' categories), then the adapter's."""
-    from ..train.runs import run_settings
+    """The two passes: the base model's answers (and the OOD questions' categories), then the adapter's.
 
-    stored = {(r["split"], r["example_id"]): r for r in _store.result_rows(project, check_id)}
-    by_id = {(split, ex.id): ex for split, exs in cp.questions.items() for ex in exs}
-    train_settings = run_settings(cp.train_run)
-    fmt, max_tokens = train_settings.prompt_format, train_settings.max_new_tokens
-    probe_s = cp.probe_settings if settings.full else replace(cp.probe_settings, samples_per_set=0)
-    pool, sets, hold_out = _exemplars(project, cp)
-    ood = cp.questions.get("ood") or []
-    ood_sets = draw_exemplar_sets(ood, {ex.group for ex in ood}, probe_s, hold_out=True)[0] if ood else {}
-    total = 2 * cp.n
-    done = sum(r["answer_before"] is not None for r in stored.values()) + sum(
-        r["answer_after"] is not None for r in stored.values()
-    )
-    meter = RateMeter(total, done)
-
-    def save(rows: list[dict]) -> None:
-        nonlocal done
-        done += len(rows)
-        after_done = sum(1 for r in rows if "answer_after" in r)
-        _store.save_results(project, rows, check_id=check_id, n_done=None if not after_done else _after_count(project, check_id))
-        progress(meter.update(done, "saved"))
-
-    # pass 1: the base model
-    todo = [k for k, r in stored.items() if r["answer_before"] is None]
-    if todo:
-        backend = base_backend or _load(cp, None, isolate, n_threads, on_status)
+    Both ask every question alone in the training format; the base pass probes only the OOD
+    questions (the others have the first probe's category), the adapter pass probes them all."""
+    stored = _store.result_rows(project, check_id)
+    filled = {
+        "before": sum(r["answer_before"] is not None for r in stored),
+        "after": sum(r["answer_after"] is not None for r in stored),
+    }
+    meter = RateMeter(2 * cp.n, filled["before"] + filled["after"])
+    asking = _Asking.of(project, cp, settings)
+    for when, given in (("before", base_backend), ("after", adapter_backend)):
+        todo = [(r["split"], r["example_id"]) for r in _store.result_rows(project, check_id) if r[f"answer_{when}"] is None]
+        if not todo:
+            continue
+        backend = given or _load(cp, settings if when == "after" else None, isolate, n_threads, on_status)
         try:
             for chunk in _chunks(todo, BATCH):
                 cancel.raise_if_cancelled("The check")
-                exs = [by_id[k] for k in chunk]
-                answers = zero_shot_answers(backend, exs, fmt, max_tokens)
-                rows = []
-                ood_k = [k for k in chunk if k[0] == "ood"]
-                ood_results = {}
-                if ood_k:
-                    ood_exs = [by_id[k] for k in ood_k]
-                    for r in probe_examples(backend, ood_exs, ood, probe_s, ood_sets, cancel=cancel, hold_out=True):
-                        ood_results[r["example_id"]] = r
-                for k, ex, a in zip(chunk, exs, answers):
-                    row = {"check_id": check_id, "split": k[0], "example_id": k[1], "answer_before": a}
-                    row["right_before"] = int(bool(matcher_for(ex, cp.probe_settings)(a)))
-                    if k[0] == "ood":
-                        r = ood_results[ex.id]
-                        row["category_before"] = _category(r, settings.full)
-                        row["p_greedy_before"] = r["p_greedy"]
-                    rows.append(row)
-                save(rows)
+                rows = asking.rows(backend, chunk, when, check_id, cancel)
+                filled[when] += len(rows)
+                # n_done counts questions answered with the adapter: a check is done when all are
+                _store.save_results(project, rows, check_id=check_id, n_done=filled["after"] if when == "after" else None)
+                progress(meter.update(filled["before"] + filled["after"], "saved"))
+        except ModelCrashed as exc:
+            if when == "after":
+                raise exc.retold(doing="checking with the adapter") from None
+            raise
         finally:
-            if base_backend is None:
+            if given is None:
                 backend.close()
-    # pass 2: the adapter
-    stored = {(r["split"], r["example_id"]): r for r in _store.result_rows(project, check_id)}
-    todo = [k for k, r in stored.items() if r["answer_after"] is None]
-    if not todo:
-        return
-    backend = adapter_backend or _load(cp, settings, isolate, n_threads, on_status)
-    try:
-        for chunk in _chunks(todo, BATCH):
-            cancel.raise_if_cancelled("The check")
-            exs = [by_id[k] for k in chunk]
-            answers = zero_shot_answers(backend, exs, fmt, max_tokens)
-            results: dict[tuple[str, str], dict] = {}
-            for split in {k[0] for k in chunk}:
-                part = [by_id[k] for k in chunk if k[0] == split]
-                if split == "ood":
-                    got = probe_examples(backend, part, ood, probe_s, ood_sets, cancel=cancel, hold_out=True)
-                else:
-                    got = probe_examples(backend, part, pool, probe_s, sets, cancel=cancel, hold_out=hold_out)
-                results.update({(split, r["example_id"]): r for r in got})
-            rows = []
-            for k, ex, a in zip(chunk, exs, answers):
-                r = results[k]
-                rows.append(
-                    {
-                        "check_id": check_id,
-                        "split": k[0],
-                        "example_id": k[1],
-                        "answer_after": a,
-                        "right_after": int(bool(matcher_for(ex, cp.probe_settings)(a))),
-                        "category_after": _category(r, settings.full),
-                        "p_greedy_after": r["p_greedy"],
-                        "p_sampled_after": r["p_sampled"],
-                        "greedy_answers_after": r["greedy_answers"],
-                    }
+
+
+@dataclass
+class _Asking:
+    """How a check asks its questions: the run's training format, the first probe's exemplars and scoring."""
+
+    cp: CheckPlan
+    settings: CheckSettings
+    by_id: dict[tuple[str, str], Example]
+    prompt_format: str
+    max_tokens: int
+    probe_settings: ProbeSettings  # greedy only unless --full
+    pool: list[Example]
+    sets: dict[str, list[list[str]]]
+    hold_out: bool
+    ood_sets: dict[str, list[list[str]]]
+
+    @classmethod
+    def of(cls, project: Any, cp: CheckPlan, settings: CheckSettings) -> "_Asking":
+        from ..train.runs import run_settings
+
+        train_settings = run_settings(cp.train_run)
+        probe_s = cp.probe_settings if settings.full else replace(cp.probe_settings, samples_per_set=0)
+        pool, sets, hold_out = _exemplars(project, cp)
+        ood = cp.questions.get("ood") or []
+        ood_sets = draw_exemplar_sets(ood, {ex.group for ex in ood}, probe_s, hold_out=True)[0] if ood else {}
+        return cls(
+            cp=cp,
+            settings=settings,
+            by_id={(split, ex.id): ex for split, exs in cp.questions.items() for ex in exs},
+            prompt_format=train_settings.prompt_format,
+            max_tokens=train_settings.max_new_tokens,
+            probe_settings=probe_s,
+            pool=pool,
+            sets=sets,
+            hold_out=hold_out,
+            ood_sets=ood_sets,
+        )
+
+    def rows(self, backend: Backend, chunk: list[tuple[str, str]], when: str, check_id: int, cancel: CancelToken) -> list[dict]:
+        """The result rows of one batch, ``when`` "before" (the base model) or "after" (the adapter)."""
+        exs = [self.by_id[k] for k in chunk]
+        answers = zero_shot_answers(backend, exs, self.prompt_format, self.max_tokens)
+        probed = self._probe(backend, [k for k in chunk if when == "after" or k[0] == "ood"], cancel)
+        rows = []
+        for k, ex, a in zip(chunk, exs, answers):
+            row = {"check_id": check_id, "split": k[0], "example_id": k[1], f"answer_{when}": a}
+            row[f"right_{when}"] = int(bool(matcher_for(ex, self.cp.probe_settings)(a)))
+            r = probed.get(k)
+            if r is not None:
+                row[f"category_{when}"] = _category(r, self.settings.full)
+                row[f"p_greedy_{when}"] = r["p_greedy"]
+            if when == "after":
+                row["p_sampled_after"] = r["p_sampled"] if r else None
+                row["greedy_answers_after"] = r["greedy_answers"] if r else None
+            rows.append(row)
+        return rows
+
+    def _probe(self, backend: Backend, keys: list[tuple[str, str]], cancel: CancelToken) -> dict[tuple[str, str], dict]:
+        """The first probe's greedy answers (samples too with --full) for ``keys``, with the same exemplars."""
+        results: dict[tuple[str, str], dict] = {}
+        for split in dict.fromkeys(k[0] for k in keys):
+            part = [self.by_id[k] for k in keys if k[0] == split]
+            if split == "ood":
+                ood = self.cp.questions["ood"]
+                got = probe_examples(backend, part, ood, self.probe_settings, self.ood_sets, cancel=cancel, hold_out=True)
+            else:
+                got = probe_examples(
+                    backend, part, self.pool, self.probe_settings, self.sets, cancel=cancel, hold_out=self.hold_out
                 )
-            save(rows)
-    except ModelCrashed as exc:
-        raise exc.retold(doing="checking with the adapter") from None
-    finally:
-        if adapter_backend is None:
-            backend.close()
-
-
-def _after_count(project: Any, check_id: int) -> int:
-    return sum(r["answer_after"] is not None for r in _store.result_rows(project, check_id))
+            results.update({(split, r["example_id"]): r for r in got})
+        return results
 
 
 def _chunks(items: list, n: int) -> list[list]:
