@@ -13,9 +13,9 @@ import pytest
 
 from core.backends.base import GenRequest
 from core.check import NOT_KNOWN, CheckSettings, load_check, plan_check, run_check
+from core.datasets import Example
 from core.jobs import CancelToken
 from core.train.data import qa_prompt
-from core.datasets import Example
 from tests.check_fixture import probed_project, trained_run
 from tests.scripted import ScriptedBackend
 
@@ -141,7 +141,13 @@ def test_the_ood_file_is_probed_with_the_base_model_and_then_with_the_adapter(tm
     run_id = trained_run(project, probe_id, ood=ood)
     cp = plan_check(project, run_id)
     assert [ex.id for ex in cp.questions["ood"]] == [ex.id for ex in ood]
-    report = run_check(project, run_id, base_backend=ScriptedBackend(before), adapter_backend=ScriptedBackend(after))
+    seen = []
+    report = run_check(
+        project, run_id, base_backend=ScriptedBackend(before), adapter_backend=ScriptedBackend(after), progress=seen.append
+    )
+    # progress counts answers, as the cost shown before the check does (OOD questions are probed twice)
+    assert seen[-1].unit == "answers" and seen[-1].done == seen[-1].total == cp.generations
+    assert [p.done for p in seen] == sorted(p.done for p in seen)
     split = report.splits["ood"]
     assert split.n == 12
     assert split.transitions == {"HighlyKnown": {"HighlyKnown": 1, NOT_KNOWN: 3}, NOT_KNOWN: {NOT_KNOWN: 8}}

@@ -298,8 +298,11 @@ def _fill(
         "before": sum(r["answer_before"] is not None for r in stored),
         "after": sum(r["answer_after"] is not None for r in stored),
     }
-    meter = RateMeter(2 * cp.n, filled["before"] + filled["after"])
     asking = _Asking.of(project, cp, settings)
+    # progress in answers, not questions: a question costs one answer before training and
+    # 1 + the probe's answers after, so a question count would give a wrong ETA in the second pass
+    answers_done = sum(asking.cost(when, r["split"]) for r in stored for when in filled if r[f"answer_{when}"] is not None)
+    meter = RateMeter(cp.generations, answers_done, unit="answers")
     for when, given in (("before", base_backend), ("after", adapter_backend)):
         todo = [(r["split"], r["example_id"]) for r in _store.result_rows(project, check_id) if r[f"answer_{when}"] is None]
         if not todo:
@@ -310,9 +313,10 @@ def _fill(
                 cancel.raise_if_cancelled("The check")
                 rows = asking.rows(backend, chunk, when, check_id, cancel)
                 filled[when] += len(rows)
+                answers_done += sum(asking.cost(when, k[0]) for k in chunk)
                 # n_done counts questions answered with the adapter: a check is done when all are
                 _store.save_results(project, rows, check_id=check_id, n_done=filled["after"] if when == "after" else None)
-                progress(meter.update(filled["before"] + filled["after"], "saved"))
+                progress(meter.update(answers_done, "saved"))
         except ModelCrashed as exc:
             if when == "after":
                 raise exc.retold(doing="checking with the adapter") from None
@@ -358,6 +362,11 @@ class _Asking:
             hold_out=hold_out,
             ood_sets=ood_sets,
         )
+
+    def cost(self, when: str, split: str) -> int:
+        """Answers asked for one question of ``split`` in the pass ``when`` (as ``_cost`` counts them)."""
+        probed = when == "after" or split == "ood"
+        return 1 + (self.probe_settings.n_sets * (1 + self.probe_settings.samples_per_set) if probed else 0)
 
     def rows(self, backend: Backend, chunk: list[tuple[str, str]], when: str, check_id: int, cancel: CancelToken) -> list[dict]:
         """The result rows of one batch, ``when`` "before" (the base model) or "after" (the adapter)."""
