@@ -59,6 +59,16 @@ class Page(QtWidgets.QWidget):
         else:
             self.ctx.show_error(exc, tb)
 
+    def start_long_job(self, name: str, work, **callbacks):
+        """Start an exclusive job (training, a check) with the page's progress panel; returns the job,
+        or None with the reason shown inline when another job started in between."""
+        try:
+            return self.ctx.runner.start(name, work, on_progress=self.progress.set_progress, **callbacks)
+        except RuntimeError as exc:  # pages disable their buttons first; a job can still start in between
+            self.progress.hide()
+            self.message.show_message(str(exc), "error")
+            return None
+
     def watched_fields(self) -> tuple[str, ...]:
         """Context fields whose change makes this page stale."""
         return ("project_path",)

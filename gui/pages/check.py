@@ -515,20 +515,14 @@ class CheckPage(Page):
             + f"Checking training run {run_id}: first the base model answers, then the model with the adapter.",
             "info",
         )
-        try:
-            self._job = self.ctx.runner.start(
-                f"Check (run {run_id})",
-                work,
-                on_done=self._finished,
-                on_error=self._failed,
-                on_progress=self.progress.set_progress,
-                on_status=self._status,
-                on_finally=self._ended,
-            )
-        except RuntimeError as exc:  # another job started in between
-            self._job = None
-            self.progress.hide()
-            self.message.show_message(str(exc), "error")
+        self._job = self.start_long_job(
+            f"Check (run {run_id})",
+            work,
+            on_done=self._finished,
+            on_error=self._failed,
+            on_status=self._status,
+            on_finally=self._ended,
+        )
         self.update_actions()
         self.state_changed.emit()
 

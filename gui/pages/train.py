@@ -542,20 +542,9 @@ class TrainPage(Page):
         self.progress.set_busy("Starting the training process …")
 
     def _run_job(self, name: str, work) -> None:
-        try:
-            self._job = self.ctx.runner.start(
-                name,
-                work,
-                on_done=self._finished,
-                on_error=self._failed,
-                on_progress=self.progress.set_progress,
-                on_event=self.on_event,
-                on_finally=self._ended,
-            )
-        except RuntimeError as exc:  # another job started in between
-            self._job = None
-            self.progress.hide()
-            self.message.show_message(str(exc), "error")
+        self._job = self.start_long_job(
+            name, work, on_done=self._finished, on_error=self._failed, on_event=self.on_event, on_finally=self._ended
+        )
         self.update_actions()
 
     def on_event(self, event: TrainEvent) -> None:
