@@ -438,6 +438,10 @@ class _Follower:
         elif isinstance(event, Step) and self.meter is not None:
             self.progress(self.meter.update(int(event.step), f"epoch {event.epoch:.2f}, loss {event.loss:.3f}"))
         elif isinstance(event, Eval) and self.meter is not None:
+            if int(event.step) == self.meter.start_done == self.meter.done:
+                # the evaluation before the first step (step 0) is a one-off: the rate, and so the
+                # ETA, start after it, or a long step-0 evaluation reads as hours of training left
+                self.meter = RateMeter(self.meter.total, already_done=self.meter.start_done, unit="steps")
             fit = ", ".join(f"{c} {percent(v, 0)}" for c, v in (event.fit or {}).items())
             self.progress(
                 self.meter.update(
