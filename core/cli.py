@@ -587,7 +587,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Write a training run's adapter as a GGUF LoRA with its Ollama Modelfile and llama-server line; print them."""
     from .train.gguf_lora import export_gguf
 
-    result = export_gguf(_find_project(args.project), args.gguf, args.run)
+    result = export_gguf(_find_project(args.project), args.gguf, args.run, merged=args.merged)
     print("\n".join(result.lines()))
     return 0
 

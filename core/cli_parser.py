@@ -381,6 +381,12 @@ def _export(sub: Any) -> argparse.ArgumentParser:
         required=True,
         help="folder to write <project>-run<N>-lora.gguf, the Ollama Modelfile and llama-server.txt into",
     )
+    ex.add_argument(
+        "--merged",
+        action="store_true",
+        help="also write <project>-run<N>-merged.gguf: the base GGUF with the adapter applied, one file "
+        "(adapted weights in F16, so larger than a quantized base) and Modelfile.merged",
+    )
     return ex
 
 

@@ -157,6 +157,87 @@ def test_export_without_a_finished_run_says_so(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def _tiny_base_gguf(path: Path) -> dict[str, np.ndarray]:
+    """A 'llama' GGUF with one Q8_0 weight, one F32 weight and a norm, plus a tokenizer key; returns the
+    weights as numpy reads them back (Q8_0 dequantized)."""
+    import gguf
+
+    rng = np.random.default_rng(1)
+    q = rng.standard_normal((64, 32)).astype(np.float32)
+    v = rng.standard_normal((16, 32)).astype(np.float32)
+    norm = np.ones(32, dtype=np.float32)
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name("tiny base")
+    writer.add_file_type(7)  # mostly Q8_0
+    writer.add_block_count(1)
+    writer.add_token_list(["<s>", "a", "b"])
+    q8 = gguf.quants.quantize(q, gguf.GGMLQuantizationType.Q8_0)
+    writer.add_tensor("blk.0.attn_q.weight", q8, raw_shape=q8.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+    writer.add_tensor("blk.0.attn_v.weight", v)
+    writer.add_tensor("blk.0.attn_norm.weight", norm)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    q_read = gguf.quants.dequantize(q8, gguf.GGMLQuantizationType.Q8_0)
+    return {"blk.0.attn_q.weight": q_read, "blk.0.attn_v.weight": v, "blk.0.attn_norm.weight": norm}
+
+
+def test_merged_gguf_adds_the_scaled_lora_delta_and_keeps_everything_else(tmp_path):
+    import gguf
+
+    from core.train.gguf_merge import write_merged_gguf
+
+    base = _tiny_base_gguf(tmp_path / "base.gguf")
+    rng = np.random.default_rng(2)
+    a_q, b_q = rng.standard_normal((4, 32)).astype(np.float32), rng.standard_normal((64, 4)).astype(np.float32)
+    a_v, b_v = rng.standard_normal((4, 32)).astype(np.float32), rng.standard_normal((16, 4)).astype(np.float32)
+    lora = [
+        ("blk.0.attn_q.weight.lora_a", a_q),
+        ("blk.0.attn_q.weight.lora_b", b_q),
+        ("blk.0.attn_v.weight.lora_a", a_v),
+        ("blk.0.attn_v.weight.lora_b", b_v),
+    ]
+    out = write_merged_gguf(tmp_path / "base.gguf", lora, 8.0, tmp_path / "out" / "merged.gguf", name="tiny + LoRA")
+    assert out.n_merged == 2 and out.path.is_file() and out.size_bytes == out.path.stat().st_size
+    fields, tensors = read_gguf(out.path)
+    assert fields["general.name"] == "tiny + LoRA" and fields["general.file_type"] == 1  # mostly F16
+    assert fields["tokenizer.ggml.tokens"] == ["<s>", "a", "b"] and fields["llama.block_count"] == 1
+    reader = gguf.GGUFReader(str(out.path))
+    types = {t.name: t.tensor_type for t in reader.tensors}
+    assert types["blk.0.attn_q.weight"] == types["blk.0.attn_v.weight"] == gguf.GGMLQuantizationType.F16
+    assert types["blk.0.attn_norm.weight"] == gguf.GGMLQuantizationType.F32  # not adapted: copied as it was
+    scale = 8.0 / 4  # llama.cpp's alpha / rank
+    for name, (a, b) in {"blk.0.attn_q.weight": (a_q, b_q), "blk.0.attn_v.weight": (a_v, b_v)}.items():
+        expected = base[name] + scale * (b @ a)
+        np.testing.assert_allclose(tensors[name].astype(np.float32), expected, rtol=1e-3, atol=1e-2)
+    np.testing.assert_array_equal(tensors["blk.0.attn_norm.weight"], base["blk.0.attn_norm.weight"])
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["merged.gguf"]  # no temporary file left
+
+
+def test_a_lora_for_another_model_is_refused_before_anything_is_written(tmp_path):
+    from core.errors import ModelError
+    from core.train.gguf_merge import write_merged_gguf
+
+    _tiny_base_gguf(tmp_path / "base.gguf")
+    a, b = np.zeros((4, 48), dtype=np.float32), np.zeros((64, 4), dtype=np.float32)
+    with pytest.raises(ModelError, match="blk.0.attn_q.weight has shape 64x48, the base model's 64x32"):
+        write_merged_gguf(
+            tmp_path / "base.gguf",
+            [("blk.0.attn_q.weight.lora_a", a), ("blk.0.attn_q.weight.lora_b", b)],
+            8.0,
+            tmp_path / "m.gguf",
+        )
+    with pytest.raises(ModelError, match="blk.7.ffn_up.weight, which .* does not have"):
+        write_merged_gguf(
+            tmp_path / "base.gguf",
+            [("blk.7.ffn_up.weight.lora_a", a), ("blk.7.ffn_up.weight.lora_b", b)],
+            8.0,
+            tmp_path / "m.gguf",
+        )
+    assert not list(tmp_path.glob("*m.gguf*"))
+
+
 # ---------------------------------------------------------------------------------- slow: llama.cpp agrees with torch
 
 
@@ -216,14 +297,17 @@ def test_llama_cpp_with_the_exported_lora_answers_like_torch_and_peft(trained_ru
     project, run_id, items, train_seconds = trained_run
     started = time.perf_counter()
     out = tmp_path / "for-llama"
-    assert main(["export", "--project", str(project), "--gguf", str(out)]) == 0
+    assert main(["export", "--project", str(project), "--gguf", str(out), "--merged"]) == 0
     printed = capsys.readouterr().out
-    lora = out / f"facts-run{run_id}-lora.gguf"
+    lora, merged = out / f"facts-run{run_id}-lora.gguf", out / f"facts-run{run_id}-merged.gguf"
     base = resolve_model("default").path
     assert str(lora) in printed and f"llama-server -m {base} --lora {lora}" in printed
+    assert f"llama-server -m {merged}" in printed
     modelfile = (out / "Modelfile").read_text()
     assert f"FROM {base}\n" in modelfile and f"ADAPTER {lora}\n" in modelfile
     assert f"--lora {lora}" in (out / "llama-server.txt").read_text()
+    merged_modelfile = (out / "Modelfile.merged").read_text()
+    assert f"FROM {merged}\n" in merged_modelfile and "ADAPTER" not in merged_modelfile
 
     # torch + peft with the run's adapter, greedy, the prompts it was trained on
     with Project(project, create=False) as p:
@@ -241,8 +325,8 @@ def test_llama_cpp_with_the_exported_lora_answers_like_torch_and_peft(trained_ru
     ensure_backend_loaded()
     import llama_cpp
 
-    def llama_answers(**kw) -> list[str]:
-        llm = llama_cpp.Llama(model_path=str(base), n_ctx=256, n_threads=1, n_threads_batch=1, verbose=False, seed=0, **kw)
+    def llama_answers(model: Path = base, **kw) -> list[str]:
+        llm = llama_cpp.Llama(model_path=str(model), n_ctx=256, n_threads=1, n_threads_batch=1, verbose=False, seed=0, **kw)
         try:
             return [
                 llm.create_completion(p, max_tokens=MAX_TOKENS, temperature=0.0, repeat_penalty=1.0, stop=["\n"])["choices"][0][
@@ -255,6 +339,7 @@ def test_llama_cpp_with_the_exported_lora_answers_like_torch_and_peft(trained_ru
 
     cpp_base = llama_answers()
     cpp_lora = llama_answers(lora_path=str(lora))
+    cpp_merged = llama_answers(merged)  # the base with the adapter applied, one file (adapted weights in F16)
 
     # knowmix check asks the trained model the same way: its own GGUF LoRA of the run, on KnowMix's
     # llama.cpp backend (LlamaCppBackend(lora_path=...)); greedy answers equal llama-cpp-python's own
@@ -273,15 +358,19 @@ def test_llama_cpp_with_the_exported_lora_answers_like_torch_and_peft(trained_ru
     assert checked == cpp_lora
 
     agree = sum(a == b for a, b in zip(cpp_lora, torch_lora)) / len(items)
+    agree_merged = sum(a == b for a, b in zip(cpp_merged, torch_lora)) / len(items)
     right_base = sum(dev_matcher(it)(a) for it, a in zip(items, cpp_base))
     right_lora = sum(dev_matcher(it)(a) for it, a in zip(items, cpp_lora))
     right_torch = sum(dev_matcher(it)(a) for it, a in zip(items, torch_lora))
     print(
         f"\nGGUF LoRA {lora.stat().st_size / 2**20:.1f} MiB; llama.cpp+LoRA = torch+peft on {agree:.0%} of {len(items)}; "
+        f"merged GGUF ({merged.stat().st_size / 2**20:.0f} MiB) = torch+peft on {agree_merged:.0%}; "
         f"right: llama.cpp base {right_base}, llama.cpp+LoRA {right_lora}, torch+peft {right_torch}; "
         f"train {train_seconds:.0f}s, export+compare {time.perf_counter() - started:.0f}s"
     )
     diff = [(it.question, t, c) for it, t, c in zip(items, torch_lora, cpp_lora) if t != c]
     assert agree >= 0.95, f"llama.cpp+LoRA differs from torch+peft on {diff}"
+    diff = [(it.question, t, c) for it, t, c in zip(items, torch_lora, cpp_merged) if t != c]
+    assert agree_merged >= 0.95, f"the merged GGUF differs from torch+peft on {diff}"
     assert right_lora > right_base
     assert right_lora >= 0.5 * len(items)  # the adapter learned the questions: the agreement is about a real change

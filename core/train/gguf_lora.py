@@ -72,6 +72,9 @@ class GgufExport:
     modelfile: Optional[Path] = None
     server_file: Optional[Path] = None
     server_line: str = ""
+    merged_path: Optional[Path] = None
+    merged_size: int = 0
+    merged_modelfile: Optional[Path] = None
     notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -87,6 +90,13 @@ class GgufExport:
         if self.server_line:
             out.append(f"llama.cpp ({self.server_file}):")
             out.append(f"  {self.server_line}")
+        if self.merged_path is not None:
+            out.append(
+                f"Merged model (the base with the adapter applied, one file): {self.merged_path} ({format_mib(self.merged_size)})"
+            )
+            out.append(f"  llama-server -m {shlex.quote(str(self.merged_path))}")
+            if self.merged_modelfile is not None:
+                out.append(f"  ollama create my-model-merged -f {shlex.quote(str(self.merged_modelfile))}")
         out.extend(self.notes)
         return out
 
@@ -355,9 +365,10 @@ def _adapter_dir(row: dict) -> Optional[Path]:
     return None
 
 
-def modelfile_text(base_gguf: Path, lora: Path, prompt_format: str, note: str) -> str:
-    """An Ollama Modelfile: the base GGUF with the adapter; a qa-trained adapter gets the prompt it learned."""
-    lines = [f"# {note}", f"FROM {base_gguf}", f"ADAPTER {lora}"]
+def modelfile_text(base_gguf: Path, lora: Optional[Path], prompt_format: str, note: str) -> str:
+    """An Ollama Modelfile: the base GGUF with the adapter (or a merged GGUF alone); a qa-trained
+    adapter gets the prompt it learned."""
+    lines = [f"# {note}", f"FROM {base_gguf}"] + ([f"ADAPTER {lora}"] if lora is not None else [])
     if prompt_format == "qa":
         lines += [
             "# Trained on prompts 'Q: <question>' newline 'A:', so Ollama asks the same way.",
@@ -369,9 +380,12 @@ def modelfile_text(base_gguf: Path, lora: Path, prompt_format: str, note: str) -
     return "\n".join(lines) + "\n"
 
 
-def export_gguf(project_path: str | os.PathLike, out_dir: str | os.PathLike, run_id: Optional[int] = None) -> GgufExport:
+def export_gguf(
+    project_path: str | os.PathLike, out_dir: str | os.PathLike, run_id: Optional[int] = None, *, merged: bool = False
+) -> GgufExport:
     """Write training run ``run_id``'s adapter (default: the latest finished run) into ``out_dir`` as
-    ``<project>-run<N>-lora.gguf``, with an Ollama ``Modelfile`` and ``llama-server.txt`` when the base is a GGUF."""
+    ``<project>-run<N>-lora.gguf``, with an Ollama ``Modelfile`` and ``llama-server.txt`` when the base is a GGUF;
+    with ``merged``, also the base with the adapter applied (``gguf_merge``) and its ``Modelfile.merged``."""
     from ..models import model_fingerprint, resolve_model
     from ..paths import write_text_atomic
     from ..store import Project
@@ -411,6 +425,11 @@ def export_gguf(project_path: str | os.PathLike, out_dir: str | os.PathLike, run
             "Ollama need the base as a GGUF. Convert it with llama.cpp's convert_hf_to_gguf.py, then use "
             f"'llama-server -m BASE.gguf --lora {shlex.quote(str(lora))}'."
         )
+        if merged:
+            result.notes.append(
+                "No merged GGUF: the base is not a GGUF. Train with --merge for a merged model in safetensors, and "
+                "convert that with convert_hf_to_gguf.py."
+            )
         return result
     note = f"Made by KnowMix from training run {run_id} of {project_path}"
     advice = "Pick a folder you can write to."
@@ -424,6 +443,25 @@ def export_gguf(project_path: str | os.PathLike, out_dir: str | os.PathLike, run
         server_text.insert(1, "# The adapter answers prompts written 'Q: <question>\\nA:' (POST /completion with that prompt).")
     result.server_file = out / SERVER_LINES
     write_text_atomic(result.server_file, "\n".join(server_text) + "\n", what="the llama-server line ", advice=advice)
+    if merged:
+        from .gguf_merge import write_merged_gguf
+
+        tensors, alpha = lora_tensors(adapter_dir, base)
+        merged_gguf = write_merged_gguf(
+            ref.path,
+            tensors,
+            alpha,
+            out / f"{project_name}-run{run_id}-merged.gguf",
+            name=f"{ref.display_name} + LoRA (KnowMix {project_name} run {run_id})",
+        )
+        result.merged_path, result.merged_size = merged_gguf.path, merged_gguf.size_bytes
+        result.merged_modelfile = out / (MODELFILE + ".merged")
+        write_text_atomic(
+            result.merged_modelfile,
+            modelfile_text(merged_gguf.path, None, prompt_format, note + " (merged)"),
+            what="the Ollama Modelfile ",
+            advice=advice,
+        )
     if prompt_format == "qa":
         result.notes.append("The adapter was trained on 'Q: <question>\\nA:' prompts: ask it the same way (the Modelfile does).")
     return result

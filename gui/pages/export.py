@@ -51,9 +51,16 @@ class ExportPage(Page):
             "Write the adapter as a llama.cpp GGUF LoRA, with an Ollama Modelfile and the llama-server line"
         )
         self.gguf_button.clicked.connect(self._gguf_dialog)
+        self.gguf_merged = QtWidgets.QCheckBox("with a merged model")
+        self.gguf_merged.setObjectName("ggufMerged")
+        self.gguf_merged.setToolTip(
+            "Also write the base GGUF with the adapter applied, as one file for tools that take a single model.\n"
+            "The adapted weights are stored in F16, so it is larger than a quantized base."
+        )
         row.addWidget(self.open_adapter)
         row.addWidget(self.copy_adapter)
         row.addWidget(self.gguf_button)
+        row.addWidget(self.gguf_merged)
         row.addStretch(1)
         v.addLayout(row)
         lay.addWidget(box)
@@ -185,6 +192,7 @@ class ExportPage(Page):
         self.open_adapter.setEnabled(self.adapter_dir is not None)
         self.copy_adapter.setEnabled(self.adapter_dir is not None and not busy)
         self.gguf_button.setEnabled(self.adapter_dir is not None and not busy)
+        self.gguf_merged.setEnabled(self.adapter_dir is not None and not busy)
         self.export_plan_button.setEnabled(self.ctx.plan_id is not None)
         self.report_button.setEnabled(self.ctx.probe_run_id is not None)
         self.results_button.setEnabled(self.ctx.probe_run_id is not None)
@@ -231,15 +239,22 @@ class ExportPage(Page):
             self.save_gguf_to(Path(folder))
 
     def save_gguf_to(self, folder: Path) -> None:
-        """Write the run's adapter as a GGUF LoRA plus Modelfile and llama-server line (``core.train.gguf_lora``)."""
-        path, run_id = self.ctx.project_path, self.ctx.train_run_id
+        """Write the run's adapter as a GGUF LoRA plus Modelfile and llama-server line (``core.train.gguf_lora``),
+        and the merged model when its box is ticked."""
+        path, run_id, merged = self.ctx.project_path, self.ctx.train_run_id, self.gguf_merged.isChecked()
 
         def job(_j):
             from core.train.gguf_lora import export_gguf
 
-            return export_gguf(path, folder, run_id)
+            return export_gguf(path, folder, run_id, merged=merged)
 
-        self.ctx.runner.start("Writing the GGUF LoRA", job, exclusive=False, on_error=self.report_error, on_done=self._gguf_saved)
+        self.ctx.runner.start(
+            "Writing the GGUF files" if merged else "Writing the GGUF LoRA",
+            job,
+            exclusive=False,
+            on_error=self.report_error,
+            on_done=self._gguf_saved,
+        )
 
     def _gguf_saved(self, result) -> None:
         self.message.show_message("<br>".join(html.escape(line) for line in result.lines()), "ok")
