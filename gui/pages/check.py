@@ -148,8 +148,7 @@ class CheckPage(Page):
         self.compare_table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Stretch)
         self.compare_table.verticalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
         self.compare_table.setWordWrap(True)
-        cl.addWidget(self.compare_table)
-        cl.addStretch(1)
+        cl.addWidget(self.compare_table, 1)  # the table takes the tab's height: every row shows without scrolling
         self.tabs.addTab(self.compare_view, "Compare runs")
         lay.addWidget(self.tabs, 1)
         ctx_requested = getattr(ctx, "requested", None)
