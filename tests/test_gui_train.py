@@ -232,6 +232,15 @@ def test_without_a_plan_start_is_disabled_and_the_page_says_why(qtbot, ctx, tmp_
     assert not page.training
 
 
+def test_the_device_note_sits_below_the_fields_not_over_the_processes_box(qtbot, ctx, tmp_path, tiny_folder):
+    page = open_page(qtbot, ctx, make_project(tmp_path, tiny_folder))
+    form = page.processes.parentWidget()
+    note = form.gpu_label
+    assert note.text()  # "No GPU found: ..." on this machine, the GPU's name on another
+    qtbot.waitUntil(lambda: note.geometry().height() > 0 and page.processes.geometry().height() > 0, timeout=5000)
+    assert note.geometry().top() >= page.processes.geometry().bottom()
+
+
 def test_the_lite_edition_explains_that_training_needs_the_full_edition(qtbot, ctx, tmp_path, tiny_folder, monkeypatch):
     import gui.pages.train as train_page
 

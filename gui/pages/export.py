@@ -172,10 +172,11 @@ class ExportPage(Page):
             self.plan_label.setText("No plan yet: make one in step 6.")
         else:
             self.plan_label.setText(
-                f"Plan {self.ctx.plan_id}: train and dev files in your data's own format (JSON Lines, JSON, CSV, TSV "
-                "or Parquet, as it came) with your records' own fields (the answer replaced where the plan relabelled "
-                "it); the training file also holds the rows that were not probed, when the plan keeps them. "
-                "train_qa.jsonl and dev_qa.jsonl are plain question/answer rows, and plan.json explains the mix. "
+                f"Plan {self.ctx.plan_id}: train, dev and test files in your data's own format (JSON Lines, JSON, CSV, "
+                "TSV or Parquet, as it came) with your records' own fields (the answer replaced where the plan "
+                "relabelled it); the training file also holds the rows that were not probed, when the plan keeps them. "
+                "Never train or stop on the test file: it measures what training did. train_qa.jsonl, dev_qa.jsonl "
+                "and test_qa.jsonl are plain question/answer rows, and plan.json explains the mix. "
                 "Ready for Axolotl, LLaMA-Factory or Unsloth." + self._listing(self.export_paths)
             )
         if self.report_path is not None:

@@ -60,7 +60,7 @@ class TrainSettingsBox(QtWidgets.QGroupBox):
         self.gpu_label = QtWidgets.QLabel("")
         self.gpu_label.setObjectName("gpuLabel")
         self.gpu_label.setWordWrap(True)
-        grid.addWidget(self.gpu_label, 6, 1, 1, 4)
+        grid.addWidget(self.gpu_label, grid.rowCount(), 1, 1, 4)  # below the last row of fields
 
     def _build_model_row(self, grid: QtWidgets.QGridLayout) -> None:
         self.model_edit = QtWidgets.QLineEdit()
