@@ -268,7 +268,7 @@ def trained_run(tmp_path_factory):
         lr=4e-3,
         batch_size=8,
         warmup_ratio=0.0,
-        threads=1,
+        threads=2,  # the suite runs one test at a time: both cores
         stopping="convergence",  # keeps the last step's adapter
         eval_every_steps=10**6,  # one evaluation, at the end
         fit_sample_per_category=0,
@@ -326,7 +326,7 @@ def test_llama_cpp_with_the_exported_lora_answers_like_torch_and_peft(trained_ru
     import llama_cpp
 
     def llama_answers(model: Path = base, **kw) -> list[str]:
-        llm = llama_cpp.Llama(model_path=str(model), n_ctx=256, n_threads=1, n_threads_batch=1, verbose=False, seed=0, **kw)
+        llm = llama_cpp.Llama(model_path=str(model), n_ctx=256, n_threads=2, n_threads_batch=2, verbose=False, seed=0, **kw)
         try:
             return [
                 llm.create_completion(p, max_tokens=MAX_TOKENS, temperature=0.0, repeat_penalty=1.0, stop=["\n"])["choices"][0][
@@ -350,7 +350,7 @@ def test_llama_cpp_with_the_exported_lora_answers_like_torch_and_peft(trained_ru
 
     with Project(project, create=False) as p:
         check_lora = gguf_lora_for(exportable_run(p, run_id))
-    backend = load_backend("default", "llama.cpp", n_threads=1, lora_path=str(check_lora))
+    backend = load_backend("default", "llama.cpp", n_threads=2, lora_path=str(check_lora))
     try:
         checked = [a[0] for a in backend.generate([GenRequest(q, max_tokens=MAX_TOKENS) for q in prompts])]
     finally:

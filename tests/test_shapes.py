@@ -24,7 +24,7 @@ from core.probe import ProbeSettings, draw_exemplar_sets, preset, probe_examples
 
 @pytest.fixture(scope="module")
 def backend():
-    b = LlamaCppBackend(resolve_model("default"), n_threads=1)
+    b = LlamaCppBackend(resolve_model("default"), n_threads=2)  # the suite runs one test at a time: both cores
     yield b
     b.close()
 
