@@ -566,3 +566,15 @@ def test_ctrl_period_cancels_the_running_job(qtbot, window):
     assert job.cancel.cancelled
     wait_idle(qtbot, window, 5)
     assert window.job_label.text() == ""
+
+
+def test_the_probe_steps_loading_line_goes_once_the_model_is_loaded(window):
+    """It said "Loading the model (default) …" above a running probe's bar until the probe ended."""
+    from tests.scripted import ScriptedBackend
+
+    window.go("probe")
+    page = window.by_key["probe"]
+    page._status("Loading the model (default) …")
+    assert page.message.isVisible() and page.message.text().startswith("Loading")
+    page._event({"loaded": ScriptedBackend({})})
+    assert not page.message.text()

@@ -419,6 +419,8 @@ class ProbePage(Page):
     def _event(self, data: dict) -> None:
         if "loaded" in data:
             self.ctx.set(backend=data["loaded"], model_info=data["loaded"].info)
+            if self.message.text().startswith("Loading"):
+                self.message.clear_message()  # loaded: the bar and its line say what happens now
         if "run" in data:  # from LiveCounts: the run being probed and its counts so far
             run_id, groups = data["run"], data["counts"]
             self.ctx.note_probe_run(run_id, status=data.get("status"), has_results=bool(groups))
