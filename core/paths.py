@@ -9,10 +9,11 @@ on macOS). ``KNOWMIX_HOME`` puts all three in one folder (tests, portable instal
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Union
 
 
 def _single_folder() -> Path | None:
@@ -83,20 +84,31 @@ def write_text_atomic(path: Path, text: str, *, what: str = "", advice: str) -> 
 def write_bytes_atomic(path: Union[str, "os.PathLike[str]"], data: bytes, *, what: str = "", advice: str) -> None:
     """Write through a temp file, fsync and rename, so a crash or a full disk leaves the old file
     (or none), never half of one. ``what`` names the file for the message ("the report to ")."""
+    with atomic_file(path, what=what, advice=advice) as tmp:
+        tmp.write_bytes(data)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Union[str, "os.PathLike[str]"], *, what: str = "", advice: str) -> Iterator[Path]:
+    """A temp path beside ``path`` for the block to write (whole or streamed, e.g. by a GGUF writer);
+    when the block ends it is fsynced and renamed onto ``path``, so a crash or a full disk leaves the
+    old file (or none), never half of one. On any error the temp file goes; an ``OSError`` becomes
+    one ``ProjectError`` naming the file (``what``, e.g. "the report to ") and what to do (``advice``)."""
     from .errors import ProjectError
 
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
+        yield tmp
+        with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:
         try:
             tmp.unlink()
         except OSError:
             pass
-        raise ProjectError(f"Cannot write {what}{path}: {exc.strerror or exc}. {advice}") from None
+        if isinstance(exc, OSError):
+            raise ProjectError(f"Cannot write {what}{path}: {exc.strerror or exc}. {advice}") from None
+        raise

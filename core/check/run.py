@@ -304,7 +304,8 @@ def _fill(
     answers_done = sum(asking.cost(when, r["split"]) for r in stored for when in filled if r[f"answer_{when}"] is not None)
     meter = RateMeter(cp.generations, answers_done, unit="answers")
     for when, given in (("before", base_backend), ("after", adapter_backend)):
-        todo = [(r["split"], r["example_id"]) for r in _store.result_rows(project, check_id) if r[f"answer_{when}"] is None]
+        # from the rows read above: the base pass fills only the *_before columns
+        todo = [(r["split"], r["example_id"]) for r in stored if r[f"answer_{when}"] is None]
         if not todo:
             continue
         backend = given or _load(cp, settings if when == "after" else None, isolate, n_threads, on_status)

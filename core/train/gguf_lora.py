@@ -291,14 +291,21 @@ def lora_tensors(adapter_dir: str | os.PathLike, base: BaseModelInfo) -> tuple[l
 
 def write_gguf_lora(adapter_dir: str | os.PathLike, dest: str | os.PathLike, base: BaseModelInfo, *, name: str = "") -> int:
     """Convert the peft adapter in ``adapter_dir`` to a GGUF LoRA at ``dest`` (written atomically); returns its tensor count."""
+    tensors, alpha = lora_tensors(adapter_dir, base)
+    write_lora_tensors(tensors, alpha, dest, base.architecture, name=name)
+    return len(tensors)
+
+
+def write_lora_tensors(
+    tensors: list[tuple[str, Any]], alpha: float, dest: str | os.PathLike, architecture: str, *, name: str = ""
+) -> None:
+    """``lora_tensors``' output as a GGUF LoRA file at ``dest``, written atomically."""
     import gguf
 
-    tensors, alpha = lora_tensors(adapter_dir, base)
-    dest = Path(dest)
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        writer = gguf.GGUFWriter(str(tmp), base.architecture)
+    from ..paths import atomic_file
+
+    with atomic_file(dest, what="the GGUF LoRA ", advice="Pick a folder you can write to with room for it.") as tmp:
+        writer = gguf.GGUFWriter(str(tmp), architecture)
         writer.add_type(gguf.GGUFType.ADAPTER)
         writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
         writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
@@ -310,18 +317,6 @@ def write_gguf_lora(adapter_dir: str | os.PathLike, dest: str | os.PathLike, bas
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise ProjectError(
-            f"Cannot write the GGUF LoRA {dest}: {exc.strerror or exc}. Pick a folder you can write to with room for it."
-        ) from None
-    return len(tensors)
 
 
 # ------------------------------------------------------------------------------ a run's adapter, exported
@@ -409,7 +404,11 @@ def export_gguf(
     base = base_model_info(ref.path)
     out = Path(out_dir).expanduser().resolve()
     lora = out / f"{project_name}-run{run_id}-lora.gguf"
-    n = write_gguf_lora(adapter_dir, lora, base, name=f"{ref.display_name} LoRA (KnowMix {project_name} run {run_id})")
+    tensors, alpha = lora_tensors(adapter_dir, base)  # once: the merged model below adds the same B·A
+    write_lora_tensors(
+        tensors, alpha, lora, base.architecture, name=f"{ref.display_name} LoRA (KnowMix {project_name} run {run_id})"
+    )
+    n = len(tensors)
     result = GgufExport(
         run_id=run_id,
         lora_path=lora,
@@ -446,7 +445,6 @@ def export_gguf(
     if merged:
         from .gguf_merge import write_merged_gguf
 
-        tensors, alpha = lora_tensors(adapter_dir, base)
         merged_gguf = write_merged_gguf(
             ref.path,
             tensors,

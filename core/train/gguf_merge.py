@@ -16,9 +16,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
-from ..errors import ModelError, ProjectError
+from ..errors import ModelError
 
 _MOSTLY_F16 = 1  # llama.cpp's LLAMA_FTYPE_MOSTLY_F16
 
@@ -37,7 +37,6 @@ def write_merged_gguf(
     dest: str | os.PathLike,
     *,
     name: str = "",
-    progress: Optional[Callable[[int, int], None]] = None,
 ) -> MergedGguf:
     """Write ``base_gguf`` with the LoRA ``lora`` (``[(name.lora_a|.lora_b, array)]``) merged in to ``dest``."""
     import gguf
@@ -52,57 +51,42 @@ def write_merged_gguf(
     for tensor_name, array in lora:
         weight, _, which = tensor_name.rpartition(".lora_")
         pairs.setdefault(weight, {})[which] = array
-    base_names = {t.name for t in reader.tensors}
-    missing = sorted(set(pairs) - base_names)
+    shapes = {t.name: _shape(t) for t in reader.tensors}
+    missing = sorted(set(pairs) - set(shapes))
     if missing:
         raise ModelError(
             f"The adapter changes {', '.join(missing[:3])}, which {base_gguf} does not have: it was not trained on this model."
         )
-    shapes = {t.name: _shape(t) for t in reader.tensors}
     for weight, ab in pairs.items():
         _check_fits(weight, ab, shapes[weight])
     arch_field = reader.get_field(gguf.Keys.General.ARCHITECTURE)
     if arch_field is None:
         raise ModelError(f"{base_gguf} has no general.architecture: it is not a model GGUF llama.cpp can load.")
     arch = str(arch_field.contents())
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
+    from ..paths import atomic_file
+
+    gib = sum(2 * int(np.prod(shapes[t.name])) if t.name in pairs else int(t.data.nbytes) for t in reader.tensors) / 2**30
+    advice = f"It needs about {gib:.1f} GiB; pick a folder you can write to with room for it."
+    with atomic_file(dest, what="the merged model ", advice=advice) as tmp:
         writer = gguf.GGUFWriter(str(tmp), arch)
         _copy_metadata(reader, writer, name)
         for t in reader.tensors:
             if t.name in pairs:
+                shape = shapes[t.name]
                 writer.add_tensor_info(
-                    t.name, _shape(t), np.dtype(np.float16), int(np.prod(_shape(t))) * 2, gguf.GGMLQuantizationType.F16
+                    t.name, shape, np.dtype(np.float16), 2 * int(np.prod(shape)), gguf.GGMLQuantizationType.F16
                 )
             else:
                 writer.add_tensor_info(t.name, t.data.shape, t.data.dtype, t.data.nbytes, t.tensor_type)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_ti_data_to_file()
-        total = len(reader.tensors)
-        for i, t in enumerate(reader.tensors):
+        for t in reader.tensors:
             if t.name in pairs:
                 writer.write_tensor_data(_merged(t, pairs[t.name], alpha))
             else:
                 writer.write_tensor_data(t.data, tensor_endianess=reader.endianess)
-            if progress is not None:
-                progress(i + 1, total)
         writer.close()
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except BaseException as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        if not isinstance(exc, OSError):
-            raise
-        raise ProjectError(
-            f"Cannot write the merged model {dest}: {exc.strerror or exc}. It needs about "
-            f"{_needed_gib(reader, pairs):.1f} GiB; pick a folder you can write to with room for it."
-        ) from None
     return MergedGguf(path=dest, size_bytes=dest.stat().st_size, n_merged=len(pairs))
 
 
@@ -151,10 +135,3 @@ def _copy_metadata(reader: Any, writer: Any, name: str) -> None:
     writer.add_file_type(_MOSTLY_F16)
     if name:
         writer.add_name(name)
-
-
-def _needed_gib(reader: Any, pairs: dict) -> float:
-    import numpy as np
-
-    size = sum(int(np.prod(_shape(t))) * 2 if t.name in pairs else int(t.data.nbytes) for t in reader.tensors)
-    return size / 2**30
