@@ -41,7 +41,6 @@ if str(ROOT) not in sys.path:  # `python bench/probe_bench.py` without PYTHONPAT
 
 from core.backends.base import GenRequest  # noqa: E402
 from core.datasets import Example, load_dataset, take_balanced  # noqa: E402
-from core.matching import AnswerMatcher  # noqa: E402
 from core.models import ModelRef, resolve_model  # noqa: E402
 from core.paths import sample_dataset, sample_pool  # noqa: E402
 from core.probe import (  # noqa: E402
@@ -55,6 +54,7 @@ from core.probe import (  # noqa: E402
     probe_examples,
     sample_seed,
 )
+from core.scoring import Scorer  # noqa: E402
 
 TARGET_SPEEDUP = 3.0
 N_CTX = 2048
@@ -185,7 +185,7 @@ def run_naive(
         for i, ex in enumerate(examples):
             t0 = time.perf_counter()
             work = _prepare(ex, sets[ex.group], pool_by_id, settings)  # the same prompts as KnowMix
-            matcher = AnswerMatcher(ex.answers)
+            matcher = Scorer("exact", ex.answers).right
             greedy, samples = [], []
             for k, prompt in enumerate(work.prompts):
                 text, usage, _ = model.complete(prompt, max_tokens=settings.max_tokens, temperature=0.0)

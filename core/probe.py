@@ -39,7 +39,8 @@ from .categories import CATEGORIES  # noqa: F401  (the order lives in core.categ
 from .datasets import Example
 from .errors import Cancelled, ModelCrashed, SettingsError
 from .jobs import CancelToken, ProgressCallback, RateMeter, no_progress
-from .matching import MATCH_MODES, AnswerMatcher, KeyMatcher, KeyPruner, Mentions, PrefixPruner, normalize_answer
+from .scoring import MATCH_MODES, SCORER_VERSION, Mentions, Verdict, mode_for, pruner_for, scorer_for
+from .scoring.judge import ask_judge
 
 # qa-v3: qa-v2 with distinct exemplar sets, a held-out exemplar pool in large groups, no exemplar
 # that gives the answer away, and every sample of examples without a correct greedy answer.
@@ -59,10 +60,10 @@ SWAP_REASONS = {
     "names-answer": "its question names this question's answer",
 }
 MATCH_LABEL = {
-    "auto": "exact match for entity answers, answer key in the answer for sentence answers",
-    "exact": "exact match with the whole gold answer (the paper's)",
-    "key": "the answer key appears in the answer as whole words",
-    "judge": "the model judges whether the answer states the gold fact (answer key decides when it is clear)",
+    "auto": "exact match for entity answers, the grading rules on the answer key for sentence answers",
+    "exact": "exact match with the whole gold answer (the paper's), numbers, dates and names folded as a grader reads them",
+    "key": "the answer states the answer key without negating it, hedging or naming another thing",
+    "judge": "the grading rules, and a calibrated judge model for the answers they cannot decide",
 }
 
 
@@ -147,6 +148,7 @@ class ProbeSettings:
         if judge and self.match == "judge":
             data["judge_fingerprint"] = judge_fingerprint or judge
         data["prompt_format"] = PROMPT_FORMAT
+        data["scorer"] = SCORER_VERSION  # results graded by other rules never mix with these
         return json.dumps(data, sort_keys=True)
 
     def describe(self) -> str:
@@ -167,10 +169,11 @@ class ProbeSettings:
         )
 
     def match_for(self, example: Example) -> str:
-        """The matching mode used for ``example``: "auto" is exact for entity answers, key otherwise."""
-        if self.match == "auto":
-            return "exact" if example.entity_shaped else "key"
-        return self.match
+        """The matching mode used for ``example``: "auto" is exact for entity answers, key otherwise
+        (``core.scoring.mode_for``); "judge" stays "judge" (the key rules, then the judge)."""
+        if self.match == "judge":
+            return "judge"
+        return mode_for(self.match, example.entity_shaped)
 
 
 PRESETS: dict[str, ProbeSettings] = {
@@ -337,7 +340,7 @@ class _Work:
     """One example's state while a batch is in flight."""
 
     example: Example
-    matcher: Callable[[str], bool]
+    matcher: Callable[[str], Verdict]
     pruner: Callable[[str], bool]
     prompts: list[str]
     exemplar_ids: list[list[str]]
@@ -345,8 +348,9 @@ class _Work:
     max_tokens: int = 24
     mode: str = "exact"
     chat: bool = False  # the prompts are rendered with the model's chat template
-    judged: dict[str, bool] = field(default_factory=dict)  # judge mode: verdict per answer text
+    judged: dict[str, Verdict] = field(default_factory=dict)  # judge mode: the judge's verdict per answer text
     greedy: list[str] = field(default_factory=list)
+    greedy_reasons: list[str] = field(default_factory=list)  # why each greedy answer is right or wrong
     greedy_ok: int = 0
     samples: list[list[str]] = field(default_factory=list)
     sampled_ok: int = 0
@@ -370,6 +374,7 @@ class _Work:
             "sampled_correct": self.sampled_ok,
             "sampled_total": self.sampled_n,
             "greedy_answers": json.dumps(self.greedy, ensure_ascii=False),
+            "greedy_reasons": json.dumps(self.greedy_reasons, ensure_ascii=False),
             "sampled_answers": json.dumps(self.samples, ensure_ascii=False),
             "exemplar_ids": json.dumps(self.exemplar_ids),
             "exemplar_swaps": json.dumps(self.swaps),
@@ -443,17 +448,10 @@ def _prepare(
             prompts.append(build_prompt(exemplars, example.question, example.system))
         used.append(chosen)
     mode = settings.match_for(example)
-    matcher: Callable[[str], bool]
-    pruner: Callable[[str], bool]
-    if mode == "exact":
-        matcher, pruner = AnswerMatcher(example.answers), PrefixPruner(example.answers)
-    else:  # key, and judge (whose clear cases the key decides)
-        matcher = KeyMatcher(example.answer_keys, example.question)
-        pruner = KeyPruner(example.answer_keys, example.question)
     return _Work(
         example=example,
-        matcher=matcher,
-        pruner=pruner,
+        matcher=scorer_for(example, settings.match),
+        pruner=pruner_for(example, settings.match),
         prompts=prompts,
         exemplar_ids=used,
         swaps=swaps,
@@ -475,31 +473,20 @@ def chat_renderer(backend: Backend) -> Callable[[Sequence[Example], Example], st
     return render
 
 
-JUDGE_PROMPT = (
-    "Question: {question}\nGold answer: {gold}\nModel answer: {answer}\nDo they state the same fact? Answer yes or no.\nAnswer:"
-)
-
-
-def judge_prompt(example: Example, answer: str) -> str:
-    gold = example.answers[0]
-    return JUDGE_PROMPT.format(question=example.question, gold=gold, answer=answer.rstrip("…").strip())
-
-
-def score_answers(backend: Backend, items: Sequence[tuple["_Work", str]]) -> list[bool]:
-    """Is each answer correct? The work's matcher decides; in judge mode an answer without the key
-    is asked of the model (greedy, a few tokens: does it state the same fact as the gold answer?),
-    once per distinct (example, answer), the verdicts cached on the work."""
-    verdicts = [bool(w.matcher(a)) for w, a in items]
+def score_answers(judge: Optional[Backend], items: Sequence[tuple["_Work", str]]) -> list[Verdict]:
+    """The verdict on each answer. The work's scorer decides; in judge mode the answers it leaves
+    undecided (no trace of the key, nothing that rules them out) go to ``judge``, each distinct
+    (question, answer) once, the verdicts cached on the work."""
+    verdicts = [w.matcher(a) for w, a in items]
     ask: dict[tuple[int, str], tuple[_Work, str]] = {}
-    for (w, a), ok in zip(items, verdicts):
-        if not ok and w.mode == "judge" and normalize_answer(a) and a not in w.judged:
+    for (w, a), v in zip(items, verdicts):
+        if not v.decided and w.mode == "judge" and judge is not None and a not in w.judged:
             ask.setdefault((id(w), a), (w, a))
-    if ask:
+    if ask and judge is not None:
         todo = list(ask.values())
-        replies = backend.generate([GenRequest(judge_prompt(w.example, a), max_tokens=3) for w, a in todo])
-        for (w, a), reply in zip(todo, replies):
-            w.judged[a] = normalize_answer(reply[0]).startswith("yes")
-    return [ok or (w.mode == "judge" and w.judged.get(a, False)) for (w, a), ok in zip(items, verdicts)]
+        for (w, a), v in zip(todo, ask_judge(judge, [(w.example, a) for w, a in todo])):
+            w.judged[a] = v
+    return [w.judged.get(a, v) if w.mode == "judge" and not v.decided else v for (w, a), v in zip(items, verdicts)]
 
 
 def probe_batch(
@@ -523,9 +510,10 @@ def probe_batch(
         ]
         got = backend.generate(reqs)
         verdicts = score_answers(judge, [(w, answers[0]) for w, answers in zip(works, got)])
-        for w, answers, ok in zip(works, got, verdicts):
+        for w, answers, v in zip(works, got, verdicts):
             w.greedy.append(answers[0])
-            w.greedy_ok += ok
+            w.greedy_reasons.append(("✓ " if v.right else "✗ ") + v.reason)
+            w.greedy_ok += v.right
         on_step(f"greedy answers, exemplar set {k + 1}/{settings.n_sets}")
     for w in works:
         w.samples = [[] for _ in range(settings.n_sets)]
@@ -557,7 +545,7 @@ def probe_batch(
             for w, answers in zip(pending, got):
                 w.samples[k] = answers
                 w.sampled_n += len(answers)
-                w.sampled_ok += sum(verdicts[at : at + len(answers)])
+                w.sampled_ok += sum(v.right for v in verdicts[at : at + len(answers)])
                 at += len(answers)
             on_step(f"samples, exemplar set {k + 1}/{settings.n_sets}")
     per_example = (time.monotonic() - t0) / max(1, len(works))
@@ -745,6 +733,23 @@ def run_probe(
         project.release_probe_run(run_id)
 
 
+def _calibrate_judge(project, run_id: int, run, judge: Backend, examples, settings: ProbeSettings, on_status) -> None:
+    """Measure the judge on the data before it grades anything (``core.scoring.judge``): stored with
+    the run and shown; a judge above the false-yes limit is refused with its figure."""
+    from .scoring.judge import Calibration, calibrate
+
+    stored = (run or {}).get("judge_calibration") or ""
+    if stored:
+        data = json.loads(stored)
+        cal = Calibration(int(data["n_right"]), int(data["yes_right"]), int(data["n_wrong"]), int(data["yes_wrong"]))
+    else:
+        on_status("Calibrating the judge on this dataset's own answers ...")
+        cal = calibrate(judge, examples, settings.seed)
+        project.update_probe_run(run_id, judge_calibration=json.dumps(cal.to_dict()))
+    on_status(f"Judge calibration: {cal.words()}.")
+    cal.check()
+
+
 def _crash_told(exc: ModelCrashed, done: int, total: int) -> ModelCrashed:
     """The crash as the CLI tells it: what is saved and how to go on (the app re-tells the last part)."""
     return exc.retold(
@@ -832,6 +837,8 @@ def _probe_claimed_run(
         project.save_probe_results(run_id, rows, n_done=state["done"], seconds=prior_seconds + time.monotonic() - t0)
 
     try:
+        if settings.match == "judge":
+            _calibrate_judge(project, run_id, run, judge_backend or backend, examples, settings, on_status)
         probe_examples(
             backend,
             todo,

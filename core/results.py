@@ -7,7 +7,8 @@ Each row has the example's ``id``, ``group``, ``question``, ``answers`` (its gol
 "not-probed"), ``reason`` (why a row was not probed), the SliCK ``category``, ``p_greedy`` and
 ``p_sampled``, the ``exemplar_ids`` of each exemplar set, the ``exemplar_swaps`` (exemplars
 replaced because they were the question itself or gave its answer away: set, dropped id, why,
-replacement), and the model's ``greedy_answers`` and
+replacement), the model's ``greedy_answers`` with ``greedy_reasons`` (per greedy answer, the
+verdict and why: "✓ key 'Paris' stated", "✗ key 'Paris' negated"; ``core.scoring``) and its
 ``sampled_answers``. A not-probed row has an empty category and no P values or answers.
 
 JSON Lines keeps lists as lists; CSV writes each list as JSON text (one cell); Parquet keeps
@@ -38,6 +39,7 @@ COLUMNS = (
     "exemplar_ids",
     "exemplar_swaps",
     "greedy_answers",
+    "greedy_reasons",
     "sampled_answers",
 )
 FORMATS = ("jsonl", "csv", "parquet")
@@ -78,6 +80,7 @@ def result_rows(project: Any, probe_run_id: Optional[int] = None) -> list[dict]:
                 "exemplar_ids": _list(r[10]),
                 "exemplar_swaps": _list(r[13]),
                 "greedy_answers": _list(r[11]),
+                "greedy_reasons": _list(r[14]),
                 "sampled_answers": _list(r[12]),
             }
         )
@@ -147,6 +150,7 @@ def _parquet(rows: Sequence[dict]) -> bytes:
                 pa.list_(pa.struct([("set", pa.int64()), ("dropped", pa.string()), ("why", pa.string()), ("by", pa.string())])),
             ),
             ("greedy_answers", text_list),
+            ("greedy_reasons", text_list),
             ("sampled_answers", pa.list_(text_list)),
         ]
     )

@@ -15,8 +15,8 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
 from core.datasets import Example  # noqa: E402
-from core.matching import is_correct  # noqa: E402
 from core.probe import CATEGORIES, ProbeSettings, run_probe  # noqa: E402
+from core.scoring import is_correct  # noqa: E402
 from core.store import Project  # noqa: E402
 from core.summary import breakdown  # noqa: E402
 from gui.charts import CATEGORY_COLORS, CategoryBars, Histogram  # noqa: E402

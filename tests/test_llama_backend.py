@@ -6,7 +6,7 @@ import pytest
 
 from core.backends import load_backend
 from core.backends.base import GenRequest
-from core.matching import PrefixPruner
+from core.scoring import PrefixPruner
 
 PREFIX = (
     "Q: What is the capital of France?\nA: Paris\n\nQ: What is the capital of Italy?\nA: Rome\n\n"

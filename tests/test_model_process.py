@@ -26,8 +26,8 @@ pytest.importorskip("llama_cpp")
 
 from core.backends.base import GenRequest  # noqa: E402
 from core.errors import ModelCrashed, ModelError  # noqa: E402
-from core.matching import PrefixPruner  # noqa: E402
 from core.models import ModelRef, resolve_model  # noqa: E402
+from core.scoring import PrefixPruner  # noqa: E402
 from tests.test_cli import (  # noqa: E402
     assert_one_clear_error,
     probe_args,

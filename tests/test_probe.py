@@ -13,7 +13,6 @@ import pytest
 from core.datasets import Example
 from core.errors import SettingsError
 from core.jobs import CancelToken
-from core.matching import AnswerMatcher, KeyMatcher, KeyPruner, PrefixPruner, is_correct, normalize_answer
 from core.probe import (
     CATEGORIES,
     HOLDOUT_SIZE,
@@ -27,6 +26,7 @@ from core.probe import (
     probe_examples,
     run_probe,
 )
+from core.scoring import KeyPruner, PrefixPruner, Scorer, is_correct, normalize_answer
 from core.store import Project
 from core.summary import breakdown
 from tests.scripted import FakeDataset, ScriptedBackend
@@ -64,11 +64,20 @@ def test_a_chat_rows_system_turn_comes_first_and_exemplars_keep_their_own_answer
     assert prompt == "You are terse.\n\nQ: q0\nA: It's a0.\n\nQ: q1\nA: It's a1.\n\nQ: Who?\nA:"
 
 
+def KeyMatcher(keys, question=""):
+    return Scorer("key", keys, question).right
+
+
+def AnswerMatcher(aliases):
+    return Scorer("exact", aliases).right
+
+
 def test_key_mode_finds_the_key_in_sentence_answers_as_whole_words():
     m = KeyMatcher(["San Rafael", "San Rafael, California"])
     assert m("It's San Rafael.")
     assert m("San Rafael is the capital of Marin County.")
-    assert m("the answer is san rafael, i believe")
+    assert m("the answer is san rafael")
+    assert not m("the answer is san rafael, i believe")  # hedged: not knowledge
     assert not m("San Rafaela.")  # not inside a longer word
     assert not m("Sacramento.\nSan Rafael")  # only the first line is the model's answer
     assert not KeyMatcher(["Paris"])("Parisian food")
@@ -84,20 +93,22 @@ def test_key_pruner_stops_only_answers_that_are_already_correct():
     rng = random.Random(2)
     keys = ["San Rafael", "U.S.", "Vathy"]
     pruner, matcher = KeyPruner(keys), KeyMatcher(keys)
-    pieces = ["It's", " San", " Raf", "ael", "a", ".", ",", " is", " the", " capital", "U", "S", " Vathy", "\n", " "]
+    pieces = ["It's", " San", " Raf", "ael", "a", ".", ",", " is", " the", " capital", "U", "S", " Vathy", "\n", " ", " not"]
     stopped = 0
     for _ in range(3000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 8)))
         for cut in range(len(text) + 1):
-            if pruner(text[:cut]):  # once it stops, the partial answer and every continuation are correct
+            if pruner(text[:cut]):  # once it stops, the answer kept so far is graded right
                 stopped += 1
-                assert matcher(text[:cut] + "…") and matcher(text), (text, text[:cut])
+                assert matcher(text[:cut]), (text, text[:cut])
     assert stopped > 100
     assert not pruner("It's San Rafael")  # "Rafael" may still grow into "Rafaela"
+    assert not pruner("It's San Rafael, ")  # the sentence may still go on: "..., not Novato" is fine, "is not" is not
+    assert not pruner("San Rafael is not")
     question = "Where is Jonzac Township?"
     qpruner, qmatcher = KeyPruner(["Jonzac"], question), KeyMatcher(["Jonzac"], question)
     assert not qpruner("It's Jonzac ") and not qmatcher("It's Jonzac Township")
-    assert pruner("It's San Rafael, ")
+    assert pruner("It's San Rafael. It")
 
 
 def test_answer_length_follows_the_longest_gold_answer_within_a_cap():
@@ -133,6 +144,7 @@ def test_auto_matching_is_exact_for_entity_answers_and_key_for_sentence_answers(
     assert not exact.matcher("It's San Rafael.")
     assert ProbeSettings(match="key").identity() != ProbeSettings().identity()
     assert "key match" in ProbeSettings(match="key").describe()
+    assert '"scorer"' in ProbeSettings().identity()  # a change of grading rules is a new run
     assert preset("paper", match="key").preset == "paper"  # scoring is not budget
     with pytest.raises(SettingsError, match="match must be one of"):
         preset("paper", match="fuzzy")
@@ -208,7 +220,8 @@ def test_pruner_keeps_an_answer_whose_next_character_is_still_arriving(alias):
         assert not pruner(partial), f"{partial!r} was stopped on its way to {alias!r}"
     assert not PrefixPruner(["Kraków"])("Krak\ufffd")
     assert not PrefixPruner(["José"])("Jose")  # the acute accent may still come as a combining mark
-    assert PrefixPruner(["Kraków"])("Krakow ")  # a finished word without the accent cannot match
+    assert not PrefixPruner(["Kraków"])("Krakow ")  # graders accept a name without its accents
+    assert PrefixPruner(["Kraków"])("Krakau ")
     assert PrefixPruner(["Kraków"])("Berlin\ufffd")
 
 
@@ -427,8 +440,18 @@ def test_a_dataset_without_groups_prints_one_row(tmp_path):
     project.close()
 
 
+JUDGE_ASKS = "Answer to grade:"
+
+
+def _graded(prompt: str) -> tuple[str, str]:
+    """(gold, answer) of a judge prompt."""
+    gold = prompt.split("Gold answer: ", 1)[1].split("\n", 1)[0]
+    answer = prompt.split(JUDGE_ASKS + " ", 1)[1].split("\n", 1)[0]
+    return gold, answer
+
+
 class _YesJudge(ScriptedBackend):
-    """A judge model that says every answer states the gold fact; it records what it was asked."""
+    """A judge model that says yes to everything; it records what it was asked."""
 
     name = "judge"
 
@@ -441,11 +464,24 @@ class _YesJudge(ScriptedBackend):
         return [["yes"] * r.n for r in requests]
 
 
+class _ParaphraseJudge(_YesJudge):
+    """A discerning judge: no to another question's gold answer, yes to the gold itself and to the
+    probed model's "wrong ..." answers (as if they were paraphrases the rules cannot see)."""
+
+    def generate(self, requests):
+        self.calls.extend(requests)
+        out = []
+        for r in requests:
+            gold, answer = _graded(r.prompt)
+            out.append(["yes" if answer == gold or answer.startswith("wrong") else "no"] * r.n)
+        return out
+
+
 class _NeverJudges(ScriptedBackend):
     """The probed model: answers as scripted, and says "no" when asked to judge."""
 
     def generate(self, requests):
-        asked = [r for r in requests if "Do they state the same fact?" in r.prompt]
+        asked = [r for r in requests if JUDGE_ASKS in r.prompt]
         if not asked:
             return super().generate(requests)
         self.calls.extend(asked)
@@ -457,23 +493,50 @@ def test_another_model_can_judge_and_it_is_part_of_the_runs_identity(tmp_path):
     examples, knowledge = make_examples(6)
     knowledge = {q: (gold, 0.0, 0.0) for q, (gold, _g, _s) in knowledge.items()}  # the probed model is always wrong
     project, dataset_id = _project_with(tmp_path, examples)
-    probed, judge = _NeverJudges(knowledge), _YesJudge()
+    probed, judge = _NeverJudges(knowledge), _ParaphraseJudge()
     base = dict(project=project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="s", backend=probed)
     settings = preset("smoke", match="judge", judge_model=str(tmp_path / "judge.gguf"))
     assert settings.preset == "smoke" and "judge is another model: judge.gguf" in settings.describe()
     judged = run_probe(**base, settings=settings, judge_backend=judge)
     cats = {r["category"] for r in project.probe_results(judged.run_id)}
-    assert cats == {"HighlyKnown"}  # every wrong-looking answer was judged right by the other model
-    assert judge.calls and all("Do they state the same fact?" in r.prompt for r in judge.calls)
-    assert not any("Do they state the same fact?" in r.prompt for r in probed.calls)
-    assert '"judge_fingerprint": "judge-v1"' in project.probe_run(judged.run_id)["settings"]
+    assert cats == {"HighlyKnown"}  # every answer the rules could not decide was judged right by the other model
+    assert judge.calls and all(JUDGE_ASKS in r.prompt for r in judge.calls)
+    assert not any(JUDGE_ASKS in r.prompt for r in probed.calls)
+    run = project.probe_run(judged.run_id)
+    assert '"judge_fingerprint": "judge-v1"' in run["settings"]
+    assert json.loads(run["judge_calibration"])["false_yes"] == 0.0  # measured on the data, stored with the run
+    # each distinct answer of a question is asked once
+    asked = [_graded(r.prompt)[1] for r in judge.calls if _graded(r.prompt)[1].startswith("wrong")]
+    assert len(asked) == len(set(asked))
     # the probed model as its own judge (it never says yes) is another run, with other categories
     own = run_probe(**base, settings=preset("smoke", match="judge"))
     assert own.run_id != judged.run_id
-    assert any("Do they state the same fact?" in r.prompt for r in probed.calls)
+    assert any(JUDGE_ASKS in r.prompt for r in probed.calls)
     assert {r["category"] for r in project.probe_results(own.run_id)} == {"Unknown"}
     with pytest.raises(SettingsError, match="only with match 'judge'"):
         preset("smoke", judge_model="x.gguf")
+    project.close()
+
+
+def test_a_judge_that_says_yes_to_everything_is_refused_with_its_false_yes_rate(tmp_path):
+    examples, knowledge = make_examples(12)
+    knowledge = {q: (gold, 0.0, 0.0) for q, (gold, _g, _s) in knowledge.items()}
+    project, dataset_id = _project_with(tmp_path, examples)
+    statuses: list[str] = []
+    settings = preset("smoke", match="judge", judge_model=str(tmp_path / "judge.gguf"))
+    with pytest.raises(SettingsError, match=r"yes to 12 of 12 wrong answers \(false-yes 100%\)"):
+        run_probe(
+            project=project,
+            dataset_id=dataset_id,
+            pool_dataset_id=None,
+            model_spec="s",
+            backend=ScriptedBackend(knowledge),
+            settings=settings,
+            judge_backend=_YesJudge(),
+            on_status=statuses.append,
+        )
+    assert any("false-yes 100%" in m for m in statuses)  # shown before the refusal
+    assert not list(project.probe_results(project.probe_run()["id"]))  # nothing was graded by it
     project.close()
 
 
@@ -550,8 +613,8 @@ def test_no_exemplar_gives_a_spouse_questions_answer_away(tmp_path):
     dataset as its own pool, no exemplar shown for a question carries its answer, and the results
     list the exemplar ids and the swaps."""
     from core.datasets import load_dataset
-    from core.matching import Mentions
     from core.results import result_rows
+    from core.scoring import Mentions
 
     data = tmp_path / "spouses.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in _spouse_questions()), encoding="utf-8")

@@ -11,8 +11,8 @@ import pytest
 
 from core.datasets import extract_key, load_dataset, read_preview
 from core.datasets.keys import is_entity_shaped
-from core.matching import normalize_answer
 from core.paths import sample_dataset
+from core.scoring import normalize_answer
 
 DATA = Path(__file__).parent / "data"
 

@@ -418,7 +418,7 @@ def test_the_pruner_sees_a_character_cut_between_tokens_as_unfinished(backend):
     as the backend decodes it, must leave the answer alive (shared cases: tests/test_probe.py)."""
     from test_probe import ACCENTED
 
-    from core.matching import PrefixPruner
+    from core.scoring import PrefixPruner
 
     split = 0
     for alias in ACCENTED:

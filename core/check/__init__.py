@@ -9,7 +9,8 @@ cost of learning new knowledge) and the questions **fixed**. ``types`` says what
 ``run`` how.
 """
 
-from .run import CheckPlan, gguf_lora_for, list_checks, load_check, plan_check, plan_cost_text, run_check, split_check
+from .models import gguf_lora_for
+from .run import CheckPlan, list_checks, load_check, plan_check, plan_cost_text, run_check, split_check
 from .types import CHECK_SPLITS, NOT_KNOWN, SPLIT_WORDS, CheckReport, CheckSettings, SplitCheck
 
 __all__ = [

@@ -8,21 +8,20 @@ where it stopped when it is run again with the same settings, like a probe.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from ..backends.base import Backend, GenRequest
 from ..categories import CATEGORIES
 from ..datasets import Example
-from ..errors import Cancelled, ModelCrashed, ProjectError, SettingsError
+from ..errors import Cancelled, ModelCrashed, ProjectError
 from ..formats import duration_words
 from ..jobs import CancelToken, ProgressCallback, RateMeter, no_progress
-from ..matching import AnswerMatcher, KeyMatcher, normalize_answer
 from ..probe import ProbeSettings, categorize, draw_exemplar_sets, probe_examples
+from ..scoring import normalize_answer, scorer_for
 from ..store import checks as _store
+from .models import _backend_words, _load, _load_judge
 from .types import CHECK_SPLITS, KNOWN, NOT_KNOWN, CheckReport, CheckSettings, SplitCheck
 
 BATCH = 16  # questions per saved batch
@@ -135,10 +134,9 @@ def _cost_words(questions: dict[str, list[Example]], generations: int, seconds: 
 
 
 def matcher_for(example: Example, settings: ProbeSettings) -> Callable[[str], bool]:
-    """Right or wrong as the first probe scored it (judge mode falls back to the answer key)."""
-    if settings.match_for(example) == "exact":
-        return AnswerMatcher(example.answers)
-    return KeyMatcher(example.answer_keys, example.question)
+    """Right or wrong by the first probe's grading rules (``core.scoring``; in judge mode the rules
+    alone grade the zero-shot answer, as they do the answers the judge is not asked about)."""
+    return scorer_for(example, settings.match).right
 
 
 def abstains(answer: str) -> bool:
@@ -299,6 +297,7 @@ def _fill(
         "after": sum(r["answer_after"] is not None for r in stored),
     }
     asking = _Asking.of(project, cp, settings)
+    given_judge = base_backend if not cp.probe_settings.judge_model else None
     # progress in answers, not questions: a question costs one answer before training and
     # 1 + the probe's answers after, so a question count would give a wrong ETA in the second pass
     answers_done = sum(asking.cost(when, r["split"]) for r in stored for when in filled if r[f"answer_{when}"] is not None)
@@ -309,6 +308,17 @@ def _fill(
         if not todo:
             continue
         backend = given or _load(cp, settings if when == "after" else None, isolate, n_threads, on_status)
+        judge = None
+        if when == "after" and cp.probe_settings.match == "judge":
+            # the probe's own judge (its judge model, else the base model), never the adapter:
+            # a fine-tuned model grading its own answers is no judge
+            try:
+                judge = given_judge or _load_judge(cp, isolate, n_threads, on_status)
+            except BaseException:
+                if given is None:
+                    backend.close()
+                raise
+        asking.judge = judge
         try:
             for chunk in _chunks(todo, BATCH):
                 cancel.raise_if_cancelled("The check")
@@ -325,6 +335,8 @@ def _fill(
         finally:
             if given is None:
                 backend.close()
+            if judge is not None and given_judge is None:
+                judge.close()
 
 
 @dataclass
@@ -341,6 +353,7 @@ class _Asking:
     sets: dict[str, list[list[str]]]
     hold_out: bool
     ood_sets: dict[str, list[list[str]]]
+    judge: Optional[Backend] = None  # judge mode: the probe's judge, for the answers the rules leave undecided
 
     @classmethod
     def of(cls, project: Any, cp: CheckPlan, settings: CheckSettings) -> "_Asking":
@@ -395,10 +408,19 @@ class _Asking:
             part = [self.by_id[k] for k in keys if k[0] == split]
             if split == "ood":
                 ood = self.cp.questions["ood"]
-                got = probe_examples(backend, part, ood, self.probe_settings, self.ood_sets, cancel=cancel, hold_out=True)
+                got = probe_examples(
+                    backend, part, ood, self.probe_settings, self.ood_sets, cancel=cancel, hold_out=True, judge=self.judge
+                )
             else:
                 got = probe_examples(
-                    backend, part, self.pool, self.probe_settings, self.sets, cancel=cancel, hold_out=self.hold_out
+                    backend,
+                    part,
+                    self.pool,
+                    self.probe_settings,
+                    self.sets,
+                    cancel=cancel,
+                    hold_out=self.hold_out,
+                    judge=self.judge,
                 )
             results.update({(split, r["example_id"]): r for r in got})
         return results
@@ -424,32 +446,6 @@ def _exemplars(project: Any, cp: CheckPlan) -> tuple[list[Example], dict[str, li
     return pool, sets, pool_id is None
 
 
-# -- loading the two models ---------------------------------------------------------------------------------
-
-
-def _base_ref(run: dict) -> Any:
-    from ..models import resolve_model
-
-    path = run.get("model_path")
-    if not path or not Path(str(path)).exists():
-        raise ProjectError(
-            f"The base model of training run {run['id']} is not at {path} any more. Put it back, or check another run."
-        )
-    return resolve_model(str(path))
-
-
-def _uses_llama(run: dict, settings: CheckSettings) -> bool:
-    if settings.backend != "auto":
-        return settings.backend == "llama.cpp"
-    return str(run.get("model_path") or "").lower().endswith(".gguf")
-
-
-def _backend_words(run: dict, settings: CheckSettings, given: Optional[Backend]) -> str:
-    if given is not None:
-        return given.name
-    return "llama.cpp with the adapter as a GGUF LoRA" if _uses_llama(run, settings) else "torch with the peft adapter"
-
-
 def _adapter_words(run: dict) -> str:
     from ..train.runs import keeps_final_adapter, stopping_rule
 
@@ -464,52 +460,6 @@ def _adapter_step(run: dict) -> Optional[int]:
     final = keeps_final_adapter(stopping_rule(run), str(run.get("status")))
     step = run.get("final_step") if final else run.get("best_step")
     return int(step) if step is not None else None
-
-
-def gguf_lora_for(run: dict) -> Path:
-    """The run's adapter as a GGUF LoRA in its folder, written once (again when the adapter is newer)."""
-    from ..train.gguf_lora import ADAPTER_WEIGHTS, base_model_info, write_gguf_lora
-
-    adapter = Path(str(run["adapter_dir"]))
-    dest = Path(str(run.get("folder") or adapter.parent)) / "check" / f"{adapter.name}-lora.gguf"
-    source = adapter / ADAPTER_WEIGHTS
-    if not dest.is_file() or dest.stat().st_mtime < source.stat().st_mtime:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        write_gguf_lora(adapter, dest, base_model_info(str(run["model_path"])), name=f"run {run['id']}")
-    return dest
-
-
-def _load(cp: CheckPlan, settings: Optional[CheckSettings], isolate: bool, n_threads: Optional[int], on_status) -> Backend:
-    """The base model (``settings`` None) or the model with the run's adapter."""
-    import hashlib
-
-    from ..backends import load_backend
-    from ..models import model_fingerprint
-
-    run = cp.train_run
-    ref = _base_ref(run)
-    use_llama = _uses_llama(run, settings or CheckSettings())
-    name = "llama.cpp" if use_llama else "torch"
-    if use_llama and ref.kind != "gguf":
-        raise SettingsError(f"{ref.path} is not a GGUF file, so llama.cpp cannot check it; use --backend torch.")
-    options: dict[str, Any] = {}
-    if use_llama and n_threads:
-        options["n_threads"] = n_threads
-    if settings is None:
-        on_status(
-            f"Loading the base model {run.get('model_name') or ref.display_name} ({name}) for the answers before training ..."
-        )
-        if use_llama:
-            options["fingerprint"] = model_fingerprint(ref)
-        return load_backend(ref, name, isolate=isolate, **options)
-    on_status(f"Loading {run.get('model_name') or ref.display_name} with the adapter of training run {run['id']} ({name}) ...")
-    if use_llama:
-        lora = gguf_lora_for(run)
-        digest = hashlib.sha256(f"{model_fingerprint(ref)}|{lora.stat().st_size}|{os.path.getmtime(lora)}".encode()).hexdigest()
-        options.update(lora_path=str(lora), fingerprint=digest)
-    else:
-        options["adapter"] = str(run["adapter_dir"])
-    return load_backend(ref, name, isolate=isolate, **options)
 
 
 # -- the report -------------------------------------------------------------------------------------------------

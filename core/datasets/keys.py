@@ -49,7 +49,9 @@ _VERBS = frozenset(
     """.split()
 )
 _HEDGE = re.compile(r"\bI\s*(?:think|believe|guess|suppose|reckon|am|'m|’m)\b|\b(?:probably|maybe|perhaps)\b", re.I)
-_OPENERS = frozenset("definitely probably maybe perhaps certainly actually oh well sure answer".split())
+_OPENERS = frozenset(
+    "definitely probably maybe perhaps certainly actually oh well sure answer about approximately roughly around nearly circa".split()
+)
 # Lower-case words that may stand inside a name given as an answer ("Duke Maximilian Joseph in
 # Bavaria", "Husayn ibn Ali", "Carlos the Jackal").
 _NAME_PARTICLES = _CONNECTORS | frozenset(
@@ -66,7 +68,7 @@ _PRONOUN_START = frozenset(
 
 _NOT_A_NAME_START = _PRONOUN_START | _VERBS | _OPENERS | _PREPOSITIONS | {"the", "a", "an"}
 
-_TOKEN = re.compile(r"\w(?:[\w'’.\-]*\w)?|[,;:()\"“”]")
+_TOKEN = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d)|\d+(?:\.\d+)?|\w(?:[\w'’.\-]*\w)?|[,;:()\"“”]")
 # A sentence ends at . ! ? after a lower-case word of 3+ letters ("St. Louis" and "D.C." do not end one).
 _SENTENCE_END = re.compile(r"(?<=[a-z]{3}[.!?])\s+|(?<=[0-9][.!?])\s+(?=[A-Z])|\n+")
 # Where the first clause of an answer ends.
@@ -108,7 +110,17 @@ class _Tok:
 
 
 def _tokens(text: str) -> list[_Tok]:
-    return [_Tok(m) for m in _TOKEN.finditer(text)]
+    toks = [_Tok(m) for m in _TOKEN.finditer(text)]
+    for i, t in enumerate(toks):
+        # a capitalised function word inside a sentence is a name or part of one: "Take That",
+        # "The Who", Stephen King's novel "It" (not "I", and not after a sentence end or a quote)
+        if t.stop and not t.punct and t.text[:1].isupper() and t.low not in ("i", "i'm") and i > 0:
+            prev = toks[i - 1]
+            if not (prev.punct and prev.text in '"“(') and not text[: t.start].rstrip().endswith((".", "!", "?", ":")):
+                t.cap, t.stop = True, False
+                if toks[i - 1].low in ("the", "a", "an") and toks[i - 1].text[:1].isupper():
+                    toks[i - 1].cap, toks[i - 1].stop = True, False
+    return toks
 
 
 def _question_words(question: str) -> tuple[set[str], list[list[str]]]:
@@ -298,6 +310,9 @@ def is_entity_shaped(answer: str, question: str = "") -> bool:
         return False  # "Aaviku belongs to Estonia", "Houston is the one"
     if question and len(toks) >= 3:
         qwords = {t.low for t in _tokens(question) if not t.punct}
+        subject = [t for t in names if t.low in qwords and not t.low.isdigit() and t.low not in _STOP]
+        if subject and loose:
+            return False  # "The Titanic sank in 1912." for "What year did the Titanic sink?"
         if any(t.low in qwords and t.low not in _CONNECTORS for t in loose if t is not toks[-1]):
             return False  # "Bees make honey." for "What do bees make?"
     if names:
@@ -312,25 +327,87 @@ def is_entity_shaped(answer: str, question: str = "") -> bool:
 def extract_key(question: str, answer: str) -> Optional[str]:
     """The short span of ``answer`` a correct answer to ``question`` must contain, or None.
 
-    An entity-shaped answer is its own key. Otherwise the first sentence is cut into clauses
-    (before ", which", ";", " - ", "(" ...), and in the first clause that has one, the key is the
-    first name or number the question does not already contain ("It's San Rafael." ->
-    "San Rafael"; "Acme Corp was founded by John Smith in 1920." -> "John Smith"), else part of a
-    name in the question ("Grand Forks" for "Grand Forks County"), else the lower-case content
-    words the question lacks ("The blue whale is the largest mammal." -> "blue whale").
+    An entity-shaped answer is its own key. Otherwise the question's wh-word says what kind of key
+    to look for first: a date for "when" and "what year" questions, a number (with its unit) for
+    "how many" and "how tall" ones ("The Titanic sank in 1912." -> "1912"; "Mount Everest is 8,849
+    metres tall." -> "8,849 metres"). Else each sentence in turn (a chat answer's "Sure!" has
+    none) is cut into clauses (before ", which", ";", " - ", "(" ...), and in the first clause that
+    has one, the key is the first name or number the question does not already contain ("It's San
+    Rafael." -> "San Rafael"; "Acme Corp was founded by John Smith in 1920." -> "John Smith"),
+    else part of a name in the question ("Grand Forks" for "Grand Forks County"), else the
+    lower-case content words the question lacks ("The blue whale is the largest mammal." ->
+    "blue whale"). A key is never a word of the question alone, and never the whole sentence.
     """
     text = answer.strip()
     if not text:
         return None
     if is_entity_shaped(text, question):
         return text.rstrip(".").strip() or text
+    typed = _typed_key(question, text)
+    if typed:
+        return typed
     qwords, qruns = _question_words(question)
-    sentence = _SENTENCE_END.split(text, maxsplit=1)[0]
-    for clause in _CLAUSE_END.split(sentence):
-        if clause and clause.strip():
-            key = _key_in_clause(clause, qwords, qruns)
-            if key:
-                return key.strip(' ,."“”')
+    for sentence in _SENTENCE_END.split(text):
+        if not sentence.strip() or _PLEASANTRY.match(sentence.strip()):
+            continue
+        for clause in _CLAUSE_END.split(sentence):
+            if clause and clause.strip():
+                key = _key_in_clause(clause, qwords, qruns)
+                if key:
+                    key = key.strip(' ,."“”')
+                    if key and key != text.rstrip(".!").strip():
+                        return key
+    return None
+
+
+# chat answers open with a pleasantry that holds no fact: "Sure!", "Great question!", "Of course."
+_PLEASANTRY = re.compile(
+    r"^(?:sure(?: thing)?|certainly|of course|absolutely|great question|good question|happy to help|"
+    r"glad you asked|no problem|okay|ok|yes|well|hello|hi)\W*$",
+    re.IGNORECASE,
+)
+
+
+def question_kind(question: str) -> str:
+    """What a question asks for, by its wh-word: "date", "year", "number" or ""."""
+    q = question.strip().lower()
+    if re.search(r"\b(?:what|which|in what|in which)\s+year\b", q):
+        return "year"
+    if re.match(r"(?:\w+\s+)?when\b", q) or re.search(r"\b(?:what|which)\s+(?:date|day)\b", q):
+        return "date"
+    if re.search(r"\bhow\s+(?:many|much|tall|long|high|far|old|big|deep|wide|heavy|large|fast)\b", q) or re.search(
+        r"\bwhat\s+(?:is|was)\s+the\s+(?:population|height|length|area|distance|number|temperature)\b", q
+    ):
+        return "number"
+    return ""
+
+
+def _typed_key(question: str, text: str) -> Optional[str]:
+    """A date or number key, where the question asks for one and the answer states one the
+    question does not already contain."""
+    kind = question_kind(question)
+    if not kind:
+        return None
+    from ..scoring.numbers import dates
+    from ..scoring.text import tokens
+
+    toks = tokens(text)
+    qnorms = {t.norm for t in tokens(question)}
+    line = text.split("\n", 1)[0]
+    if kind in ("year", "date"):
+        for d in dates(toks):
+            span = toks[d.start : d.end]
+            if not all(t.norm in qnorms for t in span):
+                return line[span[0].start : span[-1].end]
+    if kind in ("number", "date", "year"):
+        from ..scoring.words import UNITS
+
+        for i, t in enumerate(toks):
+            if t.number is not None and t.norm not in qnorms:
+                end = i + 1
+                while end < len(toks) and end - i <= 2 and toks[end].norm in UNITS and toks[end].joined:
+                    end += 1
+                return line[t.start : toks[end - 1].end]
     return None
 
 
@@ -443,8 +520,8 @@ def classify(
     rather than a fact (``task``); then the answer key: a key the user edited in the preview
     (``edited``), a key column (``column``), the answers themselves when they are entity-shaped
     (``answer``, no keys), or one key extracted from each sentence answer (``extracted``). A long
-    answer (``is_long_form``) or a sentence answer without an extractable key is ``long-form``,
-    unless the user gave the key.
+    answer (``is_long_form``) is ``long-form`` and a sentence answer without an extractable key is
+    ``no-key``, unless the user gave the key.
     """
     if reason:
         return reason, (), "answer"
@@ -469,5 +546,5 @@ def classify(
         if k:
             keys.setdefault(k, None)
     if not keys:
-        return "long-form", (), "answer"
+        return "no-key", (), "answer"  # said, not guessed: the user can give the key in the preview
     return "", tuple(keys), "extracted"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from ..errors import DatasetError
-from ..matching import normalize_answer
+from ..scoring.text import normalize_answer
 from .files import check_path, read_bytes, resolve_format
 from .keys import classify
 from .readers import Item, columns_of, parse_records

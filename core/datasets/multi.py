@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..matching import normalize_answer
+from ..scoring.text import normalize_answer
 
 __all__ = ["answer_groups", "is_multi_answer", "are_aliases"]
 
@@ -85,7 +85,7 @@ def answer_groups(answers: Iterable[str]) -> list[list[str]]:
 def is_multi_answer(answers: Iterable[str]) -> bool:
     """True when the answers hold two or more *different* true answers, not aliases of one answer.
 
-    The rule: normalise each answer as the probe's matching does (``core.matching.normalize_answer``:
+    The rule: normalise each answer as the probe's matching does (``core.scoring.normalize_answer``:
     case, NFKC, punctuation, articles, spaces). Two answers are aliases of one answer when, after
     that,
 

@@ -25,6 +25,7 @@ REASONS = {
     "long-form": "a long-form or open-ended answer (no short fact to check)",
     "task": "a task rather than a fact (rewrite, summarise, classify, translate, code ...)",
     "no-answer": "no answer to check",
+    "no-key": "no short answer found in the sentence (give the key in the dataset preview to probe it)",
 }
 
 # Where an example's answer key came from: a column the user named, the (entity-shaped) answer

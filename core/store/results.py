@@ -32,6 +32,7 @@ DETAIL_COLUMNS = (
     "keys",
     "key_source",
     "exemplar_swaps",
+    "greedy_reasons",
 )
 
 
@@ -62,7 +63,7 @@ def example_detail(project: "Project", run_id: int, dataset_id: int, example_id:
     row = project.db.execute(
         "SELECT r.category, r.p_greedy, r.p_sampled, r.greedy_correct, r.greedy_total, r.sampled_correct, "
         "r.sampled_total, r.greedy_answers, r.sampled_answers, r.exemplar_ids, e.question, e.answers, r.group_name, "
-        "e.keys, e.key_source, r.exemplar_swaps "
+        "e.keys, e.key_source, r.exemplar_swaps, r.greedy_reasons "
         "FROM probe_results r LEFT JOIN examples e ON e.dataset_id = ? AND e.example_id = r.example_id "
         "WHERE r.run_id = ? AND r.example_id = ?",
         [dataset_id, run_id, example_id],
@@ -100,6 +101,7 @@ ROW_COLUMNS = (
     "greedy_answers",
     "sampled_answers",
     "exemplar_swaps",
+    "greedy_reasons",
 )
 
 
@@ -108,8 +110,8 @@ def every_row(project: "Project", run_id: int, dataset_id: int) -> list[tuple[An
     (``ROW_COLUMNS``; the result's columns are None for a row without one)."""
     return project.db.execute(
         "SELECT e.example_id, e.group_name, e.question, e.answers, e.keys, e.probe_status, e.reason, r.category, "
-        "r.p_greedy, r.p_sampled, r.exemplar_ids, r.greedy_answers, r.sampled_answers, r.exemplar_swaps "
-        "FROM examples e LEFT JOIN probe_results r ON r.run_id = ? AND r.example_id = e.example_id "
+        "r.p_greedy, r.p_sampled, r.exemplar_ids, r.greedy_answers, r.sampled_answers, r.exemplar_swaps, "
+        "r.greedy_reasons FROM examples e LEFT JOIN probe_results r ON r.run_id = ? AND r.example_id = e.example_id "
         "WHERE e.dataset_id = ? ORDER BY e.idx",
         [run_id, dataset_id],
     ).fetchall()

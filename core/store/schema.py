@@ -12,7 +12,7 @@ from typing import Callable
 
 import sqlite_utils
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 PROJECT_SUFFIX = ".knowmix"
 
 
@@ -282,5 +282,14 @@ def _migrate_4(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2, _migrate_3, _migrate_4]
+def _migrate_5(db: sqlite_utils.Database) -> None:
+    """Version 5 (the grader, issue 18): ``greedy_reasons`` gives, per greedy answer, the verdict and
+    why ("✓ key 'Paris' stated", "✗ key 'Paris' negated"; '[]' for runs before, whose reasons were
+    not kept); ``judge_calibration`` is the judge's measured false-yes rate on the run's own data
+    (JSON, '' when the run used no judge)."""
+    db.table("probe_results").add_column("greedy_reasons", str, not_null_default="[]")
+    db.table("probe_runs").add_column("judge_calibration", str, not_null_default="")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5]
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from ..categories import ordered_categories
 from ..errors import SettingsError
-from ..matching import AnswerMatcher, normalize_answer
+from ..scoring import Scorer, normalize_answer, scorer_for
 
 
 @dataclass(frozen=True)
@@ -24,10 +24,24 @@ class TrainItem:
     answers: tuple[str, ...]  # the gold aliases (dev exact match is scored against these)
     category: str
     group: str
+    # how the probe graded this question (core.scoring): its answer keys, whether the gold answer is
+    # entity-shaped, and the matching mode; early stopping's dev score grades the same way
+    keys: tuple[str, ...] = ()
+    entity: bool = True
+    match: str = "auto"
+
+    @property
+    def answer_keys(self) -> tuple[str, ...]:
+        return self.keys or self.answers
+
+    @property
+    def entity_shaped(self) -> bool:
+        return self.entity
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["answers"] = list(self.answers)
+        d["keys"] = list(self.keys)
         return d
 
     @classmethod
@@ -39,6 +53,9 @@ class TrainItem:
             answers=tuple(str(a) for a in d.get("answers") or ()),
             category=str(d.get("category") or ""),
             group=str(d.get("group") or ""),
+            keys=tuple(str(k) for k in d.get("keys") or ()),
+            entity=bool(d.get("entity", True)),
+            match=str(d.get("match") or "auto"),
         )
 
 
@@ -54,6 +71,9 @@ def _item(x: Any) -> TrainItem:
         answers=tuple(str(a) for a in answers),
         category=str(getattr(x, "category", "") or "") or ("not-probed" if getattr(x, "status", "") == "not-probed" else ""),
         group=str(getattr(x, "group", "") or ""),
+        keys=tuple(str(k) for k in getattr(x, "keys", ()) or ()),
+        entity=str(getattr(x, "key_source", "answer") or "answer") == "answer",
+        match=str(getattr(x, "match", "auto") or "auto"),
     )
 
 
@@ -62,6 +82,21 @@ def items_from_plan(plan: Any) -> tuple[list[TrainItem], list[TrainItem]]:
     a plan's ``training_examples()`` (its training examples and the kept not-probed rows) when it has them."""
     train = plan.training_examples() if hasattr(plan, "training_examples") else plan.train()
     return [_item(x) for x in train], [_item(x) for x in plan.dev()]
+
+
+def with_grading(items: Sequence[TrainItem], examples: Any, match: str) -> list[TrainItem]:
+    """``items`` with the probe's grading of each question: the answer keys and shape of its
+    dataset row (``examples``: id -> example) and the probe's matching mode."""
+    from dataclasses import replace
+
+    out = []
+    for it in items:
+        ex = examples.get(it.example_id)
+        if ex is None:
+            out.append(replace(it, match=match))
+        else:
+            out.append(replace(it, keys=tuple(ex.keys), entity=bool(ex.entity_shaped), match=match))
+    return out
 
 
 def check_items(train: Sequence[TrainItem], dev: Sequence[TrainItem]) -> None:
@@ -86,16 +121,21 @@ def check_items(train: Sequence[TrainItem], dev: Sequence[TrainItem]) -> None:
         seen.add(it.example_id)
 
 
-def dev_matcher(item: TrainItem) -> AnswerMatcher:
-    return AnswerMatcher(item.answers or (item.target,))
+def dev_matcher(item: TrainItem) -> Callable[[str], bool]:
+    """Early stopping's dev score: the probe's own grading of the question (``core.scoring``), so
+    training, the probe and the check give one verdict for one answer."""
+    if not item.answers:
+        return Scorer("exact", (item.target,), item.question).right
+    return scorer_for(item, item.match).right
 
 
-def fit_matcher(item: TrainItem) -> AnswerMatcher:
-    """Fitted = the model now gives the training target (any gold alias counts when the target is one of them)."""
+def fit_matcher(item: TrainItem) -> Callable[[str], bool]:
+    """Fitted = the model now gives the training target: graded as the question is when the target
+    is one of its gold answers, exactly (the relabelled "I don't know") otherwise."""
     aliases = {normalize_answer(a) for a in item.answers}
     if normalize_answer(item.target) in aliases:
-        return AnswerMatcher((item.target,) + item.answers)
-    return AnswerMatcher((item.target,))
+        return dev_matcher(item)
+    return Scorer("exact", (item.target,), item.question).right
 
 
 def fit_sample(train: Sequence[TrainItem], per_category: int, seed: int) -> dict[str, list[TrainItem]]:

@@ -27,7 +27,7 @@ from ..errors import KnowMixError, SettingsError
 from ..formats import percent
 from ..jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
 from ..processes import child_command, child_env, describe_exit
-from .data import TrainItem, check_items, items_from_plan
+from .data import TrainItem, check_items, items_from_plan, with_grading
 from .events import Done, Eval, Start, Step, TrainEvent, WorkerError, decode
 from .settings import TrainSettings
 
@@ -144,6 +144,7 @@ def prepare_run(
         if train is None or dev is None:
             plan = load_plan(project, plan_id)
             train, dev = items_from_plan(plan)
+            train, dev = _graded(project, plan, train), _graded(project, plan, dev)
             plan_id = getattr(plan, "id", plan_id)
         train, dev = list(train), list(dev)
         check_items(train, dev)
@@ -549,3 +550,14 @@ def outcome(project_path: str | os.PathLike, run_id: int) -> TrainOutcome:
         seconds=float(row.get("seconds") or 0.0),
         stopping_point=dict(point) if point is not None else None,
     )
+
+
+def _graded(project: Any, plan: Any, items: list[TrainItem]) -> list[TrainItem]:
+    """The items with the probe's grading (keys, shape, matching mode), so early stopping scores a
+    dev answer as the probe and the check do."""
+    from ..probe import ProbeSettings
+
+    run = project.probe_run(plan.probe_run_id)
+    match = ProbeSettings.from_json(run.get("settings")).match
+    examples = {ex.id: ex for ex in project.examples(int(run["dataset_id"]), status=None)}
+    return with_grading(items, examples, match)

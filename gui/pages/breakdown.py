@@ -13,12 +13,13 @@ import html
 import json
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Optional
 
 from core.categories import CATEGORIES
 from core.formats import percent
-from core.matching import AnswerMatcher, KeyMatcher
 from core.probe import SWAP_REASONS, ProbeSettings
+from core.scoring import scorer_for
 
 from ..charts import CATEGORY_COLORS, CategoryBars, Histogram
 from ..example_table import DASH, ExampleData, ExampleModel, fmt_p
@@ -483,18 +484,24 @@ def example_html(project: Any, run_id: int, example_id: str, palette: Optional[Q
     if row is None:
         return f"<p>Example {html.escape(example_id)} has no probe result in run {run_id}.</p>"
     (cat, p_g, p_s, g_ok, g_n, s_ok, s_n, greedy_json, sampled_json, exemplars_json, question, answers_json, group) = row[:13]
-    keys_json, key_source, swaps_json = row[13:]
+    keys_json, key_source, swaps_json, reasons_json = row[13:17]
     aliases = json.loads(answers_json) if answers_json else []
     greedy = json.loads(greedy_json or "[]")
     sampled = json.loads(sampled_json or "[]")
     exemplars = json.loads(exemplars_json or "[]")
     swaps = json.loads(swaps_json or "[]")
-    # the ticks follow the run's own matching: exact for entity answers, the answer key otherwise
+    # the ticks follow the run's own grading (core.scoring): the stored verdicts of the greedy
+    # answers (with the judge's, in judge mode), the rules for the samples
     settings = ProbeSettings.from_json(run["settings"])
-    exact = settings.match == "exact" or (settings.match == "auto" and (key_source or "answer") == "answer")
-    matcher: Callable[[str], bool] = (
-        AnswerMatcher(aliases) if exact else KeyMatcher(json.loads(keys_json or "[]") or aliases, question or "")
+    gold = SimpleNamespace(
+        answers=tuple(aliases),
+        answer_keys=tuple(json.loads(keys_json or "[]")) or tuple(aliases),
+        question=question or "",
+        entity_shaped=(key_source or "answer") == "answer",
     )
+    scorer = scorer_for(gold, settings.match)
+    matcher: Callable[[str], bool] = scorer.right
+    reasons = json.loads(reasons_json or "[]")
     muted = palette.color(QtGui.QPalette.ColorRole.PlaceholderText).name() if palette is not None else "#777777"
     color = CATEGORY_COLORS.get(cat, "#888888")
     if s_n:
@@ -513,7 +520,8 @@ def example_html(project: Any, run_id: int, example_id: str, palette: Optional[Q
     if settings.match == "judge":
         out.insert(
             -2,
-            f"<p style='color:{muted}'>Judge mode: the model also judged answers without the key; ticks show the key only.</p>",
+            f"<p style='color:{muted}'>Judge mode: the judge graded the greedy answers the rules could not decide; "
+            "the samples' ticks show the rules only.</p>",
         )
     if swaps:
         lines = "; ".join(
@@ -527,22 +535,33 @@ def example_html(project: Any, run_id: int, example_id: str, palette: Optional[Q
         g = greedy[k] if k < len(greedy) else None
         samples = sampled[k] if k < len(sampled) else []
         ids = exemplars[k] if k < len(exemplars) else []
-        out.append(_set_row_html(k, g, samples, ids, matcher, muted))
+        why = (
+            reasons[k] if k < len(reasons) else (("✓ " if scorer(g).right else "✗ ") + scorer(g).reason if g is not None else "")
+        )
+        out.append(_set_row_html(k, g, samples, ids, matcher, muted, why))
     out.append("</table>")
     return "\n".join(out)
 
 
 def _set_row_html(
-    k: int, greedy: Optional[str], samples: list[str], ids: list[Any], matcher: Callable[[str], bool], muted: str
+    k: int,
+    greedy: Optional[str],
+    samples: list[str],
+    ids: list[Any],
+    matcher: Callable[[str], bool],
+    muted: str,
+    why: str = "",
 ) -> str:
-    """One exemplar set's row: its greedy answer (✓/✗) and exemplar ids, and its sampled answers."""
+    """One exemplar set's row: its greedy answer (✓/✗, and why) and exemplar ids, and its sampled answers."""
     if greedy is None:
         g_html = DASH
     else:
-        ok = matcher(greedy)
+        ok = why.startswith("✓") if why else matcher(greedy)
+        reason = why[2:] if why[:1] in ("✓", "✗") else why
         g_html = (
             f'<span style="color:{OK_COLOR if ok else BAD_COLOR}">{"✓" if ok else "✗"}</span>&nbsp;'
             f"{html.escape(greedy.strip()) or '<i>(empty)</i>'}"
+            + (f"<br><span style='color:{muted}; font-size:small'>why: {html.escape(reason)}</span>" if reason else "")
         )
     if samples:
         n_ok = sum(matcher(a) for a in samples)

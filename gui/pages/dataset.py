@@ -347,7 +347,7 @@ class DatasetPage(Page):
         """The key (editable when the row is probed or long-form) and the status of one record."""
         key = QtWidgets.QTableWidgetItem(row["key"])
         key.setData(Qt.ItemDataRole.UserRole, row["line"])
-        editable = row["status"] == "probed" or row["reason"] == "long-form"
+        editable = row["status"] == "probed" or row["reason"] in ("long-form", "no-key")
         key.setFlags(read_only | Qt.ItemFlag.ItemIsEditable if editable else read_only)
         source = SOURCE_LABEL.get(row["key_source"], "")
         tip = f"Answer key from {source}." if source else ""

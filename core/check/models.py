@@ -1,0 +1,94 @@
+"""Loading the models a check asks: the base model, the base model with the run's adapter (a GGUF
+LoRA on llama.cpp, the peft adapter on torch), and the probe's judge."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+from ..backends.base import Backend
+from ..errors import ProjectError, SettingsError
+from .types import CheckSettings
+
+
+def _base_ref(run: dict) -> Any:
+    from ..models import resolve_model
+
+    path = run.get("model_path")
+    if not path or not Path(str(path)).exists():
+        raise ProjectError(
+            f"The base model of training run {run['id']} is not at {path} any more. Put it back, or check another run."
+        )
+    return resolve_model(str(path))
+
+
+def _uses_llama(run: dict, settings: CheckSettings) -> bool:
+    if settings.backend != "auto":
+        return settings.backend == "llama.cpp"
+    return str(run.get("model_path") or "").lower().endswith(".gguf")
+
+
+def _backend_words(run: dict, settings: CheckSettings, given: Optional[Backend]) -> str:
+    if given is not None:
+        return given.name
+    return "llama.cpp with the adapter as a GGUF LoRA" if _uses_llama(run, settings) else "torch with the peft adapter"
+
+
+def gguf_lora_for(run: dict) -> Path:
+    """The run's adapter as a GGUF LoRA in its folder, written once (again when the adapter is newer)."""
+    from ..train.gguf_lora import ADAPTER_WEIGHTS, base_model_info, write_gguf_lora
+
+    adapter = Path(str(run["adapter_dir"]))
+    dest = Path(str(run.get("folder") or adapter.parent)) / "check" / f"{adapter.name}-lora.gguf"
+    source = adapter / ADAPTER_WEIGHTS
+    if not dest.is_file() or dest.stat().st_mtime < source.stat().st_mtime:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        write_gguf_lora(adapter, dest, base_model_info(str(run["model_path"])), name=f"run {run['id']}")
+    return dest
+
+
+def _load(cp: Any, settings: Optional[CheckSettings], isolate: bool, n_threads: Optional[int], on_status) -> Backend:
+    """The base model (``settings`` None) or the model with the run's adapter."""
+    import hashlib
+
+    from ..backends import load_backend
+    from ..models import model_fingerprint
+
+    run = cp.train_run
+    ref = _base_ref(run)
+    use_llama = _uses_llama(run, settings or CheckSettings())
+    name = "llama.cpp" if use_llama else "torch"
+    if use_llama and ref.kind != "gguf":
+        raise SettingsError(f"{ref.path} is not a GGUF file, so llama.cpp cannot check it; use --backend torch.")
+    options: dict[str, Any] = {}
+    if use_llama and n_threads:
+        options["n_threads"] = n_threads
+    if settings is None:
+        on_status(
+            f"Loading the base model {run.get('model_name') or ref.display_name} ({name}) for the answers before training ..."
+        )
+        if use_llama:
+            options["fingerprint"] = model_fingerprint(ref)
+        return load_backend(ref, name, isolate=isolate, **options)
+    on_status(f"Loading {run.get('model_name') or ref.display_name} with the adapter of training run {run['id']} ({name}) ...")
+    if use_llama:
+        lora = gguf_lora_for(run)
+        digest = hashlib.sha256(f"{model_fingerprint(ref)}|{lora.stat().st_size}|{os.path.getmtime(lora)}".encode()).hexdigest()
+        options.update(lora_path=str(lora), fingerprint=digest)
+    else:
+        options["adapter"] = str(run["adapter_dir"])
+    return load_backend(ref, name, isolate=isolate, **options)
+
+
+def _load_judge(cp: Any, isolate: bool, n_threads: Optional[int], on_status) -> Backend:
+    """The first probe's judge: its judge model when it named one, else the base model."""
+    judge_model = cp.probe_settings.judge_model
+    if not judge_model:
+        return _load(cp, None, isolate, n_threads, on_status)
+    from ..backends import backend_for, load_backend
+    from ..models import resolve_model
+
+    ref = resolve_model(judge_model)
+    on_status(f"Loading the judge model {ref.display_name} ...")
+    return load_backend(ref, backend_for(ref, "auto"), isolate=isolate)
