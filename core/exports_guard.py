@@ -51,9 +51,13 @@ def project_files(project: Any) -> list[Path]:
 
 def refuse_project_file(target: str | os.PathLike, protected: Iterable[str | os.PathLike]) -> None:
     """``ProjectError`` when ``target`` is (resolves to) one of the project's own files."""
-    resolved = Path(target).expanduser().resolve()
+
+    def key(p: str | os.PathLike) -> str:  # normcase: Windows and macOS names are case-blind
+        return os.path.normcase(str(Path(p).expanduser().resolve()))
+
+    resolved = key(target)
     for p in protected:
-        if Path(p).expanduser().resolve() == resolved:
+        if key(p) == resolved:
             raise ProjectError(
                 f"{target} is one of the project's own files (the project or a dataset it was made from), and KnowMix "
                 "never writes over it. Choose a new (empty) folder or another file name."
