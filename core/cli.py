@@ -279,7 +279,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_results(args: argparse.Namespace) -> int:
     """The probe's per-example results as JSONL, CSV or Parquet, to --out or to stdout."""
-    from .results import check_format, result_rows, results_bytes, write_results
+    from .results import check_format, result_rows, results_bytes, write_results, write_stream
     from .store import Project
 
     check_format(args.format, args.out)
@@ -294,8 +294,7 @@ def cmd_results(args: argparse.Namespace) -> int:
             n = write_results(project, args.format, Path(args.out), args.run)
             _status(f"wrote {n} row{'s' if n != 1 else ''} to {args.out}")
         else:
-            data = results_bytes(result_rows(project, args.run), args.format)
-            sys.stdout.write(data.decode("utf-8"))  # jsonl or csv: parquet needs --out
+            write_stream(results_bytes(result_rows(project, args.run), args.format), sys.stdout)  # parquet needs --out
     return 0
 
 
@@ -383,13 +382,18 @@ def _memory_lines(project, plan) -> list[str]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from .cli_parser import FORCE_HINT
     from .plan import PlanSettings, build_plan, export_plan, save_plan
+    from .plan.export import check_plan_export
     from .store import Project
 
     settings = PlanSettings(**settings_values(PLAN_OPTIONS, args), shares=_parse_shares(args.shares))
     settings.validate()
     with Project(_find_project(args.project), create=False) as project:
         plan = build_plan(project, args.run, settings)
+        exporting = {"project": project, "force": args.force, "force_hint": FORCE_HINT}
+        if args.export:  # a folder holding the team's own files is refused before the plan is saved
+            check_plan_export(plan, args.export, **exporting)
         if getattr(args, "ood", None):
             from .plan import add_ood
 
@@ -407,7 +411,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 from .errors import ProjectError
 
                 raise ProjectError("The project has no dataset number None.")
-            paths = export_plan(plan, args.export, dataset_row=project.dataset(plan.dataset_id))
+            paths = export_plan(plan, args.export, dataset_row=project.dataset(plan.dataset_id), **exporting)
             for label, path in paths.items():
                 _status(f"exported {label}: {path}")
     return 0
@@ -585,9 +589,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write a training run's adapter as a GGUF LoRA with its Ollama Modelfile and llama-server line; print them."""
+    from .cli_parser import FORCE_HINT
     from .train.gguf_lora import export_gguf
 
-    result = export_gguf(_find_project(args.project), args.gguf, args.run, merged=args.merged)
+    result = export_gguf(
+        _find_project(args.project), args.gguf, args.run, merged=args.merged, force=args.force, force_hint=FORCE_HINT
+    )
     print("\n".join(result.lines()))
     return 0
 

@@ -312,6 +312,7 @@ def _plan(sub: Any) -> argparse.ArgumentParser:
         metavar="DIR",
         help="also write the planned train/dev/test sets (input's own shape and plain question/answer JSONL)",
     )
+    add_force(pl)
     pl.add_argument("--json", action="store_true", help="print the plan as JSON")
     return pl
 
@@ -387,7 +388,20 @@ def _export(sub: Any) -> argparse.ArgumentParser:
         help="also write <project>-run<N>-merged.gguf: the base GGUF with the adapter applied, one file "
         "(adapted weights in F16, so larger than a quantized base) and Modelfile.merged",
     )
+    add_force(ex)
     return ex
+
+
+FORCE_HINT = " (A script that means to replace it can add --force.)"  # ends the refusal's message
+
+
+def add_force(parser: Any) -> None:
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace files in the export folder that KnowMix did not write there for this project (never the "
+        "project's own files); without it such a file is refused",
+    )
 
 
 def _model(sub: Any) -> argparse.ArgumentParser:

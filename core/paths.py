@@ -10,7 +10,10 @@ on macOS). ``KNOWMIX_HOME`` puts all three in one folder (tests, portable instal
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Iterator, Union
@@ -88,18 +91,68 @@ def write_bytes_atomic(path: Union[str, "os.PathLike[str]"], data: bytes, *, wha
         tmp.write_bytes(data)
 
 
+# KnowMix's own temp names end in ".tmp-<process id>": ".NAME.tmp-PID" beside a file being written
+# (``atomic_file``), "adapter.tmp-PID" and "checkpoints/tmp-PID" folders in a run folder.
+_TEMP_PID = re.compile(r"(?:^|\.)tmp-(\d+)$")
+
+
+def temp_owner(name: str) -> int | None:
+    """The process id in a KnowMix temp name ("x.tmp-123" -> 123), or None for any other name."""
+    m = _TEMP_PID.search(name)
+    return int(m.group(1)) if m else None
+
+
+def remove_if_stale(path: Path) -> bool:
+    """Remove the temp file or folder ``path`` when the process named in it has ended (a kill left it);
+    a running process's temp (maybe being written right now) is kept. Returns whether it went."""
+    from .store import pid_alive
+
+    pid = temp_owner(path.name)
+    if pid is None or pid == os.getpid() or pid_alive(pid):
+        return False
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    except OSError:
+        return False
+    return True
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Flush the folder's entry list, so the rename itself survives a power cut (POSIX; Windows cannot
+    open a folder for this, and NTFS journals the rename)."""
+    if os.name == "nt":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems (network, FUSE) do not fsync folders: the rename is still done
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_file(path: Union[str, "os.PathLike[str]"], *, what: str = "", advice: str) -> Iterator[Path]:
     """A temp path beside ``path`` for the block to write (whole or streamed, e.g. by a GGUF writer);
     when the block ends it is fsynced and renamed onto ``path``, so a crash or a full disk leaves the
     old file (or none), never half of one. On any error the temp file goes; an ``OSError`` becomes
-    one ``ProjectError`` naming the file (``what``, e.g. "the report to ") and what to do (``advice``)."""
+    one ``ProjectError`` naming the file (``what``, e.g. "the report to ") and what to do (``advice``).
+    A temp of the same file left by a killed writer is removed first; after the rename the folder is
+    fsynced too."""
     from .errors import ProjectError
 
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        for old in path.parent.glob(f".{glob.escape(path.name)}.tmp-*"):
+            remove_if_stale(old)
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
@@ -112,3 +165,4 @@ def atomic_file(path: Union[str, "os.PathLike[str]"], *, what: str = "", advice:
         if isinstance(exc, OSError):
             raise ProjectError(f"Cannot write {what}{path}: {exc.strerror or exc}. {advice}") from None
         raise
+    _fsync_folder(path.parent)

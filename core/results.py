@@ -11,8 +11,9 @@ replacement), the model's ``greedy_answers`` with ``greedy_reasons`` (per greedy
 verdict and why: "✓ key 'Paris' stated", "✗ key 'Paris' negated"; ``core.scoring``) and its
 ``sampled_answers``. A not-probed row has an empty category and no P values or answers.
 
-JSON Lines keeps lists as lists; CSV writes each list as JSON text (one cell); Parquet keeps
-lists as list columns (it needs pyarrow, and a file: it is binary).
+JSON Lines keeps lists as lists; CSV writes each list as JSON text (one cell), and a text cell a
+spreadsheet would run as a formula with a leading "'" (``csv_text``); Parquet keeps lists as list
+columns (it needs pyarrow, and a file: it is binary).
 """
 
 from __future__ import annotations
@@ -108,7 +109,9 @@ def results_bytes(rows: Sequence[dict], fmt: str) -> bytes:
         import io
 
         buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
+        # RFC 4180's CRLF line ends: then the csv module also quotes a cell holding a lone carriage
+        # return (with "\n" it quotes "\n" only, and a "\r" in a question split the row in two)
+        w = csv.writer(buf, lineterminator="\r\n")
         w.writerow(COLUMNS)
         for r in rows:
             w.writerow([_csv_cell(r[c]) for c in COLUMNS])
@@ -116,12 +119,27 @@ def results_bytes(rows: Sequence[dict], fmt: str) -> bytes:
     return _parquet(rows)
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...) can send the
+# sheet's data elsewhere when clicked). Results hold the team's questions and the model's answers,
+# text anyone could have written, so KnowMix's own report files escape them the usual way: a leading
+# "'", which spreadsheets show as text. (A plan export does not: it is the team's training data,
+# written back exactly as it came.)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(text: str) -> str:
+    """``text`` as a CSV cell a spreadsheet shows and never runs."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def _csv_cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, (list, dict)):
         return json.dumps(value, ensure_ascii=False)
-    return str(value)
+    if isinstance(value, (bool, int, float)):
+        return str(value)  # a number is a number (P values are never negative)
+    return csv_text(str(value))
 
 
 def _parquet(rows: Sequence[dict]) -> bytes:
@@ -160,14 +178,39 @@ def _parquet(rows: Sequence[dict]) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
+def write_stream(data: bytes, stream: Any) -> None:
+    """``results_bytes``' output to a text stream (the terminal) as the very bytes: a text stream on
+    Windows would turn the CSV's \\r\\n line ends into \\r\\r\\n."""
+    raw = getattr(stream, "buffer", None)
+    if raw is None:
+        stream.write(data.decode("utf-8"))
+        return
+    stream.flush()
+    raw.write(data)
+    raw.flush()
+
+
 def write_results(project: Any, fmt: str, out: Any, probe_run_id: Optional[int] = None) -> int:
-    """Write the probe run's per-example results to the file ``out`` (atomically); returns the row count."""
+    """Write the probe run's per-example results to the file ``out`` (atomically); returns the row count.
+    ``out`` is never one of the project's own files (the project, a dataset it was made from)."""
+    from .exports_guard import project_files, refuse_project_file
     from .paths import write_bytes_atomic
 
     check_format(fmt, str(out))
+    refuse_project_file(out, project_files(project))
     rows = result_rows(project, probe_run_id)
     write_bytes_atomic(out, results_bytes(rows, fmt), advice="Choose a folder you can write to, and check the free disk space.")
     return len(rows)
 
 
-__all__ = ["COLUMNS", "FORMATS", "EXTENSIONS", "result_rows", "results_bytes", "write_results", "check_format"]
+__all__ = [
+    "COLUMNS",
+    "FORMATS",
+    "EXTENSIONS",
+    "result_rows",
+    "results_bytes",
+    "write_results",
+    "write_stream",
+    "check_format",
+    "csv_text",
+]

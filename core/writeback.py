@@ -138,6 +138,9 @@ def _cell(value: Any) -> str:
 
 
 def _delimited(records: Sequence[dict], delimiter: str) -> str:
+    """The team's own records as CSV/TSV. No spreadsheet-formula escaping here (unlike
+    ``core.results``' report CSV): this is their training data going back to their trainer, and a
+    question that starts with "=" must stay exactly that question."""
     import csv
     import io
 

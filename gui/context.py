@@ -180,7 +180,7 @@ class AppContext(QtCore.QObject):
         probe, plan and training run."""
         from core.plan import list_plans
         from core.store import Project
-        from core.train.runs import list_runs
+        from core.train.runs import clean_run_temps, list_runs
 
         path = Path(path).expanduser().resolve()
         self.forget_cached()  # the same path may hold another file now
@@ -189,6 +189,7 @@ class AppContext(QtCore.QObject):
             runs = p.probe_runs()
             plans = list_plans(p)
             trains = list_runs(p)
+        clean_run_temps(path)  # temp files and folders a kill left in its runs folder
         train_ds = [d for d in datasets if d["role"] == "train"]
         pools = [d for d in datasets if d["role"] == "pool"]
         probe = runs[-1] if runs else None

@@ -304,10 +304,10 @@ def test_llama_cpp_with_the_exported_lora_answers_like_torch_and_peft(trained_ru
     assert str(lora) in printed and f"llama-server -m {base} --lora {lora}" in printed
     assert f"llama-server -m {merged}" in printed
     modelfile = (out / "Modelfile").read_text()
-    assert f"FROM {base}\n" in modelfile and f"ADAPTER {lora}\n" in modelfile
+    assert f'FROM "{base}"\n' in modelfile and f'ADAPTER "{lora}"\n' in modelfile
     assert f"--lora {lora}" in (out / "llama-server.txt").read_text()
     merged_modelfile = (out / "Modelfile.merged").read_text()
-    assert f"FROM {merged}\n" in merged_modelfile and "ADAPTER" not in merged_modelfile
+    assert f'FROM "{merged}"\n' in merged_modelfile and "ADAPTER" not in merged_modelfile
 
     # torch + peft with the run's adapter, greedy, the prompts it was trained on
     with Project(project, create=False) as p:

@@ -57,7 +57,7 @@ def test_export_step_writes_the_gguf_lora_and_the_merged_model(qtbot, window, tm
     shown = page.message.text()
     assert str(lora) in shown and str(merged) in shown and "ollama create" in shown
     assert lora.is_file() and merged.is_file() and (out / "Modelfile").is_file()
-    assert f"FROM {merged}" in (out / "Modelfile.merged").read_text()
+    assert f'FROM "{merged}"' in (out / "Modelfile.merged").read_text()
 
     import gguf
 

@@ -39,10 +39,12 @@ def write_report(
     """Build the report of the project file and write it atomically (a temp file, then a rename).
 
     ``out_path`` defaults to ``default_report_path(project_path)``. Returns the written path."""
+    from ..exports_guard import project_files, refuse_project_file
     from ..store import Project
 
     out = Path(out_path).expanduser() if out_path is not None else default_report_path(project_path)
     with Project(project_path, create=False) as project:
+        refuse_project_file(out, project_files(project))  # never the project or its data, whatever the name
         text = build_report(project, probe_run_id=probe_run_id, plan_id=plan_id, train_run_id=train_run_id)
     if out.is_dir():
         raise ProjectError(f"{out} is a folder; give a file name for the report, for example {out / 'report.html'}.")

@@ -360,10 +360,27 @@ def _adapter_dir(row: dict) -> Optional[Path]:
     return None
 
 
+def modelfile_path(path: Path) -> str:
+    """A path as an Ollama Modelfile value. Ollama's parser has no escapes: it strips one pair of
+    ``"`` (or of ``\"\"\"`` when the value holds a ``"``) around the rest of the line, so a path with
+    spaces or quotes stays one value; a line break cannot be held at all (``check_one_line``)."""
+    from ..exports_guard import check_one_line
+
+    check_one_line(path, "a model file")
+    text = str(path)
+    return f'"""{text}"""' if '"' in text else f'"{text}"'
+
+
+def comment_text(text: str) -> str:
+    """``text`` on one line, for a ``#`` comment: a line break in a project's path must not start an instruction."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
 def modelfile_text(base_gguf: Path, lora: Optional[Path], prompt_format: str, note: str) -> str:
     """An Ollama Modelfile: the base GGUF with the adapter (or a merged GGUF alone); a qa-trained
-    adapter gets the prompt it learned."""
-    lines = [f"# {note}", f"FROM {base_gguf}"] + ([f"ADAPTER {lora}"] if lora is not None else [])
+    adapter gets the prompt it learned. Paths are quoted (``modelfile_path``)."""
+    lines = [f"# {comment_text(note)}", f"FROM {modelfile_path(base_gguf)}"]
+    lines += [f"ADAPTER {modelfile_path(lora)}"] if lora is not None else []
     if prompt_format == "qa":
         lines += [
             "# Trained on prompts 'Q: <question>' newline 'A:', so Ollama asks the same way.",
@@ -376,11 +393,22 @@ def modelfile_text(base_gguf: Path, lora: Optional[Path], prompt_format: str, no
 
 
 def export_gguf(
-    project_path: str | os.PathLike, out_dir: str | os.PathLike, run_id: Optional[int] = None, *, merged: bool = False
+    project_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    run_id: Optional[int] = None,
+    *,
+    merged: bool = False,
+    force: bool = False,
+    force_hint: str = "",
 ) -> GgufExport:
     """Write training run ``run_id``'s adapter (default: the latest finished run) into ``out_dir`` as
     ``<project>-run<N>-lora.gguf``, with an Ollama ``Modelfile`` and ``llama-server.txt`` when the base is a GGUF;
-    with ``merged``, also the base with the adapter applied (``gguf_merge``) and its ``Modelfile.merged``."""
+    with ``merged``, also the base with the adapter applied (``gguf_merge``) and its ``Modelfile.merged``.
+
+    Nothing is written over a file KnowMix did not write in ``out_dir`` for this project (``force``
+    replaces those, for scripts), nor ever over the project's own files or the base model
+    (``core.exports_guard``); a path with a line break is refused. All before anything is written."""
+    from ..exports_guard import ExportFolder, check_one_line, project_files
     from ..models import model_fingerprint, resolve_model
     from ..paths import write_text_atomic
     from ..store import Project
@@ -388,6 +416,7 @@ def export_gguf(
     with Project(project_path, create=False) as project:
         row = exportable_run(project, run_id)
         project_name = Path(project.path).stem
+        protected = project_files(project)
     run_id = int(row["id"])
     adapter_dir = Path(row["adapter_dir"])
     info = _adapter_info(adapter_dir)
@@ -404,10 +433,22 @@ def export_gguf(
     base = base_model_info(ref.path)
     out = Path(out_dir).expanduser().resolve()
     lora = out / f"{project_name}-run{run_id}-lora.gguf"
+    names = [lora.name]
+    check_one_line(lora, "the export")
+    if base.is_gguf:
+        check_one_line(ref.path, "the base model")
+        names += [MODELFILE, SERVER_LINES] + (
+            [f"{project_name}-run{run_id}-merged.gguf", MODELFILE + ".merged"] if merged else []
+        )
+    guard = ExportFolder(
+        out, project_path, protected=[*protected, ref.path, *adapter_dir.iterdir()], force=force, force_hint=force_hint
+    )
+    guard.check(names)
     tensors, alpha = lora_tensors(adapter_dir, base)  # once: the merged model below adds the same B·A
     write_lora_tensors(
         tensors, alpha, lora, base.architecture, name=f"{ref.display_name} LoRA (KnowMix {project_name} run {run_id})"
     )
+    guard.wrote(lora)
     n = len(tensors)
     result = GgufExport(
         run_id=run_id,
@@ -436,12 +477,14 @@ def export_gguf(
     write_text_atomic(
         result.modelfile, modelfile_text(ref.path, lora, prompt_format, note), what="the Ollama Modelfile ", advice=advice
     )
+    guard.wrote(result.modelfile)
     result.server_line = f"llama-server -m {shlex.quote(str(ref.path))} --lora {shlex.quote(str(lora))}"
-    server_text = [f"# {note}", result.server_line]
+    server_text = [f"# {comment_text(note)}", result.server_line]
     if prompt_format == "qa":
         server_text.insert(1, "# The adapter answers prompts written 'Q: <question>\\nA:' (POST /completion with that prompt).")
     result.server_file = out / SERVER_LINES
     write_text_atomic(result.server_file, "\n".join(server_text) + "\n", what="the llama-server line ", advice=advice)
+    guard.wrote(result.server_file)
     if merged:
         from .gguf_merge import write_merged_gguf
 
@@ -453,6 +496,7 @@ def export_gguf(
             name=f"{ref.display_name} + LoRA (KnowMix {project_name} run {run_id})",
         )
         result.merged_path, result.merged_size = merged_gguf.path, merged_gguf.size_bytes
+        guard.wrote(merged_gguf.path)
         result.merged_modelfile = out / (MODELFILE + ".merged")
         write_text_atomic(
             result.merged_modelfile,
@@ -460,6 +504,7 @@ def export_gguf(
             what="the Ollama Modelfile ",
             advice=advice,
         )
+        guard.wrote(result.merged_modelfile)
     if prompt_format == "qa":
         result.notes.append("The adapter was trained on 'Q: <question>\\nA:' prompts: ask it the same way (the Modelfile does).")
     return result

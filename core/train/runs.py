@@ -20,6 +20,7 @@ items), ``settings.json`` and ``worker.log`` (the worker's stderr).
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any, Iterable, Optional, TypedDict
@@ -42,6 +43,43 @@ def runs_root(project_path: str | Path) -> Path:
 
 def run_folder(project_path: str | Path, run_id: int) -> Path:
     return runs_root(project_path) / f"run-{run_id}"
+
+
+# The temp names a run's writers use (``checkpoints.save_adapter``/``write_checkpoint``, the merge,
+# ``core.paths.atomic_file``): only these are ever removed, and only when their process has ended.
+_RUN_TEMP_DIRS = re.compile(r"^(?:adapter|final-adapter|merged)\.tmp-\d+$")
+_CHECKPOINT_TEMP = re.compile(r"^tmp-\d+$")
+_ATOMIC_TEMP = re.compile(r"^\..+\.tmp-\d+$")
+
+
+def clean_run_folder_temps(run_dir: Path) -> int:
+    """Remove the temp files and folders a killed writer left in one run folder; returns how many went.
+    A temp whose process still runs (a worker training now) is kept."""
+    from ..paths import remove_if_stale
+
+    found: list[Path] = []
+    for folder, pattern in (
+        (run_dir, _RUN_TEMP_DIRS),
+        (run_dir, _ATOMIC_TEMP),
+        (run_dir / "checkpoints", _CHECKPOINT_TEMP),
+        (run_dir / "check", _ATOMIC_TEMP),
+    ):
+        try:
+            found += [p for p in folder.iterdir() if pattern.match(p.name)]
+        except OSError:  # no such folder (yet), or not readable: nothing of ours to clean
+            continue
+    return sum(remove_if_stale(p) for p in found)
+
+
+def clean_run_temps(project_path: str | Path) -> int:
+    """``clean_run_folder_temps`` for every run folder of the project (the app does it when it opens
+    a project, the worker when it starts on a run); returns how many went."""
+    root = runs_root(project_path)
+    try:
+        runs = [p for p in root.iterdir() if p.is_dir() and p.name.startswith("run-")]
+    except OSError:
+        return 0
+    return sum(clean_run_folder_temps(p) for p in runs)
 
 
 def create_run(

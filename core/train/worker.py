@@ -185,7 +185,18 @@ def run(project_path: str, run_id: int, resume: bool, out: Optional[TextIO], sho
     from ..models import resolve_model
     from ..store import Project
     from .loop import find_checkpoint, train_loop
-    from .runs import CANCELLED, DONE, FAILED, RUNNING, delete_metrics_after, get_run, run_items, run_settings, update_run
+    from .runs import (
+        CANCELLED,
+        DONE,
+        FAILED,
+        RUNNING,
+        clean_run_folder_temps,
+        delete_metrics_after,
+        get_run,
+        run_items,
+        run_settings,
+        update_run,
+    )
 
     recorder: Optional[Recorder] = None
     project = None
@@ -194,6 +205,7 @@ def run(project_path: str, run_id: int, resume: bool, out: Optional[TextIO], sho
         row = get_run(project, run_id)
         run_dir = Path(row["folder"])
         run_dir.mkdir(parents=True, exist_ok=True)
+        clean_run_folder_temps(run_dir)  # what a killed session of this run left half-written
         settings = run_settings(row)
         train, dev = run_items(row)
         ckpt = find_checkpoint(run_dir) if resume else None

@@ -274,7 +274,8 @@ class ExportPage(Page):
 
             with Project(path, create=False) as p:
                 plan = load_plan(p, plan_id)
-                return export_plan(plan, folder, dataset_row=p.dataset(plan.dataset_id))
+                # refused inline (report_error) when the folder holds a file KnowMix did not write there
+                return export_plan(plan, folder, dataset_row=p.dataset(plan.dataset_id), project=p)
 
         self.ctx.runner.start("Exporting the plan", job, exclusive=False, on_error=self.report_error, on_done=self._exported)
 

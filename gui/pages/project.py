@@ -108,20 +108,38 @@ class ProjectPage(Page):
         return True
 
     def new_project(self) -> None:
+        """A new, empty project file. A name that is taken is never deleted: the file may be a project
+        with weeks of probes and runs (and its -wal may hold its latest work), so the app offers to
+        open it instead, or to choose another name."""
         start = str(Path(self.ctx.settings.value("projects/last_folder", str(Path.home()))) / "my-project.knowmix")
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "New project", start, PROJECT_FILTER)
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self,
+            "New project",
+            start,
+            PROJECT_FILTER,
+            options=QtWidgets.QFileDialog.Option.DontConfirmOverwrite,  # the question below is the one that counts
+        )
         if not path:
             return
         if not path.endswith(".knowmix"):
             path += ".knowmix"
-        if Path(path).exists():
-            # The save dialog already asked before replacing: a fresh project needs a fresh file.
-            try:
-                Path(path).unlink()
-            except OSError as exc:
-                self.message.show_message(f"Cannot replace {path}: {exc.strerror or exc}.", "error")
-                return
         self.ctx.settings.setValue("projects/last_folder", str(Path(path).parent))
+        if Path(path).exists():
+            answer = QtWidgets.QMessageBox.question(
+                self,
+                "Project exists",
+                f"{Path(path).name} already exists in {Path(path).parent}. KnowMix never replaces a project: its "
+                "datasets, probe results, plans and training runs would be lost.\n\nOpen it instead?",
+                QtWidgets.QMessageBox.StandardButton.Yes | QtWidgets.QMessageBox.StandardButton.No,
+                QtWidgets.QMessageBox.StandardButton.No,
+            )
+            if answer == QtWidgets.QMessageBox.StandardButton.Yes:
+                self.open_path(path)
+            else:
+                self.message.show_message(
+                    f"{path} was left as it is. Choose another name for the new project (New project…).", "warning"
+                )
+            return
         if self.open_path(path, create=True):
             self._go("model")
 
