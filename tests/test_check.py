@@ -154,3 +154,42 @@ def test_the_ood_file_is_probed_with_the_base_model_and_then_with_the_adapter(tm
     assert sorted(e["example_id"] for e in split.new_errors) == ["o03", "o06", "o09"] and not split.fixed
     assert split.em_before == pytest.approx(4 / 12) and split.em_after == pytest.approx(1 / 12)
     project.close()
+
+
+class _Judging(ScriptedBackend):
+    """A scripted model that also answers judge questions, always with ``verdict``."""
+
+    def __init__(self, knowledge: dict, verdict: str) -> None:
+        super().__init__(knowledge)
+        self.verdict = verdict
+        self.judged: list[GenRequest] = []
+
+    def generate(self, requests):
+        asked = [r for r in requests if "Answer to grade:" in r.prompt]
+        if not asked:
+            return super().generate(requests)
+        self.judged.extend(asked)
+        return [[self.verdict] * r.n for r in requests]
+
+
+def test_in_judge_mode_the_check_asks_the_probes_judge_never_the_adapter(tmp_path):
+    """A fine-tuned model grading its own answers is no judge: the re-probe's undecided answers go
+    to the base model (the probe's judge), and the adapter, which would say yes, is never asked."""
+    from core.probe import ProbeSettings, run_probe
+    from core.store import Project
+    from tests.check_fixture import world
+    from tests.scripted import FakeDataset
+
+    examples, before, after = world(60)
+    project = Project(tmp_path / "p.knowmix")
+    dataset_id = project.add_dataset(FakeDataset(examples))
+    settings = ProbeSettings(n_sets=3, samples_per_set=2, preset="quick", match="judge")
+    probe = run_probe(
+        project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="s", settings=settings, backend=_Judging(before, "no")
+    )
+    run_id = trained_run(project, probe.run_id)
+    base, adapter = _Judging(before, "no"), _Judging(after, "yes")
+    report = run_check(project, run_id, base_backend=base, adapter_backend=adapter)
+    assert report.status == "finished"
+    assert base.judged and not adapter.judged
+    project.close()

@@ -398,4 +398,5 @@ def test_the_detail_ticks_sentence_answers_by_their_key_and_lists_replaced_exemp
         assert rows[with_swap]["category"] == "HighlyKnown"
         text = example_html(p, run_id, with_swap)
     assert "✗" not in text and text.count("✓") == 4
+    assert text.count("why: key &#x27;Author") == 4 and "stated" in text  # the verdict's reason under each answer
     assert "Exemplars replaced" in text and "the question itself" in text

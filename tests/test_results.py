@@ -60,6 +60,9 @@ def test_results_as_jsonl_have_one_row_per_example_in_file_order(project_path: P
     # the scripted model knows every third question: its greedy answers are the gold answer
     first = probed[0]
     assert first["category"] == "HighlyKnown" and first["greedy_answers"] == ["Answer0", "Answer0"]
+    assert first["greedy_reasons"] == ["✓ matches 'Answer0'"] * 2  # why, for every greedy answer
+    wrong = next(r for r in probed if r["category"] == "Unknown")
+    assert all(why.startswith("✗ not 'Answer") for why in wrong["greedy_reasons"])
     assert rows[0]["answers"] == ["Answer0", "Alias0"]
     # the same rows as the function the app calls
     from core.store import Project
