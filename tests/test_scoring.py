@@ -133,3 +133,26 @@ def test_the_scoring_benchmark_dev_cases_stay_graded_as_a_careful_grader_would()
     right = sum(grade(c)[0] == c["right"] for c in cases)
     assert right / len(cases) >= 0.95
     assert wrong_right / sum(not c["right"] for c in cases) <= 0.03
+
+
+def test_the_exact_pruner_never_stops_an_answer_the_scorer_would_accept():
+    """Sampling stops early only where no continuation can be right, under the new folding too:
+    initials that merge, hyphens, accents, numbers and conjunctions in any order."""
+    import random
+
+    from core.scoring import PrefixPruner
+
+    aliases = ["J. R. R. Tolkien", "Saint-Exupéry", "1,000 metres", "Larry Page and Sergey Brin", "The Doors"]
+    pruner, scorer = PrefixPruner(aliases), Scorer("exact", aliases)
+    pieces = ["J", ".", " R", "R", " Tolkien", "Saint", "-", "Exup", "éry", "ery", " ", "1", ",000", "000", " metres"]
+    pieces += ["Sergey", " Brin", " and", " Larry", " Page", "The", " Doors", "Lyon", "x"]
+    rng = random.Random(4)
+    accepted = 0
+    for _ in range(4000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 6)))
+        if scorer(text).right:
+            accepted += 1
+            for cut in range(len(text) + 1):
+                assert not pruner(text[:cut]), (text, text[:cut])
+    assert accepted > 20
+    assert PrefixPruner(["Paris"])("Lyon ") and not PrefixPruner(["Paris"])("Par")

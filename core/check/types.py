@@ -62,8 +62,11 @@ class CheckSettings:
             raise SettingsError(f"Check backend must be auto, llama.cpp or torch (got {self.backend!r}).")
 
     def identity(self) -> str:
-        """The settings that change results, as canonical JSON (a rerun with the same resumes)."""
-        return json.dumps(asdict(self), sort_keys=True)
+        """The settings that change results, as canonical JSON (a rerun with the same resumes); the
+        grading rules' version too, so a check graded by other rules is not resumed."""
+        from ..scoring import SCORER_VERSION
+
+        return json.dumps({**asdict(self), "scorer": SCORER_VERSION}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: Optional[str]) -> "CheckSettings":

@@ -49,7 +49,7 @@ class PrefixPruner:
         tail = None if complete or not toks else toks.pop()
         if toks and (toks[-1].number is not None or len(toks[-1].norm) <= 1 or toks[-1].raw.isupper()):
             return False
-        if tail is not None and (tail.number is not None or tail.raw.isupper()):
+        if tail is not None and tail.number is not None:
             return False
         done = [t.norm for t in toks]
         while done and done[0] in ARTICLES:
