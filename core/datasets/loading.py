@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+from bisect import bisect_left
 from dataclasses import replace
 from hashlib import blake2b
 from itertools import chain
@@ -205,7 +206,8 @@ class _Rows:
         self.max_problems = max(1, max_problems)
         self.key_overrides = key_overrides
         self.rows: list[Example] = []
-        self.by_question: dict[bytes, int] = {}  # _question_key -> index in rows
+        # _question_key -> the first row's line (an int its Example holds anyway; rows are in line order)
+        self.by_question: dict[bytes, int] = {}
         self.by_record: dict[str, int] = {}
         self.id_lines: dict[str, int] = {}
         self.duplicates: list[tuple[int, int]] = []
@@ -254,7 +256,7 @@ class _Rows:
                 self._repeated_id(line, ex_id, seen_line, explicit=ident is not None)
                 continue
             id_lines[ex_id] = line
-            by_question[key] = len(rows)
+            by_question[key] = line
             if row.system or key_source != "answer":
                 rows.append(Example(ex_id, question, answers, group, line, rec, keys, key_source, row.system))
             else:  # an entity-shaped answer is its own key
@@ -284,9 +286,12 @@ class _Rows:
             Example(ex_id, row.question, row.answers, row.group, line, rec, (), "answer", row.system, NOT_PROBED, reason)
         )
 
-    def _merge_duplicate(self, index: int, line: int, answers: tuple[str, ...], keys: tuple[str, ...], key_source: str) -> None:
+    def _merge_duplicate(
+        self, first_line: int, line: int, answers: tuple[str, ...], keys: tuple[str, ...], key_source: str
+    ) -> None:
         """Both rows state accepted answers to the same question: keep the first, add new aliases
         (and, when either row has keys, the new row's keys)."""
+        index = bisect_left(self.rows, first_line, key=_line_of)
         first = self.rows[index]
         self.duplicates.append((line, first.line))
         known = list(first.answers)
@@ -350,6 +355,10 @@ class _Rows:
         probed = [ex for ex in rows if not ex.reason]
         unprobed = [ex for ex in rows if ex.reason] if len(probed) < len(rows) else []
         return probed, unprobed
+
+
+def _line_of(ex: Example) -> int:
+    return ex.line
 
 
 def _relabel(problem: Problem, unit: str) -> Problem:
