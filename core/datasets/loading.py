@@ -399,20 +399,20 @@ def content_fingerprint(examples: Iterable[Example]) -> str:
     """
     sha = hashlib.sha256(b"[")
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    rows: list[str] = []
+    rows: list[list[Any]] = []
     first = True
     for ex in examples:
         row: list[Any] = [ex.id, ex.question, list(ex.answers), ex.group]
         if ex.keys or ex.system or ex.status != "probed":
             # only rows of the new shapes carry these, so fingerprints of entity data stay as they were
             row.append([list(ex.keys), ex.system, ex.status, ex.reason])
-        rows.append(dumps(row))
+        rows.append(row)
         if len(rows) >= _FINGERPRINT_CHUNK:
-            sha.update(((",".join(rows)) if first else "," + ",".join(rows)).encode("utf-8"))
+            sha.update((dumps(rows)[1:-1] if first else "," + dumps(rows)[1:-1]).encode("utf-8"))
             first = False
             rows = []
     if rows:
-        sha.update(((",".join(rows)) if first else "," + ",".join(rows)).encode("utf-8"))
+        sha.update((dumps(rows)[1:-1] if first else "," + dumps(rows)[1:-1]).encode("utf-8"))
     sha.update(b"]")
     return sha.hexdigest()
 

@@ -137,9 +137,24 @@ def _text_lines(fh: IO[bytes], sha: Any, p: Path) -> Iterator[tuple[int, str, Op
         pos += size
 
 
+_scan_once = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # json.loads' own scanner, without its per-call overhead
+
+
 def loads_line(text: str) -> tuple[Any, Optional[str]]:
-    """One JSON value, or (None, why not) for invalid or too deeply nested JSON."""
+    """One JSON value, or (None, why not) for invalid or too deeply nested JSON.
+
+    An object line goes straight to the scanner ``json.loads`` uses (a third of its time is the
+    wrapping); anything the fast path does not accept whole is parsed by ``json.loads`` itself, so
+    values and messages are exactly its own."""
     try:
+        if text[:1] == "{":
+            try:
+                value, end = _scan_once(text, 0)
+            except (StopIteration, ValueError):
+                pass
+            else:
+                if end == len(text) or text[end:].isspace():
+                    return value, None
         return json.loads(text), None
     except ValueError as exc:
         msg = getattr(exc, "msg", str(exc))
@@ -150,29 +165,21 @@ def loads_line(text: str) -> tuple[Any, Optional[str]]:
         return None, NESTED_TOO_DEEPLY
 
 
-def _sharer() -> Callable[[str], str]:
-    """A function giving one shared string for each short cell value that repeats (a group such as
-    "P17" on a million rows), for the first ``_SHARED_VALUES`` distinct values only."""
-    cache: dict[str, str] = {}
+class _Shared(dict):
+    """One shared string for each short cell value that repeats (a group such as "P17" on a
+    million rows), for the first ``_SHARED_VALUES`` distinct values only: ``shared[value]``."""
 
-    def share(value: str) -> str:
-        if len(value) > 32:
-            return value
-        found = cache.get(value)
-        if found is not None:
-            return found
-        if len(cache) < _SHARED_VALUES:
-            cache[value] = value
+    def __missing__(self, value: str) -> str:
+        if len(self) < _SHARED_VALUES:
+            self[value] = value
         return value
-
-    return share
 
 
 def _jsonl_items(lines: Iterator[tuple[int, str, Optional[str]]], name: str) -> Iterator[Item]:
     """One record a line, as ``readers._read_jsonl`` reads them; a file of blank lines is empty."""
     seen = False
     keys: dict[str, str] = {}  # one string per column name, not one per row (a third of a row's memory)
-    share = _sharer()
+    shared = _Shared()
     for lineno, text, problem in lines:
         if problem is not None:
             seen = True
@@ -187,7 +194,7 @@ def _jsonl_items(lines: Iterator[tuple[int, str, Optional[str]]], name: str) -> 
         elif not isinstance(value, dict):
             yield lineno, Problem(lineno, None, _not_object_message(value))
         else:
-            yield lineno, {keys.setdefault(k, k): (share(v) if type(v) is str else v) for k, v in value.items()}
+            yield lineno, {keys.setdefault(k, k): (shared[v] if type(v) is str and len(v) <= 32 else v) for k, v in value.items()}
     if not seen:
         raise DatasetError(f"{name} is empty. Choose a file with rows.")
 
@@ -290,13 +297,13 @@ def _delimited_source(p: Path, fmt: str, fh: IO[bytes], sha: Any, lines: Iterato
     header = [c.strip() for c in row]
     _check_header(header, name, start)
 
-    share = _sharer()
+    shared = _Shared()
 
     def items() -> Iterator[Item]:
         n = 0
         try:
             for start, end, row in row_iter:
-                bad_here = [ln for ln in range(start, end + 1) if ln in bad]
+                bad_here = [ln for ln in range(start, end + 1) if ln in bad] if bad else []
                 problem = _row_problem(row, header, start, end, delimiter, bad_here, bad)
                 for ln in bad_here:
                     del bad[ln]
@@ -304,7 +311,13 @@ def _delimited_source(p: Path, fmt: str, fh: IO[bytes], sha: Any, lines: Iterato
                 if problem is not None:
                     yield start, problem
                     continue
-                yield start, {col: (share(row[i]) if i < len(row) else None) for i, col in enumerate(header)}
+                yield (
+                    start,
+                    {
+                        col: ((shared[c] if len(c := row[i]) <= 32 else c) if i < len(row) else None)
+                        for i, col in enumerate(header)
+                    },
+                )
         finally:
             fh.close()
         if not n:
