@@ -197,3 +197,22 @@ def test_parquet_is_read_in_batches_with_the_same_result(tmp_path: Path, monkeyp
         (e.line, e.question, e.answers) for e in whole.examples
     ]
     assert batched.file_sha256 == whole.file_sha256 and batched.content_sha256 == whole.content_sha256
+
+
+def test_a_json_document_too_big_to_read_whole_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.datasets import stream
+
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps([{"question": f"Q{i}?", "answers": ["a"]} for i in range(2000)]), encoding="utf-8")
+    monkeypatch.setattr(stream, "MAX_DOCUMENT_BYTES", 10_000)  # 256 MiB really; scaled down here
+    with pytest.raises(DatasetError, match=r"big\.json is a JSON document of 0 MiB.*up to 0 MiB\. Save it as UTF-8 JSON Lines"):
+        load_dataset(path)
+    # a JSON Lines file whose first line is broken is then streamed, not read whole to try it as one document
+    lines = tmp_path / "big.jsonl"
+    lines.write_text(
+        '{"question": "A?", "answers": ["a"\n'
+        + "\n".join(json.dumps({"question": f"Q{i}?", "answers": ["a"]}) for i in range(2000))
+        + "\n"
+    )
+    ds = load_dataset(lines, skip_invalid=True)
+    assert len(ds.examples) == 2000 and ds.problems[0].line == 1

@@ -46,6 +46,7 @@ from .readers import (
 from .types import Problem
 
 MAX_COLUMNS = 10_000
+MAX_DOCUMENT_BYTES = 256 * 1024 * 1024  # a JSON array is parsed whole: about 10x its size in memory
 MAX_PARQUET_VALUES = 50_000_000
 MAX_PARQUET_BYTES = 2 * 1024 * 1024 * 1024
 _PARQUET_BATCH = 4096
@@ -201,7 +202,7 @@ def _jsonl_items(lines: Iterator[tuple[int, str, Optional[str]]], name: str) -> 
 
 def open_jsonl(p: Path, head: bytes) -> Optional[Source]:
     """A JSON Lines file as a stream; None when its first line says it is one JSON document
-    (pretty-printed, saved as .jsonl), which the caller then reads whole."""
+    (pretty-printed, saved as .jsonl) small enough to be read whole, which the caller then does."""
     sha = hashlib.sha256()
     fh = _open(p)
     items = _jsonl_items(_text_lines(fh, sha, p), p.name)
@@ -210,7 +211,8 @@ def open_jsonl(p: Path, head: bytes) -> Optional[Source]:
     except BaseException:
         fh.close()
         raise
-    if first is not None and isinstance(first[1], Problem) and head.lstrip(_UTF8_BOM + b" \t\r\n")[:1] in (b"{", b"["):
+    maybe_document = head.lstrip(_UTF8_BOM + b" \t\r\n")[:1] in (b"{", b"[") and p.stat().st_size <= MAX_DOCUMENT_BYTES
+    if first is not None and isinstance(first[1], Problem) and maybe_document:
         fh.close()
         return None
     return Source(_closing(chain([first] if first else [], items), fh), "jsonl", None, sha.hexdigest)
@@ -407,7 +409,16 @@ def open_source(p: Path, fmt: str, head: bytes) -> Source:
 
 
 def _whole(p: Path, fmt: str) -> Source:
-    """One document (a JSON array, a UTF-16 file): read whole, hashed, parsed."""
+    """One document (a JSON array, a UTF-16 file): read whole, hashed, parsed; refused above
+    ``MAX_DOCUMENT_BYTES``, as parsing it whole takes about ten times its size in memory."""
+    size = p.stat().st_size
+    if size > MAX_DOCUMENT_BYTES:
+        kind = "a JSON document" if fmt == "json" else "a UTF-16 text file"
+        raise DatasetError(
+            f"{p.name} is {kind} of {size / (1024 * 1024):,.0f} MiB, which KnowMix would have to read whole; it reads "
+            f"such files up to {MAX_DOCUMENT_BYTES >> 20} MiB. Save it as UTF-8 JSON Lines (one record a line) or "
+            f"CSV, which are read as a stream, and try again."
+        )
     data = read_bytes(p)
     sha = hashlib.sha256(data).hexdigest()
     items, columns, actual = parse_records(data, fmt, p.name)
