@@ -225,6 +225,9 @@ class _Rows:
         """Validate every item in file order; one loop with local names, as it runs per row."""
         unit, rows, by_question, id_lines = self.unit, self.rows, self.by_question, self.id_lines
         overrides, limit, per_group = self.key_overrides, self.limit, self.per_group
+        # Without an id column a probed row's id is the hash of its group and question, which
+        # by_question already tells apart: its id is not stored twice (a million rows: 40 MB).
+        track_ids = self.id_col is not None
         for line, rec in items:
             if isinstance(rec, Problem):
                 self.add_problem(_relabel(rec, unit))
@@ -255,7 +258,8 @@ class _Rows:
             if seen_line is not None:
                 self._repeated_id(line, ex_id, seen_line, explicit=ident is not None)
                 continue
-            id_lines[ex_id] = line
+            if track_ids or ident is not None:
+                id_lines[ex_id] = line
             by_question[key] = line
             if row.system or key_source != "answer":
                 rows.append(Example(ex_id, question, answers, group, line, rec, keys, key_source, row.system))
@@ -274,8 +278,8 @@ class _Rows:
         ex_id = row.ident
         if ex_id is None:
             ex_id = _hash_id(row.group, row.question)
-            if ex_id in self.id_lines:  # e.g. two chats with the same first question
-                ex_id = _hash_id(row.group, record)
+            if ex_id in self.id_lines or self._probed_id(row.group, row.question) == ex_id:
+                ex_id = _hash_id(row.group, record)  # e.g. two chats with the same first question
         seen_line = self.id_lines.get(ex_id)
         if seen_line is not None:
             self._repeated_id(line, ex_id, seen_line, explicit=row.ident is not None)
@@ -285,6 +289,13 @@ class _Rows:
         self.rows.append(
             Example(ex_id, row.question, row.answers, row.group, line, rec, (), "answer", row.system, NOT_PROBED, reason)
         )
+
+    def _probed_id(self, group: str, question: str) -> Optional[str]:
+        """The id of the probed row that asks ``question`` in ``group`` (up to case and spaces)."""
+        first_line = self.by_question.get(_question_key(group, question))
+        if first_line is None:
+            return None
+        return self.rows[bisect_left(self.rows, first_line, key=_line_of)].id
 
     def _merge_duplicate(
         self, first_line: int, line: int, answers: tuple[str, ...], keys: tuple[str, ...], key_source: str

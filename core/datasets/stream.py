@@ -176,6 +176,16 @@ class _Shared(dict):
         return value
 
 
+def _compact(value: Any, shared: _Shared) -> Any:
+    """A short text shared, a list copied to its exact size (the parser leaves room for 4 items)."""
+    kind = type(value)
+    if kind is str:
+        return shared[value] if len(value) <= 32 else value
+    if kind is list:
+        return value[:]
+    return value
+
+
 def _jsonl_items(lines: Iterator[tuple[int, str, Optional[str]]], name: str) -> Iterator[Item]:
     """One record a line, as ``readers._read_jsonl`` reads them; a file of blank lines is empty."""
     seen = False
@@ -195,7 +205,7 @@ def _jsonl_items(lines: Iterator[tuple[int, str, Optional[str]]], name: str) -> 
         elif not isinstance(value, dict):
             yield lineno, Problem(lineno, None, _not_object_message(value))
         else:
-            yield lineno, {keys.setdefault(k, k): (shared[v] if type(v) is str and len(v) <= 32 else v) for k, v in value.items()}
+            yield lineno, {keys.setdefault(k, k): _compact(v, shared) for k, v in value.items()}
     if not seen:
         raise DatasetError(f"{name} is empty. Choose a file with rows.")
 
