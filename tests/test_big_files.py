@@ -216,3 +216,39 @@ def test_a_json_document_too_big_to_read_whole_is_refused(tmp_path: Path, monkey
     )
     ds = load_dataset(lines, skip_invalid=True)
     assert len(ds.examples) == 2000 and ds.problems[0].line == 1
+
+
+def test_ids_of_chats_that_share_a_probed_question_stay_as_they_were(tmp_path: Path) -> None:
+    """Without an id column a probed row's id is no longer stored twice; a chat whose first
+    question a probed row asks still gets an id of its own, and a probed row after such a chat is
+    still the repeated-id problem it was."""
+    from core.datasets.loading import _hash_id
+
+    chat = {
+        "messages": [
+            {"role": "user", "content": "Who wrote Emma?"},
+            {"role": "assistant", "content": "Austen"},
+            {"role": "user", "content": "When?"},
+        ]
+    }
+    rows = [
+        {"messages": [{"role": "user", "content": "Who wrote Emma?"}, {"role": "assistant", "content": "Jane Austen"}]},
+        chat,
+        {
+            "messages": [
+                {"role": "user", "content": "Who wrote Ulysses?"},
+                {"role": "assistant", "content": "x"},
+                {"role": "user", "content": "Why?"},
+            ]
+        },
+        {"messages": [{"role": "user", "content": "Who wrote Ulysses?"}, {"role": "assistant", "content": "James Joyce"}]},
+    ]
+    path = tmp_path / "chats.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    ds = load_dataset(path, skip_invalid=True)
+    probed = _hash_id("all", "Who wrote Emma?")
+    assert [e.id for e in ds.examples] == [probed]
+    assert [e.line for e in ds.unprobed] == [2, 3]
+    assert ds.unprobed[0].id != probed  # line 2 asks what line 1 asks: the record's own id
+    assert ds.unprobed[1].id == _hash_id("all", "Who wrote Ulysses?")
+    assert [(p.line, "equals the id on line 3" in p.message) for p in ds.problems] == [(4, True)]
