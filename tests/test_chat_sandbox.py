@@ -71,3 +71,33 @@ def test_the_probe_renders_in_the_sandbox_not_in_this_process() -> None:
         assert time.monotonic() - t0 < 8
     finally:
         sandbox.SandboxedTemplate.__init__.__kwdefaults__["timeout_s"] = old
+
+
+def test_the_check_renders_its_chat_prompts_in_the_sandbox() -> None:
+    from core.check.run import zero_shot_answers
+
+    seen: list = []
+
+    class Backend:
+        info = _info(PLAIN)
+
+        def generate(self, reqs):  # noqa: ANN001 - a stand-in
+            seen.extend(reqs)
+            return [["Paris"] for _ in reqs]
+
+    examples = [SimpleNamespace(question="What is the capital of France?"), SimpleNamespace(question="Q2?")]
+    assert zero_shot_answers(Backend(), examples, "chat", 8) == ["Paris", "Paris"]  # type: ignore[arg-type]
+    assert [r.prompt for r in seen] == [
+        "<|user|>What is the capital of France?\n<|assistant|>",
+        "<|user|>Q2?\n<|assistant|>",
+    ]
+    assert all(r.chat for r in seen)
+    with pytest.raises(SettingsError, match="did not finish"):
+        Backend.info = _info(FOREVER)
+        import core.backends.chat_sandbox as sandbox
+
+        sandbox.SandboxedTemplate.__init__.__kwdefaults__["timeout_s"] = 2
+        try:
+            zero_shot_answers(Backend(), examples, "chat", 8)  # type: ignore[arg-type]
+        finally:
+            sandbox.SandboxedTemplate.__init__.__kwdefaults__["timeout_s"] = sandbox.RENDER_TIMEOUT_S
