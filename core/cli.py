@@ -108,11 +108,12 @@ def _probe_settings(args: argparse.Namespace):
     return preset(args.preset, **settings_values(PROBE_OPTIONS, args), chat_template=getattr(args, "chat_template", None))
 
 
-def _load_data(path: str, args: argparse.Namespace, role: str = "data"):
+def _load_data(path: str, args: argparse.Namespace, role: str = "data", limit: Optional[int] = None):
     from .datasets import load_dataset, parse_mapping
 
     mapping = parse_mapping(args.map) if getattr(args, "map", None) and role == "data" else None
-    ds = load_dataset(path, mapping=mapping, skip_invalid=getattr(args, "skip_invalid", False))
+    # With a limit only the rows the balanced pick can take are kept (issue 19: any file size).
+    ds = load_dataset(path, mapping=mapping, skip_invalid=getattr(args, "skip_invalid", False), limit=limit)
     _status(ds.summary_line())
     return ds
 
@@ -196,11 +197,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from .models import resolve_model
 
     settings = _probe_settings(args)
-    ds = _load_data(args.data, args)
-    if args.limit is not None:  # --limit 0 is an error, not "no limit"
-        from .datasets import take_balanced
-
-        ds = take_balanced(ds, args.limit)
+    ds = _load_data(args.data, args, limit=args.limit)  # --limit 0 is an error, not "no limit"
+    if args.limit is not None:
         _status(f"Probing {len(ds.examples)} of the questions (--limit), spread evenly over the groups.")
     pool = _load_data(args.pool, args, role="pool") if args.pool else None
     from .backends import backend_for

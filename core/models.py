@@ -15,7 +15,7 @@ import struct
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Callable, Literal, Optional
 
 from .errors import ModelError
 
@@ -144,16 +144,32 @@ _GGUF_BLOCK = 1 << 20  # bytes read at a time while skipping string arrays
 _GGUF_SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 
 
+_GGUF_MAX_COUNT = 1 << 20  # tensors, keys: far above any real model (a 405B model has ~1.1k tensors)
+_GGUF_MAX_STRING = 1 << 24  # 16 MiB: a chat template or a name; vocabularies are arrays of short strings
+_GGUF_MAX_DEPTH = 4  # arrays of arrays: llama.cpp writes none; a few levels are read, no deeper
+_GGUF_MAX_NESTED = 1 << 16  # values walked one by one inside arrays of arrays, all together
+
+
 def read_gguf_metadata(path: Path) -> dict:
     """Read a GGUF header's key/values and check the tensor data fits in the file.
 
     A small reader of our own rather than ``gguf.GGUFReader`` because that maps every tensor
     and fails with an opaque numpy error on a truncated file; this one names the problem.
+
+    A header is untrusted input (issue 19): every count and length is checked against what the
+    rest of the file can hold before anything is read or allocated, arrays of arrays are walked
+    to at most ``_GGUF_MAX_DEPTH`` levels and ``_GGUF_MAX_NESTED`` values, and
+    ``general.alignment`` must be a positive power of two of an integer type; anything else is
+    one ``ModelError`` naming the file and the field.
     """
     size = path.stat().st_size
     truncated = ModelError(
         f"{path} looks truncated or damaged (its GGUF header or tensor data is cut short). Copy or download the file again."
     )
+
+    def damaged(what: str) -> ModelError:
+        return ModelError(f"{path} looks truncated or damaged (in its GGUF header, {what}). Copy or download the file again.")
+
     try:
         with open(path, "rb") as fh:
 
@@ -166,10 +182,15 @@ def read_gguf_metadata(path: Path) -> dict:
             def scalar(fmt: str):
                 return struct.unpack(fmt, read(struct.calcsize(fmt)))[0]
 
-            def string() -> str:
+            def left() -> int:
+                return size - fh.tell()
+
+            def string(what: str = "a string") -> str:
                 n = scalar("<Q")
-                if n > 1 << 24:
-                    raise truncated
+                if n > _GGUF_MAX_STRING or n > left():
+                    raise damaged(
+                        f"{what} claims {n:,} bytes, more than {'the file holds' if n <= _GGUF_MAX_STRING else '16 MiB'}"
+                    )
                 return read(n).decode("utf-8", errors="replace")
 
             def skip_strings(count: int) -> None:
@@ -186,7 +207,7 @@ def read_gguf_metadata(path: Path) -> dict:
                         if len(buf) < 8:
                             raise truncated
                     (n,) = unpack_len(buf, pos)
-                    if n > 1 << 24:
+                    if n > _GGUF_MAX_STRING:
                         raise truncated
                     pos += 8 + n
                 end = base + pos
@@ -194,26 +215,36 @@ def read_gguf_metadata(path: Path) -> dict:
                     raise truncated
                 fh.seek(end)
 
-            def value(vtype: int):
+            nested = [0]  # values walked one by one inside arrays of arrays
+
+            def value(vtype: int, key: str, depth: int = 0):
                 if vtype in _GGUF_SCALAR:
                     return scalar(_GGUF_SCALAR[vtype])
                 if vtype == 8:
-                    return string()
+                    return string(f"the value of {key}")
                 if vtype == 9:
+                    if depth >= _GGUF_MAX_DEPTH:
+                        raise damaged(f"{key} nests arrays more than {_GGUF_MAX_DEPTH} deep")
                     inner = scalar("<I")
                     count = scalar("<Q")
-                    if count > 1 << 26:
-                        raise truncated
+                    width = struct.calcsize(_GGUF_SCALAR[inner]) if inner in _GGUF_SCALAR else 8 if inner == 8 else 12
+                    if count > 1 << 26 or count * width > left():
+                        raise damaged(f"{key} claims an array of {count:,} values, more than the file holds")
                     if inner in _GGUF_SCALAR:
-                        width = struct.calcsize(_GGUF_SCALAR[inner])
                         fh.seek(width * count, 1)  # arrays (vocabularies) are skipped, only counted
                         return f"<array of {count}>"
                     if inner == 8:
                         skip_strings(count)  # a vocabulary or merge list: ~100k strings nobody reads
                         return f"<array of {count}>"
-                    items = [value(inner) for _ in range(count)]
-                    return f"<array of {len(items)}>"
-                raise truncated
+                    if inner != 9:
+                        raise damaged(f"{key} holds an array of unknown type {inner}")
+                    nested[0] += count
+                    if nested[0] > _GGUF_MAX_NESTED:
+                        raise damaged(f"{key} holds arrays of arrays with more than {_GGUF_MAX_NESTED:,} values")
+                    for _ in range(count):
+                        value(inner, key, depth + 1)
+                    return f"<array of {count}>"
+                raise damaged(f"{key} has a value of unknown type {vtype}")
 
             read(4)
             version = scalar("<I")
@@ -223,16 +254,19 @@ def read_gguf_metadata(path: Path) -> dict:
                 )
             n_tensors = scalar("<Q")
             n_kv = scalar("<Q")
-            if n_tensors > 1 << 20 or n_kv > 1 << 20:
-                raise truncated
+            # each key/value takes at least 12 bytes (a length and a type), each tensor at least 24
+            if n_tensors > _GGUF_MAX_COUNT or n_kv > _GGUF_MAX_COUNT or n_kv * 12 + n_tensors * 24 > left():
+                raise damaged(f"it claims {n_tensors:,} tensors and {n_kv:,} metadata keys, more than the file holds")
             meta: dict = {}
+            types: dict[str, int] = {}
             for _ in range(n_kv):
-                key = string()
-                meta[key] = value(scalar("<I"))
-            alignment = int(meta.get("general.alignment", 32))
+                key = string("a metadata key")
+                types[key] = vtype = scalar("<I")
+                meta[key] = value(vtype, key)
+            alignment = _alignment(meta, types, damaged)
             end_of_data = 0
             for _ in range(n_tensors):
-                string()
+                string("a tensor name")
                 n_dims = scalar("<I")
                 if n_dims > 8:
                     raise truncated
@@ -248,6 +282,22 @@ def read_gguf_metadata(path: Path) -> dict:
         raise truncated from None
     except OSError as exc:
         raise ModelError(f"Cannot read the model file {path}: {exc.strerror or exc}.") from None
+
+
+_GGUF_INT_TYPES = (0, 1, 2, 3, 4, 5, 10, 11)
+
+
+def _alignment(meta: dict, types: dict[str, int], damaged: Callable[[str], ModelError]) -> int:
+    """``general.alignment`` (32 when absent): an integer that is a positive power of two, as
+    llama.cpp requires; 0 would divide by zero and a string or float means a damaged header."""
+    if "general.alignment" not in meta:
+        return 32
+    value = meta["general.alignment"]
+    if types["general.alignment"] not in _GGUF_INT_TYPES:
+        raise damaged(f"general.alignment is {value!r}, not a whole number (it must be a power of two such as 32)")
+    if value <= 0 or value & (value - 1):
+        raise damaged(f"general.alignment is {value}, not a power of two such as 32")
+    return int(value)
 
 
 def _check_safetensors(path: Path) -> None:

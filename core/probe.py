@@ -34,7 +34,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from .backends.base import Backend, GenRequest
-from .backends.chat import ChatTemplate, few_shot_messages
+from .backends.chat import few_shot_messages
+from .backends.chat_sandbox import SandboxedTemplate
 from .categories import CATEGORIES  # noqa: F401  (the order lives in core.categories; re-exported)
 from .datasets import Example
 from .errors import Cancelled, ModelCrashed, SettingsError
@@ -463,8 +464,12 @@ def _prepare(
 
 def chat_renderer(backend: Backend) -> Callable[[Sequence[Example], Example], str]:
     """Prompts in the model's chat template: the row's system turn, the exemplars as user/assistant
-    turns (each with its own answer), the question as the last user turn."""
-    template = ChatTemplate.of(backend.info)
+    turns (each with its own answer), the question as the last user turn.
+
+    The template comes with the model and may loop or build gigabytes: it is rendered in its own
+    child process with a time and a size limit (``SandboxedTemplate``), never in this one; that
+    process ends when the returned function is dropped."""
+    template = SandboxedTemplate.of(backend.info)
 
     def render(exemplars: Sequence[Example], example: Example) -> str:
         shots = [(ex.question, ex.answers[0]) for ex in exemplars]

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Optional
 
 # The modules a packaged app may be asked to run as a child ("knowmix -m MODULE ...").
-CHILD_MODULES = ("core.train.worker", "core.backends.process", "core.llama_cpu", "core.backend_checks")
+CHILD_MODULES = (
+    "core.train.worker",
+    "core.backends.process",
+    "core.llama_cpu",
+    "core.backend_checks",
+    "core.backends.chat_sandbox",
+)
 
 _SIGNAL_WORDS = {
     "SIGSEGV": "segmentation fault",

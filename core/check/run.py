@@ -152,13 +152,12 @@ def zero_shot_answers(backend: Backend, examples: Sequence[Example], prompt_form
     from ..train.data import qa_prompt
 
     if prompt_format == "chat":
-        from ..backends.chat import ChatTemplate
+        from ..backends.chat_sandbox import SandboxedTemplate
 
-        template = ChatTemplate.of(backend.info)
-        reqs = [
-            GenRequest(template.render([{"role": "user", "content": ex.question}]), max_tokens=max_tokens, chat=True)
-            for ex in examples
-        ]
+        # The model's own template, rendered in a child process with a time and size limit.
+        with SandboxedTemplate.of(backend.info) as template:
+            prompts = template.render_many([[{"role": "user", "content": ex.question}] for ex in examples])
+        reqs = [GenRequest(prompt, max_tokens=max_tokens, chat=True) for prompt in prompts]
     else:
         reqs = [GenRequest(qa_prompt(ex.question), max_tokens=max_tokens) for ex in examples]
     return [a[0] for a in backend.generate(reqs)]

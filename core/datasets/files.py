@@ -60,6 +60,21 @@ def read_bytes(p: Path) -> bytes:
         ) from None
 
 
+def read_head(p: Path, size: int = 65536) -> bytes:
+    """The file's first bytes: enough to tell its format and encoding before streaming it."""
+    try:
+        with p.open("rb") as fh:
+            return fh.read(size)
+    except PermissionError:
+        raise DatasetError(
+            f"Cannot read {p}: permission denied. Check that your user may read the file, or copy it to a folder you own."
+        ) from None
+    except OSError as exc:
+        raise DatasetError(
+            f"Cannot read {p}: {exc.strerror or exc}. Check that the file is not being moved, then try again."
+        ) from None
+
+
 def normalise_encoding(data: bytes, name: str) -> tuple[bytes, int]:
     """Return (UTF-8 bytes without BOM, number of bytes dropped from the start).
 
@@ -113,7 +128,7 @@ def _sniff_format(data: bytes) -> Optional[str]:
         try:
             json.loads(first.decode("utf-8", "replace"))
             return "jsonl"
-        except ValueError:
+        except (ValueError, RecursionError):
             return "json"
     first_line = head.split(b"\n", 1)[0].decode("utf-8", "replace")
     if "\t" in first_line:

@@ -1,7 +1,8 @@
 """Loading a dataset file into examples: parse, resolve the shape, validate every row, and
 refuse to go on quietly when rows are broken.
 
-The file is read once; the same bytes are hashed (``file_sha256``) and parsed. ``content_sha256``
+The file is read once, as a stream where its format allows; the same bytes are hashed
+(``file_sha256``) and parsed. ``content_sha256``
 hashes the parsed examples instead, so re-formatting the file (indentation, key order, CRLF) does
 not invalidate a probe, while any change of a question, answer, group or id does.
 """
@@ -11,19 +12,24 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+from bisect import bisect_left
 from dataclasses import replace
+from hashlib import blake2b
+from itertools import chain
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 from ..errors import DatasetError
 from ..scoring.text import normalize_answer
-from .files import check_path, read_bytes, resolve_format
+from .files import check_path, read_head, resolve_format
 from .keys import classify
-from .readers import Item, columns_of, parse_records
+from .readers import _SAMPLE_ROWS, Item, columns_of
 from .rows import Extractor, RowProblem
 from .shapes import resolve_shape, validate_mapping
+from .stream import open_source
 from .types import NOT_PROBED, REASONS, Dataset, Example, PathLike, Problem
 
+_FINGERPRINT_CHUNK = 10_000
 _SKIP_HINT = "To go on, fix the file or choose to skip invalid rows (--skip-invalid)."
 
 
@@ -35,10 +41,13 @@ def load_dataset(
     fmt: Optional[str] = None,
     max_problems: int = 1000,
     key_overrides: Optional[dict[int, str]] = None,
+    limit: Optional[int] = None,
 ) -> Dataset:
     """Read a fine-tuning dataset file into examples.
 
-    The file is read once into memory; the same bytes are hashed and parsed.
+    JSON Lines, CSV/TSV and Parquet files are streamed (``stream``): memory holds the rows kept,
+    never the file's text, and the bytes read are hashed on the way. A JSON array is one
+    document and is read whole.
 
     Every well-formed row loads. One the probe cannot check (a multi-turn conversation, no
     answer, a task rather than a fact, a long-form answer; see ``keys.classify``) is kept in
@@ -47,8 +56,8 @@ def load_dataset(
     ``key_source``). ``key_overrides`` maps a row's line (as in ``Example.line``) to a key the
     user edited in the preview; it wins over the key column and the extracted key.
 
-    Rows that cannot be used (bad JSON, not an object, non-UTF-8 bytes, a missing or empty
-    question, a value of the wrong kind, a repeated explicit id) are problems. By
+    Rows that cannot be used (bad JSON, not an object, non-UTF-8 bytes, a line over 8 MiB, a
+    missing or empty question, a value of the wrong kind, a repeated explicit id) are problems. By
     default the first problem is raised as one ``DatasetError`` (with a count of the rest), because
     silently probing a subset of the user's data would make the report lie about the data set.
     With ``skip_invalid=True`` those rows are skipped and listed in ``Dataset.problems`` (at most
@@ -65,13 +74,26 @@ def load_dataset(
 
     An explicit id that repeats on a different question is a problem for the later row (naming
     both lines); a row with an empty id falls back to the hash id.
+
+    ``limit`` gives what ``take_balanced(load_dataset(path), limit)`` gives (the same examples,
+    merged answers and content fingerprint) without keeping every row: of the probed rows only the
+    first ``limit`` of each of the first ``limit`` groups are kept, the only ones the balanced
+    pick can take. Every row is still read and checked, every later duplicate of a kept question
+    still merges its answers into it, and the not-probed rows are all kept (the export writes them
+    back). What differs from a full load: ids and duplicates are compared with the kept rows and
+    the not-probed rows only, so ``duplicates`` lists only repeats of those, a kept row whose
+    explicit id repeats a probed row that was not kept is probed rather than refused, and a
+    not-probed chat whose first question is a probed question that was not kept keeps the
+    question's id (a full load gives it an id from the whole record).
     """
+    if limit is not None and limit < 1:
+        raise DatasetError(f"The number of questions to take must be at least 1 (got {limit}).")
     # Parsing allocates hundreds of thousands of small dicts and lists that all stay alive; the
     # cyclic GC would rescan them again and again (about a third of the load time) for nothing.
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _load(path, mapping, skip_invalid, fmt, max_problems, key_overrides or {})
+        return _load(path, mapping, skip_invalid, fmt, max_problems, key_overrides or {}, limit)
     finally:
         if enabled:
             gc.enable()
@@ -84,43 +106,65 @@ def _load(
     fmt: Optional[str],
     max_problems: int,
     key_overrides: dict[int, str],
+    limit: Optional[int],
 ) -> Dataset:
-    """``load_dataset`` without the GC switch: parse, resolve the shape, collect, check."""
+    """``load_dataset`` without the GC switch: open, resolve the shape, collect, check."""
     p = check_path(path)
-    data = read_bytes(p)
-    file_sha = hashlib.sha256(data).hexdigest()
-    fmt = resolve_format(p, data, fmt)
+    head = read_head(p)
+    fmt = resolve_format(p, head, fmt)
     user_mapping = validate_mapping(mapping)
 
-    items, columns, fmt = parse_records(data, fmt, p.name)
-    del data
+    source = open_source(p, fmt, head)
+    sample = _sample(source.items)
+    fmt = source.fmt
     unit = "record" if fmt in ("json", "parquet") else "line"
-    _require_a_record(items, p, unit)
+    _require_a_record(sample, p, unit)
+    columns = source.columns if source.columns is not None else columns_of(sample)
     if fmt not in ("csv", "tsv") and any(c not in columns for c in user_mapping.values()):
         # The user named a column the first records lack; it may only appear in later ones.
-        columns = columns_of(items, None)
+        columns = columns_of(open_source(p, fmt, head).items, None)
     shape, roles, error = resolve_shape(columns, user_mapping, p.name)
     if error:
         raise DatasetError(error)
 
-    rows = _Rows(unit, roles.get("id"), max_problems, key_overrides)
-    rows.collect(items, Extractor(shape, roles, fmt))
+    rows = _Rows(unit, roles.get("id"), max_problems, key_overrides, limit)
+    rows.collect(chain(sample, source.items), Extractor(shape, roles, fmt))
+    del sample
+    file_sha = source.sha256()
     rows.check(p, skip_invalid)
     examples, unprobed = rows.examples()
-    return Dataset(
+    ds = Dataset(
         path=str(p),
         format=fmt,
         shape=shape,
         mapping=roles,
         examples=examples,
         file_sha256=file_sha,
-        content_sha256=content_fingerprint(_in_file_order(examples, unprobed)),
+        content_sha256="",
         duplicates=rows.duplicates,
         merged_duplicates=rows.merged,
         problems=rows.problems,
         problem_count=rows.problem_count,
         unprobed=unprobed,
     )
+    if limit is not None and limit < len(examples):
+        return take_balanced(ds, limit)
+    ds.content_sha256 = content_fingerprint(_in_file_order(examples, unprobed))
+    return ds
+
+
+def _sample(items: Iterator[Item]) -> list[Item]:
+    """The items up to the ``_SAMPLE_ROWS``-th record (all of them when fewer): their keys decide
+    the shape; the rest of ``items`` is left to stream."""
+    sample: list[Item] = []
+    records = 0
+    for item in items:
+        sample.append(item)
+        if isinstance(item[1], dict):
+            records += 1
+            if records >= _SAMPLE_ROWS:
+                break
+    return sample
 
 
 def _in_file_order(examples: list[Example], unprobed: list[Example]) -> list[Example]:
@@ -145,20 +189,25 @@ def _require_a_record(items: list[Item], p: Path, unit: str) -> None:
 class _Rows:
     """The examples being collected, with the duplicates and problems met on the way.
 
-    Rows stay mutable lists ``[id, question, answers, group, line, raw, system, keys,
-    key_source, reason]`` until the end, because a later duplicate may add aliases (and their
-    keys) to an earlier row. Only probed rows are merged as duplicates; a not-probed row is kept
-    as it is (two chats may share a first question and differ later), unless it repeats an
+    Each row becomes its ``Example`` at once (a million rows must not be held twice, as lists
+    and then as examples); the rare row a later duplicate adds aliases (and their keys) to is
+    replaced by a new ``Example``. Only probed rows are merged as duplicates; a not-probed row is
+    kept as it is (two chats may share a first question and differ later), unless it repeats an
     earlier not-probed row exactly.
     """
 
-    def __init__(self, unit: str, id_col: Optional[str], max_problems: int, key_overrides: dict[int, str]) -> None:
+    def __init__(
+        self, unit: str, id_col: Optional[str], max_problems: int, key_overrides: dict[int, str], limit: Optional[int] = None
+    ) -> None:
         self.unit = unit
+        self.limit = limit
+        self.per_group: dict[str, int] = {}  # with a limit: probed rows kept per group, groups in order
         self.id_col = id_col
         self.max_problems = max(1, max_problems)
         self.key_overrides = key_overrides
-        self.rows: list[list[Any]] = []
-        self.by_question: dict[tuple[str, str], int] = {}
+        self.rows: list[Example] = []
+        # _question_key -> the first row's line (an int its Example holds anyway; rows are in line order)
+        self.by_question: dict[bytes, int] = {}
         self.by_record: dict[str, int] = {}
         self.id_lines: dict[str, int] = {}
         self.duplicates: list[tuple[int, int]] = []
@@ -172,10 +221,13 @@ class _Rows:
         if len(self.problems) < self.max_problems:
             self.problems.append(problem)
 
-    def collect(self, items: list[Item], extract: Extractor) -> None:
+    def collect(self, items: Iterable[Item], extract: Extractor) -> None:
         """Validate every item in file order; one loop with local names, as it runs per row."""
         unit, rows, by_question, id_lines = self.unit, self.rows, self.by_question, self.id_lines
-        overrides = self.key_overrides
+        overrides, limit, per_group = self.key_overrides, self.limit, self.per_group
+        # Without an id column a probed row's id is the hash of its group and question, which
+        # by_question already tells apart: its id is not stored twice (a million rows: 40 MB).
+        track_ids = self.id_col is not None
         for line, rec in items:
             if isinstance(rec, Problem):
                 self.add_problem(_relabel(rec, unit))
@@ -192,61 +244,84 @@ class _Rows:
             if reason:
                 self._add_unprobed(line, rec, row, reason)
                 continue
-            key = (group, _norm_question(question))
+            key = _question_key(group, question)
             first = by_question.get(key)
             if first is not None:
-                self._merge_duplicate(rows[first], line, answers, keys, key_source)
+                self._merge_duplicate(first, line, answers, keys, key_source)
                 continue
+            if limit is not None:
+                kept = per_group.get(group)
+                if (kept is None and len(per_group) >= limit) or (kept is not None and kept >= limit):
+                    continue  # take_balanced can never pick it
             ex_id = ident if ident is not None else _hash_id(group, question)
             seen_line = id_lines.get(ex_id)
             if seen_line is not None:
                 self._repeated_id(line, ex_id, seen_line, explicit=ident is not None)
                 continue
-            id_lines[ex_id] = line
-            by_question[key] = len(rows)
-            rows.append([ex_id, question, list(answers), group, line, rec, row.system, list(keys), key_source, ""])
+            if track_ids or ident is not None:
+                id_lines[ex_id] = line
+            by_question[key] = line
+            if row.system or key_source != "answer":
+                rows.append(Example(ex_id, question, answers, group, line, rec, keys, key_source, row.system))
+            else:  # an entity-shaped answer is its own key
+                rows.append(Example(ex_id, question, answers, group, line, rec))
+            if limit is not None:
+                per_group[group] = per_group.get(group, 0) + 1
 
     def _add_unprobed(self, line: int, rec: dict, row: Any, reason: str) -> None:
         """Keep a row the probe cannot check; only an exact repeat of an earlier one is a duplicate."""
         record = json.dumps(rec, ensure_ascii=False, sort_keys=True, default=str)
         first = self.by_record.get(record)
         if first is not None:
-            self.duplicates.append((line, self.rows[first][4]))
+            self.duplicates.append((line, self.rows[first].line))
             return
         ex_id = row.ident
         if ex_id is None:
             ex_id = _hash_id(row.group, row.question)
-            if ex_id in self.id_lines:  # e.g. two chats with the same first question
-                ex_id = _hash_id(row.group, record)
+            if ex_id in self.id_lines or self._probed_id(row.group, row.question) == ex_id:
+                ex_id = _hash_id(row.group, record)  # e.g. two chats with the same first question
         seen_line = self.id_lines.get(ex_id)
         if seen_line is not None:
             self._repeated_id(line, ex_id, seen_line, explicit=row.ident is not None)
             return
         self.id_lines[ex_id] = line
         self.by_record[record] = len(self.rows)
-        self.rows.append([ex_id, row.question, list(row.answers), row.group, line, rec, row.system, [], "answer", reason])
+        self.rows.append(
+            Example(ex_id, row.question, row.answers, row.group, line, rec, (), "answer", row.system, NOT_PROBED, reason)
+        )
+
+    def _probed_id(self, group: str, question: str) -> Optional[str]:
+        """The id of the probed row that asks ``question`` in ``group`` (up to case and spaces)."""
+        first_line = self.by_question.get(_question_key(group, question))
+        if first_line is None:
+            return None
+        return self.rows[bisect_left(self.rows, first_line, key=_line_of)].id
 
     def _merge_duplicate(
-        self, row: list[Any], line: int, answers: tuple[str, ...], keys: tuple[str, ...], key_source: str
+        self, first_line: int, line: int, answers: tuple[str, ...], keys: tuple[str, ...], key_source: str
     ) -> None:
         """Both rows state accepted answers to the same question: keep the first, add new aliases
         (and, when either row has keys, the new row's keys)."""
-        self.duplicates.append((line, row[4]))
-        known = row[2]
+        index = bisect_left(self.rows, first_line, key=_line_of)
+        first = self.rows[index]
+        self.duplicates.append((line, first.line))
+        known = list(first.answers)
         seen = {normalize_answer(a) for a in known}
         if any(normalize_answer(a) not in seen for a in answers):
-            self.merged.append((line, row[4]))
-        if row[8] == "answer" and key_source != "answer":
-            row[7] = list(known)  # the first row's answers are its keys
-            row[8] = key_source
+            self.merged.append((line, first.line))
+        mine, source = list(first.keys), first.key_source
+        if source == "answer" and key_source != "answer":
+            mine, source = list(known), key_source  # the first row's answers are its keys
         for a in answers:
             if a not in known:
                 known.append(a)
-        if row[8] != "answer":
-            mine = row[7]
+        if source != "answer":
             for k in keys or answers:
                 if k not in mine:
                     mine.append(k)
+        new_keys = tuple(mine) if first.system or source != "answer" else ()
+        if (tuple(known), new_keys, source) != (first.answers, first.keys, first.key_source):
+            self.rows[index] = replace(first, answers=tuple(known), keys=new_keys, key_source=source)
 
     def _repeated_id(self, line: int, ex_id: str, seen_line: int, *, explicit: bool) -> None:
         unit = self.unit
@@ -272,10 +347,10 @@ class _Rows:
                 f"{p.name}: no usable rows; all {self.problem_count} rows have problems.{lead} Fix the file "
                 f"or check the column mapping."
             )
-        if not any(not r[9] for r in self.rows):
+        if not any(not r.reason for r in self.rows):
             counts: dict[str, int] = {}
             for r in self.rows:
-                counts[r[9]] = counts.get(r[9], 0) + 1
+                counts[r.reason] = counts.get(r.reason, 0) + 1
             why = ", ".join(f"{n} {REASONS[r].split(' (')[0]}" for r, n in counts.items())
             raise DatasetError(
                 f"{p.name}: nothing to probe. All {len(self.rows)} rows load, but none is a factual question "
@@ -285,17 +360,16 @@ class _Rows:
             )
 
     def examples(self) -> tuple[list[Example], list[Example]]:
-        """The probed and the not-probed rows, frozen now that no duplicate can add aliases."""
-        probed: list[Example] = []
-        unprobed: list[Example] = []
-        for r in self.rows:
-            if r[9]:
-                unprobed.append(Example(r[0], r[1], tuple(r[2]), r[3], r[4], r[5], (), "answer", r[6], NOT_PROBED, r[9]))
-            elif r[6] or r[8] != "answer":
-                probed.append(Example(r[0], r[1], tuple(r[2]), r[3], r[4], r[5], tuple(r[7]), r[8], r[6]))
-            else:
-                probed.append(Example(r[0], r[1], tuple(r[2]), r[3], r[4], r[5]))
+        """The probed and the not-probed rows, now that no duplicate can add aliases."""
+        self.by_question, self.by_record, self.id_lines = {}, {}, {}  # not needed any more
+        rows, self.rows = self.rows, []
+        probed = [ex for ex in rows if not ex.reason]
+        unprobed = [ex for ex in rows if ex.reason] if len(probed) < len(rows) else []
         return probed, unprobed
+
+
+def _line_of(ex: Example) -> int:
+    return ex.line
 
 
 def _relabel(problem: Problem, unit: str) -> Problem:
@@ -313,6 +387,12 @@ def _hash_id(group: str, question: str) -> str:
     return hashlib.sha1(f"{group}\x00{question}".encode("utf-8")).hexdigest()[:16]
 
 
+def _question_key(group: str, question: str) -> bytes:
+    """What duplicates are compared by: a 128-bit digest of the group and the normalised question
+    (collisions are as unlikely as in git), a third of the two strings' memory on a big file."""
+    return blake2b(f"{group}\x00{_norm_question(question)}".encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
 def _norm_question(q: str) -> str:
     """The question as duplicates are compared: case and whitespace do not make a new question."""
     return " ".join(q.casefold().split())
@@ -323,18 +403,29 @@ def content_fingerprint(examples: Iterable[Example]) -> str:
     with an answer key, a system turn or a not-probed status adds those (they change results).
 
     The canonical form is one compact UTF-8 JSON array of ``[id, question, [answers...], group]``
-    arrays: unambiguous (no separator can be forged by the text), independent of how the source
-    file was formatted, and encoded in a single C-level call.
+    arrays: unambiguous (no separator can be forged by the text) and independent of how the source
+    file was formatted.
+    The text is hashed in pieces of ``_FINGERPRINT_CHUNK`` rows (the same bytes as one
+    ``json.dumps`` of the whole list), so a million rows never become one string in memory.
     """
+    sha = hashlib.sha256(b"[")
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     rows: list[list[Any]] = []
+    first = True
     for ex in examples:
         row: list[Any] = [ex.id, ex.question, list(ex.answers), ex.group]
         if ex.keys or ex.system or ex.status != "probed":
             # only rows of the new shapes carry these, so fingerprints of entity data stay as they were
             row.append([list(ex.keys), ex.system, ex.status, ex.reason])
         rows.append(row)
-    text = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        if len(rows) >= _FINGERPRINT_CHUNK:
+            sha.update((dumps(rows)[1:-1] if first else "," + dumps(rows)[1:-1]).encode("utf-8"))
+            first = False
+            rows = []
+    if rows:
+        sha.update((dumps(rows)[1:-1] if first else "," + dumps(rows)[1:-1]).encode("utf-8"))
+    sha.update(b"]")
+    return sha.hexdigest()
 
 
 def take_balanced(ds: Dataset, n: int) -> Dataset:

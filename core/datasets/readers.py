@@ -17,8 +17,10 @@ from .shapes import detect_shape
 from .types import Problem, type_name
 
 Item = tuple[int, Union[dict, Problem]]
+NESTED_TOO_DEEPLY = "invalid JSON: the value is nested too deeply (hundreds of levels of [ or {); KnowMix reads flat records"
 
 _SAMPLE_ROWS = 100  # records whose keys decide the shape; later rows may lack optional keys
+MAX_LINE_BYTES = 8 * 1024 * 1024  # the longest line (and CSV cell) KnowMix reads (issue 19)
 
 
 def _read_jsonl(data: bytes, offset0: int, name: str) -> list[Item]:
@@ -39,6 +41,9 @@ def _read_jsonl(data: bytes, offset0: int, name: str) -> list[Item]:
             col = getattr(exc, "colno", None)
             where = f" at column {col}" if col else ""
             items.append((lineno, Problem(lineno, None, f"invalid JSON{where}: {msg}")))
+            continue
+        except RecursionError:
+            items.append((lineno, Problem(lineno, None, NESTED_TOO_DEEPLY)))
             continue
         if not isinstance(value, dict):
             items.append((lineno, Problem(lineno, None, _not_object_message(value))))
@@ -80,11 +85,13 @@ def _read_json(data: bytes, offset0: int, name: str) -> tuple[list[Item], str]:
             if isinstance(json.loads(first_line), dict):
                 # JSON Lines saved as .json: report bad bytes line by line like any JSONL file.
                 return _read_jsonl(data, offset0, name), "jsonl"
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
         raise _first_bad_utf8(data, offset0, name) from None
     try:
         doc = json.loads(text)
+    except RecursionError:
+        raise DatasetError(f"{name}: {NESTED_TOO_DEEPLY}. Fix the file and try again.") from None
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data" and text.lstrip()[:1] == "{":
             return _read_jsonl(data, offset0, name), "jsonl"
@@ -140,9 +147,9 @@ def _read_delimited(data: bytes, offset0: int, name: str, fmt: str) -> tuple[lis
         lines.pop()  # the file ends with a newline
     first_text = next((ln for ln in lines if ln.strip()), "")
     delimiter = _guess_delimiter(first_text, fmt)
-    if csv.field_size_limit() < 64 * 1024 * 1024:
-        # Long answers (alpaca outputs) exceed the 128 KiB default; raising it is harmless.
-        csv.field_size_limit(64 * 1024 * 1024)
+    if csv.field_size_limit() != MAX_LINE_BYTES:
+        # Long answers (alpaca outputs) exceed the 128 KiB default; no cell may exceed a line's limit.
+        csv.field_size_limit(MAX_LINE_BYTES)
     reader = csv.reader((ln + "\n" for ln in lines), delimiter=delimiter)
     header: Optional[list[str]] = None
     header_line = 0
@@ -273,7 +280,7 @@ def parse_records(data: bytes, fmt: str, name: str) -> tuple[list[Item], list[st
             # Maybe one pretty-printed JSON document saved as .jsonl.
             try:
                 json.loads(text_data.decode("utf-8"))
-            except ValueError:
+            except (ValueError, RecursionError):
                 pass
             else:
                 items, actual = _read_json(text_data, offset0, name)

@@ -41,7 +41,7 @@ def reasons_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {reason or 'unknown'}" for reason, n in counts.items())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a million examples, 60 bytes each fewer (issue 19)
 class Example:
     """One probe-able question.
 

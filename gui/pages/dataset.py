@@ -396,14 +396,13 @@ class DatasetPage(Page):
         self.message.clear_message()
 
         def job(j):
-            from core.datasets import load_dataset, take_balanced
+            from core.datasets import load_dataset
             from core.store import Project
 
-            ds = load_dataset(path, mapping=mapping or None, skip_invalid=True, key_overrides=overrides)
+            # With a limit only the rows the balanced pick can take are kept (any file size).
+            ds = load_dataset(path, mapping=mapping or None, skip_invalid=True, key_overrides=overrides, limit=limit or None)
             if ds.problem_count and not skip:
                 return {"problems": ds, "added": False}
-            if limit:
-                ds = take_balanced(ds, limit)
             pool = load_dataset(pool_path, skip_invalid=True) if pool_path else None
             j.status("Saving to the project …")
             with Project(project_path, create=False) as p:
