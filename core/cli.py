@@ -231,11 +231,11 @@ def cmd_probe(args: argparse.Namespace) -> int:
 def _server_options(args: argparse.Namespace) -> Optional[dict]:
     """--server and its options, checked before anything is written (the key is only named here)."""
     if not getattr(args, "server", None):
-        for flag in ("server_model", "api_key_env"):
+        for flag in ("server_model", "api_key_env", "server_proxy"):
             if getattr(args, flag, None):
                 raise SettingsError(f"--{flag.replace('_', '-')} needs --server URL.")
         return None
-    from .backends.server import normalize_url, read_api_key
+    from .backends.server import normalize_proxy, normalize_url, read_api_key
 
     if args.model != "default" or args.backend != "auto":
         raise SettingsError("--server probes the server's model: leave out --model and --backend.")
@@ -247,6 +247,7 @@ def _server_options(args: argparse.Namespace) -> Optional[dict]:
         "model": args.server_model,
         "api_key_env": args.api_key_env,
         "concurrency": args.server_concurrency,
+        "proxy": normalize_proxy(args.server_proxy),
     }
 
 
