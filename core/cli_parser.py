@@ -345,6 +345,9 @@ def _resume(sub: Any) -> argparse.ArgumentParser:
     r = sub.add_parser("resume", help="continue a killed or cancelled training run from its last checkpoint")
     add_project(r)
     r.add_argument("--run", type=int, required=True, help="training run number")
+    add_allow_pickle(
+        r, "allow PyTorch pickle weights (.bin/.pt) for this resume: only for files you trust (never read from the project)"
+    )
     r.add_argument("--no-check", action="store_true", help="do not run knowmix check when the run finishes")
     return r
 

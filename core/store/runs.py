@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
+from .run_paths import PATH_COLUMNS, resolve_row, to_stored
 from .tables import inserted_id
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -20,25 +21,26 @@ EVAL_METRICS_SQL = "(name = 'dev_em' OR name LIKE 'fit/%' OR name = 'fit_all')"
 
 
 def insert_run(project: "Project", row: dict, folder: Callable[[int], str]) -> int:
-    """Insert a run's row and set its ``folder`` (which needs the new id) in one transaction."""
+    """Insert a run's row and set its ``folder`` (which needs the new id) in one transaction; the
+    folder is stored relative to the project's runs folder (``run_paths``)."""
     with project.transaction():
         run_id = inserted_id(project.db.table("train_runs").insert(row))
-        project.db.table("train_runs").update(run_id, {"folder": folder(run_id)})
+        project.db.table("train_runs").update(run_id, {"folder": to_stored(project.path, folder(run_id))})
     return run_id
 
 
 def run_row(project: "Project", run_id: int) -> Optional[dict]:
-    """One run's row, or None."""
+    """One run's row (its paths absolute, see ``run_paths.resolve_row``), or None."""
     cursor = project.db.execute("SELECT * FROM train_runs WHERE id = ?", [run_id])
     row = cursor.fetchone()
-    return dict(zip([c[0] for c in cursor.description], row)) if row is not None else None
+    return resolve_row(project.path, dict(zip([c[0] for c in cursor.description], row))) if row is not None else None
 
 
 def run_rows(project: "Project") -> list[dict]:
     """Every run's row, oldest first."""
     cursor = project.db.execute("SELECT * FROM train_runs ORDER BY id")
     cols = [c[0] for c in cursor.description]
-    return [dict(zip(cols, r)) for r in cursor.fetchall()]
+    return [resolve_row(project.path, dict(zip(cols, r))) for r in cursor.fetchall()]
 
 
 def count_runs(project: "Project") -> int:
@@ -53,6 +55,7 @@ def latest_run_id(project: "Project", plan_id: int) -> Optional[int]:
 
 def update_run(project: "Project", run_id: int, fields: dict[str, Any]) -> None:
     """Change some columns of a run (and its ``updated_at``)."""
+    fields = {k: (to_stored(project.path, v) if k in PATH_COLUMNS else v) for k, v in fields.items()}
     with project.transaction():
         project.db.table("train_runs").update(run_id, {**fields, "updated_at": time.time()})
 

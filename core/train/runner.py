@@ -182,7 +182,15 @@ def start_training(
 ) -> TrainOutcome:
     """Create a training run for a plan and run it in a worker process; see ``prepare_run`` and ``run_worker``."""
     run_id = prepare_run(project_path, plan_id, settings, train=train, dev=dev, model=model)
-    return run_worker(project_path, run_id, resume=False, progress=progress, on_event=on_event, cancel=cancel)
+    return run_worker(
+        project_path,
+        run_id,
+        resume=False,
+        progress=progress,
+        on_event=on_event,
+        cancel=cancel,
+        allow_pickle=settings.allow_pickle,
+    )
 
 
 def resume_training(
@@ -192,11 +200,14 @@ def resume_training(
     progress: ProgressCallback = no_progress,
     on_event: Optional[EventCallback] = None,
     cancel: Optional[CancelToken] = None,
+    allow_pickle: bool = False,
 ) -> TrainOutcome:
-    """Continue a cancelled, failed or killed run from its last checkpoint, with the same data order."""
+    """Continue a cancelled, failed or killed run from its last checkpoint, with the same data order.
+
+    ``allow_pickle`` is the user's choice now; the run's stored settings never switch it on."""
     from ..models import model_fingerprint, resolve_model
     from ..store import Project
-    from .runs import DONE, get_run, is_resumable, run_settings
+    from .runs import DONE, get_run, is_resumable, run_dir, run_settings
 
     check_training_available()
     with Project(project_path, create=False) as project:
@@ -209,16 +220,21 @@ def resume_training(
             )
         settings = run_settings(row)
         check_processes(settings)
-        ref = resolve_model(row["model_path"] or row["model_spec"], allow_pickle=settings.allow_pickle)
+        run_dir(row)  # a folder outside the project's runs folder is refused before anything starts
+        ref = resolve_model(row["model_path"] or row["model_spec"], allow_pickle=allow_pickle)
         if row.get("model_fingerprint") and model_fingerprint(ref) != row["model_fingerprint"]:
             raise SettingsError(
                 f"The model file {ref.path} has changed since run {run_id} started, so the run cannot be resumed. "
                 "Start a new run."
             )
-    return run_worker(project_path, run_id, resume=True, progress=progress, on_event=on_event, cancel=cancel)
+    return run_worker(
+        project_path, run_id, resume=True, progress=progress, on_event=on_event, cancel=cancel, allow_pickle=allow_pickle
+    )
 
 
-def worker_command(project_path: str | os.PathLike, run_id: int, resume: bool, processes: int = 1) -> list[str]:
+def worker_command(
+    project_path: str | os.PathLike, run_id: int, resume: bool, processes: int = 1, allow_pickle: bool = False
+) -> list[str]:
     """The worker's command line; with several ``processes``, torchrun starting that many copies of it.
 
     torchrun passes a SIGTERM (a cancel) on to every process and, by ``--shutdown-timeout``, gives them
@@ -226,6 +242,8 @@ def worker_command(project_path: str | os.PathLike, run_id: int, resume: bool, p
     cmd = child_command("core.train.worker", "--project", str(Path(project_path).resolve()), "--run-id", str(run_id))
     if resume:
         cmd.append("--resume")
+    if allow_pickle:
+        cmd.append("--allow-pickle")
     if processes > 1:
         launcher = [
             sys.executable,
@@ -300,19 +318,24 @@ def run_worker(
     progress: ProgressCallback = no_progress,
     on_event: Optional[EventCallback] = None,
     cancel: Optional[CancelToken] = None,
+    allow_pickle: bool = False,
 ) -> TrainOutcome:
     """Start the worker for a created run and follow it to the end; raise a ``KnowMixError`` if it fails."""
     from ..store import Project
-    from .runs import get_run, run_settings
+    from .runs import get_run, run_dir, run_settings
 
     with Project(project_path, create=False) as project:
         row = get_run(project, run_id)
     settings = run_settings(row)
-    run_dir = Path(row["folder"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log_path = run_dir / "worker.log"
+    folder = run_dir(row)
+    folder.mkdir(parents=True, exist_ok=True)
+    log_path = folder / "worker.log"
     follower = _Follower(
-        _start_worker(project_path, run_id, resume, log_path, settings), run_id, progress, on_event, cancel or CancelToken()
+        _start_worker(project_path, run_id, resume, log_path, settings, allow_pickle),
+        run_id,
+        progress,
+        on_event,
+        cancel or CancelToken(),
     )
     returncode = follower.follow()
     if follower.error is not None:
@@ -326,7 +349,12 @@ def run_worker(
 
 
 def _start_worker(
-    project_path: str | os.PathLike, run_id: int, resume: bool, log_path: Path, settings: TrainSettings
+    project_path: str | os.PathLike,
+    run_id: int,
+    resume: bool,
+    log_path: Path,
+    settings: TrainSettings,
+    allow_pickle: bool = False,
 ) -> subprocess.Popen:
     """The worker process (or torchrun and its processes), its stderr appended to the run's ``worker.log``, its
     stdout the event stream (rank 0's: the others write none)."""
@@ -339,7 +367,7 @@ def _start_worker(
     )
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            worker_command(project_path, run_id, resume, settings.processes),
+            worker_command(project_path, run_id, resume, settings.processes, allow_pickle),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
@@ -541,7 +569,7 @@ def outcome(project_path: str | os.PathLike, run_id: int) -> TrainOutcome:
         best_dev_em=row.get("best_dev_em"),
         fit_at_best=json.loads(row["fit_at_best"]) if row.get("fit_at_best") else {},
         adapter_dir=row.get("adapter_dir"),
-        run_dir=row["folder"],
+        run_dir=row.get("folder") or "",
         history=history,
         final_step=row.get("final_step"),
         final_epoch=row.get("final_epoch"),

@@ -18,8 +18,9 @@ from core.train.events import Checkpoint, Eval, Resume, Step, TrainEvent
 from core.train.runner import missing_training_packages
 
 from ..charts import CurvePlot
-from ..qt import QtCore, QtGui, QtWidgets
+from ..qt import QtCore, QtWidgets
 from .base import BLOCKED, DONE, READY, InlineMessage, Page, ProgressRow, scrolled
+from .export import open_run_folder
 from .train_text import (
     RESUMABLE_STATUSES,
     cached_gpu,
@@ -277,7 +278,7 @@ class TrainPage(Page):
         self.resume_button.setEnabled(can_train and not busy and row is not None and run_is_resumable(row))
         for w in (*self.form.inputs(), self.runs_combo):
             w.setEnabled(not self.training)
-        self.open_button.setEnabled(row is not None and Path(row.get("folder") or "").is_dir())
+        self.open_button.setEnabled(row is not None and bool(row.get("folder")) and Path(row["folder"]).is_dir())
 
     @property
     def training(self) -> bool:
@@ -638,4 +639,4 @@ class TrainPage(Page):
         row = self._selected_row()
         if row is None:
             return
-        QtGui.QDesktopServices.openUrl(QtCore.QUrl.fromLocalFile(str(row["folder"])))
+        open_run_folder(row.get("folder"), self.ctx.project_path)
