@@ -88,3 +88,57 @@ def eval_metric_rows(project: "Project", run_id: int) -> list[tuple[Any, Any, st
     return project.db.execute(
         f"SELECT step, epoch, name, value FROM metrics WHERE run_id = ? AND {EVAL_METRICS_SQL} ORDER BY step", [run_id]
     ).fetchall()
+
+
+# A training run is trained by one worker at a time. The claim is a ``meta`` row (key
+# ``train_run_owner:<id>``, JSON: the KnowMix process that started the worker, the worker's process
+# group, the host, a token), found and written in one transaction, as probe runs are claimed.
+
+
+def _claim_key(run_id: int) -> str:
+    return f"train_run_owner:{int(run_id)}"
+
+
+def read_train_claim(project: "Project", run_id: int) -> Optional[dict]:
+    """The run's claim as written, or None."""
+    import json
+
+    row = project.db.execute("SELECT value FROM meta WHERE key = ?", [_claim_key(run_id)]).fetchone()
+    if not row:
+        return None
+    try:
+        value = json.loads(row[0])
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def claim_train_run(project: "Project", run_id: int, owner: dict, is_live: Callable[[dict], bool]) -> Optional[dict]:
+    """Write ``owner`` as the run's claim unless a live one (``is_live``) holds it; in one transaction.
+    Returns the live claim that blocked it (nothing written), or None when the run is now ``owner``'s."""
+    import json
+
+    with project.transaction():
+        current = read_train_claim(project, run_id)
+        if current and current.get("token") != owner.get("token") and is_live(current):
+            return current
+        project.db.table("meta").upsert({"key": _claim_key(run_id), "value": json.dumps(owner)}, pk="key")
+    return None
+
+
+def update_train_claim(project: "Project", run_id: int, token: str, **fields: Any) -> None:
+    """Add to this token's claim (e.g. the worker's process group); nothing when the claim is another's."""
+    import json
+
+    with project.transaction():
+        current = read_train_claim(project, run_id)
+        if current and current.get("token") == token:
+            project.db.table("meta").upsert({"key": _claim_key(run_id), "value": json.dumps({**current, **fields})}, pk="key")
+
+
+def release_train_claim(project: "Project", run_id: int, token: str) -> None:
+    """Drop this token's claim (another's stays)."""
+    with project.transaction():
+        current = read_train_claim(project, run_id)
+        if current and current.get("token") == token:
+            project.db.execute("DELETE FROM meta WHERE key = ?", [_claim_key(run_id)])

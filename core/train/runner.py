@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any, Callable, NoReturn, Optional, Sequence
 
 from .. import errors as _errors
-from ..errors import KnowMixError, SettingsError
+from ..errors import KnowMixError, ProjectError, SettingsError
 from ..formats import percent
 from ..jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
 from ..processes import child_command, child_env, describe_exit
+from . import claims
+from .claims import kill_group
 from .data import TrainItem, check_items, items_from_plan
 from .events import Done, Eval, Start, Step, TrainEvent, WorkerError, decode
 from .settings import TrainSettings
@@ -326,18 +328,33 @@ def run_worker(
 
     with Project(project_path, create=False) as project:
         row = get_run(project, run_id)
-    settings = run_settings(row)
-    folder = run_dir(row)
-    folder.mkdir(parents=True, exist_ok=True)
-    log_path = folder / "worker.log"
-    follower = _Follower(
-        _start_worker(project_path, run_id, resume, log_path, settings, allow_pickle),
-        run_id,
-        progress,
-        on_event,
-        cancel or CancelToken(),
-    )
-    returncode = follower.follow()
+        settings = run_settings(row)
+        folder = run_dir(row)
+        token = claims.claim(project, run_id)  # one worker per run: a second resume is told who trains it
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        log_path = folder / "worker.log"
+        proc = _start_worker(project_path, run_id, resume, log_path, settings, allow_pickle)
+        try:
+            with Project(project_path, create=False) as project:
+                claims.attach_worker(project, run_id, token, proc.pid)
+        except ProjectError:  # busy: the claim still names this process, which stops its worker
+            pass
+        follower = _Follower(proc, run_id, progress, on_event, cancel or CancelToken())
+        returncode = follower.follow()
+    finally:
+        try:
+            with Project(project_path, create=False) as project:
+                claims.release(project, run_id, token)
+        except ProjectError:  # the file is gone or busy: a claim whose processes ended is taken over
+            claims.forget(token)
+    return _outcome_of(project_path, run_id, follower, returncode, log_path)
+
+
+def _outcome_of(
+    project_path: str | os.PathLike, run_id: int, follower: "_Follower", returncode: Optional[int], log_path: Path
+) -> TrainOutcome:
+    """The run's outcome once its worker ended, or the error that says what happened."""
     if follower.error is not None:
         _raise_worker_error(follower.error, run_id, log_path)
     if follower.done is None:
@@ -422,9 +439,10 @@ class _Follower:
                 try:
                     proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:
-                    proc.kill()
+                    kill_group(proc)
             raise
         finally:
+            kill_group(proc)  # whatever the worker (torchrun) left of its process group
             for stream in (proc.stdin, proc.stdout):
                 try:
                     if stream is not None:
@@ -452,7 +470,7 @@ class _Follower:
             and time.monotonic() - self.cancel_sent_at > CANCEL_GRACE_S
             and self.proc.poll() is None
         ):
-            self.proc.kill()
+            kill_group(self.proc)
 
     def _handle(self, event: TrainEvent) -> None:
         """Progress for the caller's bar; keep the final ``Done`` or ``WorkerError``; pass every event on."""
