@@ -88,7 +88,7 @@ class ServerRedirected(ModelError):
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
     """Refuse every redirect: following one would send the request (and its key) where the user did not point."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
         raise ServerRedirected(
             f"The server at {req.full_url} redirected to {newurl} (HTTP {code}), and KnowMix does not follow "
             "redirects. If that address is the server you mean, give it with --server (or in the Model step)."
