@@ -31,11 +31,18 @@ from tests.test_run_paths import new_run
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="process groups")
 
-# A stand-in for torchrun: a session leader that starts a training process of its own, both sleeping.
+# A stand-in for torchrun: a session leader that starts a training process of its own, in a session of its
+# own as torchrun does (so the launcher's process group alone does not reach it), both sleeping; it
+# passes a SIGTERM on as torchrun does.
 LAUNCHER = textwrap.dedent(
     """
-    import subprocess, sys, time
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    import signal, subprocess, sys, time
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+    def forward(*args):  # torchrun passes a SIGTERM on to its processes
+        child.terminate()
+        child.wait()
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, forward)
     print(child.pid, flush=True)
     time.sleep(120)
     """

@@ -152,13 +152,25 @@ def stop_worker(project: Any, run_id: int) -> int:
 
 
 def kill_group(proc: subprocess.Popen) -> None:
-    """Kill the worker and every process it started (torchrun's training processes too): it was started in
-    a session of its own, so its pid is its process group's id. Nothing happens to a group already gone."""
+    """Kill the worker and every process it started: its own process group (it was started in a session of
+    its own, so its pid is the group's id) and each descendant, since torchrun starts every training
+    process in a session of its own too. The descendants are listed before the launcher dies (after,
+    they no longer hang below it). Nothing happens to processes already gone."""
+    import psutil
+
+    try:
+        family = psutil.Process(proc.pid).children(recursive=True) if proc.poll() is None else []
+    except psutil.Error:
+        family = []
     if os.name == "posix":
         try:
             os.killpg(proc.pid, signal.SIGKILL)
-            return
         except OSError:  # no such group (all ended), or not ours
             pass
     if proc.poll() is None:
         proc.kill()
+    for child in family:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass

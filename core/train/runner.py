@@ -246,15 +246,12 @@ def worker_command(
         cmd.append("--resume")
     if allow_pickle:
         cmd.append("--allow-pickle")
-    if processes > 1:
-        launcher = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc-per-node={processes}",
-            f"--shutdown-timeout={int(CANCEL_GRACE_S - 30)}",
-        ]
+    if processes > 1:  # torchrun on this computer only: every store it serves listens on 127.0.0.1 (core.train.launch)
+        import uuid
+
+        launcher = [sys.executable, "-m", "core.train.launch", "--rdzv-backend=c10d", "--rdzv-endpoint=127.0.0.1:0"]
+        launcher += [f"--rdzv-id={uuid.uuid4().hex}", "--nnodes=1", "--local-addr=127.0.0.1"]
+        launcher += [f"--nproc-per-node={processes}", f"--shutdown-timeout={int(CANCEL_GRACE_S - 30)}"]
         return launcher + cmd[cmd.index("-m") :]
     return cmd
 
@@ -263,10 +260,12 @@ def worker_env(settings: TrainSettings) -> dict[str, str]:
     """The worker's environment; several processes on the CPU get their share of its threads (torchrun
     would otherwise set one thread each and say so)."""
     from .distributed import LAUNCHED_ENV
+    from .launch import LOOPBACK_ENV
 
     extra = {}
     if settings.processes > 1:
         extra[LAUNCHED_ENV] = "1"
+        extra.update(LOOPBACK_ENV)  # gloo's and NCCL's own sockets on the loopback interface (core.train.launch)
         if "OMP_NUM_THREADS" not in os.environ:
             extra["OMP_NUM_THREADS"] = str(settings.threads_per_process(on_cpu=True))
     env = child_env(extra)
