@@ -128,3 +128,46 @@ def test_open_folder_opens_only_a_folder_inside_the_projects_runs_folder(qtbot, 
     assert opened == []
     assert export.open_run_folder(run, project)
     assert opened == [str(run)]
+
+
+def test_the_runs_panel_stops_a_worker_another_knowmix_left_running(qtbot, window, tmp_path):
+    """A worker whose app died (its claim's app process is gone, the worker lives) is stopped from the next app."""
+    import os
+    import subprocess
+    import sys
+
+    from core.store import Project
+    from core.store import runs as store
+    from core.train.runs import RUNNING, update_run
+    from tests.test_run_paths import new_run
+    from tests.test_train_claims import foreign_claim, gone, start_group
+
+    if os.name != "posix":
+        pytest.skip("process groups")
+    path = sample_project(tmp_path / "t.knowmix", 4)
+    run_id = new_run(path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    worker, child = start_group()
+    try:
+        with Project(path) as project:
+            update_run(project, run_id, status=RUNNING, worker_pid=worker.pid)
+            claim = foreign_claim(os.getpid(), worker=worker.pid)
+            claim.update(pid=dead.pid, started=None)
+            store.claim_train_run(project, run_id, claim, lambda c: False)
+        open_project(window, path)
+        window.go("train")
+        page = window.by_key["train"]
+        page.refresh()
+        page.update_actions()
+        assert page.runs_box.stop_button.isVisible()
+        assert not page.resume_button.isEnabled()  # its worker still trains it
+        page.runs_box.stop_button.click()
+        assert f"(process {worker.pid}) to stop" in page.message.text()
+        assert gone(worker.pid) and gone(child)
+        worker.wait(10)
+        wait_idle(qtbot, window, 120)
+    finally:
+        from core.train.claims import kill_group
+
+        kill_group(worker)

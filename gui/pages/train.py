@@ -134,6 +134,7 @@ class TrainPage(Page):
         self.runs_combo, self.checkpoint_label, self.open_button = runs.runs_combo, runs.checkpoint_label, runs.open_button
         self.runs_combo.activated.connect(self._run_chosen)
         self.open_button.clicked.connect(self.open_folder)
+        runs.stop_button.clicked.connect(lambda: runs.stop_worker(self.ctx, self.runs_combo.currentData(), self.message))
         top.addWidget(runs, 2)
 
     def _build_actions(self, lay: QtWidgets.QVBoxLayout) -> None:
@@ -279,6 +280,7 @@ class TrainPage(Page):
         for w in (*self.form.inputs(), self.runs_combo):
             w.setEnabled(not self.training)
         self.open_button.setEnabled(row is not None and bool(row.get("folder")) and Path(row["folder"]).is_dir())
+        self.runs_box.show_worker(None if self.training else row)
 
     @property
     def training(self) -> bool:
@@ -330,7 +332,7 @@ class TrainPage(Page):
         rows: list[dict] = []
         if self.ctx.project_path is not None:
             with self.ctx.project() as p:
-                rows = list_runs(p)
+                rows = RunsBox.with_claims(p, list_runs(p))
         self._rows = {int(r["id"]): r for r in rows}
         self._rows_project = self.ctx.project_path
         want = self.ctx.train_run_id if self.ctx.train_run_id in self._rows else (rows[-1]["id"] if rows else None)
