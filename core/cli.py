@@ -229,11 +229,11 @@ def cmd_probe(args: argparse.Namespace) -> int:
 def _server_options(args: argparse.Namespace) -> Optional[dict]:
     """--server and its options, checked before anything is written (the key is only named here)."""
     if not getattr(args, "server", None):
-        for flag in ("server_model", "api_key_env"):
+        for flag in ("server_model", "api_key_env", "server_proxy"):
             if getattr(args, flag, None):
                 raise SettingsError(f"--{flag.replace('_', '-')} needs --server URL.")
         return None
-    from .backends.server import normalize_url, read_api_key
+    from .backends.server import normalize_proxy, normalize_url, read_api_key
 
     if args.model != "default" or args.backend != "auto":
         raise SettingsError("--server probes the server's model: leave out --model and --backend.")
@@ -245,6 +245,7 @@ def _server_options(args: argparse.Namespace) -> Optional[dict]:
         "model": args.server_model,
         "api_key_env": args.api_key_env,
         "concurrency": args.server_concurrency,
+        "proxy": normalize_proxy(args.server_proxy),
     }
 
 
@@ -476,9 +477,7 @@ def _print_outcome(out) -> None:
     print(f"Run folder: {out.run_dir}  ({_fmt_seconds(out.seconds)})")
 
 
-def _run_training(
-    project_path: Path, plan_id: Optional[int], settings, *, resume_run: Optional[int] = None, model: Optional[str] = None
-):
+def _run_training(project_path: Path, plan_id: Optional[int], settings, *, resume_run=None, model=None, allow_pickle=False):
     from .train.runner import resume_training, start_training
 
     token = CancelToken()
@@ -486,7 +485,8 @@ def _run_training(
     with _CtrlC(token, "Training stops after the current step, saves a checkpoint and keeps the best adapter"):
         try:
             if resume_run is not None:
-                out = resume_training(project_path, resume_run, progress=bar, on_event=_EvalPrinter(bar), cancel=token)
+                events, pickle = _EvalPrinter(bar), allow_pickle  # pickle: the user's flag, never the project's
+                out = resume_training(project_path, resume_run, progress=bar, on_event=events, cancel=token, allow_pickle=pickle)
             else:
                 out = start_training(
                     project_path, plan_id, settings, progress=bar, on_event=_EvalPrinter(bar), cancel=token, model=model
@@ -508,7 +508,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     project = _find_project(args.project)
-    out = _run_training(project, None, None, resume_run=args.run)
+    out = _run_training(project, None, None, resume_run=args.run, allow_pickle=args.allow_pickle)
     if out.status == "cancelled":
         return 130
     return _check_after(project, out, args.no_check)

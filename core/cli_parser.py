@@ -224,6 +224,11 @@ def _probe(sub: Any) -> argparse.ArgumentParser:
     sv.add_argument("--server-model", metavar="NAME", help="the model id on the server (default: its only model)")
     sv.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the server's API key (never written)")
     sv.add_argument("--server-concurrency", type=int, default=8, metavar="N", help="requests in flight at once (default 8)")
+    sv.add_argument(
+        "--server-proxy",
+        metavar="URL",
+        help="HTTP proxy to reach the server through (default: none; *_proxy variables are ignored)",
+    )
     _add_budget(p)
     return p
 
@@ -341,6 +346,9 @@ def _resume(sub: Any) -> argparse.ArgumentParser:
     r = sub.add_parser("resume", help="continue a killed or cancelled training run from its last checkpoint")
     add_project(r)
     r.add_argument("--run", type=int, required=True, help="training run number")
+    add_allow_pickle(
+        r, "allow PyTorch pickle weights (.bin/.pt) for this resume: only for files you trust (never read from the project)"
+    )
     r.add_argument("--no-check", action="store_true", help="do not run knowmix check when the run finishes")
     return r
 

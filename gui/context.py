@@ -27,6 +27,7 @@ STATE_FIELDS = (
     "probe_run_id",
     "plan_id",
     "train_run_id",
+    "offered_spec",
 )
 _SETTING_KEYS = {"model_spec": "model/spec", "backend_name": "model/backend", "device": "model/device"}
 
@@ -57,6 +58,9 @@ class AppContext(QtCore.QObject):
         self.probe_run_id: Optional[int] = None
         self.plan_id: Optional[int] = None
         self.train_run_id: Optional[int] = None
+        # A server the opened project was probed through: shown on the Model step and used only after
+        # the user's click (a project file is data; it never picks where requests and keys go).
+        self.offered_spec: Optional[str] = None
         # What the navigator asks the project over and over (a run's status, whether it has results),
         # so that a context change while a job runs reads nothing from the disk: see ``cached``.
         self._cache: dict[tuple, Any] = {}
@@ -202,9 +206,24 @@ class AppContext(QtCore.QObject):
             plan_id=plans[-1]["id"] if plans else None,
             train_run_id=trains[-1]["id"] if trains else None,
         )
+        self.set(offered_spec=None)
         if probe and probe.get("model_spec"):
-            self.set(model_spec=probe["model_spec"])
+            self._take_model_from_project(str(probe["model_spec"]))
         self.add_recent(path)
+
+    def _take_model_from_project(self, spec: str) -> None:
+        """A local model the project was probed with becomes the chosen one (the Model step shows it); a
+        server is only offered: its URL is shown and the user decides. The key variable is never taken."""
+        from .pages.model import parse_server_spec, server_spec
+
+        server = parse_server_spec(spec)
+        url = server.get("url") if server is not None else None
+        if url is None and spec.lower().startswith(("http://", "https://")):  # probed with knowmix probe --server
+            url, server = spec, {}
+        if url is not None:
+            self.set(offered_spec=server_spec(str(url), str((server or {}).get("model") or "")))
+            return
+        self.set(model_spec=spec)
 
     def release_model(self) -> None:
         if self.backend is not None:

@@ -387,3 +387,102 @@ def test_the_app_checks_a_server_off_the_ui_thread_and_probes_through_it(qtbot, 
     settings_files = [f for f in Path(os.environ["KNOWMIX_HOME"]).rglob("*") if f.is_file()]
     assert not [f for f in settings_files if KEY.encode() in f.read_bytes()]
     assert KEY.encode() not in path.read_bytes()
+
+
+# -- the network only where the user pointed: no redirects, no proxies from the environment ----------------
+
+
+class _Redirector(BaseHTTPRequestHandler):
+    """Answers every request with a redirect to ``target`` and records what it got."""
+
+    target = ""
+    seen: list = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        type(self).seen.append((self.path, self.headers.get("Authorization")))
+        self.send_response(302)
+        self.send_header("Location", self.target + self.path)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """A stand-in for another host (or a proxy): records every request it gets, and the Authorization header."""
+
+    seen: list = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        type(self).seen.append((self.path, self.headers.get("Authorization")))
+        body = json.dumps({"object": "list", "data": [{"id": "stub"}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_CONNECT = do_GET
+
+
+@pytest.fixture
+def serve():
+    servers = []
+
+    def start(handler) -> str:
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        servers.append(httpd)
+        return f"http://127.0.0.1:{httpd.server_address[1]}"
+
+    yield start
+    for httpd in servers:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_a_redirect_is_not_followed_and_the_key_stays_with_the_server_named(serve, monkeypatch):
+    other = type("Other", (_Recorder,), {"seen": []})
+    elsewhere = serve(other).replace("127.0.0.1", "localhost")  # another host name: the key must not go there
+    redirector = type("Redirector", (_Redirector,), {"seen": [], "target": elsewhere})
+    url = serve(redirector)
+    monkeypatch.setenv(KEY_ENV, KEY)
+    with pytest.raises(ModelError) as err:
+        ServerBackend(url, api_key_env=KEY_ENV, check_sampling=False)
+    message = str(err.value)
+    assert f"redirected to {elsewhere}/v1/models" in message and "does not follow redirects" in message
+    assert "\n" not in message and KEY not in message
+    assert other.seen == []  # never contacted, so the key never reached it
+    assert redirector.seen == [("/v1/models", f"Bearer {KEY}")]
+
+
+def test_proxy_variables_are_ignored_and_server_proxy_is_used(serve, stub, monkeypatch):
+    proxy = type("Proxy", (_Recorder,), {"seen": []})
+    proxy_url = serve(proxy)
+    url = stub("seeded")
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(var, proxy_url)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.setattr(urllib.request, "_opener", None)  # urlopen reads the variables when it first builds its opener
+    with ServerBackend(url, check_sampling=False) as served:
+        assert served.model == "stub"
+    assert proxy.seen == []  # the environment's proxy was not contacted
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var)
+    ServerBackend(url, check_sampling=False, proxy=proxy_url).close()
+    assert [p for p, _ in proxy.seen] == [f"{url}/v1/models"]  # the named proxy carries the request
+
+
+def test_server_proxy_needs_server_and_a_url(tmp_path, capsys):
+    from core.cli import main
+
+    data = sample_dataset()
+    assert main(["probe", "--data", str(data), "--server-proxy", "http://127.0.0.1:9"]) != 0
+    assert "--server-proxy needs --server URL" in capsys.readouterr().err
+    code = main(["probe", "--data", str(data), "--server", "http://127.0.0.1:9", "--server-proxy", "ftp://x"])
+    assert code != 0 and "is not an http:// or https:// URL" in capsys.readouterr().err

@@ -43,6 +43,9 @@ The API key
     settings or the project.
 
 Nothing here runs unless the user gave a server URL; the only host contacted is that URL's.
+Redirects are never followed (a redirect would carry the key to another host): a 3xx answer is one
+line naming where the server points. The ``*_proxy`` environment variables are ignored; a proxy is
+used only when the user names one (``--server-proxy URL``).
 """
 
 from __future__ import annotations
@@ -76,6 +79,38 @@ _TOPK_PROMPT = "Q: What is the capital of France?\nA:"
 
 class ServerUnavailable(ModelError):
     """The server stopped answering (after the retries) or answered with an error."""
+
+
+class ServerRedirected(ModelError):
+    """The server answered with a redirect, which KnowMix does not follow."""
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Refuse every redirect: following one would send the request (and its key) where the user did not point."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise ServerRedirected(
+            f"The server at {req.full_url} redirected to {newurl} (HTTP {code}), and KnowMix does not follow "
+            "redirects. If that address is the server you mean, give it with --server (or in the Model step)."
+        )
+
+
+def make_opener(proxy: Optional[str] = None) -> urllib.request.OpenerDirector:
+    """An opener that follows no redirect and uses no proxy but ``proxy`` (never the *_proxy variables)."""
+    proxies = {"http": proxy, "https": proxy} if proxy else {}
+    return urllib.request.build_opener(urllib.request.ProxyHandler(proxies), _NoRedirects())
+
+
+def normalize_proxy(url: Optional[str]) -> Optional[str]:
+    """``--server-proxy``: an http(s) URL, or None."""
+    if not url:
+        return None
+    parts = urllib.parse.urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(
+            f"The proxy address '{url}' (--server-proxy) is not an http:// or https:// URL, e.g. http://proxy:3128."
+        )
+    return url.strip()
 
 
 def normalize_url(url: str) -> str:
@@ -130,11 +165,13 @@ class ServerBackend(Backend):
         timeout: float = REQUEST_TIMEOUT,
         check_sampling: bool = True,
         cancel: Any = None,
+        proxy: Optional[str] = None,
     ) -> None:
         super().__init__()
         if concurrency < 1:
             raise SettingsError(f"--server-concurrency must be at least 1 (got {concurrency}).")
         self.url = normalize_url(url)
+        self._opener = make_opener(normalize_proxy(proxy))
         self._key = read_api_key(api_key_env)
         self.concurrency = concurrency
         self.retry_waits = tuple(retry_waits)
@@ -197,7 +234,7 @@ class ServerBackend(Backend):
             headers["Authorization"] = f"Bearer {self._key}"
         req = urllib.request.Request(self.url + path, data=data, headers=headers, method="POST" if body is not None else "GET")
         try:
-            with urllib.request.urlopen(req, timeout=timeout or self.timeout) as resp:
+            with self._opener.open(req, timeout=timeout or self.timeout) as resp:
                 return resp.status, resp.headers.get("Content-Type", ""), resp.read()
         except urllib.error.HTTPError as exc:
             try:

@@ -14,8 +14,8 @@ format has one owner and the rest of the code asks questions in its own words:
 Only this package imports ``sqlite3`` and ``sqlite_utils``.
 """
 
-from . import plans, results, runs
+from . import opening, plans, results, runs
 from .project import Project, pid_alive
 from .schema import MIGRATIONS, PROJECT_SUFFIX, SCHEMA_VERSION
 
-__all__ = ["MIGRATIONS", "PROJECT_SUFFIX", "SCHEMA_VERSION", "Project", "pid_alive", "plans", "results", "runs"]
+__all__ = ["MIGRATIONS", "PROJECT_SUFFIX", "SCHEMA_VERSION", "Project", "opening", "pid_alive", "plans", "results", "runs"]

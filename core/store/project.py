@@ -23,6 +23,7 @@ from typing import Any, Iterable, Iterator, Optional
 import sqlite_utils
 
 from ..errors import ProjectError
+from .opening import damaged_error, is_damage, journal_mode_for, refuse_foreign
 from .schema import MIGRATIONS, PROJECT_SUFFIX, SCHEMA_VERSION
 from .tables import inserted_id
 
@@ -65,6 +66,15 @@ class _Connection(sqlite3.Connection):
     """
 
     outer_depth = 0
+    project_path: Optional[Path] = None  # set by Project: a damaged file is then told as such
+
+    def execute(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:
+        try:
+            return super().execute(*args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if self.project_path is not None and is_damage(exc):
+                raise damaged_error(self.project_path, exc) from None
+            raise
 
     def __exit__(self, exc_type, exc, tb):
         if self.outer_depth:
@@ -150,6 +160,8 @@ class Project:
         try:
             return self._connect(read_only=False)
         except sqlite3.DatabaseError as exc:
+            if is_damage(exc):
+                raise damaged_error(self.path, exc) from None
             text = str(exc).lower()
             if not (exists and ("readonly" in text or "read-only" in text or "unable to open" in text)):
                 raise ProjectError(f"{self.path} cannot be opened as a KnowMix project: {exc}.") from None
@@ -183,11 +195,15 @@ class Project:
                 mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
                 conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
             else:
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                conn.execute("PRAGMA synchronous = NORMAL")
+                # Look before writing: switching to WAL rewrites the header of whatever file this is.
+                refuse_foreign(conn, self.path, SCHEMA_VERSION, PROJECT_SUFFIX)
+                wanted = journal_mode_for(self.path)  # WAL's shared memory works on one computer only
+                mode = conn.execute(f"PRAGMA journal_mode = {wanted}").fetchone()[0]
+                conn.execute("PRAGMA synchronous = NORMAL" if wanted == "WAL" else "PRAGMA synchronous = FULL")
         except BaseException:
             conn.close()
             raise
+        conn.project_path = self.path
         return conn, mode
 
     # -- schema ------------------------------------------------------------------------------------
@@ -195,7 +211,7 @@ class Project:
         try:
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as exc:
-            raise ProjectError(f"{self.path} is damaged or not a KnowMix project: {exc}.") from None
+            raise damaged_error(self.path, exc) from None
         if version > SCHEMA_VERSION:
             raise ProjectError(
                 f"{self.path} was written by a newer KnowMix (project format {version}; this version reads up to "

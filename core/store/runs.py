@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
+from .run_paths import PATH_COLUMNS, resolve_row, to_stored
 from .tables import inserted_id
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -20,25 +21,26 @@ EVAL_METRICS_SQL = "(name = 'dev_em' OR name LIKE 'fit/%' OR name = 'fit_all')"
 
 
 def insert_run(project: "Project", row: dict, folder: Callable[[int], str]) -> int:
-    """Insert a run's row and set its ``folder`` (which needs the new id) in one transaction."""
+    """Insert a run's row and set its ``folder`` (which needs the new id) in one transaction; the
+    folder is stored relative to the project's runs folder (``run_paths``)."""
     with project.transaction():
         run_id = inserted_id(project.db.table("train_runs").insert(row))
-        project.db.table("train_runs").update(run_id, {"folder": folder(run_id)})
+        project.db.table("train_runs").update(run_id, {"folder": to_stored(project.path, folder(run_id))})
     return run_id
 
 
 def run_row(project: "Project", run_id: int) -> Optional[dict]:
-    """One run's row, or None."""
+    """One run's row (its paths absolute, see ``run_paths.resolve_row``), or None."""
     cursor = project.db.execute("SELECT * FROM train_runs WHERE id = ?", [run_id])
     row = cursor.fetchone()
-    return dict(zip([c[0] for c in cursor.description], row)) if row is not None else None
+    return resolve_row(project.path, dict(zip([c[0] for c in cursor.description], row))) if row is not None else None
 
 
 def run_rows(project: "Project") -> list[dict]:
     """Every run's row, oldest first."""
     cursor = project.db.execute("SELECT * FROM train_runs ORDER BY id")
     cols = [c[0] for c in cursor.description]
-    return [dict(zip(cols, r)) for r in cursor.fetchall()]
+    return [resolve_row(project.path, dict(zip(cols, r))) for r in cursor.fetchall()]
 
 
 def count_runs(project: "Project") -> int:
@@ -53,6 +55,7 @@ def latest_run_id(project: "Project", plan_id: int) -> Optional[int]:
 
 def update_run(project: "Project", run_id: int, fields: dict[str, Any]) -> None:
     """Change some columns of a run (and its ``updated_at``)."""
+    fields = {k: (to_stored(project.path, v) if k in PATH_COLUMNS else v) for k, v in fields.items()}
     with project.transaction():
         project.db.table("train_runs").update(run_id, {**fields, "updated_at": time.time()})
 
@@ -85,3 +88,57 @@ def eval_metric_rows(project: "Project", run_id: int) -> list[tuple[Any, Any, st
     return project.db.execute(
         f"SELECT step, epoch, name, value FROM metrics WHERE run_id = ? AND {EVAL_METRICS_SQL} ORDER BY step", [run_id]
     ).fetchall()
+
+
+# A training run is trained by one worker at a time. The claim is a ``meta`` row (key
+# ``train_run_owner:<id>``, JSON: the KnowMix process that started the worker, the worker's process
+# group, the host, a token), found and written in one transaction, as probe runs are claimed.
+
+
+def _claim_key(run_id: int) -> str:
+    return f"train_run_owner:{int(run_id)}"
+
+
+def read_train_claim(project: "Project", run_id: int) -> Optional[dict]:
+    """The run's claim as written, or None."""
+    import json
+
+    row = project.db.execute("SELECT value FROM meta WHERE key = ?", [_claim_key(run_id)]).fetchone()
+    if not row:
+        return None
+    try:
+        value = json.loads(row[0])
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def claim_train_run(project: "Project", run_id: int, owner: dict, is_live: Callable[[dict], bool]) -> Optional[dict]:
+    """Write ``owner`` as the run's claim unless a live one (``is_live``) holds it; in one transaction.
+    Returns the live claim that blocked it (nothing written), or None when the run is now ``owner``'s."""
+    import json
+
+    with project.transaction():
+        current = read_train_claim(project, run_id)
+        if current and current.get("token") != owner.get("token") and is_live(current):
+            return current
+        project.db.table("meta").upsert({"key": _claim_key(run_id), "value": json.dumps(owner)}, pk="key")
+    return None
+
+
+def update_train_claim(project: "Project", run_id: int, token: str, **fields: Any) -> None:
+    """Add to this token's claim (e.g. the worker's process group); nothing when the claim is another's."""
+    import json
+
+    with project.transaction():
+        current = read_train_claim(project, run_id)
+        if current and current.get("token") == token:
+            project.db.table("meta").upsert({"key": _claim_key(run_id), "value": json.dumps({**current, **fields})}, pk="key")
+
+
+def release_train_claim(project: "Project", run_id: int, token: str) -> None:
+    """Drop this token's claim (another's stays)."""
+    with project.transaction():
+        current = read_train_claim(project, run_id)
+        if current and current.get("token") == token:
+            project.db.execute("DELETE FROM meta WHERE key = ?", [_claim_key(run_id)])

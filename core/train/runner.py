@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any, Callable, NoReturn, Optional, Sequence
 
 from .. import errors as _errors
-from ..errors import KnowMixError, SettingsError
+from ..errors import KnowMixError, ProjectError, SettingsError
 from ..formats import percent
 from ..jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
 from ..processes import child_command, child_env, describe_exit
+from . import claims
+from .claims import kill_group
 from .data import TrainItem, check_items, items_from_plan, with_grading
 from .events import Done, Eval, Start, Step, TrainEvent, WorkerError, decode
 from .settings import TrainSettings
@@ -183,7 +185,15 @@ def start_training(
 ) -> TrainOutcome:
     """Create a training run for a plan and run it in a worker process; see ``prepare_run`` and ``run_worker``."""
     run_id = prepare_run(project_path, plan_id, settings, train=train, dev=dev, model=model)
-    return run_worker(project_path, run_id, resume=False, progress=progress, on_event=on_event, cancel=cancel)
+    return run_worker(
+        project_path,
+        run_id,
+        resume=False,
+        progress=progress,
+        on_event=on_event,
+        cancel=cancel,
+        allow_pickle=settings.allow_pickle,
+    )
 
 
 def resume_training(
@@ -193,11 +203,14 @@ def resume_training(
     progress: ProgressCallback = no_progress,
     on_event: Optional[EventCallback] = None,
     cancel: Optional[CancelToken] = None,
+    allow_pickle: bool = False,
 ) -> TrainOutcome:
-    """Continue a cancelled, failed or killed run from its last checkpoint, with the same data order."""
+    """Continue a cancelled, failed or killed run from its last checkpoint, with the same data order.
+
+    ``allow_pickle`` is the user's choice now; the run's stored settings never switch it on."""
     from ..models import model_fingerprint, resolve_model
     from ..store import Project
-    from .runs import DONE, get_run, is_resumable, run_settings
+    from .runs import DONE, get_run, is_resumable, run_dir, run_settings
 
     check_training_available()
     with Project(project_path, create=False) as project:
@@ -210,16 +223,21 @@ def resume_training(
             )
         settings = run_settings(row)
         check_processes(settings)
-        ref = resolve_model(row["model_path"] or row["model_spec"], allow_pickle=settings.allow_pickle)
+        run_dir(row)  # a folder outside the project's runs folder is refused before anything starts
+        ref = resolve_model(row["model_path"] or row["model_spec"], allow_pickle=allow_pickle)
         if row.get("model_fingerprint") and model_fingerprint(ref) != row["model_fingerprint"]:
             raise SettingsError(
                 f"The model file {ref.path} has changed since run {run_id} started, so the run cannot be resumed. "
                 "Start a new run."
             )
-    return run_worker(project_path, run_id, resume=True, progress=progress, on_event=on_event, cancel=cancel)
+    return run_worker(
+        project_path, run_id, resume=True, progress=progress, on_event=on_event, cancel=cancel, allow_pickle=allow_pickle
+    )
 
 
-def worker_command(project_path: str | os.PathLike, run_id: int, resume: bool, processes: int = 1) -> list[str]:
+def worker_command(
+    project_path: str | os.PathLike, run_id: int, resume: bool, processes: int = 1, allow_pickle: bool = False
+) -> list[str]:
     """The worker's command line; with several ``processes``, torchrun starting that many copies of it.
 
     torchrun passes a SIGTERM (a cancel) on to every process and, by ``--shutdown-timeout``, gives them
@@ -227,15 +245,14 @@ def worker_command(project_path: str | os.PathLike, run_id: int, resume: bool, p
     cmd = child_command("core.train.worker", "--project", str(Path(project_path).resolve()), "--run-id", str(run_id))
     if resume:
         cmd.append("--resume")
-    if processes > 1:
-        launcher = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc-per-node={processes}",
-            f"--shutdown-timeout={int(CANCEL_GRACE_S - 30)}",
-        ]
+    if allow_pickle:
+        cmd.append("--allow-pickle")
+    if processes > 1:  # torchrun on this computer only: every store it serves listens on 127.0.0.1 (core.train.launch)
+        import uuid
+
+        launcher = [sys.executable, "-m", "core.train.launch", "--rdzv-backend=c10d", "--rdzv-endpoint=127.0.0.1:0"]
+        launcher += [f"--rdzv-id={uuid.uuid4().hex}", "--nnodes=1", "--local-addr=127.0.0.1"]
+        launcher += [f"--nproc-per-node={processes}", f"--shutdown-timeout={int(CANCEL_GRACE_S - 30)}"]
         return launcher + cmd[cmd.index("-m") :]
     return cmd
 
@@ -244,10 +261,12 @@ def worker_env(settings: TrainSettings) -> dict[str, str]:
     """The worker's environment; several processes on the CPU get their share of its threads (torchrun
     would otherwise set one thread each and say so)."""
     from .distributed import LAUNCHED_ENV
+    from .launch import LOOPBACK_ENV
 
     extra = {}
     if settings.processes > 1:
         extra[LAUNCHED_ENV] = "1"
+        extra.update(LOOPBACK_ENV)  # gloo's and NCCL's own sockets on the loopback interface (core.train.launch)
         if "OMP_NUM_THREADS" not in os.environ:
             extra["OMP_NUM_THREADS"] = str(settings.threads_per_process(on_cpu=True))
     env = child_env(extra)
@@ -301,21 +320,41 @@ def run_worker(
     progress: ProgressCallback = no_progress,
     on_event: Optional[EventCallback] = None,
     cancel: Optional[CancelToken] = None,
+    allow_pickle: bool = False,
 ) -> TrainOutcome:
     """Start the worker for a created run and follow it to the end; raise a ``KnowMixError`` if it fails."""
     from ..store import Project
-    from .runs import get_run, run_settings
+    from .runs import get_run, run_dir, run_settings
 
     with Project(project_path, create=False) as project:
         row = get_run(project, run_id)
-    settings = run_settings(row)
-    run_dir = Path(row["folder"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log_path = run_dir / "worker.log"
-    follower = _Follower(
-        _start_worker(project_path, run_id, resume, log_path, settings), run_id, progress, on_event, cancel or CancelToken()
-    )
-    returncode = follower.follow()
+        settings = run_settings(row)
+        folder = run_dir(row)
+        token = claims.claim(project, run_id)  # one worker per run: a second resume is told who trains it
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        log_path = folder / "worker.log"
+        proc = _start_worker(project_path, run_id, resume, log_path, settings, allow_pickle)
+        try:
+            with Project(project_path, create=False) as project:
+                claims.attach_worker(project, run_id, token, proc.pid)
+        except ProjectError:  # busy: the claim still names this process, which stops its worker
+            pass
+        follower = _Follower(proc, run_id, progress, on_event, cancel or CancelToken())
+        returncode = follower.follow()
+    finally:
+        try:
+            with Project(project_path, create=False) as project:
+                claims.release(project, run_id, token)
+        except ProjectError:  # the file is gone or busy: a claim whose processes ended is taken over
+            claims.forget(token)
+    return _outcome_of(project_path, run_id, follower, returncode, log_path)
+
+
+def _outcome_of(
+    project_path: str | os.PathLike, run_id: int, follower: "_Follower", returncode: Optional[int], log_path: Path
+) -> TrainOutcome:
+    """The run's outcome once its worker ended, or the error that says what happened."""
     if follower.error is not None:
         _raise_worker_error(follower.error, run_id, log_path)
     if follower.done is None:
@@ -327,7 +366,12 @@ def run_worker(
 
 
 def _start_worker(
-    project_path: str | os.PathLike, run_id: int, resume: bool, log_path: Path, settings: TrainSettings
+    project_path: str | os.PathLike,
+    run_id: int,
+    resume: bool,
+    log_path: Path,
+    settings: TrainSettings,
+    allow_pickle: bool = False,
 ) -> subprocess.Popen:
     """The worker process (or torchrun and its processes), its stderr appended to the run's ``worker.log``, its
     stdout the event stream (rank 0's: the others write none)."""
@@ -340,7 +384,7 @@ def _start_worker(
     )
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            worker_command(project_path, run_id, resume, settings.processes),
+            worker_command(project_path, run_id, resume, settings.processes, allow_pickle),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
@@ -395,9 +439,10 @@ class _Follower:
                 try:
                     proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:
-                    proc.kill()
+                    kill_group(proc)
             raise
         finally:
+            kill_group(proc)  # whatever the worker (torchrun) left of its process group
             for stream in (proc.stdin, proc.stdout):
                 try:
                     if stream is not None:
@@ -425,7 +470,7 @@ class _Follower:
             and time.monotonic() - self.cancel_sent_at > CANCEL_GRACE_S
             and self.proc.poll() is None
         ):
-            self.proc.kill()
+            kill_group(self.proc)
 
     def _handle(self, event: TrainEvent) -> None:
         """Progress for the caller's bar; keep the final ``Done`` or ``WorkerError``; pass every event on."""
@@ -542,7 +587,7 @@ def outcome(project_path: str | os.PathLike, run_id: int) -> TrainOutcome:
         best_dev_em=row.get("best_dev_em"),
         fit_at_best=json.loads(row["fit_at_best"]) if row.get("fit_at_best") else {},
         adapter_dir=row.get("adapter_dir"),
-        run_dir=row["folder"],
+        run_dir=row.get("folder") or "",
         history=history,
         final_step=row.get("final_step"),
         final_epoch=row.get("final_epoch"),

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, TypedDict
 
 from ..errors import ProjectError
+from ..store import run_paths as _paths
 from ..store import runs as _store
 from .data import TrainItem, items_from_json, items_to_json
 from .settings import CONVERGENCE, EARLY_STOP, STOPPING_RULES, TrainSettings
@@ -37,8 +38,7 @@ RESUMABLE = (CREATED, RUNNING, CANCELLED, FAILED, CRASHED)
 
 
 def runs_root(project_path: str | Path) -> Path:
-    p = Path(project_path).expanduser().resolve()
-    return p.parent / f"{p.stem}-runs"
+    return _paths.runs_root(project_path)
 
 
 def run_folder(project_path: str | Path, run_id: int) -> Path:
@@ -120,7 +120,7 @@ def create_run(
         },
         folder=lambda new_id: str(run_folder(project.path, new_id)),
     )
-    folder = run_folder(project.path, run_id)
+    folder = run_dir(get_run(project, run_id))
     try:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "plan.json").write_text(json.dumps(snapshot, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -138,6 +138,16 @@ def get_run(project: Any, run_id: int) -> dict:
     if row is None:
         raise ProjectError(f"{project.path} has no training run number {run_id}.")
     return row
+
+
+def run_dir(row: dict) -> Path:
+    """The run's folder, always inside its project's runs folder; ProjectError (why, what to do) when the
+    stored folder leads out of it (a copied or renamed project, ``..``, a symlink)."""
+    if row.get("path_error") and not row.get("folder"):
+        raise ProjectError(row["path_error"])
+    if not row.get("folder"):
+        raise ProjectError(f"Training run {row.get('id')} has no folder recorded; start a new run.")
+    return Path(row["folder"])
 
 
 def list_runs(project: Any) -> list[dict]:

@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
@@ -180,8 +181,11 @@ def _error_event(exc: BaseException) -> WorkerError:
     )
 
 
-def run(project_path: str, run_id: int, resume: bool, out: Optional[TextIO], should_stop: Any) -> int:
-    """The worker's body, separate from ``main`` so it can also be called in-process."""
+def run(project_path: str, run_id: int, resume: bool, out: Optional[TextIO], should_stop: Any, allow_pickle: bool = False) -> int:
+    """The worker's body, separate from ``main`` so it can also be called in-process.
+
+    ``allow_pickle`` is the user's (the caller's flag), never the run's stored settings: a project
+    file is data and cannot switch on loading pickle weights."""
     from ..models import resolve_model
     from ..store import Project
     from .loop import find_checkpoint, train_loop
@@ -193,6 +197,7 @@ def run(project_path: str, run_id: int, resume: bool, out: Optional[TextIO], sho
         clean_run_folder_temps,
         delete_metrics_after,
         get_run,
+        run_dir,
         run_items,
         run_settings,
         update_run,
@@ -203,17 +208,17 @@ def run(project_path: str, run_id: int, resume: bool, out: Optional[TextIO], sho
     try:
         project = Project(project_path, create=False)
         row = get_run(project, run_id)
-        run_dir = Path(row["folder"])
-        run_dir.mkdir(parents=True, exist_ok=True)
-        clean_run_folder_temps(run_dir)  # what a killed session of this run left half-written
-        settings = run_settings(row)
+        folder = run_dir(row)
+        folder.mkdir(parents=True, exist_ok=True)
+        clean_run_folder_temps(folder)  # what a killed session of this run left half-written
+        settings = replace(run_settings(row), allow_pickle=allow_pickle)
         train, dev = run_items(row)
-        ckpt = find_checkpoint(run_dir) if resume else None
+        ckpt = find_checkpoint(folder) if resume else None
         start_step = 0
         if ckpt is not None:
             start_step = int(json.loads((ckpt / "state.json").read_text(encoding="utf-8"))["step"])
         prior = float(row.get("seconds") or 0.0) if ckpt is not None else 0.0
-        recorder = Recorder(project, run_id, run_dir, out, prior)
+        recorder = Recorder(project, run_id, folder, out, prior)
         delete_metrics_after(project, run_id, start_step)
         if resume:
             recorder.send(Resume(from_step=start_step, checkpoint=str(ckpt) if ckpt else None))
@@ -234,7 +239,7 @@ def run(project_path: str, run_id: int, resume: bool, out: Optional[TextIO], sho
             "model_fingerprint": row.get("model_fingerprint"),
         }
         result = train_loop(
-            run_dir, ref, settings, train, dev, emit=recorder, should_stop=should_stop, resume=ckpt is not None, meta=meta
+            folder, ref, settings, train, dev, emit=recorder, should_stop=should_stop, resume=ckpt is not None, meta=meta
         )
         recorder.flush()
         best = result.best or {}
@@ -308,22 +313,22 @@ def run(project_path: str, run_id: int, resume: bool, out: Optional[TextIO], sho
             project.close()
 
 
-def run_other_rank(project_path: str, run_id: int, resume: bool, should_stop: Any) -> int:
+def run_other_rank(project_path: str, run_id: int, resume: bool, should_stop: Any, allow_pickle: bool = False) -> int:
     """A process other than rank 0, when torchrun started several: it trains its share of every step and
     writes nothing (rank 0 records, reports and saves). Its errors go to stderr, the run's ``worker.log``."""
     from ..models import resolve_model
     from ..store import Project
     from .distributed import launched_rank
     from .loop import train_loop
-    from .runs import get_run, run_items, run_settings
+    from .runs import get_run, run_dir, run_items, run_settings
 
     try:
         with Project(project_path, create=False) as project:
             row = get_run(project, run_id)
-        settings = run_settings(row)
+        settings = replace(run_settings(row), allow_pickle=allow_pickle)
         train, dev = run_items(row)
         ref = resolve_model(row["model_path"] or row["model_spec"], allow_pickle=settings.allow_pickle)
-        train_loop(Path(row["folder"]), ref, settings, train, dev, should_stop=should_stop, resume=resume)
+        train_loop(run_dir(row), ref, settings, train, dev, should_stop=should_stop, resume=resume)
         return 0
     except BaseException as exc:  # noqa: BLE001 - rank 0 reports the run's end; this is for the log
         print(f"Training process {launched_rank()} of run {run_id} stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -354,6 +359,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--project", required=True)
     parser.add_argument("--run-id", type=int, required=True)
     parser.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    parser.add_argument("--allow-pickle", action="store_true", help="the user allowed pickle weights (never the project)")
     args = parser.parse_args(argv)
 
     from .distributed import launched_rank, launched_world
@@ -367,7 +373,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         other = _StopFlag()
         _install_signals(other)
         _watch_parent(other)
-        return run_other_rank(args.project, args.run_id, args.resume, other)
+        return run_other_rank(args.project, args.run_id, args.resume, other, args.allow_pickle)
 
     # The event stream gets a private copy of stdout; fd 1 itself now points at stderr, so whatever a
     # library prints can never corrupt the JSON lines the parent reads.
@@ -384,7 +390,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     _watch_stdin(flag)
     if launched_world() > 1:
         _watch_parent(flag)
-    return run(args.project, args.run_id, args.resume, events, flag)
+    return run(args.project, args.run_id, args.resume, events, flag, args.allow_pickle)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,20 @@ def open_path(path: str | Path) -> None:
     QtGui.QDesktopServices.openUrl(QtCore.QUrl.fromLocalFile(str(path)))
 
 
+def open_run_folder(path: Optional[str | Path], project_path: Optional[str | Path]) -> bool:
+    """Open a run's folder in the file manager; only a folder (never a file the desktop would run) inside
+    the project's own runs folder, whatever the project file says. Returns whether it was opened."""
+    from core.train.runs import runs_root
+
+    if not path or project_path is None:
+        return False
+    folder, root = Path(path).resolve(), runs_root(project_path).resolve()
+    if not folder.is_dir() or not (folder == root or root in folder.parents):
+        return False
+    open_path(folder)
+    return True
+
+
 class ExportPage(Page):
     title = "Export"
     key = "export"
@@ -41,7 +55,7 @@ class ExportPage(Page):
         v.addWidget(self.adapter_label)
         row = QtWidgets.QHBoxLayout()
         self.open_adapter = QtWidgets.QPushButton("Open the adapter folder")
-        self.open_adapter.clicked.connect(lambda: self.adapter_dir and open_path(self.adapter_dir))
+        self.open_adapter.clicked.connect(lambda: open_run_folder(self.adapter_dir, self.ctx.project_path))
         self.copy_adapter = QtWidgets.QPushButton("Copy the adapter to…")
         self.copy_adapter.setObjectName("copyAdapter")
         self.copy_adapter.clicked.connect(self._copy_adapter_dialog)

@@ -162,6 +162,20 @@ class ModelPage(Page):
         self.hw_label.setObjectName("hardwareLabel")
         self.hw_label.setWordWrap(True)
         lay.addWidget(self.hw_label)
+        # A server named by the opened project: shown, and used only when the user says so.
+        self.offer_box = QtWidgets.QWidget()
+        offer = QtWidgets.QHBoxLayout(self.offer_box)
+        offer.setContentsMargins(0, 0, 0, 0)
+        self.offer_label = QtWidgets.QLabel("")
+        self.offer_label.setObjectName("serverOffer")
+        self.offer_label.setWordWrap(True)
+        self.offer_button = QtWidgets.QPushButton("Use this server")
+        self.offer_button.setObjectName("useOfferedServer")
+        self.offer_button.clicked.connect(self._use_offered)
+        offer.addWidget(self.offer_label, 1)
+        offer.addWidget(self.offer_button)
+        self.offer_box.hide()
+        lay.addWidget(self.offer_box)
 
         box = QtWidgets.QGroupBox("Which model")
         form = QtWidgets.QGridLayout(box)
@@ -240,11 +254,14 @@ class ModelPage(Page):
 
     # -- navigator ------------------------------------------------------------------------------
     def watched_fields(self):
-        return ("model_spec", "backend", "model_info", "backend_name", "device", "probe_run_id")
+        return ("model_spec", "backend", "model_info", "backend_name", "device", "probe_run_id", "offered_spec")
 
     def step_state(self):
         if self.ctx.model_info is not None:
             return DONE, f"Loaded: {self.ctx.model_info.name}"
+        offered = parse_server_spec(self.ctx.offered_spec or "")
+        if offered is not None and self.ctx.offered_spec != self.ctx.model_spec:
+            return READY, f"This project was probed through server {offered.get('url')}: use it, or choose a model, here"
         if self.ctx.probe_run_id is not None:
             return DONE, f"Model: {self.ctx.model_spec} (used by the probe; it loads again when needed)"
         server = parse_server_spec(self.ctx.model_spec)
@@ -326,8 +343,28 @@ class ModelPage(Page):
             self.ctx.set(model_spec=spec, backend_name=backend, device=device)
             self.message.clear_message()
 
+    def _show_offer(self) -> None:
+        offered = parse_server_spec(self.ctx.offered_spec or "")
+        if offered is None or self.ctx.offered_spec == self.ctx.model_spec:
+            self.offer_box.hide()
+            return
+        self.offer_label.setText(
+            f"This project was probed through server {_esc(offered.get('url'))}; use it? Requests go to that "
+            "address only after you choose it (name the API key's variable yourself if the server needs one)."
+        )
+        self.offer_box.show()
+
+    def _use_offered(self) -> None:
+        """The user's click: the project's server becomes the model (its key variable is never taken from the project)."""
+        spec = self.ctx.offered_spec
+        if spec:
+            self.ctx.release_model()
+            self.ctx.set(model_spec=spec, offered_spec=None)
+        self.offer_box.hide()
+
     # -- jobs -------------------------------------------------------------------------------------
     def refresh(self) -> None:
+        self._show_offer()
         if self.chosen_spec() != self.ctx.model_spec:
             self._set_from_spec(self.ctx.model_spec)
         if self.hardware is None and not self._detecting:

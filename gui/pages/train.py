@@ -18,8 +18,9 @@ from core.train.events import Checkpoint, Eval, Resume, Step, TrainEvent
 from core.train.runner import missing_training_packages
 
 from ..charts import CurvePlot
-from ..qt import QtCore, QtGui, QtWidgets
+from ..qt import QtCore, QtWidgets
 from .base import BLOCKED, DONE, READY, InlineMessage, Page, ProgressRow, scrolled
+from .export import open_run_folder
 from .train_text import (
     RESUMABLE_STATUSES,
     cached_gpu,
@@ -133,6 +134,7 @@ class TrainPage(Page):
         self.runs_combo, self.checkpoint_label, self.open_button = runs.runs_combo, runs.checkpoint_label, runs.open_button
         self.runs_combo.activated.connect(self._run_chosen)
         self.open_button.clicked.connect(self.open_folder)
+        runs.stop_button.clicked.connect(lambda: runs.stop_worker(self.ctx, self.runs_combo.currentData(), self.message))
         top.addWidget(runs, 2)
 
     def _build_actions(self, lay: QtWidgets.QVBoxLayout) -> None:
@@ -277,7 +279,8 @@ class TrainPage(Page):
         self.resume_button.setEnabled(can_train and not busy and row is not None and run_is_resumable(row))
         for w in (*self.form.inputs(), self.runs_combo):
             w.setEnabled(not self.training)
-        self.open_button.setEnabled(row is not None and Path(row.get("folder") or "").is_dir())
+        self.open_button.setEnabled(row is not None and bool(row.get("folder")) and Path(row["folder"]).is_dir())
+        self.runs_box.show_worker(None if self.training else row)
 
     @property
     def training(self) -> bool:
@@ -329,7 +332,7 @@ class TrainPage(Page):
         rows: list[dict] = []
         if self.ctx.project_path is not None:
             with self.ctx.project() as p:
-                rows = list_runs(p)
+                rows = RunsBox.with_claims(p, list_runs(p))
         self._rows = {int(r["id"]): r for r in rows}
         self._rows_project = self.ctx.project_path
         want = self.ctx.train_run_id if self.ctx.train_run_id in self._rows else (rows[-1]["id"] if rows else None)
@@ -638,4 +641,4 @@ class TrainPage(Page):
         row = self._selected_row()
         if row is None:
             return
-        QtGui.QDesktopServices.openUrl(QtCore.QUrl.fromLocalFile(str(row["folder"])))
+        open_run_folder(row.get("folder"), self.ctx.project_path)

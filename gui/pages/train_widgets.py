@@ -7,6 +7,7 @@ so the page itself only wires them to the project and the training job.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -264,8 +265,49 @@ class RunsBox(QtWidgets.QGroupBox):
         self.open_button = QtWidgets.QPushButton("Open folder")
         self.open_button.setToolTip("Open the run's folder (adapters, checkpoints, metrics.jsonl, worker.log)")
         row.addWidget(self.open_button)
+        self.stop_button = QtWidgets.QPushButton("Stop its worker")
+        self.stop_button.setObjectName("stopWorker")
+        self.stop_button.setToolTip(
+            "This run is being trained by another KnowMix (another window, the command line, or an app that was "
+            "closed): ask its worker to stop after the current step and save a checkpoint; then resume it here."
+        )
+        self.stop_button.hide()
+        row.addWidget(self.stop_button)
         row.addStretch(1)
         rl.addLayout(row)
+
+    def show_worker(self, row: Optional[dict]) -> None:
+        """Offer "Stop its worker" for a run another KnowMix trains on this computer (``with_claims``)."""
+        claim = (row or {}).get("claim") or {}
+        self.stop_button.setVisible(bool(claim.get("worker")) and claim.get("pid") != os.getpid())
+
+    @staticmethod
+    def with_claims(project: Any, rows: list[dict]) -> list[dict]:
+        """The runs with ``claim``: the live claim of a run some KnowMix trains now (None for the others)."""
+        from core.train import claims
+        from core.train.runs import CREATED, RUNNING
+
+        return [
+            {**r, "claim": claims.live_claim(project, int(r["id"])) if r.get("status") in (RUNNING, CREATED) else None}
+            for r in rows
+        ]
+
+    @staticmethod
+    def stop_worker(ctx: Any, run_id: int, message: Any) -> None:
+        """Stop the worker of a run another KnowMix started, and say so (or why not) in ``message``."""
+        from core.errors import KnowMixError
+        from core.train import claims
+
+        try:
+            with ctx.project() as p:
+                pid = claims.stop_worker(p, run_id)
+        except (KnowMixError, OSError) as exc:
+            message.show_message(str(exc), "error")
+            return
+        message.show_message(
+            f"Asked the worker of run {run_id} (process {pid}) to stop after its current step; resume the run once it has.",
+            "warning",
+        )
 
 
 # ---------------------------------------------------------------------------------- charts
