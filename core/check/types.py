@@ -149,10 +149,13 @@ class CheckReport:
     mix: str
     splits: dict[str, SplitCheck] = field(default_factory=dict)
     note: str = ""
+    stale: str = ""  # why this check is not of the run's current adapter, with the command to redo it ('' if it is)
 
     def headline(self) -> str:
         test = self.splits.get("test") or next(iter(self.splits.values()), None)
         what = f"Check {self.id} of training run {self.train_run_id} ({self.adapter}, {self.backend})"
+        if self.stale:
+            return f"{what} is {self.stale}."
         if self.status != "finished":
             return f"{what}: {self.status}; run the same command again to finish it."
         if test is None:
@@ -173,6 +176,7 @@ class CheckReport:
             "seconds": self.seconds,
             "mix": self.mix,
             "note": self.note,
+            "stale": self.stale,
             "splits": {name: asdict(s) for name, s in self.splits.items()},
         }
 
