@@ -193,8 +193,12 @@ def run_check(
     # the adapter asked is part of the identity: a resumed run's new adapter starts a new check
     ident = check_identity(settings, current_adapter(run))
     row = _store.find_check(project, run_id, ident)
+    from ..train.model_match import other_model_words
+
     if row is not None and row["status"] == "finished":
-        return CheckReport.from_row(row)
+        found = CheckReport.from_row(row)
+        found.other_model = other_model_words(run, cp.probe_run)
+        return found
     backend_words = _backend_words(run, settings, adapter_backend)
     if row is None:
         check_id = _store.insert_check(
@@ -237,6 +241,7 @@ def run_check(
             ) from None
         raise
     report = summarize(project, check_id, cp, settings)
+    report.other_model = other_model_words(run, cp.probe_run)
     report.seconds = prior + time.monotonic() - t0
     _store.update_check(
         project,
@@ -563,12 +568,15 @@ def list_checks(project: Any) -> list[CheckReport]:
 
 
 def _with_staleness(project: Any, rows: Sequence[dict]) -> list[CheckReport]:
+    from ..train.model_match import run_other_model_words
     from ..train.runs import list_runs
 
     runs = {int(r["id"]): r for r in list_runs(project)}
     out = []
     for row in rows:
         report = CheckReport.from_row(row)
-        report.stale = stale_words(row, runs.get(int(row["train_run_id"])))
+        run = runs.get(int(row["train_run_id"]))
+        report.stale = stale_words(row, run)
+        report.other_model = run_other_model_words(project, run)
         out.append(report)
     return out

@@ -331,6 +331,7 @@ class CheckPage(Page):
             + (f", in {duration_words(round(check.seconds))}" if check.seconds else "")
             + "."
             + (f"\nThis check is {check.stale}" if check.stale else "")
+            + (f"\nNote: {check.other_model[:1].upper()}{check.other_model[1:]}." if check.other_model else "")
         )
         for split in ordered_splits(check):
             self.splits_layout.addWidget(self._split_box(split))
