@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import random
 import time
@@ -38,6 +37,7 @@ from .backends.chat import ChatTemplate, few_shot_messages
 from .categories import CATEGORIES  # noqa: F401  (the order lives in core.categories; re-exported)
 from .datasets import Example
 from .errors import Cancelled, ModelCrashed, SettingsError
+from .exemplar_sets import group_sets as deal_group_sets
 from .jobs import CancelToken, ProgressCallback, RateMeter, no_progress
 from .scoring import MATCH_MODES, SCORER_VERSION, Mentions, Verdict, mode_for, pruner_for, scorer_for
 from .scoring.judge import ask_judge
@@ -278,20 +278,6 @@ def exemplar_pools(
     return pools, notes
 
 
-def _deal(ids: Sequence[str], k: int, deck: list[str], rng: random.Random) -> list[str]:
-    """``k`` different ids off the deck, refilled with a fresh shuffle of ``ids`` when it runs out,
-    so every id is dealt once before any is dealt again (``len(ids) >= k``)."""
-    got: list[str] = []
-    while len(got) < k:
-        for j in range(len(deck) - 1, -1, -1):
-            if deck[j] not in got:
-                got.append(deck.pop(j))
-                break
-        else:
-            deck[:0] = rng.sample(list(ids), len(ids))
-    return got
-
-
 def draw_exemplar_sets(
     pool: Sequence[Example], groups: Iterable[str], settings: ProbeSettings, hold_out: bool = False
 ) -> tuple[dict[str, list[list[str]]], dict[str, str]]:
@@ -299,10 +285,9 @@ def draw_exemplar_sets(
 
     Each set holds ``shots + 1`` ids: the last is a spare for a question whose exemplar must be
     replaced (``_prepare``). The sets of a group are distinct (as sets of shown exemplars) and
-    deal the pool's questions in turn, so each is used as evenly as the pool allows. A group
-    whose pool cannot give ``n_sets`` distinct sets gets a note saying so.
+    use the pool's questions as evenly as it allows (``core.exemplar_sets``). A group whose pool
+    cannot give ``n_sets`` distinct sets gets a note naming how many it gives.
     """
-    need = settings.shots + 1
     pools, notes = exemplar_pools(pool, groups, settings, hold_out)
     sets: dict[str, list[list[str]]] = {}
     for group, candidates in pools.items():
@@ -311,19 +296,8 @@ def draw_exemplar_sets(
             continue
         ids = [ex.id for ex in candidates]
         rng = random.Random(f"{settings.seed}|exemplars|{group}")
-        possible = math.comb(len(ids), settings.shots)
-        deck: list[str] = []
-        seen: set[frozenset[str]] = set()
-        group_sets: list[list[str]] = []
-        for _ in range(settings.n_sets):
-            chosen = _deal(ids, need, deck, rng)
-            for _attempt in range(20):
-                if frozenset(chosen[: settings.shots]) not in seen or len(seen) >= possible:
-                    break
-                deck[:0] = chosen  # back under the deck; deal again
-                chosen = _deal(ids, need, deck, rng)
-            seen.add(frozenset(chosen[: settings.shots]))
-            group_sets.append(chosen)
+        group_sets = deal_group_sets(ids, settings.shots, settings.n_sets, rng)
+        seen = {frozenset(x[: settings.shots]) for x in group_sets}
         sets[group] = group_sets
         if len(seen) < settings.n_sets:
             warn = (
