@@ -41,6 +41,7 @@ from .exemplar_sets import group_sets as deal_group_sets
 from .jobs import CancelToken, ProgressCallback, RateMeter, no_progress
 from .scoring import MATCH_MODES, SCORER_VERSION, Mentions, Verdict, mode_for, pruner_for, scorer_for
 from .scoring.judge import ask_judge
+from .server_sessions import session_note, with_sessions
 
 # qa-v3: qa-v2 with distinct exemplar sets, a held-out exemplar pool in large groups, no exemplar
 # that gives the answer away, and every sample of examples without a correct greedy answer.
@@ -649,8 +650,9 @@ def run_probe(
             judge_ref = resolve_model(settings.judge_model, allow_pickle=allow_pickle)
             judge_fp = model_fingerprint(judge_ref)
     ident = settings.identity(judge_fp)
-    if backend is not None and backend.info.extra.get("run_identity"):  # a server that ignores seed/top_k: not comparable
-        ident = json.dumps({**json.loads(ident), **backend.info.extra["run_identity"]}, sort_keys=True)
+    # a server's seed check is recorded per session in the run's note, not in its identity (it can flip);
+    # runs made when it was in the identity are still found
+    legacy = backend.info.extra.get("run_identity") if backend is not None else None
     # Find or create the run and claim it in one transaction: a second process probing the same
     # project then either waits for this to commit and finds the run claimed (a ProjectError that
     # says the project is in use), or claims a run whose owner was killed and resumes it.
@@ -658,6 +660,13 @@ def run_probe(
         run = project.find_probe_run(
             dataset_id=dataset_id, pool_dataset_id=pool_dataset_id, model_fingerprint=fingerprint, settings=ident
         )
+        if run is None and legacy:
+            run = project.find_probe_run(
+                dataset_id=dataset_id,
+                pool_dataset_id=pool_dataset_id,
+                model_fingerprint=fingerprint,
+                settings=_with(ident, legacy),
+            )
         if run is None:
             groups = {ex.group for ex in examples}
             sets, notes = draw_exemplar_sets(pool, groups, settings, hold_out=pool_dataset_id is None)
@@ -745,6 +754,10 @@ def _load_own_backend(
     return load_backend(ref, bname, allow_pickle=allow_pickle, isolate=isolate, **options)
 
 
+def _with(ident: str, extra: dict) -> str:
+    return json.dumps({**json.loads(ident), **extra}, sort_keys=True)
+
+
 def _probe_claimed_run(
     project,
     run,
@@ -802,7 +815,8 @@ def _probe_claimed_run(
             if isinstance(exc, ModelCrashed):
                 raise _crash_told(exc, resumed_from, len(examples)) from None
             raise
-    project.update_probe_run(run_id, status="running", note=str(backend.info.extra.get("not_comparable", "")))
+    note = session_note(str((run or {}).get("note") or ""), backend.info.extra)
+    project.update_probe_run(run_id, status="running", note=note)
     t0 = time.monotonic()
     state = {"done": resumed_from}
 
@@ -844,7 +858,7 @@ def _probe_claimed_run(
     except BaseException as exc:
         told = _crash_told(exc, state["done"], len(examples)) if isinstance(exc, ModelCrashed) else exc
         try:
-            project.update_probe_run(run_id, status="failed", note=str(told)[:500])
+            project.update_probe_run(run_id, status="failed", note=with_sessions(note, str(told)[:500]))
         except Exception:
             pass
         if told is not exc:
