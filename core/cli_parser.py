@@ -328,7 +328,7 @@ def _train(sub: Any) -> argparse.ArgumentParser:
         "--other-model",
         action="store_true",
         help="train a model other than the one the plan's probe asked (its fingerprint differs); "
-        "the plan, the check and the report then say so",
+        "the training output, the check and the report then say so",
     )
     choices = {"stopping": STOPPING_RULES, "prompt_format": PROMPT_FORMATS}
     defaults = TrainSettings()

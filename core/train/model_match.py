@@ -62,7 +62,7 @@ def check_trained_model(project: Any, plan_id: Optional[int], name: str, fingerp
     raise SettingsError(
         f"{why}: {_names(name, fingerprint, probe)}. The plan's categories and the check's 'before' belong to the "
         "probed model. Train that model (leave out --model), or pass --other-model to train this one anyway "
-        "(the plan, the check and the report then say the model trained is not the model probed)."
+        "(the training output, the check and the report then say the model trained is not the model probed)."
     )
 
 
