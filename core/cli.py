@@ -419,7 +419,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def _train_settings(args: argparse.Namespace):
     from .train.settings import TrainSettings
 
-    settings = TrainSettings(**settings_values(TRAIN_OPTIONS, args), merge=bool(args.merge))
+    settings = TrainSettings(
+        **settings_values(TRAIN_OPTIONS, args), merge=bool(args.merge), other_model=bool(getattr(args, "other_model", False))
+    )
     settings.validate()
     return settings
 
@@ -501,6 +503,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings = _train_settings(args)
     project = _find_project(args.project)
     out = _run_training(project, args.plan, settings, model=args.model)
+    from .train.model_match import other_model_note
+
+    print(other_model_note(project, out.run_id), end="")
     if out.status == "cancelled":
         return 130
     return _check_after(project, out, args.no_check)

@@ -329,6 +329,12 @@ def _train(sub: Any) -> argparse.ArgumentParser:
     add_project(t)
     t.add_argument("--plan", type=int, help="plan number (default: the latest)")
     t.add_argument("--model", help="model to fine-tune (default: the one the probe used)")
+    t.add_argument(
+        "--other-model",
+        action="store_true",
+        help="train a model other than the one the plan's probe asked (its fingerprint differs); "
+        "the training output, the check and the report then say so",
+    )
     choices = {"stopping": STOPPING_RULES, "prompt_format": PROMPT_FORMATS}
     defaults = TrainSettings()
     for option in TRAIN_OPTIONS:

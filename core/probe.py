@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import random
 import time
@@ -39,9 +38,11 @@ from .backends.chat_sandbox import SandboxedTemplate
 from .categories import CATEGORIES  # noqa: F401  (the order lives in core.categories; re-exported)
 from .datasets import Example
 from .errors import Cancelled, ModelCrashed, SettingsError
+from .exemplar_sets import group_sets as deal_group_sets
 from .jobs import CancelToken, ProgressCallback, RateMeter, no_progress
 from .scoring import MATCH_MODES, SCORER_VERSION, Mentions, Verdict, mode_for, pruner_for, scorer_for
 from .scoring.judge import ask_judge
+from .server_sessions import session_note, with_sessions
 
 # qa-v3: qa-v2 with distinct exemplar sets, a held-out exemplar pool in large groups, no exemplar
 # that gives the answer away, and every sample of examples without a correct greedy answer.
@@ -279,20 +280,6 @@ def exemplar_pools(
     return pools, notes
 
 
-def _deal(ids: Sequence[str], k: int, deck: list[str], rng: random.Random) -> list[str]:
-    """``k`` different ids off the deck, refilled with a fresh shuffle of ``ids`` when it runs out,
-    so every id is dealt once before any is dealt again (``len(ids) >= k``)."""
-    got: list[str] = []
-    while len(got) < k:
-        for j in range(len(deck) - 1, -1, -1):
-            if deck[j] not in got:
-                got.append(deck.pop(j))
-                break
-        else:
-            deck[:0] = rng.sample(list(ids), len(ids))
-    return got
-
-
 def draw_exemplar_sets(
     pool: Sequence[Example], groups: Iterable[str], settings: ProbeSettings, hold_out: bool = False
 ) -> tuple[dict[str, list[list[str]]], dict[str, str]]:
@@ -300,10 +287,9 @@ def draw_exemplar_sets(
 
     Each set holds ``shots + 1`` ids: the last is a spare for a question whose exemplar must be
     replaced (``_prepare``). The sets of a group are distinct (as sets of shown exemplars) and
-    deal the pool's questions in turn, so each is used as evenly as the pool allows. A group
-    whose pool cannot give ``n_sets`` distinct sets gets a note saying so.
+    use the pool's questions as evenly as it allows (``core.exemplar_sets``). A group whose pool
+    cannot give ``n_sets`` distinct sets gets a note naming how many it gives.
     """
-    need = settings.shots + 1
     pools, notes = exemplar_pools(pool, groups, settings, hold_out)
     sets: dict[str, list[list[str]]] = {}
     for group, candidates in pools.items():
@@ -312,19 +298,8 @@ def draw_exemplar_sets(
             continue
         ids = [ex.id for ex in candidates]
         rng = random.Random(f"{settings.seed}|exemplars|{group}")
-        possible = math.comb(len(ids), settings.shots)
-        deck: list[str] = []
-        seen: set[frozenset[str]] = set()
-        group_sets: list[list[str]] = []
-        for _ in range(settings.n_sets):
-            chosen = _deal(ids, need, deck, rng)
-            for _attempt in range(20):
-                if frozenset(chosen[: settings.shots]) not in seen or len(seen) >= possible:
-                    break
-                deck[:0] = chosen  # back under the deck; deal again
-                chosen = _deal(ids, need, deck, rng)
-            seen.add(frozenset(chosen[: settings.shots]))
-            group_sets.append(chosen)
+        group_sets = deal_group_sets(ids, settings.shots, settings.n_sets, rng)
+        seen = {frozenset(x[: settings.shots]) for x in group_sets}
         sets[group] = group_sets
         if len(seen) < settings.n_sets:
             warn = (
@@ -680,8 +655,9 @@ def run_probe(
             judge_ref = resolve_model(settings.judge_model, allow_pickle=allow_pickle)
             judge_fp = model_fingerprint(judge_ref)
     ident = settings.identity(judge_fp)
-    if backend is not None and backend.info.extra.get("run_identity"):  # a server that ignores seed/top_k: not comparable
-        ident = json.dumps({**json.loads(ident), **backend.info.extra["run_identity"]}, sort_keys=True)
+    # a server's seed check is recorded per session in the run's note, not in its identity (it can flip);
+    # runs made when it was in the identity are still found
+    legacy = backend.info.extra.get("run_identity") if backend is not None else None
     # Find or create the run and claim it in one transaction: a second process probing the same
     # project then either waits for this to commit and finds the run claimed (a ProjectError that
     # says the project is in use), or claims a run whose owner was killed and resumes it.
@@ -689,6 +665,13 @@ def run_probe(
         run = project.find_probe_run(
             dataset_id=dataset_id, pool_dataset_id=pool_dataset_id, model_fingerprint=fingerprint, settings=ident
         )
+        if run is None and legacy:
+            run = project.find_probe_run(
+                dataset_id=dataset_id,
+                pool_dataset_id=pool_dataset_id,
+                model_fingerprint=fingerprint,
+                settings=_with(ident, legacy),
+            )
         if run is None:
             groups = {ex.group for ex in examples}
             sets, notes = draw_exemplar_sets(pool, groups, settings, hold_out=pool_dataset_id is None)
@@ -776,6 +759,10 @@ def _load_own_backend(
     return load_backend(ref, bname, allow_pickle=allow_pickle, isolate=isolate, **options)
 
 
+def _with(ident: str, extra: dict) -> str:
+    return json.dumps({**json.loads(ident), **extra}, sort_keys=True)
+
+
 def _probe_claimed_run(
     project,
     run,
@@ -833,7 +820,8 @@ def _probe_claimed_run(
             if isinstance(exc, ModelCrashed):
                 raise _crash_told(exc, resumed_from, len(examples)) from None
             raise
-    project.update_probe_run(run_id, status="running", note=str(backend.info.extra.get("not_comparable", "")))
+    note = session_note(str((run or {}).get("note") or ""), backend.info.extra)
+    project.update_probe_run(run_id, status="running", note=note)
     t0 = time.monotonic()
     state = {"done": resumed_from}
 
@@ -875,7 +863,7 @@ def _probe_claimed_run(
     except BaseException as exc:
         told = _crash_told(exc, state["done"], len(examples)) if isinstance(exc, ModelCrashed) else exc
         try:
-            project.update_probe_run(run_id, status="failed", note=str(told)[:500])
+            project.update_probe_run(run_id, status="failed", note=with_sessions(note, str(told)[:500]))
         except Exception:
             pass
         if told is not exc:

@@ -171,3 +171,15 @@ def test_the_train_step_asks_for_a_check_when_training_finishes(qtbot, window, t
     assert window.step_states()["check"] == "done"
     train.check_after.setChecked(False)
     assert not window.ctx.settings.value("train/check_after", True, type=bool)
+
+
+def test_a_check_of_an_older_adapter_shows_as_stale_and_can_be_redone(qtbot, window, tmp_path):
+    from tests.test_check_stale import resume_and_finish
+
+    project, (run_id,), _w = checked_project(tmp_path / "p.knowmix")
+    resume_and_finish(project, run_id)
+    project.close()
+    page = open_check(qtbot, window, tmp_path / "p.knowmix")
+    assert window.step_states()["check"] == "ready"
+    assert "stale" in page.summary_label.text() and f"knowmix check --run {run_id}" in page.summary_label.text()
+    assert page.check_button.isEnabled()

@@ -40,6 +40,7 @@ def _facts() -> list[tuple[str, str, str, str]]:
 def make_project(tmp_path: Path, model_folder: Path, *, with_plan: bool = True) -> Path:
     """A project with a finished probe of ``model_folder`` (rows written straight to the store) and a plan."""
     from core.datasets import Example
+    from core.models import model_fingerprint, resolve_model
     from core.plan import PlanSettings, build_plan, save_plan
 
     facts = _facts()
@@ -53,7 +54,7 @@ def make_project(tmp_path: Path, model_folder: Path, *, with_plan: bool = True) 
             model_spec=str(model_folder),
             model_name="tiny-llama",
             model_path=str(model_folder),
-            model_fingerprint="x",
+            model_fingerprint=model_fingerprint(resolve_model(str(model_folder))),  # the model it trains
             backend="torch",
             preset="paper",
             settings="{}",

@@ -100,6 +100,7 @@ def test_probe_plan_train_report_run_with_the_network_blocked(tmp_path, tiny_fol
         fit_sample_per_category=2,
         eval_batch_size=8,
         max_new_tokens=4,
+        other_model=True,  # probed with the default model, trained on the tiny one: --other-model
     )
     out = start_training(project_path, plan_id, settings, model=str(tiny_folder))
     assert out.status == "done", out

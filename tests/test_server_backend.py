@@ -251,7 +251,15 @@ class _Stub(BaseHTTPRequestHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         n = next(self.served)
-        text = " Paris" if body["temperature"] == 0 else f" {CITIES[n % len(CITIES)]} {n}"
+        if self.mode == "capped" and body["temperature"] > 2:  # servers that cap the temperature at 2
+            self._send(400, "application/json", b'{"error": {"message": "temperature must be between 0 and 2"}}')
+            return
+        if body["temperature"] == 0 or (self.mode in ("seeded", "capped") and body.get("top_k") == 1):
+            text = " Paris"
+        elif self.mode in ("seeded", "capped"):  # honours seed and top_k: the text is a function of the seed
+            text = f" {CITIES[body['seed'] % len(CITIES)]} {body['seed']}"
+        else:
+            text = f" {CITIES[n % len(CITIES)]} {n}"
         self._send(200, "application/json", json.dumps({"choices": [{"text": text, "index": 0}]}).encode())
 
 
@@ -289,9 +297,41 @@ def test_a_server_that_ignores_seeds_marks_the_run_not_comparable(tmp_path, stub
         assert note.startswith(f"NOT COMPARABLE: the server at {url} ignores seed and top_k")
         project, outcome = probe_with(tmp_path, served, n=2)
     run = project.probe_run(outcome.run_id)
-    assert run["note"] == note
+    assert run["note"] == f"session 1: the server ignored seed and top_k\n{note}"
     identity = json.loads(run["settings"])
-    assert identity["server_seeded"] is False and identity["server_top_k"] is False
+    assert "server_seeded" not in identity  # recorded per session, not in the identity (it can flip)
+
+
+def test_a_seed_check_that_flips_between_sessions_resumes_the_run_and_notes_each_session(tmp_path, stub):
+    """Issue 20, item 8: llama.cpp's server can pass the seed check in one session and fail it in the
+    next; the probe resumes the same run (it used to start a new one) and the note says per session."""
+    from core.jobs import CancelToken
+
+    token = CancelToken()
+    with ServerBackend(stub("seeded")) as served:
+        assert served.seeded and served.top_k_honoured
+        project, first = probe_with(tmp_path, served, n=8, cancel=token, progress=lambda p: token.cancel() if p.done else None)
+    assert first.status == "cancelled" and 0 < first.n_done < 8
+    project.close()
+    with ServerBackend(stub("unseeded")) as served:
+        project, second = probe_with(tmp_path, served, n=8)
+    assert second.run_id == first.run_id and second.resumed_from == first.n_done and second.status == "finished"
+    note = project.probe_run(second.run_id)["note"]
+    lines = note.splitlines()
+    assert lines[:2] == ["session 1: the server honoured seed and top_k", "session 2: the server ignored seed and top_k"]
+    assert lines[2].startswith("NOT COMPARABLE")
+    assert len(project.probe_runs()) == 1
+
+
+def test_a_temperature_the_server_refuses_is_told_as_such(stub):
+    url = stub("capped")
+    with ServerBackend(url) as served:  # the start-up check itself stays within 2
+        assert served.seeded and served.top_k_honoured
+        with pytest.raises(ServerUnavailable) as err:
+            served.generate([GenRequest("Q: x\nA:", max_tokens=4, temperature=2.5, top_k=40, seeds=(1,))])
+    text = str(err.value)
+    assert "refused the sampling temperature 2.5" in text and "--temperature" in text
+    assert "longer than the server's context" not in text
 
 
 # -- the API key is never written, and only the URL's host is contacted -----------------------------------

@@ -204,6 +204,7 @@ def test_a_saved_plan_trains_the_model_its_probe_used(tmp_path, tiny_folder, fac
     import io
 
     from core.datasets import Example
+    from core.models import model_fingerprint, resolve_model
     from core.plan import PlanSettings, build_plan, load_plan, save_plan
     from core.train import worker
     from core.train.runner import outcome, prepare_run
@@ -220,7 +221,7 @@ def test_a_saved_plan_trains_the_model_its_probe_used(tmp_path, tiny_folder, fac
             model_spec=str(tiny_folder),
             model_name="tiny",
             model_path=str(tiny_folder),
-            model_fingerprint="x",
+            model_fingerprint=model_fingerprint(resolve_model(str(tiny_folder))),  # the model it trains
             backend="torch",
             preset="paper",
             settings="{}",

@@ -26,9 +26,10 @@ Checks at start-up (``ServerBackend.__init__``)
     and a model name it does not serve each give one line that says what to check. Then a few
     tiny requests check whether ``seed`` and ``top_k`` are honoured (same seed twice gives the same
     text, other seeds give other text; top-k 1 at a high temperature gives the greedy answer).
-    Where one is not, ``info.extra`` says so (``not_comparable``) and carries ``run_identity``
-    (``server_seeded``/``server_top_k``: false), which the probe adds to the run's identity and
-    note: such a run is never resumed into, or mistaken for, a comparable one.
+    Where one is not, ``info.extra`` says so (``not_comparable``). The check can come out
+    differently from one session to the next on the same server (llama.cpp's cache state), so it
+    is not part of the run's identity: the run resumes and its note records each session's result
+    (``seed_check``; ``core.server_sessions``). ``run_identity`` only finds runs made when it was.
 
 The model's identity
     ``info.fingerprint`` is a SHA-256 of the model id and the stable fields ``/v1/models`` reports
@@ -187,6 +188,8 @@ class ServerBackend(Backend):
         if check_sampling:
             self.seeded, self.top_k_honoured = self._check_sampling()
         extra: dict[str, Any] = {"server": self.url, "server_model": self.model, "concurrency": concurrency}
+        if check_sampling:  # recorded per session in the run's note (core.server_sessions)
+            extra["seed_check"] = {"seed": self.seeded, "top_k": self.top_k_honoured}
         identity: dict[str, bool] = {}
         if not self.seeded:
             identity["server_seeded"] = False
@@ -342,6 +345,12 @@ class ServerBackend(Backend):
         status, ctype, payload = self._retrying("/v1/completions", body)
         if status in (401, 403):
             raise ServerUnavailable(f"The server at {self.url} refused a completion (HTTP {status}): check the API key.")
+        if status in (400, 422) and temperature > 0 and b"temperature" in payload.lower():
+            raise ServerUnavailable(
+                f"The server at {self.url} refused the sampling temperature {temperature:g} (HTTP {status}: "
+                f"{_snippet(payload)}). Some servers cap it (often at 2): probe with a temperature it accepts "
+                "(--temperature; the paper samples at 0.5), or use a server that allows this one."
+            )
         if status != 200:
             raise ServerUnavailable(
                 f"The server at {self.url} refused a completion (HTTP {status}: {_snippet(payload)}). A prompt may be "
@@ -369,8 +378,9 @@ class ServerBackend(Backend):
             "b": (_SEED_PROMPT, 1.0, 0, 12),
             "c": (_SEED_PROMPT, 1.0, 0, 13),
             "greedy": (_TOPK_PROMPT, 0.0, 0, None),
-            "k1": (_TOPK_PROMPT, 3.0, 1, 21),
-            "k2": (_TOPK_PROMPT, 3.0, 1, 22),
+            # 2, not higher: some servers cap the temperature at 2 and would refuse the check itself
+            "k1": (_TOPK_PROMPT, 2.0, 1, 21),
+            "k2": (_TOPK_PROMPT, 2.0, 1, 22),
         }
         got = self._map(
             [

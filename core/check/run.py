@@ -21,6 +21,7 @@ from ..jobs import CancelToken, ProgressCallback, RateMeter, no_progress
 from ..probe import ProbeSettings, categorize, draw_exemplar_sets, probe_examples
 from ..scoring import normalize_answer, scorer_for
 from ..store import checks as _store
+from .adapter_id import current_adapter, stale_words
 from .models import _backend_words, _load, _load_judge
 from .types import CHECK_SPLITS, KNOWN, NOT_KNOWN, CheckReport, CheckSettings, SplitCheck
 
@@ -188,10 +189,15 @@ def run_check(
     cp = plan_check(project, train_run_id, settings)
     run = cp.train_run
     run_id = int(run["id"])
-    ident = settings.identity()
+    # the adapter asked is part of the identity: a resumed run's new adapter starts a new check
+    ident = check_identity(settings, current_adapter(run))
     row = _store.find_check(project, run_id, ident)
+    from ..train.model_match import other_model_words
+
     if row is not None and row["status"] == "finished":
-        return CheckReport.from_row(row)
+        found = CheckReport.from_row(row)
+        found.other_model = other_model_words(run, cp.probe_run)
+        return found
     backend_words = _backend_words(run, settings, adapter_backend)
     if row is None:
         check_id = _store.insert_check(
@@ -234,6 +240,7 @@ def run_check(
             ) from None
         raise
     report = summarize(project, check_id, cp, settings)
+    report.other_model = other_model_words(run, cp.probe_run)
     report.seconds = prior + time.monotonic() - t0
     _store.update_check(
         project,
@@ -539,11 +546,36 @@ def split_check(split: str, rows: Sequence[dict], examples: dict[tuple[str, str]
     )
 
 
+def check_identity(settings: CheckSettings, adapter: dict) -> str:
+    """The stored identity of a check: its settings (``CheckSettings.identity``) and the adapter it
+    asks (step and weights hash), as canonical JSON."""
+    import json
+
+    return json.dumps({**json.loads(settings.identity()), "adapter": adapter}, sort_keys=True)
+
+
 def load_check(project: Any, check_id: Optional[int] = None, train_run_id: Optional[int] = None) -> Optional[CheckReport]:
-    """A stored check (the latest of the run, or of all), or None when there is none."""
+    """A stored check (the latest of the run, or of all), or None when there is none; marked stale
+    when the run's adapter changed since."""
     row = _store.check_row(project, check_id, train_run_id)
-    return CheckReport.from_row(row) if row is not None else None
+    return _with_staleness(project, [row])[0] if row is not None else None
 
 
 def list_checks(project: Any) -> list[CheckReport]:
-    return [CheckReport.from_row(r) for r in _store.check_rows(project)]
+    """Every stored check, oldest first; those of an adapter the run no longer has are marked stale."""
+    return _with_staleness(project, _store.check_rows(project))
+
+
+def _with_staleness(project: Any, rows: Sequence[dict]) -> list[CheckReport]:
+    from ..train.model_match import run_other_model_words
+    from ..train.runs import list_runs
+
+    runs = {int(r["id"]): r for r in list_runs(project)}
+    out = []
+    for row in rows:
+        report = CheckReport.from_row(row)
+        run = runs.get(int(row["train_run_id"]))
+        report.stale = stale_words(row, run)
+        report.other_model = run_other_model_words(project, run)
+        out.append(report)
+    return out

@@ -149,10 +149,14 @@ class CheckReport:
     mix: str
     splits: dict[str, SplitCheck] = field(default_factory=dict)
     note: str = ""
+    stale: str = ""  # why this check is not of the run's current adapter, with the command to redo it ('' if it is)
+    other_model: str = ""  # "the model trained is not the model probed: …" for a run trained with --other-model
 
     def headline(self) -> str:
         test = self.splits.get("test") or next(iter(self.splits.values()), None)
         what = f"Check {self.id} of training run {self.train_run_id} ({self.adapter}, {self.backend})"
+        if self.stale:
+            return f"{what} is {self.stale}."
         if self.status != "finished":
             return f"{what}: {self.status}; run the same command again to finish it."
         if test is None:
@@ -173,6 +177,8 @@ class CheckReport:
             "seconds": self.seconds,
             "mix": self.mix,
             "note": self.note,
+            "stale": self.stale,
+            "other_model": self.other_model,
             "splits": {name: asdict(s) for name, s in self.splits.items()},
         }
 
@@ -202,6 +208,8 @@ class CheckReport:
     def to_text(self) -> str:
         """The report as the terminal shows it: per split, the words, then the transition table."""
         lines = [self.headline()]
+        if self.other_model:
+            lines.append(f"Note: {self.other_model[0].upper()}{self.other_model[1:]}.")
         for name in CHECK_SPLITS:
             s = self.splits.get(name)
             if s is None:

@@ -243,6 +243,11 @@ def check_view(checks: Sequence[Any], runs: dict, train_run_id: Optional[int], p
         if train_run_id is not None:
             note = f"Training run {train_run_id} has no check yet; this is the check of training run {shown.train_run_id}."
     view: dict[str, Any] = {"check": None, "missing": no_check_text(project_path, train_run_id), "note": note, "compare": None}
+    stale = str(getattr(shown, "stale", "") or "")
+    other = str(getattr(shown, "other_model", "") or "")
+    if shown is not None and (stale or other):
+        extra = [f"Check {shown.id} is {stale}." if stale else "", f"{other[:1].upper()}{other[1:]}." if other else ""]
+        view["note"] = " ".join(t for t in (note, *extra) if t)
     if shown is not None:
         greedy_only = any(NOT_KNOWN in after_columns([s]) for s in shown.splits.values())
         view["check"] = {

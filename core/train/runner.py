@@ -136,6 +136,7 @@ def prepare_run(
     from ..models import model_fingerprint, resolve_model
     from ..plan import load_plan, plan_model
     from ..store import Project
+    from .model_match import check_trained_model
     from .runs import create_run
 
     settings.validate()
@@ -156,6 +157,9 @@ def prepare_run(
         ref = resolve_model(spec, allow_pickle=settings.allow_pickle)
         if ref.kind not in ("hf", "gguf"):
             raise SettingsError(f"{ref.path} cannot be trained: training needs a Hugging Face folder or a GGUF file.")
+        fingerprint = model_fingerprint(ref)
+        # the plan's categories are the probed model's: another model only when the user says so
+        check_trained_model(project, plan_id, ref.display_name, fingerprint, settings.other_model)
         run_id, _folder = create_run(
             project,
             plan_id=plan_id,
@@ -165,7 +169,7 @@ def prepare_run(
             model_spec=str(spec),
             model_name=ref.display_name,
             model_path=str(ref.path),
-            model_fingerprint=model_fingerprint(ref),
+            model_fingerprint=fingerprint,
             plan_info={"name": getattr(plan, "name", None)} if plan is not None else None,
         )
     return run_id

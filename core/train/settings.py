@@ -129,6 +129,7 @@ class TrainSettings:
     prompt_format: str = "qa"  # "qa": "Q: {question}\nA: {target}\n" like the probe; "chat": the model's chat template
     merge: bool = False  # also save a merged model (safetensors) next to the adapter
     model: Optional[str] = None  # None: the model the plan's probe used
+    other_model: bool = False  # train a model other than the probed one (its fingerprint differs): --other-model
     allow_pickle: bool = False
 
     # ------------------------------------------------------------------ checks

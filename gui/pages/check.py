@@ -169,7 +169,7 @@ class CheckPage(Page):
             return READY, "Checking …"
         check = self._finished_check(run_id)
         if check is not None:
-            return DONE, check.headline()
+            return (READY if check.stale else DONE), check.headline()
         return READY, f"Training run {run_id} has no check yet."
 
     def primary_action(self) -> None:
@@ -184,7 +184,8 @@ class CheckPage(Page):
     def update_actions(self) -> None:
         busy = self.ctx.runner.busy
         row = self._selected_row()
-        done = row is not None and self._finished_check(int(row["id"])) is not None
+        found = self._finished_check(int(row["id"])) if row is not None else None
+        done = found is not None and not found.stale  # a stale check (an older adapter) can be redone
         can = row is not None and _has_adapter(row) and not busy and not done
         self.check_button.setEnabled(can)
         self.check_button.setText("Checked" if done and not self.checking else "Check this run")
@@ -329,6 +330,8 @@ class CheckPage(Page):
             f"the adapter of the {check.adapter}, run with {check.backend}"
             + (f", in {duration_words(round(check.seconds))}" if check.seconds else "")
             + "."
+            + (f"\nThis check is {check.stale}" if check.stale else "")
+            + (f"\nNote: {check.other_model[:1].upper()}{check.other_model[1:]}." if check.other_model else "")
         )
         for split in ordered_splits(check):
             self.splits_layout.addWidget(self._split_box(split))
