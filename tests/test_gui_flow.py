@@ -109,6 +109,7 @@ def test_whole_flow_probe_breakdown_plan_train_export(qtbot, window, tmp_path, t
     assert train.start_button.isEnabled()
     assert "SmolLM2-135M-Instruct" in train.model_note.text()  # the probed model is the default to train
     train.model_edit.setText(str(tiny_folder))  # a tiny model keeps the test short
+    train.form.other_model.setChecked(True)  # not the probed model: the user says it is on purpose
     train.epochs.setValue(2)
     train.threads.setValue(1)
     train.device.setCurrentIndex(train.device.findData("cpu"))

@@ -274,3 +274,20 @@ def test_a_model_that_cannot_be_trained_is_said_on_the_page_and_in_a_dialog(qtbo
     page.model_edit.setText(str(tmp_path / "missing"))
     qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
     assert not page.training and "does not exist" in page.message.text()
+
+
+def test_another_model_than_the_probed_one_is_refused_until_the_user_says_it_is_meant(qtbot, ctx, tmp_path, tiny_folder):
+    """The plan's categories belong to the probed model: the Train step refuses another model inline,
+    before any worker starts, and says how to train it anyway (the box, or --other-model)."""
+    from gui.qt import Qt
+
+    project_path = make_project(tmp_path, tiny_folder)
+    with Project(project_path) as project:  # the probe asked another model than the tiny one
+        project.update_probe_run(project.probe_run()["id"], model_fingerprint="another-model")
+    page = open_page(qtbot, ctx, project_path)
+    fast_form(page, tiny_folder, epochs=1)
+    qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.message.kind == "error", timeout=20_000)
+    assert "not the model the plan's probe asked" in page.message.text()
+    assert "Not the probed model, on purpose" in page.message.text()
+    assert not page.training and ctx.train_run_id is None

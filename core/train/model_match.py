@@ -61,8 +61,9 @@ def check_trained_model(project: Any, plan_id: Optional[int], name: str, fingerp
     )
     raise SettingsError(
         f"{why}: {_names(name, fingerprint, probe)}. The plan's categories and the check's 'before' belong to the "
-        "probed model. Train that model (leave out --model), or pass --other-model to train this one anyway "
-        "(the training output, the check and the report then say the model trained is not the model probed)."
+        "probed model. Train that model (leave out --model; in the app, leave 'Model to train' empty), or pass "
+        "--other-model (in the app, tick 'Not the probed model, on purpose') to train this one anyway (the training "
+        "output, the check and the report then say the model trained is not the model probed)."
     )
 
 

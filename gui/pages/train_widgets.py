@@ -72,9 +72,18 @@ class TrainSettingsBox(QtWidgets.QGroupBox):
         menu.addAction("A Hugging Face model folder…", self._browse_folder)
         menu.addAction("A GGUF file…", self._browse_gguf)
         self.browse_button.setMenu(menu)
+        # the plan's categories belong to the probed model: training another one is refused unless
+        # the user says so here (knowmix train --other-model), and the check and report then say so
+        self.other_model = QtWidgets.QCheckBox("Not the probed model, on purpose")
+        self.other_model.setObjectName("otherModel")
+        self.other_model.setToolTip(
+            "Train this model although the plan's probe asked another one. The plan's categories and the "
+            "check's 'before' then belong to the probed model; the check and the report say so."
+        )
         model_row = QtWidgets.QHBoxLayout()
         model_row.addWidget(self.model_edit, 1)
         model_row.addWidget(self.browse_button)
+        model_row.addWidget(self.other_model)
         grid.addWidget(
             tip_label(
                 "Model to train:",
@@ -180,6 +189,7 @@ class TrainSettingsBox(QtWidgets.QGroupBox):
         return (
             self.model_edit,
             self.browse_button,
+            self.other_model,
             self.epochs,
             self.lr,
             self.batch,
@@ -213,6 +223,7 @@ class TrainSettingsBox(QtWidgets.QGroupBox):
             device=self.device.currentData(),
             threads=self.threads.value() or None,
             processes=self.processes.value(),
+            other_model=self.other_model.isChecked(),
         ).validate()
 
     def chosen_model(self) -> Optional[str]:
