@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 
 from core.jobs import CancelToken, Progress
 
+from . import gc_guard
 from .qt import QtCore, Signal, Slot
 
 PROGRESS_INTERVAL_S = 0.1
@@ -201,13 +202,20 @@ class JobRunner(QtCore.QObject):
             "finally": on_finally,
         }
         self._jobs.append(job)
-        job.start()
+        gc_guard.hold()  # the collector stays on this (GUI) thread while a worker runs Python
+        try:
+            job.start()
+        except BaseException:
+            self._jobs.remove(job)
+            gc_guard.release()
+            raise
         self.changed.emit()
         return job
 
     def _finished(self, job: Job) -> None:
         if job in self._jobs:
             self._jobs.remove(job)
+            gc_guard.release()
         job.deleteLater()
         self.changed.emit()
 
