@@ -50,12 +50,12 @@ def release() -> None:
 
 
 def collect() -> None:
-    """What automatic collection would have done by now, here on the GUI thread."""
-    t0, t1, t2 = gc.get_threshold()
-    n0, n1, n2 = gc.get_count()
+    """The young generations' collections automatic collection would have done by now, here on the
+    GUI thread. A full (generation 2) collection walks the whole heap and can stall the event loop
+    for hundreds of milliseconds, so it waits until the last job ends and Python collects again."""
+    t0, t1, _t2 = gc.get_threshold()
+    n0, n1, _n2 = gc.get_count()
     if n0 > t0:
         gc.collect(0)
         if n1 > t1:
             gc.collect(1)
-            if n2 > t2:
-                gc.collect(2)
