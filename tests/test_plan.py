@@ -489,7 +489,7 @@ def test_export_writes_the_inputs_own_shape_with_planned_targets(tmp_path, shape
 
 
 def test_memory_estimate_grows_with_rank_batch_and_length():
-    base = estimate_memory(135_000_000, n_layers=30, hidden=576, vocab_size=49152)
+    base = estimate_memory(models.ModelShape(135_000_000, n_layers=30, hidden=576, vocab_size=49152))
     assert base.total == base.weights_bytes + base.lora_bytes + base.activation_bytes + base.overhead_bytes
     assert base.weights_bytes == 135_000_000 * 4
     assert estimate_memory(135_000_000, lora_rank=64).lora_bytes > estimate_memory(135_000_000, lora_rank=16).lora_bytes

@@ -63,7 +63,7 @@ from .keys import extract_key
 from .loading import content_fingerprint, load_dataset, take_balanced
 from .preview import read_preview
 from .shapes import ASSISTANT_ROLES, parse_mapping
-from .types import FORMATS, ROLES, SHAPES, Dataset, Example, PathLike, Preview, Problem
+from .types import FORMATS, REASONS, ROLES, SHAPES, Dataset, Example, PathLike, Preview, Problem, reasons_text
 
 __all__ = [
     "Example",
@@ -81,4 +81,6 @@ __all__ = [
     "content_fingerprint",
     "take_balanced",
     "extract_key",
+    "REASONS",
+    "reasons_text",
 ]
