@@ -26,7 +26,7 @@ from core.probe import CATEGORIES, ProbeSettings, run_probe
 from core.report import CATEGORY_COLORS, build_report, default_report_path, write_report
 from core.store import Project
 from core.train.data import items_from_plan
-from core.train.runs import create_run, update_run, write_metrics
+from core.train.runs import RunModel, create_run, update_run, write_metrics
 from core.train.settings import TrainSettings
 from tests.scripted import FakeDataset, ScriptedBackend
 
@@ -102,10 +102,7 @@ def add_train_run(project: Project, plan, *, metrics: bool = True, best_step: in
         settings=TrainSettings(epochs=4),
         train=train,
         dev=dev,
-        model_spec="scripted",
-        model_name="tiny-model",
-        model_path="",
-        model_fingerprint="fp-123",
+        model=RunModel("scripted", "tiny-model", "", "fp-123"),
     )
     if not metrics:
         return run_id
@@ -143,10 +140,7 @@ def add_convergence_run(project: Project, plan, *, status: str = "done") -> int:
         settings=TrainSettings(epochs=4, stopping="convergence"),
         train=train,
         dev=dev,
-        model_spec="scripted",
-        model_name="tiny-model",
-        model_path="",
-        model_fingerprint="fp-123",
+        model=RunModel("scripted", "tiny-model", "", "fp-123"),
     )
     rows = [{"name": "loss", "step": s, "epoch": s / 10, "value": 3.0 / s, "at": 0.0} for s in range(1, 41)]
     for e, dev_em in enumerate((0.25, 0.5, 0.45, 0.4), start=1):

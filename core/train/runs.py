@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional, TypedDict
 
@@ -82,6 +83,17 @@ def clean_run_temps(project_path: str | Path) -> int:
     return sum(clean_run_folder_temps(p) for p in runs)
 
 
+@dataclass(frozen=True)
+class RunModel:
+    """The model a run trains, as its row records it: what the user named (``spec``: a path, a Hub-style
+    folder or "default"), the name shown, the resolved file or folder, and its fingerprint."""
+
+    spec: str
+    name: str
+    path: str
+    fingerprint: str
+
+
 def create_run(
     project: Any,
     *,
@@ -89,10 +101,7 @@ def create_run(
     settings: TrainSettings,
     train: list[TrainItem],
     dev: list[TrainItem],
-    model_spec: str,
-    model_name: str,
-    model_path: str,
-    model_fingerprint: str,
+    model: RunModel,
     plan_info: Optional[dict] = None,
 ) -> tuple[int, Path]:
     """Insert the run's row and write its folder (plan.json, settings.json); returns ``(run_id, folder)``."""
@@ -105,10 +114,10 @@ def create_run(
             "plan_id": plan_id,
             "status": CREATED,
             "settings": settings.to_json(),
-            "model_spec": model_spec,
-            "model_name": model_name,
-            "model_path": model_path,
-            "model_fingerprint": model_fingerprint,
+            "model_spec": model.spec,
+            "model_name": model.name,
+            "model_path": model.path,
+            "model_fingerprint": model.fingerprint,
             "n_train": len(train),
             "n_dev": len(dev),
             "step": 0,
