@@ -421,10 +421,25 @@ def test_check_memory_names_the_gpu_for_cuda(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_check_memory_passes_when_it_fits_or_cannot_tell(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(models, "available_memory", lambda device="cpu": 8 * GiB)
-    check_memory(_ref(), 1 * GiB)
+    """A model that fits loads; one that does not is refused with both sizes; when the OS cannot say
+    how much is free (``None``) nothing is refused, since a guess would block models that fit."""
+    asked: list[str] = []
+
+    def free(device: str = "cpu") -> int:
+        asked.append(device)
+        return 8 * GiB
+
+    monkeypatch.setattr(models, "available_memory", free)
+    assert check_memory(_ref(), 1 * GiB) is None
+    assert check_memory(_ref(), 8 * GiB) is None  # exactly what is free still fits
+    with pytest.raises(ModelError) as exc:
+        check_memory(_ref(), 8 * GiB + 1)
+    assert "8.0 GiB" in str(exc.value) and "of RAM" in str(exc.value)
+    with pytest.raises(ModelError, match="of GPU"):
+        check_memory(_ref(), 9 * GiB, device="cuda:0")
+    assert asked == ["cpu", "cpu", "cpu", "cuda:0"]  # the device's own memory, not always RAM
     monkeypatch.setattr(models, "available_memory", lambda device="cpu": None)
-    check_memory(_ref(), 1000 * GiB)
+    assert check_memory(_ref(), 1000 * GiB) is None
 
 
 def test_available_memory_reports_something_on_this_machine() -> None:

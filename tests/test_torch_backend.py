@@ -217,9 +217,19 @@ def test_stats_count_requests_answers_and_shared_prefill(backend):
 def test_close_releases_the_model(tiny_folder):
     from core.backends.torch_backend import TorchBackend
 
+    """Closing frees the weights, not only the attribute: the model and every one of its weight
+    tensors are gone once ``close`` returns (a reference kept anywhere, e.g. a cache of the
+    generation config or a closure, would keep the memory held while the next model loads)."""
+    import weakref
+
     be = TorchBackend(resolve_model(tiny_folder), device="cpu")
+    be.generate([GenRequest("Q: What is 2+2?\nA:", max_tokens=2)])  # used, as the app uses it
+    model = weakref.ref(be.model)
+    weights = [weakref.ref(p) for p in be.model.parameters()]
+    assert model() is not None and weights and all(w() is not None for w in weights)
     be.close()
-    assert be.model is None
+    assert model() is None, "the model object is still referenced after close()"
+    assert all(w() is None for w in weights), "weight tensors are still held after close()"
     be.close()  # twice is fine
 
 
