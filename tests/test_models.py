@@ -442,6 +442,29 @@ def test_check_memory_passes_when_it_fits_or_cannot_tell(monkeypatch: pytest.Mon
     assert check_memory(_ref(), 1000 * GiB) is None
 
 
+def test_free_gpu_memory_is_asked_of_the_gpu_the_model_goes_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``cuda:1``'s memory check reads GPU 1's free memory, as the doctor's list does (one function,
+    ``core.devices.cuda_free_memory``): it used to read the current GPU's, so a model could be
+    refused on an empty second GPU, or let through onto a full one."""
+    torch = pytest.importorskip("torch")
+    from core import devices
+
+    free = {0: 1 * GiB, 1: 30 * GiB}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda index: (free[index], 40 * GiB))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert models.available_memory("cuda:1") == devices.cuda_free_memory(1) == 30 * GiB
+    assert models.available_memory("cuda") == models.available_memory("cuda:0") == 1 * GiB
+    check_memory(_ref(), 20 * GiB, device="cuda:1")  # fits on GPU 1
+    with pytest.raises(ModelError, match="of GPU"):
+        check_memory(_ref(), 20 * GiB, device="cuda:0")
+
+    def broken(index: int) -> tuple[int, int]:
+        raise RuntimeError("CUDA driver version is insufficient")
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", broken)
+    assert models.available_memory("cuda:1") is None  # cannot tell: nothing refused
+
+
 def test_available_memory_reports_something_on_this_machine() -> None:
     import psutil
 

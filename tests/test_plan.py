@@ -390,6 +390,27 @@ def test_save_and_load_round_trip(tmp_path):
     reopened.close()
 
 
+def test_a_saved_plans_rows_are_read_by_column_name(tmp_path):
+    """The store hands a plan's rows over keyed by column name, so reordering the SELECT (or adding a
+    column to it) cannot shift a question into the answers' place when a plan loads (issue 22)."""
+    from core.store.plans import READ_COLUMNS, plan_example_rows
+
+    project, _run_id, _ = seeded_project(tmp_path, BALANCED)
+    plan = build_plan(project)
+    plan_id = save_plan(project, plan)
+    rows = plan_example_rows(project, plan_id, plan.dataset_id)
+    assert [r["example_id"] for r in rows] == [e.example_id for e in plan.examples]
+    first, example = rows[0], plan.examples[0]
+    assert set(first) == set(READ_COLUMNS)
+    assert (first["question"], first["group_name"], first["split"], first["category"]) == (
+        example.question,
+        example.group,
+        example.split,
+        example.category,
+    )
+    project.close()
+
+
 # -- export in the input's own shape -------------------------------------------------------------------
 
 

@@ -743,3 +743,19 @@ def test_several_checked_runs_are_compared_side_by_side(tmp_path: Path) -> None:
     with Project(tmp_path / "p.knowmix", create=False) as again:
         first = section(build_report(again, train_run_id=ids[0]), "check")
     assert f"of training run {ids[0]}: mix recommended" in first and "side by side" in first
+
+
+def test_the_check_and_the_report_say_known_and_each_split_in_the_same_words() -> None:
+    """What "the model knew it" means (HighlyKnown or MaybeKnown) and each split's words have one
+    home, core.categories: the check's text and the report's headings cannot drift apart (issue 22)."""
+    import core.categories as categories
+    import core.check.run as check_run
+    import core.check.types as check_types
+    import core.report.checks as report_checks
+
+    assert check_run.KNOWN is report_checks.KNOWN is categories.KNOWN == ("HighlyKnown", "MaybeKnown")
+    assert check_types.NOT_KNOWN is report_checks.NOT_KNOWN is categories.NOT_KNOWN
+    assert report_checks.SPLIT_ORDER == check_types.CHECK_SPLITS == ("test", "dev", "train", "ood")
+    for split, words in check_types.SPLIT_WORDS.items():
+        assert report_checks.SPLIT_TITLES[split] == words[0].upper() + words[1:]
+    assert report_checks.SPLIT_TITLES["test"] == "Test questions (held out: never trained on, never used to stop)"

@@ -21,7 +21,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from core.backends.base import GenRequest  # noqa: E402
-from core.errors import ModelError  # noqa: E402
+from core.errors import ModelError, SettingsError  # noqa: E402
 from core.models import ModelRef, resolve_model  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -439,3 +439,24 @@ def test_the_pruner_sees_a_character_cut_between_tokens_as_unfinished(backend):
             split += partial.endswith("\ufffd")
             assert not pruner(partial), f"{partial!r} was stopped on its way to {alias!r}"
     assert split, "no token split a character, so this test checks nothing"
+
+
+def test_dtype_auto_has_one_rule_for_answering_and_training(monkeypatch):
+    """``auto`` is decided in one place (``resolve_dtype``): training asks it too, so the two cannot
+    disagree again as they did on Apple GPUs (issue 22). On MPS a model answers in fp16 but trains in
+    fp32 (fp16 training needs a loss scaler, which the loop has on CUDA only)."""
+    import torch
+
+    from core.backends.torch_backend import resolve_dtype
+    from core.train.lora import training_dtype
+
+    for bf16 in (True, False):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda bf16=bf16: bf16)
+        cuda = "bfloat16" if bf16 else "float16"
+        assert resolve_dtype("auto", "cuda:0") == training_dtype("auto", "cuda:0") == cuda
+    assert resolve_dtype("auto", "mps") == "float16"
+    assert training_dtype("auto", "mps") == resolve_dtype("auto", "mps", training=True) == "float32"
+    assert resolve_dtype("auto", "cpu") == training_dtype("Auto ", "cpu") == "float32"
+    assert training_dtype("bf16", "mps") == resolve_dtype("bf16", "cpu") == "bfloat16"  # a named dtype is kept
+    with pytest.raises(SettingsError, match="int3"):
+        training_dtype("int3", "cpu")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Optional, Sequence
 
 from ..backends.base import Backend, GenRequest
-from ..categories import CATEGORIES
+from ..categories import CATEGORIES, KNOWN
 from ..datasets import Example
 from ..errors import Cancelled, ModelCrashed, ProjectError
 from ..formats import duration_words
@@ -23,7 +23,7 @@ from ..scoring import normalize_answer, scorer_for
 from ..store import checks as _store
 from .adapter_id import current_adapter, stale_words
 from .models import CheckModels, _backend_words, _load, _load_judge
-from .types import CHECK_SPLITS, KNOWN, NOT_KNOWN, CheckReport, CheckSettings, SplitCheck
+from .types import CHECK_SPLITS, NOT_KNOWN, CheckReport, CheckSettings, SplitCheck
 
 BATCH = 16  # questions per saved batch
 

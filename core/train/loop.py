@@ -47,7 +47,16 @@ from .evaluation import measure
 from .events import Checkpoint, Eval, LoopResult, Merged, Restored, Start, Step, TrainEvent
 from .lora import lora_model, out_of_memory_advice, save_merged, training_dtype, unflag_dequantised_gguf
 from .loss import AnswerLoss
-from .runs import keeps_final_adapter
+from .runs import (
+    BEST_ADAPTER,
+    CANCELLED,
+    DONE,
+    FINAL_ADAPTER,
+    STOP_CANCELLED,
+    STOP_EARLY,
+    STOP_MAX_EPOCHS,
+    keeps_final_adapter,
+)
 from .schedule import eval_steps, lr_factor
 from .settings import EARLY_STOP, TrainSettings
 
@@ -357,15 +366,15 @@ class _Trainer:
         t_start = time.perf_counter()
         self._emit_start()
         if self._stop_requested():  # cancelled while loading: nothing new to save
-            return self._finish("cancelled", "cancelled", t_start)
+            return self._finish(CANCELLED, STOP_CANCELLED, t_start)
         if self.resumed_from is not None and s.stopping == EARLY_STOP and self.bad_evals >= s.patience:
-            return self._finish("done", "early_stop", t_start)  # it had stopped early; it was killed while finishing
+            return self._finish(DONE, STOP_EARLY, t_start)  # it had stopped early; it was killed while finishing
         if self.step == 0 and not any(h.get("step") == 0 for h in self.history):
             if self.dist.is_main:
                 self._evaluate_step0()
             self.dist.barrier()  # the other processes wait for rank 0's evaluation
             if self._stop_requested():
-                return self._finish("cancelled", "cancelled", t_start)
+                return self._finish(CANCELLED, STOP_CANCELLED, t_start)
         last_ckpt_step = self.step if self.resumed_from is not None else -1
         eb = s.effective_batch
         while self.step < self.total_steps:
@@ -375,12 +384,12 @@ class _Trainer:
                 if self.step in self.evals_at:
                     last_ckpt_step = self.step
                     if self._evaluate_and_checkpoint():
-                        return self._finish("done", "early_stop", t_start)
+                        return self._finish(DONE, STOP_EARLY, t_start)
                 if self._stop_requested():
                     if last_ckpt_step != self.step:
                         self._checkpoint()
-                    return self._finish("cancelled", "cancelled", t_start)
-        return self._finish("done", "max_epochs", t_start)
+                    return self._finish(CANCELLED, STOP_CANCELLED, t_start)
+        return self._finish(DONE, STOP_MAX_EPOCHS, t_start)
 
     def _stop_requested(self) -> bool:
         """A cancel (SIGTERM, which torchrun passes to every process) stops every process at the same step."""
@@ -480,7 +489,7 @@ class _Trainer:
         if best is None or improved:  # same as ``improved``; spelled out so the type checker knows ``best`` is set below
             best = self.best = {k: v for k, v in record.items() if k not in ("dev_examples", "best")}
             self.bad_evals = 0
-            self._save_adapter(self.run_dir / "adapter", self._adapter_info(record, "best"))
+            self._save_adapter(self.run_dir / BEST_ADAPTER, self._adapter_info(record, "best"))
         else:
             self.bad_evals += 1
         self.emit(Eval.of(record, bad_evals=self.bad_evals, best_step=best["step"], best_dev_em=best["dev_em"]))
@@ -489,7 +498,7 @@ class _Trainer:
     def _finish(self, status: str, reason: str, t_start: float) -> LoopResult:
         """Save the final adapter of a finished run and leave the kept one in memory (for the merge)."""
         s = self.s
-        best_dir = self.run_dir / "adapter"
+        best_dir = self.run_dir / BEST_ADAPTER
         result = LoopResult(
             status=status,
             stop_reason=reason,
@@ -505,8 +514,8 @@ class _Trainer:
         )
         if not self.dist.is_main:  # rank 0 saves the adapters
             return result
-        if status == "done":
-            final_dir = self.run_dir / "final-adapter"
+        if status == DONE:
+            final_dir = self.run_dir / FINAL_ADAPTER
             last = self.history[-1] if self.history and self.history[-1]["step"] == self.step else None
             self._save_adapter(final_dir, self._adapter_info(last, "final"))
             result.final_adapter_dir = str(final_dir)

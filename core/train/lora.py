@@ -20,16 +20,11 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 
 def training_dtype(dtype: str, device: str) -> str:
-    """``auto``: bf16 on GPUs that support it, fp16 (with loss scaling) on older ones, fp32 on CPU and MPS."""
-    import torch
-
+    """The dtype a run trains in: ``resolve_dtype``'s rule for training (``core.backends.torch_loading``
+    holds it, so answering and training cannot disagree on what ``auto`` means)."""
     from ..backends.torch_backend import resolve_dtype
 
-    if (dtype or "auto").strip().lower() != "auto":
-        return resolve_dtype(dtype, device)
-    if device.startswith("cuda"):
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    return "float32"
+    return resolve_dtype(dtype, device, training=True)
 
 
 def lora_model(model: Any, s: TrainSettings) -> tuple[Any, Any]:

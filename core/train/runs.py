@@ -36,6 +36,11 @@ from .settings import CONVERGENCE, EARLY_STOP, STOPPING_RULES, TrainSettings
 CREATED, RUNNING, DONE, CANCELLED, FAILED, CRASHED = "created", "running", "done", "cancelled", "failed", "crashed"
 # Statuses a run can be resumed from; CREATED and RUNNING only once its worker process is gone (``is_resumable``).
 RESUMABLE = (CREATED, RUNNING, CANCELLED, FAILED, CRASHED)
+# Why a run stopped (its row's ``stop_reason``): the loop writes these, the report and the app word them.
+STOP_EARLY, STOP_MAX_EPOCHS, STOP_CANCELLED = "early_stop", "max_epochs", "cancelled"
+# A run folder's two adapters: the best dev evaluation's and the last step's (``kept_adapter_name``
+# says which one a run keeps). The loop writes them, the worker records them, the export finds them.
+BEST_ADAPTER, FINAL_ADAPTER = "adapter", "final-adapter"
 
 
 def runs_root(project_path: str | Path) -> Path:
@@ -48,7 +53,7 @@ def run_folder(project_path: str | Path, run_id: int) -> Path:
 
 # The temp names a run's writers use (``checkpoints.save_adapter``/``write_checkpoint``, the merge,
 # ``core.paths.atomic_file``): only these are ever removed, and only when their process has ended.
-_RUN_TEMP_DIRS = re.compile(r"^(?:adapter|final-adapter|merged)\.tmp-\d+$")
+_RUN_TEMP_DIRS = re.compile(rf"^(?:{BEST_ADAPTER}|{FINAL_ADAPTER}|merged)\.tmp-\d+$")
 _CHECKPOINT_TEMP = re.compile(r"^tmp-\d+$")
 _ATOMIC_TEMP = re.compile(r"^\..+\.tmp-\d+$")
 
@@ -241,6 +246,11 @@ def keeps_final_adapter(stopping: str, status: str) -> bool:
     after every epoch. A convergence run that was cancelled or crashed never reached its last
     step, so like an EARLY_STOP run it keeps the best adapter so far."""
     return stopping == CONVERGENCE and status == DONE
+
+
+def kept_adapter_name(row: dict) -> str:
+    """The folder, inside the run's folder, of the adapter a run keeps (``keeps_final_adapter``)."""
+    return FINAL_ADAPTER if keeps_final_adapter(stopping_rule(row), str(row.get("status"))) else BEST_ADAPTER
 
 
 def stopping_point(row: dict, history: list[dict]) -> Optional[StoppingPoint]:

@@ -131,7 +131,7 @@ class Recorder:
             self.flush()
 
     def _record_eval(self, event: Eval) -> None:
-        from .runs import update_run
+        from .runs import BEST_ADAPTER, update_run
 
         now = time.time()
         step, epoch = event.step, event.epoch
@@ -150,7 +150,7 @@ class Recorder:
                 best_step=step,
                 best_dev_em=event.dev_em,
                 fit_at_best=json.dumps(event.fit or {}),
-                adapter_dir=str(self.run_dir / "adapter"),
+                adapter_dir=str(self.run_dir / BEST_ADAPTER),
             )
 
     def flush(self) -> None:
