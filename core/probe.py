@@ -18,12 +18,15 @@ GPU, equal in distribution); P(T>0) of Known examples is then not measured (stor
 Exemplars (``draw_exemplar_sets``): each group gets ``n_sets`` distinct sets, with the pool's
 questions spread over them as evenly as it allows; when the dataset is its own pool, a large
 group sets aside a small seeded pool (``HOLDOUT_SIZE`` rows), as the paper drew exemplars from
-held-out data. For each question, an exemplar that is the question itself, or whose answer or
-question names the question's answer, is replaced (``_prepare``), and the swap is recorded.
+held-out data. For each question, an exemplar that is the question itself, whose question names
+the question's answer, or whose answer names it while that answer is rare in the group, is replaced
+(``LeakCheck``, ``_prepare``), and the swap is recorded; a question left with fewer than ``shots``
+exemplars is named in the run's notes (``short_prompt_notes``).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -40,25 +43,33 @@ from .datasets import Example
 from .errors import Cancelled, ModelCrashed, SettingsError
 from .exemplar_sets import group_sets as deal_group_sets
 from .jobs import CancelToken, ProgressCallback, RateMeter, no_progress
-from .scoring import MATCH_MODES, SCORER_VERSION, Mentions, Verdict, mode_for, pruner_for, scorer_for
+from .scoring import MATCH_MODES, SCORER_VERSION, Verdict, mode_for, pruner_for, scorer_for
 from .scoring.judge import ask_judge
+from .scoring.text import ARTICLES, strip_articles, words
+from .scoring.words import STOP
 from .server_sessions import session_note, with_sessions
 
+# qa-v4: qa-v3 with fewer exemplars replaced (``LeakCheck``): an exemplar with the same answer is shown
+# when that answer is common in the group (at least COMMON_SHARE of its rows), and an answer made of
+# function words ("The Who") no longer rejects every exemplar whose question holds them.
 # qa-v3: qa-v2 with distinct exemplar sets, a held-out exemplar pool in large groups, no exemplar
 # that gives the answer away, and every sample of examples without a correct greedy answer.
 # qa-v2: a chat row's own system turn, then four "Q: <q>\nA: <a>" pairs separated by a blank line,
 # then "Q: <q>\nA:"; the answer-length limit follows the answers (``answer_token_limit``) and the
 # matching mode is part of the settings. (qa-v1: no system turn, 24 tokens, exact match.)
-PROMPT_FORMAT = "qa-v3"
+PROMPT_FORMAT = "qa-v4"
 ANSWER_TOKENS_CAP = 96  # the longest answer-length limit the gold answers can ask for
 # When the dataset is its own exemplar pool, a group of at least HOLDOUT_MIN_ROWS rows sets aside
 # HOLDOUT_SIZE of them (seeded) as its pool: enough for 10 distinct 4-shot sets with room to replace
 # exemplars that give an answer away, and at most a tenth of the group.
 HOLDOUT_SIZE = 20
 HOLDOUT_MIN_ROWS = 200
+# An answer on at least this share of a group's pool rows is common there: an exemplar may show it
+# (the paper's random draw would); a rarer one would give the answer away and is replaced.
+COMMON_SHARE = 0.10
 SWAP_REASONS = {
     "self": "the question itself",
-    "same-answer": "its answer names this question's answer",
+    "same-answer": "its answer names this question's answer (rare in the group)",
     "names-answer": "its question names this question's answer",
 }
 MATCH_LABEL = {
@@ -358,35 +369,148 @@ class _Work:
         }
 
 
-def _swap_reason(example: Example, mentions: Mentions, ex: Example) -> str:
-    """Why ``ex`` may not be an exemplar for ``example`` ("" = it may): a key of ``SWAP_REASONS``."""
-    if ex.id == example.id:
-        return "self"
-    if any(mentions(a) for a in ex.answers):
-        return "same-answer"
-    if mentions(ex.question):
-        return "names-answer"
-    return ""
+class LeakCheck:
+    """Which exemplars may not be shown with one question (the paper drew them at random; these are
+    KnowMix's rules, docs/ARCHITECTURE.md "Departures from the paper"):
+
+    - ``self``: the question itself;
+    - ``names-answer``: an exemplar whose question names this question's answer ("Who is B married
+      to? A: A" before "Who is A married to?");
+    - ``same-answer``: an exemplar whose answer names this question's answer, only when that answer
+      is *rare* in the group (``common`` holds the group's answers on at least ``COMMON_SHARE`` of
+      its rows). A dominant answer (P495: 71% "United States of America") is shown as often as the
+      paper's random draw would show it; forbidding it would probe those questions on prompts that
+      never hold their answer, unlike the others.
+
+    An answer made only of common words ("The Who" folds to "who") names nothing: every question
+    holds those words, so it is compared whole with exemplar answers and never searched for in
+    exemplar questions (before, it rejected every exemplar of its group).
+    """
+
+    def __init__(self, example: Example, common: frozenset[str] = frozenset()) -> None:
+        self.example_id = example.id
+        texts = [t for t in dict.fromkeys((*example.answers, *example.answer_keys)) if _folded(t)]
+        named = {_folded(t) for t in texts if _has_name_word(t)}
+        rare = not any(" ".join(_folded(t)) in common for t in texts)
+        self.names = named
+        self.answer_in = named if rare else set()
+        self.answer_is = {_folded(t) for t in texts if rare and not _has_name_word(t)}
+
+    def reason(self, ex: Example) -> str:
+        """Why ``ex`` may not be an exemplar here ("" = it may): a key of ``SWAP_REASONS``."""
+        if ex.id == self.example_id:
+            return "self"
+        if any(_folded(a) in self.answer_is or _holds(_words(a), self.answer_in) for a in ex.answers):
+            return "same-answer"
+        if _holds(_words(ex.question), self.names):
+            return "names-answer"
+        return ""
+
+
+# Folding a text is the slow part of the check and the same exemplar texts come back for every
+# question of a group: each text is folded once (``core.scoring``'s rules, as ``Mentions`` folds).
+@functools.lru_cache(maxsize=1 << 16)
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(words(text))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _folded(text: str) -> tuple[str, ...]:
+    """The answer as exact match compares it (``normalize_answer``'s words)."""
+    return tuple(strip_articles(list(_words(text))))
+
+
+def _holds(ws: tuple[str, ...], targets: set[tuple[str, ...]]) -> bool:
+    """True when ``ws`` holds one of ``targets`` as whole words."""
+    for t in targets:
+        n = len(t)
+        if any(ws[i : i + n] == t for i in range(len(ws) - n + 1)):
+            return True
+    return False
+
+
+def _has_name_word(text: str) -> bool:
+    """True when ``text`` has a word that is not a function word ("The Who" has none)."""
+    return any(w not in STOP and w not in ARTICLES for w in _words(text))
+
+
+def common_answers(pool: Sequence[Example], groups: Iterable[str], settings: ProbeSettings) -> dict[str, frozenset[str]]:
+    """Per group, the folded answers on at least ``COMMON_SHARE`` of the group's pool rows (all of
+    them, before a hold-out; the whole pool for a group that borrows, as ``exemplar_pools``)."""
+    by_group: dict[str, list[Example]] = {}
+    for ex in pool:
+        by_group.setdefault(ex.group, []).append(ex)
+    out: dict[str, frozenset[str]] = {}
+    for group in set(groups):
+        rows = by_group.get(group, [])
+        if len(rows) < settings.shots + 1:
+            rows = list(pool)
+        counts: dict[str, int] = {}
+        for ex in rows:
+            for norm in {" ".join(_folded(a)) for a in ex.answers}:
+                counts[norm] = counts.get(norm, 0) + 1
+        out[group] = frozenset(a for a, n in counts.items() if a and n >= COMMON_SHARE * len(rows))
+    return out
+
+
+def short_prompt_notes(
+    examples: Sequence[Example],
+    pool: Sequence[Example],
+    sets: dict[str, list[list[str]]],
+    settings: ProbeSettings,
+    hold_out: bool,
+) -> dict[str, str]:
+    """Per group, a warning when some question gets fewer than ``shots`` exemplars in a set (the
+    pool has none left that keeps its answer hidden): such prompts are never shorter silently."""
+    if not settings.shots:
+        return {}
+    groups = {ex.group for ex in examples}
+    pools, _ = exemplar_pools(pool, groups, settings, hold_out)
+    common = common_answers(pool, groups, settings)
+    pool_by_id = {ex.id: ex for ex in pool}
+    short: dict[str, list[int]] = {}
+    for ex in examples:
+        check = LeakCheck(ex, common[ex.group])
+        fewest = min(
+            len(_choose_exemplars(ex, ids, k, pool_by_id, pools[ex.group], settings.seed, check)[0])
+            for k, ids in enumerate(sets[ex.group])
+        )
+        if fewest < settings.shots:
+            short.setdefault(ex.group, []).append(fewest)
+    return {
+        group: (
+            f"{len(f)} question{'s' if len(f) != 1 else ''} of group '{group}' {'get' if len(f) != 1 else 'gets'} fewer than {settings.shots} exemplars "
+            f"in some set (as few as {min(f)}): the pool has no other exemplar that keeps the answer hidden. "
+            "A larger pool (--pool) fixes it"
+        )
+        for group, f in sorted(short.items())
+    }
 
 
 def _choose_exemplars(
-    example: Example, ids: Sequence[str], k: int, pool_by_id: dict[str, Example], candidates: Sequence[Example], seed: int
+    example: Example,
+    ids: Sequence[str],
+    k: int,
+    pool_by_id: dict[str, Example],
+    candidates: Sequence[Example],
+    seed: int,
+    check: Optional[LeakCheck] = None,
 ) -> tuple[list[str], list[dict]]:
-    """The ``shots`` exemplars of set ``k`` for ``example``: the set's own, with any that is the
-    question itself or gives its answer away replaced by the spare, or else by one drawn (seeded by
-    example and set) from the group's pool. Returns the ids and the swaps made."""
+    """The ``shots`` exemplars of set ``k`` for ``example``: the set's own, with any that ``check``
+    forbids replaced by the spare, or else by one drawn (seeded by example and set) from the
+    group's pool. Returns the ids and the swaps made."""
     shots = max(0, len(ids) - 1)
-    mentions = Mentions((*example.answers, *example.answer_keys))
+    check = check or LeakCheck(example)
     chosen: list[str] = []
     swaps: list[dict] = []
     for i in ids[:shots]:
-        why = _swap_reason(example, mentions, pool_by_id[i])
+        why = check.reason(pool_by_id[i])
         if why:
             swaps.append({"set": k, "dropped": i, "why": why})
         else:
             chosen.append(i)
     spares: list[str] = []
-    if len(chosen) < shots and len(ids) > shots and not _swap_reason(example, mentions, pool_by_id[ids[shots]]):
+    if len(chosen) < shots and len(ids) > shots and not check.reason(pool_by_id[ids[shots]]):
         spares.append(ids[shots])
     if len(chosen) + len(spares) < shots:
         rng = random.Random(f"{seed}|redraw|{example.id}|{k}")
@@ -394,7 +518,7 @@ def _choose_exemplars(
         for ex in rng.sample(list(candidates), len(candidates)):
             if len(chosen) + len(spares) >= shots:
                 break
-            if ex.id not in taken and not _swap_reason(example, mentions, ex):
+            if ex.id not in taken and not check.reason(ex):
                 spares.append(ex.id)
                 taken.add(ex.id)
     for swap, by in zip(swaps, spares + [None] * len(swaps)):
@@ -410,11 +534,13 @@ def _prepare(
     settings: ProbeSettings,
     render: Optional[Callable[[Sequence[Example], Example], str]] = None,
     candidates: Sequence[Example] = (),
+    common: frozenset[str] = frozenset(),
 ) -> _Work:
     prompts, used, swaps = [], [], []
     longest = list(example.answers)
+    check = LeakCheck(example, common)
     for k, ids in enumerate(group_sets):
-        chosen, set_swaps = _choose_exemplars(example, ids, k, pool_by_id, candidates, settings.seed)
+        chosen, set_swaps = _choose_exemplars(example, ids, k, pool_by_id, candidates, settings.seed, check)
         swaps.extend(set_swaps)
         exemplars = [pool_by_id[i] for i in chosen]
         longest.extend(ex.answers[0] for ex in exemplars)
@@ -555,6 +681,7 @@ def probe_examples(
     cancel = cancel or CancelToken()
     pool_by_id = {ex.id: ex for ex in pool}
     pools, _ = exemplar_pools(pool, {ex.group for ex in examples}, settings, hold_out)
+    common = common_answers(pool, pools, settings)
     render = chat_renderer(backend) if settings.chat_template else None
     ordered = sorted(examples, key=lambda ex: ex.group)  # stable: file order within a group
     total = total if total is not None else already_done + len(ordered)
@@ -571,7 +698,9 @@ def probe_examples(
             batch.append(ordered[i])
             i += 1
         n_batch += 1
-        works = [_prepare(ex, exemplar_sets[ex.group], pool_by_id, settings, render, pools[ex.group]) for ex in batch]
+        works = [
+            _prepare(ex, exemplar_sets[ex.group], pool_by_id, settings, render, pools[ex.group], common[ex.group]) for ex in batch
+        ]
         try:
             on_step = lambda m, d=done, g=group: progress(meter.update(d, f"{g}: {m}"))  # bound now, called now
             probe_batch(backend, works, settings, cancel, on_step, judge)
@@ -675,6 +804,8 @@ def run_probe(
         if run is None:
             groups = {ex.group for ex in examples}
             sets, notes = draw_exemplar_sets(pool, groups, settings, hold_out=pool_dataset_id is None)
+            for group, warn in short_prompt_notes(examples, pool, sets, settings, pool_dataset_id is None).items():
+                notes[group] = f"{notes[group]}; {warn}" if group in notes else warn
             run_id = project.create_probe_run(
                 dataset_id=dataset_id,
                 pool_dataset_id=pool_dataset_id,
