@@ -15,7 +15,7 @@ from core.backends.base import GenRequest
 from core.check import NOT_KNOWN, CheckSettings, load_check, plan_check, run_check
 from core.datasets import Example
 from core.jobs import CancelToken
-from core.train.data import qa_prompt
+from core.probe import qa_prompt
 from tests.check_fixture import probed_project, trained_run
 from tests.scripted import ScriptedBackend
 
@@ -175,7 +175,7 @@ class _Judging(ScriptedBackend):
 def test_in_judge_mode_the_check_asks_the_probes_judge_never_the_adapter(tmp_path):
     """A fine-tuned model grading its own answers is no judge: the re-probe's undecided answers go
     to the base model (the probe's judge), and the adapter, which would say yes, is never asked."""
-    from core.probe import ProbeSettings, run_probe
+    from core.probe import ProbeRequest, ProbeSettings, run_probe
     from core.store import Project
     from tests.check_fixture import world
     from tests.scripted import FakeDataset
@@ -185,7 +185,9 @@ def test_in_judge_mode_the_check_asks_the_probes_judge_never_the_adapter(tmp_pat
     dataset_id = project.add_dataset(FakeDataset(examples))
     settings = ProbeSettings(n_sets=3, samples_per_set=2, preset="quick", match="judge")
     probe = run_probe(
-        project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="s", settings=settings, backend=_Judging(before, "no")
+        project,
+        ProbeRequest(dataset_id=dataset_id, pool_dataset_id=None, model_spec="s", settings=settings),
+        backend=_Judging(before, "no"),
     )
     run_id = trained_run(project, probe.run_id)
     base, adapter = _Judging(before, "no"), _Judging(after, "yes")

@@ -24,7 +24,7 @@ from core.plan import (
     load_plan,
     save_plan,
 )
-from core.probe import CATEGORIES, ProbeSettings, run_probe
+from core.probe import CATEGORIES, ProbeRequest, ProbeSettings, run_probe
 from core.store import Project
 from tests.scripted import FakeDataset, ScriptedBackend
 
@@ -439,10 +439,12 @@ def test_export_writes_the_inputs_own_shape_with_planned_targets(tmp_path, shape
     dataset_id = project.add_dataset(ds)
     run_probe(
         project,
-        dataset_id=dataset_id,
-        pool_dataset_id=None,
-        model_spec="scripted",
-        settings=ProbeSettings(n_sets=3, samples_per_set=2, chunk_size=32),
+        ProbeRequest(
+            dataset_id=dataset_id,
+            pool_dataset_id=None,
+            model_spec="scripted",
+            settings=ProbeSettings(n_sets=3, samples_per_set=2, chunk_size=32),
+        ),
         backend=ScriptedBackend(knowledge),
     )
     plan = build_plan(project, settings=PlanSettings(mix="idk", dev_fraction=0.2))
@@ -594,10 +596,12 @@ def probed_project(tmp_path, ds, name="p.knowmix"):
     dataset_id = project.add_dataset(ds)
     run_probe(
         project,
-        dataset_id=dataset_id,
-        pool_dataset_id=None,
-        model_spec="scripted",
-        settings=ProbeSettings(n_sets=2, samples_per_set=1, shots=2, chunk_size=32),
+        ProbeRequest(
+            dataset_id=dataset_id,
+            pool_dataset_id=None,
+            model_spec="scripted",
+            settings=ProbeSettings(n_sets=2, samples_per_set=1, shots=2, chunk_size=32),
+        ),
         backend=ScriptedBackend(knowledge),
     )
     return project, dataset_id

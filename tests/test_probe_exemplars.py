@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from core.datasets import Example
-from core.probe import ProbeSettings, run_probe
+from core.probe import ProbeRequest, ProbeSettings, run_probe
 from core.results import result_rows
 from core.scoring import normalize_answer
 from core.store import Project
@@ -23,10 +23,7 @@ def _probe(tmp_path, examples: list[Example], settings: ProbeSettings = ProbeSet
     knowledge = {ex.question: (ex.answers[0], 0.5, 0.2) for ex in examples}
     out = run_probe(
         project,
-        dataset_id=dataset_id,
-        pool_dataset_id=None,
-        model_spec="scripted",
-        settings=settings,
+        ProbeRequest(dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted", settings=settings),
         backend=ScriptedBackend(knowledge),
     )
     assert out.status == "finished"

@@ -22,7 +22,7 @@ from core.cli import main
 from core.datasets import Example
 from core.errors import ProjectError
 from core.plan import PlanSettings, build_plan, save_plan
-from core.probe import CATEGORIES, ProbeSettings, run_probe
+from core.probe import CATEGORIES, ProbeRequest, ProbeSettings, run_probe
 from core.report import CATEGORY_COLORS, build_report, default_report_path, write_report
 from core.store import Project
 from core.train.data import items_from_plan
@@ -259,10 +259,9 @@ def test_full_report_of_a_scripted_probe_plan_and_training_run(tmp_path: Path) -
         dataset_id = project.add_dataset(FakeDataset(examples, path=str(tmp_path / "facts.jsonl")))
         out = run_probe(
             project,
-            dataset_id=dataset_id,
-            pool_dataset_id=None,
-            model_spec="scripted",
-            settings=ProbeSettings(chunk_size=8),
+            ProbeRequest(
+                dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted", settings=ProbeSettings(chunk_size=8)
+            ),
             backend=ScriptedBackend(knowledge),
         )
         assert out.status == "finished"

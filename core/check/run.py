@@ -18,8 +18,8 @@ from ..datasets import Example
 from ..errors import Cancelled, ModelCrashed, ProjectError
 from ..formats import duration_words
 from ..jobs import CancelToken, ProgressCallback, RateMeter, no_progress
-from ..probe import ProbeSettings, categorize, draw_exemplar_sets, probe_examples
-from ..scoring import normalize_answer, scorer_for
+from ..probe import ProbeJob, ProbeSettings, categorize, draw_exemplar_sets, probe_examples, qa_prompt, zero_shot_messages
+from ..scoring import normalize_answer
 from ..store import checks as _store
 from .adapter_id import current_adapter, stale_words
 from .models import _backend_words, _load, _load_judge
@@ -137,7 +137,7 @@ def _cost_words(questions: dict[str, list[Example]], generations: int, seconds: 
 def matcher_for(example: Example, settings: ProbeSettings) -> Callable[[str], bool]:
     """Right or wrong by the first probe's grading rules (``core.scoring``; in judge mode the rules
     alone grade the zero-shot answer, as they do the answers the judge is not asked about)."""
-    return scorer_for(example, settings.match).right
+    return settings.scorer(example).right
 
 
 def abstains(answer: str) -> bool:
@@ -150,14 +150,12 @@ def abstains(answer: str) -> bool:
 
 def zero_shot_answers(backend: Backend, examples: Sequence[Example], prompt_format: str, max_tokens: int) -> list[str]:
     """One greedy answer per question, asked alone in the run's training format."""
-    from ..train.data import qa_prompt
-
     if prompt_format == "chat":
         from ..backends.chat_sandbox import SandboxedTemplate
 
         # The model's own template, rendered in a child process with a time and size limit.
         with SandboxedTemplate.of(backend.info) as template:
-            prompts = template.render_many([[{"role": "user", "content": ex.question}] for ex in examples])
+            prompts = template.render_many([zero_shot_messages(ex.question) for ex in examples])
         reqs = [GenRequest(prompt, max_tokens=max_tokens, chat=True) for prompt in prompts]
     else:
         reqs = [GenRequest(qa_prompt(ex.question), max_tokens=max_tokens) for ex in examples]
@@ -414,20 +412,11 @@ class _Asking:
             part = [self.by_id[k] for k in keys if k[0] == split]
             if split == "ood":
                 ood = self.cp.questions["ood"]
-                got = probe_examples(
-                    backend, part, ood, self.probe_settings, self.ood_sets, cancel=cancel, hold_out=True, judge=self.judge
-                )
+                job = ProbeJob(cancel=cancel, hold_out=True, judge=self.judge)
+                got = probe_examples(backend, part, ood, self.probe_settings, self.ood_sets, job)
             else:
-                got = probe_examples(
-                    backend,
-                    part,
-                    self.pool,
-                    self.probe_settings,
-                    self.sets,
-                    cancel=cancel,
-                    hold_out=self.hold_out,
-                    judge=self.judge,
-                )
+                job = ProbeJob(cancel=cancel, hold_out=self.hold_out, judge=self.judge)
+                got = probe_examples(backend, part, self.pool, self.probe_settings, self.sets, job)
             results.update({(split, r["example_id"]): r for r in got})
         return results
 

@@ -374,7 +374,7 @@ class ProbePage(Page):
         self.progress.set_busy("Starting …")
 
         def job(j):
-            from core.probe import run_probe
+            from core.probe import ProbeRequest, run_probe
             from core.store import Project
 
             from .model import load_model
@@ -393,10 +393,7 @@ class ProbePage(Page):
 
                 run = run_probe(
                     p,
-                    dataset_id=dataset_id,
-                    pool_dataset_id=pool_id,
-                    model_spec=spec,
-                    settings=settings,
+                    ProbeRequest(dataset_id=dataset_id, pool_dataset_id=pool_id, model_spec=spec, settings=settings),
                     backend=backend,
                     progress=progress,
                     cancel=j.cancel,
