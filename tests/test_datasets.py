@@ -121,6 +121,27 @@ def test_csv_with_alias_separator_and_json_list(tmp_path: Path) -> None:
     assert ds.examples[0].raw == {"question": "What is the capital of Norway?", "answer": "Oslo|Christiania", "topic": "geo"}
 
 
+def test_csv_row_kept_for_export_reads_and_copies_like_the_row(tmp_path: Path) -> None:
+    """A CSV row is kept in a compact read-only form; the export, pickling and JSON see the dict."""
+    import copy
+    import pickle
+
+    from core.datasets import json_default
+
+    p = write_csv(
+        tmp_path / "qa.csv", ["question", "answer", "note"], [["Capital of Norway?", "Oslo"], ["Capital of Peru?", "Lima", "x"]]
+    )
+    raw0, raw1 = (e.raw for e in load_dataset(p).examples)
+    assert raw0 == {"question": "Capital of Norway?", "answer": "Oslo", "note": None}  # a short row's missing cell
+    assert (raw1["answer"], raw1.get("missing", "-"), list(raw1), len(raw1)) == ("Lima", "-", ["question", "answer", "note"], 3)
+    with pytest.raises(KeyError):
+        raw1["missing"]
+    for copied in (pickle.loads(pickle.dumps(raw1)), copy.deepcopy(raw1), json.loads(json.dumps(raw1, default=json_default))):
+        assert type(copied) is dict and copied == {"question": "Capital of Peru?", "answer": "Lima", "note": "x"}
+    with pytest.raises(TypeError):
+        raw1["answer"] = "Cusco"  # type: ignore[index]
+
+
 def test_csv_line_numbers_count_physical_lines_of_multiline_cells(tmp_path: Path) -> None:
     p = write_csv(tmp_path / "ml.csv", ["question", "answer"], [["line one\nline two?", "a"], ["", "b"]])
     msg = error_text(p)
@@ -744,4 +765,6 @@ def test_100k_rows_load_quickly(tmp_path: Path) -> None:
     ds = load_dataset(p)
     elapsed = time.perf_counter() - t0
     assert len(ds.examples) == 100_000 and len(ds.groups()) == 12
-    assert elapsed < 10, f"100k rows took {elapsed:.1f}s"
+    # A guard against a quadratic loop (minutes), not a timing: 3 s quiet, 12 s on a busy 2-core
+    # machine; the speed itself is measured side by side by bench/load_bench.py.
+    assert elapsed < 60, f"100k rows took {elapsed:.1f}s"

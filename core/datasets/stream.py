@@ -43,6 +43,7 @@ from .readers import (
     import_parquet,
     parse_records,
 )
+from .records import record_type
 from .types import Problem
 
 MAX_COLUMNS = 10_000
@@ -310,6 +311,8 @@ def _delimited_source(p: Path, fmt: str, fh: IO[bytes], sha: Any, lines: Iterato
     _check_header(header, name, start)
 
     shared = _Shared()
+    make = record_type(header)
+    width = len(header)
 
     def items() -> Iterator[Item]:
         n = 0
@@ -323,13 +326,8 @@ def _delimited_source(p: Path, fmt: str, fh: IO[bytes], sha: Any, lines: Iterato
                 if problem is not None:
                     yield start, problem
                     continue
-                yield (
-                    start,
-                    {
-                        col: ((shared[c] if len(c := row[i]) <= 32 else c) if i < len(row) else None)
-                        for i, col in enumerate(header)
-                    },
-                )
+                cells = [shared[c] if len(c) <= 32 else c for c in row[:width]]
+                yield start, make(cells + [None] * (width - len(cells)))
         finally:
             fh.close()
         if not n:
