@@ -122,3 +122,16 @@ def test_the_empty_breakdown_chart_has_no_number_ticks_before_the_first_result(q
     for chart in (page.overall_bars, page.group_bars, window.by_key["probe"].live_chart):
         assert axis_texts(chart.item.getAxis("left")) == [] and axis_texts(chart.item.getAxis("right")) == []
         assert axis_texts(chart.item.getAxis("bottom")) == ["0%", "25%", "50%", "75%", "100%"]
+
+
+def test_the_progress_line_says_when_other_programs_use_the_cpu(qtbot):
+    from core.jobs import Progress
+    from gui.pages.base import ProgressRow
+
+    row = ProgressRow()
+    qtbot.addWidget(row)
+    busy = "other programs are using the CPU (a load of 2.2 on 2 cores besides this job), so this may change"
+    row.set_progress(Progress(3, 50, 0.5, 94.0, "epoch 0.30, loss 2.000", "steps", busy))
+    assert "about 1m 34s left (other programs are using the CPU" in row.detail.text()
+    row.set_progress(Progress(4, 50, 0.5, 92.0, "epoch 0.40, loss 1.900", "steps"))
+    assert "other programs" not in row.detail.text()
