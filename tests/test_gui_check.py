@@ -37,8 +37,8 @@ def table_rows(table) -> list[list[str]]:
 
 
 def test_a_stored_check_shows_each_splits_sentence_chart_and_broken_questions(qtbot, window, tmp_path):
-    from gui.charts import TransitionBars
     from gui.qt import QtWidgets
+    from gui.transition_chart import TransitionBars
 
     project, (run_id,), _w = checked_project(tmp_path / "p.knowmix")
     report = load_check(project, train_run_id=run_id)

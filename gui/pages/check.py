@@ -33,8 +33,8 @@ from core.report.checks import (
     transition_rows,
 )
 
-from ..charts import TransitionBars, after_legend
 from ..qt import Qt, QtWidgets
+from ..transition_chart import TransitionBars, after_legend
 from .base import BLOCKED, DONE, READY, InlineMessage, Page, ProgressRow, scrolled
 
 ERROR_COLUMNS = ("Question", "Right answer", "Answer before training", "Answer after training", "Category before")

@@ -231,6 +231,11 @@ def _start_text(event: Start) -> str:
     )
 
 
+def training_html(run_id: Any) -> str:
+    """The runs box while a new run trains, before its first checkpoint."""
+    return f"<b>Run {run_id} — training</b><br>No checkpoint yet: the first is saved at the first evaluation."
+
+
 def checkpoint_html(run_id: Any, event: Checkpoint) -> str:
     """The runs box while training: where the last checkpoint is (the run is not in the list yet)."""
     return (
