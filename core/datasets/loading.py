@@ -161,7 +161,7 @@ def _sample(items: Iterator[Item]) -> list[Item]:
     records = 0
     for item in items:
         sample.append(item)
-        if isinstance(item[1], dict):
+        if not isinstance(item[1], Problem):
             records += 1
             if records >= _SAMPLE_ROWS:
                 break
