@@ -189,6 +189,12 @@ def test_parquet(tmp_path: Path) -> None:
     assert ds.format == "parquet"
     assert [e.line for e in ds.examples] == [1, 2]
     assert ds.examples[1].answers == ("1756",)
+    assert ds.examples[0].raw == {
+        "question": "Which country is Painblanc located in?",
+        "answers": ["France"],
+        "relation": "P17",
+        "year": 1.0,
+    }
     # A float column used as the answer: 1.0 -> "1", NaN -> missing.
     ds2 = load_dataset(p, mapping={"answer": "year"}, skip_invalid=True)
     assert ds2.shape == "custom"
