@@ -288,6 +288,23 @@ def test_partial_keep_preserves_each_groups_share_not_file_order(tmp_path):
     project.close()
 
 
+def test_the_same_data_in_another_file_order_gives_the_same_plan(tmp_path):
+    """``core/plan/sampling.py`` promises a plan that does not depend on the file's order (issue 20,
+    item 7): the same questions shuffled, with the same seed, go to the same test, dev and training
+    splits and the same mix."""
+    spec = {("HighlyKnown", "G0"): 40, ("MaybeKnown", "G1"): 60, ("WeaklyKnown", "G0"): 300, ("Unknown", "G1"): 200}
+    plans = []
+    for order in (0, 1):
+        folder = tmp_path / f"order{order}"
+        folder.mkdir()
+        project, _, examples = seeded_project(folder, spec, seed=order)
+        plans.append(build_plan(project, settings=PlanSettings(weakly_known_cap=50)))
+        project.close()
+    splits = [{e.example_id: (e.split, e.reason) for e in plan.examples} for plan in plans]
+    assert Counter(s for s, _r in splits[0].values())["test"] > 0
+    assert splits[0] == splits[1]
+
+
 def test_explain_gives_counts_shares_reasons_and_the_papers_numbers(tmp_path):
     project, _, _ = seeded_project(tmp_path, BALANCED)
     plan = build_plan(project)

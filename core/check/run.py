@@ -478,9 +478,11 @@ def summarize(project: Any, check_id: int, cp: CheckPlan, settings: CheckSetting
 
 
 def split_check(split: str, rows: Sequence[dict], examples: dict[tuple[str, str], Example], idk: bool) -> SplitCheck:
+    """One split's counts. New errors compare like with like: the answer before with the answer
+    after, the probe before with the probe after (``types`` says why)."""
     transitions: dict[str, dict[str, int]] = {}
     by_cat: dict[str, dict[str, Any]] = {}
-    new_errors, fixed = [], []
+    new_errors, fixed, probe_lost = [], [], []
     right_b = right_a = known_b = 0
     answered = answered_right = abstained = 0
     for r in rows:
@@ -502,13 +504,16 @@ def split_check(split: str, rows: Sequence[dict], examples: dict[tuple[str, str]
             "question": ex.question,
             "answers": list(ex.answers),
             "category_before": before,
+            "category_after": after,
             "answer_before": r["answer_before"],
             "answer_after": r["answer_after"],
         }
-        if knew and not ra:
+        if rb and not ra:
             new_errors.append(item)
-        elif ra and not knew:
+        elif ra and not rb:
             fixed.append(item)
+        if knew and after not in KNOWN:
+            probe_lost.append(item)
         if idk:
             if abstains(r["answer_after"] or ""):
                 abstained += 1
@@ -532,6 +537,8 @@ def split_check(split: str, rows: Sequence[dict], examples: dict[tuple[str, str]
         idk=idk,
         abstained=abstained / n if idk and n else None,
         answered_accuracy=answered_right / answered if idk and answered else None,
+        n_right_before=right_b,
+        probe_new_errors=probe_lost,
     )
 
 

@@ -84,7 +84,7 @@ def draw_exemplar_sets(
 
     Each set holds ``shots + 1`` ids: the last is a spare for a question whose exemplar must be
     replaced (``_prepare``). The sets of a group are distinct (as sets of shown exemplars) and
-    use the pool's questions as evenly as it allows (``core.exemplar_sets``). A group whose pool
+    use the pool's questions as evenly as it allows (``dealing``). A group whose pool
     cannot give ``n_sets`` distinct sets gets a note naming how many it gives.
     """
     pools, notes = exemplar_pools(pool, groups, settings, hold_out)
