@@ -59,7 +59,7 @@ class _ModelLoad:
 
 
 def _run_probe(project_path: Path, ds, pool, model: str, settings, load: _ModelLoad = _ModelLoad()) -> int:
-    from .probe import check_pool_size, run_probe
+    from .probe import ProbeRequest, check_pool_size, run_probe
     from .store import Project
     from .summary import breakdown
 
@@ -85,17 +85,19 @@ def _run_probe(project_path: Path, ds, pool, model: str, settings, load: _ModelL
             try:
                 outcome = run_probe(
                     project,
-                    dataset_id=dataset_id,
-                    pool_dataset_id=pool_id,
-                    model_spec=model,
-                    settings=settings,
-                    backend_name=load.backend,
-                    allow_pickle=load.allow_pickle,
+                    ProbeRequest(
+                        dataset_id=dataset_id,
+                        pool_dataset_id=pool_id,
+                        model_spec=model,
+                        settings=settings,
+                        backend_name=load.backend,
+                        allow_pickle=load.allow_pickle,
+                        backend_options={"n_threads": threads} if threads else None,
+                    ),
                     backend=served,
                     progress=bar,
                     cancel=token,
                     on_status=_status,
-                    backend_options={"n_threads": threads} if threads else None,
                 )
             finally:
                 bar.finish()

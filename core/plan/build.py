@@ -12,7 +12,7 @@ from ..probe import ProbeSettings
 from ..store import results as _results
 from .mixes import IDK_ANSWER
 from .ood import check_ood
-from .sampling import apportion, round_half_up, sample
+from .sampling import apportion, example_id, round_half_up, sample
 from .settings import PlanSettings
 from .splits import hold_out_dev, hold_out_test
 from .types import MULTI_ANSWER_REASON, Plan, PlanExample
@@ -194,7 +194,7 @@ def _apply_rule(settings: PlanSettings, cat: str, by_group: dict[str, list[PlanE
     keep, kept_reason, drop_reason = rule
     group_quota = apportion({g: len(v) for g, v in by_group.items()}, keep, settings.seed)
     for group, members in by_group.items():
-        chosen = {id(e) for e in sample(members, group_quota[group], settings.seed, f"keep|{cat}|{group}")}
+        chosen = {id(e) for e in sample(members, group_quota[group], settings.seed, f"keep|{cat}|{group}", example_id)}
         for e in members:
             if id(e) in chosen:
                 e.split, e.reason = "train", kept_reason
