@@ -140,6 +140,17 @@ def test_csv_row_kept_for_export_reads_and_copies_like_the_row(tmp_path: Path) -
         assert type(copied) is dict and copied == {"question": "Capital of Peru?", "answer": "Lima", "note": "x"}
     with pytest.raises(TypeError):
         raw1["answer"] = "Cusco"  # type: ignore[index]
+    rows = [{"question": "Capital of Chile?", "answers": ["Santiago"], "meta": {"src": "atlas"}}]
+    j = write_jsonl(tmp_path / "qa.jsonl", [rows[0], {"question": "Capital of Peru?", "answers": ["Lima"]}])
+    jraw = load_dataset(j).examples[0].raw
+    assert jraw == rows[0] and list(jraw) == ["question", "answers", "meta"]  # the row's own key order
+    assert type(pickle.loads(pickle.dumps(jraw))) is dict
+
+
+def test_jsonl_rows_with_hundreds_of_key_sets_load_as_written(tmp_path: Path) -> None:
+    rows = [{"question": f"Capital number {i}?", "answers": [f"City {i}"], f"extra_{i}": i} for i in range(300)]
+    ds = load_dataset(write_jsonl(tmp_path / "many.jsonl", rows))
+    assert [dict(e.raw) for e in ds.examples] == rows
 
 
 def test_csv_line_numbers_count_physical_lines_of_multiline_cells(tmp_path: Path) -> None:
@@ -178,6 +189,12 @@ def test_parquet(tmp_path: Path) -> None:
     assert ds.format == "parquet"
     assert [e.line for e in ds.examples] == [1, 2]
     assert ds.examples[1].answers == ("1756",)
+    assert ds.examples[0].raw == {
+        "question": "Which country is Painblanc located in?",
+        "answers": ["France"],
+        "relation": "P17",
+        "year": 1.0,
+    }
     # A float column used as the answer: 1.0 -> "1", NaN -> missing.
     ds2 = load_dataset(p, mapping={"answer": "year"}, skip_invalid=True)
     assert ds2.shape == "custom"

@@ -1,10 +1,10 @@
-"""A CSV or TSV row kept for the export, in a third of a dict's memory.
+"""A CSV, TSV or JSON Lines row kept for the export, in a third of a dict's memory.
 
 Every kept row's record stays in memory until the export writes it back in the user's own shape.
 As a dict, a three-column row costs 184 bytes before its values; a million short rows (a 71 MB
 CSV) then took 758 MiB to load, over issue 19's bound of 4x the file size + 400 MB. A row of
-one file's columns is instead an instance of a class made for that header, holding its values in
-``__slots__`` (56 bytes for three columns), and reads like the dict it replaces: ``rec["answer"]``,
+one file's columns (a JSON Lines row: of one key set) is instead an instance of a class made for
+that header, holding its values in ``__slots__`` (56 bytes for three columns), and reads like the dict it replaces: ``rec["answer"]``,
 ``rec.get(...)``, ``list(rec)``, ``rec == {...}``. It is read-only; ``dict(rec)`` is the copy to
 change. ``json_default`` lets ``json.dumps`` write it as the object it stands for.
 """
