@@ -302,6 +302,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .datasets import load_dataset, take_balanced
     from .paths import app_home, sample_dataset, sample_pool
     from .plan import PlanSettings, build_plan, save_plan
+    from .plan.tiny import too_few_note
     from .probe import preset
     from .store import Project
 
@@ -330,6 +331,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"{counts['dropped']['total']} dropped (Unknown, and WeaklyKnown over the cap of 0). "
             f"`knowmix plan --project {project}` prints the full reasoning."
         )
+        if too_few_note(counts):
+            print(f"Warning: {too_few_note(counts)}")
     from .train.runner import missing_training_packages
     from .train.settings import TrainSettings
 

@@ -15,6 +15,7 @@ from ..categories import CATEGORIES
 from ..datasets.types import reasons_text
 from ..formats import percent as _pct
 from .mixes import IDK_ANSWER, MIX_LABELS, WEAKLY_KNOWN_DEFAULT
+from .tiny import too_few_note
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .types import Plan
@@ -84,10 +85,13 @@ def _questions(n: int) -> str:
 def plan_warnings(plan: "Plan") -> list[str]:
     """Things the user should know before training on this plan, in plain words."""
     out: list[str] = []
+    c = plan.counts()
+    tiny = too_few_note(c)
+    if tiny:
+        out.append(tiny)
     ps = plan.probe_settings
     if ps is not None and not ps.is_paper_budget:
         out.append(f"Probe budget: {ps.describe()} Re-probe with the paper preset before trusting this mix.")
-    c = plan.counts()
     for cat in CATEGORIES:
         n = c["before"]["counts"][cat]
         if n and not c["dev"]["counts"][cat]:

@@ -8,6 +8,7 @@ the page only decides where the text goes.
 from __future__ import annotations
 
 import html
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -15,6 +16,7 @@ from typing import Any, Optional
 from core.categories import ordered_categories
 from core.devices import Devices, detect_devices, last_detected
 from core.formats import format_gib, percent
+from core.plan.tiny import too_few_note
 from core.store import pid_alive
 from core.train.events import Checkpoint, Done, Eval, Merged, Restored, Resume, Start, TrainEvent, WorkerError
 from core.train.runs import RESUMABLE as RESUMABLE_STATUSES  # noqa: F401  (old name; the rule lives in core.train.runs)
@@ -50,6 +52,9 @@ def plan_line(project: Any, plan_id: Optional[int]) -> PlanLine:
             "the model the plan's probe used",
         )
     label = f"Training on plan {row['id']} “{row['name'] or ''}”: {row['n_train']} training and {row['n_dev']} dev examples."
+    tiny = too_few_note(_counts(row))
+    if tiny:
+        label = f"{label} {tiny}"
     probe = _probe_run(project, row.get("probe_run_id"))
     model = probe_model_spec(probe) if probe else None
     if not model:
@@ -62,6 +67,15 @@ def plan_line(project: Any, plan_id: Optional[int]) -> PlanLine:
     name = (probe or {}).get("model_name") or model
     shown = "the built-in model" if model == "default" else model
     return PlanLine(label, model, f"Default: the model the plan's probe used — {name} ({shown}).", f"same as the probe: {name}")
+
+
+def _counts(row: dict) -> dict:
+    """A stored plan's counts (``Plan.counts()`` as JSON); {} when unreadable (the note is then left out)."""
+    try:
+        counts = json.loads(row.get("counts") or "{}")
+    except ValueError:
+        return {}
+    return counts if isinstance(counts, dict) else {}
 
 
 def _probe_run(project: Any, run_id: Optional[int]) -> Optional[dict]:
