@@ -130,7 +130,7 @@ def _run_probe(
     threads: Optional[int] = None,
     server: Optional[dict] = None,
 ) -> int:
-    from .probe import check_pool_size, run_probe
+    from .probe import ProbeRequest, check_pool_size, run_probe
     from .store import Project
     from .summary import breakdown
 
@@ -156,17 +156,19 @@ def _run_probe(
             try:
                 outcome = run_probe(
                     project,
-                    dataset_id=dataset_id,
-                    pool_dataset_id=pool_id,
-                    model_spec=model,
-                    settings=settings,
-                    backend_name=backend,
-                    allow_pickle=allow_pickle,
+                    ProbeRequest(
+                        dataset_id=dataset_id,
+                        pool_dataset_id=pool_id,
+                        model_spec=model,
+                        settings=settings,
+                        backend_name=backend,
+                        allow_pickle=allow_pickle,
+                        backend_options={"n_threads": threads} if threads else None,
+                    ),
                     backend=served,
                     progress=bar,
                     cancel=token,
                     on_status=_status,
-                    backend_options={"n_threads": threads} if threads else None,
                 )
             finally:
                 bar.finish()

@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Optional
 
+from .cpu_load import busy_cpu_note
 from .errors import Cancelled
 from .formats import format_duration  # noqa: F401  (its home is core.formats; kept here for old importers)
 
@@ -24,6 +25,7 @@ class Progress:
     eta_s: Optional[float]  # seconds left, None until measurable
     message: str = ""
     unit: str = "examples"
+    busy: Optional[str] = None  # "other programs are using the CPU …" when they are (``core.cpu_load``)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,15 +56,39 @@ class CancelToken:
             raise Cancelled(f"{what} was cancelled; finished work is saved and can be resumed.")
 
 
-class RateMeter:
-    """Rate and ETA over the work done in *this* session (resumed work does not inflate the rate)."""
+BUSY_CHECK_S = 5.0  # the load average is read at most this often
 
-    def __init__(self, total: int, already_done: int = 0, unit: str = "examples") -> None:
+
+class RateMeter:
+    """Rate and ETA over the work done in *this* session (resumed work does not inflate the rate).
+
+    Start it when the work starts (after the model is loaded), so the rate is the work's own. With
+    ``own_threads`` (the cores the job keeps busy), each ``Progress`` says whether other programs
+    are using the CPU too (``busy``); without it, nothing is said.
+    """
+
+    def __init__(self, total: int, already_done: int = 0, unit: str = "examples", own_threads: Optional[float] = None) -> None:
         self.total = total
         self.start_done = already_done
         self.done = already_done
         self.unit = unit
+        self.own_threads = own_threads
         self._t0 = time.monotonic()
+        self._busy: Optional[str] = None
+        self._busy_at: Optional[float] = None
+
+    def restart(self) -> "RateMeter":
+        """A meter for the same work that measures from now (after a one-off pause such as an evaluation)."""
+        return RateMeter(self.total, self.start_done, self.unit, self.own_threads)
+
+    def busy(self) -> Optional[str]:
+        """``busy_cpu_note`` for this job, read at most every ``BUSY_CHECK_S``."""
+        if self.own_threads is None:
+            return None
+        now = time.monotonic()
+        if self._busy_at is None or now - self._busy_at >= BUSY_CHECK_S:
+            self._busy, self._busy_at = busy_cpu_note(self.own_threads), now
+        return self._busy
 
     def update(self, done: int, message: str = "") -> Progress:
         self.done = done
@@ -70,4 +96,4 @@ class RateMeter:
         fresh = done - self.start_done
         rate = fresh / elapsed if elapsed > 0 and fresh > 0 else 0.0
         eta = (self.total - done) / rate if rate > 0 else None
-        return Progress(done=done, total=self.total, rate=rate, eta_s=eta, message=message, unit=self.unit)
+        return Progress(done=done, total=self.total, rate=rate, eta_s=eta, message=message, unit=self.unit, busy=self.busy())

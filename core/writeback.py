@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, Sequence
 
-from .datasets import ASSISTANT_ROLES
+from .datasets import ASSISTANT_ROLES, json_default
 
 _CHAT_SHAPES = ("openai-messages", "sharegpt")
 _ANSWER_COLUMN = {"alpaca": "output", "prompt-completion": "completion"}  # else "answers"
@@ -23,7 +23,7 @@ def record_in_shape(raw: dict, shape: str, mapping: dict, target: str, *, relabe
 
     ``shape`` and ``mapping`` are the dataset's (``datasets.shape``/``mapping`` in the project):
     the mapping's ``answer`` column wins over the shape's usual one."""
-    rec = json.loads(json.dumps(raw, default=str))  # a deep copy that never shares lists with the plan
+    rec = json.loads(json.dumps(raw, default=json_default))  # a deep copy that never shares lists with the plan
     if not relabelled:
         return rec
     answer_col = mapping.get("answer")

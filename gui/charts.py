@@ -1,11 +1,11 @@
-"""Reusable charts (pyqtgraph): the SliCK category bars, a histogram of P(T=0) and the training page's
-live curves (``CurvePlot``).
+"""Reusable charts (pyqtgraph): the SliCK category bars and a histogram of P(T=0), with the pieces
+the other charts share (``ChartBase``, ``LabelLayer``). The training page's live curves are in
+``gui.curve_plot``, the check's transition bars in ``gui.transition_chart``.
 
 All of them are built once and then only *updated*: ``set_rows`` / ``set_values`` change the data
 of existing graphics items (``BarGraphItem.setOpts``, the label layer), so the probe page can
 call them several times a second while a probe runs without rebuilding a plot (the numbers on the
-bars are one ``LabelLayer`` item per chart, not a text item each); ``CurvePlot`` keeps
-its points in lists and draws them when the page's redraw timer says so. Colours are the
+bars are one ``LabelLayer`` item per chart, not a text item each). Colours are the
 report's (``core.categories``); background and text follow the widget's palette, so the charts
 look right in light and dark themes.
 """
@@ -123,7 +123,7 @@ def legend_row(parent: Optional[QtWidgets.QWidget] = None) -> QtWidgets.QWidget:
     return box
 
 
-class _ChartBase(QtWidgets.QWidget):
+class ChartBase(QtWidgets.QWidget):
     """A PlotWidget with no mouse pan/zoom, styled from the palette (and restyled when it changes)."""
 
     def __init__(self, parent: Optional[QtWidgets.QWidget] = None) -> None:
@@ -174,7 +174,7 @@ class _ChartBase(QtWidgets.QWidget):
         return ""
 
 
-class CategoryBars(_ChartBase):
+class CategoryBars(ChartBase):
     """Horizontal 100%-stacked bars, one row per label, in CATEGORIES order from left to right.
 
     ``set_rows([(label, {category: count}), ...])`` may be called often: the four bar items and the
@@ -227,6 +227,9 @@ class CategoryBars(_ChartBase):
         self._empty_state: tuple = ()
         self.item.addItem(self._empty)
         self._totals_ticks: list = []
+        # No rows yet: no row names and no totals, rather than pyqtgraph's numeric ticks (-0.4 … 0.4).
+        self.item.getAxis("left").setTicks([[], []])
+        self.item.getAxis("right").setTicks([[], []])
         self._y_rows = -1
         self.item.vb.sigResized.connect(self._place_texts)
         self._apply_palette()
@@ -336,7 +339,7 @@ class CategoryBars(_ChartBase):
         return "\n".join(lines)
 
 
-class Histogram(_ChartBase):
+class Histogram(ChartBase):
     """A bar histogram (of P(T=0)): ``set_values(values, bins=10, range=(0, 1), title=...)``.
 
     The bar item and the count labels are reused between calls. None and NaN values are skipped.
@@ -439,257 +442,4 @@ class Histogram(_ChartBase):
         return f"{self._x_label} {self.edges[i]:.2f}–{self.edges[i + 1]:.2f}: {int(self.counts[i])} {self._y_label}"
 
 
-__all__ = ["CATEGORY_COLORS", "CategoryBars", "Histogram", "legend_row"]
-
-
-class CurvePlot(pg.PlotWidget):
-    """One live chart: curves by step, a legend, and a dashed vertical line at the stopping point."""
-
-    def __init__(self, title: str, y_label: str, *, percent: bool = False, legend_columns: int = 1) -> None:
-        super().__init__()
-        self.title = title
-        self.percent = percent
-        self.setMinimumHeight(240)
-        self.setMinimumWidth(260)
-        item = self.getPlotItem()
-        item.setLabel("bottom", "step")
-        item.setLabel("left", y_label)
-        item.showGrid(x=True, y=True, alpha=0.2)
-        item.setMenuEnabled(False)
-        self.setMouseEnabled(x=False, y=False)
-        if percent:
-            item.setYRange(-6, 106, padding=0)
-            item.enableAutoRange(axis="y", enable=False)
-        # The legend sits in its own row under the chart, never over the curves or the stopping-point label.
-        self.legend = pg.LegendItem(labelTextSize="8pt", colCount=legend_columns, horSpacing=14, verSpacing=-6)
-        item.layout.addItem(self.legend, 4, 1, alignment=Qt.AlignmentFlag.AlignHCenter)
-        self.curves: dict[str, pg.PlotDataItem] = {}
-        self.data: dict[str, tuple[list, list]] = {}
-        self.stop_line = pg.InfiniteLine(
-            angle=90, movable=False, label="stopping point", labelOpts={"position": 0.95, "anchors": [(0, 0.5), (0, 0.5)]}
-        )
-        self.stop_line.setZValue(-5)
-        self.stop_line.hide()
-        item.addItem(self.stop_line, ignoreBounds=True)
-        self.stop_step: Optional[int] = None
-
-    def sizeHint(self) -> QtCore.QSize:  # noqa: N802 - Qt API; small, so the page fits and the charts take what is left
-        return QtCore.QSize(360, 260)
-
-    def curve(self, key: str, name: str, color: str, *, symbols: bool) -> pg.PlotDataItem:
-        """The curve ``key``, made on first use; per-step curves (no symbols) downsample, as they get long."""
-        if key not in self.curves:
-            kw: dict = {"pen": pg.mkPen(color, width=2), "name": name}
-            if symbols:
-                kw.update(symbol="o", symbolSize=6, symbolBrush=color, symbolPen=pg.mkPen(color))
-            c = self.getPlotItem().plot([], [], **kw)
-            self.legend.addItem(c, name)
-            if not symbols:
-                c.setClipToView(True)
-                c.setDownsampling(auto=True, method="mean")
-            self.curves[key] = c
-            self.data[key] = ([], [])
-        return self.curves[key]
-
-    def append(self, key: str, x: float, y: float) -> None:
-        """Add a point (drawn at the next ``redraw``); a step at or before the last one replaces what follows."""
-        xs, ys = self.data[key]
-        while xs and xs[-1] >= x:  # a resumed run redoes the steps after its checkpoint
-            xs.pop()
-            ys.pop()
-        xs.append(x)
-        ys.append(y)
-
-    def truncate(self, step: float) -> None:
-        """Drop the points after ``step``: a resumed run starts again from its checkpoint."""
-        for xs, ys in self.data.values():
-            while xs and xs[-1] > step:
-                xs.pop()
-                ys.pop()
-
-    def redraw(self) -> None:
-        for key, c in self.curves.items():
-            xs, ys = self.data[key]
-            c.setData(xs, ys)
-
-    def clear_data(self) -> None:
-        for key in self.data:
-            self.data[key] = ([], [])
-        self.redraw()
-        self.set_stop(None)
-        self.getPlotItem().enableAutoRange(axis="x", enable=True)
-
-    def set_stop(self, step: Optional[int]) -> None:
-        """Mark the stopping point (the step whose adapter the run keeps), or hide the mark."""
-        self.stop_step = step
-        if step is None:
-            self.stop_line.hide()
-        else:
-            self.stop_line.setValue(step)
-            self.stop_line.show()
-
-    def points(self, key: str) -> int:
-        return len(self.data.get(key, ([], []))[0])
-
-    def apply_palette(self, palette: QtGui.QPalette) -> None:
-        """Readable in light and dark themes: background, axes, text and the stopping line follow the palette."""
-        bg = palette.color(QtGui.QPalette.ColorRole.Base)
-        fg = palette.color(QtGui.QPalette.ColorRole.Text)
-        self.setBackground(bg)
-        item = self.getPlotItem()
-        for name in ("left", "bottom"):
-            axis = item.getAxis(name)
-            axis.setPen(pg.mkPen(fg))
-            axis.setTextPen(pg.mkPen(fg))
-        item.setTitle(self.title, color=fg.name(), size="10pt")
-        self.legend.setLabelTextColor(fg)
-        fill = QtGui.QColor(bg)
-        fill.setAlpha(210)
-        for _sample, label in self.legend.items:  # labels added before a palette change keep their old colour otherwise
-            label.setText(label.text, color=fg.name())
-        self.stop_line.setPen(pg.mkPen(fg, width=1.5, style=Qt.PenStyle.DashLine))
-        self.stop_line.label.setColor(fg)
-        self.stop_line.label.fill = pg.mkBrush(fill)
-
-
-class TransitionBars(_ChartBase):
-    """What training did to the categories (``knowmix check``): one 100%-stacked bar per category before
-    training, split by the category after training (the SliCK colours, grey for "not known at T=0").
-
-    ``set_matrix(rows, columns)`` with ``rows = [(category before, {category after: count})]`` and
-    ``columns`` the after-categories in order. Segments show their count when wide enough, the right
-    axis each row's total, and hovering a row lists its counts."""
-
-    def __init__(self, parent: Optional[QtWidgets.QWidget] = None) -> None:
-        from core.report.checks import AFTER_COLORS, AFTER_TEXT_ON
-
-        super().__init__(parent)
-        self.setObjectName("transitionBars")
-        self._colors, self._text_on = AFTER_COLORS, AFTER_TEXT_ON
-        self.rows: list[tuple[str, dict[str, int]]] = []
-        self.columns: list[str] = []
-        self._items: list[pg.BarGraphItem] = []
-        lay = QtWidgets.QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.plot, 1)
-        self.item.invertY(True)
-        self.item.setXRange(0, X_MAX, padding=0)
-        self.item.showAxis("right", True)
-        bottom = self.item.getAxis("bottom")
-        bottom.setTicks([[(v, f"{int(v * 100)}%") for v in (0, 0.25, 0.5, 0.75, 1.0)], []])
-        bottom.setStyle(hideOverlappingLabels=False)
-        self.labels = LabelLayer((0.5, 0.5))
-        self.labels.set_font(self.font())
-        self.labels.setZValue(10)  # above the bars, which are made again for each matrix
-        self.item.addItem(self.labels, ignoreBounds=True)
-        self.item.vb.sigResized.connect(self._place_texts)
-        self._apply_palette()
-
-    def set_matrix(self, rows: Sequence[tuple[str, dict[str, int]]], columns: Sequence[str]) -> None:
-        from core.report.checks import category_label
-
-        self.rows = [(str(b), {str(a): int(n or 0) for a, n in (c or {}).items()}) for b, c in rows]
-        self.columns = list(columns)
-        for it in self._items:
-            self.item.removeItem(it)
-        self._items = []
-        n = len(self.rows)
-        totals = [sum(max(0, c.get(a, 0)) for a in self.columns) for _b, c in self.rows]
-        left = np.zeros(n)
-        ys = np.arange(n, dtype=float)
-        for col in self.columns:
-            share = np.array([c.get(col, 0) / t if t else 0.0 for (_b, c), t in zip(self.rows, totals)])
-            bar = pg.BarGraphItem(
-                x0=left.copy(),
-                y=ys,
-                width=share,
-                height=0.7,
-                brush=pg.mkBrush(self._colors.get(col, "#9e9e9e")),
-                pen=pg.mkPen(None),
-            )
-            self.item.addItem(bar)
-            self._items.append(bar)
-            left += share
-        fm = QtGui.QFontMetrics(self.font())
-        names = [category_label(b) for b, _c in self.rows]
-        left_axis = self.item.getAxis("left")
-        left_axis.setTicks([[(i, name) for i, name in enumerate(names)], []])
-        left_axis.setWidth(max([fm.horizontalAdvance(x) for x in names] + [40]) + 16)
-        right = self.item.getAxis("right")
-        right.setTicks([[(i, f"n={t}") for i, t in enumerate(totals)], []])
-        right.setWidth(fm.horizontalAdvance("n=00000") + 12)
-        self.item.setYRange(-0.5, max(n, 1) - 0.5, padding=0)
-        self.labels.set_bounds(QtCore.QRectF(0.0, -0.5, X_MAX, max(n, 1)))
-        height = (fm.height() + 22) + max(1, n) * max(26, fm.height() + 12) + 12
-        self.setMinimumHeight(height)
-        self.updateGeometry()
-        self._place_texts()
-
-    def sizeHint(self) -> QtCore.QSize:  # noqa: N802 - Qt API
-        return QtCore.QSize(480, self.minimumHeight())
-
-    def _place_texts(self, *_args: object) -> None:
-        px = max(1.0, self.item.vb.width()) / X_MAX
-        fm = QtGui.QFontMetrics(self.font())
-        labels = []
-        for i, (_b, counts) in enumerate(self.rows):
-            total = sum(max(0, counts.get(a, 0)) for a in self.columns)
-            left = 0.0
-            for col in self.columns:
-                k = counts.get(col, 0)
-                if k and total:
-                    share = k / total
-                    if share * px >= fm.horizontalAdvance(str(k)) + 8:
-                        labels.append((left + share / 2, float(i), str(k), self._text_on.get(col, "#1b1b1b")))
-                    left += share
-        self.labels.set_labels(labels)
-
-    def count_labels(self) -> list[str]:
-        return self.labels.texts()
-
-    def _restyle(self) -> None:
-        self.labels.set_font(self.font())
-        if self.rows:
-            self.set_matrix(self.rows, self.columns)
-
-    def _tooltip_at(self, x: float, y: float) -> str:
-        i = int(math.floor(y + 0.5))
-        if not (0 <= i < len(self.rows)):
-            return ""
-        return self.row_tooltip(i)
-
-    def row_tooltip(self, i: int) -> str:
-        from core.report.checks import category_label
-
-        before, counts = self.rows[i]
-        total = sum(counts.get(a, 0) for a in self.columns)
-        lines = [f"{category_label(before)} before training: {total} questions; after training:"]
-        for col in self.columns:
-            k = counts.get(col, 0)
-            lines.append(f"{category_label(col)}: {k} ({percent(k / total) if total else '-'})")
-        return "\n".join(lines)
-
-
-def after_legend(columns: Sequence[str], parent: Optional[QtWidgets.QWidget] = None) -> QtWidgets.QWidget:
-    """The legend of a ``TransitionBars``: the after-training categories' colours."""
-    from core.report.checks import AFTER_COLORS, category_label
-
-    box = QtWidgets.QWidget(parent)
-    box.setObjectName("afterLegend")
-    lay = QtWidgets.QHBoxLayout(box)
-    lay.setContentsMargins(0, 0, 0, 0)
-    lay.setSpacing(12)
-    lay.addWidget(
-        QtWidgets.QLabel("Each bar: the questions of one category before training, coloured by their category after training:")
-    )
-    size = max(10, box.fontMetrics().height() - 4)
-    for col in columns:
-        swatch = QtWidgets.QLabel()
-        swatch.setFixedSize(size, size)
-        swatch.setStyleSheet(
-            f"background:{AFTER_COLORS.get(col, '#9e9e9e')}; border:1px solid rgba(0,0,0,60); border-radius:2px;"
-        )
-        lay.addWidget(swatch)
-        lay.addWidget(QtWidgets.QLabel(category_label(col)))
-    lay.addStretch(1)
-    return box
+__all__ = ["CATEGORY_COLORS", "ChartBase", "CategoryBars", "Histogram", "LabelLayer", "X_MAX", "legend_row"]

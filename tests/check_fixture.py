@@ -19,7 +19,7 @@ import numpy as np
 from core.check import run_check
 from core.datasets import Example
 from core.plan import PlanSettings, build_plan, save_plan
-from core.probe import ProbeSettings, run_probe
+from core.probe import ProbeRequest, ProbeSettings, run_probe
 from core.store import Project
 from core.train.data import items_from_plan
 from core.train.runs import create_run, update_run
@@ -75,10 +75,12 @@ def probed_project(path: Path, n: int = 90) -> tuple[Project, int, tuple]:
     dataset_id = project.add_dataset(FakeDataset(w[0]))
     probe = run_probe(
         project,
-        dataset_id=dataset_id,
-        pool_dataset_id=None,
-        model_spec="scripted",
-        settings=ProbeSettings(n_sets=3, samples_per_set=4, preset="quick"),
+        ProbeRequest(
+            dataset_id=dataset_id,
+            pool_dataset_id=None,
+            model_spec="scripted",
+            settings=ProbeSettings(n_sets=3, samples_per_set=4, preset="quick"),
+        ),
         backend=ScriptedBackend(w[1]),
     )
     return project, probe.run_id, w

@@ -15,7 +15,7 @@ from core.backends.base import GenRequest
 from core.check import NOT_KNOWN, CheckSettings, load_check, plan_check, run_check
 from core.datasets import Example
 from core.jobs import CancelToken
-from core.train.data import qa_prompt
+from core.probe import qa_prompt
 from tests.check_fixture import probed_project, trained_run
 from tests.scripted import ScriptedBackend
 
@@ -48,10 +48,17 @@ def test_new_errors_and_fixed_are_exactly_the_questions_that_changed(trained):
     for name, split in report.splits.items():
         ids = [ex.id for ex in cp.questions[name]]
         assert split.n == len(ids) == sum(sum(row.values()) for row in split.transitions.values())
-        # new errors: known before (the probe), answered wrongly after; fixed: not known before, right after
-        assert {e["example_id"] for e in split.new_errors} == {i for i in ids if knew[i] and not right_a[i]}
-        assert {e["example_id"] for e in split.fixed} == {i for i in ids if right_a[i] and not knew[i]}
+        # new errors by the answer: right before, wrong after; fixed: wrong before, right after
+        assert {e["example_id"] for e in split.new_errors} == {i for i in ids if right_b[i] and not right_a[i]}
+        assert {e["example_id"] for e in split.fixed} == {i for i in ids if right_a[i] and not right_b[i]}
+        assert split.n_right_before == sum(right_b[i] for i in ids)
         assert split.n_known_before == sum(knew[i] for i in ids)
+        # by the probe: known before, not known after (the same exemplar sets)
+        lost = {e["example_id"] for e in split.probe_new_errors}
+        assert lost == {
+            e["example_id"] for e in split.probe_new_errors if e["category_after"] not in ("HighlyKnown", "MaybeKnown")
+        }
+        assert all(knew[i] for i in lost)
         assert split.em_before == pytest.approx(sum(right_b[i] for i in ids) / len(ids))
         assert split.em_after == pytest.approx(sum(right_a[i] for i in ids) / len(ids))
         # the rows of the transition matrix are the first probe's categories
@@ -62,7 +69,7 @@ def test_new_errors_and_fixed_are_exactly_the_questions_that_changed(trained):
     dev = report.splits["dev"]
     assert any(dev.new_errors) or any(dev.fixed), "the scripted training changed nothing on dev: the test checks nothing"
     text = report.to_text()
-    assert "questions the model knew" in text and "before \\ after" in text
+    assert "By the answer" in text and "By the probe" in text and "before \\ after" in text
     stored = load_check(project, train_run_id=run_id)
     assert stored is not None and stored.to_dict()["splits"] == json.loads(json.dumps(report.to_dict()["splits"]))
 
@@ -175,7 +182,7 @@ class _Judging(ScriptedBackend):
 def test_in_judge_mode_the_check_asks_the_probes_judge_never_the_adapter(tmp_path):
     """A fine-tuned model grading its own answers is no judge: the re-probe's undecided answers go
     to the base model (the probe's judge), and the adapter, which would say yes, is never asked."""
-    from core.probe import ProbeSettings, run_probe
+    from core.probe import ProbeRequest, ProbeSettings, run_probe
     from core.store import Project
     from tests.check_fixture import world
     from tests.scripted import FakeDataset
@@ -185,7 +192,9 @@ def test_in_judge_mode_the_check_asks_the_probes_judge_never_the_adapter(tmp_pat
     dataset_id = project.add_dataset(FakeDataset(examples))
     settings = ProbeSettings(n_sets=3, samples_per_set=2, preset="quick", match="judge")
     probe = run_probe(
-        project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="s", settings=settings, backend=_Judging(before, "no")
+        project,
+        ProbeRequest(dataset_id=dataset_id, pool_dataset_id=None, model_spec="s", settings=settings),
+        backend=_Judging(before, "no"),
     )
     run_id = trained_run(project, probe.run_id)
     base, adapter = _Judging(before, "no"), _Judging(after, "yes")
@@ -193,3 +202,43 @@ def test_in_judge_mode_the_check_asks_the_probes_judge_never_the_adapter(tmp_pat
     assert report.status == "finished"
     assert base.judged and not adapter.judged
     project.close()
+
+
+def _row(example_id: str, before: str, after: str, right_before: bool, right_after: bool) -> dict:
+    return {
+        "example_id": example_id,
+        "category_before": before,
+        "category_after": after,
+        "right_before": int(right_before),
+        "right_after": int(right_after),
+        "answer_before": "a",
+        "answer_after": "b",
+    }
+
+
+def test_new_errors_compare_the_answer_with_the_answer_and_the_probe_with_the_probe():
+    """A MaybeKnown question the base model already answered wrongly alone, and still wrongly after,
+    lost nothing: it is no new error (it was one when 'knew' came from the probe and 'after' from the
+    answer). Each measure counts its own."""
+    from core.check import split_check
+
+    rows = [
+        _row("mk_wrong_both", "MaybeKnown", "MaybeKnown", False, False),  # nothing changed
+        _row("mk_probe_lost", "MaybeKnown", NOT_KNOWN, False, False),  # lost by the probe only
+        _row("hk_answer_lost", "HighlyKnown", "HighlyKnown", True, False),  # lost by the answer only
+        _row("u_fixed", "Unknown", NOT_KNOWN, False, True),  # fixed by the answer
+    ]
+    examples = {
+        ("test", r["example_id"]): Example(
+            id=r["example_id"], question=f"{r['example_id']}?", answers=("x",), group="G", line=1, raw={}
+        )
+        for r in rows
+    }
+    s = split_check("test", rows, examples, idk=False)
+    assert [e["example_id"] for e in s.new_errors] == ["hk_answer_lost"]
+    assert s.n_right_before == 1
+    assert [e["example_id"] for e in s.probe_new_errors] == ["mk_probe_lost"]
+    assert s.n_known_before == 3
+    assert [e["example_id"] for e in s.fixed] == ["u_fixed"]
+    assert s.new_errors_text().startswith("By the answer") and "1 of 1 test questions" in s.new_errors_text()
+    assert "1 of 3 test questions known before training" in s.probe_new_errors_text()

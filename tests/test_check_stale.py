@@ -98,3 +98,33 @@ def test_the_report_says_the_check_is_stale(tmp_path):
     with project:
         text = build_report(project)
     assert "stale" in text and f"knowmix check --run {run_id}" in text
+
+
+def test_a_check_that_counted_new_errors_the_old_way_is_stale_and_redone(tmp_path):
+    """A check stored before new errors compared like with like (issue 20, item 2) counted a question
+    known by the probe and answered wrongly alone both times as lost: it is shown as stale with the
+    command that redoes it, and checking the run again makes a new check with both counts."""
+    import json
+
+    project, probe_id, w = probed_project(tmp_path / "p.knowmix")
+    run_id = trained_run(project, probe_id)
+    first = check_run(project, run_id, w)
+    row = project.db.execute("SELECT settings, summary FROM checks WHERE id = ?", [first.id]).fetchone()
+    settings = {k: v for k, v in json.loads(row[0]).items() if k != "measures"}
+    summary = json.loads(row[1])
+    for split in summary["splits"].values():
+        split.pop("n_right_before")
+        split.pop("probe_new_errors")
+    with project.transaction():
+        project.db.execute(
+            "UPDATE checks SET settings = ?, summary = ? WHERE id = ?",
+            [json.dumps(settings, sort_keys=True), json.dumps(summary), first.id],
+        )
+    old = load_check(project, train_run_id=run_id)
+    assert "old way" in old.stale and f"knowmix check --run {run_id}" in old.stale
+    assert "stale" in old.headline() and "By the probe" not in old.to_text()
+    second = check_run(project, run_id, w)
+    assert second.id != first.id and second.status == "finished"
+    assert not load_check(project, train_run_id=run_id).stale
+    assert "By the answer" in second.to_text() and "By the probe" in second.to_text()
+    project.close()

@@ -121,6 +121,38 @@ def test_csv_with_alias_separator_and_json_list(tmp_path: Path) -> None:
     assert ds.examples[0].raw == {"question": "What is the capital of Norway?", "answer": "Oslo|Christiania", "topic": "geo"}
 
 
+def test_csv_row_kept_for_export_reads_and_copies_like_the_row(tmp_path: Path) -> None:
+    """A CSV row is kept in a compact read-only form; the export, pickling and JSON see the dict."""
+    import copy
+    import pickle
+
+    from core.datasets import json_default
+
+    p = write_csv(
+        tmp_path / "qa.csv", ["question", "answer", "note"], [["Capital of Norway?", "Oslo"], ["Capital of Peru?", "Lima", "x"]]
+    )
+    raw0, raw1 = (e.raw for e in load_dataset(p).examples)
+    assert raw0 == {"question": "Capital of Norway?", "answer": "Oslo", "note": None}  # a short row's missing cell
+    assert (raw1["answer"], raw1.get("missing", "-"), list(raw1), len(raw1)) == ("Lima", "-", ["question", "answer", "note"], 3)
+    with pytest.raises(KeyError):
+        raw1["missing"]
+    for copied in (pickle.loads(pickle.dumps(raw1)), copy.deepcopy(raw1), json.loads(json.dumps(raw1, default=json_default))):
+        assert type(copied) is dict and copied == {"question": "Capital of Peru?", "answer": "Lima", "note": "x"}
+    with pytest.raises(TypeError):
+        raw1["answer"] = "Cusco"  # type: ignore[index]
+    rows = [{"question": "Capital of Chile?", "answers": ["Santiago"], "meta": {"src": "atlas"}}]
+    j = write_jsonl(tmp_path / "qa.jsonl", [rows[0], {"question": "Capital of Peru?", "answers": ["Lima"]}])
+    jraw = load_dataset(j).examples[0].raw
+    assert jraw == rows[0] and list(jraw) == ["question", "answers", "meta"]  # the row's own key order
+    assert type(pickle.loads(pickle.dumps(jraw))) is dict
+
+
+def test_jsonl_rows_with_hundreds_of_key_sets_load_as_written(tmp_path: Path) -> None:
+    rows = [{"question": f"Capital number {i}?", "answers": [f"City {i}"], f"extra_{i}": i} for i in range(300)]
+    ds = load_dataset(write_jsonl(tmp_path / "many.jsonl", rows))
+    assert [dict(e.raw) for e in ds.examples] == rows
+
+
 def test_csv_line_numbers_count_physical_lines_of_multiline_cells(tmp_path: Path) -> None:
     p = write_csv(tmp_path / "ml.csv", ["question", "answer"], [["line one\nline two?", "a"], ["", "b"]])
     msg = error_text(p)
@@ -157,6 +189,12 @@ def test_parquet(tmp_path: Path) -> None:
     assert ds.format == "parquet"
     assert [e.line for e in ds.examples] == [1, 2]
     assert ds.examples[1].answers == ("1756",)
+    assert ds.examples[0].raw == {
+        "question": "Which country is Painblanc located in?",
+        "answers": ["France"],
+        "relation": "P17",
+        "year": 1.0,
+    }
     # A float column used as the answer: 1.0 -> "1", NaN -> missing.
     ds2 = load_dataset(p, mapping={"answer": "year"}, skip_invalid=True)
     assert ds2.shape == "custom"
@@ -440,8 +478,13 @@ def test_multi_answer_rule_on_alias_lists() -> None:
         ["United States", "United States of America", "USA"],
         ["U.S.A.", "United States of America"],
         ["John F. Kennedy", "JFK"],
+        ["John F. Kennedy", "John Kennedy"],  # an initial dropped
+        ["J. R. R. Tolkien", "Tolkien"],  # initials dropped
+        ["Dr. John Smith", "John Smith"],  # a title dropped
+        ["Saint Kenelm", "Kenelm"],
+        ["Alien (film)", "Alien"],  # a qualifier dropped
+        ["Springfield, Illinois", "Springfield"],
         ["The Beatles", "Beatles"],
-        ["Landau", "Juliet Landau"],
         ["Paris"],
         ["Oslo", "oslo", " OSLO. "],
     ]
@@ -460,24 +503,68 @@ def test_multi_answer_rule_on_alias_lists() -> None:
     ]
 
 
+def test_one_answer_is_never_several_joined_through_a_shared_word() -> None:
+    """Issue 20, item 6: the old rule joined answers when one held the other's words, and joined
+    aliases of aliases, so different answers merged transitively. Aliases join only when one is the
+    other with a title, initials or a qualifier dropped, never through a third answer."""
+    from core.datasets.multi import answer_groups, is_multi_answer
+
+    assert is_multi_answer(["Virginia", "West Virginia"])  # two states
+    # two people sharing a surname are not joined through the surname alone
+    assert answer_groups(["Landau", "Juliet Landau", "Susan Landau Finch"]) == [
+        ["Landau"],
+        ["Juliet Landau"],
+        ["Susan Landau Finch"],
+    ]
+    # seven works sharing one word stay seven answers
+    works = [
+        "Godfather",
+        *(f"The Godfather Part {n}" for n in ("II", "III")),
+        "Godfather of Harlem",
+        "Godfather Jr.",
+        "Fairy Godfather",
+        "Godfather Buried Alive",
+    ]
+    assert len(answer_groups(works)) == 7
+    # two places with the same name and different qualifiers are two answers
+    assert len(answer_groups(["Springfield, Illinois", "Springfield, Massachusetts"])) == 2
+
+
+# The rule's known misses: string rules cannot tell them apart (documented in ``is_multi_answer``).
+KNOWN_MISSES = [
+    (["Paris", "Paris, Texas"], True),  # two places; the comma qualifier joins them
+    (["J. Smith", "John Smith"], False),  # one person; an expanded initial is not seen
+    (["United States", "USA"], False),  # one country; "USA" is the initials of the long form only
+    (["Lloyd Wright", "Frank Lloyd Wright Jr."], False),  # one son, "Jr." is a qualifier the rule does not know
+]
+
+
+@pytest.mark.parametrize(("answers", "multi"), KNOWN_MISSES)
+@pytest.mark.xfail(strict=True, reason="a known miss of the string rule (see core.datasets.multi.is_multi_answer)")
+def test_known_misses_of_the_multi_answer_rule(answers: list[str], multi: bool) -> None:
+    from core.datasets.multi import is_multi_answer
+
+    assert is_multi_answer(answers) == multi
+
+
 @pytest.mark.skipif(not P40.exists(), reason="needs ../shared/data/entityquestions")
 def test_multi_answer_on_real_entityquestions_child_rows() -> None:
     """P40 (child) lists distinct children in one row: 1718 of its 8000 rows (21.5%) list more than
     one answer. 19 rows repeat a question; 17 of them with other answers, merged, which gives 2
-    more questions with two answers. The rule calls all but two of those multi-answer (the known
-    misses: 'Lloyd Wright' and 'John Lloyd Wright', and 'Louis Lully' and 'Jean-Louis Lully', two
-    pairs of sons the whole-word rule takes for one name; a hyphen reads as a space, as graders read it)."""
+    more questions with two answers. The rule calls all of those multi-answer: 'Lloyd Wright' and
+    'John Lloyd Wright', and 'Louis Lully' and 'Jean-Louis Lully', two pairs of sons the old
+    whole-word rule took for one name, are two answers each (issue 20, item 6)."""
     ds = load_dataset(P40)
     listed = [ex for ex in ds.examples if len(ex.answers) > 1]
     multi = [ex for ex in ds.examples if ex.multi_answer]
     assert len(ds.examples) == 7981 and len(ds.duplicates) == 19 and len(ds.merged_duplicates) == 17
     assert len(listed) == 1720
-    assert len(multi) == 1718
+    assert len(multi) == 1720
     by_q = {ex.question: ex for ex in ds.examples}
     assert by_q["Who is Martin Landau's child?"].multi_answer
-    assert not by_q["Who is Frank Lloyd Wright's child?"].multi_answer
+    assert by_q["Who is Frank Lloyd Wright's child?"].multi_answer
     assert all(not ex.multi_answer for ex in ds.examples if len(ex.answers) == 1)
-    assert ds.multi_answer_count() == 1718
+    assert ds.multi_answer_count() == 1720
     assert "15 questions appear more than once with different answers, merged" in ds.summary_line()
 
 
@@ -744,4 +831,6 @@ def test_100k_rows_load_quickly(tmp_path: Path) -> None:
     ds = load_dataset(p)
     elapsed = time.perf_counter() - t0
     assert len(ds.examples) == 100_000 and len(ds.groups()) == 12
-    assert elapsed < 10, f"100k rows took {elapsed:.1f}s"
+    # A guard against a quadratic loop (minutes), not a timing: 3 s quiet, 12 s on a busy 2-core
+    # machine; the speed itself is measured side by side by bench/load_bench.py.
+    assert elapsed < 60, f"100k rows took {elapsed:.1f}s"

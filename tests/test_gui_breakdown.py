@@ -15,7 +15,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
 from core.datasets import Example  # noqa: E402
-from core.probe import CATEGORIES, ProbeSettings, run_probe  # noqa: E402
+from core.probe import CATEGORIES, ProbeRequest, ProbeSettings, run_probe  # noqa: E402
 from core.scoring import is_correct  # noqa: E402
 from core.store import Project  # noqa: E402
 from core.summary import breakdown  # noqa: E402
@@ -48,10 +48,7 @@ def probed_project(path, examples, knowledge, settings=None) -> int:
         dataset_id = p.add_dataset(FakeDataset(examples))
         out = run_probe(
             p,
-            dataset_id=dataset_id,
-            pool_dataset_id=None,
-            model_spec="scripted",
-            settings=settings,
+            ProbeRequest(dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted", settings=settings),
             backend=ScriptedBackend(knowledge),
         )
     return out.run_id
@@ -214,10 +211,12 @@ def test_reload_and_a_new_run_refresh_the_page(qtbot, ctx, tmp_path):
         ds = p.add_dataset(FakeDataset(examples, path="more.jsonl"))
         second = run_probe(
             p,
-            dataset_id=ds,
-            pool_dataset_id=None,
-            model_spec="scripted",
-            settings=ProbeSettings(n_sets=2, samples_per_set=2, preset="smoke"),
+            ProbeRequest(
+                dataset_id=ds,
+                pool_dataset_id=None,
+                model_spec="scripted",
+                settings=ProbeSettings(n_sets=2, samples_per_set=2, preset="smoke"),
+            ),
             backend=ScriptedBackend(knowledge),
         ).run_id
     assert second != first

@@ -37,8 +37,8 @@ def table_rows(table) -> list[list[str]]:
 
 
 def test_a_stored_check_shows_each_splits_sentence_chart_and_broken_questions(qtbot, window, tmp_path):
-    from gui.charts import TransitionBars
     from gui.qt import QtWidgets
+    from gui.transition_chart import TransitionBars
 
     project, (run_id,), _w = checked_project(tmp_path / "p.knowmix")
     report = load_check(project, train_run_id=run_id)
@@ -54,6 +54,8 @@ def test_a_stored_check_shows_each_splits_sentence_chart_and_broken_questions(qt
         split = report.splits[box.objectName().removeprefix("split_")]
         head = box.findChild(QtWidgets.QLabel, "newErrorsHeadline")
         assert head.text() == split.new_errors_text()
+        # the probe's count, by its own measure, next to the answer's
+        assert box.findChild(QtWidgets.QLabel, "probeNewErrorsHeadline").text() == split.probe_new_errors_text()
         assert head.font().pointSizeF() > page.font().pointSizeF()  # big
         assert split.em_text().split(" before")[0][1:] in box.findChild(QtWidgets.QLabel, "splitDetail").text()
         chart = box.findChild(TransitionBars)
@@ -86,8 +88,11 @@ def test_two_checked_runs_are_compared_side_by_side(qtbot, window, tmp_path):
     rows = {table.verticalHeaderItem(i).text(): r for i, r in enumerate(table_rows(table))}
     assert rows["Mix"] == ["recommended", "natural"]
     assert rows["Stopping rule"][0].startswith("early stop") and rows["Stopping rule"][1].startswith("convergence")
-    assert rows["New errors (right before, wrong after)"] == [
-        f"{len(t.new_errors)} of {t.n_known_before} ({100 * len(t.new_errors) / t.n_known_before:.1f}%)" for t in tests
+    assert rows["New errors by the answer (right before, wrong after)"] == [
+        f"{len(t.new_errors)} of {t.n_right_before} ({100 * len(t.new_errors) / t.n_right_before:.1f}%)" for t in tests
+    ]
+    assert rows["New errors by the probe (known before -> not known after)"] == [
+        f"{len(t.probe_new_errors)} of {t.n_known_before}" for t in tests
     ]
     assert rows["Exact match before"] == [f"{100 * t.em_before:.1f}%" for t in tests]
     # choosing the other run shows its own check

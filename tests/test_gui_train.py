@@ -17,6 +17,7 @@ pytest.importorskip("torch")
 pytest.importorskip("peft")
 
 from core.store import Project  # noqa: E402
+from core.train.events import Step  # noqa: E402
 from core.train.runs import eval_history, get_run, list_runs, metric_series  # noqa: E402
 from tests.scripted import FakeDataset  # noqa: E402
 
@@ -143,10 +144,24 @@ def test_a_short_run_shows_live_curves_the_stopping_point_and_the_adapter(qtbot,
     show = page.status_label.setText
     page.status_label.setText = lambda text: (lines.append(text), show(text))
 
+    during: list[tuple[str, str, str]] = []  # the banner, the runs box and the runs list at each step
+    on_event = page.on_event
+
+    def follow(event):
+        on_event(event)
+        if isinstance(event, Step):
+            during.append((page.message.text(), page.checkpoint_label.text(), page.runs_combo.currentText()))
+
+    page.on_event = follow
     qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
     assert page.training and not page.start_button.isEnabled() and page.cancel_button.isEnabled()
     assert not page.epochs.isEnabled()  # the settings of a running run cannot change
+    assert "Starting the training process" in page.message.text()
     wait_idle(qtbot, page)
+    # once training has started, no banner says it is starting and no box says there is no run
+    assert during and not any("Starting the training process" in m for m, _c, _r in during), during
+    assert all(f"Run {ctx.train_run_id} — training" in c for _m, c, _r in during), during
+    assert all(r.startswith(f"Run {ctx.train_run_id} — running") for _m, _c, r in during), during
 
     assert page.message.kind == "ok", page.message.text()
     run_id = ctx.train_run_id

@@ -64,7 +64,7 @@ def test_probe_plan_train_report_run_with_the_network_blocked(tmp_path, tiny_fol
     from core.datasets import load_dataset, take_balanced
     from core.paths import sample_dataset, sample_pool
     from core.plan import PlanSettings, build_plan, save_plan
-    from core.probe import preset, run_probe
+    from core.probe import ProbeRequest, preset, run_probe
     from core.report import write_report
     from core.store import Project
     from core.train import TrainSettings
@@ -81,12 +81,14 @@ def test_probe_plan_train_report_run_with_the_network_blocked(tmp_path, tiny_fol
         pool_id = project.add_dataset(pool, role="pool")
         probe = run_probe(
             project,
-            dataset_id=dataset_id,
-            pool_dataset_id=pool_id,
-            model_spec="default",
-            settings=preset("smoke"),
-            backend_name="llama.cpp",
-            backend_options={"n_threads": 1},
+            ProbeRequest(
+                dataset_id=dataset_id,
+                pool_dataset_id=pool_id,
+                model_spec="default",
+                settings=preset("smoke"),
+                backend_name="llama.cpp",
+                backend_options={"n_threads": 1},
+            ),
         )
         assert probe.status == "finished" and probe.n_done == 6
         plan_id = save_plan(project, build_plan(project, probe.run_id, PlanSettings(mix="natural", dev_fraction=0.5)))

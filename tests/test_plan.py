@@ -24,7 +24,7 @@ from core.plan import (
     load_plan,
     save_plan,
 )
-from core.probe import CATEGORIES, ProbeSettings, run_probe
+from core.probe import CATEGORIES, ProbeRequest, ProbeSettings, run_probe
 from core.store import Project
 from tests.scripted import FakeDataset, ScriptedBackend
 
@@ -288,6 +288,23 @@ def test_partial_keep_preserves_each_groups_share_not_file_order(tmp_path):
     project.close()
 
 
+def test_the_same_data_in_another_file_order_gives_the_same_plan(tmp_path):
+    """``core/plan/sampling.py`` promises a plan that does not depend on the file's order (issue 20,
+    item 7): the same questions shuffled, with the same seed, go to the same test, dev and training
+    splits and the same mix."""
+    spec = {("HighlyKnown", "G0"): 40, ("MaybeKnown", "G1"): 60, ("WeaklyKnown", "G0"): 300, ("Unknown", "G1"): 200}
+    plans = []
+    for order in (0, 1):
+        folder = tmp_path / f"order{order}"
+        folder.mkdir()
+        project, _, examples = seeded_project(folder, spec, seed=order)
+        plans.append(build_plan(project, settings=PlanSettings(weakly_known_cap=50)))
+        project.close()
+    splits = [{e.example_id: (e.split, e.reason) for e in plan.examples} for plan in plans]
+    assert Counter(s for s, _r in splits[0].values())["test"] > 0
+    assert splits[0] == splits[1]
+
+
 def test_explain_gives_counts_shares_reasons_and_the_papers_numbers(tmp_path):
     project, _, _ = seeded_project(tmp_path, BALANCED)
     plan = build_plan(project)
@@ -439,10 +456,12 @@ def test_export_writes_the_inputs_own_shape_with_planned_targets(tmp_path, shape
     dataset_id = project.add_dataset(ds)
     run_probe(
         project,
-        dataset_id=dataset_id,
-        pool_dataset_id=None,
-        model_spec="scripted",
-        settings=ProbeSettings(n_sets=3, samples_per_set=2, chunk_size=32),
+        ProbeRequest(
+            dataset_id=dataset_id,
+            pool_dataset_id=None,
+            model_spec="scripted",
+            settings=ProbeSettings(n_sets=3, samples_per_set=2, chunk_size=32),
+        ),
         backend=ScriptedBackend(knowledge),
     )
     plan = build_plan(project, settings=PlanSettings(mix="idk", dev_fraction=0.2))
@@ -594,10 +613,12 @@ def probed_project(tmp_path, ds, name="p.knowmix"):
     dataset_id = project.add_dataset(ds)
     run_probe(
         project,
-        dataset_id=dataset_id,
-        pool_dataset_id=None,
-        model_spec="scripted",
-        settings=ProbeSettings(n_sets=2, samples_per_set=1, shots=2, chunk_size=32),
+        ProbeRequest(
+            dataset_id=dataset_id,
+            pool_dataset_id=None,
+            model_spec="scripted",
+            settings=ProbeSettings(n_sets=2, samples_per_set=1, shots=2, chunk_size=32),
+        ),
         backend=ScriptedBackend(knowledge),
     )
     return project, dataset_id

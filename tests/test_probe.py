@@ -16,6 +16,8 @@ from core.jobs import CancelToken
 from core.probe import (
     CATEGORIES,
     HOLDOUT_SIZE,
+    ProbeJob,
+    ProbeRequest,
     ProbeSettings,
     _prepare,
     answer_token_limit,
@@ -344,10 +346,7 @@ def test_run_probe_saves_results_and_resumes_without_redoing_work(tmp_path):
 
     first = run_probe(
         project,
-        dataset_id=dataset_id,
-        pool_dataset_id=None,
-        model_spec="scripted",
-        settings=settings,
+        ProbeRequest(dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted", settings=settings),
         backend=ScriptedBackend(knowledge),
         progress=progress,
         cancel=token,
@@ -359,7 +358,9 @@ def test_run_probe_saves_results_and_resumes_without_redoing_work(tmp_path):
 
     backend = ScriptedBackend(knowledge)
     second = run_probe(
-        project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted", settings=settings, backend=backend
+        project,
+        ProbeRequest(dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted", settings=settings),
+        backend=backend,
     )
     assert second.run_id == first.run_id and second.status == "finished" and second.resumed_from == 14
     asked = {req.prompt.rsplit("Q: ", 1)[1].rsplit("\nA:", 1)[0] for req in backend.calls}
@@ -374,10 +375,7 @@ def test_run_probe_saves_results_and_resumes_without_redoing_work(tmp_path):
 
     third = run_probe(
         project,
-        dataset_id=dataset_id,
-        pool_dataset_id=None,
-        model_spec="scripted",
-        settings=settings,
+        ProbeRequest(dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted", settings=settings),
         backend=ScriptedBackend(knowledge),
     )
     assert third.status == "already finished" and third.run_id == first.run_id
@@ -394,18 +392,12 @@ def test_other_settings_or_model_make_a_new_run(tmp_path):
     project, dataset_id = _project_with(tmp_path, examples)
     a = run_probe(
         project,
-        dataset_id=dataset_id,
-        pool_dataset_id=None,
-        model_spec="s",
-        settings=preset("smoke"),
+        ProbeRequest(dataset_id=dataset_id, pool_dataset_id=None, model_spec="s", settings=preset("smoke")),
         backend=ScriptedBackend(knowledge),
     )
     b = run_probe(
         project,
-        dataset_id=dataset_id,
-        pool_dataset_id=None,
-        model_spec="s",
-        settings=preset("smoke", seed=3),
+        ProbeRequest(dataset_id=dataset_id, pool_dataset_id=None, model_spec="s", settings=preset("smoke", seed=3)),
         backend=ScriptedBackend(knowledge),
     )
     assert a.run_id != b.run_id and len(project.probe_runs()) == 2
@@ -416,7 +408,9 @@ def test_progress_reports_rate_and_eta(tmp_path):
     examples, knowledge = make_examples(12)
     events = []
     sets, _ = draw_exemplar_sets(examples, {e.group for e in examples}, ProbeSettings())
-    probe_examples(ScriptedBackend(knowledge), examples, examples, ProbeSettings(chunk_size=4), sets, progress=events.append)
+    probe_examples(
+        ScriptedBackend(knowledge), examples, examples, ProbeSettings(chunk_size=4), sets, ProbeJob(progress=events.append)
+    )
     assert events[0].done == 0 and events[-1].done == events[-1].total == 12
     done = [e.done for e in events]
     assert done == sorted(done)
@@ -429,10 +423,7 @@ def test_a_dataset_without_groups_prints_one_row(tmp_path):
     project, dataset_id = _project_with(tmp_path, examples)
     run_probe(
         project,
-        dataset_id=dataset_id,
-        pool_dataset_id=None,
-        model_spec="s",
-        settings=preset("smoke"),
+        ProbeRequest(dataset_id=dataset_id, pool_dataset_id=None, model_spec="s", settings=preset("smoke")),
         backend=ScriptedBackend(knowledge),
     )
     table = breakdown(project).to_table()
@@ -494,10 +485,10 @@ def test_another_model_can_judge_and_it_is_part_of_the_runs_identity(tmp_path):
     knowledge = {q: (gold, 0.0, 0.0) for q, (gold, _g, _s) in knowledge.items()}  # the probed model is always wrong
     project, dataset_id = _project_with(tmp_path, examples)
     probed, judge = _NeverJudges(knowledge), _ParaphraseJudge()
-    base = dict(project=project, dataset_id=dataset_id, pool_dataset_id=None, model_spec="s", backend=probed)
+    base = dict(dataset_id=dataset_id, pool_dataset_id=None, model_spec="s")
     settings = preset("smoke", match="judge", judge_model=str(tmp_path / "judge.gguf"))
     assert settings.preset == "smoke" and "judge is another model: judge.gguf" in settings.describe()
-    judged = run_probe(**base, settings=settings, judge_backend=judge)
+    judged = run_probe(project, ProbeRequest(**base, settings=settings), backend=probed, judge_backend=judge)
     cats = {r["category"] for r in project.probe_results(judged.run_id)}
     assert cats == {"HighlyKnown"}  # every answer the rules could not decide was judged right by the other model
     assert judge.calls and all(JUDGE_ASKS in r.prompt for r in judge.calls)
@@ -509,7 +500,7 @@ def test_another_model_can_judge_and_it_is_part_of_the_runs_identity(tmp_path):
     asked = [_graded(r.prompt)[1] for r in judge.calls if _graded(r.prompt)[1].startswith("wrong")]
     assert len(asked) == len(set(asked))
     # the probed model as its own judge (it never says yes) is another run, with other categories
-    own = run_probe(**base, settings=preset("smoke", match="judge"))
+    own = run_probe(project, ProbeRequest(**base, settings=preset("smoke", match="judge")), backend=probed)
     assert own.run_id != judged.run_id
     assert any(JUDGE_ASKS in r.prompt for r in probed.calls)
     assert {r["category"] for r in project.probe_results(own.run_id)} == {"Unknown"}
@@ -526,12 +517,9 @@ def test_a_judge_that_says_yes_to_everything_is_refused_with_its_false_yes_rate(
     settings = preset("smoke", match="judge", judge_model=str(tmp_path / "judge.gguf"))
     with pytest.raises(SettingsError, match=r"yes to 12 of 12 wrong answers \(false-yes 100%\)"):
         run_probe(
-            project=project,
-            dataset_id=dataset_id,
-            pool_dataset_id=None,
-            model_spec="s",
+            project,
+            ProbeRequest(dataset_id=dataset_id, pool_dataset_id=None, model_spec="s", settings=settings),
             backend=ScriptedBackend(knowledge),
-            settings=settings,
             judge_backend=_YesJudge(),
             on_status=statuses.append,
         )
@@ -609,7 +597,7 @@ def test_large_groups_draw_exemplars_from_a_small_held_out_pool_and_say_it_is_pr
     assert same == sets  # seeded
     not_held, no_notes = draw_exemplar_sets(examples, {"G0", "G1"}, settings)
     assert not no_notes  # a pool file: its whole group is the pool
-    rows = probe_examples(ScriptedBackend(knowledge), examples, examples, settings, sets, hold_out=True)
+    rows = probe_examples(ScriptedBackend(knowledge), examples, examples, settings, sets, ProbeJob(hold_out=True))
     pool_ids = {i for s in sets["G0"] for i in s} | {i for s in sets["G1"] for i in s}
     assert len(rows) == 450 and pool_ids <= {r["example_id"] for r in rows}
     for r in rows:
@@ -645,10 +633,12 @@ def test_no_exemplar_gives_a_spouse_questions_answer_away(tmp_path):
     knowledge = {ex.question: (ex.answers[0], 0.5, 0.2) for ex in ds.examples}
     outcome = run_probe(
         project,
-        dataset_id=dataset_id,
-        pool_dataset_id=None,
-        model_spec="scripted",
-        settings=ProbeSettings(n_sets=10, samples_per_set=1),
+        ProbeRequest(
+            dataset_id=dataset_id,
+            pool_dataset_id=None,
+            model_spec="scripted",
+            settings=ProbeSettings(n_sets=10, samples_per_set=1),
+        ),
         backend=ScriptedBackend(knowledge),
     )
     assert outcome.status == "finished"
@@ -683,10 +673,12 @@ def test_every_weakly_known_and_unknown_example_has_its_p_sampled_in_the_results
     project, dataset_id = _project_with(tmp_path, examples)
     out = run_probe(
         project,
-        dataset_id=dataset_id,
-        pool_dataset_id=None,
-        model_spec="scripted",
-        settings=ProbeSettings(n_sets=4, samples_per_set=8, preset="quick"),
+        ProbeRequest(
+            dataset_id=dataset_id,
+            pool_dataset_id=None,
+            model_spec="scripted",
+            settings=ProbeSettings(n_sets=4, samples_per_set=8, preset="quick"),
+        ),
         backend=ScriptedBackend(knowledge),
     )
     rows = result_rows(project, out.run_id)
@@ -714,10 +706,12 @@ def test_the_report_names_too_few_distinct_sets_and_the_replaced_exemplars(tmp_p
     knowledge = {ex.question: (ex.answers[0], 0.0, 0.2) for ex in ds.examples}
     out = run_probe(
         project,
-        dataset_id=dataset_id,
-        pool_dataset_id=None,
-        model_spec="scripted",
-        settings=ProbeSettings(n_sets=10, samples_per_set=2),
+        ProbeRequest(
+            dataset_id=dataset_id,
+            pool_dataset_id=None,
+            model_spec="scripted",
+            settings=ProbeSettings(n_sets=10, samples_per_set=2),
+        ),
         backend=ScriptedBackend(knowledge),
     )
     html = write_report(tmp_path / "p.knowmix", tmp_path / "r.html").read_text(encoding="utf-8")

@@ -31,7 +31,7 @@ import sqlite_utils
 from core.errors import ProjectError
 from core.paths import sample_dataset
 from core.plan import PlanSettings, build_plan, save_plan
-from core.probe import ProbeSettings, run_probe
+from core.probe import ProbeRequest, ProbeSettings, run_probe
 from core.store import Project, pid_alive
 from tests.scripted import FakeDataset, ScriptedBackend
 from tests.test_cli import (
@@ -62,15 +62,8 @@ def scripted_project(path: Path, examples) -> tuple[Project, int]:
 
 
 def probe(project: Project, dataset_id: int, examples, **kw):
-    return run_probe(
-        project,
-        dataset_id=dataset_id,
-        pool_dataset_id=None,
-        model_spec="scripted",
-        settings=SETTINGS,
-        backend=ScriptedBackend(knowledge_of(examples)),
-        **kw,
-    )
+    request = ProbeRequest(dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted", settings=SETTINGS)
+    return run_probe(project, request, backend=ScriptedBackend(knowledge_of(examples)), **kw)
 
 
 def claims(path: Path) -> dict[str, dict]:
@@ -165,10 +158,12 @@ def test_the_claim_is_released_when_a_probe_finishes_or_fails(tmp_path: Path, ex
         with pytest.raises(RuntimeError):
             run_probe(
                 project,
-                dataset_id=dataset_id,
-                pool_dataset_id=None,
-                model_spec="scripted",
-                settings=ProbeSettings(n_sets=1, samples_per_set=0),
+                ProbeRequest(
+                    dataset_id=dataset_id,
+                    pool_dataset_id=None,
+                    model_spec="scripted",
+                    settings=ProbeSettings(n_sets=1, samples_per_set=0),
+                ),
                 backend=Broken(knowledge_of(examples)),
             )
         assert claims(path) == {}
@@ -195,10 +190,7 @@ def test_two_project_objects_probing_at_once_in_two_threads(tmp_path: Path, exam
                 outcomes.append(
                     run_probe(
                         project,
-                        dataset_id=dataset_id,
-                        pool_dataset_id=None,
-                        model_spec="scripted",
-                        settings=SETTINGS,
+                        ProbeRequest(dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted", settings=SETTINGS),
                         backend=Slow(knowledge_of(examples)),
                     )
                 )

@@ -22,7 +22,7 @@ from core.cli import main
 from core.datasets import Example
 from core.errors import ProjectError
 from core.plan import PlanSettings, build_plan, save_plan
-from core.probe import CATEGORIES, ProbeSettings, run_probe
+from core.probe import CATEGORIES, ProbeRequest, ProbeSettings, run_probe
 from core.report import CATEGORY_COLORS, build_report, default_report_path, write_report
 from core.store import Project
 from core.train.data import items_from_plan
@@ -259,10 +259,9 @@ def test_full_report_of_a_scripted_probe_plan_and_training_run(tmp_path: Path) -
         dataset_id = project.add_dataset(FakeDataset(examples, path=str(tmp_path / "facts.jsonl")))
         out = run_probe(
             project,
-            dataset_id=dataset_id,
-            pool_dataset_id=None,
-            model_spec="scripted",
-            settings=ProbeSettings(chunk_size=8),
+            ProbeRequest(
+                dataset_id=dataset_id, pool_dataset_id=None, model_spec="scripted", settings=ProbeSettings(chunk_size=8)
+            ),
             backend=ScriptedBackend(knowledge),
         )
         assert out.status == "finished"
@@ -720,8 +719,10 @@ def test_a_check_shows_each_split_its_transitions_and_the_questions_it_broke(tmp
         assert sum(counts) == split.n
     assert "#9e9e9e" in part and "not known at T=0" in part  # greedy-only: the grey "not known" after
     assert "side by side" not in part  # one checked run: nothing to compare
-    assert f"Of the {sum(sum(dev.transitions.get(c, {}).values()) for c in ('HighlyKnown', 'MaybeKnown'))} questions" in part
-    assert f"Known before training, {known_lost(dev)} " in part
+    # the probe's count next to the answer's, each by its own measure, matching the transitions
+    for split in report.splits.values():
+        assert split.probe_new_errors_text() in part.replace("&#39;", "'")
+        assert len(split.probe_new_errors) == known_lost(split)
 
 
 def test_several_checked_runs_are_compared_side_by_side(tmp_path: Path) -> None:
@@ -741,8 +742,11 @@ def test_several_checked_runs_are_compared_side_by_side(tmp_path: Path) -> None:
     assert rows["Stopping rule"][0].startswith("early stop") and rows["Stopping rule"][1].startswith("convergence")
     assert rows["Adapter checked"] == ["best dev step 10", "final step 20"]
     tests = [c.splits["test"] for c in checks]
-    assert rows["New errors (right before, wrong after)"] == [
-        f"{len(t.new_errors)} of {t.n_known_before} ({100 * len(t.new_errors) / t.n_known_before:.1f}%)" for t in tests
+    assert rows["New errors by the answer (right before, wrong after)"] == [
+        f"{len(t.new_errors)} of {t.n_right_before} ({100 * len(t.new_errors) / t.n_right_before:.1f}%)" for t in tests
+    ]
+    assert rows["New errors by the probe (known before -> not known after)"] == [
+        f"{len(t.probe_new_errors)} of {t.n_known_before}" for t in tests
     ]
     assert rows["Exact match after"] == [f"{100 * t.em_after:.1f}%" for t in tests]
     # the report of the first run shows that run's check in detail, and still the comparison

@@ -30,7 +30,7 @@ from core.datasets import load_dataset, take_balanced
 from core.errors import ModelError
 from core.models import resolve_model
 from core.paths import sample_dataset, sample_pool
-from core.probe import preset, run_probe
+from core.probe import ProbeRequest, preset, run_probe
 from core.store import Project
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,16 +93,10 @@ def probe_with(tmp_path, backend, name="p.knowmix", n=6, **kw):
     ds, pool = questions(n)
     project = Project(tmp_path / name)
     dataset_id, pool_id = project.add_dataset(ds, role="train"), project.add_dataset(pool, role="pool")
-    outcome = run_probe(
-        project,
-        dataset_id=dataset_id,
-        pool_dataset_id=pool_id,
-        model_spec="x",
-        settings=preset("smoke", **SETTINGS),
-        backend=backend,
-        isolate=False,
-        **kw,
+    request = ProbeRequest(
+        dataset_id=dataset_id, pool_dataset_id=pool_id, model_spec="x", settings=preset("smoke", **SETTINGS), isolate=False
     )
+    outcome = run_probe(project, request, backend=backend, **kw)
     return project, outcome
 
 

@@ -74,10 +74,29 @@ def stale_words(check_row: dict, run: Optional[dict]) -> str:
     else:
         same = then_step == now["step"]
     if same:
-        return ""
+        return old_measures_words(check_row)
     was = f"step {then_step}" if then_step is not None else "an earlier step"
     is_now = f"step {now['step']}" if now["step"] is not None else "another one"
     return (
         f"stale: this check asked an older adapter of training run {check_row['train_run_id']} ({was}); the run's "
         f"adapter is now {is_now}. Redo it: knowmix check --run {check_row['train_run_id']}"
+    )
+
+
+def old_measures_words(check_row: dict) -> str:
+    """'' for a check that counts new errors by one measure at a time; else why it is stale (it
+    counted a question known by the probe before and answered wrongly alone after as lost, the two
+    measures mixed), with the command that redoes it."""
+    from .types import MEASURES
+
+    try:
+        data = json.loads(check_row.get("settings") or "{}")
+    except ValueError:
+        data = {}
+    if isinstance(data, dict) and data.get("measures") == MEASURES:
+        return ""
+    return (
+        "stale: this check counted new errors the old way (known by the probe before, wrong by one answer after, "
+        "so a question answered wrongly both times could count as lost). Redo it to count by the answer and by the "
+        f"probe separately: knowmix check --run {check_row['train_run_id']}"
     )

@@ -54,6 +54,7 @@ def _load(cp: Any, settings: Optional[CheckSettings], isolate: bool, n_threads: 
 
     from ..backends import load_backend
     from ..models import model_fingerprint
+    from ..probe import load_options
 
     run = cp.train_run
     ref = _base_ref(run)
@@ -61,23 +62,20 @@ def _load(cp: Any, settings: Optional[CheckSettings], isolate: bool, n_threads: 
     name = "llama.cpp" if use_llama else "torch"
     if use_llama and ref.kind != "gguf":
         raise SettingsError(f"{ref.path} is not a GGUF file, so llama.cpp cannot check it; use --backend torch.")
-    options: dict[str, Any] = {}
-    if use_llama and n_threads:
-        options["n_threads"] = n_threads
+    fingerprint = model_fingerprint(ref) if use_llama else ""
     if settings is None:
         on_status(
             f"Loading the base model {run.get('model_name') or ref.display_name} ({name}) for the answers before training ..."
         )
-        if use_llama:
-            options["fingerprint"] = model_fingerprint(ref)
-        return load_backend(ref, name, isolate=isolate, **options)
+        return load_backend(ref, name, isolate=isolate, **load_options(name, fingerprint, n_threads=n_threads))
     on_status(f"Loading {run.get('model_name') or ref.display_name} with the adapter of training run {run['id']} ({name}) ...")
     if use_llama:
         lora = gguf_lora_for(run)
-        digest = hashlib.sha256(f"{model_fingerprint(ref)}|{lora.stat().st_size}|{os.path.getmtime(lora)}".encode()).hexdigest()
-        options.update(lora_path=str(lora), fingerprint=digest)
+        # the prompt cache is keyed by the fingerprint: the base model with this adapter file is another model
+        digest = hashlib.sha256(f"{fingerprint}|{lora.stat().st_size}|{os.path.getmtime(lora)}".encode()).hexdigest()
+        options = load_options(name, digest, n_threads=n_threads, extra={"lora_path": str(lora)})
     else:
-        options["adapter"] = str(run["adapter_dir"])
+        options = load_options(name, extra={"adapter": str(run["adapter_dir"])})
     return load_backend(ref, name, isolate=isolate, **options)
 
 
@@ -87,8 +85,11 @@ def _load_judge(cp: Any, isolate: bool, n_threads: Optional[int], on_status) -> 
     if not judge_model:
         return _load(cp, None, isolate, n_threads, on_status)
     from ..backends import backend_for, load_backend
-    from ..models import resolve_model
+    from ..models import model_fingerprint, resolve_model
+    from ..probe import load_options
 
     ref = resolve_model(judge_model)
     on_status(f"Loading the judge model {ref.display_name} ...")
-    return load_backend(ref, backend_for(ref, "auto"), isolate=isolate)
+    name = backend_for(ref, "auto")
+    fingerprint = model_fingerprint(ref) if name == "llama.cpp" else ""
+    return load_backend(ref, name, isolate=isolate, **load_options(name, fingerprint, n_threads=n_threads))

@@ -18,8 +18,8 @@ from ..datasets import Example
 from ..errors import Cancelled, ModelCrashed, ProjectError
 from ..formats import duration_words
 from ..jobs import CancelToken, ProgressCallback, RateMeter, no_progress
-from ..probe import ProbeSettings, categorize, draw_exemplar_sets, probe_examples
-from ..scoring import normalize_answer, scorer_for
+from ..probe import ProbeJob, ProbeSettings, categorize, draw_exemplar_sets, probe_examples, qa_prompt, zero_shot_messages
+from ..scoring import normalize_answer
 from ..store import checks as _store
 from .adapter_id import current_adapter, stale_words
 from .models import _backend_words, _load, _load_judge
@@ -137,7 +137,7 @@ def _cost_words(questions: dict[str, list[Example]], generations: int, seconds: 
 def matcher_for(example: Example, settings: ProbeSettings) -> Callable[[str], bool]:
     """Right or wrong by the first probe's grading rules (``core.scoring``; in judge mode the rules
     alone grade the zero-shot answer, as they do the answers the judge is not asked about)."""
-    return scorer_for(example, settings.match).right
+    return settings.scorer(example).right
 
 
 def abstains(answer: str) -> bool:
@@ -150,14 +150,12 @@ def abstains(answer: str) -> bool:
 
 def zero_shot_answers(backend: Backend, examples: Sequence[Example], prompt_format: str, max_tokens: int) -> list[str]:
     """One greedy answer per question, asked alone in the run's training format."""
-    from ..train.data import qa_prompt
-
     if prompt_format == "chat":
         from ..backends.chat_sandbox import SandboxedTemplate
 
         # The model's own template, rendered in a child process with a time and size limit.
         with SandboxedTemplate.of(backend.info) as template:
-            prompts = template.render_many([[{"role": "user", "content": ex.question}] for ex in examples])
+            prompts = template.render_many([zero_shot_messages(ex.question) for ex in examples])
         reqs = [GenRequest(prompt, max_tokens=max_tokens, chat=True) for prompt in prompts]
     else:
         reqs = [GenRequest(qa_prompt(ex.question), max_tokens=max_tokens) for ex in examples]
@@ -414,20 +412,11 @@ class _Asking:
             part = [self.by_id[k] for k in keys if k[0] == split]
             if split == "ood":
                 ood = self.cp.questions["ood"]
-                got = probe_examples(
-                    backend, part, ood, self.probe_settings, self.ood_sets, cancel=cancel, hold_out=True, judge=self.judge
-                )
+                job = ProbeJob(cancel=cancel, hold_out=True, judge=self.judge)
+                got = probe_examples(backend, part, ood, self.probe_settings, self.ood_sets, job)
             else:
-                got = probe_examples(
-                    backend,
-                    part,
-                    self.pool,
-                    self.probe_settings,
-                    self.sets,
-                    cancel=cancel,
-                    hold_out=self.hold_out,
-                    judge=self.judge,
-                )
+                job = ProbeJob(cancel=cancel, hold_out=self.hold_out, judge=self.judge)
+                got = probe_examples(backend, part, self.pool, self.probe_settings, self.sets, job)
             results.update({(split, r["example_id"]): r for r in got})
         return results
 
@@ -489,9 +478,11 @@ def summarize(project: Any, check_id: int, cp: CheckPlan, settings: CheckSetting
 
 
 def split_check(split: str, rows: Sequence[dict], examples: dict[tuple[str, str], Example], idk: bool) -> SplitCheck:
+    """One split's counts. New errors compare like with like: the answer before with the answer
+    after, the probe before with the probe after (``types`` says why)."""
     transitions: dict[str, dict[str, int]] = {}
     by_cat: dict[str, dict[str, Any]] = {}
-    new_errors, fixed = [], []
+    new_errors, fixed, probe_lost = [], [], []
     right_b = right_a = known_b = 0
     answered = answered_right = abstained = 0
     for r in rows:
@@ -513,13 +504,16 @@ def split_check(split: str, rows: Sequence[dict], examples: dict[tuple[str, str]
             "question": ex.question,
             "answers": list(ex.answers),
             "category_before": before,
+            "category_after": after,
             "answer_before": r["answer_before"],
             "answer_after": r["answer_after"],
         }
-        if knew and not ra:
+        if rb and not ra:
             new_errors.append(item)
-        elif ra and not knew:
+        elif ra and not rb:
             fixed.append(item)
+        if knew and after not in KNOWN:
+            probe_lost.append(item)
         if idk:
             if abstains(r["answer_after"] or ""):
                 abstained += 1
@@ -543,6 +537,8 @@ def split_check(split: str, rows: Sequence[dict], examples: dict[tuple[str, str]
         idk=idk,
         abstained=abstained / n if idk and n else None,
         answered_accuracy=answered_right / answered if idk and answered else None,
+        n_right_before=right_b,
+        probe_new_errors=probe_lost,
     )
 
 

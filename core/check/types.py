@@ -11,12 +11,19 @@ adapter) in two ways:
   answers only by default (so after training P(T=0) = 0 reads "not known at T=0": WeaklyKnown or
   Unknown) and with samples as well with ``full``. The transition matrix counts before -> after.
 
-**New errors** are questions the model *knew* before training (HighlyKnown or MaybeKnown: the
-probe's few-shot greedy answer was right in at least one exemplar set) whose answer after training
-is wrong: what the paper warns fine-tuning on unknown facts costs. **Fixed** are questions it did
-not know before whose answer after training is right. Knowledge before is the probe's, not the
-base model's answer to the bare question: a base model often knows a fact yet answers a bare
-"Q: ... A:" prompt in another format, which is no knowledge lost.
+**New errors** are questions answered right before training and wrongly after it, **by the same
+measure** (what the paper warns fine-tuning on unknown facts costs). There are two measures, each
+with its own count, never mixed:
+
+* by **the answer**: right before (the base model) and wrong after (the adapter), the question
+  alone in the training format; **fixed** is the reverse;
+* by **the probe**: HighlyKnown or MaybeKnown before (a right greedy answer in at least one
+  exemplar set) and no right greedy answer in any exemplar set after (not known at T=0,
+  WeaklyKnown or Unknown), the same exemplar sets both times.
+
+Mixing them (the probe before, one zero-shot answer after) counted a MaybeKnown question the base
+model already answered wrongly alone as "lost" although nothing changed. A check stored before the
+two were split (``n_right_before`` is None) is shown as stale, with the command that redoes it.
 """
 
 from __future__ import annotations
@@ -43,6 +50,9 @@ NOT_KNOWN_WORDS = "not known at T=0 (WeaklyKnown or Unknown; samples tell them a
 AFTER_CATEGORIES = (*CATEGORIES, NOT_KNOWN)
 KNOWN = ("HighlyKnown", "MaybeKnown")  # what "the model knew" means before training
 TRAIN_PER_CATEGORY = 200  # the fixed sample of training questions re-asked, per category
+# 2: new errors by one measure at a time (the answer; the probe). In the check's identity, so a check
+# that counted the old way (probe before, answer after) is not resumed nor passed off as current.
+MEASURES = 2
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,7 @@ class CheckSettings:
         grading rules' version too, so a check graded by other rules is not resumed."""
         from ..scoring import SCORER_VERSION
 
-        return json.dumps({**asdict(self), "scorer": SCORER_VERSION}, sort_keys=True)
+        return json.dumps({**asdict(self), "scorer": SCORER_VERSION, "measures": MEASURES}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: Optional[str]) -> "CheckSettings":
@@ -88,38 +98,75 @@ class SplitCheck:
     em_before: Optional[float]
     em_after: Optional[float]
     em_by_category: dict[str, dict[str, Any]]  # {category before: {"n", "before", "after"}}
-    n_known_before: int  # HighlyKnown or MaybeKnown before training
-    new_errors: list[dict]  # {example_id, question, answers, category_before, answer_before, answer_after}
-    fixed: list[dict]
+    n_known_before: int  # HighlyKnown or MaybeKnown before training (the probe)
+    new_errors: list[
+        dict
+    ]  # right before, wrong after, by the answer: {example_id, question, answers, category_before, answer_before, answer_after}
+    fixed: list[dict]  # wrong before, right after, by the answer
     idk: bool = False  # the run trained the "I don't know" mix
     abstained: Optional[float] = None  # share answered "I don't know" after training (idk mix)
     answered_accuracy: Optional[float] = None  # right among the answered ones after training (idk mix)
+    n_right_before: Optional[int] = None  # answered right before training, by the answer; None: stored the old way
+    probe_new_errors: list[dict] = field(default_factory=list)  # known before, not known after, by the probe
+
+    @property
+    def old_measures(self) -> bool:
+        """Stored before the two measures were split: its new errors mix them (see the module)."""
+        return self.n_right_before is None
 
     @property
     def noun(self) -> str:
         return SPLIT_NOUN.get(self.split, self.split)
 
     def new_errors_text(self) -> str:
-        """'3 of 40 test questions the model knew are now answered wrongly.' in plain words."""
-        k, of = len(self.new_errors), self.n_known_before
+        """By the answer: '2 of 12 test questions answered right before training are answered wrongly
+        now.' in plain words."""
+        k = len(self.new_errors)
+        if self.old_measures:  # the old count: known by the probe before, wrong by the answer after
+            of = self.n_known_before
+            if not of:
+                return f"The model knew none of the {self.n} {self.noun} questions before training."
+            return f"{k} of {of} {self.noun} questions the model knew are now answered wrongly (counted the old way)."
+        of = self.n_right_before or 0
+        how = "the question alone, in the training format"
         if not of:
             return (
-                f"The model knew none of the {self.n} {self.noun} questions before training (none was HighlyKnown "
-                "or MaybeKnown), so none can be lost."
+                f"By the answer ({how}): the model answered none of the {self.n} {self.noun} questions right before "
+                "training, so none can be lost."
             )
         if not k:
-            return f"None of the {of} {self.noun} questions the model knew is answered wrongly now."
+            return f"By the answer ({how}): none of the {of} {self.noun} questions answered right before training is wrong now."
         return (
-            f"{k} of {of} {self.noun} questions the model knew {'is' if k == 1 else 'are'} now answered wrongly "
-            f"({percent(k / of)}; HighlyKnown or MaybeKnown before training)."
+            f"By the answer ({how}): {k} of {of} {self.noun} questions answered right before training "
+            f"{'is' if k == 1 else 'are'} answered wrongly now ({percent(k / of)})."
+        )
+
+    def probe_new_errors_text(self) -> str:
+        """By the probe: known before (HighlyKnown or MaybeKnown), not known at T=0 after, with the
+        same exemplar sets ('' for a check stored the old way)."""
+        if self.old_measures:
+            return ""
+        k, of = len(self.probe_new_errors), self.n_known_before
+        how = "few-shot, the first probe's exemplar sets"
+        if not of:
+            return (
+                f"By the probe ({how}): the model knew none of the {self.n} {self.noun} questions before training "
+                "(none HighlyKnown or MaybeKnown), so none can be lost."
+            )
+        if not k:
+            return f"By the probe ({how}): all {of} {self.noun} questions known before training are still known."
+        return (
+            f"By the probe ({how}): {k} of {of} {self.noun} questions known before training (HighlyKnown or "
+            f"MaybeKnown) {'is' if k == 1 else 'are'} not known now (no right greedy answer in any set; {percent(k / of)})."
         )
 
     def fixed_text(self) -> str:
         k = len(self.fixed)
-        unknown = self.n - self.n_known_before
-        if not unknown:
-            return f"It knew every {self.noun} question before training."
-        return f"{k} of {unknown} {self.noun} questions it did not know before are now answered right."
+        right = self.n_known_before if self.old_measures else (self.n_right_before or 0)
+        wrong = self.n - right
+        if not wrong:
+            return f"It answered every {self.noun} question right before training."
+        return f"{k} of {wrong} {self.noun} questions answered wrongly before training are now answered right."
 
     def em_text(self) -> str:
         if self.em_before is None or self.em_after is None:
@@ -162,7 +209,8 @@ class CheckReport:
         if test is None:
             return f"{what}: no questions to check."
         em = test.em_text()
-        return f"{what}: {test.new_errors_text()} {test.noun.capitalize()} {em}." if em else f"{what}: {test.new_errors_text()}"
+        errors = " ".join(t for t in (test.new_errors_text(), test.probe_new_errors_text()) if t)
+        return f"{what}: {errors} {test.noun.capitalize()} {em}." if em else f"{what}: {errors}"
 
     def to_dict(self) -> dict:
         return {
@@ -215,7 +263,7 @@ class CheckReport:
             if s is None:
                 continue
             lines += ["", f"{SPLIT_WORDS.get(name, name).capitalize()}: {s.n}"]
-            for text in (s.em_text(), s.new_errors_text(), s.fixed_text(), s.idk_text()):
+            for text in (s.em_text(), s.new_errors_text(), s.probe_new_errors_text(), s.fixed_text(), s.idk_text()):
                 if text:
                     lines.append(f"  {text[0].upper()}{text[1:]}")
             lines.append(transition_table(s))
@@ -225,6 +273,13 @@ class CheckReport:
                 )
             if len(s.new_errors) > 10:
                 lines.append(f"  ... and {len(s.new_errors) - 10} more (--json lists them all)")
+            for e in s.probe_new_errors[:10]:
+                lines.append(
+                    f"  not known now (probe): {e['question']}  gold {e['answers'][0]!r}: "
+                    f"{e['category_before']} -> {e['category_after']}"
+                )
+            if len(s.probe_new_errors) > 10:
+                lines.append(f"  ... and {len(s.probe_new_errors) - 10} more (--json lists them all)")
         return "\n".join(lines)
 
 

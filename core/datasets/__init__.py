@@ -62,10 +62,12 @@ from __future__ import annotations
 from .keys import extract_key
 from .loading import content_fingerprint, load_dataset, take_balanced
 from .preview import read_preview
+from .records import json_default
 from .shapes import ASSISTANT_ROLES, parse_mapping
 from .types import FORMATS, ROLES, SHAPES, Dataset, Example, PathLike, Preview, Problem
 
 __all__ = [
+    "json_default",
     "Example",
     "Problem",
     "Dataset",

@@ -17,13 +17,14 @@ from dataclasses import replace
 from hashlib import blake2b
 from itertools import chain
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Iterable, Iterator, Mapping, Optional
 
 from ..errors import DatasetError
 from ..scoring.text import normalize_answer
 from .files import check_path, read_head, resolve_format
 from .keys import classify
 from .readers import _SAMPLE_ROWS, Item, columns_of
+from .records import json_default
 from .rows import Extractor, RowProblem
 from .shapes import resolve_shape, validate_mapping
 from .stream import open_source
@@ -160,7 +161,7 @@ def _sample(items: Iterator[Item]) -> list[Item]:
     records = 0
     for item in items:
         sample.append(item)
-        if isinstance(item[1], dict):
+        if not isinstance(item[1], Problem):
             records += 1
             if records >= _SAMPLE_ROWS:
                 break
@@ -176,7 +177,7 @@ def _in_file_order(examples: list[Example], unprobed: list[Example]) -> list[Exa
 
 def _require_a_record(items: list[Item], p: Path, unit: str) -> None:
     """Fail when no row parsed at all: the first problem says more than "no columns found"."""
-    if any(isinstance(rec, dict) for _, rec in items):
+    if any(not isinstance(rec, Problem) for _, rec in items):
         return
     bad = [rec for _, rec in items if isinstance(rec, Problem)]
     more = len(bad) - 1
@@ -268,9 +269,9 @@ class _Rows:
             if limit is not None:
                 per_group[group] = per_group.get(group, 0) + 1
 
-    def _add_unprobed(self, line: int, rec: dict, row: Any, reason: str) -> None:
+    def _add_unprobed(self, line: int, rec: Mapping[str, Any], row: Any, reason: str) -> None:
         """Keep a row the probe cannot check; only an exact repeat of an earlier one is a duplicate."""
-        record = json.dumps(rec, ensure_ascii=False, sort_keys=True, default=str)
+        record = json.dumps(rec, ensure_ascii=False, sort_keys=True, default=json_default)
         first = self.by_record.get(record)
         if first is not None:
             self.duplicates.append((line, self.rows[first].line))

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Mapping
 from typing import Any, Iterable, Optional, Union
 
 from ..errors import DatasetError
 from .files import decode_lines, normalise_encoding
+from .records import Record
 from .shapes import detect_shape
 from .types import Problem, type_name
 
-Item = tuple[int, Union[dict, Problem]]
+# A record is a dict, or a CSV row's compact stand-in for one (core.datasets.records).
+Item = tuple[int, Union[dict, Record, Problem]]
 NESTED_TOO_DEEPLY = "invalid JSON: the value is nested too deeply (hundreds of levels of [ or {); KnowMix reads flat records"
 
 _SAMPLE_ROWS = 100  # records whose keys decide the shape; later rows may lack optional keys
@@ -294,7 +297,7 @@ def columns_of(items: Iterable[Item], limit: Optional[int] = _SAMPLE_ROWS) -> li
     columns: dict[str, None] = {}
     seen = 0
     for _, rec in items:
-        if isinstance(rec, dict):
+        if isinstance(rec, Mapping):
             for k in rec:
                 columns.setdefault(str(k), None)
             seen += 1

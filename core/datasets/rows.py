@@ -13,7 +13,7 @@ import math
 from datetime import date, datetime
 from datetime import time as dtime
 from decimal import Decimal
-from typing import Any, NamedTuple, Optional
+from typing import Any, Mapping, NamedTuple, Optional
 
 from .shapes import ASSISTANT_ROLES, SYSTEM_ROLES, USER_ROLES
 from .types import type_name
@@ -265,7 +265,7 @@ class Extractor:
         self.split_cells = fmt in ("csv", "tsv") and shape in ("question-answer", "custom")
         self.split_keys = fmt in ("csv", "tsv")
 
-    def __call__(self, rec: dict) -> Row:
+    def __call__(self, rec: Mapping[str, Any]) -> Row:
         """Raises ``RowProblem`` for the first unusable cell; the group defaults to ``"all"``.
 
         A missing or empty answer is not a problem: the row is kept, not probed (``no-answer``).

@@ -28,7 +28,7 @@ import hashlib
 import json
 from itertools import chain
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator, Optional
+from typing import IO, Any, Callable, Iterator, Optional, Sequence
 
 from ..errors import DatasetError
 from .files import read_bytes
@@ -43,6 +43,7 @@ from .readers import (
     import_parquet,
     parse_records,
 )
+from .records import Record, record_type
 from .types import Problem
 
 MAX_COLUMNS = 10_000
@@ -53,6 +54,7 @@ _PARQUET_BATCH = 4096
 _UTF8_BOM = b"\xef\xbb\xbf"
 _CHUNK = 1024 * 1024
 _SHARED_VALUES = 10_000
+_MAX_RECORD_TYPES = 256  # distinct key sets of a JSON Lines file kept as compact records
 
 
 def too_long(size: int) -> str:
@@ -190,6 +192,9 @@ def _jsonl_items(lines: Iterator[tuple[int, str, Optional[str]]], name: str) -> 
     """One record a line, as ``readers._read_jsonl`` reads them; a file of blank lines is empty."""
     seen = False
     keys: dict[str, str] = {}  # one string per column name, not one per row (a third of a row's memory)
+    # A row is kept as a compact Record of its key set's class (56 bytes for three keys, not a
+    # 184-byte dict); a file with more key sets than _MAX_RECORD_TYPES keeps the rest as dicts.
+    makers: dict[tuple[str, ...], Callable[[Sequence[Any]], Record]] = {}
     shared = _Shared()
     for lineno, text, problem in lines:
         if problem is not None:
@@ -205,7 +210,14 @@ def _jsonl_items(lines: Iterator[tuple[int, str, Optional[str]]], name: str) -> 
         elif not isinstance(value, dict):
             yield lineno, Problem(lineno, None, _not_object_message(value))
         else:
-            yield lineno, {keys.setdefault(k, k): _compact(v, shared) for k, v in value.items()}
+            cols = tuple(value)
+            make = makers.get(cols)
+            if make is None and len(makers) < _MAX_RECORD_TYPES:
+                make = makers[cols] = record_type(cols)
+            if make is not None:
+                yield lineno, make([_compact(v, shared) for v in value.values()])
+            else:
+                yield lineno, {keys.setdefault(k, k): _compact(v, shared) for k, v in value.items()}
     if not seen:
         raise DatasetError(f"{name} is empty. Choose a file with rows.")
 
@@ -310,6 +322,8 @@ def _delimited_source(p: Path, fmt: str, fh: IO[bytes], sha: Any, lines: Iterato
     _check_header(header, name, start)
 
     shared = _Shared()
+    make = record_type(header)
+    width = len(header)
 
     def items() -> Iterator[Item]:
         n = 0
@@ -323,13 +337,8 @@ def _delimited_source(p: Path, fmt: str, fh: IO[bytes], sha: Any, lines: Iterato
                 if problem is not None:
                     yield start, problem
                     continue
-                yield (
-                    start,
-                    {
-                        col: ((shared[c] if len(c := row[i]) <= 32 else c) if i < len(row) else None)
-                        for i, col in enumerate(header)
-                    },
-                )
+                cells = [shared[c] if len(c) <= 32 else c for c in row[:width]]
+                yield start, make(cells + [None] * (width - len(cells)))
         finally:
             fh.close()
         if not n:
@@ -368,13 +377,23 @@ def open_parquet(p: Path) -> Source:
         raise DatasetError(f"{name} has no rows (columns: {', '.join(columns[:20]) or 'none'}).")
     sha = _file_sha256(p)
 
+    # Rows as compact records of the file's columns (a dict a row doubled a full load's memory);
+    # a file whose columns repeat a name keeps pyarrow's dicts, which keep the last of them.
+    make = record_type(columns) if len(set(columns)) == len(columns) else None
+    shared = _Shared()
+
     def items() -> Iterator[Item]:
         index = 0
         try:
             for batch in pf.iter_batches(batch_size=_PARQUET_BATCH):
-                for row in batch.to_pylist():
+                if make is None:
+                    for row in batch.to_pylist():
+                        index += 1
+                        yield index, row
+                    continue
+                for values in zip(*(column.to_pylist() for column in batch.columns)):
                     index += 1
-                    yield index, row
+                    yield index, make([_compact(v, shared) for v in values])
         except DatasetError:
             raise
         except Exception as exc:

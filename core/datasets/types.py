@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -55,7 +55,7 @@ class Example:
     answers: tuple[str, ...]
     group: str
     line: int
-    raw: dict = field(compare=False, hash=False, repr=False)
+    raw: Mapping[str, Any] = field(compare=False, hash=False, repr=False)
     # The short spans a correct answer must contain (the answer key and its aliases); for an
     # entity-shaped answer they are the answers themselves. Empty means "same as answers".
     keys: tuple[str, ...] = ()

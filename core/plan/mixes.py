@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Iterable
 
 from ..categories import CATEGORIES
 from ..formats import percent
-from .sampling import apportion, round_half_up, sample
+from .sampling import apportion, example_id, round_half_up, sample
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .settings import PlanSettings
@@ -101,7 +101,7 @@ def _apply_rule(settings: "PlanSettings", cat: str, by_group: dict[str, list["Pl
     keep, kept_reason, drop_reason = rule
     group_quota = apportion({g: len(v) for g, v in by_group.items()}, keep, settings.seed)
     for group, members in by_group.items():
-        chosen = {id(e) for e in sample(members, group_quota[group], settings.seed, f"keep|{cat}|{group}")}
+        chosen = {id(e) for e in sample(members, group_quota[group], settings.seed, f"keep|{cat}|{group}", example_id)}
         for e in members:
             if id(e) in chosen:
                 e.split, e.reason = "train", kept_reason

@@ -2,16 +2,15 @@
 
 A plan must not depend on the order of the user's file: the same data in another order, with the
 same seed, gives the same plan. So shares are apportioned by size with ties broken by a seeded
-hash (never by position), and samples are drawn with a generator seeded by the seed and a key
-naming what is sampled.
+hash (never by position), and a sample takes the items whose seeded hash of the sample's key and
+the item's own identity (its example id) ranks lowest: the same items whatever order they come in.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import random
-from typing import Any, Hashable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Hashable, Mapping, Sequence, TypeVar
 
 T = TypeVar("T")
 
@@ -54,8 +53,18 @@ def round_half_up(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
-def sample(items: Sequence[T], k: int, seed: int, key: str) -> list[T]:
-    """A seeded random choice of ``k`` of ``items`` (deterministic for a seed and key)."""
+def sample(items: Sequence[T], k: int, seed: int, key: str, ident: Callable[[T], Hashable]) -> list[T]:
+    """A seeded random choice of ``k`` of ``items``, the same for a seed and key whatever the items'
+    order: each item is ranked by a seeded hash of ``key`` and ``ident(item)`` (unique per item, e.g.
+    the example id), and the ``k`` lowest are taken, in the order given."""
     if k >= len(items):
         return list(items)
-    return random.Random(f"{seed}|{key}").sample(list(items), k)
+    if k <= 0:
+        return []
+    chosen = set(sorted(range(len(items)), key=lambda i: tiebreak(seed, f"{key}|{ident(items[i])!r}"))[:k])
+    return [x for i, x in enumerate(items) if i in chosen]
+
+
+def example_id(item: Any) -> str:
+    """A plan example's identity for ``sample`` (its example id, which the file's order does not change)."""
+    return str(item.example_id)

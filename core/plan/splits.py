@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 from ..categories import CATEGORIES
 from ..errors import SettingsError
-from .sampling import apportion, sample, tiebreak
+from .sampling import apportion, example_id, sample, tiebreak
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .settings import PlanSettings
@@ -68,7 +68,7 @@ def hold_out(
     (with ``reason`` formatted with ``cat`` and ``group``), in place; returns how many."""
     n = 0
     for (cat, group), members in _strata(items).items():
-        for e in sample(members, quotas.get((cat, group), 0), seed, f"{split}|{cat}|{group}"):
+        for e in sample(members, quotas.get((cat, group), 0), seed, f"{split}|{cat}|{group}", example_id):
             e.split = split
             e.reason = reason.format(cat=cat, group=group)
             n += 1

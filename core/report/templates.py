@@ -225,6 +225,7 @@ CHECK = """{% from "macros.html" import svg, legend, missing, note %}
 {% for s in c.splits %}
 <h3>{{ s.title }}: {{ s.n }}</h3>
 <p class="headline"><strong>{{ s.words.headline }}</strong></p>
+{% if s.words.probe %}<p class="headline"><strong>{{ s.words.probe }}</strong></p>{% endif %}
 {% if s.words.em %}<p>{{ s.words.em }}</p>{% endif %}
 <p>{{ s.words.fixed }}{% if s.words.lost %} {{ s.words.lost }}{% endif %}</p>
 {% if s.words.idk %}<p>{{ s.words.idk }}</p>{% endif %}
@@ -237,7 +238,7 @@ CHECK = """{% from "macros.html" import svg, legend, missing, note %}
 {% endfor %}
 </table>
 {% if s.errors %}
-<p>The {{ s.n_errors }} new error{{ "s" if s.n_errors != 1 else "" }}: questions the model knew before training (HighlyKnown or MaybeKnown) and answers wrongly after it{% if s.more %} (the first {{ s.errors|length }}; {{ s.more }} more: knowmix check --json lists them all){% endif %}.</p>
+<p>The {{ s.n_errors }} new error{{ "s" if s.n_errors != 1 else "" }} by the answer: questions answered right before training and wrongly after it (the question alone, in the training format){% if s.more %} (the first {{ s.errors|length }}; {{ s.more }} more: knowmix check --json lists them all){% endif %}.</p>
 <table class="errors"><tr><th>question</th><th>right answer</th><th>answer before</th><th>answer after</th><th>category before</th></tr>
 {% for e in s.errors %}
 <tr><td>{{ e.question }}</td><td>{{ e.gold }}</td><td>{{ e.before }}</td><td>{{ e.after }}</td><td>{{ e.category }}</td></tr>

@@ -78,6 +78,14 @@ def _month(t: "Token", allow_lower: bool) -> Optional[int]:
     return m
 
 
+def _year_at(toks: Sequence["Token"], k: int) -> Optional[int]:
+    """The year at position ``k`` after a month or a day: three digits at least, so "April 15, 12"
+    reads as no year rather than the year 12."""
+    if k < len(toks) and len(toks[k].raw) >= 3:
+        return _year(toks[k])
+    return None
+
+
 def dates(toks: Sequence["Token"], numeric_raw: str = "") -> list[Date]:
     """The dates stated in ``toks``: "15 April 1912", "April 15, 1912", "April 1912", "1912-04-15",
     "15/04/1912" (day first or month first: both readings are returned), and lone four-digit years."""
@@ -105,15 +113,17 @@ def dates(toks: Sequence["Token"], numeric_raw: str = "") -> list[Date]:
             # April 15, 1912 / April 15 / April 1912
             if i + 1 < n and _day(toks[i + 1]) is not None and len(toks[i + 1].raw) <= 4:
                 d = _day(toks[i + 1])
-                if i + 2 < n and _year(toks[i + 2]) is not None and len(toks[i + 2].raw) >= 3:
-                    out.append(Date(_year(toks[i + 2]), m, d, i, i + 3))
+                year = _year_at(toks, i + 2)
+                if year is not None:
+                    out.append(Date(year, m, d, i, i + 3))
                     i += 3
                     continue
                 out.append(Date(None, m, d, i, i + 2))
                 i += 2
                 continue
-            if i + 1 < n and _year(toks[i + 1]) is not None and len(toks[i + 1].raw) >= 3:
-                out.append(Date(_year(toks[i + 1]), m, None, i, i + 2))
+            year = _year_at(toks, i + 1)
+            if year is not None:
+                out.append(Date(year, m, None, i, i + 2))
                 i += 2
                 continue
             out.append(Date(None, m, None, i, i + 1))
@@ -126,8 +136,9 @@ def dates(toks: Sequence["Token"], numeric_raw: str = "") -> list[Date]:
                 k += 1
             m2 = _month(toks[k], allow_lower=True)
             if m2 is not None:
-                if k + 1 < n and _year(toks[k + 1]) is not None and len(toks[k + 1].raw) >= 3:
-                    out.append(Date(_year(toks[k + 1]), m2, _day(t), i, k + 2))
+                year = _year_at(toks, k + 1)
+                if year is not None:
+                    out.append(Date(year, m2, _day(t), i, k + 2))
                     i = k + 2
                     continue
                 out.append(Date(None, m2, _day(t), i, k + 1))

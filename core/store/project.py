@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator, Optional
 
 import sqlite_utils
 
+from ..datasets import json_default
 from ..errors import ProjectError
 from .opening import damaged_error, is_damage, journal_mode_for, refuse_foreign
 from .schema import MIGRATIONS, PROJECT_SUFFIX, SCHEMA_VERSION
@@ -332,7 +333,7 @@ class Project:
                         "question": ex.question,
                         "answers": json.dumps(list(ex.answers), ensure_ascii=False),
                         "group_name": ex.group,
-                        "raw": json.dumps(ex.raw, ensure_ascii=False, default=str),
+                        "raw": json.dumps(ex.raw, ensure_ascii=False, default=json_default),
                         "keys": json.dumps(list(ex.keys), ensure_ascii=False),
                         "key_source": ex.key_source,
                         "system": ex.system,

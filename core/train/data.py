@@ -13,6 +13,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from ..categories import ordered_categories
 from ..errors import SettingsError
+from ..probe import qa_prompt, zero_shot_messages
 from ..scoring import Scorer, normalize_answer, scorer_for
 
 
@@ -157,11 +158,6 @@ def fit_sample(train: Sequence[TrainItem], per_category: int, seed: int) -> dict
 # ------------------------------------------------------------------------ prompts and tokens
 
 
-def qa_prompt(question: str) -> str:
-    """The probe's zero-shot prompt; the trained text is this plus " {target}\\n"."""
-    return f"Q: {question}\nA:"
-
-
 class PromptFormat:
     """Builds prompts and (prompt, answer) token ids for one tokenizer and one format."""
 
@@ -175,18 +171,14 @@ class PromptFormat:
 
     def prompt(self, question: str) -> str:
         if self.kind == "chat":
-            return self.tok.apply_chat_template(
-                [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
-            )
+            return self.tok.apply_chat_template(zero_shot_messages(question), tokenize=False, add_generation_prompt=True)
         return qa_prompt(question)
 
     def answer_text(self, question: str, target: str) -> str:
         """What follows the prompt in the training text."""
         if self.kind == "chat":
             prompt = self.prompt(question)
-            full = self.tok.apply_chat_template(
-                [{"role": "user", "content": question}, {"role": "assistant", "content": target}], tokenize=False
-            )
+            full = self.tok.apply_chat_template(zero_shot_messages(question, target), tokenize=False)
             if full.startswith(prompt):
                 rest = full[len(prompt) :]
                 return rest if "\n" in rest or not rest else rest + "\n"

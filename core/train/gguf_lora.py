@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import ModelError, ProjectError, SettingsError
+from ..probe import qa_prompt
 
 # GGUF architecture name -> whether convert_hf_to_gguf permutes q_proj/k_proj rows for it (LlamaModel.permute).
 # Only these are exported: another architecture may need its own tensor handling, so it is refused.
@@ -384,8 +385,7 @@ def modelfile_text(base_gguf: Path, lora: Optional[Path], prompt_format: str, no
     if prompt_format == "qa":
         lines += [
             "# Trained on prompts 'Q: <question>' newline 'A:', so Ollama asks the same way.",
-            'TEMPLATE """Q: {{ .Prompt }}',
-            'A:"""',
+            f'TEMPLATE """{qa_prompt("{{ .Prompt }}")}"""',
             'PARAMETER stop "Q:"',
             "PARAMETER temperature 0",
         ]

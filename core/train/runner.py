@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, NoReturn, Optional, Sequence
 
 from .. import errors as _errors
+from ..cpu_load import worker_threads
 from ..errors import KnowMixError, ProjectError, SettingsError
 from ..formats import percent
 from ..jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
@@ -479,7 +480,7 @@ class _Follower:
     def _handle(self, event: TrainEvent) -> None:
         """Progress for the caller's bar; keep the final ``Done`` or ``WorkerError``; pass every event on."""
         if isinstance(event, Start):
-            self.meter = RateMeter(int(event.total_steps), already_done=int(event.start_step), unit="steps")
+            self.meter = RateMeter(event.total_steps, event.start_step, "steps", worker_threads(event.device, event.threads))
             self.progress(
                 self.meter.update(
                     int(event.start_step), "Training started" if not event.resumed else f"Resumed at step {event.start_step}"
@@ -491,7 +492,7 @@ class _Follower:
             if int(event.step) == self.meter.start_done == self.meter.done:
                 # the evaluation before the first step (step 0) is a one-off: the rate, and so the
                 # ETA, start after it, or a long step-0 evaluation reads as hours of training left
-                self.meter = RateMeter(self.meter.total, already_done=self.meter.start_done, unit="steps")
+                self.meter = self.meter.restart()
             fit = ", ".join(f"{c} {percent(v, 0)}" for c, v in (event.fit or {}).items())
             self.progress(
                 self.meter.update(

@@ -166,8 +166,9 @@ class ProgressRow(QtWidgets.QWidget):
         self.bar.setFormat(f"{p.done} / {p.total} {p.unit}")
         rate = f"{p.rate:.2f} {p.unit}/s" if p.rate else "measuring speed"
         eta = f"about {fmt_seconds(p.eta_s)} left" if p.eta_s is not None else "time left: measuring"
+        busy = f" ({p.busy})" if p.busy else ""  # other programs are using the CPU: the time left may change
         msg = f" — {p.message}" if p.message else ""
-        self.detail.setText(f"{rate}, {eta}{msg}")
+        self.detail.setText(f"{rate}, {eta}{busy}{msg}")
 
     def set_busy(self, text: str) -> None:
         self.bar.setMaximum(0)  # an indeterminate bar while there is nothing to count yet

@@ -4,8 +4,8 @@ For the chosen training run (the latest by default) the page shows what a check 
 ("Check this run") through the app's job runner: the base model and then the model with the run's
 adapter answer the plan's held-out test questions, the dev questions and a sample of the training
 questions, in child processes. The result is stored in the project, so reopening it shows the check
-without running it again. Per split (test first) the page says, big, how many questions the model
-knew are now answered wrongly, gives exact match before and after, draws the before -> after
+without running it again. Per split (test first) the page says, big, how many questions answered
+right before are answered wrongly now, by the answer and by the probe (each its own count), gives exact match before and after, draws the before -> after
 category transitions and lists the questions it broke. When several runs have a check, "Compare
 runs" puts them side by side (the paper's comparison: the recommended mix with early stopping against
 the natural mix trained to convergence, on the user's own data).
@@ -33,8 +33,8 @@ from core.report.checks import (
     transition_rows,
 )
 
-from ..charts import TransitionBars, after_legend
 from ..qt import Qt, QtWidgets
+from ..transition_chart import TransitionBars, after_legend
 from .base import BLOCKED, DONE, READY, InlineMessage, Page, ProgressRow, scrolled
 
 ERROR_COLUMNS = ("Question", "Right answer", "Answer before training", "Answer after training", "Category before")
@@ -83,8 +83,9 @@ class CheckPage(Page):
                 "Check what training did",
                 "The base model and the trained model answer the same questions: the held-out test questions "
                 "(never trained on), the dev questions and a sample of the training questions. A new error is a "
-                "question the model knew before training (HighlyKnown or MaybeKnown) and answers wrongly after it: the cost of teaching a "
-                "model facts it did not know (Gekhman et al. 2024).",
+                "question answered right before training and wrongly after it, by the same measure: by the answer (the question "
+                "alone, in the training format) or by the probe (HighlyKnown or MaybeKnown before, not known after). It is the "
+                "cost of teaching a model facts it did not know (Gekhman et al. 2024).",
             )
         )
         row = QtWidgets.QHBoxLayout()
@@ -350,6 +351,13 @@ class CheckPage(Page):
         head.setFont(f)
         head.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(head)
+        if words["probe"]:  # the probe's count, by its own measure (none for a check stored the old way)
+            probe = QtWidgets.QLabel(words["probe"])
+            probe.setObjectName("probeNewErrorsHeadline")
+            probe.setWordWrap(True)
+            probe.setFont(f)
+            probe.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            lay.addWidget(probe)
         lines = [words["em"], " ".join(t for t in (words["fixed"], words["lost"]) if t), words["idk"]]
         detail = QtWidgets.QLabel("\n".join(t for t in lines if t))
         detail.setObjectName("splitDetail")
@@ -366,7 +374,7 @@ class CheckPage(Page):
             more = len(split.new_errors) - len(rows)
             title = QtWidgets.QLabel(
                 f"The {len(split.new_errors)} question{'s' if len(split.new_errors) != 1 else ''} answered right before "
-                "training and wrongly after it"
+                "training and wrongly after it, by the answer (the question alone, in the training format)"
                 + (f" (the first {len(rows)}; {more} more: knowmix check --json)" if more > 0 else "")
                 + ":"
             )

@@ -97,16 +97,12 @@ def load_model(spec: str, backend: str, device: str, n_threads: Optional[int] = 
             server_model=server.get("model") or None,
             api_key_env=server.get("api_key_env") or None,
         )
+    from core.probe import load_options
+
     ref = resolve_model(spec)
     name = backend_for(ref, backend)
-    options: dict = {}
-    if name == "llama.cpp":
-        options["fingerprint"] = model_fingerprint(ref)
-        if n_threads:
-            options["n_threads"] = n_threads
-    else:
-        options["device"] = device
-    return load_backend(ref, name, isolate=True, **options)
+    fingerprint = model_fingerprint(ref) if name == "llama.cpp" else ""
+    return load_backend(ref, name, isolate=True, **load_options(name, fingerprint, n_threads=n_threads, device=device))
 
 
 def app_wording(exc: BaseException, resume: str = "") -> BaseException:

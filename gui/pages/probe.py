@@ -9,8 +9,8 @@ from typing import Any, Optional
 
 from core.jobs import Progress
 
-from ..qt import QtWidgets
-from .base import BLOCKED, DONE, READY, InlineMessage, Page, ProgressRow, fmt_seconds
+from ..qt import Qt, QtWidgets
+from .base import BLOCKED, DONE, READY, InlineMessage, Page, ProgressRow, fmt_seconds, scrolled
 
 # Seconds per question at the paper's budget with the built-in model on one CPU thread of this kind of
 # laptop (measured: 2.2 s/question over 400 questions with the lazy schedule). Only a first guess: once
@@ -80,7 +80,11 @@ class ProbePage(Page):
         self.job = None
         self._n_questions = 0
         self._rate: Optional[tuple[tuple, Optional[float]]] = None  # (project, model), measured rate
-        lay = QtWidgets.QVBoxLayout(self)
+        outer = QtWidgets.QVBoxLayout(self)  # the page scrolls as a whole in a short window
+        outer.setContentsMargins(0, 0, 0, 0)
+        body = QtWidgets.QWidget()
+        outer.addWidget(scrolled(body))
+        lay = QtWidgets.QVBoxLayout(body)
         lay.addWidget(
             self.heading(
                 "Probe",
@@ -122,6 +126,9 @@ class ProbePage(Page):
 
         self.match_combo = QtWidgets.QComboBox()
         self.match_combo.setObjectName("matchCombo")
+        # its longest choice is a sentence: the combo may be narrower than it (the list shows it whole)
+        self.match_combo.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.match_combo.setMinimumContentsLength(30)
         for mode, label in MATCH_LABEL.items():
             self.match_combo.addItem(f"{mode}: {label}", mode)
         self.match_combo.setToolTip(
@@ -167,8 +174,13 @@ class ProbePage(Page):
         lay.addWidget(self.live_counts)
         self.live_chart = CategoryBars()
         self.live_chart.setObjectName("liveChart")
-        self.live_chart.setMinimumHeight(150)
-        lay.addWidget(self.live_chart, 1)
+        # The chart asks for a row's height per group: with many groups it scrolls in its own area
+        # instead of making the page (and the window) taller than the screen.
+        self.live_scroll = scrolled(self.live_chart)
+        self.live_scroll.setObjectName("liveChartScroll")
+        self.live_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.live_scroll.setMinimumHeight(150)
+        lay.addWidget(self.live_scroll, 1)
         self._set_settings(self._preset("paper"))
 
     # -- settings ---------------------------------------------------------------------------------
@@ -374,7 +386,7 @@ class ProbePage(Page):
         self.progress.set_busy("Starting …")
 
         def job(j):
-            from core.probe import run_probe
+            from core.probe import ProbeRequest, run_probe
             from core.store import Project
 
             from .model import load_model
@@ -393,10 +405,7 @@ class ProbePage(Page):
 
                 run = run_probe(
                     p,
-                    dataset_id=dataset_id,
-                    pool_dataset_id=pool_id,
-                    model_spec=spec,
-                    settings=settings,
+                    ProbeRequest(dataset_id=dataset_id, pool_dataset_id=pool_id, model_spec=spec, settings=settings),
                     backend=backend,
                     progress=progress,
                     cancel=j.cancel,

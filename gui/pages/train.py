@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Any, Optional
 
 from core.devices import Devices
-from core.train.events import Checkpoint, Eval, Resume, Step, TrainEvent
+from core.train.events import Checkpoint, Eval, Resume, Start, Step, TrainEvent
 from core.train.runner import missing_training_packages
 
-from ..charts import CurvePlot
 from ..qt import QtCore, QtWidgets
+from ..reflow import Reflow
 from .base import BLOCKED, DONE, READY, InlineMessage, Page, ProgressRow, scrolled
 from .export import open_run_folder
+from .train_check_after import CheckAfterRow
 from .train_text import (
-    RESUMABLE_STATUSES,
     cached_gpu,
     checkpoint_html,
     describe_checkpoint,
@@ -30,35 +30,14 @@ from .train_text import (
     describe_outcome,
     detect_gpu,
     event_text,
-    fit_text,
-    pct,
     plan_line,
     run_is_resumable,
     run_label,
     stopping_point,
     stopping_rule,
+    training_html,
 )
-from .train_widgets import EM_COLOR, LOSS_COLOR, REDRAW_MS, RunsBox, TrainCharts, TrainSettingsBox, rich_label
-
-# The names this module had before its helpers, widgets and chart moved out; importers keep working.
-__all__ = [
-    "TrainPage",
-    "CurvePlot",
-    "RESUMABLE_STATUSES",
-    "REDRAW_MS",
-    "LOSS_COLOR",
-    "EM_COLOR",
-    "detect_gpu",
-    "describe_gpu",
-    "run_is_resumable",
-    "pct",
-    "fit_text",
-    "run_label",
-    "stopping_rule",
-    "stopping_point",
-    "describe_outcome",
-    "describe_checkpoint",
-]
+from .train_widgets import RunsBox, TrainCharts, TrainSettingsBox, rich_label
 
 
 class TrainPage(Page):
@@ -87,6 +66,7 @@ class TrainPage(Page):
         self._live_stopping = "early_stop"  # the stopping rule of the run being trained
         self._status_base = ""  # the status line without its "checkpoint saved" tail
         self._cancel_requested = False
+        self._unloaded_note = ""  # said while training, after the "starting …" banner is gone
         self._plan_model: Optional[str] = None
         self._gpu: Optional[Devices] = None
         self._detecting = False
@@ -121,21 +101,20 @@ class TrainPage(Page):
 
     def _build_settings_and_runs(self, lay: QtWidgets.QVBoxLayout) -> None:
         """The form on the left, the runs on the right; their widgets are also the page's attributes."""
-        top = QtWidgets.QHBoxLayout()
-        lay.addLayout(top)
         self.form = form = TrainSettingsBox(self.ctx.device)
         self.model_edit, self.browse_button, self.model_note = form.model_edit, form.browse_button, form.model_note
         self.epochs, self.lr, self.batch, self.rank = form.epochs, form.lr, form.batch, form.rank
         self.stopping, self.eval_every, self.device, self.threads = form.stopping, form.eval_every, form.device, form.threads
         self.gpu_label = form.gpu_label
         self.processes = form.processes
-        top.addWidget(form, 3)
         self.runs_box = runs = RunsBox()
         self.runs_combo, self.checkpoint_label, self.open_button = runs.runs_combo, runs.checkpoint_label, runs.open_button
         self.runs_combo.activated.connect(self._run_chosen)
         self.open_button.clicked.connect(self.open_folder)
         runs.stop_button.clicked.connect(lambda: runs.stop_worker(self.ctx, self.runs_combo.currentData(), self.message))
-        top.addWidget(runs, 2)
+        # side by side where they fit, the runs under the settings in a narrower window
+        self.top_row = Reflow((form, runs), (3, 2))
+        lay.addWidget(self.top_row)
 
     def _build_actions(self, lay: QtWidgets.QVBoxLayout) -> None:
         buttons = QtWidgets.QHBoxLayout()
@@ -161,54 +140,9 @@ class TrainPage(Page):
 
     def _build_check_after(self, lay: QtWidgets.QVBoxLayout) -> None:
         """The box that checks a finished run (the Check step) and what that check costs."""
-        row = QtWidgets.QHBoxLayout()
-        self.check_after = QtWidgets.QCheckBox("Check what training did when it finishes")
-        self.check_after.setObjectName("checkAfterTraining")
-        self.check_after.setToolTip(
-            "Then the base model and the trained model answer the held-out test questions, the dev questions and a "
-            "sample of the training questions: the Check step shows what training broke and what it fixed."
-        )
-        self.check_after.setChecked(self.ctx.settings.value("train/check_after", True, type=bool))
-        self.check_after.toggled.connect(lambda on: self.ctx.settings.setValue("train/check_after", bool(on)))
-        self.check_cost = QtWidgets.QLabel("")
-        self.check_cost.setObjectName("checkAfterCost")
-        self.check_cost.setWordWrap(True)
-        row.addWidget(self.check_after)
-        row.addWidget(self.check_cost, 1)
-        lay.addLayout(row)
-        self._check_costs: dict[tuple, str] = {}
-
-    def _show_check_cost(self) -> None:
-        """The check's cost for the plan, worked out once per plan in a job (it reads the dataset)."""
-        key = (str(self.ctx.project_path), self.ctx.plan_id)
-        if self.ctx.project_path is None or self.ctx.plan_id is None:
-            self.check_cost.setText("")
-            return
-        if key in self._check_costs:
-            self.check_cost.setText(f"({self._check_costs[key]})")
-            return
-        self._check_costs[key] = "working out the cost …"
-        self.check_cost.setText(f"({self._check_costs[key]})")
-        project_path, plan_id = self.ctx.project_path, self.ctx.plan_id
-
-        def work(_job):
-            from core.store import Project
-
-            from .check import check_cost_for_plan
-
-            with Project(project_path, create=False) as p:
-                return check_cost_for_plan(p, int(plan_id))
-
-        def shown(text: str) -> None:
-            self._check_costs[key] = text
-            if key == (str(self.ctx.project_path), self.ctx.plan_id):
-                self.check_cost.setText(f"({text})")
-
-        def failed(exc: BaseException, _tb: str) -> None:
-            self._check_costs[key] = f"cost unknown: {exc}"
-            shown(self._check_costs[key])
-
-        self.ctx.runner.start("Working out the check's cost", work, exclusive=False, on_done=shown, on_error=failed)
+        self.check_row = CheckAfterRow(self.ctx)
+        self.check_after, self.check_cost = self.check_row.check_after, self.check_row.check_cost
+        lay.addWidget(self.check_row)
 
     def request_check(self, run_id: int) -> None:
         """Ask the Check step to check the run, once the training job has ended (the runner is free then)."""
@@ -266,7 +200,7 @@ class TrainPage(Page):
         if not self._missing and self._gpu is None and not self._detecting:
             self._start_gpu_detection()
         if self.check_after.isChecked():
-            self._show_check_cost()
+            self.check_row.show_cost()
 
     def update_actions(self) -> None:
         busy = self.ctx.runner.busy
@@ -376,7 +310,7 @@ class TrainPage(Page):
         row = self._selected_row()
         self.clear_curves()
         if row is None:
-            self.checkpoint_label.setText("No training run yet. Start one with the settings on the left.")
+            self.checkpoint_label.setText("No training run yet. Start one with the settings above: Start training.")
             self.outcome_label.setText("")
             return
         self.checkpoint_label.setText(describe_checkpoint(row))
@@ -477,8 +411,10 @@ class TrainPage(Page):
             return
         released = self.ctx.backend is not None
         self.ctx.release_model()  # the probe's model would only take memory the training process needs
-        note = "The probe's model was unloaded to free memory for training. " if released else ""
-        self.message.show_message(note + "Starting the training process (it loads torch and the model first) …", "info")
+        self._unloaded_note = "The probe's model was unloaded to free memory for training." if released else ""
+        self.message.show_message(
+            f"{self._unloaded_note} Starting the training process (it loads torch and the model first) …".strip(), "info"
+        )
         project_path, plan_id = self.ctx.project_path, self.ctx.plan_id
 
         def work(job):
@@ -500,9 +436,9 @@ class TrainPage(Page):
         run_id = int(row["id"])
         released = self.ctx.backend is not None
         self.ctx.release_model()
+        self._unloaded_note = "The probe's model was unloaded to free memory for training." if released else ""
         self.message.show_message(
-            ("The probe's model was unloaded to free memory for training. " if released else "")
-            + f"Resuming run {run_id} from its last checkpoint (step {row.get('step') or 0}) …",
+            f"{self._unloaded_note} Resuming run {run_id} from its last checkpoint (step {row.get('step') or 0}) …".strip(),
             "info",
         )
         project_path = self.ctx.project_path
@@ -561,7 +497,9 @@ class TrainPage(Page):
             self.status_label.setText(" ".join(t for t in (self._status_base, f"Checkpoint saved at step {event.step}.") if t))
             self.checkpoint_label.setText(checkpoint_html(event.run_id, event))
             return
-        if isinstance(event, Resume):
+        if isinstance(event, Start):  # the model is loaded: the "starting …" banner is done with
+            self._show_start_note()
+        elif isinstance(event, Resume):
             self.charts.truncate(int(event.from_step or 0))
             self.charts.schedule_redraw()
         elif isinstance(event, Eval):
@@ -578,7 +516,16 @@ class TrainPage(Page):
         """The first event of a new run names it: the context follows (other pages show this run)."""
         if run_id is not None and self._live_run_id != run_id:
             self._live_run_id = int(run_id)
-            self.ctx.set(train_run_id=int(run_id))
+            self.ctx.set(train_run_id=int(run_id))  # reloads the runs: the list shows this one
+            self.checkpoint_label.setText(training_html(run_id))
+
+    def _show_start_note(self) -> None:
+        """Training has started: the "starting"/"resuming" banner goes, the note that the model was unloaded stays."""
+        if self.message.kind == "info" and not self._cancel_requested:
+            if self._unloaded_note:
+                self.message.show_message(self._unloaded_note, "info")
+            else:
+                self.message.clear_message()
 
     def _finished(self, outcome) -> None:
         """The run ended normally (done, or cancelled by the user): show where it stopped."""

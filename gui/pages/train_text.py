@@ -51,7 +51,7 @@ def plan_line(project: Any, plan_id: Optional[int]) -> PlanLine:
             "Default: the model the plan's probe used (no plan yet).",
             "the model the plan's probe used",
         )
-    label = f"Training on plan {row['id']} “{row['name'] or ''}”: {row['n_train']} training and {row['n_dev']} dev examples."
+    label = f"Training on plan {row['id']} “{row['name'] or ''}”: {training_rows_words(row)} and {row['n_dev']} dev examples."
     tiny = too_few_note(_counts(row))
     if tiny:
         label = f"{label} {tiny}"
@@ -76,6 +76,17 @@ def _counts(row: dict) -> dict:
     except ValueError:
         return {}
     return counts if isinstance(counts, dict) else {}
+
+
+def training_rows_words(row: dict) -> str:
+    """'312 training examples (300 probed, 12 kept rows that were not probed)': what the trainer
+    trains on, the kept not-probed rows it uses included (the plan row's ``n_train`` counts the
+    probed ones only)."""
+    probed = int(row.get("n_train") or 0)
+    unprobed = int((_counts(row).get("not_probed") or {}).get("trained") or 0)
+    if not unprobed:
+        return f"{probed} training"
+    return f"{probed + unprobed} training ({probed} probed, {unprobed} kept rows that were not probed)"
 
 
 def _probe_run(project: Any, run_id: Optional[int]) -> Optional[dict]:
@@ -243,6 +254,11 @@ def _start_text(event: Start) -> str:
         + (f", from step {event.start_step}" if event.resumed else "")
         + "."
     )
+
+
+def training_html(run_id: Any) -> str:
+    """The runs box while a new run trains, before its first checkpoint."""
+    return f"<b>Run {run_id} — training</b><br>No checkpoint yet: the first is saved at the first evaluation."
 
 
 def checkpoint_html(run_id: Any, event: Checkpoint) -> str:

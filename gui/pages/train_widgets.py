@@ -13,8 +13,10 @@ from typing import Any, Optional
 
 from core.categories import CATEGORIES as CATEGORY_ORDER
 
-from ..charts import CATEGORY_COLORS, CurvePlot
+from ..charts import CATEGORY_COLORS
+from ..curve_plot import CurvePlot
 from ..qt import Qt, QtCore, QtGui, QtWidgets
+from ..reflow import Reflow
 
 LOSS_COLOR = "#1e88e5"
 EM_COLOR = "#8e24aa"
@@ -324,29 +326,26 @@ class RunsBox(QtWidgets.QGroupBox):
 # ---------------------------------------------------------------------------------- charts
 
 
-class TrainCharts(QtWidgets.QWidget):
-    """Loss per step, dev exact match and train fit per category, on one step axis.
+class TrainCharts(Reflow):
+    """Loss per step, dev exact match and train fit per category, on one step axis: side by side
+    where the window is wide enough, on more rows where it is not (``Reflow``).
 
     Events can come many times a second; points are appended at once and drawn by a single-shot
     timer, so a fast run never makes the window redraw more than every ``REDRAW_MS``.
     """
 
     def __init__(self, parent: Optional[QtWidgets.QWidget] = None) -> None:
-        super().__init__(parent)
-        lay = QtWidgets.QHBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        self.loss_plot = CurvePlot("Training loss", "loss")
-        self.em_plot = CurvePlot("Dev exact match", "exact match (%)", percent=True)
-        self.fit_plot = CurvePlot("Train fit by category", "answered correctly (%)", percent=True, legend_columns=2)
-        self.loss_curve = self.loss_plot.curve("loss", "loss per step", LOSS_COLOR, symbols=False)
-        self.em_curve = self.em_plot.curve("dev_em", "dev exact match", EM_COLOR, symbols=True)
+        loss = CurvePlot("Training loss", "loss")
+        em = CurvePlot("Dev exact match", "exact match (%)", percent=True)
+        fit = CurvePlot("Train fit by category", "answered correctly (%)", percent=True, legend_columns=2)
+        super().__init__((loss, em, fit), parent=parent)
+        self.loss_plot, self.em_plot, self.fit_plot = self.plots = (loss, em, fit)
+        self.loss_curve = loss.curve("loss", "loss per step", LOSS_COLOR, symbols=False)
+        self.em_curve = em.curve("dev_em", "dev exact match", EM_COLOR, symbols=True)
         for cat in CATEGORY_ORDER:
-            self.fit_plot.curve(cat, cat, CATEGORY_COLORS.get(cat, _OTHER_COLOR), symbols=True)
-        self.plots = (self.loss_plot, self.em_plot, self.fit_plot)
-        for p in (self.em_plot, self.fit_plot):  # one step axis for the three charts
-            p.setXLink(self.loss_plot)
-        for p in self.plots:
-            lay.addWidget(p)
+            fit.curve(cat, cat, CATEGORY_COLORS.get(cat, _OTHER_COLOR), symbols=True)
+        for p in (em, fit):  # one step axis for the three charts
+            p.setXLink(loss)
         self._redraw_timer = QtCore.QTimer(self)
         self._redraw_timer.setSingleShot(True)
         self._redraw_timer.setInterval(REDRAW_MS)

@@ -1,4 +1,4 @@
-"""Dealing one group's exemplar sets (``core.probe.draw_exemplar_sets`` decides the pool and the notes).
+"""Dealing one group's exemplar sets (``exemplars.draw_exemplar_sets`` decides the pool and the notes).
 
 Each set holds ``shots + 1`` ids: ``shots`` shown exemplars and a spare for a question whose
 exemplar must be replaced. The sets of a group are distinct as sets of shown exemplars whenever
