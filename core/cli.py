@@ -215,13 +215,14 @@ def cmd_results(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Probe -> plan -> a short LoRA run -> summary, on sample data and the built-in model."""
     from .datasets import load_dataset, take_balanced
-    from .paths import app_home, sample_dataset, sample_pool
+    from .paths import app_home, sample_pool, starter_dataset
     from .plan import PlanSettings, build_plan, save_plan
+    from .plan.tiny import too_few_note
     from .probe import preset
     from .store import Project
 
     settings = preset(args.preset)
-    ds = take_balanced(load_dataset(sample_dataset()), args.questions)
+    ds = take_balanced(load_dataset(starter_dataset()), args.questions)
     pool = load_dataset(sample_pool())
     project = Path(args.project) if args.project else app_home() / "demo.knowmix"
     _status(
@@ -245,6 +246,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"{counts['dropped']['total']} dropped (Unknown, and WeaklyKnown over the cap of 0). "
             f"`knowmix plan --project {project}` prints the full reasoning."
         )
+        if too_few_note(counts):
+            print(f"Warning: {too_few_note(counts)}")
     from .train.runner import missing_training_packages
     from .train.settings import TrainSettings
 

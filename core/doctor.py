@@ -178,10 +178,10 @@ def _data_folder() -> dict[str, Any]:
 
 
 def _resources() -> dict[str, Any]:
-    from .paths import resources_dir, sample_dataset, sample_pool
+    from .paths import resources_dir, sample_dataset, sample_pool, starter_dataset
 
     files = {}
-    for path in (sample_dataset(), sample_pool()):
+    for path in (sample_dataset(), starter_dataset(), sample_pool()):
         files[path.name] = {"path": str(path), "exists": path.is_file(), "size": path.stat().st_size if path.is_file() else None}
     return {"path": str(resources_dir()), "samples": files}
 

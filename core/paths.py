@@ -75,6 +75,12 @@ def sample_dataset() -> Path:
     return resources_dir() / "sample" / "entityquestions_sample.jsonl"
 
 
+def starter_dataset() -> Path:
+    """The sample that "Try it" and ``knowmix demo`` probe: chosen with the built-in model so that
+    every SliCK category is well represented (``resources/sample/build_sample.py``)."""
+    return resources_dir() / "sample" / "entityquestions_starter.jsonl"
+
+
 def sample_pool() -> Path:
     return resources_dir() / "sample" / "entityquestions_pool.jsonl"
 

@@ -59,7 +59,9 @@ def test_sample_project_opens_ready_to_probe(qtbot, window, knowmix_home):
     window.by_key["project"].try_button.click()
     assert window.current_page().key == "probe"
     probe = window.by_key["probe"]
-    assert "Probing <b>48</b> questions" in probe.what.text()
+    from gui.pages.project import SAMPLE_QUESTIONS
+
+    assert f"Probing <b>{SAMPLE_QUESTIONS}</b> questions of <b>entityquestions_starter.jsonl</b>" in probe.what.text()
     assert "SmolLM2-135M-Instruct" in probe.what.text()
     assert probe.start_button.isEnabled()
     assert "model calls" in probe.estimate_label.text()

@@ -45,6 +45,7 @@ from .persistence import (
     save_plan,
 )
 from .settings import PlanSettings
+from .tiny import too_few_note
 from .types import SPLITS, Plan, PlanExample
 
 __all__ = [
@@ -76,4 +77,5 @@ __all__ = [
     "plan_split_ids",
     "add_ood",
     "OOD_ROLE",
+    "too_few_note",
 ]

@@ -17,6 +17,7 @@ from ..formats import percent as _pct
 from ..probe import ProbeSettings
 from .mixes import IDK_ANSWER, MIX_LABELS, WEAKLY_KNOWN_DEFAULT
 from .settings import PlanSettings
+from .tiny import too_few_note
 
 
 class PlanFacts(Protocol):
@@ -98,10 +99,13 @@ def _questions(n: int) -> str:
 def plan_warnings(plan: PlanFacts) -> list[str]:
     """Things the user should know before training on this plan, in plain words."""
     out: list[str] = []
+    c = plan.counts()
+    tiny = too_few_note(c)
+    if tiny:
+        out.append(tiny)
     ps = plan.probe_settings
     if ps is not None and not ps.is_paper_budget:
         out.append(f"Probe budget: {ps.describe()} Re-probe with the paper preset before trusting this mix.")
-    c = plan.counts()
     for cat in CATEGORIES:
         n = c["before"]["counts"][cat]
         if n and not c["dev"]["counts"][cat]:

@@ -9,7 +9,9 @@ from core.paths import app_home
 from ..qt import Qt, QtWidgets
 from .base import DONE, READY, InlineMessage, Page
 
-SAMPLE_QUESTIONS = 48  # 4 per relation: a paper-budget probe of them takes a couple of minutes on a laptop CPU
+# The whole starter sample (resources/sample/README.md): questions chosen so that the built-in model
+# knows about 60% of them, so the recommended plan has some to train on
+SAMPLE_QUESTIONS = 71
 PROJECT_FILTER = "KnowMix projects (*.knowmix);;All files (*)"
 
 
@@ -158,10 +160,10 @@ class ProjectPage(Page):
         self.open_path(path)
 
     def try_sample(self) -> None:
-        """The sample project: 48 questions, the exemplar pool and the built-in model, ready to probe."""
+        """The sample project: the starter questions, the exemplar pool and the built-in model, ready to probe."""
         from core.datasets import load_dataset, take_balanced
         from core.models import resolve_model
-        from core.paths import sample_dataset, sample_pool
+        from core.paths import sample_pool, starter_dataset
         from core.store import Project
 
         if self._busy_refusal():
@@ -169,7 +171,7 @@ class ProjectPage(Page):
         path = sample_project_path()
         try:
             resolve_model("default")  # a missing built-in model is said here, not after a click on Probe
-            ds = take_balanced(load_dataset(sample_dataset()), SAMPLE_QUESTIONS)
+            ds = take_balanced(load_dataset(starter_dataset()), SAMPLE_QUESTIONS)
             pool = load_dataset(sample_pool())
             with Project(path) as p:
                 p.add_dataset(ds, role="train")

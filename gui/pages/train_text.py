@@ -8,6 +8,7 @@ the page only decides where the text goes.
 from __future__ import annotations
 
 import html
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -15,6 +16,7 @@ from typing import Any, Optional
 from core.categories import ordered_categories
 from core.devices import Devices, detect_devices, last_detected
 from core.formats import format_gib, percent
+from core.plan import too_few_note
 from core.store import pid_alive
 from core.train import RESUMABLE as RESUMABLE_STATUSES  # noqa: F401  (old name; the rule lives in core.train.runs)
 from core.train import (  # noqa: F401  (re-exported for gui.pages.train)
@@ -61,6 +63,9 @@ def plan_line(project: Any, plan_id: Optional[int]) -> PlanLine:
             "the model the plan's probe used",
         )
     label = f"Training on plan {row['id']} “{row['name'] or ''}”: {training_rows_words(row)} and {row['n_dev']} dev examples."
+    tiny = too_few_note(_counts(row))
+    if tiny:
+        label = f"{label} {tiny}"
     probe = _probe_run(project, row.get("probe_run_id"))
     model = probe_model_spec(probe) if probe else None
     if not model:
@@ -75,18 +80,21 @@ def plan_line(project: Any, plan_id: Optional[int]) -> PlanLine:
     return PlanLine(label, model, f"Default: the model the plan's probe used — {name} ({shown}).", f"same as the probe: {name}")
 
 
+def _counts(row: dict) -> dict:
+    """A stored plan's counts (``Plan.counts()`` as JSON); {} when unreadable (the note is then left out)."""
+    try:
+        counts = json.loads(row.get("counts") or "{}")
+    except ValueError:
+        return {}
+    return counts if isinstance(counts, dict) else {}
+
+
 def training_rows_words(row: dict) -> str:
     """'312 training examples (300 probed, 12 kept rows that were not probed)': what the trainer
     trains on, the kept not-probed rows it uses included (the plan row's ``n_train`` counts the
     probed ones only)."""
-    import json
-
-    try:
-        counts = json.loads(row.get("counts") or "{}")
-    except ValueError:
-        counts = {}
     probed = int(row.get("n_train") or 0)
-    unprobed = int(((counts.get("not_probed") or {}) if isinstance(counts, dict) else {}).get("trained") or 0)
+    unprobed = int((_counts(row).get("not_probed") or {}).get("trained") or 0)
     if not unprobed:
         return f"{probed} training"
     return f"{probed + unprobed} training ({probed} probed, {unprobed} kept rows that were not probed)"

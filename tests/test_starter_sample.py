@@ -1,0 +1,165 @@
+"""The starter sample (issue 21): what "Try it" and `knowmix demo` probe. Its categories, recorded by
+resources/sample/build_sample.py from the built-in model, cover every SliCK category across at least
+6 relations, and the recommended plan made from them trains on at least 30 questions with dev and
+test splits of at least 7 (no model is loaded: the recorded categories stand in for the probe)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from core.datasets import load_dataset
+from core.paths import sample_pool, starter_dataset
+from core.plan import PlanSettings, build_plan
+from core.probe import CATEGORIES, ProbeSettings
+from core.store import Project
+
+RECORD = starter_dataset().with_suffix(".json")
+# What the recommended plan of the sample trains on, and its dev and test splits: 2 and 4 with the
+# 48 random questions "Try it" probed before (issue 21); the issue's aim of 40 and 10 needs about 60
+# known questions, more than the 44 the screen of resources/sample/build_sample.py found
+TRAIN_MIN, DEV_MIN = 30, 7
+
+
+def recorded() -> dict:
+    return json.loads(RECORD.read_text(encoding="utf-8"))
+
+
+def test_the_starter_sample_has_every_category_across_six_relations():
+    from gui.pages.project import SAMPLE_QUESTIONS
+
+    ds = load_dataset(starter_dataset())
+    rec = recorded()
+    assert len(ds.examples) == SAMPLE_QUESTIONS == sum(rec["counts"].values())
+    assert len(ds.groups()) >= 6
+    counts = Counter(c["category"] for c in rec["categories"])
+    assert counts == Counter(rec["counts"])
+    for cat in CATEGORIES:
+        assert counts[cat] >= 4, counts  # every category, not one or two (the model knows few questions HighlyKnown)
+    assert counts["HighlyKnown"] + counts["MaybeKnown"] >= 0.6 * len(ds.examples)  # enough known to train on
+    assert {ex.question for ex in ds.examples} == {c["question"] for c in rec["categories"]}
+    pool = {ex.question for ex in load_dataset(sample_pool()).examples}
+    assert not pool & {ex.question for ex in ds.examples}  # no question is its own exemplar
+    assert rec["probe_settings"]["n_sets"] == 10 and rec["probe_settings"]["samples_per_set"] == 16  # the paper's budget
+
+
+def recorded_project(path, ds, category: dict[str, str], settings: ProbeSettings) -> None:
+    """A project holding ``ds`` and a finished probe run whose categories are ``category``
+    (by question): what the recorded probe found, without loading the model."""
+    with Project(path) as project:
+        dataset_id = project.add_dataset(ds)
+        run_id = project.create_probe_run(
+            dataset_id=dataset_id,
+            pool_dataset_id=None,
+            model_spec="default",
+            model_name="SmolLM2-135M-Instruct",
+            model_path="",
+            model_fingerprint="recorded",
+            backend="llama.cpp",
+            preset=settings.preset,
+            settings=settings.identity(),
+            n_total=len(ds.examples),
+        )
+        rows = [
+            {
+                "run_id": run_id,
+                "example_id": ex.id,
+                "group_name": ex.group,
+                "category": category[ex.question],
+                "p_greedy": 0.0,
+                "p_sampled": 0.0,
+                "greedy_correct": 0,
+                "greedy_total": 10,
+                "sampled_correct": 0,
+                "sampled_total": 0,
+                "greedy_answers": "[]",
+                "sampled_answers": "[]",
+                "exemplar_ids": "[]",
+                "seconds": 0.0,
+            }
+            for ex in ds.examples
+        ]
+        project.save_probe_results(run_id, rows, n_done=len(rows), seconds=0.0)
+        project.update_probe_run(run_id, status="finished")
+
+
+def test_the_recommended_plan_of_the_starter_sample_trains_on_30_with_dev_and_test_splits_of_7(tmp_path):
+    ds = load_dataset(starter_dataset())
+    category = {c["question"]: c["category"] for c in recorded()["categories"]}
+    recorded_project(tmp_path / "p.knowmix", ds, category, ProbeSettings())
+    with Project(tmp_path / "p.knowmix") as project:
+        plan = build_plan(project, settings=PlanSettings())
+    assert len(plan.train()) >= TRAIN_MIN and len(plan.dev()) >= DEV_MIN and len(plan.test()) >= DEV_MIN
+    assert not any("too few to change the model" in w for w in plan.warnings())
+
+
+def test_the_build_reuses_a_screen_only_of_the_same_candidates_and_settings(tmp_path):
+    """``--reuse`` takes an earlier screen's categories only when it probed exactly these
+    candidates with the screen's settings: another screen would give the sample other questions."""
+    from core.probe import preset
+
+    build = _build_sample()
+    ds = load_dataset(starter_dataset())
+    rows = [{"question": ex.question, "answers": list(ex.answers), "relation": ex.group} for ex in ds.examples]
+    category = {r["question"]: "Unknown" for r in rows}
+    screen_settings = preset("paper", samples_per_set=build.SCREEN_SAMPLES)
+    recorded_project(tmp_path / "screen.knowmix", ds, category, screen_settings)
+    assert build.reuse_screen(tmp_path / "screen.knowmix", rows, screen_settings)[0] == category
+    with pytest.raises(SystemExit, match="run without --reuse"):
+        build.reuse_screen(tmp_path / "screen.knowmix", rows[1:], screen_settings)  # other candidates
+    with pytest.raises(SystemExit, match="run without --reuse"):
+        build.reuse_screen(tmp_path / "screen.knowmix", rows, preset("paper"))  # other settings
+
+
+def test_try_it_and_the_demo_probe_the_whole_starter_sample():
+    """ "Try it" opens all of it and `knowmix demo` probes all of it by default."""
+    from core.cli import build_parser
+    from gui.pages.project import SAMPLE_QUESTIONS
+
+    n = len(load_dataset(starter_dataset()).examples)
+    assert SAMPLE_QUESTIONS == n
+    assert build_parser().parse_args(["demo"]).questions == n
+
+
+def _build_sample():
+    """resources/sample/build_sample.py as a module (it is a script, not part of the package)."""
+    import importlib.util
+
+    from core.paths import resources_dir
+
+    spec = importlib.util.spec_from_file_location("build_sample", resources_dir() / "sample" / "build_sample.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_build_takes_its_share_of_known_questions_always_right_first_across_the_relations():
+    build = _build_sample()
+    rows = [{"question": f"{rel} q{i}", "answers": ["a"], "relation": rel} for rel in ("P17", "P36", "P19") for i in range(10)]
+    screen = {}
+    for r in rows:
+        i = int(r["question"].split("q")[1])
+        screen[r["question"]] = "HighlyKnown" if (r["relation"] == "P17" and i < 2) else "MaybeKnown" if i < 6 else "Unknown"
+    chosen = build.choose(rows, screen, 20)
+    assert chosen == build.choose(rows, screen, 20)  # seeded: the same sample every build
+    known = [r for r in chosen if screen[r["question"]] != "Unknown"]
+    assert len(known) == round(build.KNOWN_SHARE * 20) and len(chosen) == 20
+    assert {"P17 q0", "P17 q1"} <= {r["question"] for r in chosen}  # always right first
+    assert Counter(r["relation"] for r in known) == Counter({"P17": 6, "P19": 3, "P36": 3})  # round robin, not file order
+    assert chosen == sorted(chosen, key=rows.index)  # the source's order
+
+
+def test_the_starter_sample_ships_with_the_license_of_entityquestions_and_doctor_sees_it():
+    """The packaged app carries the starter sample next to EntityQuestions' license (MIT: the
+    notice goes with every copy), and `knowmix doctor` reports whether it is there."""
+    from core.doctor import _resources
+    from core.paths import resources_dir
+
+    spec = (resources_dir().parent / "packaging" / "knowmix.spec").read_text(encoding="utf-8")
+    assert '"entityquestions_starter.jsonl"' in spec and '"LICENSE-EntityQuestions"' in spec
+    assert (starter_dataset().parent / "LICENSE-EntityQuestions").is_file()
+    found = _resources()["samples"]["entityquestions_starter.jsonl"]
+    assert found["exists"] and found["size"] > 0
