@@ -121,3 +121,36 @@ def test_the_threads_a_loaded_model_keeps_busy():
     assert cpu_load.backend_threads("cpu", {"cpu_threads": 2}) == 2.0
     assert cpu_load.backend_threads("cuda:0 (NVIDIA H100)") == 1.0
     assert cpu_load.backend_threads("server http://127.0.0.1:8080") is None
+
+
+def test_the_check_shows_a_calibrated_estimate_then_its_measured_rate_and_the_busy_cpu(monkeypatch, tmp_path):
+    import time
+
+    from core.check import CheckSettings, run_check
+    from tests.check_fixture import probed_project, trained_run
+
+    project, probe_id, w = probed_project(tmp_path / "p.knowmix", n=60)
+    run_id = trained_run(project, probe_id)
+    clock = Clock()
+    base, adapted = SlowBackend(w[1], clock, device="cpu (1 threads)"), SlowBackend(w[2], clock, device="cpu (1 threads)")
+    monkeypatch.setattr(time, "monotonic", clock)
+    monkeypatch.setattr(cpu_load.os, "getloadavg", lambda: (4.0, 4.0, 4.0))
+    monkeypatch.setattr(cpu_load.os, "cpu_count", lambda: 2)
+    events: list[Progress] = []
+
+    def seen(p: Progress) -> None:
+        events.append(p)
+        if p.estimated:
+            base.slowdown = 2.0  # slower than calibrated: the measured rate shows it
+
+    report = run_check(project, run_id, CheckSettings(calibrate_s=5.0), base_backend=base, adapter_backend=adapted, progress=seen)
+    assert report.status == "finished"
+    estimated = [e for e in events if e.estimated]
+    assert estimated and all(e.done == 0 for e in estimated)
+    assert abs(estimated[0].rate - 1 / GREEDY_S) < 1e-6  # one zero-shot answer costs 0.1 s on this "machine"
+    assert "other programs are using the CPU" in (estimated[0].busy or "")
+    measured = [e for e in events if e.done > 0]
+    assert measured and not any(e.estimated for e in measured) and measured[0].rate < estimated[0].rate
+    # the time it takes changes no result: a check with and one without calibration are the same check
+    assert CheckSettings(calibrate_s=5.0).identity() == CheckSettings().identity()
+    project.close()
