@@ -1,10 +1,12 @@
 """The scorer against a careful grader's verdicts: accuracy per class, false-right and false-wrong.
 
-    .venv/bin/python bench/scoring_bench.py [--part dev|heldout|both] [--judge] [--show-misses]
+    .venv/bin/python bench/scoring_bench.py [--part dev|heldout|heldout2|both|all] [--judge] [--show-misses]
 
 Cases are (question, gold answers as a dataset row holds them, model answer, verdict) in
-bench/scoring_cases/{dev,heldout}.jsonl, written from public facts by hand before the grading
-rules changed (issue 18); the held-out part is frozen and measured once. Each case goes through
+bench/scoring_cases/{dev,heldout,heldout2}.jsonl, written from public facts by hand before the
+grading rules changed (issue 18); the held-out parts are frozen and each measured once at the end
+of the work it judges (``heldout2`` was written before the second round of rule changes).
+``both`` is dev and the first held-out part, ``all`` the three parts. Each case goes through
 the path a row takes: the loader's ``classify`` finds the row's answer key, then the mode grades.
 
 Modes, side by side in one run:
@@ -36,10 +38,11 @@ from core.scoring import Scorer, mode_for  # noqa: E402
 
 CASES = ROOT / "bench" / "scoring_cases"
 BEFORE = "a67ed41"
+PARTS = {"both": ["dev", "heldout"], "all": ["dev", "heldout", "heldout2"]}
 
 
 def load_cases(part: str) -> list[dict]:
-    parts = ["dev", "heldout"] if part == "both" else [part]
+    parts = PARTS.get(part, [part])
     out = []
     for p in parts:
         for line in (CASES / f"{p}.jsonl").read_text(encoding="utf-8").splitlines():
@@ -139,7 +142,7 @@ def judge_graders(cases: list[dict], threads: int) -> dict[str, Callable[[dict],
 
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", default="dev", choices=("dev", "heldout", "both"))
+    ap.add_argument("--part", default="dev", choices=("dev", "heldout", "heldout2", "both", "all"))
     ap.add_argument("--judge", action="store_true", help="also the judge mode, with the built-in model as judge")
     ap.add_argument("--no-old", action="store_true", help="skip the rules before issue 18")
     ap.add_argument("--show-misses", default="", help="print the cases this mode gets wrong")

@@ -60,7 +60,7 @@ def items(n: int) -> tuple[list[TrainItem], list[TrainItem]]:
 
 
 def run_knowmix(ref, settings: TrainSettings, train, dev, workdir: Path) -> dict:
-    from core.train.loop import train_loop
+    from core.train.loop import LoopHooks, train_loop
 
     losses: list[float] = []
 
@@ -76,7 +76,7 @@ def run_knowmix(ref, settings: TrainSettings, train, dev, workdir: Path) -> dict
             )
 
     wall0 = time.perf_counter()
-    result = train_loop(workdir / "knowmix", ref, settings, train, dev, emit=emit)
+    result = train_loop(workdir / "knowmix", ref, settings, train, dev, LoopHooks(emit=emit))
     return {
         "tokens": result.tokens,
         "seconds": result.train_seconds,
@@ -188,7 +188,7 @@ def run_processes(ref, settings: TrainSettings, train, dev, workdir: Path, n: in
     from core.store import Project
     from core.train.events import Done, Start
     from core.train.runner import run_worker
-    from core.train.runs import create_run
+    from core.train.runs import RunModel, create_run
 
     s = replace(settings, processes=n)
     project_path = workdir / f"processes-{n}.knowmix"
@@ -199,10 +199,7 @@ def run_processes(ref, settings: TrainSettings, train, dev, workdir: Path, n: in
             settings=s,
             train=train,
             dev=dev,
-            model_spec=str(ref.path),
-            model_name=ref.display_name,
-            model_path=str(ref.path),
-            model_fingerprint="",
+            model=RunModel(str(ref.path), ref.display_name, str(ref.path), ""),
         )
     events: list = []
     wall0 = time.perf_counter()

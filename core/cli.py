@@ -9,95 +9,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 from . import __version__
-from .cli_parser import PLAN_OPTIONS, PROBE_OPTIONS, TRAIN_OPTIONS, Command, settings_values
+from .cli_parser import PLAN_OPTIONS, PROBE_OPTIONS, Command, settings_values
 from .cli_parser import build_parser as _build_parser
+from .cli_shared import ProgressPrinter, _CtrlC, _find_project, _status
+from .cli_train import _check_after, _run_training, cmd_check, cmd_resume, cmd_train
 from .errors import KnowMixError, SettingsError
 from .formats import format_duration as _fmt_seconds
-from .formats import format_mib, percent
-from .jobs import CancelToken, Progress
-
-# -- output helpers -----------------------------------------------------------------------------
-
-
-class ProgressPrinter:
-    """A one-line progress bar on a terminal; periodic plain lines when output is a file or pipe."""
-
-    def __init__(self, label: str, stream=None) -> None:
-        self.label = label
-        self.stream = stream or sys.stderr
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self._last = 0.0
-        self._last_done = -1
-        self._estimate_shown = False  # a calibration's estimate is printed once, as soon as it comes
-
-    def __call__(self, p: Progress) -> None:
-        now = time.monotonic()
-        if self.tty:
-            if now - self._last < 0.1 and p.done != p.total:
-                return
-            width = 24
-            filled = int(width * p.done / p.total) if p.total else width
-            bar = "#" * filled + "." * (width - filled)
-            rate = p.rate_words("measuring") + (f" ({p.busy})" if p.busy else "")
-            line = f"\r{self.label} [{bar}] {p.done}/{p.total} {rate} ETA {_fmt_seconds(p.eta_s)}  {p.message[:40]:<40}"
-            self.stream.write(line)
-            self.stream.flush()
-        elif (p.estimated and not self._estimate_shown) or (
-            p.done != self._last_done and (now - self._last > 15 or p.done == p.total)
-        ):
-            self._estimate_shown = self._estimate_shown or p.estimated
-            rate = p.rate_words("rate not yet measured") + (f" ({p.busy})" if p.busy else "")
-            self.stream.write(f"{self.label}: {p.done}/{p.total} {p.unit}, {rate}, ETA {_fmt_seconds(p.eta_s)}\n")
-            self.stream.flush()
-            self._last_done = p.done
-        else:
-            return
-        self._last = now
-
-    def finish(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def _status(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-class _CtrlC:
-    """First Ctrl-C asks the job to stop after the current batch; a second one stops at once."""
-
-    def __init__(
-        self, token: CancelToken, what: str = "Finished batches are saved; the batch in progress is redone on resume"
-    ) -> None:
-        self.token = token
-        self.what = what
-        self._old: Any = None  # the SIGINT handler to put back
-
-    def __enter__(self) -> "_CtrlC":
-        def handler(signum, frame):
-            if self.token.cancelled:
-                raise KeyboardInterrupt
-            self.token.cancel()
-            _status(f"\nStopping (press Ctrl-C again to stop at once). {self.what} ...")
-
-        try:
-            self._old = signal.signal(signal.SIGINT, handler)
-        except ValueError:  # not in the main thread
-            self._old = None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
-
+from .formats import format_mib
+from .jobs import CancelToken
 
 # -- subcommands --------------------------------------------------------------------------------
 
@@ -122,18 +47,18 @@ def _load_data(path: str, args: argparse.Namespace, role: str = "data", limit: O
     return ds
 
 
-def _run_probe(
-    project_path: Path,
-    ds,
-    pool,
-    model: str,
-    settings,
-    *,
-    backend: str = "auto",
-    allow_pickle: bool = False,
-    threads: Optional[int] = None,
-    server: Optional[dict] = None,
-) -> int:
+@dataclass(frozen=True)
+class _ModelLoad:
+    """How ``knowmix probe`` loads its model: the backend asked (``--backend``), ``--allow-pickle``,
+    ``--threads``, and the checked ``--server`` options (``_server_options``; None: a local model)."""
+
+    backend: str = "auto"
+    allow_pickle: bool = False
+    threads: Optional[int] = None
+    server: Optional[dict] = None
+
+
+def _run_probe(project_path: Path, ds, pool, model: str, settings, load: _ModelLoad = _ModelLoad()) -> int:
     from .probe import CALIBRATION_S, ProbeRequest, check_pool_size, run_probe
     from .store import Project
     from .summary import breakdown
@@ -145,7 +70,7 @@ def _run_probe(
         _status(f"Project: {project_path}")
         _status(f"Budget: {settings.describe()}")
         token = CancelToken()
-        served = None
+        served, server, threads = None, load.server, load.threads
         if server is not None:
             from .backends.server import ServerBackend
 
@@ -165,8 +90,8 @@ def _run_probe(
                         pool_dataset_id=pool_id,
                         model_spec=model,
                         settings=settings,
-                        backend_name=backend,
-                        allow_pickle=allow_pickle,
+                        backend_name=load.backend,
+                        allow_pickle=load.allow_pickle,
                         backend_options={"n_threads": threads} if threads else None,
                         calibrate_s=CALIBRATION_S,  # an estimate from this machine before the first batch
                     ),
@@ -226,10 +151,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         pool,
         args.model,
         settings,
-        backend=args.backend,
-        allow_pickle=args.allow_pickle,
-        threads=args.threads,
-        server=server,
+        _ModelLoad(backend=args.backend, allow_pickle=args.allow_pickle, threads=args.threads, server=server),
     )
 
 
@@ -254,19 +176,6 @@ def _server_options(args: argparse.Namespace) -> Optional[dict]:
         "concurrency": args.server_concurrency,
         "proxy": normalize_proxy(args.server_proxy),
     }
-
-
-def _find_project(arg: Optional[str]) -> Path:
-    from .errors import ProjectError
-
-    if arg:
-        return Path(arg)
-    found = sorted(Path.cwd().glob("*.knowmix"), key=lambda p: p.stat().st_mtime, reverse=True)
-    if not found:
-        raise ProjectError("No project given and no *.knowmix file in this folder. Pass --project FILE.")
-    if len(found) > 1:
-        _status(f"Using the most recent project here: {found[0].name} (pass --project to choose another).")
-    return found[0]
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -421,162 +330,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
             for label, path in paths.items():
                 _status(f"exported {label}: {path}")
     return 0
-
-
-def _train_settings(args: argparse.Namespace):
-    from .train.settings import TrainSettings
-
-    settings = TrainSettings(
-        **settings_values(TRAIN_OPTIONS, args), merge=bool(args.merge), other_model=bool(getattr(args, "other_model", False))
-    )
-    settings.validate()
-    return settings
-
-
-class _EvalPrinter:
-    """Prints one line per evaluation under the progress bar: the curves of the paper's Figure 1."""
-
-    def __init__(self, bar: ProgressPrinter) -> None:
-        self.bar = bar
-
-    def __call__(self, event: Any) -> None:
-        """One worker event (``core.train.events``); only evaluations, resumes and the start print."""
-        from .train.events import Eval, Resume, Start
-
-        if isinstance(event, Eval):
-            fit = ", ".join(f"{c} {percent(v, 0)}" for c, v in (event.fit or {}).items())
-            best = " (best so far)" if event.best else ""
-            self.bar.finish()
-            if event.step == 0:
-                _status(f"step 0: dev exact match before training: {percent(event.dev_em)}; train fit {fit}")
-                return
-            _status(f"epoch {event.epoch:.2f} step {event.step}: dev exact match {percent(event.dev_em)}{best}; train fit {fit}")
-        elif isinstance(event, Resume):
-            self.bar.finish()
-            _status(f"Resuming training run {event.run_id} from step {event.from_step} (its last checkpoint).")
-        elif isinstance(event, Start):
-            self.bar.finish()
-            _status(
-                f"Training on {event.device} ({event.dtype}): {event.n_train} examples, "
-                f"{event.n_dev} dev, {event.total_steps} steps, "
-                f"{event.trainable_params} trainable parameters"
-            )
-
-
-def _print_outcome(out) -> None:
-    """The run's end in lines; where it stopped is ``core.train.runs.stopping_point``'s answer (for a
-    finished convergence run the last step, whose adapter it keeps), as in the app and the report."""
-    from .categories import ordered_categories
-
-    if out.status == "cancelled":
-        _status(f"Cancelled. Resume with: knowmix resume --run {out.run_id}")
-    point = out.stopping_point
-    if point is not None:
-        fit = point.get("fit") or {}
-        fits = ", ".join(f"{c} {percent(fit[c], 0)}" for c in ordered_categories(fit))
-        epoch = f"epoch {point['epoch']:g}, " if point.get("epoch") is not None else ""
-        print(
-            f"Stopping point, {point['why']}: {epoch}step {point['step']}, dev exact match "
-            f"{percent(point.get('dev_em'))}; train fit there: {fits or '-'}"
-        )
-    if out.adapter_dir:
-        print(f"Adapter: {out.adapter_dir}  (load with PeftModel.from_pretrained)")
-    if out.merged_dir:
-        print(f"Merged model: {out.merged_dir}")
-    print(f"Run folder: {out.run_dir}  ({_fmt_seconds(out.seconds)})")
-
-
-def _run_training(project_path: Path, plan_id: Optional[int], settings, *, resume_run=None, model=None, allow_pickle=False):
-    from .train.runner import resume_training, start_training
-
-    token = CancelToken()
-    bar = ProgressPrinter("Training")
-    with _CtrlC(token, "Training stops after the current step, saves a checkpoint and keeps the best adapter"):
-        try:
-            if resume_run is not None:
-                events, pickle = _EvalPrinter(bar), allow_pickle  # pickle: the user's flag, never the project's
-                out = resume_training(project_path, resume_run, progress=bar, on_event=events, cancel=token, allow_pickle=pickle)
-            else:
-                out = start_training(
-                    project_path, plan_id, settings, progress=bar, on_event=_EvalPrinter(bar), cancel=token, model=model
-                )
-        finally:
-            bar.finish()
-    _print_outcome(out)
-    return out
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    settings = _train_settings(args)
-    project = _find_project(args.project)
-    out = _run_training(project, args.plan, settings, model=args.model)
-    from .train.model_match import other_model_note
-
-    print(other_model_note(project, out.run_id), end="")
-    if out.status == "cancelled":
-        return 130
-    return _check_after(project, out, args.no_check)
-
-
-def cmd_resume(args: argparse.Namespace) -> int:
-    project = _find_project(args.project)
-    out = _run_training(project, None, None, resume_run=args.run, allow_pickle=args.allow_pickle)
-    if out.status == "cancelled":
-        return 130
-    return _check_after(project, out, args.no_check)
-
-
-def _check_after(project_path: Path, out, no_check: bool) -> int:
-    """The check at the end of a finished run, on by default; its cost is said before it starts."""
-    from .check import CheckSettings, plan_check
-    from .store import Project
-    from .train.runs import DONE
-
-    if no_check or out.status != DONE or not out.adapter_dir:
-        return 0
-    with Project(project_path) as project:
-        cp = plan_check(project, out.run_id, CheckSettings())
-    if not cp.n:
-        _status("No test, dev or training questions to check (knowmix check needs a plan with them).")
-        return 0
-    _status(f"Checking what training did: {cp.cost_text()}. Skip it next time with --no-check; Ctrl+C stops it.")
-    return _run_check(project_path, out.run_id, CheckSettings(), json_out=False)
-
-
-def _run_check(project_path: Path, run_id: Optional[int], settings, *, json_out: bool, threads: Optional[int] = None) -> int:
-    from dataclasses import replace
-
-    from .check import run_check
-    from .probe import CALIBRATION_S
-    from .store import Project
-
-    settings = replace(settings, calibrate_s=CALIBRATION_S)  # an estimate from this machine before the first batch
-    token = CancelToken()
-    bar = ProgressPrinter("Checking")
-    with Project(project_path) as project, _CtrlC(token, "The check stops after the current batch; run it again to resume"):
-        try:
-            report = run_check(project, run_id, settings, progress=bar, cancel=token, on_status=_status, n_threads=threads)
-        finally:
-            bar.finish()
-    if json_out:
-        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
-    else:
-        print(report.to_text())
-    return 130 if report.status == "cancelled" else 0
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    """Re-ask the plan's test, dev and training questions with a run's adapter; print what changed."""
-    from .check import CheckSettings, plan_check
-    from .store import Project
-
-    settings = CheckSettings(full=args.full, train_per_category=args.train_sample, backend=args.backend)
-    project_path = _find_project(args.project)
-    with Project(project_path) as project:
-        cp = plan_check(project, args.run, settings)
-    if not args.json:
-        _status(f"Checking training run {cp.train_run['id']}: {cp.cost_text()}.")
-    return _run_check(project_path, args.run, settings, json_out=args.json, threads=args.threads)
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -110,10 +110,24 @@ def _gpu(torch: Any, index: int, free_memory: bool) -> Gpu:
     if not free_memory:
         return Gpu(index, str(props.name), int(props.total_memory))
     try:
-        free, _total = torch.cuda.mem_get_info(index)
-        return Gpu(index, str(props.name), int(props.total_memory), free=int(free))
+        return Gpu(index, str(props.name), int(props.total_memory), free=cuda_free_memory(index))
     except Exception as exc:  # noqa: BLE001 - shown next to the GPU
         return Gpu(index, str(props.name), int(props.total_memory), free_error=f"{type(exc).__name__}: {exc}")
+
+
+def cuda_free_memory(device: str | int = "cuda") -> int:
+    """Free bytes on one CUDA GPU now (``"cuda:1"``, ``1``; plain ``"cuda"``: the current one): the
+    one place that asks, for the doctor's list and for the memory check before a model loads
+    (``core.models.available_memory``). Raises what torch raises when it cannot tell."""
+    import torch
+
+    if isinstance(device, int):
+        index = device
+    else:
+        _kind, _colon, number = device.partition(":")
+        index = int(number) if number else torch.cuda.current_device()
+    free, _total = torch.cuda.mem_get_info(index)
+    return int(free)
 
 
 # --------------------------------------------------------------------------- a run's device

@@ -413,13 +413,12 @@ def model_fingerprint(ref: ModelRef, full_limit: int = 2 * 1024**3) -> str:
 
 
 def available_memory(device: str = "cpu") -> Optional[int]:
-    """Free bytes on the device, or None when it cannot be told."""
+    """Free bytes on the device (that GPU's own for ``cuda:N``), or None when it cannot be told."""
     if device.startswith("cuda"):
-        try:
-            import torch
+        from .devices import cuda_free_memory
 
-            free, _total = torch.cuda.mem_get_info()
-            return int(free)
+        try:
+            return cuda_free_memory(device)
         except Exception:
             return None
     try:

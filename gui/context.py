@@ -147,11 +147,11 @@ class AppContext(QtCore.QObject):
             return False
 
         def load() -> Optional[bool]:
-            from core.store import results
+            from core.store import has_results
 
             try:
                 with self.project() as p:
-                    return bool(results.has_results(p, run_id))  # one row at most
+                    return bool(has_results(p, run_id))  # one row at most
             except Exception:  # noqa: BLE001 - the navigator only needs a state
                 return None
 
@@ -184,7 +184,7 @@ class AppContext(QtCore.QObject):
         probe, plan and training run."""
         from core.plan import list_plans
         from core.store import Project
-        from core.train.runs import clean_run_temps, list_runs
+        from core.train import clean_run_temps, list_runs
 
         path = Path(path).expanduser().resolve()
         self.forget_cached()  # the same path may hold another file now

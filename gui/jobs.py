@@ -12,7 +12,10 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypedDict
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from typing_extensions import Unpack
 
 from core.jobs import CancelToken, Progress
 
@@ -165,6 +168,19 @@ class Job(QtCore.QObject):
                 runner._finished(self)
 
 
+class JobCallbacks(TypedDict, total=False):
+    """What a page may be told about its job, each on the UI thread (``JobRunner.start``'s keywords):
+    its result, its error (else the runner's default dialog), progress, worker events, status
+    lines, and the end whatever happened."""
+
+    on_done: Optional[Callable[[Any], None]]
+    on_error: Optional[Callable[[BaseException, str], None]]
+    on_progress: Optional[Callable[[Progress], None]]
+    on_event: Optional[Callable[[dict], None]]
+    on_status: Optional[Callable[[str], None]]
+    on_finally: Optional[Callable[[], None]]
+
+
 class JobRunner(QtCore.QObject):
     """Starts jobs, knows which are running, cancels them all when the window closes."""
 
@@ -175,31 +191,23 @@ class JobRunner(QtCore.QObject):
         self._default_error = on_error
         self._jobs: list[Job] = []
 
-    def start(
-        self,
-        name: str,
-        fn: Callable[[Job], Any],
-        *,
-        on_done: Optional[Callable[[Any], None]] = None,
-        on_error: Optional[Callable[[BaseException, str], None]] = None,
-        on_progress: Optional[Callable[[Progress], None]] = None,
-        on_event: Optional[Callable[[dict], None]] = None,
-        on_status: Optional[Callable[[str], None]] = None,
-        on_finally: Optional[Callable[[], None]] = None,
-        exclusive: bool = True,
-    ) -> Job:
-        """Run ``fn(job)`` on a worker thread. Exclusive jobs (model work) never overlap each other:
-        on a laptop two of them would only slow each other down and double the memory."""
+    def start(self, name: str, fn: Callable[[Job], Any], *, exclusive: bool = True, **callbacks: Unpack[JobCallbacks]) -> Job:
+        """Run ``fn(job)`` on a worker thread, calling ``callbacks`` (``JobCallbacks``) on the UI thread.
+        Exclusive jobs (model work) never overlap each other: on a laptop two of them would only slow
+        each other down and double the memory."""
+        unknown = sorted(set(callbacks) - set(JobCallbacks.__annotations__))
+        if unknown:
+            raise TypeError(f"JobRunner.start() got unknown callbacks: {', '.join(unknown)}")
         if exclusive and self.busy:
             raise RuntimeError(f"'{self.current().name}' is still running")  # pages disable their buttons first
         job = Job(name, fn, exclusive=exclusive, parent=self)
         job.callbacks = {
-            "done": on_done,
-            "error": on_error or self._default_error,
-            "progress": on_progress,
-            "event": on_event,
-            "status": on_status,
-            "finally": on_finally,
+            "done": callbacks.get("on_done"),
+            "error": callbacks.get("on_error") or self._default_error,
+            "progress": callbacks.get("on_progress"),
+            "event": callbacks.get("on_event"),
+            "status": callbacks.get("on_status"),
+            "finally": callbacks.get("on_finally"),
         }
         self._jobs.append(job)
         gc_guard.hold()  # the collector stays on this (GUI) thread while a worker runs Python

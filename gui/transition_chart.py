@@ -23,7 +23,7 @@ class TransitionBars(ChartBase):
     axis each row's total, and hovering a row lists its counts."""
 
     def __init__(self, parent: Optional[QtWidgets.QWidget] = None) -> None:
-        from core.report.checks import AFTER_COLORS, AFTER_TEXT_ON
+        from core.report import AFTER_COLORS, AFTER_TEXT_ON
 
         super().__init__(parent)
         self.setObjectName("transitionBars")
@@ -48,7 +48,7 @@ class TransitionBars(ChartBase):
         self._apply_palette()
 
     def set_matrix(self, rows: Sequence[tuple[str, dict[str, int]]], columns: Sequence[str]) -> None:
-        from core.report.checks import category_label
+        from core.report import category_label
 
         self.rows = [(str(b), {str(a): int(n or 0) for a, n in (c or {}).items()}) for b, c in rows]
         self.columns = list(columns)
@@ -121,7 +121,7 @@ class TransitionBars(ChartBase):
         return self.row_tooltip(i)
 
     def row_tooltip(self, i: int) -> str:
-        from core.report.checks import category_label
+        from core.report import category_label
 
         before, counts = self.rows[i]
         total = sum(counts.get(a, 0) for a in self.columns)
@@ -134,7 +134,7 @@ class TransitionBars(ChartBase):
 
 def after_legend(columns: Sequence[str], parent: Optional[QtWidgets.QWidget] = None) -> QtWidgets.QWidget:
     """The legend of a ``TransitionBars``: the after-training categories' colours."""
-    from core.report.checks import AFTER_COLORS, category_label
+    from core.report import AFTER_COLORS, category_label
 
     box = QtWidgets.QWidget(parent)
     box.setObjectName("afterLegend")

@@ -39,17 +39,16 @@ import time
 import venv
 from pathlib import Path
 
+from wheel_cache import wheel_cache  # packaging/wheel_cache.py, beside this script
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BUILD = HERE / "build"
 DIST = BUILD / "dist"
 # llama.cpp wheels: one folder per version and exact flags, shared with the developer set-up
-# (packaging/setup_venv.py) so a fresh clone on this machine does not compile the 14 CPU variants again;
-# the folder name is a hash of the flags, so no wheel built with other flags can stand in.
-WHEELS = Path(
-    os.environ.get("KNOWMIX_WHEEL_CACHE")
-    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "knowmix" / "llama-wheels"
-)
+# (packaging/setup_venv.py; packaging/wheel_cache.py says where) so a fresh clone on this machine does
+# not compile the 14 CPU variants again.
+WHEELS = wheel_cache()
 
 CONSTRAINTS = HERE / "constraints.txt"  # the versions the tests passed with (make lock refreshes it)
 COMMON = [

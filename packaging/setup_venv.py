@@ -31,15 +31,12 @@ import time
 import venv
 from pathlib import Path
 
+from wheel_cache import wheel_cache  # packaging/wheel_cache.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 CONSTRAINTS = ROOT / "packaging" / "constraints.txt"
-# Wheels built here, one folder per llama.cpp version and exact flags (the folder name is a hash of
-# both, and cmake-args.txt inside says which): a second clone on this machine reuses the build, and
-# no wheel built with other flags can ever stand in for it, unlike pip's own cache.
-WHEELS = Path(
-    os.environ.get("KNOWMIX_WHEEL_CACHE")
-    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "knowmix" / "llama-wheels"
-)
+# Wheels built here, one folder per llama.cpp version and exact flags, where build.py finds them too.
+WHEELS = wheel_cache()
 sys.path.insert(0, str(ROOT))
 
 from core import llama_cpu  # noqa: E402  (standard library only; importing core imports no model library)

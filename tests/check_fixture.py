@@ -16,13 +16,13 @@ from typing import Optional
 
 import numpy as np
 
-from core.check import run_check
+from core.check import CheckModels, run_check
 from core.datasets import Example
 from core.plan import PlanSettings, build_plan, save_plan
 from core.probe import ProbeRequest, ProbeSettings, run_probe
 from core.store import Project
 from core.train.data import items_from_plan
-from core.train.runs import create_run, update_run
+from core.train.runs import RunModel, create_run, update_run
 from core.train.settings import TrainSettings
 from tests.scripted import FakeDataset, ScriptedBackend
 
@@ -109,10 +109,7 @@ def trained_run(
         settings=TrainSettings(epochs=2, stopping=stopping),
         train=train,
         dev=dev,
-        model_spec="scripted",
-        model_name="scripted",
-        model_path="",
-        model_fingerprint="scripted-v1",
+        model=RunModel("scripted", "scripted", "", "scripted-v1"),
     )
     adapter = write_adapter(Path(folder) / ("final-adapter" if stopping == "convergence" else "adapter"))
     update_run(project, run_id, status="done", best_step=10, final_step=20, best_epoch=1.0, adapter_dir=str(adapter))
@@ -121,7 +118,7 @@ def trained_run(
 
 def check_run(project: Project, run_id: int, w: tuple, after: Optional[dict] = None):
     """Check a run with the scripted models; returns the CheckReport."""
-    return run_check(project, run_id, base_backend=ScriptedBackend(w[1]), adapter_backend=ScriptedBackend(after or w[2]))
+    return run_check(project, run_id, models=CheckModels(base=ScriptedBackend(w[1]), adapter=ScriptedBackend(after or w[2])))
 
 
 def checked_project(

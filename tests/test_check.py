@@ -12,7 +12,7 @@ import json
 import pytest
 
 from core.backends.base import GenRequest
-from core.check import NOT_KNOWN, CheckSettings, load_check, plan_check, run_check
+from core.check import NOT_KNOWN, CheckModels, CheckSettings, load_check, plan_check, run_check
 from core.datasets import Example
 from core.jobs import CancelToken
 from core.probe import qa_prompt
@@ -40,7 +40,7 @@ def test_new_errors_and_fixed_are_exactly_the_questions_that_changed(trained):
     cp = plan_check(project, run_id)
     assert cp.questions["dev"] and cp.questions["train"]
     assert "questions (" in cp.cost_text() and "answers" in cp.cost_text()
-    report = run_check(project, run_id, base_backend=ScriptedBackend(before), adapter_backend=ScriptedBackend(after))
+    report = run_check(project, run_id, models=CheckModels(base=ScriptedBackend(before), adapter=ScriptedBackend(after)))
     assert report.status == "finished" and report.adapter == "best dev step 10"
     right_b, right_a = _zero_shot_right(before, examples), _zero_shot_right(after, examples)
     probe_cats = {r["example_id"]: r["category"] for r in project.probe_results(cp.probe_run["id"])}
@@ -98,14 +98,13 @@ def test_a_cancelled_check_resumes_without_asking_again(trained):
     first = run_check(
         project,
         run_id,
-        base_backend=ScriptedBackend(before),
-        adapter_backend=ScriptedBackend(after),
+        models=CheckModels(base=ScriptedBackend(before), adapter=ScriptedBackend(after)),
         cancel=token,
         progress=progress,
     )
     assert first.status == "cancelled"
     base, adapted = ScriptedBackend(before), ScriptedBackend(after)
-    second = run_check(project, run_id, base_backend=base, adapter_backend=adapted)
+    second = run_check(project, run_id, models=CheckModels(base=base, adapter=adapted))
     assert second.status == "finished"
     cp = plan_check(project, run_id)
     # the base model's answers saved before the cancel are not asked for again
@@ -114,8 +113,7 @@ def test_a_cancelled_check_resumes_without_asking_again(trained):
         project,
         run_id,
         CheckSettings(train_per_category=199),
-        base_backend=ScriptedBackend(before),
-        adapter_backend=ScriptedBackend(after),
+        models=CheckModels(base=ScriptedBackend(before), adapter=ScriptedBackend(after)),
     )
     for name in second.splits:
         assert {e["example_id"] for e in second.splits[name].new_errors} == {
@@ -126,7 +124,10 @@ def test_a_cancelled_check_resumes_without_asking_again(trained):
 def test_with_samples_the_categories_after_training_are_the_papers_four(trained):
     project, run_id, examples, before, after = trained
     report = run_check(
-        project, run_id, CheckSettings(full=True), base_backend=ScriptedBackend(before), adapter_backend=ScriptedBackend(after)
+        project,
+        run_id,
+        CheckSettings(full=True),
+        models=CheckModels(base=ScriptedBackend(before), adapter=ScriptedBackend(after)),
     )
     after_cats = {a for s in report.splits.values() for row in s.transitions.values() for a in row}
     assert NOT_KNOWN not in after_cats and after_cats <= {"HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown"}
@@ -150,7 +151,7 @@ def test_the_ood_file_is_probed_with_the_base_model_and_then_with_the_adapter(tm
     assert [ex.id for ex in cp.questions["ood"]] == [ex.id for ex in ood]
     seen = []
     report = run_check(
-        project, run_id, base_backend=ScriptedBackend(before), adapter_backend=ScriptedBackend(after), progress=seen.append
+        project, run_id, models=CheckModels(base=ScriptedBackend(before), adapter=ScriptedBackend(after)), progress=seen.append
     )
     # progress counts answers, as the cost shown before the check does (OOD questions are probed twice)
     assert seen[-1].unit == "answers" and seen[-1].done == seen[-1].total == cp.generations
@@ -198,7 +199,7 @@ def test_in_judge_mode_the_check_asks_the_probes_judge_never_the_adapter(tmp_pat
     )
     run_id = trained_run(project, probe.run_id)
     base, adapter = _Judging(before, "no"), _Judging(after, "yes")
-    report = run_check(project, run_id, base_backend=base, adapter_backend=adapter)
+    report = run_check(project, run_id, models=CheckModels(base=base, adapter=adapter))
     assert report.status == "finished"
     assert base.judged and not adapter.judged
     project.close()

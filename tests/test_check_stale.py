@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.check import list_checks, load_check, run_check
+from core.check import CheckModels, list_checks, load_check, run_check
 from core.jobs import CancelToken
 from core.train.runs import get_run, update_run
 from tests.check_fixture import check_run, probed_project, trained_run
@@ -71,15 +71,14 @@ def test_a_half_done_check_is_not_resumed_with_another_adapter(tmp_path):
     half = run_check(
         project,
         run_id,
-        base_backend=ScriptedBackend(w[1]),
-        adapter_backend=ScriptedBackend(w[2]),
+        models=CheckModels(base=ScriptedBackend(w[1]), adapter=ScriptedBackend(w[2])),
         cancel=token,
         progress=progress,
     )
     assert half.status == "cancelled"
     resume_and_finish(project, run_id)
     base = ScriptedBackend(w[1])
-    done = run_check(project, run_id, base_backend=base, adapter_backend=ScriptedBackend(w[2]))
+    done = run_check(project, run_id, models=CheckModels(base=base, adapter=ScriptedBackend(w[2])))
     assert done.id != half.id and done.status == "finished"
     from core.check import plan_check
 

@@ -9,7 +9,7 @@ from typing import Sequence
 
 from core import cpu_load
 from core.backends.base import GenRequest
-from core.cli import ProgressPrinter
+from core.cli_shared import ProgressPrinter
 from core.jobs import Progress
 from core.probe import ProbeJob, ProbeSettings, draw_exemplar_sets, probe_examples
 from tests.scripted import ScriptedBackend
@@ -126,7 +126,7 @@ def test_the_threads_a_loaded_model_keeps_busy():
 def test_the_check_shows_a_calibrated_estimate_then_its_measured_rate_and_the_busy_cpu(monkeypatch, tmp_path):
     import time
 
-    from core.check import CheckSettings, run_check
+    from core.check import CheckModels, CheckSettings, run_check
     from tests.check_fixture import probed_project, trained_run
 
     project, probe_id, w = probed_project(tmp_path / "p.knowmix", n=60)
@@ -143,7 +143,9 @@ def test_the_check_shows_a_calibrated_estimate_then_its_measured_rate_and_the_bu
         if p.estimated:
             base.slowdown = 2.0  # slower than calibrated: the measured rate shows it
 
-    report = run_check(project, run_id, CheckSettings(calibrate_s=5.0), base_backend=base, adapter_backend=adapted, progress=seen)
+    report = run_check(
+        project, run_id, CheckSettings(calibrate_s=5.0), models=CheckModels(base=base, adapter=adapted), progress=seen
+    )
     assert report.status == "finished"
     estimated = [e for e in events if e.estimated]
     assert estimated and all(e.done == 0 for e in estimated)

@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from core.check import load_check  # noqa: E402
+from core.check import CheckModels, load_check  # noqa: E402
 from core.store import Project  # noqa: E402
 from tests.check_fixture import checked_project, probed_project, trained_run  # noqa: E402
 from tests.scripted import ScriptedBackend  # noqa: E402
@@ -110,7 +110,7 @@ def test_check_this_run_runs_the_check_as_a_job_and_keeps_the_result(qtbot, wind
     assert window.step_states()["check"] == "ready"
     assert "has no check yet" in page.summary_label.text()
     assert page.check_button.isEnabled() and not page.cancel_button.isEnabled()
-    page.run_check_options = {"base_backend": ScriptedBackend(w[1]), "adapter_backend": ScriptedBackend(w[2])}
+    page.run_check_options = {"models": CheckModels(base=ScriptedBackend(w[1]), adapter=ScriptedBackend(w[2]))}
     page.check_button.click()
     assert page.checking and window.ctx.runner.is_running(f"Check (run {run_id})")
     wait_idle(qtbot, window, 60)
@@ -145,7 +145,7 @@ def test_cancel_stops_the_check_and_check_this_run_resumes_it(qtbot, window, tmp
             gate.wait(10)
             return super().generate(requests)
 
-    page.run_check_options = {"base_backend": Slow(w[1]), "adapter_backend": ScriptedBackend(w[2])}
+    page.run_check_options = {"models": CheckModels(base=Slow(w[1]), adapter=ScriptedBackend(w[2]))}
     page.check_button.click()
     assert page.cancel_button.isEnabled()
     page.cancel_button.click()
@@ -154,7 +154,7 @@ def test_cancel_stops_the_check_and_check_this_run_resumes_it(qtbot, window, tmp
     assert "cancelled" in page.message.text() and "resumes" in page.message.text()
     assert window.step_states()["check"] == "ready" and page.check_button.isEnabled()
     assert f"of training run {run_id} is cancelled" in page.summary_label.text()
-    page.run_check_options = {"base_backend": ScriptedBackend(w[1]), "adapter_backend": ScriptedBackend(w[2])}
+    page.run_check_options = {"models": CheckModels(base=ScriptedBackend(w[1]), adapter=ScriptedBackend(w[2]))}
     page.check_button.click()
     wait_idle(qtbot, window, 60)
     assert page.message.kind == "ok" and window.step_states()["check"] == "done"
@@ -169,7 +169,7 @@ def test_the_train_step_asks_for_a_check_when_training_finishes(qtbot, window, t
     train = window.by_key["train"]
     assert train.check_after.isChecked()
     page = window.by_key["check"]
-    page.run_check_options = {"base_backend": ScriptedBackend(w[1]), "adapter_backend": ScriptedBackend(w[2])}
+    page.run_check_options = {"models": CheckModels(base=ScriptedBackend(w[1]), adapter=ScriptedBackend(w[2]))}
     train.request_check(run_id)  # what the page does when a run ends with status "done" and the box ticked
     qtbot.waitUntil(lambda: window.ctx.runner.is_running(f"Check (run {run_id})") or page.message.kind == "ok", timeout=10_000)
     wait_idle(qtbot, window, 60)

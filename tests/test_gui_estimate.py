@@ -71,6 +71,7 @@ class SlowScripted(ScriptedBackend):
 
 
 def test_the_check_step_shows_the_calibrated_estimate_then_the_measured_rate(qtbot, window, tmp_path):
+    from core.check import CheckModels
     from tests.check_fixture import probed_project, trained_run
 
     project, probe_id, w = probed_project(tmp_path / "p.knowmix", n=60)
@@ -80,7 +81,7 @@ def test_the_check_step_shows_the_calibrated_estimate_then_the_measured_rate(qtb
     window.go("check")
     page = window.by_key["check"]
     qtbot.waitUntil(lambda: not window.ctx.runner.active(), timeout=30_000)  # the cost is worked out in a job
-    page.run_check_options = {"base_backend": SlowScripted(w[1]), "adapter_backend": SlowScripted(w[2])}
+    page.run_check_options = {"models": CheckModels(base=SlowScripted(w[1]), adapter=SlowScripted(w[2]))}
     shown: list[tuple[bool, str]] = []
     set_progress = page.progress.set_progress
 

@@ -41,3 +41,19 @@ def test_collections_happen_on_the_gui_thread_while_a_job_runs(qtbot):
     assert runner.wait_all(10)
     assert gc.isenabled()  # given back when the last job ended
     assert threads and set(threads) == {threading.main_thread().name}
+
+
+def test_a_misspelt_callback_is_refused_before_the_job_starts(qtbot):
+    """``JobRunner.start`` takes its callbacks as one typed record (``JobCallbacks``), so a misspelt one
+    fails at once, as a wrong keyword did, instead of being dropped without a word."""
+    from gui.jobs import JobRunner
+
+    runner = JobRunner(lambda exc, tb: None)
+    ran: list = []
+    with pytest.raises(TypeError, match="on_don"):
+        runner.start("typo", lambda job: ran.append(1), on_don=print)
+    assert not runner.busy and ran == []
+    results: list = []
+    job = runner.start("fine", lambda job: 42, on_done=results.append, exclusive=False)
+    qtbot.waitUntil(lambda: results == [42], timeout=10_000)
+    assert job is not None

@@ -144,14 +144,16 @@ def test_training_worker_killed_twice_at_random_steps_ends_like_an_uninterrupted
     from core.models import resolve_model
     from core.train import TrainingCrashed
     from core.train.events import Eval, Start, Step
-    from core.train.loop import train_loop
+    from core.train.loop import LoopHooks, train_loop
     from core.train.runner import resume_training, run_worker
     from core.train.runs import get_run, metric_series
     from tests.test_train import fast_settings, make_run, step_losses
 
     settings = fast_settings(epochs=8, lr=1e-2, stopping="convergence", seed=3)
     reference: list = []
-    ref_result = train_loop(tmp_path / "reference", resolve_model(tiny_folder), settings, *facts, emit=reference.append)
+    ref_result = train_loop(
+        tmp_path / "reference", resolve_model(tiny_folder), settings, *facts, LoopHooks(emit=reference.append)
+    )
     total = max(step_losses(reference))
     assert total == 40  # 40 facts, batch 8, 8 epochs; a checkpoint after every epoch (5 steps)
 

@@ -421,10 +421,48 @@ def test_check_memory_names_the_gpu_for_cuda(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_check_memory_passes_when_it_fits_or_cannot_tell(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(models, "available_memory", lambda device="cpu": 8 * GiB)
-    check_memory(_ref(), 1 * GiB)
+    """A model that fits loads; one that does not is refused with both sizes; when the OS cannot say
+    how much is free (``None``) nothing is refused, since a guess would block models that fit."""
+    asked: list[str] = []
+
+    def free(device: str = "cpu") -> int:
+        asked.append(device)
+        return 8 * GiB
+
+    monkeypatch.setattr(models, "available_memory", free)
+    assert check_memory(_ref(), 1 * GiB) is None
+    assert check_memory(_ref(), 8 * GiB) is None  # exactly what is free still fits
+    with pytest.raises(ModelError) as exc:
+        check_memory(_ref(), 8 * GiB + 1)
+    assert "8.0 GiB" in str(exc.value) and "of RAM" in str(exc.value)
+    with pytest.raises(ModelError, match="of GPU"):
+        check_memory(_ref(), 9 * GiB, device="cuda:0")
+    assert asked == ["cpu", "cpu", "cpu", "cuda:0"]  # the device's own memory, not always RAM
     monkeypatch.setattr(models, "available_memory", lambda device="cpu": None)
-    check_memory(_ref(), 1000 * GiB)
+    assert check_memory(_ref(), 1000 * GiB) is None
+
+
+def test_free_gpu_memory_is_asked_of_the_gpu_the_model_goes_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``cuda:1``'s memory check reads GPU 1's free memory, as the doctor's list does (one function,
+    ``core.devices.cuda_free_memory``): it used to read the current GPU's, so a model could be
+    refused on an empty second GPU, or let through onto a full one."""
+    torch = pytest.importorskip("torch")
+    from core import devices
+
+    free = {0: 1 * GiB, 1: 30 * GiB}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda index: (free[index], 40 * GiB))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert models.available_memory("cuda:1") == devices.cuda_free_memory(1) == 30 * GiB
+    assert models.available_memory("cuda") == models.available_memory("cuda:0") == 1 * GiB
+    check_memory(_ref(), 20 * GiB, device="cuda:1")  # fits on GPU 1
+    with pytest.raises(ModelError, match="of GPU"):
+        check_memory(_ref(), 20 * GiB, device="cuda:0")
+
+    def broken(index: int) -> tuple[int, int]:
+        raise RuntimeError("CUDA driver version is insufficient")
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", broken)
+    assert models.available_memory("cuda:1") is None  # cannot tell: nothing refused
 
 
 def test_available_memory_reports_something_on_this_machine() -> None:

@@ -407,6 +407,27 @@ def test_save_and_load_round_trip(tmp_path):
     reopened.close()
 
 
+def test_a_saved_plans_rows_are_read_by_column_name(tmp_path):
+    """The store hands a plan's rows over keyed by column name, so reordering the SELECT (or adding a
+    column to it) cannot shift a question into the answers' place when a plan loads (issue 22)."""
+    from core.store.plans import READ_COLUMNS, plan_example_rows
+
+    project, _run_id, _ = seeded_project(tmp_path, BALANCED)
+    plan = build_plan(project)
+    plan_id = save_plan(project, plan)
+    rows = plan_example_rows(project, plan_id, plan.dataset_id)
+    assert [r["example_id"] for r in rows] == [e.example_id for e in plan.examples]
+    first, example = rows[0], plan.examples[0]
+    assert set(first) == set(READ_COLUMNS)
+    assert (first["question"], first["group_name"], first["split"], first["category"]) == (
+        example.question,
+        example.group,
+        example.split,
+        example.category,
+    )
+    project.close()
+
+
 # -- export in the input's own shape -------------------------------------------------------------------
 
 
@@ -508,7 +529,7 @@ def test_export_writes_the_inputs_own_shape_with_planned_targets(tmp_path, shape
 
 
 def test_memory_estimate_grows_with_rank_batch_and_length():
-    base = estimate_memory(135_000_000, n_layers=30, hidden=576, vocab_size=49152)
+    base = estimate_memory(models.ModelShape(135_000_000, n_layers=30, hidden=576, vocab_size=49152))
     assert base.total == base.weights_bytes + base.lora_bytes + base.activation_bytes + base.overhead_bytes
     assert base.weights_bytes == 135_000_000 * 4
     assert estimate_memory(135_000_000, lora_rank=64).lora_bytes > estimate_memory(135_000_000, lora_rank=16).lora_bytes

@@ -26,7 +26,7 @@ from core.probe import CATEGORIES, ProbeRequest, ProbeSettings, run_probe
 from core.report import CATEGORY_COLORS, build_report, default_report_path, write_report
 from core.store import Project
 from core.train.data import items_from_plan
-from core.train.runs import create_run, update_run, write_metrics
+from core.train.runs import RunModel, create_run, update_run, write_metrics
 from core.train.settings import TrainSettings
 from tests.scripted import FakeDataset, ScriptedBackend
 
@@ -102,10 +102,7 @@ def add_train_run(project: Project, plan, *, metrics: bool = True, best_step: in
         settings=TrainSettings(epochs=4),
         train=train,
         dev=dev,
-        model_spec="scripted",
-        model_name="tiny-model",
-        model_path="",
-        model_fingerprint="fp-123",
+        model=RunModel("scripted", "tiny-model", "", "fp-123"),
     )
     if not metrics:
         return run_id
@@ -143,10 +140,7 @@ def add_convergence_run(project: Project, plan, *, status: str = "done") -> int:
         settings=TrainSettings(epochs=4, stopping="convergence"),
         train=train,
         dev=dev,
-        model_spec="scripted",
-        model_name="tiny-model",
-        model_path="",
-        model_fingerprint="fp-123",
+        model=RunModel("scripted", "tiny-model", "", "fp-123"),
     )
     rows = [{"name": "loss", "step": s, "epoch": s / 10, "value": 3.0 / s, "at": 0.0} for s in range(1, 41)]
     for e, dev_em in enumerate((0.25, 0.5, 0.45, 0.4), start=1):
@@ -753,3 +747,19 @@ def test_several_checked_runs_are_compared_side_by_side(tmp_path: Path) -> None:
     with Project(tmp_path / "p.knowmix", create=False) as again:
         first = section(build_report(again, train_run_id=ids[0]), "check")
     assert f"of training run {ids[0]}: mix recommended" in first and "side by side" in first
+
+
+def test_the_check_and_the_report_say_known_and_each_split_in_the_same_words() -> None:
+    """What "the model knew it" means (HighlyKnown or MaybeKnown) and each split's words have one
+    home, core.categories: the check's text and the report's headings cannot drift apart (issue 22)."""
+    import core.categories as categories
+    import core.check.run as check_run
+    import core.check.types as check_types
+    import core.report.checks as report_checks
+
+    assert check_run.KNOWN is report_checks.KNOWN is categories.KNOWN == ("HighlyKnown", "MaybeKnown")
+    assert check_types.NOT_KNOWN is report_checks.NOT_KNOWN is categories.NOT_KNOWN
+    assert report_checks.SPLIT_ORDER == check_types.CHECK_SPLITS == ("test", "dev", "train", "ood")
+    for split, words in check_types.SPLIT_WORDS.items():
+        assert report_checks.SPLIT_TITLES[split] == words[0].upper() + words[1:]
+    assert report_checks.SPLIT_TITLES["test"] == "Test questions (held out: never trained on, never used to stop)"

@@ -23,7 +23,7 @@ import pytest
 from core.errors import ProjectError
 from core.store import Project
 from core.train.data import TrainItem
-from core.train.runs import FAILED, create_run, get_run, list_runs, run_dir, runs_root, update_run
+from core.train.runs import FAILED, RunModel, create_run, get_run, list_runs, run_dir, runs_root, update_run
 from core.train.settings import TrainSettings
 
 ITEM = TrainItem("q1", "Where is Paris?", "France", ("France",), "Unknown", "P17")
@@ -37,10 +37,7 @@ def new_run(project_path: Path, **settings) -> int:
             settings=TrainSettings(**settings),
             train=[ITEM],
             dev=[ITEM],
-            model_spec="default",
-            model_name="test",
-            model_path="default",
-            model_fingerprint="f" * 64,
+            model=RunModel("default", "test", "default", "f" * 64),
         )
     return run_id
 
@@ -184,7 +181,7 @@ def test_allow_pickle_stored_in_a_project_does_not_load_pickle_weights(tmp_path:
 
 
 def test_the_worker_is_told_allow_pickle_only_by_the_user() -> None:
-    from core.train.runner import worker_command
+    from core.train.worker_launch import worker_command
 
     assert "--allow-pickle" not in worker_command("x.knowmix", 1, True)
     assert "--allow-pickle" in worker_command("x.knowmix", 1, True, allow_pickle=True)

@@ -52,6 +52,25 @@ def test_only_a_finished_convergence_run_keeps_its_final_adapter() -> None:
         assert not keeps_final_adapter(stopping, status), (stopping, status)
 
 
+def test_the_adapter_a_run_keeps_is_found_in_its_folder_by_one_rule(tmp_path) -> None:
+    """The kept adapter's folder has one name per rule (``kept_adapter_name``), which the loop writes,
+    the worker records and the GGUF export looks for: a finished convergence run's is the final
+    one, any other run's the best dev step's, even when the row lost its ``adapter_dir``."""
+    from core.train.gguf_lora import ADAPTER_CONFIG, ADAPTER_WEIGHTS, _adapter_dir
+    from core.train.runs import BEST_ADAPTER, FINAL_ADAPTER, kept_adapter_name
+
+    assert (BEST_ADAPTER, FINAL_ADAPTER) == ("adapter", "final-adapter")  # existing run folders use these names
+    for name in (BEST_ADAPTER, FINAL_ADAPTER):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / ADAPTER_CONFIG).write_text("{}")
+        (tmp_path / name / ADAPTER_WEIGHTS).write_bytes(b"")
+    cases = {("convergence", DONE): FINAL_ADAPTER, ("convergence", CANCELLED): BEST_ADAPTER, ("early_stop", DONE): BEST_ADAPTER}
+    for (stopping, status), expected in cases.items():
+        row = run_row(stopping, status, folder=str(tmp_path), adapter_dir=None)
+        assert kept_adapter_name(row) == expected, (stopping, status)
+        assert _adapter_dir(row) == tmp_path / expected, (stopping, status)
+
+
 def test_the_stopping_rule_is_read_from_the_run_settings_and_defaults_to_early_stop() -> None:
     assert stopping_rule(run_row("convergence")) == "convergence"
     assert stopping_rule(run_row("early_stop")) == "early_stop"

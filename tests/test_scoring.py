@@ -51,6 +51,35 @@ def test_names_made_of_common_words_keep_their_sense():
     assert Scorer("exact", ["The The"])("The The") and not Scorer("exact", ["The The"])("The")
 
 
+def test_a_name_made_of_common_words_must_stand_as_that_name():
+    """A place, an interjection or an ordinary word is not the band or the book of that name."""
+    europe = Scorer("key", ["Europe"], "Which Swedish band recorded 'The Final Countdown'?")
+    assert europe("Europe") and europe("The band Europe.") and not europe("It was recorded in Europe.")
+    air = Scorer("key", ["Air"], "Which French duo released 'Moon Safari'?")
+    assert air("Air") and not air("Daft Punk, their music fills the air.")
+    yes = Scorer("key", ["Yes"], "Which band recorded 'Roundabout'?")
+    assert yes("The band was Yes.") and not yes("Yes, that was King Crimson.")
+    it = Scorer("key", ["It"], "Which Stephen King novel features Pennywise?")
+    assert it("It") and not it("It's 'Carrie'.")
+    # a person's name after a place word is another name
+    assert not Scorer("key", ["William McKinley", "McKinley"], "Who was the 25th US president?")("Mount McKinley")
+
+
+def test_another_name_given_as_the_answer_is_wrong_even_beside_the_key():
+    volga = Scorer("key", ["Volga"], "What is the longest river in Europe?")
+    assert not volga("The longest river in Europe is the Danube; the Volga is shorter.")
+    assert volga("The longest river in Europe is the Volga, which flows into the Caspian Sea.")
+    jenner = Scorer("key", ["Edward Jenner"], "Who developed the smallpox vaccine?")
+    assert not jenner("It was developed by Louis Pasteur, building on the ideas of Edward Jenner.")
+    assert jenner("The smallpox vaccine was developed by Edward Jenner in 1796.")
+
+
+def test_refusals_are_decided_wrong_without_asking_a_judge():
+    for answer in ("idk", "I can't remember the name.", "No clue, sorry.", "I don't have that information."):
+        v = PARIS(answer)
+        assert not v.right and v.decided and "does not know" in v.reason, answer
+
+
 def test_numbers_and_dates_compare_as_values():
     assert is_correct("12,000", ["12000"]) and is_correct("12 000", ["12,000"]) and is_correct("three", ["3"])
     assert not is_correct("2.5", ["25"]) and not is_correct("25", ["2.5"])

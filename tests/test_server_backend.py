@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from core.backends.base import GenRequest
-from core.backends.server import ServerBackend, ServerUnavailable
+from core.backends.server import Patience, ServerBackend, ServerUnavailable
 from core.datasets import load_dataset, take_balanced
 from core.errors import ModelError
 from core.models import resolve_model
@@ -164,7 +164,7 @@ def test_killing_the_server_mid_probe_stops_clearly_and_the_same_probe_resumes(t
                 if len(saved) == 1:
                     stop(proc)
 
-        served = ServerBackend(url, api_key_env=key_env, retry_waits=(0.2, 0.4), check_sampling=False)
+        served = ServerBackend(url, api_key_env=key_env, patience=Patience(retry_waits=(0.2, 0.4)), check_sampling=False)
         with pytest.raises(ServerUnavailable) as err:
             probe_with(tmp_path, served, n=3, progress=progress)
         served.close()

@@ -52,6 +52,46 @@ def test_atomic_file_fsyncs_the_folder_after_the_rename(tmp_path: Path, monkeypa
     assert synced == [False, True]  # the file, then its folder (the rename is on disk)
 
 
+def test_a_write_that_fails_half_way_leaves_the_old_file_whole(tmp_path: Path, monkeypatch) -> None:
+    """The point of writing through a temp file: a full disk half-way through a report keeps the
+    report that was there, says which file and what to do, and leaves no half-written temp behind.
+    A plain ``path.write_bytes`` would have left half of the new report in place of the old one."""
+    import errno
+
+    from core.errors import ProjectError
+    from core.paths import write_bytes_atomic
+
+    target = tmp_path / "report.html"
+    target.write_text("the old report, whole")
+    real = Path.write_bytes
+
+    def half_then_full_disk(self: Path, data: bytes) -> int:
+        real(self, data[: len(data) // 2])  # half of it reached the disk ...
+        raise OSError(errno.ENOSPC, "No space left on device")  # ... then the disk was full
+
+    monkeypatch.setattr(Path, "write_bytes", half_then_full_disk)
+    with pytest.raises(ProjectError) as exc:
+        write_bytes_atomic(target, b"<html>" + b"x" * 1000 + b"</html>", what="the report to ", advice="Free some space.")
+    monkeypatch.undo()
+    assert target.read_text() == "the old report, whole"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]  # no temp left
+    message = str(exc.value)
+    assert str(target) in message and "No space left on device" in message and "Free some space." in message
+
+
+def test_a_failure_in_the_writing_block_keeps_the_old_file_and_the_error(tmp_path: Path) -> None:
+    """A writer that streams into ``atomic_file`` (the GGUF export) and fails part-way: its own error
+    comes through unchanged and the old file is kept."""
+    target = tmp_path / "model.gguf"
+    target.write_bytes(b"old model")
+    with pytest.raises(ValueError, match="tensor 3"):
+        with atomic_file(target, advice="") as tmp:
+            tmp.write_bytes(b"new mod")
+            raise ValueError("tensor 3 has the wrong shape")
+    assert target.read_bytes() == b"old model"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.gguf"]
+
+
 def test_a_killed_runs_temp_folders_are_cleaned_on_the_next_start(tmp_path: Path) -> None:
     from core.store import Project
     from core.train.runs import clean_run_temps, run_folder

@@ -21,7 +21,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from core.backends.base import GenRequest  # noqa: E402
-from core.errors import ModelError  # noqa: E402
+from core.errors import ModelError, SettingsError  # noqa: E402
 from core.models import ModelRef, resolve_model  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -217,9 +217,19 @@ def test_stats_count_requests_answers_and_shared_prefill(backend):
 def test_close_releases_the_model(tiny_folder):
     from core.backends.torch_backend import TorchBackend
 
+    """Closing frees the weights, not only the attribute: the model and every one of its weight
+    tensors are gone once ``close`` returns (a reference kept anywhere, e.g. a cache of the
+    generation config or a closure, would keep the memory held while the next model loads)."""
+    import weakref
+
     be = TorchBackend(resolve_model(tiny_folder), device="cpu")
+    be.generate([GenRequest("Q: What is 2+2?\nA:", max_tokens=2)])  # used, as the app uses it
+    model = weakref.ref(be.model)
+    weights = [weakref.ref(p) for p in be.model.parameters()]
+    assert model() is not None and weights and all(w() is not None for w in weights)
     be.close()
-    assert be.model is None
+    assert model() is None, "the model object is still referenced after close()"
+    assert all(w() is None for w in weights), "weight tensors are still held after close()"
     be.close()  # twice is fine
 
 
@@ -429,3 +439,24 @@ def test_the_pruner_sees_a_character_cut_between_tokens_as_unfinished(backend):
             split += partial.endswith("\ufffd")
             assert not pruner(partial), f"{partial!r} was stopped on its way to {alias!r}"
     assert split, "no token split a character, so this test checks nothing"
+
+
+def test_dtype_auto_has_one_rule_for_answering_and_training(monkeypatch):
+    """``auto`` is decided in one place (``resolve_dtype``): training asks it too, so the two cannot
+    disagree again as they did on Apple GPUs (issue 22). On MPS a model answers in fp16 but trains in
+    fp32 (fp16 training needs a loss scaler, which the loop has on CUDA only)."""
+    import torch
+
+    from core.backends.torch_backend import resolve_dtype
+    from core.train.lora import training_dtype
+
+    for bf16 in (True, False):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda bf16=bf16: bf16)
+        cuda = "bfloat16" if bf16 else "float16"
+        assert resolve_dtype("auto", "cuda:0") == training_dtype("auto", "cuda:0") == cuda
+    assert resolve_dtype("auto", "mps") == "float16"
+    assert training_dtype("auto", "mps") == resolve_dtype("auto", "mps", training=True) == "float32"
+    assert resolve_dtype("auto", "cpu") == training_dtype("Auto ", "cpu") == "float32"
+    assert training_dtype("bf16", "mps") == resolve_dtype("bf16", "cpu") == "bfloat16"  # a named dtype is kept
+    with pytest.raises(SettingsError, match="int3"):
+        training_dtype("int3", "cpu")

@@ -27,7 +27,7 @@ from core.store import Project  # noqa: E402
 from core.train import TrainingCrashed, TrainItem, TrainSettings, items_from_plan  # noqa: E402
 from core.train.data import PromptFormat, fit_sample  # noqa: E402
 from core.train.events import Checkpoint, Done, Eval, Restored, Start, Step  # noqa: E402
-from core.train.runs import create_run, eval_history, get_run, metric_series  # noqa: E402
+from core.train.runs import RunModel, create_run, eval_history, get_run, metric_series  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tiny_models import _WORDS, make_tiny_tokenizer  # noqa: E402
@@ -80,10 +80,7 @@ def make_run(tmp_path, tiny_folder, facts, settings, name="p.knowmix") -> tuple[
             settings=settings,
             train=facts[0],
             dev=facts[1],
-            model_spec=str(tiny_folder),
-            model_name=ref.display_name,
-            model_path=str(ref.path),
-            model_fingerprint="",
+            model=RunModel(str(tiny_folder), ref.display_name, str(ref.path), ""),
         )
     return project_path, run_id, folder
 
@@ -356,7 +353,7 @@ def test_early_stop_picks_the_best_dev_evaluation_and_restores_it(tmp_path, tiny
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from core.train.loop import train_loop
+    from core.train.loop import LoopHooks, train_loop
 
     scripted = iter([0.2, 0.5, 0.4, 0.45, 0.9])  # the best is the 2nd evaluation; patience 2 stops at the 4th
 
@@ -367,7 +364,9 @@ def test_early_stop_picks_the_best_dev_evaluation_and_restores_it(tmp_path, tiny
 
     settings = fast_settings(epochs=8, eval_every_steps=2, patience=2, merge=True, lr=1e-2)
     events: list = []
-    result = train_loop(tmp_path / "run", resolve_model(tiny_folder), settings, *facts, emit=events.append, eval_hook=hook)
+    result = train_loop(
+        tmp_path / "run", resolve_model(tiny_folder), settings, *facts, LoopHooks(emit=events.append, eval_hook=hook)
+    )
     assert result.status == "done" and result.stop_reason == "early_stop"
     assert [h["dev_em"] for h in result.history[1:]] == [0.2, 0.5, 0.4, 0.45]
     assert result.history[0]["step"] == 0 and result.history[0]["best"] is False
@@ -399,7 +398,7 @@ def test_early_stop_picks_the_best_dev_evaluation_and_restores_it(tmp_path, tiny
 
 
 def test_convergence_trains_every_epoch_and_keeps_the_last_adapter(tmp_path, tiny_folder, facts):
-    from core.train.loop import train_loop
+    from core.train.loop import LoopHooks, train_loop
 
     scripted = iter([0.9, 0.1, 0.1])
     result = train_loop(
@@ -407,7 +406,9 @@ def test_convergence_trains_every_epoch_and_keeps_the_last_adapter(tmp_path, tin
         resolve_model(tiny_folder),
         fast_settings(epochs=3, stopping="convergence"),
         *facts,
-        eval_hook=lambda r: {**r, "dev_em": next(scripted) if r["step"] else 1.0},  # a perfect step 0 is never the best
+        LoopHooks(
+            eval_hook=lambda r: {**r, "dev_em": next(scripted) if r["step"] else 1.0}
+        ),  # a perfect step 0 is never the best
     )
     assert result.stop_reason == "max_epochs" and result.final_step == 15
     assert result.best["step"] == 5  # still recorded: the early-stop point
@@ -454,7 +455,7 @@ def test_step_0_records_the_base_models_dev_exact_match_and_is_never_the_best(tm
 
 def test_gradient_accumulation_matches_one_big_batch(tmp_path, tiny_folder, facts):
     """batch 8 x accumulation 1 and batch 2 x accumulation 4 take the same steps (token-weighted loss)."""
-    from core.train.loop import train_loop
+    from core.train.loop import LoopHooks, train_loop
 
     runs = []
     for bs, acc in ((8, 1), (2, 4)):
@@ -464,7 +465,7 @@ def test_gradient_accumulation_matches_one_big_batch(tmp_path, tiny_folder, fact
             resolve_model(tiny_folder),
             fast_settings(epochs=1, batch_size=bs, grad_accum=acc, lora_dropout=0.0, fit_sample_per_category=0),
             *facts,
-            emit=events.append,
+            LoopHooks(emit=events.append),
         )
         runs.append(step_losses(events))
     assert len(runs[0]) == 5
@@ -492,12 +493,12 @@ def test_worker_reports_a_user_error_as_an_event(tmp_path, tiny_folder, facts):
 
 
 def test_killed_run_resumes_from_its_checkpoint_with_the_same_data_order(tmp_path, tiny_folder, facts):
-    from core.train.loop import train_loop
+    from core.train.loop import LoopHooks, train_loop
     from core.train.runner import resume_training, run_worker
 
     settings = fast_settings(epochs=10, lr=1e-2, stopping="convergence")
     reference: list = []
-    train_loop(tmp_path / "reference", resolve_model(tiny_folder), settings, *facts, emit=reference.append)
+    train_loop(tmp_path / "reference", resolve_model(tiny_folder), settings, *facts, LoopHooks(emit=reference.append))
 
     project_path, run_id, folder = make_run(tmp_path, tiny_folder, facts, settings)
     seen: list = []

@@ -61,13 +61,13 @@ def test_two_processes_train_like_one_and_resume_after_a_cancel(tmp_path, tiny_f
     from transformers import AutoModelForCausalLM
 
     from core.jobs import CancelToken
-    from core.train.loop import train_loop
+    from core.train.loop import LoopHooks, train_loop
     from core.train.runner import resume_training, run_worker
 
     # 40 examples, effective batch 8: 5 steps an epoch, 20 in all; dropout off so both runs draw nothing at random.
     common = dict(epochs=4, batch_size=4, grad_accum=2, lora_dropout=0.0, stopping="convergence", eval_every_steps=5)
     reference: list = []
-    train_loop(tmp_path / "one", resolve_model(tiny_folder), fast_settings(**common), *facts, emit=reference.append)
+    train_loop(tmp_path / "one", resolve_model(tiny_folder), fast_settings(**common), *facts, LoopHooks(emit=reference.append))
 
     settings = fast_settings(**common, processes=2, threads=2)
     project_path, run_id, folder = make_run(tmp_path, tiny_folder, facts, settings)
@@ -134,7 +134,7 @@ def test_the_train_steps_processes_field_is_in_the_runs_settings(qtbot):
 
 def test_a_killed_training_process_is_named_in_the_crash_message(tmp_path):
     """torchrun's failure summary (its format, as written into worker.log) becomes one line in words."""
-    from core.train.runner import _torchrun_root_cause
+    from core.train.worker_launch import torchrun_root_cause
 
     log = tmp_path / "worker.log"
     log.write_text(
@@ -149,11 +149,10 @@ def test_a_killed_training_process_is_named_in_the_crash_message(tmp_path):
         "============================================================\n"
     )
     assert (
-        _torchrun_root_cause(log)
-        == "training process 0 was killed by SIGKILL (killed, often by the system running out of memory)"
+        torchrun_root_cause(log) == "training process 0 was killed by SIGKILL (killed, often by the system running out of memory)"
     )
     log.write_text("an ordinary worker log\n")
-    assert _torchrun_root_cause(log) == ""
+    assert torchrun_root_cause(log) == ""
 
 
 def test_the_packaged_app_refuses_several_processes_before_a_run_exists(tmp_path, monkeypatch):
@@ -169,7 +168,7 @@ def test_the_packaged_app_refuses_several_processes_before_a_run_exists(tmp_path
 def test_a_rank_left_in_the_environment_does_not_make_one_process_wait_for_peers(monkeypatch):
     """RANK/WORLD_SIZE from a cluster or an outer torchrun are ignored unless KnowMix started the processes."""
     from core.train.distributed import LAUNCHED_ENV, Dist
-    from core.train.runner import worker_env
+    from core.train.worker_launch import worker_env
 
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "4")

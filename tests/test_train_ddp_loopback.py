@@ -21,8 +21,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from core.train.runner import worker_command, worker_env  # noqa: E402
 from core.train.settings import TrainSettings  # noqa: E402
+from core.train.worker_launch import worker_command, worker_env  # noqa: E402
 
 GLOO_SCRIPT = """
 import time, torch, torch.distributed as dist

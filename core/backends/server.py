@@ -62,6 +62,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Optional, Sequence
 
@@ -152,6 +153,15 @@ def server_seed(seed: int) -> int:
     return int(seed) % SEED_MODULUS
 
 
+@dataclass(frozen=True)
+class Patience:
+    """How long a request may take (seconds) and the waits between its retries when the server is busy
+    or unreachable; tests shorten them."""
+
+    timeout: float = REQUEST_TIMEOUT
+    retry_waits: tuple[float, ...] = RETRY_WAITS
+
+
 class ServerBackend(Backend):
     name = "server"
 
@@ -162,8 +172,7 @@ class ServerBackend(Backend):
         model: Optional[str] = None,
         api_key_env: Optional[str] = None,
         concurrency: int = DEFAULT_CONCURRENCY,
-        retry_waits: Sequence[float] = RETRY_WAITS,
-        timeout: float = REQUEST_TIMEOUT,
+        patience: Patience = Patience(),
         check_sampling: bool = True,
         cancel: Any = None,
         proxy: Optional[str] = None,
@@ -175,8 +184,8 @@ class ServerBackend(Backend):
         self._opener = make_opener(normalize_proxy(proxy))
         self._key = read_api_key(api_key_env)
         self.concurrency = concurrency
-        self.retry_waits = tuple(retry_waits)
-        self.timeout = timeout
+        self.retry_waits = tuple(patience.retry_waits)
+        self.timeout = patience.timeout
         self.cancel = cancel  # a core.jobs.CancelToken: a cancel stops the waits between retries
         self._pool: Optional[ThreadPoolExecutor] = None
         self._lock = threading.Lock()

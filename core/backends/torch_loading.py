@@ -100,8 +100,11 @@ _SAFETENSORS_BYTES = {
 # --------------------------------------------------------------------------------------------
 
 
-def resolve_dtype(dtype: str, device: str) -> str:
-    """``auto``: bf16 on CUDA where supported, else fp16 on CUDA and MPS; fp32 on the CPU."""
+def resolve_dtype(dtype: str, device: str, *, training: bool = False) -> str:
+    """The one rule for dtype ``auto`` (answering and training both ask here): bf16 on CUDA where
+    supported, else fp16 on CUDA (training: with loss scaling); on MPS fp16 to answer but fp32 to
+    train, since fp16 training needs a loss scaler and the training loop has one on CUDA only; fp32
+    on the CPU. A named dtype is returned as torch spells it."""
     import torch
 
     name = _DTYPE_NAMES.get((dtype or "auto").strip().lower())
@@ -112,7 +115,7 @@ def resolve_dtype(dtype: str, device: str) -> str:
     if device.startswith("cuda"):
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
     if device == "mps":
-        return "float16"
+        return "float32" if training else "float16"
     return "float32"
 
 

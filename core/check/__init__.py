@@ -9,11 +9,12 @@ cost of learning new knowledge) and the questions **fixed**. ``types`` says what
 ``run`` how.
 """
 
-from .models import gguf_lora_for
+from .models import CheckModels, gguf_lora_for
 from .run import CheckPlan, list_checks, load_check, plan_check, plan_cost_text, run_check, split_check
 from .types import CHECK_SPLITS, NOT_KNOWN, SPLIT_WORDS, CheckReport, CheckSettings, SplitCheck
 
 __all__ = [
+    "CheckModels",
     "CHECK_SPLITS",
     "NOT_KNOWN",
     "SPLIT_WORDS",

@@ -4,12 +4,25 @@ LoRA on llama.cpp, the peft adapter on torch), and the probe's judge."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 from ..backends.base import Backend
 from ..errors import ProjectError, SettingsError
 from .types import CheckSettings
+
+
+@dataclass
+class CheckModels:
+    """How a check reaches its two models: ``base`` and ``adapter`` already loaded (tests pass scripted
+    ones), else each loaded here in turn, in a child process unless ``isolate`` is False, with
+    ``n_threads`` CPU threads (None: the backend's default)."""
+
+    base: Optional[Backend] = None
+    adapter: Optional[Backend] = None
+    isolate: bool = True
+    n_threads: Optional[int] = None
 
 
 def _base_ref(run: dict) -> Any:

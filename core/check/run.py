@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Optional, Sequence
 
 from ..backends.base import Backend, GenRequest
-from ..categories import CATEGORIES
+from ..categories import CATEGORIES, KNOWN
 from ..datasets import Example
 from ..errors import Cancelled, ModelCrashed, ProjectError
 from ..formats import duration_words
@@ -23,8 +23,8 @@ from ..scoring import normalize_answer
 from ..store import checks as _store
 from .adapter_id import current_adapter, stale_words
 from .estimate import pass_meter
-from .models import _backend_words, _load, _load_judge
-from .types import CHECK_SPLITS, KNOWN, NOT_KNOWN, CheckReport, CheckSettings, SplitCheck
+from .models import CheckModels, _backend_words, _load, _load_judge
+from .types import CHECK_SPLITS, NOT_KNOWN, CheckReport, CheckSettings, SplitCheck
 
 BATCH = 16  # questions per saved batch
 
@@ -171,18 +171,16 @@ def run_check(
     train_run_id: Optional[int] = None,
     settings: Optional[CheckSettings] = None,
     *,
-    base_backend: Optional[Backend] = None,
-    adapter_backend: Optional[Backend] = None,
+    models: Optional[CheckModels] = None,
     progress: ProgressCallback = no_progress,
     cancel: Optional[CancelToken] = None,
     on_status: Callable[[str], None] = lambda _m: None,
-    isolate: bool = True,
-    n_threads: Optional[int] = None,
 ) -> CheckReport:
     """Check a training run (the latest finished one when ``train_run_id`` is None); returns the report.
 
-    Without backends the base model and then the model with the adapter are loaded here, each in a
-    child process unless ``isolate`` is False. Tests pass both, already loaded."""
+    Without backends in ``models`` the base model and then the model with the adapter are loaded here,
+    each in a child process unless ``models.isolate`` is False. Tests pass both, already loaded."""
+    models = models or CheckModels()
     cancel = cancel or CancelToken()
     settings = settings or CheckSettings()
     cp = plan_check(project, train_run_id, settings)
@@ -197,7 +195,7 @@ def run_check(
         found = CheckReport.from_row(row)
         found.other_model = other_model_words(run, cp.probe_run)
         return found
-    backend_words = _backend_words(run, settings, adapter_backend)
+    backend_words = _backend_words(run, settings, models.adapter)
     if row is None:
         check_id = _store.insert_check(
             project,
@@ -224,7 +222,7 @@ def run_check(
     prior = float((row or {}).get("seconds") or 0.0)
     t0 = time.monotonic()
     try:
-        _fill(project, check_id, cp, settings, base_backend, adapter_backend, progress, cancel, on_status, isolate, n_threads)
+        _fill(project, check_id, cp, settings, models, progress, cancel, on_status)
     except Cancelled:
         _store.update_check(project, check_id, status="cancelled", seconds=prior + time.monotonic() - t0)
         return CheckReport.from_row(_store.check_row(project, check_id) or {})
@@ -284,13 +282,10 @@ def _fill(
     check_id: int,
     cp: CheckPlan,
     settings: CheckSettings,
-    base_backend: Optional[Backend],
-    adapter_backend: Optional[Backend],
+    models: CheckModels,
     progress: ProgressCallback,
     cancel: CancelToken,
     on_status: Callable[[str], None],
-    isolate: bool,
-    n_threads: Optional[int],
 ) -> None:
     """The two passes: the base model's answers (and the OOD questions' categories), then the adapter's.
 
@@ -302,6 +297,7 @@ def _fill(
         "after": sum(r["answer_after"] is not None for r in stored),
     }
     asking = _Asking.of(project, cp, settings)
+    base_backend, adapter_backend, isolate, n_threads = models.base, models.adapter, models.isolate, models.n_threads
     given_judge = base_backend if not cp.probe_settings.judge_model else None
     # progress in answers, not questions: a question costs one answer before training and
     # 1 + the probe's answers after, so a question count would give a wrong ETA in the second pass

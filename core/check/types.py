@@ -32,23 +32,13 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
-from ..categories import CATEGORIES
+from ..categories import CATEGORIES, CHECK_SPLITS, NOT_KNOWN, SPLIT_WORDS
 from ..errors import SettingsError
 from ..formats import percent
 
-CHECK_SPLITS = ("test", "dev", "train", "ood")
-SPLIT_WORDS = {
-    "test": "test questions (held out: never trained on, never used to stop)",
-    "dev": "dev questions (used to pick the stopping point)",
-    "train": "training questions (a fixed sample)",
-    "ood": "out-of-distribution questions (other groups)",
-}
+# The splits, their words, KNOWN and NOT_KNOWN live in core.categories: the report reads them too.
 SPLIT_NOUN = {"test": "test", "dev": "dev", "train": "training", "ood": "out-of-distribution"}
-# After training without samples, P(T=0) = 0 cannot tell WeaklyKnown from Unknown.
-NOT_KNOWN = "NotKnown"
-NOT_KNOWN_WORDS = "not known at T=0 (WeaklyKnown or Unknown; samples tell them apart: --full)"
 AFTER_CATEGORIES = (*CATEGORIES, NOT_KNOWN)
-KNOWN = ("HighlyKnown", "MaybeKnown")  # what "the model knew" means before training
 TRAIN_PER_CATEGORY = 200  # the fixed sample of training questions re-asked, per category
 # 2: new errors by one measure at a time (the answer; the probe). In the check's identity, so a check
 # that counted the old way (probe before, answer after) is not resumed nor passed off as current.

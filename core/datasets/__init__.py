@@ -64,7 +64,7 @@ from .loading import content_fingerprint, load_dataset, take_balanced
 from .preview import read_preview
 from .records import json_default
 from .shapes import ASSISTANT_ROLES, parse_mapping
-from .types import FORMATS, ROLES, SHAPES, Dataset, Example, PathLike, Preview, Problem
+from .types import FORMATS, REASONS, ROLES, SHAPES, Dataset, Example, PathLike, Preview, Problem, reasons_text
 
 __all__ = [
     "json_default",
@@ -83,4 +83,6 @@ __all__ = [
     "content_fingerprint",
     "take_balanced",
     "extract_key",
+    "REASONS",
+    "reasons_text",
 ]

@@ -18,17 +18,20 @@ Modules, one idea each
     ``persistence``  saving and loading plans (``core.store.plans``); which model a plan's probe used
     ``export``       the splits as JSON Lines for other trainers (``core.writeback`` keeps the user's shape)
 
-The memory estimate of a training run lives with training (``core.train.memory``) and is
-re-exported here for the callers that import it from the plan.
+    ``memory``       the memory a default run on the plan's model needs (the estimate itself: ``core.memory``)
+
+The plan imports nothing from training (``core.train`` reads plans, a floor above; the contract in
+pyproject.toml says so), and the memory estimate both use is ``core.memory``, re-exported here.
 """
 
 from __future__ import annotations
 
-from ..train.memory import MemoryEstimate, check_memory_fits, estimate_memory, plan_memory
+from ..memory import MemoryEstimate, check_memory_fits, estimate_memory
 from .build import build_plan
 from .explain import CATEGORY_MEANING, EVIDENCE, PAPER
 from .export import export_plan
-from .mixes import IDK_ANSWER, MIX_LABELS, MIXES
+from .memory import plan_memory
+from .mixes import IDK_ANSWER, MIX_LABELS, MIXES, RECOMMENDED_SHARES
 from .ood import OOD_ROLE, add_ood
 from .persistence import (
     count_plans,
@@ -48,6 +51,7 @@ __all__ = [
     "MIXES",
     "IDK_ANSWER",
     "MIX_LABELS",
+    "RECOMMENDED_SHARES",
     "SPLITS",
     "CATEGORY_MEANING",
     "EVIDENCE",

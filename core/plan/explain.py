@@ -9,15 +9,29 @@ written as sentences a non-engineer can read.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Optional, Protocol
 
 from ..categories import CATEGORIES
 from ..datasets.types import reasons_text
 from ..formats import percent as _pct
+from ..probe import ProbeSettings
 from .mixes import IDK_ANSWER, MIX_LABELS, WEAKLY_KNOWN_DEFAULT
+from .settings import PlanSettings
 
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    from .types import Plan
+
+class PlanFacts(Protocol):
+    """What the words read of a plan (``core.plan.types.Plan`` is one). The words sit below the plan's
+    type, which explains itself with them (``Plan.explain``), so this module never imports it: no circle."""
+
+    name: str
+    model_name: str
+    probe_run_id: int
+    settings: PlanSettings
+    probe_settings: Optional[ProbeSettings]
+    test_skipped: str
+
+    def counts(self) -> dict: ...
+
 
 CATEGORY_MEANING = {
     "HighlyKnown": "the model always answers it right",
@@ -81,7 +95,7 @@ def _questions(n: int) -> str:
 # --------------------------------------------------------------------------- warnings
 
 
-def plan_warnings(plan: "Plan") -> list[str]:
+def plan_warnings(plan: PlanFacts) -> list[str]:
     """Things the user should know before training on this plan, in plain words."""
     out: list[str] = []
     ps = plan.probe_settings
@@ -112,7 +126,7 @@ def plan_warnings(plan: "Plan") -> list[str]:
 # --------------------------------------------------------------------------- the explanation
 
 
-def explain_plan(plan: "Plan") -> str:
+def explain_plan(plan: PlanFacts) -> str:
     """The plan in plain words: counts and shares before and after, what was dropped and why, and
     the paper's evidence for this mix."""
     c = plan.counts()
@@ -136,7 +150,7 @@ def explain_plan(plan: "Plan") -> str:
     return "\n\n".join("\n".join(lines) for lines in parts)
 
 
-def _title(plan: "Plan") -> list[str]:
+def _title(plan: PlanFacts) -> list[str]:
     title = f"Plan '{plan.name}'" if plan.name else "Plan"
     model = f" ({plan.model_name})" if plan.model_name else ""
     mix = MIX_LABELS.get(plan.settings.mix, plan.settings.mix)
@@ -152,7 +166,7 @@ def _before(c: dict) -> list[str]:
     return lines
 
 
-def _dev(plan: "Plan", c: dict) -> list[str]:
+def _dev(plan: PlanFacts, c: dict) -> list[str]:
     s, dev, n_all = plan.settings, c["dev"], c["before"]["total"]
     lines = [
         f"Dev split: {_questions(dev['total'])} held out "
@@ -165,7 +179,7 @@ def _dev(plan: "Plan", c: dict) -> list[str]:
     return lines
 
 
-def _test(plan: "Plan", c: dict) -> list[str]:
+def _test(plan: PlanFacts, c: dict) -> list[str]:
     """The held-out test split: how many, by category, or why there is none."""
     s, n_all = plan.settings, c["before"]["total"]
     test = c["test"]
@@ -188,7 +202,7 @@ def _test(plan: "Plan", c: dict) -> list[str]:
     return lines
 
 
-def _ood(plan: "Plan") -> list[str]:
+def _ood(plan: PlanFacts) -> list[str]:
     """The out-of-distribution dataset, when the plan has one."""
     ood = plan.settings.ood_dataset_id
     if ood is None:
@@ -213,7 +227,7 @@ def _train(c: dict) -> list[str]:
     return lines
 
 
-def _dropped(plan: "Plan", c: dict) -> list[str]:
+def _dropped(plan: PlanFacts, c: dict) -> list[str]:
     dropped = c["dropped"]
     if not dropped["total"]:
         return ["Dropped: nothing; every question not held out for dev or test trains."]
@@ -232,7 +246,7 @@ def _dropped(plan: "Plan", c: dict) -> list[str]:
     return lines
 
 
-def _multi_answer(plan: "Plan", c: dict) -> list[str]:
+def _multi_answer(plan: PlanFacts, c: dict) -> list[str]:
     """Probed questions with several different true answers: how many, and what the plan does with them."""
     multi = c.get("multi_answer") or {}
     n = multi.get("total", 0)
@@ -272,7 +286,7 @@ def not_probed_line(c: dict) -> str:
     )
 
 
-def _not_probed(plan: "Plan", c: dict) -> list[str]:
+def _not_probed(plan: PlanFacts, c: dict) -> list[str]:
     """Rows the probe could not check: how many, why, and what the plan does with them."""
     from ..datasets.types import REASONS
 
@@ -318,7 +332,7 @@ def _groups(c: dict) -> list[str]:
     return lines
 
 
-def _drop_reason(plan: "Plan", cat: str) -> str:
+def _drop_reason(plan: PlanFacts, cat: str) -> str:
     s = plan.settings
     if s.mix in ("recommended", "idk") and cat == "WeaklyKnown":
         return f"over your WeaklyKnown cap of {s.weakly_known_cap}: the model knows these only when sampling."
@@ -329,7 +343,7 @@ def _drop_reason(plan: "Plan", cat: str) -> str:
     return "dropped."
 
 
-def _evidence(plan: "Plan", c: dict) -> list[str]:
+def _evidence(plan: PlanFacts, c: dict) -> list[str]:
     """The paper's findings that bear on this mix, most relevant first."""
     s = plan.settings
     out = [EVIDENCE["unknown_harm"]]
@@ -350,7 +364,7 @@ def _weak_evidence(cap: int, kept: int) -> str:
     return EVIDENCE["weak_dropped"] if cap == 0 else EVIDENCE["weak_capped"].format(cap=cap, kept=kept)
 
 
-def _custom_evidence(plan: "Plan", c: dict) -> list[str]:
+def _custom_evidence(plan: PlanFacts, c: dict) -> list[str]:
     s = plan.settings
     before, train = c["before"]["counts"], c["train"]["counts"]
     out = [f"Your shares kept: {', '.join(f'{cat} {_pct(s.share_of(cat), 0)}' for cat in CATEGORIES)}."]

@@ -16,20 +16,12 @@ goes beyond it: the recommended mix drops WeaklyKnown (``WEAKLY_KNOWN_DEFAULT``)
 When a mix keeps only part of a category (a WeaklyKnown cap, a custom share), the kept examples
 are shared out over the groups in proportion to the group sizes (largest remainder) and sampled
 with the seed within each group, so no group is favoured by file order, as the paper sampled
-per relation.
+per relation. Applying a mix to the examples is ``core.plan.build`` (``mix_rule``, ``apply_mix``):
+this module holds only the names, shares and words, so ``settings`` can check a mix's name without
+a circle.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING, Iterable
-
-from ..categories import CATEGORIES
-from ..formats import percent
-from .sampling import apportion, example_id, round_half_up, sample
-
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    from .settings import PlanSettings
-    from .types import PlanExample
 
 MIXES = ("recommended", "idk", "natural", "custom")
 IDK_ANSWER = "I don't know"
@@ -55,57 +47,3 @@ WEAKLY_KNOWN_DEFAULT = (
     "greedily. To follow the paper's filtered set instead, raise the WeaklyKnown cap (--weakly-known-cap) or use the "
     "custom mix with WeaklyKnown=1."
 )
-
-
-def mix_rule(settings: "PlanSettings", cat: str, n_cat: int) -> tuple[int, str, str]:
-    """How many of a category's (non-dev) examples the mix keeps, and the words for kept and dropped."""
-    mix = settings.mix
-    if mix == "natural":
-        return n_cat, f"kept: natural mix ({cat})", f"dropped: {cat}"
-    if mix == "custom":
-        share = settings.share_of(cat)
-        return (
-            round_half_up(share * n_cat),
-            f"kept: within your share of {percent(share, 0)} for {cat}",
-            f"dropped: {cat} — outside your share of {percent(share, 0)}",
-        )
-    if cat == "HighlyKnown":
-        return n_cat, "kept: the model knows it (HighlyKnown)", "dropped: HighlyKnown"
-    if cat == "MaybeKnown":
-        return n_cat, "kept: the model sometimes knows it (MaybeKnown); the paper found these needed", "dropped: MaybeKnown"
-    if cat == "WeaklyKnown":
-        cap = settings.weakly_known_cap
-        return (
-            min(cap, n_cat),
-            f"kept: WeaklyKnown, within your cap of {cap}",
-            f"dropped: WeaklyKnown — over your cap of {cap}; the model knows it only when sampling",
-        )
-    if mix == "idk":
-        return n_cat, f'kept, answer relabelled "{IDK_ANSWER}": Unknown — new to the model', "dropped: Unknown"
-    return 0, "kept: Unknown", "dropped: Unknown — new to the model; fitting it makes the model hallucinate more"
-
-
-def apply_mix(items: Iterable["PlanExample"], settings: "PlanSettings") -> None:
-    """Mark every example outside the test and dev splits ``train`` or ``dropped`` (with its reason), in place."""
-    pool: dict[str, dict[str, list["PlanExample"]]] = {c: {} for c in CATEGORIES}
-    for e in items:
-        if e.split not in ("dev", "test"):
-            pool.setdefault(e.category, {}).setdefault(e.group, []).append(e)
-    for cat, by_group in pool.items():
-        n_cat = sum(len(v) for v in by_group.values())
-        if n_cat:
-            _apply_rule(settings, cat, by_group, mix_rule(settings, cat, n_cat))
-
-
-def _apply_rule(settings: "PlanSettings", cat: str, by_group: dict[str, list["PlanExample"]], rule: tuple[int, str, str]) -> None:
-    keep, kept_reason, drop_reason = rule
-    group_quota = apportion({g: len(v) for g, v in by_group.items()}, keep, settings.seed)
-    for group, members in by_group.items():
-        chosen = {id(e) for e in sample(members, group_quota[group], settings.seed, f"keep|{cat}|{group}", example_id)}
-        for e in members:
-            if id(e) in chosen:
-                e.split, e.reason = "train", kept_reason
-                if settings.mix == "idk" and cat == "Unknown":
-                    e.target = IDK_ANSWER
-            else:
-                e.split, e.reason = "dropped", drop_reason

@@ -74,18 +74,18 @@ def load_plan(project: Any, plan_id: Optional[int] = None) -> Plan:
     multi = _multi_answer_ids(project, p)
     examples = [
         PlanExample(
-            example_id=r[0],
-            question=r[1],
-            answers=tuple(json.loads(r[2])),
-            group=r[3],
-            category=r[4],
-            split=r[5],
-            target=r[6],
-            reason=r[7],
-            raw=json.loads(r[8]) if r[8] else {},
-            status=r[9] or (NOT_PROBED if r[5] in NOT_PROBED_SPLITS else PROBED),
-            probe_reason=r[10] or "",
-            multi_answer=r[0] in multi,
+            example_id=r["example_id"],
+            question=r["question"],
+            answers=tuple(json.loads(r["answers"])),
+            group=r["group_name"],
+            category=r["category"],
+            split=r["split"],
+            target=r["target"],
+            reason=r["reason"],
+            raw=json.loads(r["raw"]) if r["raw"] else {},
+            status=r["probe_status"] or (NOT_PROBED if r["split"] in NOT_PROBED_SPLITS else PROBED),
+            probe_reason=r["probe_reason"] or "",
+            multi_answer=r["example_id"] in multi,
         )
         for r in _store.plan_example_rows(project, int(p["id"]), p["dataset_id"])
     ]

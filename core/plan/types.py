@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 from ..categories import CATEGORIES
 from ..probe import ProbeSettings
+from .explain import explain_plan, plan_warnings
 from .settings import PlanSettings
 
 SPLITS = ("train", "dev", "test", "dropped", "kept", "left-out")
@@ -193,16 +194,12 @@ class Plan:
 
     def warnings(self) -> list[str]:
         """Things the user should know before training on this plan, in plain words."""
-        from .explain import plan_warnings
-
         return plan_warnings(self)
 
     # -- words -------------------------------------------------------------------------------------
     def explain(self) -> str:
         """The plan in plain words: counts and shares before and after, what was dropped and why, and
         the paper's evidence for this mix."""
-        from .explain import explain_plan
-
         return explain_plan(self)
 
     def to_dict(self, *, include_examples: bool = False) -> dict:

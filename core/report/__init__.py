@@ -15,11 +15,45 @@ Modules
 
 ``CATEGORY_COLORS``, the one palette of the SliCK categories, lives in ``core.categories`` (re-exported
 here for old importers); the GUI imports it from there so its charts match the report's.
+
+This module is the package's public face: the app imports the check's words and tables
+(``checks``) from here, never from ``core.report.checks`` (an import-linter contract says so).
 """
 
 from __future__ import annotations
 
 from .build import build_report, default_report_path, write_report
 from .charts import CATEGORY_COLORS
+from .checks import (
+    AFTER_COLORS,
+    AFTER_TEXT_ON,
+    SPLIT_TITLES,
+    after_columns,
+    category_label,
+    compare,
+    error_rows,
+    latest_per_run,
+    ordered_splits,
+    split_sentences,
+    stopping_words,
+    transition_rows,
+)
 
-__all__ = ["CATEGORY_COLORS", "build_report", "write_report", "default_report_path"]
+__all__ = [
+    "AFTER_COLORS",
+    "AFTER_TEXT_ON",
+    "CATEGORY_COLORS",
+    "SPLIT_TITLES",
+    "after_columns",
+    "build_report",
+    "category_label",
+    "compare",
+    "default_report_path",
+    "error_rows",
+    "latest_per_run",
+    "ordered_splits",
+    "split_sentences",
+    "stopping_words",
+    "transition_rows",
+    "write_report",
+]

@@ -12,23 +12,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from ..categories import CATEGORIES, CATEGORY_COLORS, TEXT_ON
+from ..categories import (
+    CATEGORIES,
+    CATEGORY_COLORS,
+    CHECK_SPLITS,
+    KNOWN,
+    NOT_KNOWN,
+    NOT_KNOWN_AFTER,
+    NOT_KNOWN_LABEL,
+    SPLIT_WORDS,
+    TEXT_ON,
+    split_title,
+)
 from ..formats import percent
 
-NOT_KNOWN = "NotKnown"  # core.check.NOT_KNOWN (kept here so importing this module loads nothing)
 NOT_KNOWN_COLOR = "#9e9e9e"
-NOT_KNOWN_LABEL = "not known at T=0"
 AFTER_COLORS = {**CATEGORY_COLORS, NOT_KNOWN: NOT_KNOWN_COLOR}
 AFTER_TEXT_ON = {**TEXT_ON, NOT_KNOWN: "#1b1b1b"}
-KNOWN = ("HighlyKnown", "MaybeKnown")
-NOT_KNOWN_AFTER = ("WeaklyKnown", "Unknown", NOT_KNOWN)
-SPLIT_ORDER = ("test", "dev", "train", "ood")
-SPLIT_TITLES = {
-    "test": "Test questions (held out: never trained on, never used to stop)",
-    "dev": "Dev questions (used to pick the stopping point)",
-    "train": "Training questions (a fixed sample)",
-    "ood": "Out-of-distribution questions (other groups)",
-}
+SPLIT_ORDER = CHECK_SPLITS
+# The check's words for each split (core.categories.SPLIT_WORDS), as headings.
+SPLIT_TITLES = {split: split_title(split) for split in SPLIT_WORDS}
 MAX_LISTED = 50  # new-error questions listed in the report; the rest are counted
 
 

@@ -15,8 +15,11 @@ from .rules import Scorer, Verdict
 from .text import normalize_answer, tokens
 
 # grader-1: the grading rules of issue 18 (negation, hedges, longer names, numbers, dates,
-# conjunctions, initials, Unicode punctuation); before it, runs had no scorer field
-SCORER_VERSION = "grader-1"
+# conjunctions, initials, Unicode punctuation); before it, runs had no scorer field.
+# grader-2: a name made of common words must stand as that name (not a place, an interjection or
+# a plain word beside another name), another name given as the answer beside the key is wrong,
+# more refusals ("idk", "can't remember"), "Mount X" is not the person X (core/scoring/senses.py)
+SCORER_VERSION = "grader-2"
 MATCH_MODES = ("auto", "exact", "key", "judge")
 
 

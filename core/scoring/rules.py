@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
 from .numbers import Date, dates, same_date
+from .senses import WORK_NOUNS, common_word_misuse, other_answer
 from .text import ARTICLES, Token, tokens
 from .words import (
     CLAUSE_BREAKS,
@@ -33,6 +34,7 @@ from .words import (
     NEGATING_PAIRS,
     NEGATING_SINGLE,
     NEGATORS,
+    PLACE_TITLES,
     QUALIFIERS,
     REFUSALS,
     STOP,
@@ -172,6 +174,7 @@ class Question:
         else:
             self.kind = ""
         self.person = bool({"who", "whom", "whose"} & self.words) or bool(_PERSON_NOUNS & set(self.norms[:4]))
+        self.work = bool(WORK_NOUNS & self.words)  # asks for the name of a band, a film, a book...
 
 
 class Scorer:
@@ -249,6 +252,11 @@ class Scorer:
                         return Verdict(False, f"hedged ({hedge!r})")
                     if self._candidates(a, span, norms):
                         return Verdict(False, f"hedges between {_quote(key.text)} and another candidate")
+                    other = None
+                    if key.number is None and key.date is None:
+                        other = other_answer(a, span, _norms(key.toks), self.question.words)
+                    if other:
+                        return Verdict(False, f"gives {_quote(other)} as the answer; {_quote(key.text)} only beside it")
                     return Verdict(True, f"key {_quote(key.text)} stated")
                 findings.setdefault(why, (key, _span_text(answer, a, span)))
         for why in ("negated", "longer", "sense", "possessive", "question"):
@@ -331,6 +339,8 @@ class Scorer:
             if cased and not whole and not key.parts and key.need_cap and len(key.toks) == j - i:
                 if any(k < j - i and not a[i + k].cap for k in key.need_cap):
                     return "sense"
+            if not whole and common_word_misuse(a, i, j, _norms(key.toks), self.question.words, self.question.work):
+                return "sense"
             if self._repeats_question(a, i, j):
                 return "question"
             if a[j - 1].poss and j < len(a) and a[j].joined and a[j].norm not in STOP and a[j].number is None:
@@ -351,8 +361,10 @@ class Scorer:
                 return t.cap and not (t.sentence_start and t.norm in STOP)
             return True
 
+        # "Mount McKinley" is not the president McKinley
+        titles = TITLES - PLACE_TITLES if self.question.person else TITLES
         initials = i > 0 and a[i - 1].raw.replace(".", "").isupper() and a[i].gap.strip() == "."  # "T. H. White"
-        if i > 0 and (a[i].joined or initials) and name_part(a[i - 1], TITLES):
+        if i > 0 and (a[i].joined or initials) and name_part(a[i - 1], titles):
             return True
         if j < len(a) and a[j].joined:
             nxt = a[j]

@@ -49,6 +49,16 @@ REFUSALS = (
     ("i", "am", "sorry"),
     ("no", "answer"),
     ("i", "have", "no"),
+    ("idk",),
+    ("no", "clue"),
+    ("cant", "remember"),
+    ("cannot", "remember"),
+    ("dont", "remember"),
+    ("cant", "recall"),
+    ("cannot", "recall"),
+    ("dont", "recall"),
+    ("i", "dont", "have"),
+    ("i", "do", "not", "have"),
 )
 # words that may stand before a name without making it another name ("President George Washington")
 TITLES = frozenset(
@@ -59,6 +69,8 @@ TITLES = frozenset(
     duchess baron baroness marquis earl mount mt lake river cape fort port san santa
     """.split()
 )
+# titles that are places: before a person's name they make another name ("Mount McKinley")
+PLACE_TITLES = frozenset("mount mt lake river cape fort port".split())
 # words that may follow a name without making it another name ("New York City", "Oxford University")
 QUALIFIERS = frozenset(
     """

@@ -17,8 +17,8 @@ from .tables import inserted_id
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .project import Project
 
-# The columns of a ``plan_examples`` row as ``insert_plan`` takes them (after ``plan_id``) and as
-# ``plan_example_rows`` returns them, with the original record (``raw``) last.
+# The columns of a ``plan_examples`` row as ``insert_plan`` takes them (after ``plan_id``), and the keys
+# of the dicts ``plan_example_rows`` returns (the plan's columns, then the dataset's record and status).
 EXAMPLE_COLUMNS = ("example_id", "idx", "split", "category", "group_name", "question", "answers", "target", "reason")
 READ_COLUMNS = (
     "example_id",
@@ -69,16 +69,21 @@ def count_plans(project: "Project") -> int:
     return int(project.db.execute("SELECT COUNT(*) FROM plans").fetchone()[0])
 
 
-def plan_example_rows(project: "Project", plan_id: int, dataset_id: Optional[int]) -> list[tuple[Any, ...]]:
-    """A plan's rows in plan order (``READ_COLUMNS``), each with its dataset record (``raw``, JSON or None)
-    and the row's probe status and its reason (None when the dataset row is gone)."""
-    return project.db.execute(
-        "SELECT pe.example_id, pe.question, pe.answers, pe.group_name, pe.category, pe.split, pe.target, pe.reason, e.raw, "
-        "e.probe_status, e.reason "
+def plan_example_rows(project: "Project", plan_id: int, dataset_id: Optional[int]) -> list[dict[str, Any]]:
+    """A plan's rows in plan order, each a dict keyed by ``READ_COLUMNS``: the plan's columns, the
+    dataset record (``raw``, JSON or None) and the row's probe status and its reason (None when the
+    dataset row is gone). Keyed by name, so a reader never depends on the SELECT's column order."""
+    cursor = project.db.execute(
+        "SELECT pe.example_id AS example_id, pe.question AS question, pe.answers AS answers, "
+        "pe.group_name AS group_name, pe.category AS category, pe.split AS split, pe.target AS target, "
+        "pe.reason AS reason, e.raw AS raw, e.probe_status AS probe_status, e.reason AS probe_reason "
         "FROM plan_examples pe LEFT JOIN examples e ON e.dataset_id = ? AND e.example_id = pe.example_id "
         "WHERE pe.plan_id = ? ORDER BY pe.idx",
         [dataset_id, plan_id],
-    ).fetchall()
+    )
+    names = [d[0] for d in cursor.description]
+    assert tuple(names) == READ_COLUMNS, names  # the names the readers use are the ones selected
+    return [dict(zip(names, r)) for r in cursor.fetchall()]
 
 
 def latest_plan_id(project: "Project", probe_run_id: int) -> Optional[int]:

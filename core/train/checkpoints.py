@@ -22,6 +22,7 @@ import os
 import random
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -29,6 +30,18 @@ from ..errors import SettingsError
 
 CHECKPOINT_VERSION = 1
 ADAPTER_INFO = "knowmix_adapter.json"
+
+
+@dataclass(frozen=True)
+class TrainingState:
+    """The torch objects a checkpoint saves and a resume loads back, on ``device``; ``scaler`` is the
+    fp16 loss scaler (None when not training in fp16)."""
+
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    scaler: Any
+    device: str
 
 
 def replace_dir(tmp: Path, dest: Path) -> None:
@@ -94,11 +107,7 @@ def rng_state(device: str) -> dict:
 
 def write_checkpoint(
     run_dir: Path,
-    model: Any,
-    optimizer: Any,
-    scheduler: Any,
-    scaler: Any,
-    device: str,
+    trained: TrainingState,
     progress: dict,
     settings: dict,
     rank_rngs: Optional[list] = None,
@@ -110,6 +119,13 @@ def write_checkpoint(
     draws its own dropout masks again after a resume."""
     import torch
 
+    model, optimizer, scheduler, scaler, device = (
+        trained.model,
+        trained.optimizer,
+        trained.scheduler,
+        trained.scaler,
+        trained.device,
+    )
     folder = run_dir / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f"tmp-{os.getpid()}"
@@ -141,11 +157,7 @@ def write_checkpoint(
 
 def read_checkpoint(
     ckpt: Path,
-    model: Any,
-    optimizer: Any,
-    scheduler: Any,
-    scaler: Any,
-    device: str,
+    trained: TrainingState,
     *,
     n_train: int,
     steps_per_epoch: int,
@@ -160,6 +172,13 @@ def read_checkpoint(
     from peft.utils import set_peft_model_state_dict
     from safetensors.torch import load_file
 
+    model, optimizer, scheduler, scaler, device = (
+        trained.model,
+        trained.optimizer,
+        trained.scheduler,
+        trained.scaler,
+        trained.device,
+    )
     state = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
     if state.get("n_train") != n_train or state.get("steps_per_epoch") != steps_per_epoch:
         raise SettingsError(

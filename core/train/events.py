@@ -223,3 +223,30 @@ __all__ = [
     "encode",
     "decode",
 ]
+
+
+# -- what a whole run ended with (not an event on the wire: ``train_loop`` returns it) ----------------------
+@dataclass
+class LoopResult:
+    """What one ``train_loop`` call (``core.train.loop``) ended with; the worker writes it into the run's row."""
+
+    status: str  # "done" | "cancelled"
+    stop_reason: str  # "early_stop" | "max_epochs" | "cancelled"
+    steps_per_epoch: int
+    total_steps: int
+    final_step: int
+    final_epoch: float
+    best: Optional[dict]  # the evaluation with the best dev exact match
+    history: list[dict] = field(default_factory=list)  # every evaluation, in order
+    adapter_dir: Optional[str] = None  # the run's result: best adapter (early stop) or final one (convergence)
+    best_adapter_dir: Optional[str] = None
+    final_adapter_dir: Optional[str] = None
+    merged_dir: Optional[str] = None
+    seconds: float = 0.0
+    tokens: int = 0
+    train_seconds: float = 0.0  # time in optimizer steps only (no eval, no checkpoints)
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        return asdict(self)

@@ -349,12 +349,11 @@ def exportable_run(project: Any, run_id: Optional[int]) -> dict:
 
 
 def _adapter_dir(row: dict) -> Optional[Path]:
-    from .runs import keeps_final_adapter, stopping_rule
+    from .runs import kept_adapter_name
 
     candidates = [row.get("adapter_dir")]
     folder = Path(str(row.get("folder") or ""))
-    final = keeps_final_adapter(stopping_rule(row), str(row.get("status")))
-    candidates.append(str(folder / ("final-adapter" if final else "adapter")))
+    candidates.append(str(folder / kept_adapter_name(row)))
     for c in candidates:
         if c and (Path(c) / ADAPTER_WEIGHTS).is_file() and (Path(c) / ADAPTER_CONFIG).is_file():
             return Path(c)

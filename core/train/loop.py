@@ -23,21 +23,19 @@ from __future__ import annotations
 import math
 import os
 import random
-import shutil
 import time
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, cast
+from typing import Any, Callable, Optional, Sequence
 
 from ..errors import KnowMixError
 from ..models import ModelRef
 from .checkpoints import (
     ADAPTER_INFO,
     CHECKPOINT_VERSION,
+    TrainingState,
     find_checkpoint,
     read_checkpoint,
-    replace_dir,
     restore_adapter,
     rng_state,
     save_adapter,
@@ -46,18 +44,27 @@ from .checkpoints import (
 from .data import PromptFormat, TrainItem, check_items, encode_items, fit_sample
 from .distributed import Dist
 from .evaluation import measure
-from .events import Checkpoint, Eval, Merged, Restored, Start, Step, TrainEvent
+from .events import Checkpoint, Eval, LoopResult, Merged, Restored, Start, Step, TrainEvent
+from .lora import lora_model, out_of_memory_advice, save_merged, training_dtype, unflag_dequantised_gguf
 from .loss import AnswerLoss
-from .runs import keeps_final_adapter
-from .settings import EARLY_STOP, TrainSettings, resolve_target_modules
-
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    from transformers import PreTrainedModel
+from .runs import (
+    BEST_ADAPTER,
+    CANCELLED,
+    DONE,
+    FINAL_ADAPTER,
+    STOP_CANCELLED,
+    STOP_EARLY,
+    STOP_MAX_EPOCHS,
+    keeps_final_adapter,
+)
+from .schedule import eval_steps, lr_factor
+from .settings import EARLY_STOP, TrainSettings
 
 __all__ = [
     "ADAPTER_INFO",
     "CHECKPOINT_VERSION",
     "Emit",
+    "LoopHooks",
     "LoopResult",
     "eval_steps",
     "find_checkpoint",
@@ -72,61 +79,15 @@ Emit = Callable[[TrainEvent], None]
 STEP0_FILE = "eval-step0.json"
 
 
-@dataclass
-class LoopResult:
-    """What one ``train_loop`` call ended with; the worker writes it into the run's row."""
+@dataclass(frozen=True)
+class LoopHooks:
+    """How a run talks with its caller: ``emit`` gets every event, ``should_stop`` is polled after every
+    optimizer step (the worker sets it on SIGTERM/SIGINT: the run then saves a checkpoint and returns
+    "cancelled"), and ``eval_hook`` may replace an evaluation's record (tests script dev scores with it)."""
 
-    status: str  # "done" | "cancelled"
-    stop_reason: str  # "early_stop" | "max_epochs" | "cancelled"
-    steps_per_epoch: int
-    total_steps: int
-    final_step: int
-    final_epoch: float
-    best: Optional[dict]  # the evaluation with the best dev exact match
-    history: list[dict] = field(default_factory=list)  # every evaluation, in order
-    adapter_dir: Optional[str] = None  # the run's result: best adapter (early stop) or final one (convergence)
-    best_adapter_dir: Optional[str] = None
-    final_adapter_dir: Optional[str] = None
-    merged_dir: Optional[str] = None
-    seconds: float = 0.0
-    tokens: int = 0
-    train_seconds: float = 0.0  # time in optimizer steps only (no eval, no checkpoints)
-
-    def to_dict(self) -> dict:
-        from dataclasses import asdict
-
-        return asdict(self)
-
-
-# ------------------------------------------------------------------------------ small helpers
-
-
-def training_dtype(dtype: str, device: str) -> str:
-    """``auto``: bf16 on GPUs that support it, fp16 (with loss scaling) on older ones, fp32 on CPU and MPS."""
-    import torch
-
-    from ..backends.torch_backend import resolve_dtype
-
-    if (dtype or "auto").strip().lower() != "auto":
-        return resolve_dtype(dtype, device)
-    if device.startswith("cuda"):
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    return "float32"
-
-
-def lr_factor(step: int, warmup: int, total: int) -> float:
-    """Linear warm-up over ``warmup`` steps, then linear decay to 0 at ``total``; every step gets lr > 0."""
-    if step < warmup:
-        return (step + 1) / (warmup + 1)
-    return max(0.0, (total - step) / max(1, total - warmup))
-
-
-def eval_steps(total_steps: int, steps_per_epoch: int, every: Optional[int]) -> set[int]:
-    """The steps after which to evaluate: every ``every`` steps (else every epoch), and always the last."""
-    period = every or steps_per_epoch
-    points = set(range(period, total_steps + 1, period))
-    points.add(total_steps)
-    return points
+    emit: Emit = lambda _e: None
+    should_stop: Callable[[], bool] = lambda: False
+    eval_hook: Optional[Callable[[dict], dict]] = None
 
 
 # ------------------------------------------------------------------------------ the loop
@@ -142,9 +103,7 @@ class _Trainer:
         settings: TrainSettings,
         train: Sequence[TrainItem],
         dev: Sequence[TrainItem],
-        emit: Emit,
-        should_stop: Callable[[], bool],
-        eval_hook: Optional[Callable[[dict], dict]],
+        hooks: LoopHooks,
         meta: dict,
         dist: Optional[Dist] = None,
     ) -> None:
@@ -156,9 +115,9 @@ class _Trainer:
         # Several processes (torchrun): each trains on its share of every step; rank 0 alone evaluates, saves
         # and reports, the others wait for it at the collectives (see ``distributed``).
         self.dist = dist or Dist()
-        self.emit: Emit = emit if self.dist.is_main else (lambda _e: None)
-        self.should_stop = should_stop
-        self.eval_hook = eval_hook
+        self.emit: Emit = hooks.emit if self.dist.is_main else (lambda _e: None)
+        self.should_stop = hooks.should_stop
+        self.eval_hook = hooks.eval_hook
         self.meta = meta
 
     # -------------------------------------------------------------- setup
@@ -210,29 +169,13 @@ class _Trainer:
         )
         self.tok = tok
         self.fmt = PromptFormat(tok, s.prompt_format)
-        _unflag_dequantised_gguf(model, self.ref)
+        unflag_dequantised_gguf(model, self.ref)
         return model
 
     def _wrap_lora(self, model: Any) -> None:
         """Freeze the base model and add the LoRA adapter; only the adapter's weights train."""
-        from peft import LoraConfig, get_peft_model
-
         s = self.s
-        targets = resolve_target_modules(model, s.target_modules)
-        self.target_modules = targets
-        config = LoraConfig(
-            r=s.lora_r,
-            lora_alpha=s.lora_alpha,
-            lora_dropout=s.lora_dropout,
-            target_modules=targets,
-            bias="none",
-            task_type="CAUSAL_LM",
-        )
-        model.requires_grad_(False)
-        with warnings.catch_warnings():
-            # peft asks the model an attribute transformers 5 renamed; nothing for the user to act on.
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-            self.model = get_peft_model(model, config)
+        self.model, self.target_modules = lora_model(model, s)
         self.model.train()
         self.base = self.model.get_base_model()
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -327,15 +270,14 @@ class _Trainer:
         }
         return write_checkpoint(
             self.run_dir,
-            self.model,
-            self.optimizer,
-            self.scheduler,
-            self.scaler,
-            self.device,
+            self._state(),
             progress,
             self.s.to_dict(),
             rank_rngs=rank_rngs,
         )
+
+    def _state(self) -> TrainingState:
+        return TrainingState(self.model, self.optimizer, self.scheduler, self.scaler, self.device)
 
     def _checkpoint(self) -> None:
         """Every process at once: gather their RNG states, then rank 0 saves the checkpoint and says so."""
@@ -346,11 +288,7 @@ class _Trainer:
     def _load_checkpoint(self, ckpt: Path) -> None:
         state = read_checkpoint(
             ckpt,
-            self.model,
-            self.optimizer,
-            self.scheduler,
-            self.scaler,
-            self.device,
+            self._state(),
             n_train=len(self.train_items),
             steps_per_epoch=self.steps_per_epoch,
             rank=self.dist.rank,
@@ -428,15 +366,15 @@ class _Trainer:
         t_start = time.perf_counter()
         self._emit_start()
         if self._stop_requested():  # cancelled while loading: nothing new to save
-            return self._finish("cancelled", "cancelled", t_start)
+            return self._finish(CANCELLED, STOP_CANCELLED, t_start)
         if self.resumed_from is not None and s.stopping == EARLY_STOP and self.bad_evals >= s.patience:
-            return self._finish("done", "early_stop", t_start)  # it had stopped early; it was killed while finishing
+            return self._finish(DONE, STOP_EARLY, t_start)  # it had stopped early; it was killed while finishing
         if self.step == 0 and not any(h.get("step") == 0 for h in self.history):
             if self.dist.is_main:
                 self._evaluate_step0()
             self.dist.barrier()  # the other processes wait for rank 0's evaluation
             if self._stop_requested():
-                return self._finish("cancelled", "cancelled", t_start)
+                return self._finish(CANCELLED, STOP_CANCELLED, t_start)
         last_ckpt_step = self.step if self.resumed_from is not None else -1
         eb = s.effective_batch
         while self.step < self.total_steps:
@@ -446,12 +384,12 @@ class _Trainer:
                 if self.step in self.evals_at:
                     last_ckpt_step = self.step
                     if self._evaluate_and_checkpoint():
-                        return self._finish("done", "early_stop", t_start)
+                        return self._finish(DONE, STOP_EARLY, t_start)
                 if self._stop_requested():
                     if last_ckpt_step != self.step:
                         self._checkpoint()
-                    return self._finish("cancelled", "cancelled", t_start)
-        return self._finish("done", "max_epochs", t_start)
+                    return self._finish(CANCELLED, STOP_CANCELLED, t_start)
+        return self._finish(DONE, STOP_MAX_EPOCHS, t_start)
 
     def _stop_requested(self) -> bool:
         """A cancel (SIGTERM, which torchrun passes to every process) stops every process at the same step."""
@@ -489,7 +427,7 @@ class _Trainer:
         try:
             loss, tokens = self.train_step(indices)
         except RuntimeError as exc:
-            raise _runtime_error(exc, self.device, s) from exc
+            raise out_of_memory_advice(exc, self.device, s) from exc
         dt = time.perf_counter() - t0
         self.train_seconds += dt
         self.tokens_total += tokens
@@ -551,7 +489,7 @@ class _Trainer:
         if best is None or improved:  # same as ``improved``; spelled out so the type checker knows ``best`` is set below
             best = self.best = {k: v for k, v in record.items() if k not in ("dev_examples", "best")}
             self.bad_evals = 0
-            self._save_adapter(self.run_dir / "adapter", self._adapter_info(record, "best"))
+            self._save_adapter(self.run_dir / BEST_ADAPTER, self._adapter_info(record, "best"))
         else:
             self.bad_evals += 1
         self.emit(Eval.of(record, bad_evals=self.bad_evals, best_step=best["step"], best_dev_em=best["dev_em"]))
@@ -560,7 +498,7 @@ class _Trainer:
     def _finish(self, status: str, reason: str, t_start: float) -> LoopResult:
         """Save the final adapter of a finished run and leave the kept one in memory (for the merge)."""
         s = self.s
-        best_dir = self.run_dir / "adapter"
+        best_dir = self.run_dir / BEST_ADAPTER
         result = LoopResult(
             status=status,
             stop_reason=reason,
@@ -576,8 +514,8 @@ class _Trainer:
         )
         if not self.dist.is_main:  # rank 0 saves the adapters
             return result
-        if status == "done":
-            final_dir = self.run_dir / "final-adapter"
+        if status == DONE:
+            final_dir = self.run_dir / FINAL_ADAPTER
             last = self.history[-1] if self.history and self.history[-1]["step"] == self.step else None
             self._save_adapter(final_dir, self._adapter_info(last, "final"))
             result.final_adapter_dir = str(final_dir)
@@ -597,15 +535,7 @@ class _Trainer:
 
     def _merge(self, adapter: Path) -> str:
         """Save the model in memory (the run's result: see ``_finish``) merged with its adapter, in ``merged/``."""
-        dest = self.run_dir / "merged"
-        tmp = dest.with_name(f"merged.tmp-{os.getpid()}")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        # peft types the merged model as a plain nn.Module; it is the transformers model, with save_pretrained.
-        merged = cast("PreTrainedModel", self.model.merge_and_unload())
-        merged.save_pretrained(str(tmp), safe_serialization=True)
-        self.tok.save_pretrained(str(tmp))
-        replace_dir(tmp, dest)
+        dest = save_merged(self.model, self.tok, self.run_dir)
         self.emit(Merged(path=str(dest)))
         return str(dest)
 
@@ -622,66 +552,21 @@ class _Trainer:
             torch.cuda.empty_cache()
 
 
-def _unflag_dequantised_gguf(model: Any, ref: ModelRef) -> None:
-    """A GGUF loaded into torch is dequantised to plain float weights, but transformers keeps it flagged as
-    GGUF-quantised, which makes ``save_pretrained`` (the merged model) refuse it. Drop the flag when the
-    weights really are plain floats; refuse to train weights still held in GGUF blocks."""
-    quantizer = getattr(model, "hf_quantizer", None)
-    if quantizer is None:
-        return
-    method = getattr(getattr(quantizer, "quantization_config", None), "quant_method", None)
-    if str(getattr(method, "value", method)).lower() != "gguf":
-        return
-    packed = any(not p.is_floating_point() for p in model.parameters()) or any(
-        "gguf" in type(m).__name__.lower() for m in model.modules()
-    )
-    if packed:
-        from ..errors import ModelError
-
-        raise ModelError(
-            f"{ref.display_name} was loaded with its weights still GGUF-quantised, and LoRA cannot train on those. "
-            "Train on the model's Hugging Face folder (safetensors) instead."
-        )
-    model.hf_quantizer = None
-    if getattr(model.config, "quantization_config", None) is not None:
-        try:
-            del model.config.quantization_config
-        except AttributeError:
-            model.config.quantization_config = None
-
-
-def _runtime_error(exc: RuntimeError, device: str, s: TrainSettings) -> BaseException:
-    """Out of memory becomes advice with numbers to try; other errors stay as they are."""
-    text = str(exc).lower()
-    if "out of memory" in text:
-        where = "GPU memory" if device.startswith(("cuda", "mps")) else "RAM"
-        return KnowMixError(
-            f"Ran out of {where} during training (batch size {s.batch_size}, up to {s.max_seq_len} tokens). Lower the "
-            f"batch size and raise gradient accumulation to keep the same effective batch "
-            f"(e.g. batch {max(1, s.batch_size // 2)} x accumulation {s.grad_accum * 2}), then resume or start again."
-        )
-    return exc
-
-
 def train_loop(
     run_dir: str | os.PathLike,
     ref: ModelRef,
     settings: TrainSettings,
     train: Sequence[TrainItem],
     dev: Sequence[TrainItem],
+    hooks: LoopHooks = LoopHooks(),
     *,
-    emit: Emit = lambda _e: None,
-    should_stop: Callable[[], bool] = lambda: False,
     resume: bool = False,
-    eval_hook: Optional[Callable[[dict], dict]] = None,
     meta: Optional[dict] = None,
 ) -> LoopResult:
     """Train a LoRA adapter on ``train``, evaluating on ``dev``; see the module docstring.
 
-    ``resume`` continues from the run folder's last checkpoint (if it has one). ``should_stop``
-    is polled after every optimizer step (the worker sets it on SIGTERM/SIGINT): the run then
-    saves a checkpoint and returns with status "cancelled". ``eval_hook`` may replace an
-    evaluation's record (tests use it to script dev scores). Sets torch's CPU thread count to
+    ``resume`` continues from the run folder's last checkpoint (if it has one); ``hooks`` are the
+    caller's event sink, stop request and evaluation hook (``LoopHooks``). Sets torch's CPU thread count to
     ``settings.cpu_threads()`` for the duration of the call (``threads_per_process`` when torchrun
     started several processes on the CPU).
 
@@ -696,7 +581,7 @@ def train_loop(
     before = torch.get_num_threads()
     torch.set_num_threads(settings.cpu_threads())
     dist = Dist.from_env()
-    trainer = _Trainer(Path(run_dir), ref, settings, train, dev, emit, should_stop, eval_hook, meta or {}, dist)
+    trainer = _Trainer(Path(run_dir), ref, settings, train, dev, hooks, meta or {}, dist)
     try:
         trainer.setup(resume)
         return trainer.run()

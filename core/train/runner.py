@@ -27,15 +27,15 @@ from ..cpu_load import worker_threads
 from ..errors import KnowMixError, ProjectError, SettingsError
 from ..formats import percent
 from ..jobs import CancelToken, Progress, ProgressCallback, RateMeter, no_progress
-from ..processes import child_command, child_env, describe_exit
+from ..processes import describe_exit
 from . import claims
 from .claims import kill_group
 from .data import TrainItem, check_items, items_from_plan, with_grading
 from .events import Done, Eval, Start, Step, TrainEvent, WorkerError, decode
 from .settings import TrainSettings
+from .worker_launch import CANCEL_GRACE_S, log_tail, torchrun_root_cause, worker_command, worker_env
 
 EventCallback = Callable[[TrainEvent], None]  # gets every event of ``core.train.events``
-CANCEL_GRACE_S = 600.0  # after a cancel, how long the worker may take to finish its step and save
 
 
 class TrainingCrashed(KnowMixError):
@@ -138,7 +138,7 @@ def prepare_run(
     from ..plan import load_plan, plan_model
     from ..store import Project
     from .model_match import check_trained_model
-    from .runs import create_run
+    from .runs import RunModel, create_run
 
     settings.validate()
     check_training_available()
@@ -167,10 +167,7 @@ def prepare_run(
             settings=settings,
             train=train,
             dev=dev,
-            model_spec=str(spec),
-            model_name=ref.display_name,
-            model_path=str(ref.path),
-            model_fingerprint=fingerprint,
+            model=RunModel(str(spec), ref.display_name, str(ref.path), fingerprint),
             plan_info={"name": getattr(plan, "name", None)} if plan is not None else None,
         )
     return run_id
@@ -184,12 +181,11 @@ def start_training(
     progress: ProgressCallback = no_progress,
     on_event: Optional[EventCallback] = None,
     cancel: Optional[CancelToken] = None,
-    train: Optional[Sequence[TrainItem]] = None,
-    dev: Optional[Sequence[TrainItem]] = None,
     model: Optional[str] = None,
 ) -> TrainOutcome:
-    """Create a training run for a plan and run it in a worker process; see ``prepare_run`` and ``run_worker``."""
-    run_id = prepare_run(project_path, plan_id, settings, train=train, dev=dev, model=model)
+    """Create a training run for a plan and run it in a worker process; see ``prepare_run`` and ``run_worker``.
+    To train on other items than the plan's, ``prepare_run(..., train=, dev=)`` then ``run_worker``."""
+    run_id = prepare_run(project_path, plan_id, settings, model=model)
     return run_worker(
         project_path,
         run_id,
@@ -240,46 +236,6 @@ def resume_training(
     )
 
 
-def worker_command(
-    project_path: str | os.PathLike, run_id: int, resume: bool, processes: int = 1, allow_pickle: bool = False
-) -> list[str]:
-    """The worker's command line; with several ``processes``, torchrun starting that many copies of it.
-
-    torchrun passes a SIGTERM (a cancel) on to every process and, by ``--shutdown-timeout``, gives them
-    as long as a cancel is given here to finish their step and save before it kills them."""
-    cmd = child_command("core.train.worker", "--project", str(Path(project_path).resolve()), "--run-id", str(run_id))
-    if resume:
-        cmd.append("--resume")
-    if allow_pickle:
-        cmd.append("--allow-pickle")
-    if processes > 1:  # torchrun on this computer only: every store it serves listens on 127.0.0.1 (core.train.launch)
-        import uuid
-
-        launcher = [sys.executable, "-m", "core.train.launch", "--rdzv-backend=c10d", "--rdzv-endpoint=127.0.0.1:0"]
-        launcher += [f"--rdzv-id={uuid.uuid4().hex}", "--nnodes=1", "--local-addr=127.0.0.1"]
-        launcher += [f"--nproc-per-node={processes}", f"--shutdown-timeout={int(CANCEL_GRACE_S - 30)}"]
-        return launcher + cmd[cmd.index("-m") :]
-    return cmd
-
-
-def worker_env(settings: TrainSettings) -> dict[str, str]:
-    """The worker's environment; several processes on the CPU get their share of its threads (torchrun
-    would otherwise set one thread each and say so)."""
-    from .distributed import LAUNCHED_ENV
-    from .launch import LOOPBACK_ENV
-
-    extra = {}
-    if settings.processes > 1:
-        extra[LAUNCHED_ENV] = "1"
-        extra.update(LOOPBACK_ENV)  # gloo's and NCCL's own sockets on the loopback interface (core.train.launch)
-        if "OMP_NUM_THREADS" not in os.environ:
-            extra["OMP_NUM_THREADS"] = str(settings.threads_per_process(on_cpu=True))
-    env = child_env(extra)
-    if settings.processes <= 1:
-        env.pop(LAUNCHED_ENV, None)
-    return env
-
-
 def _reader(stream: Any, q: "queue.Queue[Optional[str]]") -> None:
     try:
         for line in iter(stream.readline, ""):
@@ -288,33 +244,6 @@ def _reader(stream: Any, q: "queue.Queue[Optional[str]]") -> None:
         pass
     finally:
         q.put(None)
-
-
-def _log_tail(path: Path, lines: int = 3) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return " | ".join(l.strip() for l in text[-lines:] if l.strip())[:500]
-
-
-def _torchrun_root_cause(path: Path) -> str:
-    """torchrun's "Root Cause" block in the log, in words: 'training process 0 was killed by SIGKILL (...)'."""
-    import re
-
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    at = text.rfind("Root Cause")
-    if at < 0:
-        return ""
-    rank = re.search(r"rank\s*:\s*(\d+)", text[at:])
-    code = re.search(r"exitcode\s*:\s*(-?\d+)", text[at:])
-    if not code:
-        return ""
-    who = f"training process {rank.group(1)}" if rank else "a training process"
-    return f"{who} {describe_exit(int(code.group(1)))}"
 
 
 def run_worker(
@@ -547,7 +476,7 @@ def _raise_crashed(project_path: str | os.PathLike, run_id: int, returncode: Opt
             )
     step = row.get("step") or 0
     where = f"its last checkpoint (step {step})" if step else "the start (no checkpoint was saved yet)"
-    tail = (_torchrun_root_cause(log_path) or _log_tail(log_path)) if returncode and returncode > 0 else ""
+    tail = (torchrun_root_cause(log_path) or log_tail(log_path)) if returncode and returncode > 0 else ""
     raise TrainingCrashed(
         f"The training process of run {run_id} {describe_exit(returncode)} before finishing"
         + (f" ({tail})" if tail else "")

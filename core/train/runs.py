@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional, TypedDict
 
@@ -35,6 +36,11 @@ from .settings import CONVERGENCE, EARLY_STOP, STOPPING_RULES, TrainSettings
 CREATED, RUNNING, DONE, CANCELLED, FAILED, CRASHED = "created", "running", "done", "cancelled", "failed", "crashed"
 # Statuses a run can be resumed from; CREATED and RUNNING only once its worker process is gone (``is_resumable``).
 RESUMABLE = (CREATED, RUNNING, CANCELLED, FAILED, CRASHED)
+# Why a run stopped (its row's ``stop_reason``): the loop writes these, the report and the app word them.
+STOP_EARLY, STOP_MAX_EPOCHS, STOP_CANCELLED = "early_stop", "max_epochs", "cancelled"
+# A run folder's two adapters: the best dev evaluation's and the last step's (``kept_adapter_name``
+# says which one a run keeps). The loop writes them, the worker records them, the export finds them.
+BEST_ADAPTER, FINAL_ADAPTER = "adapter", "final-adapter"
 
 
 def runs_root(project_path: str | Path) -> Path:
@@ -47,7 +53,7 @@ def run_folder(project_path: str | Path, run_id: int) -> Path:
 
 # The temp names a run's writers use (``checkpoints.save_adapter``/``write_checkpoint``, the merge,
 # ``core.paths.atomic_file``): only these are ever removed, and only when their process has ended.
-_RUN_TEMP_DIRS = re.compile(r"^(?:adapter|final-adapter|merged)\.tmp-\d+$")
+_RUN_TEMP_DIRS = re.compile(rf"^(?:{BEST_ADAPTER}|{FINAL_ADAPTER}|merged)\.tmp-\d+$")
 _CHECKPOINT_TEMP = re.compile(r"^tmp-\d+$")
 _ATOMIC_TEMP = re.compile(r"^\..+\.tmp-\d+$")
 
@@ -82,6 +88,17 @@ def clean_run_temps(project_path: str | Path) -> int:
     return sum(clean_run_folder_temps(p) for p in runs)
 
 
+@dataclass(frozen=True)
+class RunModel:
+    """The model a run trains, as its row records it: what the user named (``spec``: a path, a Hub-style
+    folder or "default"), the name shown, the resolved file or folder, and its fingerprint."""
+
+    spec: str
+    name: str
+    path: str
+    fingerprint: str
+
+
 def create_run(
     project: Any,
     *,
@@ -89,10 +106,7 @@ def create_run(
     settings: TrainSettings,
     train: list[TrainItem],
     dev: list[TrainItem],
-    model_spec: str,
-    model_name: str,
-    model_path: str,
-    model_fingerprint: str,
+    model: RunModel,
     plan_info: Optional[dict] = None,
 ) -> tuple[int, Path]:
     """Insert the run's row and write its folder (plan.json, settings.json); returns ``(run_id, folder)``."""
@@ -105,10 +119,10 @@ def create_run(
             "plan_id": plan_id,
             "status": CREATED,
             "settings": settings.to_json(),
-            "model_spec": model_spec,
-            "model_name": model_name,
-            "model_path": model_path,
-            "model_fingerprint": model_fingerprint,
+            "model_spec": model.spec,
+            "model_name": model.name,
+            "model_path": model.path,
+            "model_fingerprint": model.fingerprint,
             "n_train": len(train),
             "n_dev": len(dev),
             "step": 0,
@@ -232,6 +246,11 @@ def keeps_final_adapter(stopping: str, status: str) -> bool:
     after every epoch. A convergence run that was cancelled or crashed never reached its last
     step, so like an EARLY_STOP run it keeps the best adapter so far."""
     return stopping == CONVERGENCE and status == DONE
+
+
+def kept_adapter_name(row: dict) -> str:
+    """The folder, inside the run's folder, of the adapter a run keeps (``keeps_final_adapter``)."""
+    return FINAL_ADAPTER if keeps_final_adapter(stopping_rule(row), str(row.get("status"))) else BEST_ADAPTER
 
 
 def stopping_point(row: dict, history: list[dict]) -> Optional[StoppingPoint]:

@@ -131,7 +131,7 @@ class Recorder:
             self.flush()
 
     def _record_eval(self, event: Eval) -> None:
-        from .runs import update_run
+        from .runs import BEST_ADAPTER, update_run
 
         now = time.time()
         step, epoch = event.step, event.epoch
@@ -150,7 +150,7 @@ class Recorder:
                 best_step=step,
                 best_dev_em=event.dev_em,
                 fit_at_best=json.dumps(event.fit or {}),
-                adapter_dir=str(self.run_dir / "adapter"),
+                adapter_dir=str(self.run_dir / BEST_ADAPTER),
             )
 
     def flush(self) -> None:
@@ -188,7 +188,7 @@ def run(project_path: str, run_id: int, resume: bool, out: Optional[TextIO], sho
     file is data and cannot switch on loading pickle weights."""
     from ..models import resolve_model
     from ..store import Project
-    from .loop import find_checkpoint, train_loop
+    from .loop import LoopHooks, find_checkpoint, train_loop
     from .runs import (
         CANCELLED,
         DONE,
@@ -239,7 +239,14 @@ def run(project_path: str, run_id: int, resume: bool, out: Optional[TextIO], sho
             "model_fingerprint": row.get("model_fingerprint"),
         }
         result = train_loop(
-            folder, ref, settings, train, dev, emit=recorder, should_stop=should_stop, resume=ckpt is not None, meta=meta
+            folder,
+            ref,
+            settings,
+            train,
+            dev,
+            LoopHooks(emit=recorder, should_stop=should_stop),
+            resume=ckpt is not None,
+            meta=meta,
         )
         recorder.flush()
         best = result.best or {}
@@ -319,7 +326,7 @@ def run_other_rank(project_path: str, run_id: int, resume: bool, should_stop: An
     from ..models import resolve_model
     from ..store import Project
     from .distributed import launched_rank
-    from .loop import train_loop
+    from .loop import LoopHooks, train_loop
     from .runs import get_run, run_dir, run_items, run_settings
 
     try:
@@ -328,7 +335,7 @@ def run_other_rank(project_path: str, run_id: int, resume: bool, should_stop: An
         settings = replace(run_settings(row), allow_pickle=allow_pickle)
         train, dev = run_items(row)
         ref = resolve_model(row["model_path"] or row["model_spec"], allow_pickle=settings.allow_pickle)
-        train_loop(run_dir(row), ref, settings, train, dev, should_stop=should_stop, resume=resume)
+        train_loop(run_dir(row), ref, settings, train, dev, LoopHooks(should_stop=should_stop), resume=resume)
         return 0
     except BaseException as exc:  # noqa: BLE001 - rank 0 reports the run's end; this is for the log
         print(f"Training process {launched_rank()} of run {run_id} stopped: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -36,11 +36,11 @@ OK_COLOR, BAD_COLOR = "#2e7d32", "#c62828"
 # -- data --------------------------------------------------------------------------------------------
 def load_example_data(path: str | Path, run_id: int) -> ExampleData:
     """Read a run's examples with its own connection (runs on a worker thread)."""
-    from core.store import Project, results
+    from core.store import Project, example_rows
 
     with Project(path, create=False) as project:
         run = project.probe_run(run_id)
-        rows = results.example_rows(project, run_id, run["dataset_id"])
+        rows = example_rows(project, run_id, run["dataset_id"])
     return ExampleData.from_rows(run_id, rows)
 
 
@@ -477,10 +477,10 @@ def _answers_html(answers: list[str], matcher: Callable[[str], bool]) -> str:
 
 def example_html(project: Any, run_id: int, example_id: str, palette: Optional[QtGui.QPalette] = None) -> str:
     """The detail pane: question, accepted answers, category, and each exemplar set's answers."""
-    from core.store import results
+    from core.store import example_detail
 
     run = project.probe_run(run_id)
-    row = results.example_detail(project, run_id, run["dataset_id"], example_id)
+    row = example_detail(project, run_id, run["dataset_id"], example_id)
     if row is None:
         return f"<p>Example {html.escape(example_id)} has no probe result in run {run_id}.</p>"
     (cat, p_g, p_s, g_ok, g_n, s_ok, s_n, greedy_json, sampled_json, exemplars_json, question, answers_json, group) = row[:13]

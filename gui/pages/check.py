@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from core.formats import duration_words
-from core.report.checks import (
+from core.report import (
     SPLIT_TITLES,
     after_columns,
     compare,
@@ -213,7 +213,7 @@ class CheckPage(Page):
     def _reload(self) -> None:
         """The runs and the stored checks (their summaries): two short reads."""
         from core.check import list_checks
-        from core.train.runs import list_runs
+        from core.train import list_runs
 
         rows: list[dict] = []
         checks: list[Any] = []

@@ -42,7 +42,7 @@ def _status_text(row: dict) -> str:
 
 def counts_text(n_probed: int, unprobed: dict[str, int]) -> str:
     """ "18 probed; 11 kept but not probed: 9 multi-turn (…), 2 no-answer (…)" for the page."""
-    from core.datasets.types import REASONS
+    from core.datasets import REASONS
 
     text = f"{n_probed} probed"
     total = sum(unprobed.values())
@@ -359,7 +359,7 @@ class DatasetPage(Page):
         self.table.setItem(r, c, key)
         status = QtWidgets.QTableWidgetItem(_status_text(row))
         status.setFlags(read_only)
-        from core.datasets.types import REASONS
+        from core.datasets import REASONS
 
         status.setToolTip(REASONS.get(row["reason"], row["reason"]))
         self.table.setItem(r, c + 1, status)

@@ -21,7 +21,7 @@ def open_path(path: str | Path) -> None:
 def open_run_folder(path: Optional[str | Path], project_path: Optional[str | Path]) -> bool:
     """Open a run's folder in the file manager; only a folder (never a file the desktop would run) inside
     the project's own runs folder, whatever the project file says. Returns whether it was opened."""
-    from core.train.runs import runs_root
+    from core.train import runs_root
 
     if not path or project_path is None:
         return False
@@ -160,7 +160,7 @@ class ExportPage(Page):
 
     # -- view ---------------------------------------------------------------------------------------------
     def refresh(self) -> None:
-        from core.train.runs import eval_history, get_run, stopping_point
+        from core.train import eval_history, get_run, stopping_point
 
         self.adapter_dir = None
         text = "No training run yet: train in step 7 to get an adapter."
@@ -259,7 +259,7 @@ class ExportPage(Page):
         path, run_id, merged = self.ctx.project_path, self.ctx.train_run_id, self.gguf_merged.isChecked()
 
         def job(_j):
-            from core.train.gguf_lora import export_gguf
+            from core.train import export_gguf
 
             return export_gguf(path, folder, run_id, merged=merged)
 

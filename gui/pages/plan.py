@@ -23,7 +23,7 @@ def not_probed_words(counts: dict) -> str:
     total = np_.get("total", 0)
     if not total:
         return ""
-    from core.datasets.types import reasons_text
+    from core.datasets import reasons_text
 
     why = reasons_text(np_.get("reasons") or {})
     kept, left = np_.get("kept", 0), np_.get("left_out", 0)
@@ -94,8 +94,7 @@ class PlanPage(Page):
         self.cap.setToolTip("How many WeaklyKnown examples may stay in the training set (the paper: none).")
         form.addRow("WeaklyKnown cap:", self.cap)
         from core.categories import CATEGORIES
-        from core.plan import PlanSettings
-        from core.plan.mixes import RECOMMENDED_SHARES
+        from core.plan import RECOMMENDED_SHARES, PlanSettings
 
         defaults = PlanSettings()  # the form starts at the settings class's defaults, the custom shares at the recommended mix
         self.cap.setValue(defaults.weakly_known_cap)

@@ -198,7 +198,7 @@ class ProjectPage(Page):
             self.next_button.hide()
             return
         from core.plan import count_plans
-        from core.train.runs import count_runs
+        from core.train import count_runs
 
         with self.ctx.project() as p:
             datasets = p.datasets()

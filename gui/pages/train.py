@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from core.devices import Devices
-from core.train.events import Checkpoint, Eval, Resume, Start, Step, TrainEvent
-from core.train.runner import missing_training_packages
+from core.train import Checkpoint, Eval, Resume, Start, Step, TrainEvent, missing_training_packages
 
 from ..qt import QtCore, QtWidgets
 from ..reflow import Reflow
@@ -261,7 +260,7 @@ class TrainPage(Page):
         self.model_edit.setPlaceholderText(line.placeholder)
 
     def _reload_runs(self) -> None:
-        from core.train.runs import list_runs
+        from core.train import list_runs
 
         rows: list[dict] = []
         if self.ctx.project_path is not None:
@@ -291,7 +290,7 @@ class TrainPage(Page):
         if self._rows_project == self.ctx.project_path and run_id in self._rows and not self.training:
             return self._rows[run_id]  # the navigator asks after every job and context change: no query each time
         try:
-            from core.train.runs import get_run
+            from core.train import get_run
 
             with self.ctx.project() as p:
                 return get_run(p, run_id)
@@ -322,7 +321,7 @@ class TrainPage(Page):
 
     def _load_curves(self, run_id: int, up_to: Optional[int] = None) -> list[dict]:
         """Fill the curves from the project (an earlier run, or the part of a resumed one before its checkpoint)."""
-        from core.train.runs import eval_history, metric_series
+        from core.train import eval_history, metric_series
 
         with self.ctx.project() as p:
             losses = metric_series(p, run_id, "loss")
@@ -418,7 +417,7 @@ class TrainPage(Page):
         project_path, plan_id = self.ctx.project_path, self.ctx.plan_id
 
         def work(job):
-            from core.train.runner import start_training
+            from core.train import start_training
 
             return start_training(
                 project_path, plan_id, settings, progress=job.progress, on_event=job.send_event, cancel=job.cancel, model=model
@@ -449,7 +448,7 @@ class TrainPage(Page):
         self.redraw()
 
         def work(job):
-            from core.train.runner import resume_training
+            from core.train import resume_training
 
             return resume_training(project_path, run_id, progress=job.progress, on_event=job.send_event, cancel=job.cancel)
 

@@ -16,10 +16,21 @@ from core.categories import ordered_categories
 from core.devices import Devices, detect_devices, last_detected
 from core.formats import format_gib, percent
 from core.store import pid_alive
-from core.train.events import Checkpoint, Done, Eval, Merged, Restored, Resume, Start, TrainEvent, WorkerError
-from core.train.runs import RESUMABLE as RESUMABLE_STATUSES  # noqa: F401  (old name; the rule lives in core.train.runs)
-from core.train.runs import is_resumable as run_is_resumable  # noqa: F401  (old name)
-from core.train.runs import stopping_point, stopping_rule  # noqa: F401  (re-exported for gui.pages.train)
+from core.train import RESUMABLE as RESUMABLE_STATUSES  # noqa: F401  (old name; the rule lives in core.train.runs)
+from core.train import (  # noqa: F401  (re-exported for gui.pages.train)
+    Checkpoint,
+    Done,
+    Eval,
+    Merged,
+    Restored,
+    Resume,
+    Start,
+    TrainEvent,
+    WorkerError,
+    stopping_point,
+    stopping_rule,
+)
+from core.train import is_resumable as run_is_resumable  # noqa: F401  (old name)
 
 from .base import fmt_seconds
 
@@ -39,9 +50,9 @@ def plan_line(project: Any, plan_id: Optional[int]) -> PlanLine:
     if project is None or plan_id is None:
         return PlanLine("", None, "Default: the model the plan's probe used (no plan yet).", "the model the plan's probe used")
     from core.plan import probe_model_spec
-    from core.store import plans as stored_plans
+    from core.store import plan_row
 
-    row = stored_plans.plan_row(project, plan_id)
+    row = plan_row(project, plan_id)
     if row is None:
         return PlanLine(
             f"Plan {plan_id} is not in this project.",

@@ -49,7 +49,7 @@ class TrainSettingsBox(QtWidgets.QGroupBox):
 
     def __init__(self, device: str, parent: Optional[QtWidgets.QWidget] = None) -> None:
         super().__init__("Settings", parent)
-        from core.train.settings import TrainSettings
+        from core.train import TrainSettings
 
         defaults = TrainSettings()
         grid = QtWidgets.QGridLayout(self)
@@ -127,7 +127,7 @@ class TrainSettingsBox(QtWidgets.QGroupBox):
         self.eval_every.setValue(defaults.eval_every_steps or 0)
 
     def _build_device(self, defaults: Any, device: str) -> None:
-        from core.train.settings import physical_cores
+        from core.train import physical_cores
 
         self.device = QtWidgets.QComboBox()
         self.device.addItem("Automatic", "auto")
@@ -206,7 +206,7 @@ class TrainSettingsBox(QtWidgets.QGroupBox):
     def settings(self) -> Any:
         """The form as ``TrainSettings``, checked; raises ``SettingsError`` with advice."""
         from core.errors import SettingsError
-        from core.train.settings import TrainSettings
+        from core.train import TrainSettings
 
         text = self.lr.currentText().strip()
         try:
@@ -297,23 +297,21 @@ class RunsBox(QtWidgets.QGroupBox):
     @staticmethod
     def with_claims(project: Any, rows: list[dict]) -> list[dict]:
         """The runs with ``claim``: the live claim of a run some KnowMix trains now (None for the others)."""
-        from core.train import claims
-        from core.train.runs import CREATED, RUNNING
+        from core.train import CREATED, RUNNING, live_claim
 
         return [
-            {**r, "claim": claims.live_claim(project, int(r["id"])) if r.get("status") in (RUNNING, CREATED) else None}
-            for r in rows
+            {**r, "claim": live_claim(project, int(r["id"])) if r.get("status") in (RUNNING, CREATED) else None} for r in rows
         ]
 
     @staticmethod
     def stop_worker(ctx: Any, run_id: int, message: Any) -> None:
         """Stop the worker of a run another KnowMix started, and say so (or why not) in ``message``."""
         from core.errors import KnowMixError
-        from core.train import claims
+        from core.train import stop_worker
 
         try:
             with ctx.project() as p:
-                pid = claims.stop_worker(p, run_id)
+                pid = stop_worker(p, run_id)
         except (KnowMixError, OSError) as exc:
             message.show_message(str(exc), "error")
             return

@@ -1,7 +1,10 @@
 """How much memory a LoRA run needs, to warn before training rather than crash during it.
 
-The estimate is rough on purpose (no model is loaded): the plan page shows it next to the plan,
-and ``check_memory_fits`` compares it with the free RAM or GPU memory now.
+The estimate is rough on purpose (no model is loaded): the plan page shows it next to the plan
+(``core.plan.memory.plan_memory``), and ``check_memory_fits`` compares it with the free RAM or GPU
+memory now. It sits beside core's floors, not in one: it reads only a model's shape
+(``core.models.ModelShape``), so the plan and training can both use it without either importing
+the other (it lived in ``core.train`` and made the circle train -> plan -> train.memory).
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
-from ..errors import SettingsError
-from ..formats import GIB, format_bytes
+from .errors import SettingsError
+from .formats import GIB, format_bytes
+from .models import ModelShape
 
 _DTYPE_BYTES = {
     "float32": 4.0,
@@ -91,16 +95,13 @@ def _guess_layers(n_params: int) -> int:
 
 
 def estimate_memory(
-    n_params: int,
+    model: int | ModelShape,
     *,
     lora_rank: int = 16,
     dtype: str = "float32",
     batch_size: int = 8,
     seq_len: int = 64,
-    n_layers: Optional[int] = None,
-    hidden: Optional[int] = None,
     target_modules: int = 7,
-    vocab_size: Optional[int] = None,
 ) -> MemoryEstimate:
     """Rough memory of a LoRA run, to warn before training rather than crash during it.
 
@@ -113,9 +114,12 @@ def estimate_memory(
       ``batch x seq x vocab`` in fp32, twice (values and gradient);
     - 10% headroom.
 
+    ``model`` is the model's shape (``core.models.model_shape``) or only its parameter count;
     ``n_layers`` and ``hidden`` are guessed from ``n_params`` (params ~ 12 x layers x hidden^2)
-    when not given; ``vocab_size`` defaults to 32000.
+    when not known; ``vocab_size`` defaults to 32000.
     """
+    shape = model if isinstance(model, ModelShape) else ModelShape(model, None, None, None)
+    n_params, n_layers, hidden, vocab_size = shape.n_params, shape.n_layers, shape.hidden, shape.vocab_size
     key = str(dtype).strip().lower().replace("torch.", "")
     _check_arguments(
         n_params,
@@ -183,7 +187,7 @@ def _check_arguments(n_params: Any, key: str, dtype: Any, **sizes: Any) -> None:
 def check_memory_fits(estimate: MemoryEstimate, device: str = "cpu") -> Optional[str]:
     """A warning when the run needs more than the device's free memory now, else None (also when
     the free memory cannot be told)."""
-    from .. import models
+    from . import models
 
     free = models.available_memory(device)
     if free is None or estimate.total <= free:
@@ -193,29 +197,3 @@ def check_memory_fits(estimate: MemoryEstimate, device: str = "cpu") -> Optional
         f"This run needs about {_size(estimate.total)} of {where} but only {_size(free)} is free. Lower the batch "
         "size or the sequence length, train in 16-bit, lower the LoRA rank, or close other programs."
     )
-
-
-def plan_memory(
-    project: Any, plan: Any, device: str = "cpu", *, lora_rank: int = 16, batch_size: int = 8
-) -> tuple[Optional[MemoryEstimate], Optional[str], str]:
-    """The memory a default LoRA run on the plan's probed model needs, against the device's free
-    memory now: (estimate or None, warning or None, model name or why there is no estimate)."""
-    from ..errors import ModelError
-    from ..models import model_shape, resolve_model
-    from ..plan.persistence import probe_model_spec
-
-    run = project.probe_run(plan.probe_run_id)
-    try:
-        ref = resolve_model(probe_model_spec(run) or "")
-    except ModelError as exc:
-        return None, None, f"Memory estimate skipped: {exc}"
-    shape = model_shape(ref)
-    est = estimate_memory(
-        shape.n_params,
-        n_layers=shape.n_layers,
-        hidden=shape.hidden,
-        vocab_size=shape.vocab_size,
-        lora_rank=lora_rank,
-        batch_size=batch_size,
-    )
-    return est, check_memory_fits(est, device), ref.display_name
