@@ -59,7 +59,7 @@ class _ModelLoad:
 
 
 def _run_probe(project_path: Path, ds, pool, model: str, settings, load: _ModelLoad = _ModelLoad()) -> int:
-    from .probe import ProbeRequest, check_pool_size, run_probe
+    from .probe import CALIBRATION_S, ProbeRequest, check_pool_size, run_probe
     from .store import Project
     from .summary import breakdown
 
@@ -93,6 +93,7 @@ def _run_probe(project_path: Path, ds, pool, model: str, settings, load: _ModelL
                         backend_name=load.backend,
                         allow_pickle=load.allow_pickle,
                         backend_options={"n_threads": threads} if threads else None,
+                        calibrate_s=CALIBRATION_S,  # an estimate from this machine before the first batch
                     ),
                     backend=served,
                     progress=bar,

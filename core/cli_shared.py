@@ -23,6 +23,7 @@ class ProgressPrinter:
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self._last = 0.0
         self._last_done = -1
+        self._estimate_shown = False  # a calibration's estimate is printed once, as soon as it comes
 
     def __call__(self, p: Progress) -> None:
         now = time.monotonic()
@@ -32,12 +33,15 @@ class ProgressPrinter:
             width = 24
             filled = int(width * p.done / p.total) if p.total else width
             bar = "#" * filled + "." * (width - filled)
-            rate = f"{p.rate:.2f} {p.unit}/s" if p.rate else "measuring"
+            rate = p.rate_words("measuring") + (f" ({p.busy})" if p.busy else "")
             line = f"\r{self.label} [{bar}] {p.done}/{p.total} {rate} ETA {_fmt_seconds(p.eta_s)}  {p.message[:40]:<40}"
             self.stream.write(line)
             self.stream.flush()
-        elif p.done != self._last_done and (now - self._last > 15 or p.done == p.total):
-            rate = f"{p.rate:.2f} {p.unit}/s" if p.rate else "rate not yet measured"
+        elif (p.estimated and not self._estimate_shown) or (
+            p.done != self._last_done and (now - self._last > 15 or p.done == p.total)
+        ):
+            self._estimate_shown = self._estimate_shown or p.estimated
+            rate = p.rate_words("rate not yet measured") + (f" ({p.busy})" if p.busy else "")
             self.stream.write(f"{self.label}: {p.done}/{p.total} {p.unit}, {rate}, ETA {_fmt_seconds(p.eta_s)}\n")
             self.stream.flush()
             self._last_done = p.done

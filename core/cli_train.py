@@ -136,9 +136,13 @@ def _check_after(project_path: Path, out, no_check: bool) -> int:
 
 
 def _run_check(project_path: Path, run_id: Optional[int], settings, *, json_out: bool, threads: Optional[int] = None) -> int:
+    from dataclasses import replace
+
     from .check import CheckModels, run_check
+    from .probe import CALIBRATION_S
     from .store import Project
 
+    settings = replace(settings, calibrate_s=CALIBRATION_S)  # an estimate from this machine before the first batch
     token = CancelToken()
     bar = ProgressPrinter("Checking")
     with Project(project_path) as project, _CtrlC(token, "The check stops after the current batch; run it again to resume"):

@@ -11,6 +11,7 @@ where there is no load average (Windows), it cannot tell and says nothing.
 from __future__ import annotations
 
 import os
+import re
 from typing import Optional
 
 BUSY_SHARE = 0.5  # other programs' load, as a share of the cores, from which the estimate says so
@@ -43,3 +44,17 @@ def busy_cpu_note(own_threads: float = 0.0) -> Optional[str]:
 def worker_threads(device: str, threads: Optional[int]) -> float:
     """The cores a training worker keeps busy: its torch threads on the CPU, about one while a GPU computes."""
     return float(threads or 1) if str(device).startswith("cpu") else 1.0
+
+
+def backend_threads(device: str, extra: Optional[dict] = None) -> Optional[float]:
+    """The cores a loaded model keeps busy while it answers (the probe's and the check's own load):
+    llama.cpp's threads ("cpu (4 threads)"), torch's CPU threads, about one on a GPU; None when
+    unknown (a server, a test's backend), and then nothing is said about other programs."""
+    device = str(device or "")
+    if device.startswith(("cuda", "mps")):
+        return 1.0
+    cpu_threads = (extra or {}).get("cpu_threads")
+    if device.startswith("cpu") and cpu_threads:
+        return float(cpu_threads)
+    found = re.search(r"cpu \((\d+) threads?\)", device)
+    return float(found.group(1)) if found else None

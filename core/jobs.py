@@ -26,6 +26,15 @@ class Progress:
     message: str = ""
     unit: str = "examples"
     busy: Optional[str] = None  # "other programs are using the CPU …" when they are (``core.cpu_load``)
+    estimated: bool = False  # rate and ETA come from a calibration on this machine, not yet from this run's work
+
+    def rate_words(self, measuring: str = "measuring") -> str:
+        """'0.42 examples/s', or 'about 0.42 examples/s (estimated on this machine)' until the first
+        batch is measured: one wording for the CLI's line and the app's progress row."""
+        if not self.rate:
+            return measuring
+        rate = f"{self.rate:.2f} {self.unit}/s"
+        return f"about {rate} (estimated on this machine)" if self.estimated else rate
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,22 +73,32 @@ class RateMeter:
 
     Start it when the work starts (after the model is loaded), so the rate is the work's own. With
     ``own_threads`` (the cores the job keeps busy), each ``Progress`` says whether other programs
-    are using the CPU too (``busy``); without it, nothing is said.
+    are using the CPU too (``busy``); without it, nothing is said. Until some work is measured,
+    ``prior_rate`` (a calibration's on the loaded model, when one ran) gives rate and ETA, marked
+    ``estimated``.
     """
 
-    def __init__(self, total: int, already_done: int = 0, unit: str = "examples", own_threads: Optional[float] = None) -> None:
+    def __init__(
+        self,
+        total: int,
+        already_done: int = 0,
+        unit: str = "examples",
+        own_threads: Optional[float] = None,
+        prior_rate: float = 0.0,
+    ) -> None:
         self.total = total
         self.start_done = already_done
         self.done = already_done
         self.unit = unit
         self.own_threads = own_threads
+        self.prior_rate = prior_rate
         self._t0 = time.monotonic()
         self._busy: Optional[str] = None
         self._busy_at: Optional[float] = None
 
     def restart(self) -> "RateMeter":
         """A meter for the same work that measures from now (after a one-off pause such as an evaluation)."""
-        return RateMeter(self.total, self.start_done, self.unit, self.own_threads)
+        return RateMeter(self.total, self.start_done, self.unit, self.own_threads, self.prior_rate)
 
     def busy(self) -> Optional[str]:
         """``busy_cpu_note`` for this job, read at most every ``BUSY_CHECK_S``."""
@@ -95,5 +114,8 @@ class RateMeter:
         elapsed = time.monotonic() - self._t0
         fresh = done - self.start_done
         rate = fresh / elapsed if elapsed > 0 and fresh > 0 else 0.0
+        estimated = rate == 0 and self.prior_rate > 0
+        if estimated:
+            rate = self.prior_rate
         eta = (self.total - done) / rate if rate > 0 else None
-        return Progress(done=done, total=self.total, rate=rate, eta_s=eta, message=message, unit=self.unit, busy=self.busy())
+        return Progress(done, self.total, rate, eta, message, self.unit, self.busy(), estimated)

@@ -22,6 +22,7 @@ from ..probe import ProbeJob, ProbeSettings, categorize, draw_exemplar_sets, pro
 from ..scoring import normalize_answer
 from ..store import checks as _store
 from .adapter_id import current_adapter, stale_words
+from .estimate import pass_meter
 from .models import CheckModels, _backend_words, _load, _load_judge
 from .types import CHECK_SPLITS, NOT_KNOWN, CheckReport, CheckSettings, SplitCheck
 
@@ -320,6 +321,11 @@ def _fill(
                 raise
         asking.judge = judge
         try:
+            if settings.calibrate_s > 0 and meter.done == meter.start_done:
+                on_status(f"Timing the model on this machine (about {settings.calibrate_s:.0f} s) for an estimate ...")
+            meter = pass_meter(meter, backend, asking, [asking.by_id[k] for k in todo], settings.calibrate_s)
+            if meter.prior_rate and meter.done == meter.start_done:
+                progress(meter.update(answers_done, "estimated from the model's speed on this machine"))
             for chunk in _chunks(todo, BATCH):
                 cancel.raise_if_cancelled("The check")
                 rows = asking.rows(backend, chunk, when, check_id, cancel)

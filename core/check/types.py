@@ -54,6 +54,9 @@ class CheckSettings:
     full: bool = False
     train_per_category: int = TRAIN_PER_CATEGORY
     backend: str = "auto"
+    # seconds to time the loaded model before its first batch, for the estimate the progress line
+    # shows until the first batch is measured (``core.check.estimate``); not part of the identity
+    calibrate_s: float = 0.0
 
     def validate(self) -> None:
         if self.train_per_category < 0:
@@ -66,7 +69,8 @@ class CheckSettings:
         grading rules' version too, so a check graded by other rules is not resumed."""
         from ..scoring import SCORER_VERSION
 
-        return json.dumps({**asdict(self), "scorer": SCORER_VERSION, "measures": MEASURES}, sort_keys=True)
+        data = {k: v for k, v in asdict(self).items() if k != "calibrate_s"}  # how long to time it changes no result
+        return json.dumps({**data, "scorer": SCORER_VERSION, "measures": MEASURES}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: Optional[str]) -> "CheckSettings":

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from ..categories import CATEGORIES
 from .batches import ProbeJob, probe_batch, probe_examples
+from .estimate import CALIBRATION_S, Calibration, calibrate, seconds_per_answer
 from .exemplars import (
     COMMON_SHARE,
     HOLDOUT_MIN_ROWS,
@@ -62,8 +63,10 @@ from .work import _prepare, score_answers
 
 __all__ = [
     "ANSWER_TOKENS_CAP",
+    "CALIBRATION_S",
     "CATEGORIES",
     "COMMON_SHARE",
+    "Calibration",
     "HOLDOUT_MIN_ROWS",
     "HOLDOUT_SIZE",
     "MATCH_LABEL",
@@ -78,6 +81,7 @@ __all__ = [
     "ProbeSettings",
     "_prepare",
     "answer_token_limit",
+    "calibrate",
     "build_prompt",
     "categorize",
     "chat_renderer",
@@ -93,6 +97,7 @@ __all__ = [
     "qa_prompt",
     "run_probe",
     "sample_seed",
+    "seconds_per_answer",
     "score_answers",
     "short_prompt_notes",
     "zero_shot_messages",

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 from ..backends.base import Backend, GenRequest
+from ..cpu_load import backend_threads
 from ..datasets import Example
 from ..errors import ModelCrashed
 from ..jobs import CancelToken, ProgressCallback, RateMeter, no_progress
+from .estimate import GREEDY_BATCH, calibrate
 from .exemplars import common_answers, exemplar_pools
 from .prompts import chat_renderer
 from .settings import ProbeSettings, sample_seed
@@ -94,6 +96,7 @@ class ProbeJob:
     total: Optional[int] = None  # examples in the whole run (default: already_done + these)
     judge: Optional[Backend] = None  # judge mode's model (default: the probed one)
     hold_out: bool = False  # the pool is the dataset itself, as ``draw_exemplar_sets`` was told
+    calibrate_s: float = 0.0  # time the model this long before the first batch, for an estimate (``estimate``)
 
 
 def probe_examples(
@@ -116,9 +119,19 @@ def probe_examples(
     render = chat_renderer(backend) if settings.chat_template else None
     ordered = sorted(examples, key=lambda ex: ex.group)  # stable: file order within a group
     total = job.total if job.total is not None else job.already_done + len(ordered)
-    meter = RateMeter(total, job.already_done)
+    own = backend_threads(backend.info.device, backend.info.extra)  # so other programs' load is told apart
+    meter = RateMeter(total, job.already_done, own_threads=own)
     done = job.already_done
     progress(meter.update(done, "starting"))
+    if job.calibrate_s > 0 and ordered:
+        # an estimate from this machine before the first batch; its measured rate replaces it
+        progress(meter.update(done, f"timing the model on this machine (about {job.calibrate_s:.0f} s) …"))
+        first = [ex for ex in ordered[:GREEDY_BATCH] if ex.group == ordered[0].group]
+        g = ordered[0].group
+        works = [_prepare(ex, exemplar_sets[g], pool_by_id, settings, render, pools[g], common[g]) for ex in first]
+        cal = calibrate(backend, works, settings, job.calibrate_s)
+        meter = RateMeter(total, done, own_threads=own, prior_rate=cal.rate(settings))  # its clock starts now
+        progress(meter.update(done, cal.words(settings, len(ordered))))
     out: list[dict] = []
     i = n_batch = 0
     while i < len(ordered):

@@ -45,6 +45,7 @@ class ProbeRequest:
     allow_pickle: bool = False
     backend_options: Optional[dict] = None  # e.g. {"n_threads": 4} (``loading.load_options``)
     isolate: bool = True  # load the model in a child process (a native crash ends only the child)
+    calibrate_s: float = 0.0  # seconds to time the loaded model for an estimate before the first batch (``estimate``)
 
 
 @dataclass
@@ -113,6 +114,7 @@ class ClaimedProbe:
             total=len(self.examples),
             judge=judge_backend,
             hold_out=self.request.pool_dataset_id is None,
+            calibrate_s=self.request.calibrate_s,
         )
         try:
             if self.settings.match == "judge":

@@ -164,7 +164,7 @@ class ProgressRow(QtWidgets.QWidget):
         self.bar.setMaximum(max(1, p.total))
         self.bar.setValue(min(p.done, p.total))
         self.bar.setFormat(f"{p.done} / {p.total} {p.unit}")
-        rate = f"{p.rate:.2f} {p.unit}/s" if p.rate else "measuring speed"
+        rate = p.rate_words("measuring speed")  # "about … (estimated on this machine)" before the first batch
         eta = f"about {fmt_seconds(p.eta_s)} left" if p.eta_s is not None else "time left: measuring"
         busy = f" ({p.busy})" if p.busy else ""  # other programs are using the CPU: the time left may change
         msg = f" — {p.message}" if p.message else ""

@@ -504,8 +504,12 @@ class CheckPage(Page):
         options = dict(self.run_check_options)
 
         def work(job: Any) -> Any:
-            from core.check import run_check
+            from core.check import CheckSettings, run_check
+            from core.probe import CALIBRATION_S
             from core.store import Project
+
+            # an estimate from this machine before the first batch (a test may pass its own settings)
+            options.setdefault("settings", CheckSettings(calibrate_s=CALIBRATION_S))
 
             with Project(project_path, create=False) as p:
                 return run_check(

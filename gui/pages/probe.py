@@ -386,7 +386,7 @@ class ProbePage(Page):
         self.progress.set_busy("Starting …")
 
         def job(j):
-            from core.probe import ProbeRequest, run_probe
+            from core.probe import CALIBRATION_S, ProbeRequest, run_probe
             from core.store import Project
 
             from .model import load_model
@@ -405,7 +405,8 @@ class ProbePage(Page):
 
                 run = run_probe(
                     p,
-                    ProbeRequest(dataset_id=dataset_id, pool_dataset_id=pool_id, model_spec=spec, settings=settings),
+                    # calibrate_s: an estimate from this machine before the first batch
+                    ProbeRequest(dataset_id, pool_id, spec, settings, calibrate_s=CALIBRATION_S),
                     backend=backend,
                     progress=progress,
                     cancel=j.cancel,
