@@ -38,13 +38,16 @@ def test_every_chat_row_loads_and_multi_turn_ones_are_kept_not_probed():
 
 def test_sentence_answers_and_chats_agree_with_entity_answers_on_known(backend):
     settings = replace(preset("quick"), samples_per_set=0)  # 4 exemplar sets
-    results = run(backend, settings, per_group=6)  # 6 capital-of, 6 country-of, 6 produced-by facts
-    assert results["entity"]["n"] == 18
-    assert 0 < sum(results["entity"]["known"].values()) < 18  # both Known and not-Known facts are compared
+    # 8 capital-of, 8 country-of, 8 produced-by facts. At 4 exemplar sets a 135M model's Known split
+    # moves with the exemplars' wording on about one fact in ten, so 18 facts (one fact = 5.6 points)
+    # passed or failed the 85% by chance; bench/shapes_bench.py measures all 50 at the paper's 10 sets.
+    results = run(backend, settings, per_group=8)
+    assert results["entity"]["n"] == 24
+    assert 0 < sum(results["entity"]["known"].values()) < 24  # both Known and not-Known facts are compared
     for shape in ("sentence", "chat"):
         res = results[shape]
         assert "key" in res["modes"], f"{shape} answers should be matched on their answer key"
-        assert res["compared"] >= 10
+        assert res["compared"] >= 15
         assert res["agreement"] >= 0.85, (shape, res["agreement"], res["disagree"])
 
 
