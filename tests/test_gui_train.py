@@ -16,7 +16,7 @@ pytest.importorskip("pytestqt")
 pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from core.store import Project  # noqa: E402
+from core.store import Project, TrainRun  # noqa: E402
 from core.train.events import Step  # noqa: E402
 from core.train.runs import eval_history, get_run, list_runs, metric_series  # noqa: E402
 from tests.scripted import FakeDataset  # noqa: E402
@@ -126,7 +126,7 @@ def wait_idle(qtbot, page) -> None:
     qtbot.waitUntil(lambda: not page.training, timeout=RUN_TIMEOUT_MS)
 
 
-def run_row(project_path: Path, run_id: int) -> dict:
+def run_row(project_path: Path, run_id: int) -> TrainRun:
     with Project(project_path) as project:
         return get_run(project, run_id)
 
@@ -169,26 +169,26 @@ def test_a_short_run_shows_live_curves_the_stopping_point_and_the_adapter(qtbot,
     with Project(project_path) as project:
         history = eval_history(project, run_id)
         losses = metric_series(project, run_id, "loss")
-    assert row["status"] == "done" and row["final_step"] == 10 and len(history) == 3  # step 0 (before training) and one per epoch
+    assert row.status == "done" and row.final_step == 10 and len(history) == 3  # step 0 (before training) and one per epoch
     # What the user sees: the outcome with the stopping point, the curves, the line at the best step.
     text = page.outcome_label.text()
     assert f"Run {run_id} finished" in text
-    assert f"Stopping point: epoch {row['best_epoch']:.2f}, step {row['best_step']}" in text
-    assert "Train fit at the stopping point" in text and row["adapter_dir"] in text
+    assert f"Stopping point: epoch {row.best_epoch:.2f}, step {row.best_step}" in text
+    assert "Train fit at the stopping point" in text and str(row.adapter_dir) in text
     assert page.loss_plot.points("loss") == len(losses) == 10
     assert page.em_plot.points("dev_em") == len(history)
     xs, ys = page.em_curve.getData()
     assert list(xs) == [h["step"] for h in history] and list(ys) == pytest.approx([100 * h["dev_em"] for h in history])
     assert all(page.fit_plot.points(c) == len(history) for c in CATS)
     for plot in page.plots:
-        assert plot.stop_line.isVisible() and plot.stop_line.value() == row["best_step"]
-    assert Path(row["adapter_dir"], "adapter_model.safetensors").is_file()
+        assert plot.stop_line.isVisible() and plot.stop_line.value() == row.best_step
+    assert Path(row.adapter_dir, "adapter_model.safetensors").is_file()
     # Buttons and the runs selector.
     assert page.start_button.isEnabled() and not page.cancel_button.isEnabled() and not page.resume_button.isEnabled()
     assert page.runs_combo.currentData() == run_id and "done" in page.runs_combo.currentText()
     assert "Last checkpoint: step 10" in page.checkpoint_label.text() and page.open_button.isEnabled()
     assert page.step_state()[0] == "done"
-    started = f"{row['n_train']} examples, {row['n_dev']} dev examples"  # the plan holds out test questions too
+    started = f"{row.n_train} examples, {row.n_dev} dev examples"  # the plan holds out test questions too
     assert any(l.startswith("Training on cpu") and started in l and "10 steps" in l for l in lines), lines
     evals = [l for l in lines if l.startswith("Epoch ") and "train fit HighlyKnown" in l and "Checkpoint" not in l]
     assert [l.split(" (")[0] for l in evals] == ["Epoch 1.00", "Epoch 2.00"], lines
@@ -213,10 +213,10 @@ def test_cancel_keeps_a_cancelled_run_that_resume_finishes(qtbot, ctx, tmp_path,
 
     run_id = ctx.train_run_id
     row = run_row(project_path, run_id)
-    assert row["status"] == "cancelled" and 0 < row["step"] < 100
-    assert Path(row["folder"], "checkpoints", "last", "state.json").is_file()
+    assert row.status == "cancelled" and 0 < row.step < 100
+    assert Path(row.folder, "checkpoints", "last", "state.json").is_file()
     assert "was cancelled" in page.outcome_label.text() and "cancelled" in page.runs_combo.currentText()
-    assert f"Last checkpoint: step {row['step']}" in page.checkpoint_label.text()
+    assert f"Last checkpoint: step {row.step}" in page.checkpoint_label.text()
     assert page.resume_button.isEnabled() and page.start_button.isEnabled()
     assert page.step_state()[0] == "ready"
 
@@ -224,14 +224,14 @@ def test_cancel_keeps_a_cancelled_run_that_resume_finishes(qtbot, ctx, tmp_path,
     assert page.training and not page.resume_button.isEnabled()
     wait_idle(qtbot, page)
     row = run_row(project_path, run_id)
-    assert row["status"] == "done", page.message.text()
+    assert row.status == "done", page.message.text()
     with Project(project_path) as project:
         assert len(list_runs(project)) == 1  # resumed, not a new run
         history = eval_history(project, run_id)
     # The curves join the part before the cancel (from the project) and the resumed part (live).
-    assert page.loss_plot.points("loss") == row["final_step"]
+    assert page.loss_plot.points("loss") == row.final_step
     assert page.em_plot.points("dev_em") == len(history)
-    assert page.em_plot.stop_line.value() == row["best_step"]
+    assert page.em_plot.stop_line.value() == row.best_step
     assert f"Run {run_id} finished" in page.outcome_label.text()
     assert not page.resume_button.isEnabled() and page.step_state()[0] == "done"
 
@@ -298,7 +298,7 @@ def test_another_model_than_the_probed_one_is_refused_until_the_user_says_it_is_
 
     project_path = make_project(tmp_path, tiny_folder)
     with Project(project_path) as project:  # the probe asked another model than the tiny one
-        project.update_probe_run(project.probe_run()["id"], model_fingerprint="another-model")
+        project.update_probe_run(project.probe_run().id, model_fingerprint="another-model")
     page = open_page(qtbot, ctx, project_path)
     fast_form(page, tiny_folder, epochs=1)
     qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)

@@ -255,9 +255,9 @@ def test_a_saved_plan_trains_the_model_its_probe_used(tmp_path, tiny_folder, fac
     run_id = prepare_run(project_path, plan_id, fast_settings(epochs=1))
     with Project(project_path) as project:
         row = get_run(project, run_id)
-    assert row["plan_id"] == plan_id and row["model_path"] == str(tiny_folder) and row["status"] == "created"
-    assert (row["n_train"], row["n_dev"]) == (len(plan.train()), len(plan.dev()))
-    folder = Path(row["folder"])
+    assert row.plan_id == plan_id and row.model_path == str(tiny_folder) and row.status == "created"
+    assert (row.n_train, row.n_dev) == (len(plan.train()), len(plan.dev()))
+    folder = Path(row.folder)
     assert folder == tmp_path / "p-runs" / f"run-{run_id}"
     frozen = json.loads((folder / "plan.json").read_text())
     assert [d["example_id"] for d in frozen["dev"]] == [e.example_id for e in plan.dev()]
@@ -329,7 +329,7 @@ def test_worker_trains_an_adapter_that_loads_and_answers_trained_questions(tmp_p
         row = get_run(project, run_id)
         history = eval_history(project, run_id)
         losses = metric_series(project, run_id, "loss")
-    assert row["status"] == "done" and row["adapter_dir"] == str(folder / "final-adapter")
+    assert row.status == "done" and row.adapter_dir == folder / "final-adapter"
     assert [h["step"] for h in history] == [0, 100, 200, 300] and len(losses) == 300  # step 0: before training
     assert set(history[0]["fit"]) == set(CATS)
     # Figure 1's curves: the train-fit shares grow.
@@ -339,7 +339,7 @@ def test_worker_trains_an_adapter_that_loads_and_answers_trained_questions(tmp_p
     tok = AutoTokenizer.from_pretrained(str(tiny_folder))
     train = facts[0]
     base_answers = greedy_answers(AutoModelForCausalLM.from_pretrained(str(tiny_folder)).eval(), tok, train)
-    tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny_folder)), row["adapter_dir"]).eval()
+    tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny_folder)), str(row.adapter_dir)).eval()
     tuned_answers = greedy_answers(tuned, tok, train)
     right_before = sum(a == it.target for a, it in zip(base_answers, train))
     right_after = sum(a == it.target for a, it in zip(tuned_answers, train))
@@ -440,7 +440,7 @@ def test_step_0_records_the_base_models_dev_exact_match_and_is_never_the_best(tm
     base = [a.split("\n")[0] for a in greedy_answers(AutoModelForCausalLM.from_pretrained(str(tiny_folder)).eval(), tok, dev)]
     assert history[0]["dev_em"] == sum(dev_matcher(it)(a) for it, a in zip(dev, base)) / len(dev)
     assert [e["answer"] for e in evals[0]["dev_examples"]] == [a.strip() for a in base[: len(evals[0]["dev_examples"])]]
-    assert row["best_step"] > 0 and row["adapter_dir"]  # the stopping point is a trained adapter
+    assert row.best_step > 0 and row.adapter_dir  # the stopping point is a trained adapter
     # The report's dev curve starts at step 0 and its words say the score before training.
     from core.formats import percent
     from core.report.data import _training
@@ -486,7 +486,7 @@ def test_worker_reports_a_user_error_as_an_event(tmp_path, tiny_folder, facts):
     assert "chat template" in event["message"] and "traceback" not in event
     with Project(project_path) as project:
         row = get_run(project, run_id)
-    assert row["status"] == "failed" and "chat template" in row["error"]
+    assert row.status == "failed" and "chat template" in row.error
 
 
 # ---------------------------------------------------------------------------------- the worker process
@@ -516,16 +516,16 @@ def test_killed_run_resumes_from_its_checkpoint_with_the_same_data_order(tmp_pat
     assert not any(isinstance(e, Done) for e in seen)
     with Project(project_path) as project:
         row = get_run(project, run_id)
-    assert row["status"] == "crashed" and row["step"] >= 5
-    assert f"step {row['step']}" in str(err.value)
+    assert row.status == "crashed" and row.step >= 5
+    assert f"step {row.step}" in str(err.value)
 
     resumed: list = []
     outcome = resume_training(project_path, run_id, on_event=resumed.append)
     assert outcome.status == "done" and outcome.final_step == 50
     start = next(e for e in resumed if isinstance(e, Start))
-    assert start.resumed and start.start_step == row["step"]
+    assert start.resumed and start.start_step == row.step
     ref_losses, new_losses = step_losses(reference), step_losses(resumed)
-    assert sorted(new_losses) == list(range(row["step"] + 1, 51))
+    assert sorted(new_losses) == list(range(row.step + 1, 51))
     for step, loss in new_losses.items():
         assert loss == pytest.approx(ref_losses[step], rel=1e-4, abs=1e-6), step
     assert not any(isinstance(e, Eval) and e.step == 0 for e in resumed)  # step 0 was recorded: not redone
@@ -561,7 +561,7 @@ def test_cancel_stops_after_the_step_and_keeps_the_best_adapter(tmp_path, tiny_f
     state = json.loads((folder / "checkpoints" / "last" / "state.json").read_text())
     assert state["step"] == outcome.final_step  # a checkpoint at the step where it stopped
     with Project(project_path) as project:
-        assert get_run(project, run_id)["status"] == "cancelled"
+        assert get_run(project, run_id).status == "cancelled"
     assert progress and progress[-1].unit == "steps" and progress[-1].total == 200
 
 

@@ -40,7 +40,7 @@ def load_example_data(path: str | Path, run_id: int) -> ExampleData:
 
     with Project(path, create=False) as project:
         run = project.probe_run(run_id)
-        rows = example_rows(project, run_id, run["dataset_id"])
+        rows = example_rows(project, run_id, run.dataset_id)
     return ExampleData.from_rows(run_id, rows)
 
 
@@ -259,7 +259,7 @@ class BreakdownPage(Page):
         with self.ctx.project() as p:
             b = breakdown(p, run_id)
         self.breakdown = b
-        self.ctx.note_probe_run(run_id, status=b.run.get("status"), has_results=b.total > 0)
+        self.ctx.note_probe_run(run_id, status=b.run.status, has_results=b.total > 0)
         self.message.clear_message()
         self.body.show()
         self.headline.setText(b.headline())
@@ -480,7 +480,7 @@ def example_html(project: Any, run_id: int, example_id: str, palette: Optional[Q
     from core.store import example_detail
 
     run = project.probe_run(run_id)
-    row = example_detail(project, run_id, run["dataset_id"], example_id)
+    row = example_detail(project, run_id, run.dataset_id, example_id)
     if row is None:
         return f"<p>Example {html.escape(example_id)} has no probe result in run {run_id}.</p>"
     (cat, p_g, p_s, g_ok, g_n, s_ok, s_n, greedy_json, sampled_json, exemplars_json, question, answers_json, group) = row[:13]
@@ -492,7 +492,7 @@ def example_html(project: Any, run_id: int, example_id: str, palette: Optional[Q
     swaps = json.loads(swaps_json or "[]")
     # the ticks follow the run's own grading (core.scoring): the stored verdicts of the greedy
     # answers (with the judge's, in judge mode), the rules for the samples
-    settings = ProbeSettings.from_json(run["settings"])
+    settings = ProbeSettings.from_json(run.settings_json)
     gold = SimpleNamespace(
         answers=tuple(aliases),
         answer_keys=tuple(json.loads(keys_json or "[]")) or tuple(aliases),

@@ -160,27 +160,27 @@ class ExportPage(Page):
 
     # -- view ---------------------------------------------------------------------------------------------
     def refresh(self) -> None:
-        from core.train import eval_history, get_run, stopping_point
+        from core.train import eval_history, get_run
 
         self.adapter_dir = None
         text = "No training run yet: train in step 7 to get an adapter."
         if self.ctx.train_run_id is not None and self.ctx.project_path is not None:
             with self.ctx.project() as p:
                 run = get_run(p, self.ctx.train_run_id)
-                point = stopping_point(run, eval_history(p, self.ctx.train_run_id))  # a convergence run: its last step
-            if run.get("adapter_dir") and Path(run["adapter_dir"]).is_dir():
-                self.adapter_dir = run["adapter_dir"]
+                point = run.stopping_point(eval_history(p, self.ctx.train_run_id))  # a convergence run: its last step
+            if run.adapter_dir is not None and run.adapter_dir.is_dir():
+                self.adapter_dir = str(run.adapter_dir)
                 best = (
                     f" (stopping point: epoch {point['epoch']:g}, dev exact match {percent(point['dev_em'])})"
                     if point and point.get("epoch") is not None and point.get("dev_em") is not None
                     else ""
                 )
                 text = (
-                    f"Training run {run['id']} ({run['status']}){best}:<br><code>{html.escape(self.adapter_dir)}</code><br>"
+                    f"Training run {run.id} ({run.status}){best}:<br><code>{html.escape(self.adapter_dir)}</code><br>"
                     "Load it with <code>PeftModel.from_pretrained(base_model, folder)</code>."
                 )
             else:
-                text = f"Training run {run['id']} is {run['status']} and has no adapter yet."
+                text = f"Training run {run.id} is {run.status} and has no adapter yet."
         self.adapter_label.setText(text)
         if self.ctx.plan_id is None:
             self.plan_label.setText("No plan yet: make one in step 6.")

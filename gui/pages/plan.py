@@ -193,7 +193,9 @@ class PlanPage(Page):
             return BLOCKED, "Probe first"
         if self.ctx.plan_id is not None:
             return DONE, f"Plan {self.ctx.plan_id}"
-        if self._probe_status() != "finished":
+        from core.store import PROBE_FINISHED
+
+        if self._probe_status() != PROBE_FINISHED:
             return BLOCKED, "The probe is not finished yet"
         return READY, "Make the training plan"
 
@@ -246,7 +248,8 @@ class PlanPage(Page):
         n = 0
         try:
             with self.ctx.project() as p:
-                n = len(multi_answer_ids(p, p.probe_run(self.ctx.probe_run_id)))
+                run = p.probe_run(self.ctx.probe_run_id)
+                n = len(multi_answer_ids(p, run.id, run.dataset_id))
         except KnowMixError:
             pass
         self._set_multi_count(n)
