@@ -34,14 +34,12 @@ OK_COLOR, BAD_COLOR = "#2e7d32", "#c62828"
 
 
 # -- data --------------------------------------------------------------------------------------------
-def load_example_data(path: str | Path, run_id: int) -> ExampleData:
-    """Read a run's examples with its own connection (runs on a worker thread)."""
-    from core.store import Project, example_rows
+def load_example_data(project: Any, run_id: int) -> ExampleData:
+    """Read a run's examples (a ``ProjectOp``'s work: on a worker thread, with its own connection)."""
+    from core.store import example_rows
 
-    with Project(path, create=False) as project:
-        run = project.probe_run(run_id)
-        rows = example_rows(project, run_id, run.dataset_id)
-    return ExampleData.from_rows(run_id, rows)
+    run = project.probe_run(run_id)
+    return ExampleData.from_rows(run_id, example_rows(project, run_id, run.dataset_id))
 
 
 # -- the page ------------------------------------------------------------------------------------------
@@ -327,12 +325,12 @@ class BreakdownPage(Page):
                 if self.ctx.project_path is not None and self.ctx.probe_run_id is not None:
                     self._start_load(self.ctx.project_path, self.ctx.probe_run_id)
 
-        self._load_job = self.ctx.runner.start(
+        self._load_job = self.project_op(
             "Load examples",
-            lambda job: load_example_data(path, run_id),
+            lambda project, _job: load_example_data(project, run_id),
+            path=path,
             on_done=done,
             on_finally=finished,
-            exclusive=False,
         )
 
     @property

@@ -35,6 +35,7 @@ from core.report import (
 from core.store import DONE as RUN_DONE
 from core.store import TrainRun
 
+from ..jobs import ProjectOp
 from ..qt import Qt, QtWidgets
 from ..transition_chart import TransitionBars, after_legend
 from .base import BLOCKED, DONE, READY, InlineMessage, Page, ProgressRow, scrolled
@@ -447,12 +448,10 @@ class CheckPage(Page):
         self._costing.add(key)
         project_path = self.ctx.project_path
 
-        def work(_job: Any) -> str:
+        def work(p: Any, _job: Any) -> str:
             from core.check import plan_check
-            from core.store import Project
 
-            with Project(project_path, create=False) as p:
-                return plan_check(p, run_id).cost_text()
+            return plan_check(p, run_id).cost_text()
 
         def done(text: str) -> None:
             self._cost[key] = text
@@ -466,10 +465,10 @@ class CheckPage(Page):
             if self._selected_key() == key:
                 self.cost_label.setText(f"Cannot check training run {run_id}: {exc}")
 
-        self.ctx.runner.start(
+        self.project_op(
             "Working out the check's cost",
             work,
-            exclusive=False,
+            path=project_path,
             on_done=done,
             on_error=failed,
             on_finally=lambda: self._costing.discard(key),
@@ -505,23 +504,20 @@ class CheckPage(Page):
         project_path = self.ctx.project_path
         options = dict(self.run_check_options)
 
-        def work(job: Any) -> Any:
+        def work(p: Any, job: Any) -> Any:
             from core.check import CheckSettings, run_check
             from core.probe import CALIBRATION_S
-            from core.store import Project
 
             # an estimate from this machine before the first batch (a test may pass its own settings)
             options.setdefault("settings", CheckSettings(calibrate_s=CALIBRATION_S))
-
-            with Project(project_path, create=False) as p:
-                return run_check(
-                    p,
-                    run_id,
-                    progress=lambda pr: job.progress(replace(pr, unit="answers")),
-                    cancel=job.cancel,
-                    on_status=job.status,
-                    **options,
-                )
+            return run_check(
+                p,
+                run_id,
+                progress=lambda pr: job.progress(replace(pr, unit="answers")),
+                cancel=job.cancel,
+                on_status=job.status,
+                **options,
+            )
 
         self._cancel_requested = False
         self.progress.show()
@@ -533,7 +529,7 @@ class CheckPage(Page):
         )
         self._job = self.start_long_job(
             f"Check (run {run_id})",
-            work,
+            ProjectOp(f"Check (run {run_id})", project_path, work).work,
             on_done=self._finished,
             on_error=self._failed,
             on_status=self._status,

@@ -282,16 +282,14 @@ class ExportPage(Page):
     def export_plan_to(self, folder: Path) -> None:
         path, plan_id = self.ctx.project_path, self.ctx.plan_id
 
-        def job(_j):
+        def job(p, _j):
             from core.plan import export_plan, load_plan
-            from core.store import Project
 
-            with Project(path, create=False) as p:
-                plan = load_plan(p, plan_id)
-                # refused inline (report_error) when the folder holds a file KnowMix did not write there
-                return export_plan(plan, folder, dataset_row=p.dataset(plan.dataset_id), project=p)
+            plan = load_plan(p, plan_id)
+            # refused inline (report_error) when the folder holds a file KnowMix did not write there
+            return export_plan(plan, folder, dataset_row=p.dataset(plan.dataset_id), project=p)
 
-        self.ctx.runner.start("Exporting the plan", job, exclusive=False, on_error=self.report_error, on_done=self._exported)
+        self.project_op("Exporting the plan", job, path=path, on_done=self._exported)
 
     def _exported(self, paths: dict) -> None:
         self.export_paths = paths
@@ -314,16 +312,12 @@ class ExportPage(Page):
         """Write the probe run's per-example results (``core.results``) on the job runner."""
         path, run_id = self.ctx.project_path, self.ctx.probe_run_id
 
-        def job(_j):
+        def job(p, _j):
             from core.results import write_results
-            from core.store import Project
 
-            with Project(path, create=False) as p:
-                return out, write_results(p, fmt, out, run_id)
+            return out, write_results(p, fmt, out, run_id)
 
-        self.ctx.runner.start(
-            "Writing the per-example results", job, exclusive=False, on_error=self.report_error, on_done=self._results_saved
-        )
+        self.project_op("Writing the per-example results", job, path=path, on_done=self._results_saved)
 
     def _results_saved(self, done: tuple) -> None:
         out, n = done

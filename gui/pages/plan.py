@@ -348,22 +348,23 @@ class PlanPage(Page):
         path, run_id = self.ctx.project_path, self.ctx.probe_run_id
         ood = self.ood_edit.text().strip()
 
-        def job(_j):
+        def job(p, _j):
             from core.plan import add_ood, build_plan, save_plan
-            from core.store import Project
 
-            with Project(path, create=False) as p:
-                plan = build_plan(p, run_id, settings)
-                if ood:
-                    add_ood(p, plan, ood)
-                return save_plan(p, plan)
+            plan = build_plan(p, run_id, settings)
+            if ood:
+                add_ood(p, plan, ood)
+            return save_plan(p, plan)
 
-        self.ctx.runner.start("Making the plan", job, on_done=self._built, on_error=self._failed, exclusive=False)
+        self.project_op(
+            "Making the plan",
+            job,
+            path=path,
+            changes=lambda plan_id: {"plan_id": plan_id, "train_run_id": None},
+            on_done=lambda _plan_id: self.refresh_now(),
+            on_error=self._failed,
+        )
         self.build_button.setEnabled(False)
-
-    def _built(self, plan_id: int) -> None:
-        self.ctx.set(plan_id=plan_id, train_run_id=None)
-        self.refresh_now()
 
     def _failed(self, exc: BaseException, tb: str) -> None:
         self.update_actions()

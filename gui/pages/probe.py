@@ -386,9 +386,8 @@ class ProbePage(Page):
         self.message.clear_message()
         self.progress.set_busy("Starting …")
 
-        def job(j):
+        def job(p, j):
             from core.probe import CALIBRATION_S, ProbeRequest, run_probe
-            from core.store import Project
 
             from .model import load_model
 
@@ -397,27 +396,27 @@ class ProbePage(Page):
                 j.status(f"Loading the model ({spec}) …")
                 backend = load_model(spec, backend_name, device)
                 j.send_event({"loaded": backend})
-            with Project(path, create=False) as p:
-                live = LiveCounts(p, dataset_id, j.send_event)
+            live = LiveCounts(p, dataset_id, j.send_event)
 
-                def progress(pr: Progress) -> None:
-                    live.update(pr)
-                    j.progress(pr)
+            def progress(pr: Progress) -> None:
+                live.update(pr)
+                j.progress(pr)
 
-                run = run_probe(
-                    p,
-                    # calibrate_s: an estimate from this machine before the first batch
-                    ProbeRequest(dataset_id, pool_id, spec, settings, calibrate_s=CALIBRATION_S),
-                    backend=backend,
-                    progress=progress,
-                    cancel=j.cancel,
-                    on_status=j.status,
-                )
-            return run
+            return run_probe(
+                p,
+                # calibrate_s: an estimate from this machine before the first batch
+                ProbeRequest(dataset_id, pool_id, spec, settings, calibrate_s=CALIBRATION_S),
+                backend=backend,
+                progress=progress,
+                cancel=j.cancel,
+                on_status=j.status,
+            )
 
-        self.job = self.ctx.runner.start(
+        self.job = self.project_op(
             "Probe",
             job,
+            path=path,
+            exclusive=True,
             on_done=self._done,
             on_error=self._failed,
             on_progress=self._progress,
