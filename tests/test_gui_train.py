@@ -19,7 +19,6 @@ pytest.importorskip("peft")
 from core.store import Project, TrainRun  # noqa: E402
 from core.train.events import Step  # noqa: E402
 from core.train.runs import eval_history, get_run, list_runs, metric_series  # noqa: E402
-from tests.scripted import FakeDataset  # noqa: E402
 
 CATS = ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")
 RUN_TIMEOUT_MS = 120_000
@@ -38,57 +37,23 @@ def _facts() -> list[tuple[str, str, str, str]]:
     return [(f"ex{i:02d}", f"What is the name of {key}?", rng.choice(one), CATS[i % 4]) for i, key in enumerate((one + two)[:50])]
 
 
-def make_project(tmp_path: Path, model_folder: Path, *, with_plan: bool = True) -> Path:
-    """A project with a finished probe of ``model_folder`` (rows written straight to the store) and a plan."""
+def make_project(probed_project, model_folder: Path, *, with_plan: bool = True) -> Path:
+    """A project with a finished probe of ``model_folder`` (the ``probed_project`` fixture: rows written
+    straight to the store) and a plan."""
     from core.datasets import Example
-    from core.models import model_fingerprint, resolve_model
     from core.plan import PlanSettings, build_plan, save_plan
+    from tests.probed import ProbedModel
 
     facts = _facts()
     examples = [Example(i, q, (a,), "names", n, {}) for n, (i, q, a, _c) in enumerate(facts)]
-    path = tmp_path / "p.knowmix"
-    with Project(path) as project:
-        ds = project.add_dataset(FakeDataset(examples, path="facts.jsonl"))
-        probe = project.create_probe_run(
-            dataset_id=ds,
-            pool_dataset_id=None,
-            model_spec=str(model_folder),
-            model_name="tiny-llama",
-            model_path=str(model_folder),
-            model_fingerprint=model_fingerprint(resolve_model(str(model_folder))),  # the model it trains
-            backend="torch",
-            preset="paper",
-            settings="{}",
-            n_total=len(examples),
-        )
-        project.save_probe_results(
-            probe,
-            [
-                {
-                    "run_id": probe,
-                    "example_id": i,
-                    "group_name": "names",
-                    "category": c,
-                    "p_greedy": 0.0,
-                    "p_sampled": 0.0,
-                    "greedy_correct": 0,
-                    "greedy_total": 10,
-                    "sampled_correct": 0,
-                    "sampled_total": 0,
-                    "greedy_answers": "[]",
-                    "sampled_answers": "[]",
-                    "exemplar_ids": "[]",
-                    "seconds": 0.0,
-                }
-                for i, _q, _a, c in facts
-            ],
-            n_done=len(facts),
-            seconds=0.0,
-        )
-        project.update_probe_run(probe, status="finished")
+    # the probe asked the model it trains
+    project, probe = probed_project(
+        examples, {i: c for i, _q, _a, c in facts}, model=ProbedModel.of_folder(model_folder, "tiny-llama")
+    )
+    with project:
         if with_plan:
             save_plan(project, build_plan(project, probe, PlanSettings(mix="natural", dev_fraction=0.2)))
-    return path
+    return Path(project.path)
 
 
 @pytest.fixture
@@ -131,10 +96,10 @@ def run_row(project_path: Path, run_id: int) -> TrainRun:
         return get_run(project, run_id)
 
 
-def test_a_short_run_shows_live_curves_the_stopping_point_and_the_adapter(qtbot, ctx, tmp_path, tiny_folder):
+def test_a_short_run_shows_live_curves_the_stopping_point_and_the_adapter(qtbot, ctx, tmp_path, tiny_folder, probed_project):
     from gui.qt import Qt
 
-    project_path = make_project(tmp_path, tiny_folder)
+    project_path = make_project(probed_project, tiny_folder)
     page = open_page(qtbot, ctx, project_path)
     assert "tiny-llama" in page.model_note.text()  # the default model is the probe's, and the page says which
     assert page.start_button.isEnabled() and not page.cancel_button.isEnabled()
@@ -198,10 +163,10 @@ def test_a_short_run_shows_live_curves_the_stopping_point_and_the_adapter(qtbot,
     page.grab().save(str(tmp_path / "train.png"))  # renders without errors in the offscreen platform
 
 
-def test_cancel_keeps_a_cancelled_run_that_resume_finishes(qtbot, ctx, tmp_path, tiny_folder):
+def test_cancel_keeps_a_cancelled_run_that_resume_finishes(qtbot, ctx, tmp_path, tiny_folder, probed_project):
     from gui.qt import Qt
 
-    project_path = make_project(tmp_path, tiny_folder)
+    project_path = make_project(probed_project, tiny_folder)
     page = open_page(qtbot, ctx, project_path)
     fast_form(page, tiny_folder, epochs=20, eval_every=5)
     qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
@@ -236,8 +201,8 @@ def test_cancel_keeps_a_cancelled_run_that_resume_finishes(qtbot, ctx, tmp_path,
     assert not page.resume_button.isEnabled() and page.step_state()[0] == "done"
 
 
-def test_without_a_plan_start_is_disabled_and_the_page_says_why(qtbot, ctx, tmp_path, tiny_folder):
-    project_path = make_project(tmp_path, tiny_folder, with_plan=False)
+def test_without_a_plan_start_is_disabled_and_the_page_says_why(qtbot, ctx, tmp_path, tiny_folder, probed_project):
+    project_path = make_project(probed_project, tiny_folder, with_plan=False)
     page = open_page(qtbot, ctx, project_path)
     state, tip = page.step_state()
     assert state == "blocked" and "Plan step" in tip
@@ -248,8 +213,8 @@ def test_without_a_plan_start_is_disabled_and_the_page_says_why(qtbot, ctx, tmp_
     assert not page.training
 
 
-def test_the_device_note_sits_below_the_fields_not_over_the_processes_box(qtbot, ctx, tmp_path, tiny_folder):
-    page = open_page(qtbot, ctx, make_project(tmp_path, tiny_folder))
+def test_the_device_note_sits_below_the_fields_not_over_the_processes_box(qtbot, ctx, tmp_path, tiny_folder, probed_project):
+    page = open_page(qtbot, ctx, make_project(probed_project, tiny_folder))
     form = page.processes.parentWidget()
     note = form.gpu_label
     assert note.text()  # "No GPU found: ..." on this machine, the GPU's name on another
@@ -257,20 +222,22 @@ def test_the_device_note_sits_below_the_fields_not_over_the_processes_box(qtbot,
     assert note.geometry().top() >= page.processes.geometry().bottom()
 
 
-def test_the_lite_edition_explains_that_training_needs_the_full_edition(qtbot, ctx, tmp_path, tiny_folder, monkeypatch):
+def test_the_lite_edition_explains_that_training_needs_the_full_edition(
+    qtbot, ctx, tmp_path, tiny_folder, probed_project, monkeypatch
+):
     import gui.pages.train as train_page
 
     monkeypatch.setattr(train_page, "missing_training_packages", lambda: ["torch", "peft"])
-    project_path = make_project(tmp_path, tiny_folder)
+    project_path = make_project(probed_project, tiny_folder)
     page = open_page(qtbot, ctx, project_path)
     assert "full edition" in page.edition_message.text() and page.edition_message.isVisible()
     assert not page.start_button.isEnabled() and "full edition" in page.start_button.toolTip()
 
 
-def test_a_model_that_cannot_be_trained_is_said_on_the_page_and_in_a_dialog(qtbot, ctx, tmp_path, tiny_folder):
+def test_a_model_that_cannot_be_trained_is_said_on_the_page_and_in_a_dialog(qtbot, ctx, tmp_path, tiny_folder, probed_project):
     from gui.qt import Qt, QtWidgets
 
-    project_path = make_project(tmp_path, tiny_folder)
+    project_path = make_project(probed_project, tiny_folder)
     page = open_page(qtbot, ctx, project_path)
     not_a_model = tmp_path / "not-a-model"
     not_a_model.mkdir()
@@ -291,12 +258,14 @@ def test_a_model_that_cannot_be_trained_is_said_on_the_page_and_in_a_dialog(qtbo
     assert not page.training and "does not exist" in page.message.text()
 
 
-def test_another_model_than_the_probed_one_is_refused_until_the_user_says_it_is_meant(qtbot, ctx, tmp_path, tiny_folder):
+def test_another_model_than_the_probed_one_is_refused_until_the_user_says_it_is_meant(
+    qtbot, ctx, tmp_path, tiny_folder, probed_project
+):
     """The plan's categories belong to the probed model: the Train step refuses another model inline,
     before any worker starts, and says how to train it anyway (the box, or --other-model)."""
     from gui.qt import Qt
 
-    project_path = make_project(tmp_path, tiny_folder)
+    project_path = make_project(probed_project, tiny_folder)
     with Project(project_path) as project:  # the probe asked another model than the tiny one
         project.update_probe_run(project.probe_run().id, model_fingerprint="another-model")
     page = open_page(qtbot, ctx, project_path)

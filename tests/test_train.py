@@ -196,59 +196,23 @@ def test_prompt_masks_everything_but_the_answer(tiny_folder):
         PromptFormat(tok, "chat")
 
 
-def test_a_saved_plan_trains_the_model_its_probe_used(tmp_path, tiny_folder, facts):
+def test_a_saved_plan_trains_the_model_its_probe_used(tmp_path, tiny_folder, facts, probed_project):
     """The whole path from a saved plan: items and model come from the store, the worker trains them."""
     import io
 
     from core.datasets import Example
-    from core.models import model_fingerprint, resolve_model
     from core.plan import PlanSettings, build_plan, load_plan, save_plan
     from core.train import worker
     from core.train.runner import outcome, prepare_run
-    from tests.scripted import FakeDataset
+    from tests.probed import ProbedModel
 
     all_items = facts[0] + facts[1]
     examples = [Example(it.example_id, it.question, it.answers, it.group, i, {}) for i, it in enumerate(all_items)]
     project_path = tmp_path / "p.knowmix"
-    with Project(project_path) as project:
-        ds = project.add_dataset(FakeDataset(examples, path="facts.jsonl"))
-        probe = project.create_probe_run(
-            dataset_id=ds,
-            pool_dataset_id=None,
-            model_spec=str(tiny_folder),
-            model_name="tiny",
-            model_path=str(tiny_folder),
-            model_fingerprint=model_fingerprint(resolve_model(str(tiny_folder))),  # the model it trains
-            backend="torch",
-            preset="paper",
-            settings="{}",
-            n_total=len(examples),
-        )
-        project.save_probe_results(
-            probe,
-            [
-                {
-                    "run_id": probe,
-                    "example_id": it.example_id,
-                    "group_name": it.group,
-                    "category": it.category,
-                    "p_greedy": 0.0,
-                    "p_sampled": 0.0,
-                    "greedy_correct": 0,
-                    "greedy_total": 10,
-                    "sampled_correct": 0,
-                    "sampled_total": 0,
-                    "greedy_answers": "[]",
-                    "sampled_answers": "[]",
-                    "exemplar_ids": "[]",
-                    "seconds": 0.0,
-                }
-                for it in all_items
-            ],
-            n_done=len(all_items),
-            seconds=0.0,
-        )
-        project.update_probe_run(probe, status="finished")
+    cats = {it.example_id: it.category for it in all_items}
+    # the probe asked the model it trains
+    project, probe = probed_project(examples, cats, model=ProbedModel.of_folder(tiny_folder, "tiny"))
+    with project:
         plan_id = save_plan(project, build_plan(project, probe, PlanSettings(mix="natural", dev_fraction=0.2)))
         plan = load_plan(project, plan_id)
 
