@@ -196,6 +196,46 @@ def test_prompt_masks_everything_but_the_answer(tiny_folder):
         PromptFormat(tok, "chat")
 
 
+def test_a_training_command_opens_the_project_once(tmp_path, tiny_folder, facts, probed_project, monkeypatch):
+    """``start_training`` opens the project file once and hands it along (prepare, claim, follow, outcome),
+    not once per step: the worker process has its own connection; this process has one. (The worker
+    here is a stand-in that reports the end at once: what is counted is this process's opening.)"""
+    import subprocess
+
+    import core.store
+    from core.datasets import Example
+    from core.plan import PlanSettings, build_plan, save_plan
+    from core.train import runner
+    from core.train.events import encode
+    from core.train.runner import start_training
+    from tests.probed import ProbedModel
+
+    def stand_in(_path, run_id, *_args, **_kwargs):
+        line = encode(Done(run_id=run_id, status="done"))
+        code = f"import sys; sys.stdout.write({line!r} + chr(10))"
+        return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    monkeypatch.setattr(runner, "_start_worker", stand_in)
+
+    items = facts[0] + facts[1]
+    examples = [Example(it.example_id, it.question, it.answers, it.group, i, {}) for i, it in enumerate(items)]
+    project, probe = probed_project(
+        examples, {it.example_id: it.category for it in items}, model=ProbedModel.of_folder(tiny_folder, "tiny")
+    )
+    with project:
+        plan_id = save_plan(project, build_plan(project, probe, PlanSettings(mix="natural", dev_fraction=0.2)))
+    opened: list[str] = []
+    real = core.store.Project
+
+    def counting(path, *args, **kwargs):
+        opened.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(core.store, "Project", counting)
+    start_training(tmp_path / "p.knowmix", plan_id, fast_settings(epochs=1))
+    assert len(opened) == 1, opened
+
+
 def test_a_saved_plan_trains_the_model_its_probe_used(tmp_path, tiny_folder, facts, probed_project):
     """The whole path from a saved plan: items and model come from the store, the worker trains them."""
     import io
