@@ -152,6 +152,20 @@ def test_early_stopping_the_probe_and_the_check_give_one_verdict_on_sentence_ans
     )("It's Paris.")
 
 
+def test_a_country_named_by_its_common_name_or_acronym_is_right():
+    usa = Scorer("key", ["United States of America"], "Which country is Clay Township located in?")
+    assert usa("It is located in the United States.") and usa("USA") and usa("It's in the U.S.")
+    assert not usa("Let us think: Canada.")  # "us" the pronoun is not the US
+    assert not usa("It is in South America.") and not usa("Not the US, it's in Canada.")
+    assert is_correct("the United States", ["United States of America"]) and is_correct("Burma", ["Myanmar"])
+    assert not is_correct("us", ["United States of America"]) and not is_correct("China", ["Taiwan"])
+    assert Scorer("key", ["United Kingdom"])("Britain, I'm certain.") and not Scorer("key", ["Ireland"])("Northern Ireland")
+    # the probe's early stop knows the other names too: "US" is not cut off for "United States of America"
+    from core.scoring import PrefixPruner
+
+    assert not PrefixPruner(["United States of America"])("US") and not PrefixPruner(["Myanmar"])("Bur")
+
+
 def test_the_scoring_benchmark_dev_cases_stay_graded_as_a_careful_grader_would():
     """A regression guard on the hand-written dev cases (bench/scoring_bench.py prints the classes)."""
     from bench.scoring_bench import graders, load_cases

@@ -19,7 +19,8 @@ from .text import normalize_answer, tokens
 # grader-2: a name made of common words must stand as that name (not a place, an interjection or
 # a plain word beside another name), another name given as the answer beside the key is wrong,
 # more refusals ("idk", "can't remember"), "Mount X" is not the person X (core/scoring/senses.py)
-SCORER_VERSION = "grader-2"
+# grader-3: a country's other names ("USA", "the United States", "Britain", "Burma"; core/scoring/names.py)
+SCORER_VERSION = "grader-3"
 MATCH_MODES = ("auto", "exact", "key", "judge")
 
 

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from typing import Iterable
 
-from .rules import Scorer, _Key
+from .rules import Scorer
 from .text import ARTICLES, fold_word, tokens
 
 UNFINISHED = "\ufffd"  # what a decoder shows for the first bytes of a character still being generated
@@ -35,7 +35,7 @@ class PrefixPruner:
     initial or a number (initials merge, number words combine)."""
 
     def __init__(self, aliases: Iterable[str]) -> None:
-        keys = [k for k in (_Key.of(a) for a in aliases) if k is not None]
+        keys = Scorer("exact", aliases).keys  # the gold answers and their other names ("USA")
         self.off = any(k.number is not None or k.date is not None or k.parts for k in keys)
         self.targets = [[t.norm for t in k.toks] for k in keys]
 

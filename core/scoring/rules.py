@@ -22,6 +22,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
+from .names import is_acronym, other_names
 from .numbers import Date, dates, same_date
 from .senses import WORK_NOUNS, common_word_misuse, other_answer
 from .text import ARTICLES, Token, tokens
@@ -77,6 +78,7 @@ class _Key:
     unit: Optional[str] = None
     date: Optional[Date] = None
     need_cap: frozenset[int] = frozenset()
+    upper_only: bool = False  # another name in capitals ("US"): "us" in an answer is the pronoun
 
     @classmethod
     def of(cls, text: str) -> Optional["_Key"]:
@@ -183,7 +185,13 @@ class Scorer:
     def __init__(self, mode: str, keys: Iterable[str], question: str = "") -> None:
         self.mode = mode
         self.question = Question(question)
-        self.keys = [k for k in (_Key.of(str(t)) for t in dict.fromkeys(keys)) if k is not None]
+        golds = [str(t) for t in dict.fromkeys(keys)]
+        self.keys = [k for k in map(_Key.of, golds) if k is not None]
+        for name in other_names(golds):  # "USA" for "United States of America" (core/scoring/names.py)
+            key = _Key.of(name)
+            if key is not None:
+                key.upper_only = is_acronym(name)
+                self.keys.append(key)
         self._cache: dict[str, Verdict] = {}
 
     def __call__(self, answer: str) -> Verdict:
@@ -205,6 +213,8 @@ class Scorer:
             return Verdict(False, "empty answer")
         an = _norms(a)
         for key in self.keys:
+            if key.upper_only and not all(t.raw.isupper() for t in a):
+                continue
             kn = _norms(key.toks)
             if an == kn:
                 return Verdict(True, f"matches {_quote(key.text)}")
@@ -328,6 +338,8 @@ class Scorer:
     def _spoiled(self, key: _Key, a: list[Token], span: tuple[int, int], mixed: bool, answer: str) -> str:
         """Why this occurrence does not state the key ("" = it does)."""
         i, j = span
+        if key.upper_only and not all(a[k].raw.isupper() for k in range(i, j)):
+            return "sense"  # "tell us" is not the US
         if _negated(a, i, j):
             return "negated"
         if key.number is None and key.date is None:
