@@ -195,14 +195,14 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_results(args: argparse.Namespace) -> int:
     """The probe's per-example results as JSONL, CSV or Parquet, to --out or to stdout."""
     from .results import check_format, result_rows, results_bytes, write_results, write_stream
-    from .store import Project
+    from .store import PROBE_FINISHED, Project
 
     check_format(args.format, args.out)
     with Project(_find_project(args.project), create=False) as project:
         run = project.probe_run(args.run)
-        if run.get("status") != "finished":
+        if run.status != PROBE_FINISHED:
             _status(
-                f"Probe run {run['id']} is not finished (status: {run.get('status')}): rows it has not probed yet have an empty category. "
+                f"Probe run {run.id} is not finished (status: {run.status}): rows it has not probed yet have an empty category. "
                 "Run the same probe again to finish it."
             )
         if args.out:

@@ -169,5 +169,5 @@ def cmd_check(args: argparse.Namespace) -> int:
     with Project(project_path) as project:
         cp = plan_check(project, args.run, settings)
     if not args.json:
-        _status(f"Checking training run {cp.train_run['id']}: {cp.cost_text()}.")
+        _status(f"Checking training run {cp.train_run.id}: {cp.cost_text()}.")
     return _run_check(project_path, args.run, settings, json_out=args.json, threads=args.threads)

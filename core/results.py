@@ -62,7 +62,7 @@ def result_rows(project: Any, probe_run_id: Optional[int] = None) -> list[dict]:
     in file order, with the keys of ``COLUMNS``."""
     run = project.probe_run(probe_run_id)
     out: list[dict] = []
-    for r in _store.every_row(project, int(run["id"]), int(run["dataset_id"])):
+    for r in _store.every_row(project, run.id, int(run.dataset_id or 0)):
         answers = _list(r[3])
         probed = r[5] == "probed"
         out.append(

@@ -11,11 +11,12 @@ from .datasets.types import reasons_text
 from .formats import percent
 from .probe import ProbeSettings
 from .store import results as _results
+from .store.records import PROBE_CANCELLED, PROBE_FAILED, PROBE_RUNNING, ProbeRun
 
 
 @dataclass
 class Breakdown:
-    run: dict
+    run: ProbeRun
     overall: dict[str, int]
     groups: dict[str, dict[str, int]]
     settings: ProbeSettings
@@ -65,12 +66,12 @@ class Breakdown:
             return {c: (counts.get(c, 0) / n if n else 0.0) for c in CATEGORIES}
 
         return {
-            "run_id": self.run["id"],
-            "status": self.run["status"],
-            "model": self.run["model_name"],
-            "model_fingerprint": self.run["model_fingerprint"],
-            "backend": self.run["backend"],
-            "settings": json.loads(self.run["settings"]),
+            "run_id": self.run.id,
+            "status": self.run.status,
+            "model": self.run.model_name,
+            "model_fingerprint": self.run.model_fingerprint,
+            "backend": self.run.backend,
+            "settings": self.run.settings,
             "budget": self.settings.describe(),
             "paper_budget": self.settings.is_paper_budget,
             "probed": self.total,
@@ -80,7 +81,7 @@ class Breakdown:
             "exemplar_swaps": dict(self.exemplar_swaps),
             "exemplar_notes": dict(self.exemplar_notes),
             "p_sampled_mean": {c: {"mean": m, "n": n} for c, (m, n) in self.p_sampled.items()},
-            "of": self.run["n_total"],
+            "of": self.run.n_total,
             "overall": {"counts": {c: self.overall.get(c, 0) for c in CATEGORIES}, "shares": shares(self.overall)},
             "groups": {
                 g: {"counts": {c: counts.get(c, 0) for c in CATEGORIES}, "shares": shares(counts)}
@@ -105,12 +106,12 @@ class Breakdown:
         return "\n".join(lines)
 
     def headline(self) -> str:
-        status = self.run["status"]
-        if status in ("running", "cancelled", "failed") and self.total < self.run["n_total"]:
+        status = self.run.status
+        if status in (PROBE_RUNNING, PROBE_CANCELLED, PROBE_FAILED) and self.total < self.run.n_total:
             status = f"{status}; not finished: run the same probe command again to resume"
         done = (
-            f"{self.total} of {self.run['n_total']} questions probed"
-            if self.total < self.run["n_total"]
+            f"{self.total} of {self.run.n_total} questions probed"
+            if self.total < self.run.n_total
             else f"{self.total} questions probed"
         )
         extra = self.not_probed_text()
@@ -118,20 +119,20 @@ class Breakdown:
         multi = " ".join(t for t in (self.multi_answer_text(), self.exemplar_text(), self.p_sampled_text()) if t)
         multi = f" {multi}" if multi else ""
         return (
-            f"Probe run {self.run['id']} ({status}): {done} with {self.run['model_name']} via {self.run['backend']}.{multi} "
+            f"Probe run {self.run.id} ({status}): {done} with {self.run.model_name} via {self.run.backend}.{multi} "
             f"{self.settings.describe()}"
         )
 
 
 def breakdown(project, run_id: Optional[int] = None) -> Breakdown:
     run = project.probe_run(run_id)
-    groups = project.category_counts(run["id"])
+    groups = project.category_counts(run.id)
     overall: dict[str, int] = {}
     for counts in groups.values():
         for c, n in counts.items():
             overall[c] = overall.get(c, 0) + n
-    settings = ProbeSettings.from_json(run["settings"])
-    not_probed = project.unprobed_counts(run["dataset_id"]) if run.get("dataset_id") is not None else {}
+    settings = ProbeSettings.from_json(run.settings_json)
+    not_probed = project.unprobed_counts(run.dataset_id) if run.dataset_id is not None else {}
     return Breakdown(
         run=run,
         overall=overall,
@@ -139,32 +140,32 @@ def breakdown(project, run_id: Optional[int] = None) -> Breakdown:
         settings=settings,
         not_probed=not_probed,
         multi_answer=multi_answer_counts(project, run),
-        exemplar_swaps=_results.swap_counts(project, int(run["id"])),
-        exemplar_notes=project.exemplar_sets(int(run["id"]))[1],
-        p_sampled=_results.p_sampled_means(project, int(run["id"])),
+        exemplar_swaps=_results.swap_counts(project, run.id),
+        exemplar_notes=project.exemplar_sets(run.id)[1],
+        p_sampled=_results.p_sampled_means(project, run.id),
     )
 
 
-def multi_answer_counts(project, run: dict) -> dict[str, int]:
+def multi_answer_counts(project, run: ProbeRun) -> dict[str, int]:
     """The probed questions of a run with several different true answers, by category."""
     counts: dict[str, int] = {}
-    for cat in multi_answer_ids(project, run).values():
+    for cat in multi_answer_ids(project, run.id, run.dataset_id).values():
         if cat:
             counts[cat] = counts.get(cat, 0) + 1
     return counts
 
 
-def multi_answer_ids(project, run: dict) -> dict[str, str]:
-    """``{example_id: category}`` of the run's probed questions that list two or more different true
+def multi_answer_ids(project, run_id: int, dataset_id: Optional[int]) -> dict[str, str]:
+    """``{example_id: category}`` of probe run ``run_id``'s probed questions (of its dataset ``dataset_id``) that list two or more different true
     answers (``core.datasets.multi.is_multi_answer`` on each question's answer keys); the category
     is '' for a question the run has not probed yet."""
     from .datasets.multi import is_multi_answer
     from .store import results as _store
 
-    if run.get("dataset_id") is None:
+    if dataset_id is None:
         return {}
     out: dict[str, str] = {}
-    for r in _store.every_row(project, int(run["id"]), int(run["dataset_id"])):
+    for r in _store.every_row(project, int(run_id), int(dataset_id)):
         if r[5] != "probed":
             continue
         answers = json.loads(r[4] or "[]") or json.loads(r[3] or "[]")

@@ -134,7 +134,7 @@ class AppContext(QtCore.QObject):
         def load() -> Optional[str]:
             try:
                 with self.project() as p:
-                    return p.probe_run(run_id)["status"]
+                    return p.probe_run(run_id).status
             except Exception:  # noqa: BLE001 - the navigator must not fail on a damaged file
                 return None
 
@@ -200,15 +200,15 @@ class AppContext(QtCore.QObject):
         self.release_model()
         self.set(
             project_path=path,
-            dataset_id=(probe["dataset_id"] if probe else (train_ds[-1]["id"] if train_ds else None)),
-            pool_id=(probe["pool_dataset_id"] if probe else (pools[-1]["id"] if pools else None)),
-            probe_run_id=probe["id"] if probe else None,
+            dataset_id=(probe.dataset_id if probe else (train_ds[-1]["id"] if train_ds else None)),
+            pool_id=(probe.pool_dataset_id if probe else (pools[-1]["id"] if pools else None)),
+            probe_run_id=probe.id if probe else None,
             plan_id=plans[-1]["id"] if plans else None,
-            train_run_id=trains[-1]["id"] if trains else None,
+            train_run_id=trains[-1].id if trains else None,
         )
         self.set(offered_spec=None)
-        if probe and probe.get("model_spec"):
-            self._take_model_from_project(str(probe["model_spec"]))
+        if probe and probe.model_spec:
+            self._take_model_from_project(probe.model_spec)
         self.add_recent(path)
 
     def _take_model_from_project(self, spec: str) -> None:

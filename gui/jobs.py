@@ -255,3 +255,56 @@ class JobRunner(QtCore.QObject):
             app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
             time.sleep(0.01)
         return not self._jobs
+
+
+class ProjectOp:
+    """Store work for a page in one pattern, like Anki's ``CollectionOp``: open the project on a worker
+    thread of the app's ``JobRunner``, run ``op(project, job)`` against it, close it, and deliver the
+    result on the UI thread.
+
+    Why: a page that opens the project file on the UI thread freezes the window while SQLite waits
+    (a busy file waits up to its timeout) or while the work reads a large dataset, and a failure
+    there is a traceback in the middle of a click handler. Here the project is the worker's own
+    connection (an SQLite connection belongs to one thread), an error goes to ``on_error`` (a page's
+    ``report_error`` by default when run through ``Page.project_op``, which says a user mistake inline)
+    and ``changes(result)`` names the context fields the work changed (``{"plan_id": 3}``): they are
+    set on the UI thread before ``on_done`` runs, so every page watching them refreshes.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        path: Any,
+        op: Callable[[Any, Job], Any],
+        *,
+        create: bool = False,
+        exclusive: bool = False,
+        changes: Optional[Callable[[Any], dict]] = None,
+    ) -> None:
+        self.name = name
+        self.path = path
+        self.op = op
+        self.create = create
+        self.exclusive = exclusive
+        self.changes = changes
+
+    def work(self, job: Job) -> Any:
+        """The job function: open the project, run the work against it, close it (on the worker thread)."""
+        from core.store import Project
+
+        with Project(self.path, create=self.create) as project:
+            return self.op(project, job)
+
+    def run_in(self, runner: JobRunner, *, context: Any = None, **callbacks: Unpack[JobCallbacks]) -> Job:
+        """Start the work on ``runner`` (``JobRunner.start``'s callbacks, all on the UI thread); the
+        fields ``changes`` names are set on ``context`` (the app's ``AppContext``) before ``on_done``."""
+        on_done = callbacks.pop("on_done", None)
+
+        def done(result: Any) -> None:
+            fields = self.changes(result) if self.changes is not None else None
+            if fields and context is not None:
+                context.set(**fields)
+            if on_done is not None:
+                on_done(result)
+
+        return runner.start(self.name, self.work, exclusive=self.exclusive, on_done=done, **callbacks)

@@ -51,6 +51,19 @@ def one_cpu_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def probed_project(tmp_path: Path):
+    """Build a project whose probe run is finished with the categories a test chooses, without a model:
+    ``probed_project(examples, {example id: category}, name="p.knowmix", model=..., ...)`` returns the open
+    ``(Project, probe run id)``; the keywords are ``tests.probed.seed_project``'s."""
+    from tests.probed import seed_project
+
+    def build(examples, categories, *, name: str = "p.knowmix", **options):
+        return seed_project(tmp_path / name, examples, categories, **options)
+
+    return build
+
+
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
     """A tiny random Llama with its own tokenizer, saved as a Hugging Face folder."""

@@ -43,7 +43,7 @@ def test_new_errors_and_fixed_are_exactly_the_questions_that_changed(trained):
     report = run_check(project, run_id, models=CheckModels(base=ScriptedBackend(before), adapter=ScriptedBackend(after)))
     assert report.status == "finished" and report.adapter == "best dev step 10"
     right_b, right_a = _zero_shot_right(before, examples), _zero_shot_right(after, examples)
-    probe_cats = {r["example_id"]: r["category"] for r in project.probe_results(cp.probe_run["id"])}
+    probe_cats = {r["example_id"]: r["category"] for r in project.probe_results(cp.probe_run.id)}
     knew = {i: c in ("HighlyKnown", "MaybeKnown") for i, c in probe_cats.items()}
     for name, split in report.splits.items():
         ids = [ex.id for ex in cp.questions[name]]
@@ -77,7 +77,7 @@ def test_new_errors_and_fixed_are_exactly_the_questions_that_changed(trained):
 def test_the_train_sample_keeps_at_most_n_questions_per_category(trained):
     project, run_id, *_ = trained
     cp = plan_check(project, run_id, CheckSettings(train_per_category=3))
-    probe_cats = {r["example_id"]: r["category"] for r in project.probe_results(cp.probe_run["id"])}
+    probe_cats = {r["example_id"]: r["category"] for r in project.probe_results(cp.probe_run.id)}
     counts: dict[str, int] = {}
     for ex in cp.questions["train"]:
         counts[probe_cats[ex.id]] = counts.get(probe_cats[ex.id], 0) + 1

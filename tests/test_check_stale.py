@@ -23,7 +23,7 @@ def resume_and_finish(project, run_id: int, step: int = 30) -> None:
     """What a resumed run that finishes does to its adapter: new weights, a later best step."""
     from safetensors.numpy import load_file, save_file
 
-    weights = Path(get_run(project, run_id)["adapter_dir"]) / "adapter_model.safetensors"
+    weights = Path(get_run(project, run_id).adapter_dir) / "adapter_model.safetensors"
     tensors = {k: v + np.float32(0.5) for k, v in load_file(str(weights)).items()}
     save_file(tensors, str(weights))
     update_run(project, run_id, best_step=step)

@@ -128,7 +128,7 @@ def gguf_project(tmp_path: Path) -> tuple[Path, int]:
     project, probe_id, _ = probed_project(path, n=30)
     run_id = trained_run(project, probe_id)
     update_run(project, run_id, model_path=str(resolve_model("default").path), model_spec="default", model_fingerprint="")
-    adapter = Path(get_run(project, run_id)["adapter_dir"])
+    adapter = Path(get_run(project, run_id).adapter_dir)
     project.close()
     for f in adapter.iterdir():
         f.unlink()

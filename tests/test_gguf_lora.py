@@ -311,9 +311,9 @@ def test_llama_cpp_with_the_exported_lora_answers_like_torch_and_peft(trained_ru
 
     # torch + peft with the run's adapter, greedy, the prompts it was trained on
     with Project(project, create=False) as p:
-        adapter_dir = get_run(p, run_id)["adapter_dir"]
+        adapter_dir = get_run(p, run_id).adapter_dir
     model, tok, _device, _dtype = load_hf_model(resolve_model("default"), "cpu")
-    peft_model = PeftModel.from_pretrained(model, adapter_dir).eval()
+    peft_model = PeftModel.from_pretrained(model, str(adapter_dir)).eval()
     fmt = PromptFormat(tok, "qa")
     torch_lora = [
         a.strip() for a in greedy_answers(TorchBackend.from_model(peft_model, tok, "cpu", "float32"), fmt, items, MAX_TOKENS)

@@ -270,9 +270,9 @@ def test_closing_during_a_probe_asks_then_cancels_and_keeps_finished_batches(qtb
     assert probe.message.kind == "warning" and "Paused" in probe.message.text()
     with Project(project, create=False) as p:
         run = p.probe_run(window.ctx.probe_run_id)
-        saved = len(p.done_example_ids(run["id"]))
-    assert run["status"] == "cancelled"
-    assert 2 <= run["n_done"] < 24 and saved == run["n_done"]  # finished batches are kept, whole
+        saved = len(p.done_example_ids(run.id))
+    assert run.status == "cancelled"
+    assert 2 <= run.n_done < 24 and saved == run.n_done  # finished batches are kept, whole
     assert took < 30, f"stopping took {took:.1f} s"
     ini = (knowmix_home / "settings.ini").read_text(encoding="utf-8")
     assert "[window]" in ini and "geometry=" in ini

@@ -39,7 +39,7 @@ def test_try_it_probe_breakdown_plan_train_check_export_with_the_built_in_model(
 
     pytest.importorskip("torch")
     window.by_key["project"].try_button.click()
-    assert window.current_page().key == "probe"
+    qtbot.waitUntil(lambda: window.current_page().key == "probe", timeout=60_000)  # the sample is written off the UI thread
     probe = window.by_key["probe"]
     assert f"Probing <b>{SAMPLE_QUESTIONS}</b> questions" in probe.what.text()
     probe.preset_combo.setCurrentIndex(probe.preset_combo.findData("smoke"))  # the slice (see the docstring)

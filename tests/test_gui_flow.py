@@ -57,7 +57,7 @@ def test_first_start_offers_the_sample_and_blocks_later_steps(window):
 
 def test_sample_project_opens_ready_to_probe(qtbot, window, knowmix_home):
     window.by_key["project"].try_button.click()
-    assert window.current_page().key == "probe"
+    qtbot.waitUntil(lambda: window.current_page().key == "probe", timeout=60_000)  # the sample is written off the UI thread
     probe = window.by_key["probe"]
     from gui.pages.project import SAMPLE_QUESTIONS
 

@@ -16,10 +16,9 @@ pytest.importorskip("pytestqt")
 pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from core.store import Project  # noqa: E402
+from core.store import Project, TrainRun  # noqa: E402
 from core.train.events import Step  # noqa: E402
 from core.train.runs import eval_history, get_run, list_runs, metric_series  # noqa: E402
-from tests.scripted import FakeDataset  # noqa: E402
 
 CATS = ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")
 RUN_TIMEOUT_MS = 120_000
@@ -38,57 +37,23 @@ def _facts() -> list[tuple[str, str, str, str]]:
     return [(f"ex{i:02d}", f"What is the name of {key}?", rng.choice(one), CATS[i % 4]) for i, key in enumerate((one + two)[:50])]
 
 
-def make_project(tmp_path: Path, model_folder: Path, *, with_plan: bool = True) -> Path:
-    """A project with a finished probe of ``model_folder`` (rows written straight to the store) and a plan."""
+def make_project(probed_project, model_folder: Path, *, with_plan: bool = True) -> Path:
+    """A project with a finished probe of ``model_folder`` (the ``probed_project`` fixture: rows written
+    straight to the store) and a plan."""
     from core.datasets import Example
-    from core.models import model_fingerprint, resolve_model
     from core.plan import PlanSettings, build_plan, save_plan
+    from tests.probed import ProbedModel
 
     facts = _facts()
     examples = [Example(i, q, (a,), "names", n, {}) for n, (i, q, a, _c) in enumerate(facts)]
-    path = tmp_path / "p.knowmix"
-    with Project(path) as project:
-        ds = project.add_dataset(FakeDataset(examples, path="facts.jsonl"))
-        probe = project.create_probe_run(
-            dataset_id=ds,
-            pool_dataset_id=None,
-            model_spec=str(model_folder),
-            model_name="tiny-llama",
-            model_path=str(model_folder),
-            model_fingerprint=model_fingerprint(resolve_model(str(model_folder))),  # the model it trains
-            backend="torch",
-            preset="paper",
-            settings="{}",
-            n_total=len(examples),
-        )
-        project.save_probe_results(
-            probe,
-            [
-                {
-                    "run_id": probe,
-                    "example_id": i,
-                    "group_name": "names",
-                    "category": c,
-                    "p_greedy": 0.0,
-                    "p_sampled": 0.0,
-                    "greedy_correct": 0,
-                    "greedy_total": 10,
-                    "sampled_correct": 0,
-                    "sampled_total": 0,
-                    "greedy_answers": "[]",
-                    "sampled_answers": "[]",
-                    "exemplar_ids": "[]",
-                    "seconds": 0.0,
-                }
-                for i, _q, _a, c in facts
-            ],
-            n_done=len(facts),
-            seconds=0.0,
-        )
-        project.update_probe_run(probe, status="finished")
+    # the probe asked the model it trains
+    project, probe = probed_project(
+        examples, {i: c for i, _q, _a, c in facts}, model=ProbedModel.of_folder(model_folder, "tiny-llama")
+    )
+    with project:
         if with_plan:
             save_plan(project, build_plan(project, probe, PlanSettings(mix="natural", dev_fraction=0.2)))
-    return path
+    return Path(project.path)
 
 
 @pytest.fixture
@@ -126,15 +91,15 @@ def wait_idle(qtbot, page) -> None:
     qtbot.waitUntil(lambda: not page.training, timeout=RUN_TIMEOUT_MS)
 
 
-def run_row(project_path: Path, run_id: int) -> dict:
+def run_row(project_path: Path, run_id: int) -> TrainRun:
     with Project(project_path) as project:
         return get_run(project, run_id)
 
 
-def test_a_short_run_shows_live_curves_the_stopping_point_and_the_adapter(qtbot, ctx, tmp_path, tiny_folder):
+def test_a_short_run_shows_live_curves_the_stopping_point_and_the_adapter(qtbot, ctx, tmp_path, tiny_folder, probed_project):
     from gui.qt import Qt
 
-    project_path = make_project(tmp_path, tiny_folder)
+    project_path = make_project(probed_project, tiny_folder)
     page = open_page(qtbot, ctx, project_path)
     assert "tiny-llama" in page.model_note.text()  # the default model is the probe's, and the page says which
     assert page.start_button.isEnabled() and not page.cancel_button.isEnabled()
@@ -169,26 +134,26 @@ def test_a_short_run_shows_live_curves_the_stopping_point_and_the_adapter(qtbot,
     with Project(project_path) as project:
         history = eval_history(project, run_id)
         losses = metric_series(project, run_id, "loss")
-    assert row["status"] == "done" and row["final_step"] == 10 and len(history) == 3  # step 0 (before training) and one per epoch
+    assert row.status == "done" and row.final_step == 10 and len(history) == 3  # step 0 (before training) and one per epoch
     # What the user sees: the outcome with the stopping point, the curves, the line at the best step.
     text = page.outcome_label.text()
     assert f"Run {run_id} finished" in text
-    assert f"Stopping point: epoch {row['best_epoch']:.2f}, step {row['best_step']}" in text
-    assert "Train fit at the stopping point" in text and row["adapter_dir"] in text
+    assert f"Stopping point: epoch {row.best_epoch:.2f}, step {row.best_step}" in text
+    assert "Train fit at the stopping point" in text and str(row.adapter_dir) in text
     assert page.loss_plot.points("loss") == len(losses) == 10
     assert page.em_plot.points("dev_em") == len(history)
     xs, ys = page.em_curve.getData()
     assert list(xs) == [h["step"] for h in history] and list(ys) == pytest.approx([100 * h["dev_em"] for h in history])
     assert all(page.fit_plot.points(c) == len(history) for c in CATS)
     for plot in page.plots:
-        assert plot.stop_line.isVisible() and plot.stop_line.value() == row["best_step"]
-    assert Path(row["adapter_dir"], "adapter_model.safetensors").is_file()
+        assert plot.stop_line.isVisible() and plot.stop_line.value() == row.best_step
+    assert Path(row.adapter_dir, "adapter_model.safetensors").is_file()
     # Buttons and the runs selector.
     assert page.start_button.isEnabled() and not page.cancel_button.isEnabled() and not page.resume_button.isEnabled()
     assert page.runs_combo.currentData() == run_id and "done" in page.runs_combo.currentText()
     assert "Last checkpoint: step 10" in page.checkpoint_label.text() and page.open_button.isEnabled()
     assert page.step_state()[0] == "done"
-    started = f"{row['n_train']} examples, {row['n_dev']} dev examples"  # the plan holds out test questions too
+    started = f"{row.n_train} examples, {row.n_dev} dev examples"  # the plan holds out test questions too
     assert any(l.startswith("Training on cpu") and started in l and "10 steps" in l for l in lines), lines
     evals = [l for l in lines if l.startswith("Epoch ") and "train fit HighlyKnown" in l and "Checkpoint" not in l]
     assert [l.split(" (")[0] for l in evals] == ["Epoch 1.00", "Epoch 2.00"], lines
@@ -198,10 +163,10 @@ def test_a_short_run_shows_live_curves_the_stopping_point_and_the_adapter(qtbot,
     page.grab().save(str(tmp_path / "train.png"))  # renders without errors in the offscreen platform
 
 
-def test_cancel_keeps_a_cancelled_run_that_resume_finishes(qtbot, ctx, tmp_path, tiny_folder):
+def test_cancel_keeps_a_cancelled_run_that_resume_finishes(qtbot, ctx, tmp_path, tiny_folder, probed_project):
     from gui.qt import Qt
 
-    project_path = make_project(tmp_path, tiny_folder)
+    project_path = make_project(probed_project, tiny_folder)
     page = open_page(qtbot, ctx, project_path)
     fast_form(page, tiny_folder, epochs=20, eval_every=5)
     qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
@@ -213,10 +178,10 @@ def test_cancel_keeps_a_cancelled_run_that_resume_finishes(qtbot, ctx, tmp_path,
 
     run_id = ctx.train_run_id
     row = run_row(project_path, run_id)
-    assert row["status"] == "cancelled" and 0 < row["step"] < 100
-    assert Path(row["folder"], "checkpoints", "last", "state.json").is_file()
+    assert row.status == "cancelled" and 0 < row.step < 100
+    assert Path(row.folder, "checkpoints", "last", "state.json").is_file()
     assert "was cancelled" in page.outcome_label.text() and "cancelled" in page.runs_combo.currentText()
-    assert f"Last checkpoint: step {row['step']}" in page.checkpoint_label.text()
+    assert f"Last checkpoint: step {row.step}" in page.checkpoint_label.text()
     assert page.resume_button.isEnabled() and page.start_button.isEnabled()
     assert page.step_state()[0] == "ready"
 
@@ -224,20 +189,20 @@ def test_cancel_keeps_a_cancelled_run_that_resume_finishes(qtbot, ctx, tmp_path,
     assert page.training and not page.resume_button.isEnabled()
     wait_idle(qtbot, page)
     row = run_row(project_path, run_id)
-    assert row["status"] == "done", page.message.text()
+    assert row.status == "done", page.message.text()
     with Project(project_path) as project:
         assert len(list_runs(project)) == 1  # resumed, not a new run
         history = eval_history(project, run_id)
     # The curves join the part before the cancel (from the project) and the resumed part (live).
-    assert page.loss_plot.points("loss") == row["final_step"]
+    assert page.loss_plot.points("loss") == row.final_step
     assert page.em_plot.points("dev_em") == len(history)
-    assert page.em_plot.stop_line.value() == row["best_step"]
+    assert page.em_plot.stop_line.value() == row.best_step
     assert f"Run {run_id} finished" in page.outcome_label.text()
     assert not page.resume_button.isEnabled() and page.step_state()[0] == "done"
 
 
-def test_without_a_plan_start_is_disabled_and_the_page_says_why(qtbot, ctx, tmp_path, tiny_folder):
-    project_path = make_project(tmp_path, tiny_folder, with_plan=False)
+def test_without_a_plan_start_is_disabled_and_the_page_says_why(qtbot, ctx, tmp_path, tiny_folder, probed_project):
+    project_path = make_project(probed_project, tiny_folder, with_plan=False)
     page = open_page(qtbot, ctx, project_path)
     state, tip = page.step_state()
     assert state == "blocked" and "Plan step" in tip
@@ -248,8 +213,8 @@ def test_without_a_plan_start_is_disabled_and_the_page_says_why(qtbot, ctx, tmp_
     assert not page.training
 
 
-def test_the_device_note_sits_below_the_fields_not_over_the_processes_box(qtbot, ctx, tmp_path, tiny_folder):
-    page = open_page(qtbot, ctx, make_project(tmp_path, tiny_folder))
+def test_the_device_note_sits_below_the_fields_not_over_the_processes_box(qtbot, ctx, tmp_path, tiny_folder, probed_project):
+    page = open_page(qtbot, ctx, make_project(probed_project, tiny_folder))
     form = page.processes.parentWidget()
     note = form.gpu_label
     assert note.text()  # "No GPU found: ..." on this machine, the GPU's name on another
@@ -257,20 +222,22 @@ def test_the_device_note_sits_below_the_fields_not_over_the_processes_box(qtbot,
     assert note.geometry().top() >= page.processes.geometry().bottom()
 
 
-def test_the_lite_edition_explains_that_training_needs_the_full_edition(qtbot, ctx, tmp_path, tiny_folder, monkeypatch):
+def test_the_lite_edition_explains_that_training_needs_the_full_edition(
+    qtbot, ctx, tmp_path, tiny_folder, probed_project, monkeypatch
+):
     import gui.pages.train as train_page
 
     monkeypatch.setattr(train_page, "missing_training_packages", lambda: ["torch", "peft"])
-    project_path = make_project(tmp_path, tiny_folder)
+    project_path = make_project(probed_project, tiny_folder)
     page = open_page(qtbot, ctx, project_path)
     assert "full edition" in page.edition_message.text() and page.edition_message.isVisible()
     assert not page.start_button.isEnabled() and "full edition" in page.start_button.toolTip()
 
 
-def test_a_model_that_cannot_be_trained_is_said_on_the_page_and_in_a_dialog(qtbot, ctx, tmp_path, tiny_folder):
+def test_a_model_that_cannot_be_trained_is_said_on_the_page_and_in_a_dialog(qtbot, ctx, tmp_path, tiny_folder, probed_project):
     from gui.qt import Qt, QtWidgets
 
-    project_path = make_project(tmp_path, tiny_folder)
+    project_path = make_project(probed_project, tiny_folder)
     page = open_page(qtbot, ctx, project_path)
     not_a_model = tmp_path / "not-a-model"
     not_a_model.mkdir()
@@ -291,14 +258,16 @@ def test_a_model_that_cannot_be_trained_is_said_on_the_page_and_in_a_dialog(qtbo
     assert not page.training and "does not exist" in page.message.text()
 
 
-def test_another_model_than_the_probed_one_is_refused_until_the_user_says_it_is_meant(qtbot, ctx, tmp_path, tiny_folder):
+def test_another_model_than_the_probed_one_is_refused_until_the_user_says_it_is_meant(
+    qtbot, ctx, tmp_path, tiny_folder, probed_project
+):
     """The plan's categories belong to the probed model: the Train step refuses another model inline,
     before any worker starts, and says how to train it anyway (the box, or --other-model)."""
     from gui.qt import Qt
 
-    project_path = make_project(tmp_path, tiny_folder)
+    project_path = make_project(probed_project, tiny_folder)
     with Project(project_path) as project:  # the probe asked another model than the tiny one
-        project.update_probe_run(project.probe_run()["id"], model_fingerprint="another-model")
+        project.update_probe_run(project.probe_run().id, model_fingerprint="another-model")
     page = open_page(qtbot, ctx, project_path)
     fast_form(page, tiny_folder, epochs=1)
     qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)

@@ -94,7 +94,7 @@ def test_probe_killed_at_random_points_resumes_to_the_uninterrupted_result(tmp_p
         assert proc.returncode == -signal.SIGKILL
 
         with Project(project, create=False) as opened:  # the project opens (and is writable) right after the kill
-            assert opened.probe_run()["status"] == "running"
+            assert opened.probe_run().status == "running"
         check_intact(project)
         survived = result_rows(project)
         assert at_least <= len(survived) < N_QUESTIONS
@@ -185,14 +185,14 @@ def test_training_worker_killed_twice_at_random_steps_ends_like_an_uninterrupted
     all_losses.update(step_losses(seen1))
     with Project(project_path, create=False) as project:
         row = get_run(project, run_id)
-        assert row["status"] == "crashed" and row["step"] < first  # the steps after the checkpoint are lost
+        assert row.status == "crashed" and row.step < first  # the steps after the checkpoint are lost
         assert project.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
     seen2: list = []
     with pytest.raises(TrainingCrashed):
         resume_training(project_path, run_id, on_event=killer(second, seen2))
     start = next(e for e in seen2 if isinstance(e, Start))
-    assert start.resumed and start.start_step == row["step"]
+    assert start.resumed and start.start_step == row.step
     all_losses.update(step_losses(seen2))
 
     seen3: list = []
@@ -208,7 +208,7 @@ def test_training_worker_killed_twice_at_random_steps_ends_like_an_uninterrupted
     assert [(h["step"], h["dev_em"], h["fit"]) for h in outcome.history] == ref_history
     with Project(project_path, create=False) as project:
         assert len(metric_series(project, run_id, "loss")) == total
-        assert get_run(project, run_id)["status"] == "done"
+        assert get_run(project, run_id).status == "done"
 
     mine = load_file(str(Path(outcome.adapter_dir) / "adapter_model.safetensors"))
     theirs = load_file(str(Path(ref_result.final_adapter_dir) / "adapter_model.safetensors"))

@@ -26,7 +26,8 @@ from core.plan import (
 )
 from core.probe import CATEGORIES, ProbeRequest, ProbeSettings, run_probe
 from core.store import Project
-from tests.scripted import FakeDataset, ScriptedBackend
+from tests.probed import ProbeRow, seed_project
+from tests.scripted import ScriptedBackend
 
 
 def seeded_project(
@@ -34,8 +35,8 @@ def seeded_project(
 ):
     """A project whose (finished) probe run gives exactly ``spec[(category, group)]`` examples, in shuffled file order.
 
-    Probe rows are written straight to the store, so a test can ask for thousands of examples with
-    exact category counts in milliseconds.
+    Probe rows are written straight to the store (``tests.probed.seed_project``, the ``probed_project``
+    fixture's builder), so a test can ask for thousands of examples with exact category counts in milliseconds.
     """
     cats: dict[str, str] = {}
     examples = []
@@ -49,41 +50,8 @@ def seeded_project(
             )
             cats[ex_id] = cat
     random.Random(seed).shuffle(examples)
-    project = Project(tmp_path / "p.knowmix")
-    dataset_id = project.add_dataset(FakeDataset(examples))
-    run_id = project.create_probe_run(
-        dataset_id=dataset_id,
-        pool_dataset_id=None,
-        model_spec="scripted",
-        model_name="scripted",
-        model_path="",
-        model_fingerprint="f",
-        backend="scripted",
-        preset=probe_settings.preset,
-        settings=probe_settings.identity(),
-        n_total=len(examples),
-    )
-    rows = [
-        {
-            "run_id": run_id,
-            "example_id": ex.id,
-            "group_name": ex.group,
-            "category": cats[ex.id],
-            "p_greedy": 0.0,
-            "p_sampled": 0.0,
-            "greedy_correct": 0,
-            "greedy_total": 10,
-            "sampled_correct": 0,
-            "sampled_total": 0,
-            "greedy_answers": "[]",
-            "sampled_answers": "[]",
-            "exemplar_ids": "[]",
-            "seconds": 0.0,
-        }
-        for ex in examples[: done if done is not None else len(examples)]
-    ]
-    project.save_probe_results(run_id, rows, n_done=len(rows), seconds=0.0)
-    project.update_probe_run(run_id, status=status)
+    row = ProbeRow(settings=probe_settings.identity(), preset=probe_settings.preset, status=status)
+    project, run_id = seed_project(tmp_path / "p.knowmix", examples, cats, row=row, done=done)
     return project, run_id, examples
 
 
@@ -627,7 +595,7 @@ def all_rows(ds):
     return sorted([*ds.examples, *ds.unprobed], key=lambda e: e.line)
 
 
-def probed_project(tmp_path, ds, name="p.knowmix"):
+def scripted_probe_project(tmp_path, ds, name="p.knowmix"):
     """A project holding ``ds`` with a finished scripted probe: every third question known, every third not."""
     knowledge = {ex.question: (ex.answers[0], [1.0, 0.0, 0.5][i % 3], 0.0) for i, ex in enumerate(ds.examples)}
     project = Project(tmp_path / name)
@@ -648,7 +616,7 @@ def probed_project(tmp_path, ds, name="p.knowmix"):
 def test_plan_accounts_for_every_row_and_keeps_not_probed_rows_by_default(tmp_path):
     ds = move_not_probed(load_dataset(write_rows(tmp_path / "team.jsonl", team_rows(), "jsonl")))
     assert len(ds.unprobed) == 5
-    project, dataset_id = probed_project(tmp_path, ds)
+    project, dataset_id = scripted_probe_project(tmp_path, ds)
     plan = build_plan(project, settings=PlanSettings(dev_fraction=0.2))
     c = plan.counts()
     assert c["rows"] == 30 == len(plan.examples)
@@ -699,7 +667,7 @@ def test_plan_accounts_for_every_row_and_keeps_not_probed_rows_by_default(tmp_pa
 
 def test_not_probed_rows_can_be_left_out(tmp_path):
     ds = move_not_probed(load_dataset(write_rows(tmp_path / "team.jsonl", team_rows(), "jsonl")))
-    project, dataset_id = probed_project(tmp_path, ds)
+    project, dataset_id = scripted_probe_project(tmp_path, ds)
     with pytest.raises(SettingsError, match="'keep' or 'drop'"):
         build_plan(project, settings=PlanSettings(not_probed="ignore"))
     plan = build_plan(project, settings=PlanSettings(dev_fraction=0.2, not_probed="drop"))
@@ -720,7 +688,7 @@ def test_not_probed_rows_can_be_left_out(tmp_path):
 def test_export_is_written_in_the_input_format_with_the_kept_rows(tmp_path, fmt, list_cells):
     src = write_rows(tmp_path / f"team.{fmt}", team_rows(), fmt, list_cells=list_cells)
     ds = move_not_probed(load_dataset(src))
-    project, dataset_id = probed_project(tmp_path, ds)
+    project, dataset_id = scripted_probe_project(tmp_path, ds)
     plan = build_plan(project, settings=PlanSettings(mix="idk", dev_fraction=0.2))
     assert any(e.relabelled for e in plan.train())
     paths = export_plan(plan, tmp_path / "out", dataset_row=project.dataset(dataset_id))
@@ -762,7 +730,7 @@ def test_a_chat_file_with_follow_ups_loads_plans_every_row_and_exports_the_kept_
     ds = load_dataset(src)  # no --skip-invalid: the multi-turn chats load, kept without a probe
     n_rows = len(src.read_text(encoding="utf-8").splitlines())
     assert len(ds.examples) + len(ds.unprobed) == n_rows and ds.reason_counts().get("multi-turn", 0) >= n_rows // 3
-    project, dataset_id = probed_project(tmp_path, ds)
+    project, dataset_id = scripted_probe_project(tmp_path, ds)
     plan = build_plan(project, settings=PlanSettings(dev_fraction=0.2))
     c = plan.counts()
     assert (
@@ -805,7 +773,7 @@ def child_rows(n_single: int = 20, n_multi: int = 10) -> list[dict]:
 
 def multi_answer_project(tmp_path):
     ds = load_dataset(write_rows(tmp_path / "child.jsonl", child_rows(), "jsonl"))
-    project, _ = probed_project(tmp_path, ds)
+    project, _ = scripted_probe_project(tmp_path, ds)
     return project, ds
 
 

@@ -352,7 +352,7 @@ def test_run_probe_saves_results_and_resumes_without_redoing_work(tmp_path):
         cancel=token,
     )
     assert first.status == "cancelled" and first.n_done == saved[-1] == 14  # batches of 5, 5, 4 (group G0 has 14)
-    assert project.probe_run(first.run_id)["status"] == "cancelled"
+    assert project.probe_run(first.run_id).status == "cancelled"
     before = {r["example_id"]: r for r in project.probe_results(first.run_id)}
     assert len(before) == 14
 
@@ -494,8 +494,8 @@ def test_another_model_can_judge_and_it_is_part_of_the_runs_identity(tmp_path):
     assert judge.calls and all(JUDGE_ASKS in r.prompt for r in judge.calls)
     assert not any(JUDGE_ASKS in r.prompt for r in probed.calls)
     run = project.probe_run(judged.run_id)
-    assert '"judge_fingerprint": "judge-v1"' in run["settings"]
-    assert json.loads(run["judge_calibration"])["false_yes"] == 0.0  # measured on the data, stored with the run
+    assert '"judge_fingerprint": "judge-v1"' in run.settings_json
+    assert json.loads(run.judge_calibration)["false_yes"] == 0.0  # measured on the data, stored with the run
     # each distinct answer of a question is asked once
     asked = [_graded(r.prompt)[1] for r in judge.calls if _graded(r.prompt)[1].startswith("wrong")]
     assert len(asked) == len(set(asked))
@@ -524,7 +524,7 @@ def test_a_judge_that_says_yes_to_everything_is_refused_with_its_false_yes_rate(
             on_status=statuses.append,
         )
     assert any("false-yes 100%" in m for m in statuses)  # shown before the refusal
-    assert not list(project.probe_results(project.probe_run()["id"]))  # nothing was graded by it
+    assert not list(project.probe_results(project.probe_run().id))  # nothing was graded by it
     project.close()
 
 

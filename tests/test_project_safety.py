@@ -367,12 +367,12 @@ def test_a_full_disk_during_a_probe_says_so_and_keeps_the_finished_batches(
         assert "Free some space" in text and "saved so far is kept" in text
         assert "OperationalError" not in text
         run = project.probe_run()
-        assert run["status"] == "failed" and run["n_done"] == 8
-        assert len(project.done_example_ids(run["id"])) == 8
+        assert run.status == "failed" and run.n_done == 8
+        assert len(project.done_example_ids(run.id)) == 8
         assert claims(path) == {}
         # space freed: the same probe resumes from the saved batches and finishes
         outcome = probe(project, dataset_id, examples)
-        assert outcome.run_id == run["id"] and outcome.resumed_from == 8 and outcome.n_done == len(examples)
+        assert outcome.run_id == run.id and outcome.resumed_from == 8 and outcome.n_done == len(examples)
         assert project.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
@@ -388,6 +388,6 @@ def test_a_full_disk_while_saving_a_plan_says_so(tmp_path: Path, examples, monke
                 save_plan(project, plan)
         assert "full" in str(exc.value) and "kept" in str(exc.value)
         assert project.db.execute("SELECT COUNT(*) FROM plans").fetchone()[0] == 0  # nothing half-written
-        assert project.probe_run()["status"] == "finished"
+        assert project.probe_run().status == "finished"
         save_plan(project, plan)  # space freed
         assert project.db.execute("SELECT COUNT(*) FROM plans").fetchone()[0] == 1

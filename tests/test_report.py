@@ -28,6 +28,7 @@ from core.store import Project
 from core.train.data import items_from_plan
 from core.train.runs import RunModel, create_run, update_run, write_metrics
 from core.train.settings import TrainSettings
+from tests.probed import ProbedModel, ProbeRow, seed_project
 from tests.scripted import FakeDataset, ScriptedBackend
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,7 +48,8 @@ def seeded_project(
     null_p_greedy: int = 0,
 ) -> tuple[Project, int]:
     """A project whose probe run gives exactly ``spec[(category, group)]`` results (rows written straight
-    to the store). The first ``null_p_greedy`` results have no P(T=0)."""
+    to the store by ``tests.probed.seed_project``, the ``probed_project`` fixture's builder). The first
+    ``null_p_greedy`` results have no P(T=0)."""
     examples, cats = [], {}
     for (cat, group), n in spec.items():
         for i in range(n):
@@ -56,42 +58,22 @@ def seeded_project(
             examples.append(Example(ex_id, q, (f"answer {i}",), group, len(examples) + 1, {"question": q}))
             cats[ex_id] = cat
     random.Random(0).shuffle(examples)
-    project = Project(path)
-    dataset_id = project.add_dataset(FakeDataset(examples, path=str(path.parent / "facts.jsonl")))
-    run_id = project.create_probe_run(
-        dataset_id=dataset_id,
-        pool_dataset_id=None,
-        model_spec="scripted",
-        model_name="tiny-model",
-        model_path="",
-        model_fingerprint="fp-123",
-        backend="scripted",
-        preset=probe_settings.preset,
-        settings=probe_settings.identity(),
-        n_total=len(examples),
+    return seed_project(
+        path,
+        examples,
+        cats,
+        model=ProbedModel(name="tiny-model", fingerprint="fp-123"),
+        row=ProbeRow(
+            settings=probe_settings.identity(),
+            preset=probe_settings.preset,
+            status=status,
+            seconds=12.0,
+            finished_at=1.7e9 if status == "finished" else None,
+        ),
+        done=done,
+        p_greedy=lambda k, cat: None if k < null_p_greedy else P_GREEDY[cat],
+        dataset_path=str(path.parent / "facts.jsonl"),
     )
-    rows = [
-        {
-            "run_id": run_id,
-            "example_id": ex.id,
-            "group_name": ex.group,
-            "category": cats[ex.id],
-            "p_greedy": None if k < null_p_greedy else P_GREEDY[cats[ex.id]],
-            "p_sampled": 0.0,
-            "greedy_correct": 0,
-            "greedy_total": 10,
-            "sampled_correct": 0,
-            "sampled_total": 0,
-            "greedy_answers": "[]",
-            "sampled_answers": "[]",
-            "exemplar_ids": "[]",
-            "seconds": 0.0,
-        }
-        for k, ex in enumerate(examples[: len(examples) if done is None else done])
-    ]
-    project.save_probe_results(run_id, rows, n_done=len(rows), seconds=12.0)
-    project.update_probe_run(run_id, status=status, finished_at=1.7e9 if status == "finished" else None)
-    return project, run_id
 
 
 def add_train_run(project: Project, plan, *, metrics: bool = True, best_step: int = 20) -> int:

@@ -68,8 +68,8 @@ def test_a_run_folder_is_stored_relative_to_the_project(tmp_path: Path) -> None:
         update_run(project, run_id, adapter_dir=str(runs_root(a) / f"run-{run_id}" / "adapter"))
         row = get_run(project, run_id)
     assert stored(a, "adapter_dir", run_id) == f"run-{run_id}/adapter"
-    assert row["folder"] == str(tmp_path / "a-runs" / f"run-{run_id}")
-    assert row["adapter_dir"] == str(tmp_path / "a-runs" / f"run-{run_id}" / "adapter")
+    assert row.folder == tmp_path / "a-runs" / f"run-{run_id}"
+    assert row.adapter_dir == tmp_path / "a-runs" / f"run-{run_id}" / "adapter"
 
 
 def test_a_copied_project_trains_into_its_own_runs_folder(tmp_path: Path) -> None:
@@ -97,7 +97,7 @@ def test_an_old_absolute_folder_inside_the_projects_runs_folder_still_reads(tmp_
     with Project(a) as project:
         row = get_run(project, run_id)
     assert run_dir(row) == tmp_path / "a-runs" / f"run-{run_id}"
-    assert row["adapter_dir"] == str(tmp_path / "a-runs" / f"run-{run_id}" / "adapter")
+    assert row.adapter_dir == tmp_path / "a-runs" / f"run-{run_id}" / "adapter"
 
 
 def test_a_copy_of_an_old_project_never_writes_into_the_originals_runs(tmp_path: Path) -> None:
@@ -107,8 +107,8 @@ def test_a_copy_of_an_old_project_never_writes_into_the_originals_runs(tmp_path:
     before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "a-runs").rglob("*"))
     with Project(b) as project:
         row = get_run(project, run_id)
-        assert [r["id"] for r in list_runs(project)] == [run_id]  # listing still works
-    assert row["folder"] is None and row["adapter_dir"] is None
+        assert [r.id for r in list_runs(project)] == [run_id]  # listing still works
+    assert row.folder is None and row.adapter_dir is None
     with pytest.raises(ProjectError) as err:
         run_worker(b, run_id, resume=True)
     text = str(err.value)
@@ -124,7 +124,7 @@ def test_a_copied_run_folder_is_used_once_the_user_copies_it_in(tmp_path: Path) 
     with Project(b) as project:
         row = get_run(project, run_id)
     assert run_dir(row) == tmp_path / "b-runs" / f"run-{run_id}"
-    assert row["adapter_dir"] == str(tmp_path / "b-runs" / f"run-{run_id}" / "adapter")
+    assert row.adapter_dir == tmp_path / "b-runs" / f"run-{run_id}" / "adapter"
 
 
 def test_a_project_moved_with_its_runs_folder_reads_them_where_they_are_now(tmp_path: Path) -> None:
@@ -177,7 +177,7 @@ def test_allow_pickle_stored_in_a_project_does_not_load_pickle_weights(tmp_path:
     events = [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
     assert any("pickle" in str(e.get("message", "")).lower() for e in events), events
     with Project(a) as project:
-        assert get_run(project, run_id)["status"] == FAILED
+        assert get_run(project, run_id).status == FAILED
 
 
 def test_the_worker_is_told_allow_pickle_only_by_the_user() -> None:

@@ -173,15 +173,15 @@ def test_killing_the_server_mid_probe_stops_clearly_and_the_same_probe_resumes(t
         assert "run the same command again to resume" in message
         project = Project(tmp_path / "p.knowmix", create=False)
         run = project.probe_run(None)
-        assert run["status"] == "failed" and run["n_done"] == saved[0] >= 1  # the finished batches are saved
-        assert len(list(project.probe_results(run["id"]))) == saved[0] and "stopped answering" in run["note"]
+        assert run.status == "failed" and run.n_done == saved[0] >= 1  # the finished batches are saved
+        assert len(list(project.probe_results(run.id))) == saved[0] and "stopped answering" in run.note
         project.close()
 
         proc = start_llama_server(port)
         with ServerBackend(url, api_key_env=key_env, check_sampling=False) as again:
             project, outcome = probe_with(tmp_path, again, n=3)
-        assert outcome.run_id == run["id"] and outcome.resumed_from == saved[0] and outcome.status == "finished"
-        assert len(list(project.probe_results(run["id"]))) == 3
+        assert outcome.run_id == run.id and outcome.resumed_from == saved[0] and outcome.status == "finished"
+        assert len(list(project.probe_results(run.id))) == 3
     finally:
         stop(proc)
 
@@ -291,8 +291,8 @@ def test_a_server_that_ignores_seeds_marks_the_run_not_comparable(tmp_path, stub
         assert note.startswith(f"NOT COMPARABLE: the server at {url} ignores seed and top_k")
         project, outcome = probe_with(tmp_path, served, n=2)
     run = project.probe_run(outcome.run_id)
-    assert run["note"] == f"session 1: the server ignored seed and top_k\n{note}"
-    identity = json.loads(run["settings"])
+    assert run.note == f"session 1: the server ignored seed and top_k\n{note}"
+    identity = run.settings
     assert "server_seeded" not in identity  # recorded per session, not in the identity (it can flip)
 
 
@@ -310,7 +310,7 @@ def test_a_seed_check_that_flips_between_sessions_resumes_the_run_and_notes_each
     with ServerBackend(stub("unseeded")) as served:
         project, second = probe_with(tmp_path, served, n=8)
     assert second.run_id == first.run_id and second.resumed_from == first.n_done and second.status == "finished"
-    note = project.probe_run(second.run_id)["note"]
+    note = project.probe_run(second.run_id).note
     lines = note.splitlines()
     assert lines[:2] == ["session 1: the server honoured seed and top_k", "session 2: the server ignored seed and top_k"]
     assert lines[2].startswith("NOT COMPARABLE")
@@ -416,7 +416,7 @@ def test_the_app_checks_a_server_off_the_ui_thread_and_probes_through_it(qtbot, 
     qtbot.waitUntil(lambda: not window.ctx.runner.active(), timeout=240_000)
     with Project(path, create=False) as p:
         run = p.probe_run(None)
-    assert run["status"] == "finished" and run["backend"] == "server" and run["n_done"] == 2
+    assert run.status == "finished" and run.backend == "server" and run.n_done == 2
     window.close()
     settings_files = [f for f in Path(os.environ["KNOWMIX_HOME"]).rglob("*") if f.is_file()]
     assert not [f for f in settings_files if KEY.encode() in f.read_bytes()]

@@ -314,7 +314,7 @@ def test_transaction_keeps_nothing_of_a_failed_batch(project_path: Path, small_d
         assert not project.db.conn.in_transaction
         assert project.done_example_ids(run_id) == set(ids[:4])
         run = project.probe_run(run_id)
-        assert run["n_done"] == 4 and run["status"] == "running" and not run["note"]
+        assert run.n_done == 4 and run.status == "running" and not run.note
         assert project.db["plans"].count == 0
 
     # a fresh connection agrees: nothing of the failed batch reached the file
@@ -331,7 +331,7 @@ def test_save_probe_results_is_all_or_nothing(project_path: Path, small_ds) -> N
         with pytest.raises(sqlite3.IntegrityError):
             project.save_probe_results(run_id, good + [bad], n_done=6, seconds=2.0)
         assert project.done_example_ids(run_id) == set()
-        assert project.probe_run(run_id)["n_done"] == 0
+        assert project.probe_run(run_id).n_done == 0
         project.save_probe_results(run_id, good, n_done=5, seconds=2.0)  # the connection is usable again
         assert len(project.done_example_ids(run_id)) == 5
 
@@ -376,7 +376,7 @@ def test_a_kill_loses_only_the_batch_in_flight(project_path: Path, small_ds) -> 
 
     with Project(project_path, create=False) as project:  # opens fine after the kill
         assert project.done_example_ids(run_id) == set(ids[:3])
-        assert project.probe_run(run_id)["n_done"] == 3
+        assert project.probe_run(run_id).n_done == 3
         assert project.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
@@ -415,8 +415,8 @@ def test_a_second_writer_gets_busy_while_the_lock_is_held(project_path: Path, sm
         assert not b.db.conn.in_transaction
         # once the lock is released the second writer gets through, and nothing was lost
         b.update_probe_run(run_id, status="cancelled")
-        assert a.probe_run(run_id)["note"] == "writing"
-        assert a.probe_run(run_id)["status"] == "cancelled"
+        assert a.probe_run(run_id).note == "writing"
+        assert a.probe_run(run_id).status == "cancelled"
 
 
 def test_projects_wait_for_a_short_write_lock_instead_of_failing(project_path: Path, small_ds) -> None:
@@ -438,4 +438,4 @@ def test_projects_wait_for_a_short_write_lock_instead_of_failing(project_path: P
         b.update_probe_run(run_id, status="finished")  # waits for a, then writes
         t.join(10)
         run = b.probe_run(run_id)
-        assert run["note"] == "held" and run["status"] == "finished"
+        assert run.note == "held" and run.status == "finished"

@@ -196,68 +196,72 @@ def test_prompt_masks_everything_but_the_answer(tiny_folder):
         PromptFormat(tok, "chat")
 
 
-def test_a_saved_plan_trains_the_model_its_probe_used(tmp_path, tiny_folder, facts):
+def test_a_training_command_opens_the_project_once(tmp_path, tiny_folder, facts, probed_project, monkeypatch):
+    """``start_training`` opens the project file once and hands it along (prepare, claim, follow, outcome),
+    not once per step: the worker process has its own connection; this process has one. (The worker
+    here is a stand-in that reports the end at once: what is counted is this process's opening.)"""
+    import subprocess
+
+    import core.store
+    from core.datasets import Example
+    from core.plan import PlanSettings, build_plan, save_plan
+    from core.train import runner
+    from core.train.events import encode
+    from core.train.runner import start_training
+    from tests.probed import ProbedModel
+
+    def stand_in(_path, run_id, *_args, **_kwargs):
+        line = encode(Done(run_id=run_id, status="done"))
+        code = f"import sys; sys.stdout.write({line!r} + chr(10))"
+        return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    monkeypatch.setattr(runner, "_start_worker", stand_in)
+
+    items = facts[0] + facts[1]
+    examples = [Example(it.example_id, it.question, it.answers, it.group, i, {}) for i, it in enumerate(items)]
+    project, probe = probed_project(
+        examples, {it.example_id: it.category for it in items}, model=ProbedModel.of_folder(tiny_folder, "tiny")
+    )
+    with project:
+        plan_id = save_plan(project, build_plan(project, probe, PlanSettings(mix="natural", dev_fraction=0.2)))
+    opened: list[str] = []
+    real = core.store.Project
+
+    def counting(path, *args, **kwargs):
+        opened.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(core.store, "Project", counting)
+    start_training(tmp_path / "p.knowmix", plan_id, fast_settings(epochs=1))
+    assert len(opened) == 1, opened
+
+
+def test_a_saved_plan_trains_the_model_its_probe_used(tmp_path, tiny_folder, facts, probed_project):
     """The whole path from a saved plan: items and model come from the store, the worker trains them."""
     import io
 
     from core.datasets import Example
-    from core.models import model_fingerprint, resolve_model
     from core.plan import PlanSettings, build_plan, load_plan, save_plan
     from core.train import worker
     from core.train.runner import outcome, prepare_run
-    from tests.scripted import FakeDataset
+    from tests.probed import ProbedModel
 
     all_items = facts[0] + facts[1]
     examples = [Example(it.example_id, it.question, it.answers, it.group, i, {}) for i, it in enumerate(all_items)]
     project_path = tmp_path / "p.knowmix"
-    with Project(project_path) as project:
-        ds = project.add_dataset(FakeDataset(examples, path="facts.jsonl"))
-        probe = project.create_probe_run(
-            dataset_id=ds,
-            pool_dataset_id=None,
-            model_spec=str(tiny_folder),
-            model_name="tiny",
-            model_path=str(tiny_folder),
-            model_fingerprint=model_fingerprint(resolve_model(str(tiny_folder))),  # the model it trains
-            backend="torch",
-            preset="paper",
-            settings="{}",
-            n_total=len(examples),
-        )
-        project.save_probe_results(
-            probe,
-            [
-                {
-                    "run_id": probe,
-                    "example_id": it.example_id,
-                    "group_name": it.group,
-                    "category": it.category,
-                    "p_greedy": 0.0,
-                    "p_sampled": 0.0,
-                    "greedy_correct": 0,
-                    "greedy_total": 10,
-                    "sampled_correct": 0,
-                    "sampled_total": 0,
-                    "greedy_answers": "[]",
-                    "sampled_answers": "[]",
-                    "exemplar_ids": "[]",
-                    "seconds": 0.0,
-                }
-                for it in all_items
-            ],
-            n_done=len(all_items),
-            seconds=0.0,
-        )
-        project.update_probe_run(probe, status="finished")
+    cats = {it.example_id: it.category for it in all_items}
+    # the probe asked the model it trains
+    project, probe = probed_project(examples, cats, model=ProbedModel.of_folder(tiny_folder, "tiny"))
+    with project:
         plan_id = save_plan(project, build_plan(project, probe, PlanSettings(mix="natural", dev_fraction=0.2)))
         plan = load_plan(project, plan_id)
 
     run_id = prepare_run(project_path, plan_id, fast_settings(epochs=1))
     with Project(project_path) as project:
         row = get_run(project, run_id)
-    assert row["plan_id"] == plan_id and row["model_path"] == str(tiny_folder) and row["status"] == "created"
-    assert (row["n_train"], row["n_dev"]) == (len(plan.train()), len(plan.dev()))
-    folder = Path(row["folder"])
+    assert row.plan_id == plan_id and row.model_path == str(tiny_folder) and row.status == "created"
+    assert (row.n_train, row.n_dev) == (len(plan.train()), len(plan.dev()))
+    folder = Path(row.folder)
     assert folder == tmp_path / "p-runs" / f"run-{run_id}"
     frozen = json.loads((folder / "plan.json").read_text())
     assert [d["example_id"] for d in frozen["dev"]] == [e.example_id for e in plan.dev()]
@@ -329,7 +333,7 @@ def test_worker_trains_an_adapter_that_loads_and_answers_trained_questions(tmp_p
         row = get_run(project, run_id)
         history = eval_history(project, run_id)
         losses = metric_series(project, run_id, "loss")
-    assert row["status"] == "done" and row["adapter_dir"] == str(folder / "final-adapter")
+    assert row.status == "done" and row.adapter_dir == folder / "final-adapter"
     assert [h["step"] for h in history] == [0, 100, 200, 300] and len(losses) == 300  # step 0: before training
     assert set(history[0]["fit"]) == set(CATS)
     # Figure 1's curves: the train-fit shares grow.
@@ -339,7 +343,7 @@ def test_worker_trains_an_adapter_that_loads_and_answers_trained_questions(tmp_p
     tok = AutoTokenizer.from_pretrained(str(tiny_folder))
     train = facts[0]
     base_answers = greedy_answers(AutoModelForCausalLM.from_pretrained(str(tiny_folder)).eval(), tok, train)
-    tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny_folder)), row["adapter_dir"]).eval()
+    tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny_folder)), str(row.adapter_dir)).eval()
     tuned_answers = greedy_answers(tuned, tok, train)
     right_before = sum(a == it.target for a, it in zip(base_answers, train))
     right_after = sum(a == it.target for a, it in zip(tuned_answers, train))
@@ -440,7 +444,7 @@ def test_step_0_records_the_base_models_dev_exact_match_and_is_never_the_best(tm
     base = [a.split("\n")[0] for a in greedy_answers(AutoModelForCausalLM.from_pretrained(str(tiny_folder)).eval(), tok, dev)]
     assert history[0]["dev_em"] == sum(dev_matcher(it)(a) for it, a in zip(dev, base)) / len(dev)
     assert [e["answer"] for e in evals[0]["dev_examples"]] == [a.strip() for a in base[: len(evals[0]["dev_examples"])]]
-    assert row["best_step"] > 0 and row["adapter_dir"]  # the stopping point is a trained adapter
+    assert row.best_step > 0 and row.adapter_dir  # the stopping point is a trained adapter
     # The report's dev curve starts at step 0 and its words say the score before training.
     from core.formats import percent
     from core.report.data import _training
@@ -486,7 +490,7 @@ def test_worker_reports_a_user_error_as_an_event(tmp_path, tiny_folder, facts):
     assert "chat template" in event["message"] and "traceback" not in event
     with Project(project_path) as project:
         row = get_run(project, run_id)
-    assert row["status"] == "failed" and "chat template" in row["error"]
+    assert row.status == "failed" and "chat template" in row.error
 
 
 # ---------------------------------------------------------------------------------- the worker process
@@ -516,16 +520,16 @@ def test_killed_run_resumes_from_its_checkpoint_with_the_same_data_order(tmp_pat
     assert not any(isinstance(e, Done) for e in seen)
     with Project(project_path) as project:
         row = get_run(project, run_id)
-    assert row["status"] == "crashed" and row["step"] >= 5
-    assert f"step {row['step']}" in str(err.value)
+    assert row.status == "crashed" and row.step >= 5
+    assert f"step {row.step}" in str(err.value)
 
     resumed: list = []
     outcome = resume_training(project_path, run_id, on_event=resumed.append)
     assert outcome.status == "done" and outcome.final_step == 50
     start = next(e for e in resumed if isinstance(e, Start))
-    assert start.resumed and start.start_step == row["step"]
+    assert start.resumed and start.start_step == row.step
     ref_losses, new_losses = step_losses(reference), step_losses(resumed)
-    assert sorted(new_losses) == list(range(row["step"] + 1, 51))
+    assert sorted(new_losses) == list(range(row.step + 1, 51))
     for step, loss in new_losses.items():
         assert loss == pytest.approx(ref_losses[step], rel=1e-4, abs=1e-6), step
     assert not any(isinstance(e, Eval) and e.step == 0 for e in resumed)  # step 0 was recorded: not redone
@@ -561,7 +565,7 @@ def test_cancel_stops_after_the_step_and_keeps_the_best_adapter(tmp_path, tiny_f
     state = json.loads((folder / "checkpoints" / "last" / "state.json").read_text())
     assert state["step"] == outcome.final_step  # a checkpoint at the step where it stopped
     with Project(project_path) as project:
-        assert get_run(project, run_id)["status"] == "cancelled"
+        assert get_run(project, run_id).status == "cancelled"
     assert progress and progress[-1].unit == "steps" and progress[-1].total == 200
 
 

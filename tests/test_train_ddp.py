@@ -97,7 +97,7 @@ def test_two_processes_train_like_one_and_resume_after_a_cancel(tmp_path, tiny_f
     resumed = next(e for e in second if isinstance(e, Start))
     assert resumed.resumed and resumed.start_step == cancelled.final_step
     with Project(project_path) as project:
-        assert get_run(project, run_id)["status"] == "done"
+        assert get_run(project, run_id).status == "done"
 
     one, two = step_losses(reference), {**step_losses(first), **step_losses(second)}
     assert sorted(two) == sorted(one) == list(range(1, 21))

@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
+from ..store.records import TrainRun
+
 _HASHES: dict[tuple[str, int, int], str] = {}  # (path, mtime_ns, size) -> sha256: hashed once per file version
 
 
@@ -37,11 +39,11 @@ def weights_sha256(adapter_dir: Any) -> str:
     return _HASHES[key]
 
 
-def current_adapter(run: dict) -> dict:
+def current_adapter(run: TrainRun) -> dict:
     """The adapter a check of ``run`` asks now: ``{"step": int | None, "sha256": str}``."""
     from .run import _adapter_step
 
-    adapter_dir = run.get("adapter_dir")
+    adapter_dir = str(run.adapter_dir) if run.adapter_dir else ""
     if not adapter_dir:
         from ..train.gguf_lora import _adapter_dir
 
@@ -61,7 +63,7 @@ def stored_adapter(check_row: dict) -> Optional[dict]:
     return adapter if isinstance(adapter, dict) else None
 
 
-def stale_words(check_row: dict, run: Optional[dict]) -> str:
+def stale_words(check_row: dict, run: Optional[TrainRun]) -> str:
     """Why a stored check is not the check of the run's current adapter ('' when it is), with the
     command that redoes it. A check made before adapters were recorded is judged by its step alone."""
     if run is None:

@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 from ..backends.base import Backend
 from ..errors import ProjectError, SettingsError
+from ..store.records import TrainRun
 from .types import CheckSettings
 
 
@@ -25,39 +26,39 @@ class CheckModels:
     n_threads: Optional[int] = None
 
 
-def _base_ref(run: dict) -> Any:
+def _base_ref(run: TrainRun) -> Any:
     from ..models import resolve_model
 
-    path = run.get("model_path")
-    if not path or not Path(str(path)).exists():
+    path = run.model_path or None
+    if not path or not Path(path).exists():
         raise ProjectError(
-            f"The base model of training run {run['id']} is not at {path} any more. Put it back, or check another run."
+            f"The base model of training run {run.id} is not at {path} any more. Put it back, or check another run."
         )
-    return resolve_model(str(path))
+    return resolve_model(path)
 
 
-def _uses_llama(run: dict, settings: CheckSettings) -> bool:
+def _uses_llama(run: TrainRun, settings: CheckSettings) -> bool:
     if settings.backend != "auto":
         return settings.backend == "llama.cpp"
-    return str(run.get("model_path") or "").lower().endswith(".gguf")
+    return run.model_path.lower().endswith(".gguf")
 
 
-def _backend_words(run: dict, settings: CheckSettings, given: Optional[Backend]) -> str:
+def _backend_words(run: TrainRun, settings: CheckSettings, given: Optional[Backend]) -> str:
     if given is not None:
         return given.name
     return "llama.cpp with the adapter as a GGUF LoRA" if _uses_llama(run, settings) else "torch with the peft adapter"
 
 
-def gguf_lora_for(run: dict) -> Path:
+def gguf_lora_for(run: TrainRun) -> Path:
     """The run's adapter as a GGUF LoRA in its folder, written once (again when the adapter is newer)."""
     from ..train.gguf_lora import ADAPTER_WEIGHTS, base_model_info, write_gguf_lora
 
-    adapter = Path(str(run["adapter_dir"]))
-    dest = Path(str(run.get("folder") or adapter.parent)) / "check" / f"{adapter.name}-lora.gguf"
+    adapter = Path(str(run.adapter_dir))
+    dest = (run.folder or adapter.parent) / "check" / f"{adapter.name}-lora.gguf"
     source = adapter / ADAPTER_WEIGHTS
     if not dest.is_file() or dest.stat().st_mtime < source.stat().st_mtime:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        write_gguf_lora(adapter, dest, base_model_info(str(run["model_path"])), name=f"run {run['id']}")
+        write_gguf_lora(adapter, dest, base_model_info(run.model_path), name=f"run {run.id}")
     return dest
 
 
@@ -77,18 +78,16 @@ def _load(cp: Any, settings: Optional[CheckSettings], isolate: bool, n_threads: 
         raise SettingsError(f"{ref.path} is not a GGUF file, so llama.cpp cannot check it; use --backend torch.")
     fingerprint = model_fingerprint(ref) if use_llama else ""
     if settings is None:
-        on_status(
-            f"Loading the base model {run.get('model_name') or ref.display_name} ({name}) for the answers before training ..."
-        )
+        on_status(f"Loading the base model {run.model_name or ref.display_name} ({name}) for the answers before training ...")
         return load_backend(ref, name, isolate=isolate, **load_options(name, fingerprint, n_threads=n_threads))
-    on_status(f"Loading {run.get('model_name') or ref.display_name} with the adapter of training run {run['id']} ({name}) ...")
+    on_status(f"Loading {run.model_name or ref.display_name} with the adapter of training run {run.id} ({name}) ...")
     if use_llama:
         lora = gguf_lora_for(run)
         # the prompt cache is keyed by the fingerprint: the base model with this adapter file is another model
         digest = hashlib.sha256(f"{fingerprint}|{lora.stat().st_size}|{os.path.getmtime(lora)}".encode()).hexdigest()
         options = load_options(name, digest, n_threads=n_threads, extra={"lora_path": str(lora)})
     else:
-        options = load_options(name, extra={"adapter": str(run["adapter_dir"])})
+        options = load_options(name, extra={"adapter": str(run.adapter_dir)})
     return load_backend(ref, name, isolate=isolate, **options)
 
 

@@ -21,6 +21,7 @@ from ..jobs import CancelToken, ProgressCallback, RateMeter, no_progress
 from ..probe import ProbeJob, ProbeSettings, categorize, draw_exemplar_sets, probe_examples, qa_prompt, zero_shot_messages
 from ..scoring import normalize_answer
 from ..store import checks as _store
+from ..store.records import ProbeRun, TrainRun
 from .adapter_id import current_adapter, stale_words
 from .estimate import pass_meter
 from .models import CheckModels, _backend_words, _load, _load_judge
@@ -33,9 +34,9 @@ BATCH = 16  # questions per saved batch
 class CheckPlan:
     """What a check of one training run will ask, and roughly what it costs."""
 
-    train_run: dict
+    train_run: TrainRun
     plan: Any
-    probe_run: dict
+    probe_run: ProbeRun
     probe_settings: ProbeSettings
     questions: dict[str, list[Example]]  # split -> examples, in file order
     before: dict[str, dict]  # example id -> the first probe's result (category, p_greedy)
@@ -58,9 +59,9 @@ def plan_check(project: Any, train_run_id: Optional[int] = None, settings: Optio
     settings = settings or CheckSettings()
     settings.validate()
     row = exportable_run(project, train_run_id)
-    if row.get("plan_id") is None:
-        raise ProjectError(f"Training run {row['id']} has no plan, so there is nothing to compare it with.")
-    plan = load_plan(project, int(row["plan_id"]))
+    if row.plan_id is None:
+        raise ProjectError(f"Training run {row.id} has no plan, so there is nothing to compare it with.")
+    plan = load_plan(project, row.plan_id)
     probe_run, probe_settings, questions, before = _questions(project, plan, settings)
     generations, seconds = _cost(project, probe_run, probe_settings, questions, settings)
     return CheckPlan(
@@ -88,14 +89,14 @@ def plan_cost_text(project: Any, plan_id: int, settings: Optional[CheckSettings]
 
 def _questions(
     project: Any, plan: Any, settings: CheckSettings
-) -> tuple[dict, ProbeSettings, dict[str, list[Example]], dict[str, dict]]:
+) -> tuple[ProbeRun, ProbeSettings, dict[str, list[Example]], dict[str, dict]]:
     """The first probe's run and settings, the questions of each split, and the first probe's results."""
     from ..plan.sampling import tiebreak
 
     probe_run = project.probe_run(plan.probe_run_id)
-    probe_settings = ProbeSettings.from_json(probe_run["settings"])
-    examples = {ex.id: ex for ex in project.examples(probe_run["dataset_id"])}
-    before = {r["example_id"]: r for r in project.probe_results(int(probe_run["id"]))}
+    probe_settings = ProbeSettings.from_json(probe_run.settings_json)
+    examples = {ex.id: ex for ex in project.examples(probe_run.dataset_id)}
+    before = {r["example_id"]: r for r in project.probe_results(probe_run.id)}
     questions: dict[str, list[Example]] = {}
     for split in ("test", "dev"):
         questions[split] = [examples[e.example_id] for e in plan.examples if e.split == split and e.example_id in examples]
@@ -111,7 +112,7 @@ def _questions(
 
 
 def _cost(
-    project: Any, probe_run: dict, probe_settings: ProbeSettings, questions: dict[str, list[Example]], settings: CheckSettings
+    project: Any, probe_run: ProbeRun, probe_settings: ProbeSettings, questions: dict[str, list[Example]], settings: CheckSettings
 ) -> tuple[int, Optional[float]]:
     """Answers a check asks for, and seconds at the first probe's speed (None when it has none).
 
@@ -121,7 +122,7 @@ def _cost(
     probe_cost = n_sets + (n_sets * probe_settings.samples_per_set if settings.full else 0)
     n = sum(len(v) for v in questions.values())
     generations = n * (2 + probe_cost) + len(questions.get("ood") or []) * probe_cost
-    speed = _store.probe_speed(project, int(probe_run["id"]))
+    speed = _store.probe_speed(project, probe_run.id)
     return generations, (generations * speed + 20 if speed else None)  # + loading two models
 
 
@@ -185,7 +186,7 @@ def run_check(
     settings = settings or CheckSettings()
     cp = plan_check(project, train_run_id, settings)
     run = cp.train_run
-    run_id = int(run["id"])
+    run_id = run.id
     # the adapter asked is part of the identity: a resumed run's new adapter starts a new check
     ident = check_identity(settings, current_adapter(run))
     row = _store.find_check(project, run_id, ident)
@@ -202,7 +203,7 @@ def run_check(
             {
                 "train_run_id": run_id,
                 "plan_id": cp.plan.id,
-                "probe_run_id": int(cp.probe_run["id"]),
+                "probe_run_id": cp.probe_run.id,
                 "settings": ident,
                 "backend": backend_words,
                 "adapter": _adapter_words(run),
@@ -437,26 +438,19 @@ def _category(result: dict, full: bool) -> str:
 def _exemplars(project: Any, cp: CheckPlan) -> tuple[list[Example], dict[str, list[list[str]]], bool]:
     """The first probe's pool and exemplar sets, so the check asks with the same prompts."""
     run = cp.probe_run
-    sets, _ = project.exemplar_sets(int(run["id"]))
-    pool_id = run.get("pool_dataset_id")
-    pool = project.examples(int(pool_id)) if pool_id is not None else project.examples(int(run["dataset_id"]))
+    sets, _ = project.exemplar_sets(run.id)
+    pool_id = run.pool_dataset_id
+    pool = project.examples(pool_id) if pool_id is not None else project.examples(int(run.dataset_id or 0))
     return pool, sets, pool_id is None
 
 
-def _adapter_words(run: dict) -> str:
-    from ..train.runs import keeps_final_adapter, stopping_rule
-
-    final = keeps_final_adapter(stopping_rule(run), str(run.get("status")))
+def _adapter_words(run: TrainRun) -> str:
     step = _adapter_step(run)
-    return f"final step {step}" if final else f"best dev step {step}"
+    return f"final step {step}" if run.keeps_final else f"best dev step {step}"
 
 
-def _adapter_step(run: dict) -> Optional[int]:
-    from ..train.runs import keeps_final_adapter, stopping_rule
-
-    final = keeps_final_adapter(stopping_rule(run), str(run.get("status")))
-    step = run.get("final_step") if final else run.get("best_step")
-    return int(step) if step is not None else None
+def _adapter_step(run: TrainRun) -> Optional[int]:
+    return run.final_step if run.keeps_final else run.best_step
 
 
 # -- the report -------------------------------------------------------------------------------------------------
@@ -568,7 +562,7 @@ def _with_staleness(project: Any, rows: Sequence[dict]) -> list[CheckReport]:
     from ..train.model_match import run_other_model_words
     from ..train.runs import list_runs
 
-    runs = {int(r["id"]): r for r in list_runs(project)}
+    runs = {r.id: r for r in list_runs(project)}
     out = []
     for row in rows:
         report = CheckReport.from_row(row)

@@ -10,6 +10,7 @@ from ..errors import ProjectError, SettingsError
 from ..formats import percent
 from ..probe import ProbeSettings
 from ..store import results as _results
+from ..store.records import PROBE_CANCELLED, PROBE_FAILED, PROBE_FINISHED, PROBE_RUNNING, ProbeRun
 from .mixes import IDK_ANSWER
 from .ood import check_ood
 from .sampling import apportion, example_id, round_half_up, sample
@@ -52,11 +53,11 @@ def build_plan(project: Any, probe_run_id: Optional[int] = None, settings: PlanS
         )
     plan = Plan(
         id=None,
-        probe_run_id=int(run["id"]),
+        probe_run_id=run.id,
         settings=settings,
         examples=rows,
-        dataset_id=int(run["dataset_id"]),
-        model_name=str(run.get("model_name") or ""),
+        dataset_id=int(run.dataset_id or 0),
+        model_name=run.model_name,
         probe_settings=probe_settings_of(run),
         test_skipped=test_skipped,
     )
@@ -64,40 +65,42 @@ def build_plan(project: Any, probe_run_id: Optional[int] = None, settings: PlanS
     return plan
 
 
-def probe_settings_of(run: dict) -> Optional[ProbeSettings]:
+def probe_settings_of(run: ProbeRun) -> Optional[ProbeSettings]:
     """The probe run's settings, or None when they no longer parse (a plan still reads without them)."""
     try:
-        return ProbeSettings.from_json(run.get("settings"))
+        return ProbeSettings.from_json(run.settings_json or None)
     except SettingsError:
         return None
 
 
-def _finished_run(project: Any, probe_run_id: Optional[int]) -> tuple[dict, dict[str, tuple[str, str]]]:
+def _finished_run(project: Any, probe_run_id: Optional[int]) -> tuple[ProbeRun, dict[str, tuple[str, str]]]:
     """The probe run and ``{example_id: (category, group)}``; ``ProjectError`` unless it finished with questions."""
     run = project.probe_run(probe_run_id)
-    results = _results.categories(project, int(run["id"]))
-    n_total = int(run.get("n_total") or 0)
+    results = _results.categories(project, run.id)
+    n_total = run.n_total
     if n_total == 0 and not results:
         raise ProjectError(
-            f"Probe run {run['id']} has no questions, so there is nothing to plan. Probe a dataset with questions first."
+            f"Probe run {run.id} has no questions, so there is nothing to plan. Probe a dataset with questions first."
         )
-    if run.get("status") != "finished" or len(results) < n_total:
-        state = {"cancelled": "was cancelled", "failed": "failed", "running": "is still running or was interrupted"}.get(
-            str(run.get("status")), f"is {run.get('status')}"
-        )
+    if run.status != PROBE_FINISHED or len(results) < n_total:
+        state = {
+            PROBE_CANCELLED: "was cancelled",
+            PROBE_FAILED: "failed",
+            PROBE_RUNNING: "is still running or was interrupted",
+        }.get(run.status, f"is {run.status}")
         raise ProjectError(
-            f"Probe run {run['id']} is not finished: {len(results)} of {n_total} questions probed (the run {state}). "
+            f"Probe run {run.id} is not finished: {len(results)} of {n_total} questions probed (the run {state}). "
             "Resume the probe (run the same probe again; finished questions are kept) and plan when it is done."
         )
     return run, results
 
 
-def _plan_rows(project: Any, run: dict, results: dict[str, tuple[str, str]], settings: PlanSettings) -> list[PlanExample]:
+def _plan_rows(project: Any, run: ProbeRun, results: dict[str, tuple[str, str]], settings: PlanSettings) -> list[PlanExample]:
     """Every row of the dataset in file order: the probed ones with a result, not yet placed in a
     split, and the not-probed ones already ``kept`` or ``left-out`` as the settings say."""
     items: list[PlanExample] = []
     n_probed = 0
-    for ex in project.examples(run["dataset_id"], status=None):
+    for ex in project.examples(run.dataset_id, status=None):
         if ex.status != PROBED:
             items.append(_not_probed(ex, settings))
             continue
@@ -121,7 +124,7 @@ def _plan_rows(project: Any, run: dict, results: dict[str, tuple[str, str]], set
         n_probed += 1
     if not n_probed:
         raise ProjectError(
-            f"Probe run {run['id']} has results, but none matches a question of its dataset; the project may be "
+            f"Probe run {run.id} has results, but none matches a question of its dataset; the project may be "
             "damaged. Probe the dataset again."
         )
     return items

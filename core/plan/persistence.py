@@ -13,6 +13,7 @@ from typing import Any, Optional
 from ..datasets.types import NOT_PROBED, PROBED
 from ..errors import ProjectError
 from ..store import plans as _store
+from ..store.records import ProbeRun
 from .build import probe_settings_of
 from .settings import PlanSettings
 from .types import NOT_PROBED_SPLITS, Plan, PlanExample
@@ -89,10 +90,11 @@ def load_plan(project: Any, plan_id: Optional[int] = None) -> Plan:
         )
         for r in _store.plan_example_rows(project, int(p["id"]), p["dataset_id"])
     ]
+    run: Optional[ProbeRun]
     try:
         run = project.probe_run(p["probe_run_id"])
     except ProjectError:
-        run = {}
+        run = None
     return Plan(
         id=int(p["id"]),
         probe_run_id=int(p["probe_run_id"]),
@@ -100,8 +102,8 @@ def load_plan(project: Any, plan_id: Optional[int] = None) -> Plan:
         examples=examples,
         dataset_id=p["dataset_id"],
         name=p["name"] or "",
-        model_name=str(run.get("model_name") or ""),
-        probe_settings=probe_settings_of(run) if run else None,
+        model_name=run.model_name if run is not None else "",
+        probe_settings=probe_settings_of(run) if run is not None else None,
         created_at=p["created_at"],
         test_skipped=str(_json(p.get("counts")).get("test_skipped") or ""),
     )
@@ -134,7 +136,7 @@ def _multi_answer_ids(project: Any, row: dict) -> set[str]:
 
     if row.get("dataset_id") is None or row.get("probe_run_id") is None:
         return set()
-    return set(multi_answer_ids(project, {"id": row["probe_run_id"], "dataset_id": row["dataset_id"]}))
+    return set(multi_answer_ids(project, int(row["probe_run_id"]), int(row["dataset_id"])))
 
 
 def list_plans(project: Any) -> list[dict]:
@@ -154,13 +156,13 @@ def latest_plan_id(project: Any, probe_run_id: int) -> Optional[int]:
 # --------------------------------------------------------------------------- which model
 
 
-def probe_model_spec(probe_run: dict) -> Optional[str]:
+def probe_model_spec(probe_run: ProbeRun) -> Optional[str]:
     """The model a probe run used, as ``resolve_model`` takes it: "default" for the built-in model,
     else its file or folder (its spec when no path was recorded); None when the run says nothing."""
-    spec = str(probe_run.get("model_spec") or "").strip()
+    spec = probe_run.model_spec.strip()
     if spec.lower() == "default":
         return "default"
-    return probe_run.get("model_path") or spec or None
+    return probe_run.model_path or spec or None
 
 
 def plan_model(project: Any, plan_id: Optional[int]) -> Optional[str]:

@@ -13,6 +13,7 @@ from ..datasets import Example
 from ..errors import Cancelled, ModelCrashed
 from ..jobs import CancelToken, ProgressCallback, no_progress
 from ..server_sessions import session_note, with_sessions
+from ..store.records import PROBE_CANCELLED, PROBE_FAILED, PROBE_FINISHED, PROBE_RUNNING, ProbeRun
 from .batches import ProbeJob, probe_examples
 from .exemplars import draw_exemplar_sets, short_prompt_notes
 from .loading import load_model_backend
@@ -54,7 +55,7 @@ class ClaimedProbe:
 
     project: Any
     request: ProbeRequest
-    run: Optional[dict]  # the stored run when resumed, None when just created
+    run: Optional[ProbeRun]  # the stored run when resumed, None when just created
     run_id: int
     sets: dict[str, list[list[str]]]
     notes: dict[str, str]
@@ -87,17 +88,17 @@ class ClaimedProbe:
         done_ids = project.done_example_ids(run_id)
         todo = [ex for ex in self.examples if ex.id not in done_ids]
         resumed_from = len(done_ids)
-        prior_seconds = float((run or {}).get("seconds") or 0.0)
+        prior_seconds = run.seconds if run is not None else 0.0
         if not todo:
-            if (run or {}).get("status") != "finished":
-                project.update_probe_run(run_id, status="finished", n_done=len(done_ids), finished_at=time.time())
+            if run is None or run.status != PROBE_FINISHED:
+                project.update_probe_run(run_id, status=PROBE_FINISHED, n_done=len(done_ids), finished_at=time.time())
             return self.outcome("already finished", len(done_ids), resumed_from, prior_seconds)
         if resumed_from:
             self.on_status(f"Resuming probe run {run_id}: {resumed_from} of {len(self.examples)} examples already done.")
         backend, judge_backend = self._load(resumed_from)
         own_backend, own_judge = self.backend is None, self.judge_backend is None and judge_backend is not None
-        note = session_note(str((run or {}).get("note") or ""), backend.info.extra)
-        project.update_probe_run(run_id, status="running", note=note)
+        note = session_note(run.note if run is not None else "", backend.info.extra)
+        project.update_probe_run(run_id, status=PROBE_RUNNING, note=note)
         t0 = time.monotonic()
         state = {"done": resumed_from}
 
@@ -121,12 +122,12 @@ class ClaimedProbe:
                 _calibrate_judge(self, judge_backend or backend)
             probe_examples(backend, todo, self.pool, self.settings, self.sets, job)
         except Cancelled:
-            project.update_probe_run(run_id, status="cancelled")
-            return self.outcome("cancelled", state["done"], resumed_from, prior_seconds + time.monotonic() - t0)
+            project.update_probe_run(run_id, status=PROBE_CANCELLED)
+            return self.outcome(PROBE_CANCELLED, state["done"], resumed_from, prior_seconds + time.monotonic() - t0)
         except BaseException as exc:
             told = _crash_told(exc, state["done"], len(self.examples)) if isinstance(exc, ModelCrashed) else exc
             try:
-                project.update_probe_run(run_id, status="failed", note=with_sessions(note, str(told)[:500]))
+                project.update_probe_run(run_id, status=PROBE_FAILED, note=with_sessions(note, str(told)[:500]))
             except Exception:
                 pass
             if told is not exc:
@@ -138,8 +139,8 @@ class ClaimedProbe:
             if own_judge and judge_backend is not None:
                 judge_backend.close()
         seconds = prior_seconds + time.monotonic() - t0
-        project.update_probe_run(run_id, status="finished", finished_at=time.time(), seconds=seconds, n_done=state["done"])
-        return self.outcome("finished", state["done"], resumed_from, seconds)
+        project.update_probe_run(run_id, status=PROBE_FINISHED, finished_at=time.time(), seconds=seconds, n_done=state["done"])
+        return self.outcome(PROBE_FINISHED, state["done"], resumed_from, seconds)
 
     def _load(self, resumed_from: int) -> tuple[Backend, Optional[Backend]]:
         """The probed model and the judge: the given ones, or loaded here (closed again on failure)."""
@@ -248,7 +249,7 @@ def run_probe(
             )
             project.save_exemplar_sets(run_id, sets, notes)
         else:
-            run_id = run["id"]
+            run_id = run.id
             sets, notes = project.exemplar_sets(run_id)
         project.claim_probe_run(run_id)
     claim = ClaimedProbe(
@@ -283,7 +284,7 @@ def _calibrate_judge(claim: ClaimedProbe, judge: Backend) -> None:
     the run and shown; a judge above the false-yes limit is refused with its figure."""
     from ..scoring.judge import Calibration, calibrate
 
-    stored = (claim.run or {}).get("judge_calibration") or ""
+    stored = claim.run.judge_calibration if claim.run is not None else ""
     if stored:
         data = json.loads(stored)
         cal = Calibration(int(data["n_right"]), int(data["yes_right"]), int(data["n_wrong"]), int(data["yes_wrong"]))

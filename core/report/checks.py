@@ -10,7 +10,7 @@ the same numbers with the same words.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from ..categories import (
     CATEGORIES,
@@ -25,6 +25,9 @@ from ..categories import (
     split_title,
 )
 from ..formats import percent
+
+if TYPE_CHECKING:  # pragma: no cover - typing only: importing the store loads SQLite
+    from ..store.records import TrainRun
 
 NOT_KNOWN_COLOR = "#9e9e9e"
 AFTER_COLORS = {**CATEGORY_COLORS, NOT_KNOWN: NOT_KNOWN_COLOR}
@@ -112,16 +115,15 @@ def error_rows(split: Any, limit: Optional[int] = None) -> list[dict]:
 # --------------------------------------------------------------------------- several runs
 
 
-def stopping_words(run: Optional[dict]) -> str:
-    from ..train.runs import stopping_rule
+def stopping_words(run: Optional["TrainRun"]) -> str:
+    from ..store.records import CONVERGENCE
 
     if run is None:
         return "-"
-    rule = stopping_rule(run)
-    return "convergence (every epoch, final step kept)" if rule == "convergence" else "early stop (best dev step kept)"
+    return "convergence (every epoch, final step kept)" if run.stopping == CONVERGENCE else "early stop (best dev step kept)"
 
 
-def run_title(run: Optional[dict], report: Any) -> str:
+def run_title(run: Optional["TrainRun"], report: Any) -> str:
     return f"Training run {report.train_run_id}"
 
 
@@ -135,7 +137,7 @@ def comparison_split(report: Any) -> Optional[Any]:
     return report.splits.get("test") or report.splits.get("dev")
 
 
-def compare(items: Sequence[tuple[Optional[dict], Any]]) -> Comparison:
+def compare(items: Sequence[tuple[Optional["TrainRun"], Any]]) -> Comparison:
     """Side by side, one column per training run: its mix, stopping rule, adapter, exact match on the test
     split before and after, new errors (count and share), fixed, and the Known -> not known transitions.
     ``items``: ``(train run row or None, CheckReport)``. A check without a test split uses its dev split

@@ -12,16 +12,19 @@ import datetime as _dt
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import ProjectError, SettingsError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only (the store is imported inside the functions)
+    from ..store.records import ProbeRun, TrainRun
 
 
 @dataclass
 class ProbeData:
     """One probe run with its dataset, pool and category counts."""
 
-    run: dict
+    run: ProbeRun
     overall: dict[str, int]  # {category: count} over every probed question
     groups: dict[str, dict[str, int]]  # {group: {category: count}}
     settings: Any  # ProbeSettings, or None when the stored settings no longer parse
@@ -42,25 +45,27 @@ class ProbeData:
 
     @property
     def n_total(self) -> int:
-        return int(self.run.get("n_total") or 0)
+        return self.run.n_total
 
     @property
     def status(self) -> str:
-        return str(self.run.get("status") or "unknown")
+        return self.run.status or "unknown"
 
     @property
     def unfinished(self) -> bool:
-        return self.status != "finished" or self.n_probed < self.n_total
+        from ..store.records import PROBE_FINISHED
+
+        return self.status != PROBE_FINISHED or self.n_probed < self.n_total
 
 
 @dataclass
 class TrainingData:
-    """One training run with its curves and where it stopped (``core.train.runs.stopping_point``)."""
+    """One training run with its curves and where it stopped (``TrainRun.stopping_point``)."""
 
-    row: dict
+    row: TrainRun
     loss: list[tuple[float, float]]  # (step, loss), finite values only
     history: list[dict]  # every evaluation: step, epoch, dev_em, fit {...}, fit_all
-    point: Optional[dict]  # a core.train.runs.StoppingPoint, None before the first evaluation
+    point: Optional[dict]  # a core.store.records.StoppingPoint, None before the first evaluation
     note: str = ""  # set when the run is not from the plan shown
 
 
@@ -74,7 +79,7 @@ class ReportData:
     training: Optional[TrainingData] = None
     ids: dict[str, Optional[int]] = field(default_factory=dict)  # probe, plan, train: what the report covers
     checks: list = field(default_factory=list)  # the latest finished check of each training run (core.check.CheckReport)
-    check_runs: dict = field(default_factory=dict)  # {training run id: its train_runs row}, for the checks' runs
+    check_runs: dict = field(default_factory=dict)  # {training run id: its TrainRun}, for the checks' runs
     project_path: str = ""
 
 
@@ -88,12 +93,12 @@ def gather(
     from ..train.runs import get_run
 
     train_row = get_run(project, train_run_id) if train_run_id is not None else None
-    if plan_id is None and train_row is not None and train_row.get("plan_id") is not None:
-        plan_id = int(train_row["plan_id"])
+    if plan_id is None and train_row is not None and train_row.plan_id is not None:
+        plan_id = train_row.plan_id
     if probe_run_id is None and plan_id is not None:
         probe_run_id = plan_row(project, plan_id).get("probe_run_id")
     probe = _probe(project, project.probe_run(probe_run_id))
-    run_id = int(probe.run["id"])
+    run_id = probe.run.id
     data = ReportData(project_name=Path(project.path).name, generated=_dt.datetime.now(), probe=probe)
     plan_id = plan_id if plan_id is not None else _latest_plan_id(project, run_id)
     if plan_id is not None:
@@ -111,7 +116,7 @@ def gather(
     data.ids = {
         "probe": run_id,
         "plan": data.plan.id if data.plan is not None else None,
-        "train": train_row["id"] if train_row is not None else None,
+        "train": train_row.id if train_row is not None else None,
     }
     return data
 
@@ -128,29 +133,29 @@ def _latest_train_run_id(project: Any, plan_id: int) -> Optional[int]:
     return latest_run_id(project, plan_id)
 
 
-def _probe(project: Any, run: dict) -> ProbeData:
+def _probe(project: Any, run: ProbeRun) -> ProbeData:
     from ..store import results
 
     overall, groups, settings = _breakdown(project, run)
-    bins, missing = results.p_greedy_bins(project, int(run["id"]))
+    bins, missing = results.p_greedy_bins(project, run.id)
     return ProbeData(
         run=run,
         overall=overall,
         groups=groups,
         settings=settings,
-        dataset=_dataset_row(project, run.get("dataset_id")),
-        pool=_dataset_row(project, run.get("pool_dataset_id")),
+        dataset=_dataset_row(project, run.dataset_id),
+        pool=_dataset_row(project, run.pool_dataset_id),
         p_greedy_bins=bins,
         p_greedy_missing=missing,
-        unprobed=_unprobed(project, run.get("dataset_id")),
+        unprobed=_unprobed(project, run.dataset_id),
         multi_answer=_multi_answer(project, run),
-        exemplar_notes=project.exemplar_sets(int(run["id"]))[1],
-        exemplar_swaps=results.swap_counts(project, int(run["id"])),
-        p_sampled=results.p_sampled_means(project, int(run["id"])),
+        exemplar_notes=project.exemplar_sets(run.id)[1],
+        exemplar_swaps=results.swap_counts(project, run.id),
+        p_sampled=results.p_sampled_means(project, run.id),
     )
 
 
-def _multi_answer(project: Any, run: dict) -> dict[str, int]:
+def _multi_answer(project: Any, run: ProbeRun) -> dict[str, int]:
     from ..summary import multi_answer_counts
 
     return multi_answer_counts(project, run)
@@ -167,15 +172,15 @@ def _unprobed(project: Any, dataset_id: Optional[int]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
 
 
-def _breakdown(project: Any, run: dict) -> tuple[dict[str, int], dict[str, dict[str, int]], Any]:
+def _breakdown(project: Any, run: ProbeRun) -> tuple[dict[str, int], dict[str, dict[str, int]], Any]:
     """``(overall, groups, settings or None)``; settings that no longer parse do not break the report."""
     from ..summary import breakdown
 
     try:
-        b = breakdown(project, run["id"])
+        b = breakdown(project, run.id)
         return b.overall, b.groups, b.settings
     except (SettingsError, TypeError, ValueError):
-        groups = project.category_counts(run["id"])
+        groups = project.category_counts(run.id)
         overall: dict[str, int] = {}
         for counts in groups.values():
             for c, n in counts.items():
@@ -192,21 +197,21 @@ def _dataset_row(project: Any, dataset_id: Optional[int]) -> Optional[dict]:
         return None
 
 
-def _training(project: Any, row: dict, plan: Any) -> TrainingData:
-    from ..train.runs import eval_history, metric_series, stopping_point
+def _training(project: Any, row: TrainRun, plan: Any) -> TrainingData:
+    from ..train.runs import eval_history, metric_series
 
-    run_id = int(row["id"])
+    run_id = row.id
     history = eval_history(project, run_id)
     loss = [(float(step), value) for step, _epoch, value in metric_series(project, run_id, "loss") if math.isfinite(value)]
     note = ""
-    if plan is not None and row.get("plan_id") != plan.id:
-        made_from = f"plan {row['plan_id']}" if row.get("plan_id") is not None else "items given directly"
-        note = f"Training run {row['id']} was made from {made_from}, not from plan {plan.id} shown above."
-    point = stopping_point(row, history)
+    if plan is not None and row.plan_id != plan.id:
+        made_from = f"plan {row.plan_id}" if row.plan_id is not None else "items given directly"
+        note = f"Training run {row.id} was made from {made_from}, not from plan {plan.id} shown above."
+    point = row.stopping_point(history)
     return TrainingData(row=row, loss=loss, history=history, point=dict(point) if point is not None else None, note=note)
 
 
-def _checks(project: Any, data: ReportData, train_row: Optional[dict]) -> None:
+def _checks(project: Any, data: ReportData, train_row: Optional[TrainRun]) -> None:
     """The latest finished check of every training run (the report shows the one of its training run,
     or the latest, and compares them when there are several), with their runs' rows."""
     from ..check import list_checks

@@ -13,13 +13,16 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..categories import CATEGORIES, ordered_categories
 from ..formats import duration_words as duration  # the report's words ("3 min 05 s")
 from . import charts
 from .charts import CATEGORY_COLORS, pct
 from .data import ProbeData
+
+if TYPE_CHECKING:  # pragma: no cover - typing only: importing the store loads SQLite (see data.py)
+    from ..store.records import TrainRun
 
 MAX_GROUP_BARS = 80  # more groups than this: the chart shows the largest, the table lists all
 
@@ -80,40 +83,44 @@ def legend(categories: Any = CATEGORIES) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------- probe
 
 
-_UNFINISHED = {
-    "running": "is still running, or was stopped before it finished",
-    "cancelled": "was cancelled",
-    "failed": "failed",
-    "finished": "is marked finished but has fewer results than questions",
-}
+def _unfinished_words(status: str) -> str:
+    """Why an unfinished probe run is not finished, by its status."""
+    from ..store.records import PROBE_CANCELLED, PROBE_FAILED, PROBE_FINISHED, PROBE_RUNNING
+
+    return {
+        PROBE_RUNNING: "is still running, or was stopped before it finished",
+        PROBE_CANCELLED: "was cancelled",
+        PROBE_FAILED: "failed",
+        PROBE_FINISHED: "is marked finished but has fewer results than questions",
+    }.get(status, f"is {status}")
 
 
 def probe_view(probe: ProbeData) -> dict:
     run = probe.run
     rows = [
-        kv("Probe run", run.get("id")),
-        kv("Model", run.get("model_name") or run.get("model_spec") or "-"),
-        kv("Model path", run.get("model_path") or "-"),
-        kv("Backend", run.get("backend") or "-"),
-        kv("Model fingerprint", run.get("model_fingerprint") or "-", code=True),
+        kv("Probe run", run.id),
+        kv("Model", run.model_name or run.model_spec or "-"),
+        kv("Model path", run.model_path or "-"),
+        kv("Backend", run.backend or "-"),
+        kv("Model fingerprint", run.model_fingerprint or "-", code=True),
     ]
     rows += _dataset_rows(probe) + [_budget_row(probe.settings)]
     rows += [
         kv("Status", probe.status),
         kv("Questions probed", f"{probe.n_probed} of {probe.n_total}"),
-        kv("Time", duration(run.get("seconds"))),
-        kv("Started", when(run.get("created_at"))),
-        kv("Finished", when(run.get("finished_at"))),
+        kv("Time", duration(run.seconds)),
+        kv("Started", when(run.created_at)),
+        kv("Finished", when(run.finished_at)),
     ]
-    if run.get("note"):
-        rows.append(kv("Note", run.get("note")))
+    if run.note:
+        rows.append(kv("Note", run.note))
     return {
         "unfinished": probe.unfinished,
         "n_probed": probe.n_probed,
         "n_total": probe.n_total,
-        "why_unfinished": _UNFINISHED.get(probe.status, f"is {probe.status}"),
+        "why_unfinished": _unfinished_words(probe.status),
         "rows": rows,
-        "settings": settings_view(run.get("settings")),
+        "settings": settings_view(run.settings_json),
     }
 
 
@@ -129,7 +136,7 @@ def _dataset_rows(probe: ProbeData) -> list[Row]:
             kv("Dataset content sha256", ds.get("content_sha256") or "-", code=True),
         ]
     else:
-        rows = [kv("Dataset", f"dataset {probe.run.get('dataset_id')} (not found in the project)")]
+        rows = [kv("Dataset", f"dataset {probe.run.dataset_id} (not found in the project)")]
     if pool is not None:
         rows += [
             kv("Exemplar pool", f"{pool.get('name')} ({pool.get('n_examples')} questions) at {pool.get('path')}"),
@@ -227,7 +234,7 @@ def breakdown_view(probe: ProbeData) -> dict:
 
 def no_plan_text(probe: ProbeData) -> str:
     """Why there is no plan section, and which step makes one."""
-    run_id = probe.run["id"]
+    run_id = probe.run.id
     if probe.unfinished:
         why = (
             f"the probe is not finished ({probe.n_probed} of {probe.n_total} questions probed). Resume the "
@@ -290,7 +297,7 @@ MAX_LINE_POINTS = 400  # longer series are averaged into this many points
 @dataclass(frozen=True)
 class _Kept:
     """Which adapter the run keeps and how the report words its dashed line, from the one rule
-    (``core.train.runs.keeps_final_adapter``, which the training loop follows too).
+    (``TrainRun.keeps_final``, ``core.store.records.keeps_final_adapter``, which the training loop follows too).
 
     ``case``: "early" (an EARLY_STOP run: the best dev step is the stopping point), "final" (a finished
     CONVERGENCE run: it keeps its last step), "to-final" (a CONVERGENCE run still on its way to its last
@@ -301,16 +308,14 @@ class _Kept:
     case: str
 
     @classmethod
-    def of(cls, row: dict, point: Optional[dict]) -> "_Kept":
-        from ..train.runs import CANCELLED, CRASHED, FAILED, keeps_final_adapter, stopping_rule
-        from ..train.settings import CONVERGENCE
+    def of(cls, row: "TrainRun", point: Optional[dict]) -> "_Kept":
+        from ..store.records import CANCELLED, CONVERGENCE, CRASHED, FAILED
 
-        rule, status = stopping_rule(row), str(row.get("status"))
-        if rule != CONVERGENCE:
+        if row.stopping != CONVERGENCE:
             return cls("early")
-        if keeps_final_adapter(rule, status):
+        if row.keeps_final:
             return cls("final" if point is not None and point["final"] else "to-final")
-        return cls("stopped" if status in (CANCELLED, FAILED, CRASHED) else "to-final")  # else created or running
+        return cls("stopped" if row.status in (CANCELLED, FAILED, CRASHED) else "to-final")  # else created or running
 
     def label(self) -> str:
         """The dashed line's label above each chart."""
@@ -356,22 +361,6 @@ class _Kept:
         }.get(self.case, "this convergence run stopped before its last step, so it keeps the adapter of the best one so far")
 
 
-def _stop_words(reason: Any, final: bool) -> str:
-    """The run's stop reason in words; "max_epochs" depends on the rule, since it decides the adapter kept."""
-    if reason == "max_epochs":
-        if final:
-            return "trained every epoch (convergence); the adapter of the last step is kept"
-        return "trained every epoch (dev exact match never stopped improving for long); the best dev evaluation is kept"
-    return (
-        {
-            "early_stop": "stopped early: dev exact match stopped improving (the paper's EARLY_STOP)",
-            "cancelled": "cancelled by the user; the best adapter so far is kept",
-        }.get(str(reason), str(reason))
-        if reason
-        else "-"
-    )
-
-
 def _point_text(point: Optional[dict]) -> str:
     if point is None:
         return "none yet"
@@ -386,9 +375,9 @@ def _fit_text(fit: Any) -> str:
     return ", ".join(f"{cat} {pct(fit[cat], 0)}" for cat in cats)
 
 
-def _stopping_rows(row: dict, point: Optional[dict], kept: _Kept) -> list[Row]:
+def _stopping_rows(row: "TrainRun", point: Optional[dict], kept: _Kept) -> list[Row]:
     if kept.case == "to-final":
-        last = f"step {row.get('total_steps')}" if row.get("total_steps") else "its last step"
+        last = f"step {row.total_steps}" if row.total_steps else "its last step"
         rows = [kv("Stopping point", f"not reached yet: this run trains to convergence and stops at {last}")]
         if point is not None:
             so_far = dict(point, why="best so far; not kept: a convergence run keeps its final adapter")
@@ -397,9 +386,7 @@ def _stopping_rows(row: dict, point: Optional[dict], kept: _Kept) -> list[Row]:
         rows.append(
             kv(
                 "Adapter",
-                f"{row['adapter_dir']} (best so far; the finished run keeps its final adapter)"
-                if row.get("adapter_dir")
-                else "-",
+                f"{row.adapter_dir} (best so far; the finished run keeps its final adapter)" if row.adapter_dir else "-",
             )
         )
         return rows
@@ -407,44 +394,46 @@ def _stopping_rows(row: dict, point: Optional[dict], kept: _Kept) -> list[Row]:
     if kept.case == "stopped" and point is not None:
         shown = dict(point, why="the best dev exact match so far: this convergence run stopped before its last step")
     rows = [kv("Stopping point", _point_text(shown))]
-    best_step = row.get("best_step")
-    if point is not None and point["final"] and best_step is not None and int(best_step) != point["step"]:
+    best_step = row.best_step
+    if point is not None and point["final"] and best_step is not None and best_step != point["step"]:
         best = {
-            "step": int(best_step),
-            "epoch": row.get("best_epoch"),
-            "dev_em": row.get("best_dev_em"),
+            "step": best_step,
+            "epoch": row.best_epoch,
+            "dev_em": row.best_dev_em,
             "why": "not kept: a convergence run keeps its last step",
         }
         rows.append(kv("Best dev evaluation", _point_text(best)))
     rows.append(kv("Train fit at the stopping point", _fit_text(point["fit"] if point else None)))
     which = "" if point is None else " (from the last step)" if point["final"] else " (from the best evaluation)"
-    rows.append(kv("Adapter", f"{row['adapter_dir']}{which}" if row.get("adapter_dir") else "-"))
+    rows.append(kv("Adapter", f"{row.adapter_dir}{which}" if row.adapter_dir else "-"))
     return rows
 
 
-def _training_rows(row: dict, point: Optional[dict], kept: _Kept) -> list[Row]:
+def _training_rows(row: "TrainRun", point: Optional[dict], kept: _Kept) -> list[Row]:
+    from ..store.records import stop_reason_words
+
     final = bool(point and point["final"])
     rows = [
-        kv("Training run", row["id"]),
-        kv("Plan", row.get("plan_id") if row.get("plan_id") is not None else "none (items given directly)"),
-        kv("Model", row.get("model_name") or row.get("model_spec") or "-"),
-        kv("Model path", row.get("model_path") or "-"),
-        kv("Status", row.get("status") or "unknown"),
-        kv("Stop reason", _stop_words(row.get("stop_reason"), final)),
-        kv("Examples", f"{row.get('n_train') or 0} train, {row.get('n_dev') or 0} dev"),
-        kv("Progress", f"step {row.get('step') or 0} of {row.get('total_steps') or '?'}, epoch {float(row.get('epoch') or 0):g}"),
+        kv("Training run", row.id),
+        kv("Plan", row.plan_id if row.plan_id is not None else "none (items given directly)"),
+        kv("Model", row.model_name or row.model_spec or "-"),
+        kv("Model path", row.model_path or "-"),
+        kv("Status", row.status or "unknown"),
+        kv("Stop reason", stop_reason_words(row.stop_reason, final)),
+        kv("Examples", f"{row.n_train} train, {row.n_dev} dev"),
+        kv("Progress", f"step {row.step} of {row.total_steps or '?'}, epoch {row.epoch:g}"),
     ]
     rows += _stopping_rows(row, point, kept)
-    if row.get("merged_dir"):
-        rows.append(kv("Merged model", row.get("merged_dir")))
+    if row.merged_dir:
+        rows.append(kv("Merged model", row.merged_dir))
     rows += [
-        kv("Run folder", row.get("folder") or "-"),
-        kv("Time", duration(row.get("seconds"))),
-        kv("Started", when(row.get("started_at") or row.get("created_at"))),
-        kv("Finished", when(row.get("finished_at"))),
+        kv("Run folder", row.folder or "-"),
+        kv("Time", duration(row.seconds)),
+        kv("Started", when(row.started_at or row.created_at)),
+        kv("Finished", when(row.finished_at)),
     ]
-    if row.get("error"):
-        rows.append(kv("Error", row.get("error")))
+    if row.error:
+        rows.append(kv("Error", row.error))
     return rows
 
 
@@ -526,7 +515,7 @@ def training_view(training: Any) -> dict:
     return {
         "note": training.note,
         "rows": _training_rows(training.row, point, kept) + _before_training_rows(training.history),
-        "settings": settings_view(training.row.get("settings")),
+        "settings": settings_view(training.row.settings_json),
         "has_metrics": bool(training.loss or training.history),
         "loss_chart": loss_chart,
         "loss_bucket": bucket,

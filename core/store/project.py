@@ -25,6 +25,7 @@ import sqlite_utils
 from ..datasets import json_default
 from ..errors import ProjectError
 from .opening import damaged_error, is_damage, journal_mode_for, refuse_foreign
+from .records import PROBE_RUNNING, ProbeRun
 from .schema import MIGRATIONS, PROJECT_SUFFIX, SCHEMA_VERSION
 from .tables import inserted_id
 
@@ -407,7 +408,7 @@ class Project:
     # -- probe runs --------------------------------------------------------------------------------
     def find_probe_run(
         self, *, dataset_id: int, pool_dataset_id: Optional[int], model_fingerprint: str, settings: str
-    ) -> Optional[dict]:
+    ) -> Optional[ProbeRun]:
         rows = list(
             self.db.table("probe_runs").rows_where(
                 "dataset_id = ? AND pool_dataset_id IS ? AND model_fingerprint = ? AND settings = ?",
@@ -416,11 +417,11 @@ class Project:
                 limit=1,
             )
         )
-        return rows[0] if rows else None
+        return ProbeRun.from_row(rows[0]) if rows else None
 
     def create_probe_run(self, **fields: Any) -> int:
         now = _now()
-        fields.setdefault("status", "running")
+        fields.setdefault("status", PROBE_RUNNING)
         fields.setdefault("n_done", 0)
         fields.setdefault("seconds", 0.0)
         with self.transaction():
@@ -430,15 +431,15 @@ class Project:
         with self.transaction():
             self.db.table("probe_runs").update(run_id, {**fields, "updated_at": _now()})
 
-    def probe_run(self, run_id: Optional[int] = None) -> dict:
+    def probe_run(self, run_id: Optional[int] = None) -> ProbeRun:
         """One run, or the latest when ``run_id`` is None."""
         if run_id is None:
             rows = list(self.db.table("probe_runs").rows_where(order_by="id desc", limit=1))
             if not rows:
                 raise ProjectError(f"{self.path} has no probe yet. Run `knowmix probe` first.")
-            return rows[0]
+            return ProbeRun.from_row(rows[0])
         try:
-            return dict(self.db.table("probe_runs").get(run_id))
+            return ProbeRun.from_row(self.db.table("probe_runs").get(run_id))
         except sqlite_utils.db.NotFoundError:
             raise ProjectError(f"{self.path} has no probe run number {run_id}.") from None
 
@@ -491,8 +492,8 @@ class Project:
         row = self.db.execute("SELECT updated_at FROM probe_runs WHERE id = ?", [run_id]).fetchone()
         return float(row[0] or 0.0) if row else 0.0
 
-    def probe_runs(self) -> list[dict]:
-        return list(self.db.table("probe_runs").rows_where(order_by="id"))
+    def probe_runs(self) -> list[ProbeRun]:
+        return [ProbeRun.from_row(r) for r in self.db.table("probe_runs").rows_where(order_by="id")]
 
     def save_exemplar_sets(self, run_id: int, sets: dict[str, list[list[str]]], notes: dict[str, str]) -> None:
         with self.transaction():

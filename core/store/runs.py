@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
+from .records import TrainRun
 from .run_paths import PATH_COLUMNS, resolve_row, to_stored
 from .tables import inserted_id
 
@@ -29,18 +30,20 @@ def insert_run(project: "Project", row: dict, folder: Callable[[int], str]) -> i
     return run_id
 
 
-def run_row(project: "Project", run_id: int) -> Optional[dict]:
-    """One run's row (its paths absolute, see ``run_paths.resolve_row``), or None."""
+def run_row(project: "Project", run_id: int) -> Optional[TrainRun]:
+    """One run (its paths absolute, see ``run_paths.resolve_row``), or None."""
     cursor = project.db.execute("SELECT * FROM train_runs WHERE id = ?", [run_id])
     row = cursor.fetchone()
-    return resolve_row(project.path, dict(zip([c[0] for c in cursor.description], row))) if row is not None else None
+    if row is None:
+        return None
+    return TrainRun.from_row(resolve_row(project.path, dict(zip([c[0] for c in cursor.description], row))))
 
 
-def run_rows(project: "Project") -> list[dict]:
-    """Every run's row, oldest first."""
+def run_rows(project: "Project") -> list[TrainRun]:
+    """Every run, oldest first."""
     cursor = project.db.execute("SELECT * FROM train_runs ORDER BY id")
     cols = [c[0] for c in cursor.description]
-    return [resolve_row(project.path, dict(zip(cols, r))) for r in cursor.fetchall()]
+    return [TrainRun.from_row(resolve_row(project.path, dict(zip(cols, r)))) for r in cursor.fetchall()]
 
 
 def count_runs(project: "Project") -> int:

@@ -34,8 +34,6 @@ from .runs import (
     list_runs,
     metric_series,
     runs_root,
-    stopping_point,
-    stopping_rule,
 )
 from .settings import CONVERGENCE, EARLY_STOP, TrainSettings, physical_cores
 
@@ -79,6 +77,4 @@ __all__ = [
     "runs_root",
     "start_training",
     "stop_worker",
-    "stopping_point",
-    "stopping_rule",
 ]

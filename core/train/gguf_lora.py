@@ -32,6 +32,7 @@ from typing import Any, Optional
 
 from ..errors import ModelError, ProjectError, SettingsError
 from ..probe import qa_prompt
+from ..store.records import TrainRun
 
 # GGUF architecture name -> whether convert_hf_to_gguf permutes q_proj/k_proj rows for it (LlamaModel.permute).
 # Only these are exported: another architecture may need its own tensor handling, so it is refused.
@@ -323,40 +324,36 @@ def write_lora_tensors(
 # ------------------------------------------------------------------------------ a run's adapter, exported
 
 
-def exportable_run(project: Any, run_id: Optional[int]) -> dict:
-    """The run to export: ``run_id``'s row (it must have an adapter), or the latest finished run's."""
+def exportable_run(project: Any, run_id: Optional[int]) -> TrainRun:
+    """The run to export: ``run_id`` (it must have an adapter), or the latest finished run; its
+    ``adapter_dir`` is the adapter found on disk."""
     from .runs import DONE, get_run, list_runs
 
     if run_id is not None:
         row = get_run(project, run_id)
     else:
-        done = [r for r in list_runs(project) if r.get("status") == DONE]
+        done = [r for r in list_runs(project) if r.status == DONE]
         if not done:
             raise ProjectError(
                 f"{project.path} has no finished training run, so there is no adapter to check or export yet. Train one first "
                 "(knowmix train), or name a cancelled run that kept an adapter with --run N."
             )
-        row = max(done, key=lambda r: int(r["id"]))
+        row = max(done, key=lambda r: r.id)
     adapter = _adapter_dir(row)
     if adapter is None:
         raise ProjectError(
-            f"Training run {row['id']} (status {row.get('status')}) has no saved adapter yet: it stopped before its "
+            f"Training run {row.id} (status {row.status}) has no saved adapter yet: it stopped before its "
             "first evaluation. Resume it (knowmix resume) or export another run."
         )
-    row = dict(row)
-    row["adapter_dir"] = str(adapter)
-    return row
+    return row.replace(adapter_dir=adapter)
 
 
-def _adapter_dir(row: dict) -> Optional[Path]:
-    from .runs import kept_adapter_name
-
-    candidates = [row.get("adapter_dir")]
-    folder = Path(str(row.get("folder") or ""))
-    candidates.append(str(folder / kept_adapter_name(row)))
+def _adapter_dir(run: TrainRun) -> Optional[Path]:
+    """The run's adapter on disk: the one its row names, else the one it keeps in its folder."""
+    candidates = [run.adapter_dir, (run.folder or Path("")) / run.kept_adapter]
     for c in candidates:
-        if c and (Path(c) / ADAPTER_WEIGHTS).is_file() and (Path(c) / ADAPTER_CONFIG).is_file():
-            return Path(c)
+        if c and (c / ADAPTER_WEIGHTS).is_file() and (c / ADAPTER_CONFIG).is_file():
+            return c
     return None
 
 
@@ -416,15 +413,16 @@ def export_gguf(
         row = exportable_run(project, run_id)
         project_name = Path(project.path).stem
         protected = project_files(project)
-    run_id = int(row["id"])
-    adapter_dir = Path(row["adapter_dir"])
+    run_id = row.id
+    assert row.adapter_dir is not None  # exportable_run found it
+    adapter_dir = row.adapter_dir
     info = _adapter_info(adapter_dir)
-    base_path = row.get("model_path") or info.get("base_model") or row.get("model_spec")
+    base_path = row.model_path or info.get("base_model") or row.model_spec
     try:
         ref = resolve_model(str(base_path))
     except ModelError as exc:
         raise ModelError(f"The base model of training run {run_id} cannot be opened: {exc}") from None
-    if row.get("model_fingerprint") and model_fingerprint(ref) != row["model_fingerprint"]:
+    if row.model_fingerprint and model_fingerprint(ref) != row.model_fingerprint:
         raise ModelError(
             f"The base model {ref.path} has changed since training run {run_id}, so its adapter would not fit it. "
             "Put back the file the run trained on, or train again."

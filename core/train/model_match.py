@@ -13,9 +13,10 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..errors import SettingsError
+from ..store.records import ProbeRun, TrainRun
 
 
-def plan_probe_run(project: Any, plan_id: Optional[int]) -> Optional[dict]:
+def plan_probe_run(project: Any, plan_id: Optional[int]) -> Optional[ProbeRun]:
     """The probe run a plan was made from, or None (no plan, or its probe run is gone)."""
     from ..errors import ProjectError
     from ..store import plans as _plans
@@ -26,24 +27,24 @@ def plan_probe_run(project: Any, plan_id: Optional[int]) -> Optional[dict]:
     if row is None or row.get("probe_run_id") is None:
         return None
     try:
-        return dict(project.probe_run(int(row["probe_run_id"])))
+        return project.probe_run(int(row["probe_run_id"]))
     except ProjectError:
         return None
 
 
-def _names(trained_name: str, trained_fp: str, probe: dict) -> str:
-    probed = str(probe.get("model_name") or probe.get("model_spec") or "?")
+def _names(trained_name: str, trained_fp: str, probe: ProbeRun) -> str:
+    probed = probe.model_name or probe.model_spec or "?"
     return (
         f"trained {trained_name} (fingerprint {trained_fp[:12] or '?'}), "
-        f"probed {probed} (fingerprint {str(probe.get('model_fingerprint') or '?')[:12]}, probe run {probe.get('id')})"
+        f"probed {probed} (fingerprint {(probe.model_fingerprint or '?')[:12]}, probe run {probe.id})"
     )
 
 
-def differs(trained_fp: str, probe: Optional[dict]) -> bool:
+def differs(trained_fp: str, probe: Optional[ProbeRun]) -> bool:
     """True when the probe's model is known and is not the trained one."""
     if probe is None:
         return False
-    return str(probe.get("model_fingerprint") or "") != str(trained_fp or "")
+    return probe.model_fingerprint != str(trained_fp or "")
 
 
 def check_trained_model(project: Any, plan_id: Optional[int], name: str, fingerprint: str, other_model: bool) -> None:
@@ -53,7 +54,7 @@ def check_trained_model(project: Any, plan_id: Optional[int], name: str, fingerp
     if other_model or not differs(fingerprint, probe):
         return
     assert probe is not None
-    server = str(probe.get("model_spec") or "").startswith("server:")
+    server = probe.model_spec.startswith("server:")
     why = (
         "The plan's probe asked a model through a server, so nothing ties its answers to local weights"
         if server
@@ -67,22 +68,22 @@ def check_trained_model(project: Any, plan_id: Optional[int], name: str, fingerp
     )
 
 
-def other_model_words(run: Optional[dict], probe: Optional[dict]) -> str:
+def other_model_words(run: Optional[TrainRun], probe: Optional[ProbeRun]) -> str:
     """'the model trained is not the model probed: …' for a run trained on another model ('' otherwise)."""
-    if run is None or probe is None or not differs(str(run.get("model_fingerprint") or ""), probe):
+    if run is None or probe is None or not differs(run.model_fingerprint, probe):
         return ""
     return (
         "the model trained is not the model probed: "
-        f"{_names(str(run.get('model_name') or run.get('model_spec') or '?'), str(run.get('model_fingerprint') or ''), probe)}"
+        f"{_names(run.model_name or run.model_spec or '?', run.model_fingerprint, probe)}"
         "; 'before' is the probed model's"
     )
 
 
-def run_other_model_words(project: Any, run: Optional[dict]) -> str:
-    """``other_model_words`` for a training run's row, finding its plan's probe run."""
+def run_other_model_words(project: Any, run: Optional[TrainRun]) -> str:
+    """``other_model_words`` for a training run, finding its plan's probe run."""
     if run is None:
         return ""
-    return other_model_words(run, plan_probe_run(project, run.get("plan_id")))
+    return other_model_words(run, plan_probe_run(project, run.plan_id))
 
 
 def other_model_note(project_path: Any, run_id: int) -> str:

@@ -10,7 +10,6 @@ into a ``TrainingCrashed`` error that says how to resume.
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import signal
@@ -72,9 +71,9 @@ class TrainOutcome:
     final_epoch: Optional[float] = None
     merged_dir: Optional[str] = None
     seconds: float = 0.0
-    # Where the run stopped, by the one rule in ``core.train.runs.stopping_point``: the best evaluation,
+    # Where the run stopped, by the one rule in ``TrainRun.stopping_point`` (core.store.records): the best evaluation,
     # or the last step of a finished convergence run. Show this, not ``best_*``, as "the stopping point".
-    stopping_point: Optional[dict] = None  # a core.train.runs.StoppingPoint
+    stopping_point: Optional[dict] = None  # a core.store.records.StoppingPoint
 
 
 # ------------------------------------------------------------------------------ what training needs
@@ -134,42 +133,60 @@ def prepare_run(
     The items come from the plan (``core.plan.load_plan``), or are given as ``train``/``dev``.
     The model is ``model``, else ``settings.model``, else the model the plan's probe used.
     """
-    from ..models import model_fingerprint, resolve_model
-    from ..plan import load_plan, plan_model
     from ..store import Project
-    from .model_match import check_trained_model
-    from .runs import RunModel, create_run
 
+    _check_settings(settings)  # before the project is opened: the lite edition, bad settings
+    with Project(project_path, create=False) as project:
+        return _prepare_in(project, plan_id, settings, train, dev, model)
+
+
+def _check_settings(settings: TrainSettings) -> None:
+    """What is refused before anything is opened or created: bad settings, no torch, too many processes."""
     settings.validate()
     check_training_available()
     check_processes(settings)
-    with Project(project_path, create=False) as project:
-        plan = None
-        if train is None or dev is None:
-            plan = load_plan(project, plan_id)
-            train, dev = items_from_plan(plan)
-            train, dev = _graded(project, plan, train), _graded(project, plan, dev)
-            plan_id = getattr(plan, "id", plan_id)
-        train, dev = list(train), list(dev)
-        check_items(train, dev)
-        spec = model or settings.model or plan_model(project, plan_id)
-        if not spec:
-            raise SettingsError("No model to train: the plan does not say which model was probed. Pick one with --model.")
-        ref = resolve_model(spec, allow_pickle=settings.allow_pickle)
-        if ref.kind not in ("hf", "gguf"):
-            raise SettingsError(f"{ref.path} cannot be trained: training needs a Hugging Face folder or a GGUF file.")
-        fingerprint = model_fingerprint(ref)
-        # the plan's categories are the probed model's: another model only when the user says so
-        check_trained_model(project, plan_id, ref.display_name, fingerprint, settings.other_model)
-        run_id, _folder = create_run(
-            project,
-            plan_id=plan_id,
-            settings=settings,
-            train=train,
-            dev=dev,
-            model=RunModel(str(spec), ref.display_name, str(ref.path), fingerprint),
-            plan_info={"name": getattr(plan, "name", None)} if plan is not None else None,
-        )
+
+
+def _prepare_in(
+    project: Any,
+    plan_id: Optional[int],
+    settings: TrainSettings,
+    train: Optional[Sequence[TrainItem]],
+    dev: Optional[Sequence[TrainItem]],
+    model: Optional[str],
+) -> int:
+    """``prepare_run`` in a project already open (a training command opens it once), its settings checked."""
+    from ..models import model_fingerprint, resolve_model
+    from ..plan import load_plan, plan_model
+    from .model_match import check_trained_model
+    from .runs import RunModel, create_run
+
+    plan = None
+    if train is None or dev is None:
+        plan = load_plan(project, plan_id)
+        train, dev = items_from_plan(plan)
+        train, dev = _graded(project, plan, train), _graded(project, plan, dev)
+        plan_id = getattr(plan, "id", plan_id)
+    train, dev = list(train), list(dev)
+    check_items(train, dev)
+    spec = model or settings.model or plan_model(project, plan_id)
+    if not spec:
+        raise SettingsError("No model to train: the plan does not say which model was probed. Pick one with --model.")
+    ref = resolve_model(spec, allow_pickle=settings.allow_pickle)
+    if ref.kind not in ("hf", "gguf"):
+        raise SettingsError(f"{ref.path} cannot be trained: training needs a Hugging Face folder or a GGUF file.")
+    fingerprint = model_fingerprint(ref)
+    # the plan's categories are the probed model's: another model only when the user says so
+    check_trained_model(project, plan_id, ref.display_name, fingerprint, settings.other_model)
+    run_id, _folder = create_run(
+        project,
+        plan_id=plan_id,
+        settings=settings,
+        train=train,
+        dev=dev,
+        model=RunModel(str(spec), ref.display_name, str(ref.path), fingerprint),
+        plan_info={"name": getattr(plan, "name", None)} if plan is not None else None,
+    )
     return run_id
 
 
@@ -184,17 +201,23 @@ def start_training(
     model: Optional[str] = None,
 ) -> TrainOutcome:
     """Create a training run for a plan and run it in a worker process; see ``prepare_run`` and ``run_worker``.
-    To train on other items than the plan's, ``prepare_run(..., train=, dev=)`` then ``run_worker``."""
-    run_id = prepare_run(project_path, plan_id, settings, model=model)
-    return run_worker(
-        project_path,
-        run_id,
-        resume=False,
-        progress=progress,
-        on_event=on_event,
-        cancel=cancel,
-        allow_pickle=settings.allow_pickle,
-    )
+    To train on other items than the plan's, ``prepare_run(..., train=, dev=)`` then ``run_worker``.
+    The project is opened once for the whole command and handed along."""
+    from ..store import Project
+
+    _check_settings(settings)
+    with Project(project_path, create=False) as project:
+        run_id = _prepare_in(project, plan_id, settings, None, None, model)
+        return run_worker(
+            project_path,
+            run_id,
+            resume=False,
+            progress=progress,
+            on_event=on_event,
+            cancel=cancel,
+            allow_pickle=settings.allow_pickle,
+            project=project,
+        )
 
 
 def resume_training(
@@ -216,24 +239,31 @@ def resume_training(
     check_training_available()
     with Project(project_path, create=False) as project:
         row = get_run(project, run_id)
-        if row["status"] == DONE:
-            raise SettingsError(f"Training run {run_id} has already finished; its adapter is in {row['adapter_dir']}.")
+        if row.status == DONE:
+            raise SettingsError(f"Training run {run_id} has already finished; its adapter is in {row.adapter_dir}.")
         if not is_resumable(row):
             raise SettingsError(
-                f"Training run {run_id} is still running (process {row['worker_pid']}). Wait for it, or cancel it first."
+                f"Training run {run_id} is still running (process {row.worker_pid}). Wait for it, or cancel it first."
             )
         settings = run_settings(row)
         check_processes(settings)
         run_dir(row)  # a folder outside the project's runs folder is refused before anything starts
-        ref = resolve_model(row["model_path"] or row["model_spec"], allow_pickle=allow_pickle)
-        if row.get("model_fingerprint") and model_fingerprint(ref) != row["model_fingerprint"]:
+        ref = resolve_model(row.model_ref, allow_pickle=allow_pickle)
+        if row.model_fingerprint and model_fingerprint(ref) != row.model_fingerprint:
             raise SettingsError(
                 f"The model file {ref.path} has changed since run {run_id} started, so the run cannot be resumed. "
                 "Start a new run."
             )
-    return run_worker(
-        project_path, run_id, resume=True, progress=progress, on_event=on_event, cancel=cancel, allow_pickle=allow_pickle
-    )
+        return run_worker(
+            project_path,
+            run_id,
+            resume=True,
+            progress=progress,
+            on_event=on_event,
+            cancel=cancel,
+            allow_pickle=allow_pickle,
+            project=project,
+        )
 
 
 def _reader(stream: Any, q: "queue.Queue[Optional[str]]") -> None:
@@ -255,48 +285,60 @@ def run_worker(
     on_event: Optional[EventCallback] = None,
     cancel: Optional[CancelToken] = None,
     allow_pickle: bool = False,
+    project: Any = None,
 ) -> TrainOutcome:
-    """Start the worker for a created run and follow it to the end; raise a ``KnowMixError`` if it fails."""
+    """Start the worker for a created run and follow it to the end; raise a ``KnowMixError`` if it fails.
+
+    ``project``: the project already open (a training command opens it once and hands it along);
+    None opens ``project_path`` for the run. The connection holds no transaction while the worker
+    process writes: each of its writes is one short transaction of its own."""
     from ..store import Project
     from .runs import get_run, run_dir, run_settings
 
-    with Project(project_path, create=False) as project:
-        row = get_run(project, run_id)
-        settings = run_settings(row)
-        folder = run_dir(row)
-        token = claims.claim(project, run_id)  # one worker per run: a second resume is told who trains it
+    if project is None:
+        with Project(project_path, create=False) as opened:
+            return run_worker(
+                project_path,
+                run_id,
+                resume=resume,
+                progress=progress,
+                on_event=on_event,
+                cancel=cancel,
+                allow_pickle=allow_pickle,
+                project=opened,
+            )
+    row = get_run(project, run_id)
+    settings = run_settings(row)
+    folder = run_dir(row)
+    token = claims.claim(project, run_id)  # one worker per run: a second resume is told who trains it
     try:
         folder.mkdir(parents=True, exist_ok=True)
         log_path = folder / "worker.log"
         proc = _start_worker(project_path, run_id, resume, log_path, settings, allow_pickle)
         try:
-            with Project(project_path, create=False) as project:
-                claims.attach_worker(project, run_id, token, proc.pid)
+            claims.attach_worker(project, run_id, token, proc.pid)
         except ProjectError:  # busy: the claim still names this process, which stops its worker
             pass
         follower = _Follower(proc, run_id, progress, on_event, cancel or CancelToken())
         returncode = follower.follow()
     finally:
         try:
-            with Project(project_path, create=False) as project:
-                claims.release(project, run_id, token)
+            claims.release(project, run_id, token)
         except ProjectError:  # the file is gone or busy: a claim whose processes ended is taken over
             claims.forget(token)
-    return _outcome_of(project_path, run_id, follower, returncode, log_path)
+    return _outcome_of(project, run_id, follower, returncode, log_path)
 
 
-def _outcome_of(
-    project_path: str | os.PathLike, run_id: int, follower: "_Follower", returncode: Optional[int], log_path: Path
-) -> TrainOutcome:
+def _outcome_of(project: Any, run_id: int, follower: "_Follower", returncode: Optional[int], log_path: Path) -> TrainOutcome:
     """The run's outcome once its worker ended, or the error that says what happened."""
     if follower.error is not None:
         _raise_worker_error(follower.error, run_id, log_path)
     if follower.done is None:
         if follower.cancel_sent_at is not None and returncode is not None and returncode < 0:
-            _mark_cancelled_before_start(project_path, run_id)
+            _mark_cancelled_before_start(project, run_id)
         else:
-            _raise_crashed(project_path, run_id, returncode, log_path)
-    return outcome(project_path, run_id)
+            _raise_crashed(project, run_id, returncode, log_path)
+    return _outcome_in(project, run_id)
 
 
 def _start_worker(
@@ -453,28 +495,22 @@ def _raise_worker_error(error: WorkerError, run_id: int, log_path: Path) -> NoRe
     )
 
 
-def _mark_cancelled_before_start(project_path: str | os.PathLike, run_id: int) -> None:
+def _mark_cancelled_before_start(project: Any, run_id: int) -> None:
     """Cancelled while the worker was still starting (before it could catch the signal): nothing ran."""
-    from ..store import Project
-    from .runs import CANCELLED, CREATED, RUNNING, get_run, update_run
+    from .runs import CANCELLED, CREATED, RUNNING, STOP_CANCELLED, get_run, update_run
 
-    with Project(project_path, create=False) as project:
-        if get_run(project, run_id)["status"] in (RUNNING, CREATED):
-            update_run(project, run_id, status=CANCELLED, stop_reason="cancelled", worker_pid=None)
+    if get_run(project, run_id).status in (RUNNING, CREATED):
+        update_run(project, run_id, status=CANCELLED, stop_reason=STOP_CANCELLED, worker_pid=None)
 
 
-def _raise_crashed(project_path: str | os.PathLike, run_id: int, returncode: Optional[int], log_path: Path) -> NoReturn:
+def _raise_crashed(project: Any, run_id: int, returncode: Optional[int], log_path: Path) -> NoReturn:
     """The worker ended without a ``done`` or ``error`` event: mark the run crashed and say how to resume it."""
-    from ..store import Project
     from .runs import CRASHED, RUNNING, get_run, update_run
 
-    with Project(project_path, create=False) as project:
-        row = get_run(project, run_id)
-        if row["status"] == RUNNING:
-            update_run(
-                project, run_id, status=CRASHED, worker_pid=None, error=f"The training process {describe_exit(returncode)}."
-            )
-    step = row.get("step") or 0
+    row = get_run(project, run_id)
+    if row.status == RUNNING:
+        update_run(project, run_id, status=CRASHED, worker_pid=None, error=f"The training process {describe_exit(returncode)}.")
+    step = row.step
     where = f"its last checkpoint (step {step})" if step else "the start (no checkpoint was saved yet)"
     tail = (torchrun_root_cause(log_path) or log_tail(log_path)) if returncode and returncode > 0 else ""
     raise TrainingCrashed(
@@ -506,27 +542,33 @@ def _send_cancel(proc: subprocess.Popen) -> None:
 def outcome(project_path: str | os.PathLike, run_id: int) -> TrainOutcome:
     """A run's outcome as recorded in the project (any status)."""
     from ..store import Project
-    from .runs import eval_history, get_run, stopping_point
 
     with Project(project_path, create=False) as project:
-        row = get_run(project, run_id)
-        history = eval_history(project, run_id)
-    point = stopping_point(row, history)
+        return _outcome_in(project, run_id)
+
+
+def _outcome_in(project: Any, run_id: int) -> TrainOutcome:
+    """``outcome`` in a project already open."""
+    from .runs import eval_history, get_run
+
+    row = get_run(project, run_id)
+    history = eval_history(project, run_id)
+    point = row.stopping_point(history)
     return TrainOutcome(
         run_id=run_id,
-        status=row["status"],
-        stop_reason=row.get("stop_reason"),
-        best_epoch=row.get("best_epoch"),
-        best_step=row.get("best_step"),
-        best_dev_em=row.get("best_dev_em"),
-        fit_at_best=json.loads(row["fit_at_best"]) if row.get("fit_at_best") else {},
-        adapter_dir=row.get("adapter_dir"),
-        run_dir=row.get("folder") or "",
+        status=row.status,
+        stop_reason=row.stop_reason or None,
+        best_epoch=row.best_epoch,
+        best_step=row.best_step,
+        best_dev_em=row.best_dev_em,
+        fit_at_best=dict(row.fit_at_best),
+        adapter_dir=str(row.adapter_dir) if row.adapter_dir else None,
+        run_dir=str(row.folder or ""),
         history=history,
-        final_step=row.get("final_step"),
-        final_epoch=row.get("final_epoch"),
-        merged_dir=row.get("merged_dir"),
-        seconds=float(row.get("seconds") or 0.0),
+        final_step=row.final_step,
+        final_epoch=row.final_epoch,
+        merged_dir=str(row.merged_dir) if row.merged_dir else None,
+        seconds=row.seconds,
         stopping_point=dict(point) if point is not None else None,
     )
 
@@ -537,6 +579,6 @@ def _graded(project: Any, plan: Any, items: list[TrainItem]) -> list[TrainItem]:
     from ..probe import ProbeSettings
 
     run = project.probe_run(plan.probe_run_id)
-    match = ProbeSettings.from_json(run.get("settings")).match
-    examples = {ex.id: ex for ex in project.examples(int(run["dataset_id"]), status=None)}
+    match = ProbeSettings.from_json(run.settings_json).match
+    examples = {ex.id: ex for ex in project.examples(int(run.dataset_id or 0), status=None)}
     return with_grading(items, examples, match)

@@ -4,12 +4,12 @@ This module is the one home of the rules about a run's result that the training 
 worker, the report, the Train page and the CLI all need:
 
 - which statuses can be resumed (``RESUMABLE``, ``is_resumable``);
-- which adapter a run keeps (``keeps_final_adapter``): the best dev evaluation's for EARLY_STOP
-  runs (and any run that did not finish), the last step's for a CONVERGENCE run that finished;
-- where it stopped (``stopping_point``): the evaluation whose adapter is kept.
+- the run's folder, its frozen items and settings, its metrics in the shapes callers use.
 
-The SQL of ``train_runs`` and ``metrics`` is in ``core.store.runs``; the functions here add the
-run folder and turn rows into the shapes the callers use.
+Which adapter a run keeps (``TrainRun.kept_adapter``, ``keeps_final_adapter``: the best dev
+evaluation's for EARLY_STOP runs and any run that did not finish, the last step's for a CONVERGENCE
+run that finished) and where it stopped (``TrainRun.stopping_point``) are the typed row's, in
+``core.store.records``. The SQL of ``train_runs`` and ``metrics`` is in ``core.store.runs``.
 
 Run folder: ``<project folder>/<project stem>-runs/run-<id>/`` holding ``adapter/``,
 ``final-adapter/``, ``merged/`` (optional), ``checkpoints/last/``, ``metrics.jsonl`` (every event
@@ -24,23 +24,33 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Optional, TypedDict
+from typing import Any, Iterable, Optional
 
 from ..errors import ProjectError
 from ..store import run_paths as _paths
 from ..store import runs as _store
-from .data import TrainItem, items_from_json, items_to_json
-from .settings import CONVERGENCE, EARLY_STOP, STOPPING_RULES, TrainSettings
 
-# Run status values.
-CREATED, RUNNING, DONE, CANCELLED, FAILED, CRASHED = "created", "running", "done", "cancelled", "failed", "crashed"
-# Statuses a run can be resumed from; CREATED and RUNNING only once its worker process is gone (``is_resumable``).
-RESUMABLE = (CREATED, RUNNING, CANCELLED, FAILED, CRASHED)
-# Why a run stopped (its row's ``stop_reason``): the loop writes these, the report and the app word them.
-STOP_EARLY, STOP_MAX_EPOCHS, STOP_CANCELLED = "early_stop", "max_epochs", "cancelled"
-# A run folder's two adapters: the best dev evaluation's and the last step's (``kept_adapter_name``
-# says which one a run keeps). The loop writes them, the worker records them, the export finds them.
-BEST_ADAPTER, FINAL_ADAPTER = "adapter", "final-adapter"
+# The words a run's row holds (statuses, stop reasons, the two adapters' folders) and the rule of which
+# adapter a run keeps live with the typed row in ``core.store.records``; named here too for training's callers.
+from ..store.records import (  # noqa: F401
+    BEST_ADAPTER,
+    CANCELLED,
+    CRASHED,
+    CREATED,
+    DONE,
+    FAILED,
+    FINAL_ADAPTER,
+    RESUMABLE,
+    RUNNING,
+    STOP_CANCELLED,
+    STOP_EARLY,
+    STOP_MAX_EPOCHS,
+    StoppingPoint,
+    TrainRun,
+    keeps_final_adapter,
+)
+from .data import TrainItem, items_from_json, items_to_json
+from .settings import TrainSettings
 
 
 def runs_root(project_path: str | Path) -> Path:
@@ -146,25 +156,25 @@ def create_run(
     return run_id, folder
 
 
-def get_run(project: Any, run_id: int) -> dict:
-    """A run's row; ``ProjectError`` when the project has no such run."""
+def get_run(project: Any, run_id: int) -> TrainRun:
+    """A run; ``ProjectError`` when the project has no such run."""
     row = _store.run_row(project, run_id)
     if row is None:
         raise ProjectError(f"{project.path} has no training run number {run_id}.")
     return row
 
 
-def run_dir(row: dict) -> Path:
+def run_dir(run: TrainRun) -> Path:
     """The run's folder, always inside its project's runs folder; ProjectError (why, what to do) when the
     stored folder leads out of it (a copied or renamed project, ``..``, a symlink)."""
-    if row.get("path_error") and not row.get("folder"):
-        raise ProjectError(row["path_error"])
-    if not row.get("folder"):
-        raise ProjectError(f"Training run {row.get('id')} has no folder recorded; start a new run.")
-    return Path(row["folder"])
+    if run.path_error and run.folder is None:
+        raise ProjectError(run.path_error)
+    if run.folder is None:
+        raise ProjectError(f"Training run {run.id} has no folder recorded; start a new run.")
+    return run.folder
 
 
-def list_runs(project: Any) -> list[dict]:
+def list_runs(project: Any) -> list[TrainRun]:
     return _store.run_rows(project)
 
 
@@ -181,13 +191,13 @@ def update_run(project: Any, run_id: int, **fields: Any) -> None:
     _store.update_run(project, run_id, fields)
 
 
-def run_items(row: dict) -> tuple[list[TrainItem], list[TrainItem]]:
-    data = json.loads(row["plan_snapshot"] or "{}")
+def run_items(run: TrainRun) -> tuple[list[TrainItem], list[TrainItem]]:
+    data = json.loads(run.plan_snapshot or "{}")
     return items_from_json(data)
 
 
-def run_settings(row: dict) -> TrainSettings:
-    return TrainSettings.from_json(row["settings"])
+def run_settings(run: TrainRun) -> TrainSettings:
+    return TrainSettings.from_json(run.settings_json)
 
 
 def write_metrics(project: Any, run_id: int, rows: Iterable[dict]) -> None:
@@ -216,91 +226,15 @@ def eval_history(project: Any, run_id: int) -> list[dict]:
     return [out[k] for k in sorted(out)]
 
 
-# ------------------------------------------------------------------------------ a run's outcome
-
-
-class StoppingPoint(TypedDict):
-    """Where a run stopped: the evaluation whose adapter the run keeps."""
-
-    step: int
-    epoch: Optional[float]
-    dev_em: Optional[float]
-    fit: dict  # {category: share of the fixed train sample answered correctly} at that step
-    why: str  # in words, e.g. "the best dev exact match"
-    final: bool  # True: the last step (a finished convergence run); False: the best dev evaluation
-
-
-def stopping_rule(row: dict) -> str:
-    """The run's stopping rule, from its stored settings (EARLY_STOP when they do not say or cannot be read)."""
-    try:
-        rule = json.loads(row.get("settings") or "{}").get("stopping")
-    except (ValueError, AttributeError):
-        return EARLY_STOP
-    return rule if rule in STOPPING_RULES else EARLY_STOP
-
-
-def keeps_final_adapter(stopping: str, status: str) -> bool:
-    """Whether a run keeps its last step's adapter instead of its best dev evaluation's.
-
-    Only a CONVERGENCE run that finished does: the paper's convergence setting measures the model
-    after every epoch. A convergence run that was cancelled or crashed never reached its last
-    step, so like an EARLY_STOP run it keeps the best adapter so far."""
-    return stopping == CONVERGENCE and status == DONE
-
-
-def kept_adapter_name(row: dict) -> str:
-    """The folder, inside the run's folder, of the adapter a run keeps (``keeps_final_adapter``)."""
-    return FINAL_ADAPTER if keeps_final_adapter(stopping_rule(row), str(row.get("status"))) else BEST_ADAPTER
-
-
-def stopping_point(row: dict, history: list[dict]) -> Optional[StoppingPoint]:
-    """Where the run stopped (the adapter it keeps), or None before its first evaluation.
-
-    ``row`` is the run's ``train_runs`` row, ``history`` its ``eval_history``; the final step of a
-    convergence run takes its dev exact match and fit from the evaluation at that step, if any."""
-    if keeps_final_adapter(stopping_rule(row), str(row.get("status"))) and row.get("final_step"):
-        step = int(row["final_step"])
-        rec = next((h for h in history if h["step"] == step), None) or {}
-        return StoppingPoint(
-            step=step,
-            epoch=row.get("final_epoch"),
-            dev_em=rec.get("dev_em"),
-            fit=rec.get("fit") or {},
-            why="the last step (trained to convergence)",
-            final=True,
-        )
-    if row.get("best_step") is None:
-        return None
-    return StoppingPoint(
-        step=int(row["best_step"]),
-        epoch=row.get("best_epoch"),
-        dev_em=row.get("best_dev_em"),
-        fit=_json_dict(row.get("fit_at_best")),
-        why="the best dev exact match",
-        final=False,
-    )
-
-
-def is_resumable(row: dict) -> bool:
+def is_resumable(run: TrainRun) -> bool:
     """Whether ``knowmix resume`` (or Resume on the Train page) can continue the run now.
 
     A run marked CREATED or RUNNING is resumable only when its worker process is gone (killed,
     crashed, the app closed): two workers on one run would write the same steps."""
     from ..store import pid_alive
 
-    status = row.get("status")
-    if status not in RESUMABLE:
+    if run.status not in RESUMABLE:
         return False
-    if status in (RUNNING, CREATED):
-        return not pid_alive(row.get("worker_pid"))
+    if run.status in (RUNNING, CREATED):
+        return not pid_alive(run.worker_pid)
     return True
-
-
-def _json_dict(text: Any) -> dict:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except (TypeError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}

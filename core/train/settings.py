@@ -14,10 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..errors import SettingsError
+from ..store.records import CONVERGENCE, EARLY_STOP, STOPPING_RULES  # noqa: F401  (the stopping rules live there)
 
-EARLY_STOP = "early_stop"
-CONVERGENCE = "convergence"
-STOPPING_RULES = (EARLY_STOP, CONVERGENCE)
 PROMPT_FORMATS = ("qa", "chat")
 ALL_ATTN_MLP = "all-linear-attn-mlp"
 

@@ -217,7 +217,7 @@ def run(project_path: str, run_id: int, resume: bool, out: Optional[TextIO], sho
         start_step = 0
         if ckpt is not None:
             start_step = int(json.loads((ckpt / "state.json").read_text(encoding="utf-8"))["step"])
-        prior = float(row.get("seconds") or 0.0) if ckpt is not None else 0.0
+        prior = row.seconds if ckpt is not None else 0.0
         recorder = Recorder(project, run_id, folder, out, prior)
         delete_metrics_after(project, run_id, start_step)
         if resume:
@@ -228,15 +228,15 @@ def run(project_path: str, run_id: int, resume: bool, out: Optional[TextIO], sho
             status=RUNNING,
             worker_pid=os.getpid(),
             error=None,
-            started_at=row.get("started_at") or time.time(),
+            started_at=row.started_at or time.time(),
             finished_at=None,
         )
-        ref = resolve_model(row["model_path"] or row["model_spec"], allow_pickle=settings.allow_pickle)
+        ref = resolve_model(row.model_ref, allow_pickle=settings.allow_pickle)
         meta = {
             "run_id": run_id,
-            "plan_id": row.get("plan_id"),
-            "model_name": row.get("model_name"),
-            "model_fingerprint": row.get("model_fingerprint"),
+            "plan_id": row.plan_id,
+            "model_name": row.model_name or None,
+            "model_fingerprint": row.model_fingerprint or None,
         }
         result = train_loop(
             folder,
@@ -334,7 +334,7 @@ def run_other_rank(project_path: str, run_id: int, resume: bool, should_stop: An
             row = get_run(project, run_id)
         settings = replace(run_settings(row), allow_pickle=allow_pickle)
         train, dev = run_items(row)
-        ref = resolve_model(row["model_path"] or row["model_spec"], allow_pickle=settings.allow_pickle)
+        ref = resolve_model(row.model_ref, allow_pickle=settings.allow_pickle)
         train_loop(run_dir(row), ref, settings, train, dev, LoopHooks(should_stop=should_stop), resume=resume)
         return 0
     except BaseException as exc:  # noqa: BLE001 - rank 0 reports the run's end; this is for the log

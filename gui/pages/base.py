@@ -69,6 +69,18 @@ class Page(QtWidgets.QWidget):
             self.message.show_message(str(exc), "error")
             return None
 
+    def project_op(self, name: str, op, *, path=None, create: bool = False, exclusive: bool = False, changes=None, **callbacks):
+        """Run ``op(project, job)`` against the open project (or ``path``) on a worker thread: a
+        ``gui.jobs.ProjectOp``, its changed context fields set on ``self.ctx``, its error said by
+        ``report_error`` (inline for a user mistake) unless ``on_error`` is given. Returns the job."""
+        from ..jobs import ProjectOp
+
+        callbacks.setdefault("on_error", self.report_error)
+        project_op = ProjectOp(
+            name, path if path is not None else self.ctx.project_path, op, create=create, exclusive=exclusive, changes=changes
+        )
+        return project_op.run_in(self.ctx.runner, context=self.ctx, **callbacks)
+
     def watched_fields(self) -> tuple[str, ...]:
         """Context fields whose change makes this page stale."""
         return ("project_path",)

@@ -34,14 +34,12 @@ OK_COLOR, BAD_COLOR = "#2e7d32", "#c62828"
 
 
 # -- data --------------------------------------------------------------------------------------------
-def load_example_data(path: str | Path, run_id: int) -> ExampleData:
-    """Read a run's examples with its own connection (runs on a worker thread)."""
-    from core.store import Project, example_rows
+def load_example_data(project: Any, run_id: int) -> ExampleData:
+    """Read a run's examples (a ``ProjectOp``'s work: on a worker thread, with its own connection)."""
+    from core.store import example_rows
 
-    with Project(path, create=False) as project:
-        run = project.probe_run(run_id)
-        rows = example_rows(project, run_id, run["dataset_id"])
-    return ExampleData.from_rows(run_id, rows)
+    run = project.probe_run(run_id)
+    return ExampleData.from_rows(run_id, example_rows(project, run_id, run.dataset_id))
 
 
 # -- the page ------------------------------------------------------------------------------------------
@@ -259,7 +257,7 @@ class BreakdownPage(Page):
         with self.ctx.project() as p:
             b = breakdown(p, run_id)
         self.breakdown = b
-        self.ctx.note_probe_run(run_id, status=b.run.get("status"), has_results=b.total > 0)
+        self.ctx.note_probe_run(run_id, status=b.run.status, has_results=b.total > 0)
         self.message.clear_message()
         self.body.show()
         self.headline.setText(b.headline())
@@ -327,12 +325,12 @@ class BreakdownPage(Page):
                 if self.ctx.project_path is not None and self.ctx.probe_run_id is not None:
                     self._start_load(self.ctx.project_path, self.ctx.probe_run_id)
 
-        self._load_job = self.ctx.runner.start(
+        self._load_job = self.project_op(
             "Load examples",
-            lambda job: load_example_data(path, run_id),
+            lambda project, _job: load_example_data(project, run_id),
+            path=path,
             on_done=done,
             on_finally=finished,
-            exclusive=False,
         )
 
     @property
@@ -480,7 +478,7 @@ def example_html(project: Any, run_id: int, example_id: str, palette: Optional[Q
     from core.store import example_detail
 
     run = project.probe_run(run_id)
-    row = example_detail(project, run_id, run["dataset_id"], example_id)
+    row = example_detail(project, run_id, run.dataset_id, example_id)
     if row is None:
         return f"<p>Example {html.escape(example_id)} has no probe result in run {run_id}.</p>"
     (cat, p_g, p_s, g_ok, g_n, s_ok, s_n, greedy_json, sampled_json, exemplars_json, question, answers_json, group) = row[:13]
@@ -492,7 +490,7 @@ def example_html(project: Any, run_id: int, example_id: str, palette: Optional[Q
     swaps = json.loads(swaps_json or "[]")
     # the ticks follow the run's own grading (core.scoring): the stored verdicts of the greedy
     # answers (with the judge's, in judge mode), the rules for the samples
-    settings = ProbeSettings.from_json(run["settings"])
+    settings = ProbeSettings.from_json(run.settings_json)
     gold = SimpleNamespace(
         answers=tuple(aliases),
         answer_keys=tuple(json.loads(keys_json or "[]")) or tuple(aliases),

@@ -32,7 +32,10 @@ from core.report import (
     stopping_words,
     transition_rows,
 )
+from core.store import DONE as RUN_DONE
+from core.store import TrainRun
 
+from ..jobs import ProjectOp
 from ..qt import Qt, QtWidgets
 from ..transition_chart import TransitionBars, after_legend
 from .base import BLOCKED, DONE, READY, InlineMessage, Page, ProgressRow, scrolled
@@ -49,9 +52,9 @@ def check_cost_for_plan(project: Any, plan_id: int) -> str:
     return plan_cost_text(project, plan_id)
 
 
-def _has_adapter(row: dict) -> bool:
+def _has_adapter(row: TrainRun) -> bool:
     """Whether a run may have kept an adapter (finished, or stopped after an evaluation)."""
-    return row.get("status") == "done" or row.get("best_step") is not None
+    return row.status == RUN_DONE or row.best_step is not None
 
 
 class CheckPage(Page):
@@ -185,7 +188,7 @@ class CheckPage(Page):
     def update_actions(self) -> None:
         busy = self.ctx.runner.busy
         row = self._selected_row()
-        found = self._finished_check(int(row["id"])) if row is not None else None
+        found = self._finished_check(row.id) if row is not None else None
         done = found is not None and not found.stale  # a stale check (an older adapter) can be redone
         can = row is not None and _has_adapter(row) and not busy and not done
         self.check_button.setEnabled(can)
@@ -195,7 +198,7 @@ class CheckPage(Page):
         elif done:
             tip = "This run has a finished check: its results are below."
         elif not _has_adapter(row):
-            tip = f"Training run {row['id']} kept no adapter yet (it stopped before its first evaluation)."
+            tip = f"Training run {row.id} kept no adapter yet (it stopped before its first evaluation)."
         elif busy:
             job = self.ctx.runner.current()
             tip = f"Wait for '{job.name if job else 'the running job'}' to finish."
@@ -215,37 +218,37 @@ class CheckPage(Page):
         from core.check import list_checks
         from core.train import list_runs
 
-        rows: list[dict] = []
+        rows: list[TrainRun] = []
         checks: list[Any] = []
         if self.ctx.project_path is not None:
             with self.ctx.project() as p:
                 rows = list_runs(p)
                 checks = list_checks(p)
-        self._runs = {int(r["id"]): r for r in rows}
+        self._runs = {r.id: r for r in rows}
         self._checks = checks
         self._project = self.ctx.project_path
-        want = self.ctx.train_run_id if self.ctx.train_run_id in self._runs else (int(rows[-1]["id"]) if rows else None)
+        want = self.ctx.train_run_id if self.ctx.train_run_id in self._runs else (rows[-1].id if rows else None)
         self.runs_combo.blockSignals(True)
         self.runs_combo.clear()
         for r in rows:
-            self.runs_combo.addItem(self._run_label(r), int(r["id"]))
+            self.runs_combo.addItem(self._run_label(r), r.id)
         if not rows:
             self.runs_combo.addItem("No training runs yet", None)
         elif want is not None:
             self.runs_combo.setCurrentIndex(self.runs_combo.findData(int(want)))
         self.runs_combo.blockSignals(False)
 
-    def _run_label(self, r: dict) -> str:
+    def _run_label(self, r: TrainRun) -> str:
         mix = self._plan_mix(r)
-        check = self._finished_check(int(r["id"]))
+        check = self._finished_check(r.id)
         checked = "checked" if check is not None else "not checked"
-        return f"Run {r['id']} — {r.get('status') or '?'} — {mix}, {stopping_words(r).split(' (')[0]} — {checked}"
+        return f"Run {r.id} — {r.status or '?'} — {mix}, {stopping_words(r).split(' (')[0]} — {checked}"
 
-    def _plan_mix(self, r: dict) -> str:
+    def _plan_mix(self, r: TrainRun) -> str:
         for c in reversed(self._checks):
-            if c.train_run_id == int(r["id"]) and c.mix:
+            if c.train_run_id == r.id and c.mix:
                 return f"{c.mix} mix"
-        return f"plan {r.get('plan_id')}" if r.get("plan_id") is not None else "no plan"
+        return f"plan {r.plan_id}" if r.plan_id is not None else "no plan"
 
     def _finished_check(self, run_id: int) -> Optional[Any]:
         if self._project != self.ctx.project_path:
@@ -291,7 +294,7 @@ class CheckPage(Page):
             self.cost_label.setText("")
             self._show_check(None, "No training run yet. Train one in the Train step, then check what it did here.")
             return
-        run_id = int(row["id"])
+        run_id = row.id
         self._show_cost(run_id)
         done = self._finished_check(run_id)
         latest = self._latest_check(run_id)
@@ -304,7 +307,7 @@ class CheckPage(Page):
                     + ". “Check this run” resumes it: the answers already given are kept."
                 )
             if not _has_adapter(row):
-                why = f"Training run {run_id} kept no adapter (status {row.get('status')}), so there is nothing to check."
+                why = f"Training run {run_id} kept no adapter (status {row.status}), so there is nothing to check."
             self._show_check(None, why)
         else:
             self._show_check(done, "")
@@ -445,12 +448,10 @@ class CheckPage(Page):
         self._costing.add(key)
         project_path = self.ctx.project_path
 
-        def work(_job: Any) -> str:
+        def work(p: Any, _job: Any) -> str:
             from core.check import plan_check
-            from core.store import Project
 
-            with Project(project_path, create=False) as p:
-                return plan_check(p, run_id).cost_text()
+            return plan_check(p, run_id).cost_text()
 
         def done(text: str) -> None:
             self._cost[key] = text
@@ -464,10 +465,10 @@ class CheckPage(Page):
             if self._selected_key() == key:
                 self.cost_label.setText(f"Cannot check training run {run_id}: {exc}")
 
-        self.ctx.runner.start(
+        self.project_op(
             "Working out the check's cost",
             work,
-            exclusive=False,
+            path=project_path,
             on_done=done,
             on_error=failed,
             on_finally=lambda: self._costing.discard(key),
@@ -503,23 +504,20 @@ class CheckPage(Page):
         project_path = self.ctx.project_path
         options = dict(self.run_check_options)
 
-        def work(job: Any) -> Any:
+        def work(p: Any, job: Any) -> Any:
             from core.check import CheckSettings, run_check
             from core.probe import CALIBRATION_S
-            from core.store import Project
 
             # an estimate from this machine before the first batch (a test may pass its own settings)
             options.setdefault("settings", CheckSettings(calibrate_s=CALIBRATION_S))
-
-            with Project(project_path, create=False) as p:
-                return run_check(
-                    p,
-                    run_id,
-                    progress=lambda pr: job.progress(replace(pr, unit="answers")),
-                    cancel=job.cancel,
-                    on_status=job.status,
-                    **options,
-                )
+            return run_check(
+                p,
+                run_id,
+                progress=lambda pr: job.progress(replace(pr, unit="answers")),
+                cancel=job.cancel,
+                on_status=job.status,
+                **options,
+            )
 
         self._cancel_requested = False
         self.progress.show()
@@ -531,7 +529,7 @@ class CheckPage(Page):
         )
         self._job = self.start_long_job(
             f"Check (run {run_id})",
-            work,
+            ProjectOp(f"Check (run {run_id})", project_path, work).work,
             on_done=self._finished,
             on_error=self._failed,
             on_status=self._status,

@@ -395,9 +395,8 @@ class DatasetPage(Page):
         self.problems.hide()
         self.message.clear_message()
 
-        def job(j):
+        def job(p, j):
             from core.datasets import load_dataset
-            from core.store import Project
 
             # With a limit only the rows the balanced pick can take are kept (any file size).
             ds = load_dataset(path, mapping=mapping or None, skip_invalid=True, key_overrides=overrides, limit=limit or None)
@@ -405,14 +404,15 @@ class DatasetPage(Page):
                 return {"problems": ds, "added": False}
             pool = load_dataset(pool_path, skip_invalid=True) if pool_path else None
             j.status("Saving to the project …")
-            with Project(project_path, create=False) as p:
-                dataset_id = p.add_dataset(ds, role="train")
-                pool_id = p.add_dataset(pool, role="pool") if pool is not None else None
+            dataset_id = p.add_dataset(ds, role="train")
+            pool_id = p.add_dataset(pool, role="pool") if pool is not None else None
             return {"added": True, "dataset": ds, "dataset_id": dataset_id, "pool_id": pool_id}
 
-        self.ctx.runner.start(
+        self.project_op(
             "Adding the dataset",
             job,
+            path=project_path,
+            exclusive=True,
             on_done=self._added,
             on_error=self.report_error,
             on_finally=self.progress.hide,

@@ -160,27 +160,27 @@ class ExportPage(Page):
 
     # -- view ---------------------------------------------------------------------------------------------
     def refresh(self) -> None:
-        from core.train import eval_history, get_run, stopping_point
+        from core.train import eval_history, get_run
 
         self.adapter_dir = None
         text = "No training run yet: train in step 7 to get an adapter."
         if self.ctx.train_run_id is not None and self.ctx.project_path is not None:
             with self.ctx.project() as p:
                 run = get_run(p, self.ctx.train_run_id)
-                point = stopping_point(run, eval_history(p, self.ctx.train_run_id))  # a convergence run: its last step
-            if run.get("adapter_dir") and Path(run["adapter_dir"]).is_dir():
-                self.adapter_dir = run["adapter_dir"]
+                point = run.stopping_point(eval_history(p, self.ctx.train_run_id))  # a convergence run: its last step
+            if run.adapter_dir is not None and run.adapter_dir.is_dir():
+                self.adapter_dir = str(run.adapter_dir)
                 best = (
                     f" (stopping point: epoch {point['epoch']:g}, dev exact match {percent(point['dev_em'])})"
                     if point and point.get("epoch") is not None and point.get("dev_em") is not None
                     else ""
                 )
                 text = (
-                    f"Training run {run['id']} ({run['status']}){best}:<br><code>{html.escape(self.adapter_dir)}</code><br>"
+                    f"Training run {run.id} ({run.status}){best}:<br><code>{html.escape(self.adapter_dir)}</code><br>"
                     "Load it with <code>PeftModel.from_pretrained(base_model, folder)</code>."
                 )
             else:
-                text = f"Training run {run['id']} is {run['status']} and has no adapter yet."
+                text = f"Training run {run.id} is {run.status} and has no adapter yet."
         self.adapter_label.setText(text)
         if self.ctx.plan_id is None:
             self.plan_label.setText("No plan yet: make one in step 6.")
@@ -282,16 +282,14 @@ class ExportPage(Page):
     def export_plan_to(self, folder: Path) -> None:
         path, plan_id = self.ctx.project_path, self.ctx.plan_id
 
-        def job(_j):
+        def job(p, _j):
             from core.plan import export_plan, load_plan
-            from core.store import Project
 
-            with Project(path, create=False) as p:
-                plan = load_plan(p, plan_id)
-                # refused inline (report_error) when the folder holds a file KnowMix did not write there
-                return export_plan(plan, folder, dataset_row=p.dataset(plan.dataset_id), project=p)
+            plan = load_plan(p, plan_id)
+            # refused inline (report_error) when the folder holds a file KnowMix did not write there
+            return export_plan(plan, folder, dataset_row=p.dataset(plan.dataset_id), project=p)
 
-        self.ctx.runner.start("Exporting the plan", job, exclusive=False, on_error=self.report_error, on_done=self._exported)
+        self.project_op("Exporting the plan", job, path=path, on_done=self._exported)
 
     def _exported(self, paths: dict) -> None:
         self.export_paths = paths
@@ -314,16 +312,12 @@ class ExportPage(Page):
         """Write the probe run's per-example results (``core.results``) on the job runner."""
         path, run_id = self.ctx.project_path, self.ctx.probe_run_id
 
-        def job(_j):
+        def job(p, _j):
             from core.results import write_results
-            from core.store import Project
 
-            with Project(path, create=False) as p:
-                return out, write_results(p, fmt, out, run_id)
+            return out, write_results(p, fmt, out, run_id)
 
-        self.ctx.runner.start(
-            "Writing the per-example results", job, exclusive=False, on_error=self.report_error, on_done=self._results_saved
-        )
+        self.project_op("Writing the per-example results", job, path=path, on_done=self._results_saved)
 
     def _results_saved(self, done: tuple) -> None:
         out, n = done

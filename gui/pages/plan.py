@@ -193,7 +193,9 @@ class PlanPage(Page):
             return BLOCKED, "Probe first"
         if self.ctx.plan_id is not None:
             return DONE, f"Plan {self.ctx.plan_id}"
-        if self._probe_status() != "finished":
+        from core.store import PROBE_FINISHED
+
+        if self._probe_status() != PROBE_FINISHED:
             return BLOCKED, "The probe is not finished yet"
         return READY, "Make the training plan"
 
@@ -246,7 +248,8 @@ class PlanPage(Page):
         n = 0
         try:
             with self.ctx.project() as p:
-                n = len(multi_answer_ids(p, p.probe_run(self.ctx.probe_run_id)))
+                run = p.probe_run(self.ctx.probe_run_id)
+                n = len(multi_answer_ids(p, run.id, run.dataset_id))
         except KnowMixError:
             pass
         self._set_multi_count(n)
@@ -345,22 +348,23 @@ class PlanPage(Page):
         path, run_id = self.ctx.project_path, self.ctx.probe_run_id
         ood = self.ood_edit.text().strip()
 
-        def job(_j):
+        def job(p, _j):
             from core.plan import add_ood, build_plan, save_plan
-            from core.store import Project
 
-            with Project(path, create=False) as p:
-                plan = build_plan(p, run_id, settings)
-                if ood:
-                    add_ood(p, plan, ood)
-                return save_plan(p, plan)
+            plan = build_plan(p, run_id, settings)
+            if ood:
+                add_ood(p, plan, ood)
+            return save_plan(p, plan)
 
-        self.ctx.runner.start("Making the plan", job, on_done=self._built, on_error=self._failed, exclusive=False)
+        self.project_op(
+            "Making the plan",
+            job,
+            path=path,
+            changes=lambda plan_id: {"plan_id": plan_id, "train_run_id": None},
+            on_done=lambda _plan_id: self.refresh_now(),
+            on_error=self._failed,
+        )
         self.build_button.setEnabled(False)
-
-    def _built(self, plan_id: int) -> None:
-        self.ctx.set(plan_id=plan_id, train_run_id=None)
-        self.refresh_now()
 
     def _failed(self, exc: BaseException, tb: str) -> None:
         self.update_actions()

@@ -8,6 +8,7 @@ import time
 from typing import Any, Optional
 
 from core.jobs import Progress
+from core.store import PROBE_CANCELLED, PROBE_FAILED, PROBE_FINISHED, PROBE_RUNNING, ProbeRun
 
 from ..qt import Qt, QtWidgets
 from .base import BLOCKED, DONE, READY, InlineMessage, Page, ProgressRow, fmt_seconds, scrolled
@@ -43,10 +44,10 @@ class LiveCounts:
             return
         try:
             if self.run_id is None:
-                runs = [r for r in self.project.probe_runs() if r["dataset_id"] == self.dataset_id]
+                runs = [r for r in self.project.probe_runs() if r.dataset_id == self.dataset_id]
                 if not runs:
                     return
-                self.run_id, self.status = runs[-1]["id"], runs[-1]["status"]
+                self.run_id, self.status = runs[-1].id, runs[-1].status
             counts = self.project.category_counts(self.run_id)
         except Exception:  # noqa: BLE001 - live counts are a nicety; the probe goes on
             return
@@ -224,7 +225,7 @@ class ProbePage(Page):
     def step_state(self):
         if self.ctx.project_path is None or self.ctx.dataset_id is None:
             return BLOCKED, "Add a dataset first"
-        if self._run_status() == "finished":
+        if self._run_status() == PROBE_FINISHED:
             return DONE, "The probe is finished"
         return READY, "Probe the dataset"
 
@@ -247,7 +248,7 @@ class ProbePage(Page):
             d = p.dataset(self.ctx.dataset_id)
             pool = p.dataset(self.ctx.pool_id) if self.ctx.pool_id else None
             run = p.probe_run(self.ctx.probe_run_id) if self.ctx.probe_run_id else None
-            groups = p.category_counts(run["id"]) if run is not None and run["dataset_id"] == self.ctx.dataset_id else None
+            groups = p.category_counts(run.id) if run is not None and run.dataset_id == self.ctx.dataset_id else None
             self._rate = (self._rate_key(), self._read_rate(p))
         self._n_questions = d["n_examples"]
         model = (
@@ -268,16 +269,16 @@ class ProbePage(Page):
             self.live_chart.set_rows([])
         self._update_estimate()
 
-    def _show_run(self, run: dict, groups: dict[str, dict[str, int]]) -> None:
+    def _show_run(self, run: ProbeRun, groups: dict[str, dict[str, int]]) -> None:
         """A run as read from the project: its progress and its counts (``Project.category_counts``)."""
-        self.ctx.note_probe_run(run["id"], status=run["status"], has_results=any(any(g.values()) for g in groups.values()))
-        self.progress.set_progress(Progress(run["n_done"] or 0, run["n_total"] or 0, 0.0, None, "", "questions"))
-        status = run["status"]
-        if status == "finished":
-            took = f" in {fmt_seconds(run['seconds'])}" if run.get("seconds") else ""
+        self.ctx.note_probe_run(run.id, status=run.status, has_results=any(any(g.values()) for g in groups.values()))
+        self.progress.set_progress(Progress(run.n_done, run.n_total, 0.0, None, "", "questions"))
+        status = run.status
+        if status == PROBE_FINISHED:
+            took = f" in {fmt_seconds(run.seconds)}" if run.seconds else ""
             self.progress.detail.setText(f"Finished{took}.")
-        elif (run["n_done"] or 0) < (run["n_total"] or 0):
-            self.progress.detail.setText(f"Not finished ({status}): Start resumes from question {run['n_done'] + 1}.")
+        elif run.n_done < run.n_total:
+            self.progress.detail.setText(f"Not finished ({status}): Start resumes from question {run.n_done + 1}.")
         self._show_counts(groups)
 
     def _rate_key(self) -> tuple:
@@ -303,10 +304,10 @@ class ProbePage(Page):
 
         try:
             for run in reversed(p.probe_runs()):
-                if run["model_spec"] == self.ctx.model_spec and run.get("seconds") and run.get("n_done"):
-                    s = ProbeSettings.from_json(run["settings"])
+                if run.model_spec == self.ctx.model_spec and run.seconds and run.n_done:
+                    s = ProbeSettings.from_json(run.settings_json)
                     budget = s.n_sets * (1 + s.samples_per_set) / (10 * 17)
-                    return run["seconds"] / run["n_done"] / max(budget, 1e-6)
+                    return run.seconds / run.n_done / max(budget, 1e-6)
         except Exception:  # noqa: BLE001
             return None
         return None
@@ -362,7 +363,7 @@ class ProbePage(Page):
         ):
             w.setEnabled(not running)
         status = self._run_status()
-        resumable = status in ("cancelled", "failed", "running") and not running
+        resumable = status in (PROBE_CANCELLED, PROBE_FAILED, PROBE_RUNNING) and not running
         self.start_button.setText("Resume probe" if resumable else "Start probe")
 
     # -- the job --------------------------------------------------------------------------------------
@@ -385,9 +386,8 @@ class ProbePage(Page):
         self.message.clear_message()
         self.progress.set_busy("Starting …")
 
-        def job(j):
+        def job(p, j):
             from core.probe import CALIBRATION_S, ProbeRequest, run_probe
-            from core.store import Project
 
             from .model import load_model
 
@@ -396,27 +396,27 @@ class ProbePage(Page):
                 j.status(f"Loading the model ({spec}) …")
                 backend = load_model(spec, backend_name, device)
                 j.send_event({"loaded": backend})
-            with Project(path, create=False) as p:
-                live = LiveCounts(p, dataset_id, j.send_event)
+            live = LiveCounts(p, dataset_id, j.send_event)
 
-                def progress(pr: Progress) -> None:
-                    live.update(pr)
-                    j.progress(pr)
+            def progress(pr: Progress) -> None:
+                live.update(pr)
+                j.progress(pr)
 
-                run = run_probe(
-                    p,
-                    # calibrate_s: an estimate from this machine before the first batch
-                    ProbeRequest(dataset_id, pool_id, spec, settings, calibrate_s=CALIBRATION_S),
-                    backend=backend,
-                    progress=progress,
-                    cancel=j.cancel,
-                    on_status=j.status,
-                )
-            return run
+            return run_probe(
+                p,
+                # calibrate_s: an estimate from this machine before the first batch
+                ProbeRequest(dataset_id, pool_id, spec, settings, calibrate_s=CALIBRATION_S),
+                backend=backend,
+                progress=progress,
+                cancel=j.cancel,
+                on_status=j.status,
+            )
 
-        self.job = self.ctx.runner.start(
+        self.job = self.project_op(
             "Probe",
             job,
+            path=path,
+            exclusive=True,
             on_done=self._done,
             on_error=self._failed,
             on_progress=self._progress,
@@ -458,7 +458,7 @@ class ProbePage(Page):
         self._rate = None  # this run's speed counts from now on
         self.ctx.set(probe_run_id=outcome.run_id)
         notes = " ".join(f"Note: {n}." for n in outcome.notes.values())
-        if outcome.status == "cancelled":
+        if outcome.status == PROBE_CANCELLED:
             self.message.show_message(
                 f"Paused: {outcome.n_done} of {outcome.n_total} questions are probed and saved. Click Resume to go on. {notes}",
                 "warning",

@@ -15,6 +15,9 @@ SAMPLE_QUESTIONS = 71
 PROJECT_FILTER = "KnowMix projects (*.knowmix);;All files (*)"
 
 
+TRY_SAMPLE_JOB = "Making the sample project"
+
+
 def sample_project_path() -> Path:
     return app_home() / "projects" / "sample.knowmix"
 
@@ -161,27 +164,28 @@ class ProjectPage(Page):
 
     def try_sample(self) -> None:
         """The sample project: the starter questions, the exemplar pool and the built-in model, ready to probe."""
-        from core.datasets import load_dataset, take_balanced
-        from core.models import resolve_model
-        from core.paths import sample_pool, starter_dataset
-        from core.store import Project
-
-        if self._busy_refusal():
+        if self._busy_refusal() or self.ctx.runner.is_running(TRY_SAMPLE_JOB):
             return
         path = sample_project_path()
-        try:
+
+        def fill(p, _job) -> None:
+            from core.datasets import load_dataset, take_balanced
+            from core.models import resolve_model
+            from core.paths import sample_pool, starter_dataset
+
             resolve_model("default")  # a missing built-in model is said here, not after a click on Probe
-            ds = take_balanced(load_dataset(starter_dataset()), SAMPLE_QUESTIONS)
-            pool = load_dataset(sample_pool())
-            with Project(path) as p:
-                p.add_dataset(ds, role="train")
-                p.add_dataset(pool, role="pool")
-        except Exception as exc:  # noqa: BLE001
-            self.ctx.show_error(exc)
-            return
-        if self.open_path(path):
-            self.ctx.set(model_spec="default", backend_name="auto")
-            self._go("probe")
+            p.add_dataset(take_balanced(load_dataset(starter_dataset()), SAMPLE_QUESTIONS), role="train")
+            p.add_dataset(load_dataset(sample_pool()), role="pool")
+
+        def opened(_none: None) -> None:
+            if self.open_path(path):
+                self.ctx.set(model_spec="default", backend_name="auto")
+                self._go("probe")
+
+        # not exclusive: opening the project when it is written checks that no exclusive job runs
+        self.project_op(
+            TRY_SAMPLE_JOB, fill, path=path, create=True, on_done=opened, on_error=lambda exc, _tb: self.ctx.show_error(exc)
+        )
 
     # -- view -----------------------------------------------------------------------------------
     def refresh(self) -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from core.devices import Devices
+from core.store import CONVERGENCE, EARLY_STOP, TrainRun
+from core.store import DONE as RUN_DONE
 from core.train import Checkpoint, Eval, Resume, Start, Step, TrainEvent, missing_training_packages
 
 from ..qt import QtCore, QtWidgets
@@ -32,8 +34,6 @@ from .train_text import (
     plan_line,
     run_is_resumable,
     run_label,
-    stopping_point,
-    stopping_rule,
     training_html,
 )
 from .train_widgets import RunsBox, TrainCharts, TrainSettingsBox, rich_label
@@ -62,7 +62,7 @@ class TrainPage(Page):
         self._job: Any = None  # the training job while one runs
         self._job_kind = ""  # "start" | "resume"
         self._live_run_id: Optional[int] = None
-        self._live_stopping = "early_stop"  # the stopping rule of the run being trained
+        self._live_stopping = EARLY_STOP  # the stopping rule of the run being trained
         self._status_base = ""  # the status line without its "checkpoint saved" tail
         self._cancel_requested = False
         self._unloaded_note = ""  # said while training, after the "starting …" banner is gone
@@ -180,8 +180,8 @@ class TrainPage(Page):
         if self.ctx.plan_id is None:
             return BLOCKED, "No plan yet: make one in the Plan step, then train on it here."
         row = self._current_row()
-        if row is not None and row.get("status") == "done":
-            return DONE, f"Run {row['id']} finished; its adapter is in {row.get('adapter_dir')}"
+        if row is not None and row.status == RUN_DONE:
+            return DONE, f"Run {row.id} finished; its adapter is in {row.adapter_dir}"
         if self._missing:
             return READY, "Training needs the full edition of KnowMix (torch and peft)."
         return READY, f"Ready to train on plan {self.ctx.plan_id}."
@@ -212,7 +212,7 @@ class TrainPage(Page):
         self.resume_button.setEnabled(can_train and not busy and row is not None and run_is_resumable(row))
         for w in (*self.form.inputs(), self.runs_combo):
             w.setEnabled(not self.training)
-        self.open_button.setEnabled(row is not None and bool(row.get("folder")) and Path(row["folder"]).is_dir())
+        self.open_button.setEnabled(row is not None and row.folder is not None and row.folder.is_dir())
         self.runs_box.show_worker(None if self.training else row)
 
     @property
@@ -262,28 +262,28 @@ class TrainPage(Page):
     def _reload_runs(self) -> None:
         from core.train import list_runs
 
-        rows: list[dict] = []
+        rows: list[TrainRun] = []
         if self.ctx.project_path is not None:
             with self.ctx.project() as p:
                 rows = RunsBox.with_claims(p, list_runs(p))
-        self._rows = {int(r["id"]): r for r in rows}
+        self._rows = {r.id: r for r in rows}
         self._rows_project = self.ctx.project_path
-        want = self.ctx.train_run_id if self.ctx.train_run_id in self._rows else (rows[-1]["id"] if rows else None)
+        want = self.ctx.train_run_id if self.ctx.train_run_id in self._rows else (rows[-1].id if rows else None)
         self.runs_combo.blockSignals(True)
         self.runs_combo.clear()
         for r in rows:
-            self.runs_combo.addItem(run_label(r), int(r["id"]))
+            self.runs_combo.addItem(run_label(r), r.id)
         if want is not None:
             self.runs_combo.setCurrentIndex(self.runs_combo.findData(int(want)))
         self.runs_combo.blockSignals(False)
         if not rows:
             self.runs_combo.addItem("No training runs yet", None)
 
-    def _selected_row(self) -> Optional[dict]:
+    def _selected_row(self) -> Optional[TrainRun]:
         run_id = self.runs_combo.currentData()
         return self._rows.get(run_id) if run_id is not None else None
 
-    def _current_row(self) -> Optional[dict]:
+    def _current_row(self) -> Optional[TrainRun]:
         run_id = self.ctx.train_run_id
         if run_id is None or self.ctx.project_path is None:
             return None
@@ -313,9 +313,9 @@ class TrainPage(Page):
             self.outcome_label.setText("")
             return
         self.checkpoint_label.setText(describe_checkpoint(row))
-        history = self._load_curves(int(row["id"]))
+        history = self._load_curves(row.id)
         self.outcome_label.setText(describe_outcome(row, history))
-        point = stopping_point(row, history)
+        point = row.stopping_point(history)
         self.set_stopping_point(point["step"] if point else None)
         self.redraw()
 
@@ -432,19 +432,19 @@ class TrainPage(Page):
         row = self._selected_row()
         if row is None or not run_is_resumable(row) or self.ctx.runner.busy or self._missing:
             return
-        run_id = int(row["id"])
+        run_id = row.id
         released = self.ctx.backend is not None
         self.ctx.release_model()
         self._unloaded_note = "The probe's model was unloaded to free memory for training." if released else ""
         self.message.show_message(
-            f"{self._unloaded_note} Resuming run {run_id} from its last checkpoint (step {row.get('step') or 0}) …".strip(),
+            f"{self._unloaded_note} Resuming run {run_id} from its last checkpoint (step {row.step}) …".strip(),
             "info",
         )
         project_path = self.ctx.project_path
         self._begin("resume")
         self._live_run_id = run_id
-        self._live_stopping = stopping_rule(row)
-        self._load_curves(run_id, up_to=int(row.get("step") or 0))
+        self._live_stopping = row.stopping
+        self._load_curves(run_id, up_to=row.step)
         self.redraw()
 
         def work(job):
@@ -503,7 +503,7 @@ class TrainPage(Page):
             self.charts.schedule_redraw()
         elif isinstance(event, Eval):
             self.charts.add_eval(int(event.step), float(event.dev_em), event.fit or {})
-            if self._live_stopping != "convergence" and event.best_step is not None:  # convergence: marked at the end
+            if self._live_stopping != CONVERGENCE and event.best_step is not None:  # convergence: marked at the end
                 self.set_stopping_point(int(event.best_step))
             self.charts.schedule_redraw()
         text = event_text(event)
@@ -534,11 +534,11 @@ class TrainPage(Page):
         row = self._rows.get(outcome.run_id)
         if row is None:
             return
-        point = stopping_point(row, outcome.history)
+        point = row.stopping_point(outcome.history)
         self.set_stopping_point(point["step"] if point else None)
         self.outcome_label.setText(describe_outcome(row, outcome.history))
         self.checkpoint_label.setText(describe_checkpoint(row))
-        if outcome.status == "done":
+        if outcome.status == RUN_DONE:
             checking = self.check_after.isChecked()
             self.message.show_message(
                 f"Training finished. The adapter is in {outcome.adapter_dir}; export it in the Export step."
@@ -587,4 +587,4 @@ class TrainPage(Page):
         row = self._selected_row()
         if row is None:
             return
-        open_run_folder(row.get("folder"), self.ctx.project_path)
+        open_run_folder(row.folder, self.ctx.project_path)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from ..jobs import ProjectOp
 from ..qt import QtWidgets
 
 
@@ -48,13 +49,10 @@ class CheckAfterRow(QtWidgets.QWidget):
         self.check_cost.setText(f"({self._costs[key]})")
         project_path, plan_id = ctx.project_path, ctx.plan_id
 
-        def work(_job: Any) -> str:
-            from core.store import Project
-
+        def work(p: Any, _job: Any) -> str:
             from .check import check_cost_for_plan
 
-            with Project(project_path, create=False) as p:
-                return check_cost_for_plan(p, int(plan_id))
+            return check_cost_for_plan(p, int(plan_id))
 
         def shown(text: str) -> None:
             self._costs[key] = text
@@ -64,4 +62,4 @@ class CheckAfterRow(QtWidgets.QWidget):
         def failed(exc: BaseException, _tb: str) -> None:
             shown(f"cost unknown: {exc}")
 
-        ctx.runner.start("Working out the check's cost", work, exclusive=False, on_done=shown, on_error=failed)
+        ProjectOp("Working out the check's cost", project_path, work).run_in(ctx.runner, on_done=shown, on_error=failed)

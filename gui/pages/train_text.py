@@ -17,7 +17,7 @@ from core.categories import ordered_categories
 from core.devices import Devices, detect_devices, last_detected
 from core.formats import format_gib, percent
 from core.plan import too_few_note
-from core.store import pid_alive
+from core.store import CANCELLED, CRASHED, CREATED, DONE, FAILED, RUNNING, ProbeRun, TrainRun, pid_alive, stop_reason_words
 from core.train import RESUMABLE as RESUMABLE_STATUSES  # noqa: F401  (old name; the rule lives in core.train.runs)
 from core.train import (  # noqa: F401  (re-exported for gui.pages.train)
     Checkpoint,
@@ -29,8 +29,6 @@ from core.train import (  # noqa: F401  (re-exported for gui.pages.train)
     Start,
     TrainEvent,
     WorkerError,
-    stopping_point,
-    stopping_rule,
 )
 from core.train import is_resumable as run_is_resumable  # noqa: F401  (old name)
 
@@ -75,7 +73,7 @@ def plan_line(project: Any, plan_id: Optional[int]) -> PlanLine:
             "The plan does not say which model was probed: choose one with Browse….",
             "choose a Hugging Face folder or a GGUF file",
         )
-    name = (probe or {}).get("model_name") or model
+    name = (probe.model_name if probe is not None else "") or model
     shown = "the built-in model" if model == "default" else model
     return PlanLine(label, model, f"Default: the model the plan's probe used — {name} ({shown}).", f"same as the probe: {name}")
 
@@ -100,7 +98,7 @@ def training_rows_words(row: dict) -> str:
     return f"{probed + unprobed} training ({probed} probed, {unprobed} kept rows that were not probed)"
 
 
-def _probe_run(project: Any, run_id: Optional[int]) -> Optional[dict]:
+def _probe_run(project: Any, run_id: Optional[int]) -> Optional[ProbeRun]:
     if run_id is None:
         return None
     try:
@@ -144,36 +142,31 @@ def fit_text(fit: Optional[dict]) -> str:
     return " · ".join(f"{c} {percent(fit[c], 0)}" for c in ordered_categories(fit))
 
 
-def run_label(row: dict) -> str:
+def run_label(row: TrainRun) -> str:
     """The run's line in the runs list; says when a "running" run's process is gone."""
-    best = f"dev EM best {pct(row.get('best_dev_em'))}" if row.get("best_dev_em") is not None else "no evaluation yet"
-    status = row.get("status") or "?"
-    if status in ("running", "created") and not pid_alive(row.get("worker_pid")) and row.get("worker_pid"):
+    best = f"dev EM best {pct(row.best_dev_em)}" if row.best_dev_em is not None else "no evaluation yet"
+    status = row.status or "?"
+    if status in (RUNNING, CREATED) and not pid_alive(row.worker_pid) and row.worker_pid:
         status += " (process gone)"
-    return f"Run {row['id']} — {status} — {best}"
+    return f"Run {row.id} — {status} — {best}"
 
 
-def describe_outcome(row: dict, history: list[dict]) -> str:
-    """What a run ended with, in words (HTML)."""
-    status = row.get("status")
-    point = stopping_point(row, history)
+def describe_outcome(row: TrainRun, history: list[dict]) -> str:
+    """What a run ended with, in words (HTML); the stop reason in the report's words (``core.store.stop_reason_words``)."""
+    status = row.status
+    point = row.stopping_point(history)
     esc = html.escape
     lines = []
-    if status == "done":
-        reason = {
-            "early_stop": "stopped early: the dev exact match stopped improving",
-            "max_epochs": f"trained all {row.get('final_epoch') or '?'} epochs",
-        }.get(row.get("stop_reason") or "", "")
+    if status == DONE:
+        reason = stop_reason_words(row.stop_reason, row.keeps_final) if row.stop_reason else ""
+        lines.append(f"<b>Run {row.id} finished</b>" + (f" ({esc(reason)}, in {fmt_seconds(row.seconds)})." if reason else "."))
+    elif status == CANCELLED:
         lines.append(
-            f"<b>Run {row['id']} finished</b>" + (f" ({esc(reason)}, in {fmt_seconds(row.get('seconds'))})." if reason else ".")
-        )
-    elif status == "cancelled":
-        lines.append(
-            f"<b>Run {row['id']} was cancelled at step {row.get('step') or 0}.</b> Its last checkpoint and its best "
+            f"<b>Run {row.id} was cancelled at step {row.step}.</b> Its last checkpoint and its best "
             "adapter so far are kept: Resume continues from the checkpoint."
         )
     else:
-        lines.append(f"<b>Run {row['id']}: {esc(str(status))}.</b>" + (f" {esc(str(row['error']))}" if row.get("error") else ""))
+        lines.append(f"<b>Run {row.id}: {esc(str(status))}.</b>" + (f" {esc(row.error)}" if row.error else ""))
     step0 = next((h for h in history if h.get("step") == 0 and h.get("dev_em") is not None), None)
     if step0 is not None:
         lines.append(f"Dev exact match before training: {pct(step0['dev_em'])}.")
@@ -186,23 +179,23 @@ def describe_outcome(row: dict, history: list[dict]) -> str:
             lines.append(f"Train fit at the stopping point: {esc(fit_text(point['fit']))}.")
     elif status != "done":
         lines.append("No evaluation yet, so no stopping point and no adapter.")
-    if row.get("adapter_dir"):
-        lines.append(f"Adapter: <code>{esc(str(row['adapter_dir']))}</code>")
-    if row.get("merged_dir"):
-        lines.append(f"Merged model: <code>{esc(str(row['merged_dir']))}</code>")
+    if row.adapter_dir:
+        lines.append(f"Adapter: <code>{esc(str(row.adapter_dir))}</code>")
+    if row.merged_dir:
+        lines.append(f"Merged model: <code>{esc(str(row.merged_dir))}</code>")
     return "<br>".join(lines)
 
 
-def describe_checkpoint(row: dict) -> str:
+def describe_checkpoint(row: TrainRun) -> str:
     """What the run folder holds (checkpoint, adapter, error), checked on disk, as HTML."""
-    folder = Path(row.get("folder") or "")
+    folder = row.folder or Path("")
     last = folder / "checkpoints" / "last"
     has_ckpt = (last / "state.json").is_file() or (folder / "checkpoints" / "last.old" / "state.json").is_file()
-    step, epoch = row.get("step") or 0, row.get("epoch") or 0.0
+    step, epoch = row.step, row.epoch
     esc = html.escape
     parts = [
-        f"<b>{esc(run_label(row))}</b> · model {esc(str(row.get('model_name') or row.get('model_spec') or '?'))} · "
-        f"{row.get('n_train') or 0} training / {row.get('n_dev') or 0} dev examples"
+        f"<b>{esc(run_label(row))}</b> · model {esc(row.model_name or row.model_spec or '?')} · "
+        f"{row.n_train} training / {row.n_dev} dev examples"
     ]
     if has_ckpt:
         parts.append(
@@ -210,15 +203,15 @@ def describe_checkpoint(row: dict) -> str:
         )
     else:
         parts.append("No checkpoint in the run folder" + (" (removed?)" if step else " yet") + ".")
-    adapter = row.get("adapter_dir")
+    adapter = row.adapter_dir
     if adapter:
         which = "final adapter (last step)" if Path(adapter).name == "final-adapter" else "best adapter"
         exists = "" if Path(adapter).is_dir() else " — <i>missing on disk</i>"
         parts.append(f"Adapter ({which}): <code>{esc(str(adapter))}</code>{exists}")
     else:
         parts.append("No adapter yet (one is saved at the first evaluation).")
-    if row.get("error") and row.get("status") in ("failed", "crashed"):
-        parts.append(f"Error: {esc(str(row['error']))}")
+    if row.error and row.status in (FAILED, CRASHED):
+        parts.append(f"Error: {esc(row.error)}")
     return "<br>".join(parts)
 
 

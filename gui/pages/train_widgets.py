@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from core.categories import CATEGORIES as CATEGORY_ORDER
+from core.store import CONVERGENCE, EARLY_STOP, TrainRun
 
 from ..charts import CATEGORY_COLORS
 from ..curve_plot import CurvePlot
@@ -117,8 +118,8 @@ class TrainSettingsBox(QtWidgets.QGroupBox):
         self.rank.setRange(1, 1024)
         self.rank.setValue(defaults.lora_r)
         self.stopping = QtWidgets.QComboBox()
-        self.stopping.addItem("Early stop on the best dev exact match (recommended)", "early_stop")
-        self.stopping.addItem("Train to convergence (all epochs, keep the last)", "convergence")
+        self.stopping.addItem("Early stop on the best dev exact match (recommended)", EARLY_STOP)
+        self.stopping.addItem("Train to convergence (all epochs, keep the last)", CONVERGENCE)
         self.stopping.setCurrentIndex(max(0, self.stopping.findData(defaults.stopping)))
         self.eval_every = QtWidgets.QSpinBox()
         self.eval_every.setRange(0, 1_000_000)
@@ -289,19 +290,17 @@ class RunsBox(QtWidgets.QGroupBox):
         row.addStretch(1)
         rl.addLayout(row)
 
-    def show_worker(self, row: Optional[dict]) -> None:
+    def show_worker(self, row: Optional[TrainRun]) -> None:
         """Offer "Stop its worker" for a run another KnowMix trains on this computer (``with_claims``)."""
-        claim = (row or {}).get("claim") or {}
+        claim = (row.claim if row is not None else None) or {}
         self.stop_button.setVisible(bool(claim.get("worker")) and claim.get("pid") != os.getpid())
 
     @staticmethod
-    def with_claims(project: Any, rows: list[dict]) -> list[dict]:
+    def with_claims(project: Any, rows: list[TrainRun]) -> list[TrainRun]:
         """The runs with ``claim``: the live claim of a run some KnowMix trains now (None for the others)."""
         from core.train import CREATED, RUNNING, live_claim
 
-        return [
-            {**r, "claim": live_claim(project, int(r["id"])) if r.get("status") in (RUNNING, CREATED) else None} for r in rows
-        ]
+        return [r.replace(claim=live_claim(project, r.id) if r.status in (RUNNING, CREATED) else None) for r in rows]
 
     @staticmethod
     def stop_worker(ctx: Any, run_id: int, message: Any) -> None:
