@@ -450,10 +450,10 @@ def test_a_dataset_too_small_for_four_shot_prompts_is_refused_before_anything_is
 
 def test_plan_prints_every_row_and_exports_in_the_input_format(tmp_path: Path, capsys) -> None:
     from core.datasets import load_dataset
-    from tests.test_plan import all_rows, move_not_probed, probed_project, team_rows, write_rows
+    from tests.test_plan import all_rows, move_not_probed, scripted_probe_project, team_rows, write_rows
 
     ds = move_not_probed(load_dataset(write_rows(tmp_path / "team.csv", team_rows(), "csv")))
-    project, _ = probed_project(tmp_path, ds)
+    project, _ = scripted_probe_project(tmp_path, ds)
     project.close()
     path = str(tmp_path / "p.knowmix")
 

@@ -20,7 +20,7 @@ from core.errors import ProjectError
 from core.exports_guard import MANIFEST
 from core.plan import PlanSettings, build_plan, export_plan
 from core.results import results_bytes
-from tests.test_plan import probed_project as plan_project
+from tests.test_plan import scripted_probe_project as plan_project
 from tests.test_plan import team_rows, write_rows
 
 # -- plan --export ------------------------------------------------------------------------------------

@@ -615,10 +615,10 @@ def test_a_convergence_run_in_progress_marks_its_best_dev_step_not_a_stopping_po
 
 def test_the_data_section_counts_rows_probed_and_not_probed_by_reason(tmp_path: Path) -> None:
     from core.datasets import load_dataset
-    from tests.test_plan import move_not_probed, probed_project, team_rows, write_rows
+    from tests.test_plan import move_not_probed, scripted_probe_project, team_rows, write_rows
 
     ds = move_not_probed(load_dataset(write_rows(tmp_path / "team.jsonl", team_rows(), "jsonl")))
-    project, _ = probed_project(tmp_path, ds)
+    project, _ = scripted_probe_project(tmp_path, ds)
     with project:
         save_plan(project, build_plan(project, settings=PlanSettings(dev_fraction=0.2)))
         text = build_report(project)

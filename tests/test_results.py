@@ -14,14 +14,14 @@ from core.categories import CATEGORIES
 from core.cli import main
 from core.datasets import load_dataset
 from core.results import COLUMNS, result_rows
-from tests.test_plan import P40, move_not_probed, probed_project, team_rows, write_rows
+from tests.test_plan import P40, move_not_probed, scripted_probe_project, team_rows, write_rows
 
 
 @pytest.fixture
 def project_path(tmp_path: Path) -> Path:
     """A project whose dataset has 25 probed rows (a finished scripted probe) and 5 kept without a probe."""
     ds = move_not_probed(load_dataset(write_rows(tmp_path / "team.jsonl", team_rows(), "jsonl")))
-    project, _ = probed_project(tmp_path, ds)
+    project, _ = scripted_probe_project(tmp_path, ds)
     project.close()
     return tmp_path / "p.knowmix"
 

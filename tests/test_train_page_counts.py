@@ -10,14 +10,14 @@ pytest.importorskip("PySide6")
 
 from core.datasets import load_dataset  # noqa: E402
 from core.plan import PlanSettings, build_plan, save_plan  # noqa: E402
-from tests.test_plan import move_not_probed, probed_project, team_rows, write_rows  # noqa: E402
+from tests.test_plan import move_not_probed, scripted_probe_project, team_rows, write_rows  # noqa: E402
 
 
 def test_the_train_page_counts_the_kept_rows_that_train(tmp_path):
     from gui.pages.train_text import plan_line
 
     ds = move_not_probed(load_dataset(write_rows(tmp_path / "team.jsonl", team_rows(), "jsonl")))
-    project, _dataset_id = probed_project(tmp_path, ds)
+    project, _dataset_id = scripted_probe_project(tmp_path, ds)
     plan = build_plan(project, settings=PlanSettings(dev_fraction=0.2))
     plan_id = save_plan(project, plan)
     trains = len(plan.training_examples())
