@@ -68,7 +68,7 @@ def test_try_it_probe_breakdown_plan_train_check_export_with_the_built_in_model(
     assert "too few" not in train.plan_label.text()
     assert train.start_button.isEnabled() and train.check_after.isChecked()
     train.epochs.setValue(2)
-    train.threads.setValue(1)
+    train.threads.setValue(2)  # the suite runs one test at a time: both cores
     train.device.setCurrentIndex(train.device.findData("cpu"))
     train.start_button.click()
     qtbot.waitUntil(lambda: not train.training, timeout=1_200_000)

@@ -72,7 +72,7 @@ def check_intact(path: Path) -> None:
 @pytest.mark.slow
 def test_probe_killed_at_random_points_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
     reference = tmp_path / "reference.knowmix"
-    done = run_cli(*probe_args(reference, N_QUESTIONS), "--threads", "1", cwd=tmp_path, timeout=600)
+    done = run_cli(*probe_args(reference, N_QUESTIONS), "--threads", "2", cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr
     expected = result_rows(reference)
     assert len(expected) == N_QUESTIONS
@@ -80,7 +80,7 @@ def test_probe_killed_at_random_points_resumes_to_the_uninterrupted_result(tmp_p
     rng = random.Random(20261124)
     for attempt in range(2):
         project = tmp_path / f"killed-{attempt}.knowmix"
-        args = [*probe_args(project, N_QUESTIONS), "--threads", "1"]
+        args = [*probe_args(project, N_QUESTIONS), "--threads", "2"]
         at_least = rng.randint(2, N_QUESTIONS * 2 // 3)
         extra_delay = rng.uniform(0.0, 1.0)  # not right at a batch boundary: somewhere inside the next batch
         proc, _out, err = start_cli(*args, cwd=tmp_path)

@@ -586,7 +586,7 @@ def test_embedded_smollm2_trains_one_epoch_and_its_adapter_loads(tmp_path, sampl
     ex = sample_examples[:25]
     items = [TrainItem(e.id, e.question, e.answers[0], tuple(e.answers), CATS[i % 4], e.group) for i, e in enumerate(ex)]
     started = time.perf_counter()
-    settings = TrainSettings(epochs=1, batch_size=4, threads=1, max_new_tokens=12, fit_sample_per_category=3, merge=True)
+    settings = TrainSettings(epochs=1, batch_size=4, threads=2, max_new_tokens=12, fit_sample_per_category=3, merge=True)
     result = train_loop(tmp_path / "run", ref, settings, items[:20], items[20:])
     trained = time.perf_counter() - started
     assert result.status == "done" and result.final_step == 5

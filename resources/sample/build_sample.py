@@ -105,13 +105,15 @@ def reuse_screen(path: Path, rows: list[dict], settings) -> tuple[dict[str, str]
 
     with Project(path) as project:
         run = project.probe_run()
-        cats = {r["question"]: r["category"] for r in _results(project, int(run["id"]))}
-        same = json.loads(run.get("settings") or "{}") == json.loads(settings.identity())  # prompt format and scorer too
-    if run.get("status") != "finished" or not same or set(cats) != {r["question"] for r in rows}:
+        if run is None:
+            raise SystemExit(f"{path}: no probe run to reuse; run without --reuse")
+        cats = {r["question"]: r["category"] for r in _results(project, run.id)}
+        same = run.settings == json.loads(settings.identity())  # prompt format and scorer too
+    if not run.finished or not same or set(cats) != {r["question"] for r in rows}:
         raise SystemExit(
             f"{path}: not a finished screen of these candidates with {settings.preset} settings; run without --reuse"
         )
-    return cats, {"wall_seconds": round(float(run.get("seconds") or 0.0), 1), "reused": str(path)}
+    return cats, {"wall_seconds": round(run.seconds, 1), "reused": str(path)}
 
 
 def _results(project, run_id: int) -> list[dict]:
