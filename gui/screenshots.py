@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     win.go("export")
     export = win.by_key["export"]
     export.save_report(out.parent / "sample-report.html")
-    _wait(app, idle, 120, "the report")
+    _wait(app, idle, 1200, "the check the Train step starts, then the report")
     shot("8-export")
     print(f"done in {time.monotonic() - t0:.0f} s", flush=True)
     win.close()
