@@ -15,6 +15,7 @@ from core.paths import sample_pool, starter_dataset
 from core.plan import PlanSettings, build_plan
 from core.probe import CATEGORIES, ProbeSettings
 from core.store import Project
+from tests.probed import ProbedModel, ProbeRow, seed_project
 
 RECORD = starter_dataset().with_suffix(".json")
 # What the recommended plan of the sample trains on, and its dev and test splits: 2 and 4 with the
@@ -48,41 +49,11 @@ def test_the_starter_sample_has_every_category_across_six_relations():
 def recorded_project(path, ds, category: dict[str, str], settings: ProbeSettings) -> None:
     """A project holding ``ds`` and a finished probe run whose categories are ``category``
     (by question): what the recorded probe found, without loading the model."""
-    with Project(path) as project:
-        dataset_id = project.add_dataset(ds)
-        run_id = project.create_probe_run(
-            dataset_id=dataset_id,
-            pool_dataset_id=None,
-            model_spec="default",
-            model_name="SmolLM2-135M-Instruct",
-            model_path="",
-            model_fingerprint="recorded",
-            backend="llama.cpp",
-            preset=settings.preset,
-            settings=settings.identity(),
-            n_total=len(ds.examples),
-        )
-        rows = [
-            {
-                "run_id": run_id,
-                "example_id": ex.id,
-                "group_name": ex.group,
-                "category": category[ex.question],
-                "p_greedy": 0.0,
-                "p_sampled": 0.0,
-                "greedy_correct": 0,
-                "greedy_total": 10,
-                "sampled_correct": 0,
-                "sampled_total": 0,
-                "greedy_answers": "[]",
-                "sampled_answers": "[]",
-                "exemplar_ids": "[]",
-                "seconds": 0.0,
-            }
-            for ex in ds.examples
-        ]
-        project.save_probe_results(run_id, rows, n_done=len(rows), seconds=0.0)
-        project.update_probe_run(run_id, status="finished")
+    model = ProbedModel(spec="default", name="SmolLM2-135M-Instruct", fingerprint="recorded", backend="llama.cpp")
+    row = ProbeRow(settings=settings.identity(), preset=settings.preset)
+    by_id = {ex.id: category[ex.question] for ex in ds.examples}
+    project, _run_id = seed_project(path, ds.examples, by_id, model=model, row=row, dataset_path=str(ds.path))
+    project.close()
 
 
 def test_the_recommended_plan_of_the_starter_sample_trains_on_30_with_dev_and_test_splits_of_7(tmp_path):
