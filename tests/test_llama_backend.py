@@ -55,6 +55,37 @@ def test_a_seed_gives_the_same_answer_whatever_else_is_asked_or_cached(backend):
     assert greedy == backend.generate([GenRequest(p) for p in prompts])
 
 
+def test_a_prompt_gets_the_candidates_of_token_by_token_evaluation_whatever_the_cache_held(backend):
+    """llama.cpp's numbers for a token depend on what else is in its pass (a long prompt in one pass
+    differs from it token by token); the backend's passes are short enough that they do not, so a
+    near-tie cannot turn on which prompt was asked before (core/backends/llama_backend.py)."""
+    import numpy as np
+
+    from core.backends.sampling import top_candidates
+
+    llm = backend.llm
+    long_prefix = PREFIX + "Q: What is the capital of Portugal?\nA: Lisbon\n\nQ: What is the capital of Greece?\nA: Athens\n\n"
+    prompts = [long_prefix + f"Q: {q}\nA:" for q in QUESTIONS]
+    assert all(len(backend._tokenize(p, 10_000)) >= 64 for p in prompts), "a prompt must need more than one pass"
+
+    def token_by_token(prompt: str):
+        llm.reset()
+        for tok in backend._tokenize(prompt, 10_000).tolist():
+            llm.eval([tok])
+        return top_candidates(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)).copy(), 40)
+
+    want = [token_by_token(p) for p in prompts]
+    histories = [[], [PREFIX + "Q: Who painted the Mona Lisa?\nA:"], [prompts[2], prompts[0]], ["Write a poem:"]]
+    for history in histories:
+        for prompt, (ids, logits) in zip(prompts, want):
+            backend.reset_cache()
+            for other in history:
+                backend.generate([GenRequest(other, max_tokens=2)])
+            backend.generate([GenRequest(prompt, max_tokens=1)])
+            got_ids, got_logits = backend._tries.get(tuple(backend._tokenize(prompt, 10_000).tolist()), 40).nodes[()]
+            assert np.array_equal(got_ids, ids) and np.array_equal(got_logits, logits), (history, prompt)
+
+
 def test_shared_prefix_and_answer_trie_save_model_work(backend):
     backend.reset_cache()
     backend.stats.reset()

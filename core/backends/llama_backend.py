@@ -4,6 +4,18 @@ The probe sends prompts ordered so that consecutive ones share their few-shot ex
 prefix; this backend keeps llama.cpp's single KV cache and only evaluates the tokens after the
 longest common prefix with what is already cached. Answers are decoded over a ``TrieCache``
 (see ``decode.py``), so the greedy answer and the samples of a prompt share evaluated tokens.
+
+**A prefix gets the same candidates however it was reached.** Reusing the cache means a token is
+evaluated in one pass with whatever else was not cached yet, and llama.cpp's numbers depend on
+that: without flash attention, two tokens in a pass already differ from one and one (up to 1.0 in
+a logit on the built-in model); with flash attention, passes of up to 63 tokens give exactly the
+numbers of one token at a time, and 64 or more do not (measured on this build, AVX2). A near-tie
+then turned on what the cache happened to hold: the prompt asked just before, so the lazy and the
+full probe schedules, a probe and its resumed run, or a seed asked alone and among others could
+answer differently. So flash attention is on and no pass holds more than ``MAX_PASS`` tokens:
+the candidates after a prompt and a generated prefix are those of evaluating it token by token,
+whatever was asked before (``tests/test_llama_backend.py``). It costs nothing measurable: flash
+attention is the faster path here, and a prompt is rarely longer than one pass.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ from .sampling import candidates_needed, top_candidates
 
 DEFAULT_N_CTX = 2048
 KEEP_CANDIDATES = 40  # the paper's top-k; greedy and T=0.5/top-40 answers share cached nodes
+MAX_PASS = 32  # tokens per llama_decode: at most 63 give the numbers of one at a time (the module's note)
 
 
 class LlamaCppBackend(Backend):
@@ -63,6 +76,7 @@ class LlamaCppBackend(Backend):
                 n_threads=threads,
                 n_threads_batch=threads,
                 logits_all=False,
+                flash_attn=True,  # with MAX_PASS: the same numbers however the cache was reached
                 verbose=False,
                 seed=0,
                 lora_path=str(lora_path) if lora_path else None,
@@ -111,10 +125,11 @@ class LlamaCppBackend(Backend):
         if common >= len(tokens):
             common = len(tokens) - 1  # the logits of the last token are needed again
         llm.n_tokens = common
-        todo = tokens[common:]
-        llm.eval(todo.tolist())
-        self.stats.forward_calls += 1
-        self.stats.tokens_evaluated += int(len(todo))
+        for at in range(common, len(tokens), MAX_PASS):
+            todo = tokens[at : at + MAX_PASS]
+            llm.eval(todo.tolist())
+            self.stats.forward_calls += 1
+            self.stats.tokens_evaluated += int(len(todo))
         return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(self._vocab,)).copy()
 
     def _tokenize(self, prompt: str, room: int, chat: bool = False) -> np.ndarray:
