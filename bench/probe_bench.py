@@ -127,12 +127,18 @@ class CountingLlama:
     def __init__(self, model_path: str, threads: int) -> None:
         import llama_cpp
 
+        from core.backends.llama_backend import MAX_PASS
+
+        # the numbers KnowMix's backend computes (flash attention, passes of at most MAX_PASS
+        # tokens: those of token-by-token evaluation), so the greedy answers of both sides agree
         self.llm = llama_cpp.Llama(
             model_path=model_path,
             n_ctx=N_CTX,
+            n_batch=MAX_PASS,
             n_threads=threads,
             n_threads_batch=threads,
             logits_all=False,
+            flash_attn=True,
             verbose=False,
         )
         self.eval_calls = 0

@@ -284,7 +284,7 @@ def _demo(sub: Any) -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="probe sample questions with the built-in model, plan the mix and run a short LoRA fine-tune")
     d.add_argument(
-        "--questions", type=int, default=71, help="how many sample questions to probe (default 71: the whole starter sample)"
+        "--questions", type=int, default=100, help="how many sample questions to probe (default 100: the whole starter sample)"
     )
     d.add_argument("--epochs", type=int, default=3, help="epochs of the short LoRA run (default 3)")
     d.add_argument("--no-train", action="store_true", help="stop after the probe")

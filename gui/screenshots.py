@@ -3,7 +3,7 @@
 It drives the app the way a newcomer does (the sample project, the built-in model, the paper's
 budget, the recommended plan, a short LoRA run, the report) in a throw-away data folder, and
 grabs the main window at each step. It takes about ten minutes on a laptop CPU, most of it the
-paper-budget probe of the 71 starter questions and the training run.
+paper-budget probe of the 100 starter questions and the training run.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Callable
 
 SIZE = (1280, 840)
-QUESTIONS = 71  # the starter sample ("Try it", issue 21), every SliCK category represented
 
 
 def _wait(app, cond: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -71,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     dataset = win.by_key["dataset"]
     from core.paths import sample_pool, starter_dataset
 
+    from .pages.project import SAMPLE_QUESTIONS
+
     dataset.open_file(str(starter_dataset()))
     _wait(app, lambda: dataset.preview is not None, 60, "the preview")
     # The starter sample as "Try it" probes it, all of it.
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     win.go("probe")
     probe = win.by_key["probe"]
     probe.start()
-    _wait(app, lambda: probe.progress.bar.value() >= QUESTIONS // 2 or idle(), 1800, "half the probe")
+    _wait(app, lambda: probe.progress.bar.value() >= SAMPLE_QUESTIONS // 2 or idle(), 1800, "half the probe")
     shot("4-probe")
     _wait(app, idle, 1800, "the probe")
 

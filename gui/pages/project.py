@@ -11,7 +11,7 @@ from .base import DONE, READY, InlineMessage, Page
 
 # The whole starter sample (resources/sample/README.md): questions chosen so that the built-in model
 # knows about 60% of them, so the recommended plan has some to train on
-SAMPLE_QUESTIONS = 71
+SAMPLE_QUESTIONS = 100
 PROJECT_FILTER = "KnowMix projects (*.knowmix);;All files (*)"
 
 

@@ -50,18 +50,20 @@ SEED = 20261207  # fixed: the candidates' draw and the round robin; the probe's 
 CATEGORIES = ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")
 # relation -> candidates drawn from its train split; the built-in model knows more of the first ones
 CANDIDATES = {"P17": 40, "P495": 40, "P36": 40, "P136": 25, "P740": 25, "P131": 25, "P19": 15, "P264": 15}
-# of the sample, from the screen's known questions (the rest: questions it does not know); with the
-# default --size of 71 that takes all 44 questions the screen of these candidates found known
+# a second draw (another seed tag, none of the first draw's questions) from the relations whose
+# questions the screen of the first found known most often: for a sample of 100 with 62 known
+MORE_CANDIDATES = {"P17": 60, "P36": 50, "P131": 40, "P495": 20}
+# of the sample, from the screen's known questions (the rest: questions it does not know)
 KNOWN_SHARE = 0.62
 SCREEN_SAMPLES = 1  # samples per exemplar set in the screen (the paper: 16)
 SAMPLE_NAME = "entityquestions_starter"
 
 
-def candidates(source: Path, exclude: set[str]) -> list[dict]:
+def candidates(source: Path, exclude: set[str], table: dict[str, int] = CANDIDATES, tag: str = "starter") -> list[dict]:
     """The seeded draw; ``exclude`` (normalised questions) grows by what it drew."""
     rows: list[dict] = []
-    for rel, k in CANDIDATES.items():
-        picked = draw(read_rows(source / "train" / f"{rel}.train.jsonl", rel), k, f"starter:{SEED}:{rel}", exclude)
+    for rel, k in table.items():
+        picked = draw(read_rows(source / "train" / f"{rel}.train.jsonl", rel), k, f"{tag}:{SEED}:{rel}", exclude)
         exclude.update(norm(r["question"]) for r in picked)
         rows.extend(picked)
     return rows
@@ -71,7 +73,7 @@ def probe(rows: list[dict], work: Path, name: str, settings, threads: int) -> tu
     """Probe ``rows`` in a project of their own with KnowMix's probe; categories by question, and times."""
     from core.datasets import load_dataset
     from core.paths import sample_pool
-    from core.probe import run_probe
+    from core.probe import ProbeRequest, run_probe
     from core.store import Project
 
     data = work / f"{name}.jsonl"
@@ -82,38 +84,47 @@ def probe(rows: list[dict], work: Path, name: str, settings, threads: int) -> tu
     with Project(work / f"{name}.knowmix") as project:
         ds_id = project.add_dataset(load_dataset(data), role="train")
         pool_id = project.add_dataset(load_dataset(sample_pool()), role="pool")
-        out = run_probe(
-            project,
+        request = ProbeRequest(
             dataset_id=ds_id,
             pool_dataset_id=pool_id,
             model_spec="default",
             settings=settings,
             isolate=False,  # in this process, so process_time counts the model's threads
             backend_options={"n_threads": threads},
-            on_status=lambda m: print(m, flush=True),
         )
+        out = run_probe(project, request, on_status=lambda m: print(m, flush=True))
         cats = {r["question"]: r["category"] for r in _results(project, out.run_id)}
     times = {"cpu_seconds": round(time.process_time() - cpu0, 1), "wall_seconds": round(time.monotonic() - wall0, 1)}
     print(f"{name}: {len(rows)} questions, {times}", flush=True)
     return cats, times
 
 
+BUDGET_KEYS = ("n_sets", "shots", "samples_per_set", "temperature", "top_k", "seed")
+
+
 def reuse_screen(path: Path, rows: list[dict], settings) -> tuple[dict[str, str], dict]:
     """The categories of an earlier screen (``path``), refused unless it probed exactly ``rows``
-    with ``settings`` to the end; its times are the stored run's."""
+    with the screen's budget to the end; its times are the stored run's. A screen made with an
+    earlier scorer or prompt format is taken (and named in the record): it only steers which
+    questions are chosen, the sample's categories are the final probe's."""
     from core.store import Project
 
+    from core.errors import ProjectError
+
     with Project(path) as project:
-        run = project.probe_run()
-        if run is None:
-            raise SystemExit(f"{path}: no probe run to reuse; run without --reuse")
+        try:
+            run = project.probe_run()
+        except ProjectError:
+            raise SystemExit(f"{path}: no probe run to reuse; run without --reuse") from None
         cats = {r["question"]: r["category"] for r in _results(project, run.id)}
-        same = run.settings == json.loads(settings.identity())  # prompt format and scorer too
+    want = json.loads(settings.identity())
+    same = all(run.settings.get(k) == want.get(k) for k in BUDGET_KEYS)
     if not run.finished or not same or set(cats) != {r["question"] for r in rows}:
         raise SystemExit(
             f"{path}: not a finished screen of these candidates with {settings.preset} settings; run without --reuse"
         )
-    return cats, {"wall_seconds": round(run.seconds, 1), "reused": str(path)}
+    versions = {k: run.settings.get(k) for k in ("scorer", "prompt_format") if run.settings.get(k) != want.get(k)}
+    return cats, {"wall_seconds": round(run.seconds, 1), "reused": str(path), **({"made_with": versions} if versions else {})}
 
 
 def _results(project, run_id: int) -> list[dict]:
@@ -154,18 +165,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="EntityQuestions folder (train/)")
     ap.add_argument("--out", type=Path, default=HERE, help="output folder (default: next to this script)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/knowmix-starter"), help="folder for the probe projects")
-    ap.add_argument("--size", type=int, default=71, help="questions in the sample (default 71: every known one of the screen)")
+    ap.add_argument("--size", type=int, default=100, help="questions in the sample (default 100)")
     ap.add_argument("--reuse", action="store_true", help="reuse the screen an earlier run left in --work (checked)")
     ap.add_argument("--threads", type=int, default=1, help="llama.cpp threads (1 on a shared machine)")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     exclude = {norm(json.loads(line)["question"]) for line in (HERE / "entityquestions_pool.jsonl").open(encoding="utf-8")}
     screen_settings = preset("paper", samples_per_set=SCREEN_SAMPLES)
-    rows = candidates(args.source, exclude)
-    if args.reuse and (args.work / "screen.knowmix").is_file():
-        screen, screen_times = reuse_screen(args.work / "screen.knowmix", rows, screen_settings)
-    else:
-        screen, screen_times = probe(rows, args.work, "screen", screen_settings, args.threads)
+    first = candidates(args.source, exclude)
+    more = candidates(args.source, exclude, MORE_CANDIDATES, "starter-more")
+    screen: dict[str, str] = {}
+    screen_times: dict = {}
+    for name, part in (("screen", first), ("screen-more", more)):
+        if args.reuse and (args.work / f"{name}.knowmix").is_file():
+            cats, times = reuse_screen(args.work / f"{name}.knowmix", part, screen_settings)
+        else:
+            cats, times = probe(part, args.work, name, screen_settings, args.threads)
+        screen.update(cats)
+        screen_times[name] = times
+    rows = first + more
     chosen = choose(rows, screen, args.size)
     paper = preset("paper")
     final, final_times = probe(chosen, args.work, "sample", paper, args.threads)
@@ -174,9 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     counts = {c: sum(1 for r in chosen if final[r["question"]] == c) for c in CATEGORIES}
     relations = sorted({r["relation"] for r in chosen})
     record = {
-        "command": "nice -n 10 .venv/bin/python resources/sample/build_sample.py " + " ".join(argv or sys.argv[1:]),
+        "command": ".venv/bin/python resources/sample/build_sample.py " + " ".join(argv or sys.argv[1:]),
         "seed": SEED,
         "candidates": CANDIDATES,
+        "more_candidates": MORE_CANDIDATES,
         "known_share": KNOWN_SHARE,
         "screen_settings": asdict(screen_settings),
         "probe_settings": asdict(paper),
