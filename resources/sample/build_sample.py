@@ -107,9 +107,8 @@ def reuse_screen(path: Path, rows: list[dict], settings) -> tuple[dict[str, str]
     with the screen's budget to the end; its times are the stored run's. A screen made with an
     earlier scorer or prompt format is taken (and named in the record): it only steers which
     questions are chosen, the sample's categories are the final probe's."""
-    from core.store import Project
-
     from core.errors import ProjectError
+    from core.store import Project
 
     with Project(path) as project:
         try:
