@@ -57,12 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     win.by_key["project"].try_button.click()
     probe = win.by_key["probe"]
+    wait(app, lambda: idle() and probe.start_button.isEnabled(), 120, "the sample project")  # as the user sees it
     if args.preset != "paper":
         probe.preset_combo.setCurrentIndex(probe.preset_combo.findData(args.preset))
     step("try it", t0)
 
     t0 = time.monotonic()
     probe.start_button.click()
+    wait(app, lambda: not idle(), 30, "the probe's start")
     wait(app, idle, 3600, "the probe")
     step("probe", t0)
     print(f"           {probe.live_counts.text()}", flush=True)

@@ -78,6 +78,17 @@ class CurvePlot(pg.PlotWidget):
         for key, c in self.curves.items():
             xs, ys = self.data[key]
             c.setData(xs, ys)
+        self._place_stop_label()
+
+    def _place_stop_label(self) -> None:
+        """The "stopping point" label at the top of its line, or at the bottom when a curve passes
+        high there (train fit near 100%): never over a curve's points."""
+        if self.stop_step is None:
+            return
+        low, high = self.getPlotItem().viewRange()[1]
+        near = [ys[min(range(len(xs)), key=lambda i: abs(xs[i] - self.stop_step))] for xs, ys in self.data.values() if xs]
+        top_taken = high > low and any((y - low) / (high - low) > 0.6 for y in near)
+        self.stop_line.label.setPosition(0.08 if top_taken else 0.95)
 
     def clear_data(self) -> None:
         for key in self.data:
@@ -94,6 +105,7 @@ class CurvePlot(pg.PlotWidget):
         else:
             self.stop_line.setValue(step)
             self.stop_line.show()
+            self._place_stop_label()
 
     def points(self, key: str) -> int:
         return len(self.data.get(key, ([], []))[0])
