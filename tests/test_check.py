@@ -74,6 +74,21 @@ def test_new_errors_and_fixed_are_exactly_the_questions_that_changed(trained):
     assert stored is not None and stored.to_dict()["splits"] == json.loads(json.dumps(report.to_dict()["splits"]))
 
 
+def test_the_estimate_counts_each_exemplar_prompt_at_what_a_probe_prompt_took(trained):
+    """A check asks every question's exemplar sets again: each such prompt costs about what one of
+    the probe's took. Counted per answer instead (the probe's samples are nearly free), the Train
+    step said "about 43 s" for a check of the starter sample that took 210 s."""
+    project, run_id, *_ = trained
+    cp = plan_check(project, run_id)
+    prompts = sum(r["greedy_total"] for r in project.probe_results(cp.probe_run.id))
+    assert any(r["sampled_total"] for r in project.probe_results(cp.probe_run.id)), "no samples: the test checks nothing"
+    project.db.execute("UPDATE probe_runs SET seconds = ? WHERE id = ?", [prompts * 0.5, cp.probe_run.id])
+    cp = plan_check(project, run_id)
+    exemplar_prompts = cp.n * cp.probe_settings.n_sets
+    assert cp.seconds is not None and cp.seconds >= 0.5 * exemplar_prompts
+    assert cp.seconds <= 0.5 * (exemplar_prompts + 2 * cp.n) + 60
+
+
 def test_the_train_sample_keeps_at_most_n_questions_per_category(trained):
     project, run_id, *_ = trained
     cp = plan_check(project, run_id, CheckSettings(train_per_category=3))

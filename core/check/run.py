@@ -117,13 +117,18 @@ def _cost(
     """Answers a check asks for, and seconds at the first probe's speed (None when it has none).
 
     Per question: the answer alone before and after, and the probe's greedy answers after (samples
-    too with ``full``); an OOD question is also probed before training (it has no first probe)."""
+    too with ``full``); an OOD question is also probed before training (it has no first probe). The
+    time counts prompts at the first probe's seconds per prompt: the answer-alone prompts are shorter
+    than an exemplar set's, and a LoRA makes the trained model's prompts slower (about 1.5x on
+    llama.cpp), which roughly cancel (173 s estimated, 210 s taken on the starter sample)."""
     n_sets = probe_settings.n_sets
     probe_cost = n_sets + (n_sets * probe_settings.samples_per_set if settings.full else 0)
     n = sum(len(v) for v in questions.values())
-    generations = n * (2 + probe_cost) + len(questions.get("ood") or []) * probe_cost
-    speed = _store.probe_speed(project, probe_run.id)
-    return generations, (generations * speed + 20 if speed else None)  # + loading two models
+    n_ood = len(questions.get("ood") or [])
+    generations = n * (2 + probe_cost) + n_ood * probe_cost
+    prompts = n * (2 + n_sets) + n_ood * n_sets
+    per_prompt = _store.probe_seconds_per_prompt(project, probe_run.id)
+    return generations, (prompts * per_prompt + 20 if per_prompt else None)  # + loading two models
 
 
 def _cost_words(questions: dict[str, list[Example]], generations: int, seconds: Optional[float]) -> str:
